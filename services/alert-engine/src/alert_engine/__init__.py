@@ -1,0 +1,1 @@
+"""opsmesh alert-engine."""

@@ -1,0 +1,1 @@
+"""opsmesh metrics-ingest."""

@@ -1,0 +1,1 @@
+"""opsmesh query-analyzer."""

@@ -1,0 +1,3 @@
+"""opsmesh common library: what every service imports."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Child processes for infrastructure: free ports, readiness waits, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+class InfrastructureUnavailable(RuntimeError):
+    """A part could not be installed or started; the message says what and what to do."""
+
+    def __init__(self, part: str, problem: str, remedy: str) -> None:
+        super().__init__(f"{part}: {problem}\n  -> {remedy}")
+        self.part = part
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log_file: Path | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}{_tail(log_file)}")
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready after {timeout_s}s{_tail(log_file)}")
+
+
+def _tail(log_file: Path | None, lines: int = 30) -> str:
+    if log_file is None or not log_file.exists():
+        return ""
+    text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return "\n--- last lines of " + str(log_file) + " ---\n" + "\n".join(text)
+
+
+def spawn(
+    args: Sequence[str],
+    *,
+    log_file: Path,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own session so a stop can signal its whole group."""
+    command = list(args)
+    if user is not None:
+        command = ["runuser", "-u", user, "--", *command]
+    handle = log_file.open("ab")
+    try:
+        return subprocess.Popen(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        handle.close()
+
+
+def terminate(
+    process: subprocess.Popen[bytes], *, grace_s: float = 15.0, sig: int = signal.SIGTERM
+) -> None:
+    if process.poll() is not None:
+        return
+    _signal_group(process, sig)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,28 @@
+"""The base of every event: a typed, versioned record, JSON on the wire.
+
+Each event class names its CloudEvents ``type`` and its schema version. Consumers
+accept any version up to the one they know; newer majors go to the DLQ with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+
+# Size limits on every input: names, label sets and free text are bounded at decode time.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LabelName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=100)]
+LabelValue = Annotated[str, msgspec.Meta(max_length=1024)]
+Labels = Annotated[dict[LabelName, LabelValue], msgspec.Meta(max_length=64)]
+Text = Annotated[str, msgspec.Meta(max_length=16_384)]
+EpochSeconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Event(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=False):
+    """Base class; subclasses set ``EVENT_TYPE`` and ``SCHEMA_VERSION``."""
+
+    EVENT_TYPE: ClassVar[str] = "dev.opsmesh.event"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    schema_version: int = 1

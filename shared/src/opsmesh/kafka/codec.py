@@ -1,0 +1,31 @@
+"""JSON encoding and typed decoding of events with msgspec (the fastest path measured)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+
+from opsmesh.events.base import Event
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+@cache
+def decoder_for(event_type: type[T]) -> msgspec.json.Decoder[T]:
+    return msgspec.json.Decoder(event_type)
+
+
+def decode(event_type: type[T], data: bytes) -> T:
+    return decoder_for(event_type).decode(data)
+
+
+def to_builtins(event: Event) -> Any:
+    return msgspec.to_builtins(event)

@@ -1,0 +1,52 @@
+"""Topic names, partition counts and key choices: the one place they are defined.
+
+Keys are chosen for ownership: all state for one key lives in one partition, so one
+consumer owns it and replicas scale by partitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    partitions: int
+    key: str  # what the record key is, for humans and for producers in other languages
+    retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+METRICS = Topic("opsmesh.metrics", 8, "series id (metric name + sorted labels)")
+SLOW_QUERIES = Topic("opsmesh.slow-queries", 8, "query fingerprint (or database when unknown)")
+HEALTH = Topic("opsmesh.health", 8, "service/instance")
+SIGNALS = Topic("opsmesh.signals", 8, "rule subject: the series id or finding subject")
+ALERTS = Topic("opsmesh.alerts", 8, "alert fingerprint")
+NOTIFICATIONS = Topic("opsmesh.notifications", 8, "group key + receiver")
+DELIVERIES = Topic("opsmesh.deliveries", 8, "idempotency key")
+DLQ = Topic("opsmesh.dlq", 4, "the original record's key", retention_ms=30 * 24 * 3600 * 1000)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    METRICS,
+    SLOW_QUERIES,
+    HEALTH,
+    SIGNALS,
+    ALERTS,
+    NOTIFICATIONS,
+    DELIVERIES,
+    DLQ,
+)
+
+# Consumer groups, one per service role; replicas of a service share its group.
+GROUP_METRICS_INGEST = "opsmesh.metrics-ingest"
+GROUP_QUERY_ANALYZER = "opsmesh.query-analyzer"
+GROUP_HEALTH_AGGREGATOR = "opsmesh.health-aggregator"
+GROUP_ALERT_ENGINE = "opsmesh.alert-engine"
+GROUP_NOTIFIER = "opsmesh.notifier"
+
+
+def by_name(name: str) -> Topic:
+    for topic in ALL_TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"unknown topic {name!r}; known: {[t.name for t in ALL_TOPICS]}")

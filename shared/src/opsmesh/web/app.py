@@ -1,0 +1,149 @@
+"""``init_app``: the one way a service becomes an aiohttp application.
+
+- ``/health/live``: the process answers; never depends on other systems (Kubernetes
+  liveness semantics: restarting us would not fix a broken dependency).
+- ``/health/ready``: each of the service's own dependencies answers within a timeout.
+- ``/metrics``: the service's Prometheus registry.
+Resources open in ``cleanup_ctx`` order and close in reverse; background workers get a
+stop event on shutdown and a bounded time to drain (commit offsets, flush producers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+SERVICE_KEY = web.AppKey("service", str)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+_STOP_KEY = web.AppKey("stop", asyncio.Event)
+_STARTED_KEY = web.AppKey("started_at", float)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    name: str
+    probe: Callable[[], Awaitable[None]]
+    timeout_s: float = 2.0
+
+
+@dataclass(slots=True)
+class ServiceSpec:
+    """What a composition root hands to ``init_app``."""
+
+    name: str
+    registry: CollectorRegistry
+    resources: Sequence[CleanupContext] = ()
+    readiness: Callable[[], Sequence[ReadinessCheck]] = lambda: ()
+    workers: Callable[[], Sequence[tuple[str, Worker]]] = lambda: ()
+    routes: Callable[[web.Application], None] = lambda app: None
+    drain_timeout_s: float = 8.0
+    middlewares: Sequence[web.Middleware] = field(default_factory=list)
+    client_max_size: int = 1024 * 1024
+
+
+def init_app(spec: ServiceSpec) -> web.Application:
+    app = web.Application(middlewares=list(spec.middlewares), client_max_size=spec.client_max_size)
+    app[SERVICE_KEY] = spec.name
+    app[REGISTRY_KEY] = spec.registry
+    app[_STARTED_KEY] = time.time()
+
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "service": spec.name})
+
+    async def ready(_: web.Request) -> web.Response:
+        results = await asyncio.gather(*(_run_check(c) for c in spec.readiness()))
+        checks = dict(results)
+        if not checks:
+            checks = {"startup": "pending"}
+        ok = all(v == "ok" for v in checks.values())
+        return web.json_response(
+            {"status": "ready" if ok else "not_ready", "service": spec.name, "checks": checks},
+            status=200 if ok else 503,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(spec.registry)
+        response = web.Response(body=body)
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        response.charset = "utf-8"
+        return response
+
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    spec.routes(app)
+    app.cleanup_ctx.extend(spec.resources)
+    app.cleanup_ctx.append(_workers_ctx(spec))
+    return app
+
+
+async def _run_check(check: ReadinessCheck) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(check.probe(), timeout=check.timeout_s)
+    except TimeoutError:
+        return check.name, f"timeout after {check.timeout_s}s"
+    except Exception as exc:
+        return check.name, f"error: {type(exc).__name__}: {exc}"[:300]
+    return check.name, "ok"
+
+
+def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        app[_STOP_KEY] = stop
+        tasks = {
+            asyncio.create_task(worker(stop), name=f"{spec.name}:{name}"): name
+            for name, worker in spec.workers()
+        }
+        for task in tasks:
+            task.add_done_callback(_crash_is_fatal)
+        yield
+        stop.set()
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=spec.drain_timeout_s)
+        for task in pending:
+            log.warning("worker did not drain in time; cancelling", worker=tasks[task])
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("worker ended with an error", worker=tasks[task], error=repr(task.exception()))
+
+    return ctx
+
+
+def _crash_is_fatal(task: asyncio.Task[None]) -> None:
+    """A background worker that dies unexpectedly takes the process down: better a restart
+    by the supervisor than a live process that silently stopped consuming."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.error("worker crashed; stopping the service", worker=task.get_name(), error=repr(task.exception()))
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_service(app: web.Application, *, host: str, port: int, shutdown_timeout_s: float) -> None:
+    """Serve until SIGTERM/SIGINT; aiohttp turns them into a graceful shutdown."""
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        shutdown_timeout=shutdown_timeout_s,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
