@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS opsmesh_schema_migrations (
     checksum   text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (component, version)
+);
+CREATE TABLE IF NOT EXISTS opsmesh_applied_offsets (
+    consumer    text    NOT NULL,
+    topic       text    NOT NULL,
+    partition   integer NOT NULL,
+    next_offset bigint  NOT NULL,
+    PRIMARY KEY (consumer, topic, partition)
 )
 """
 
@@ -65,7 +72,7 @@ async def apply_migrations(dsn: str, component: str, package: str) -> list[int]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=False) as conn:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            await conn.execute(_BOOKKEEPING)
+            await conn.execute(_BOOKKEEPING.encode())
             cursor = await conn.execute(
                 "SELECT version, checksum FROM opsmesh_schema_migrations WHERE component = %s",
                 (component,),
@@ -87,3 +94,17 @@ async def apply_migrations(dsn: str, component: str, package: str) -> list[int]:
                 )
                 applied_now.append(migration.version)
     return applied_now
+
+
+def registered_components() -> dict[str, str]:
+    """Every installed component's migrations package, from ``opsmesh.migrations`` entry points."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group="opsmesh.migrations")}
+
+
+async def apply_all(dsn: str) -> dict[str, list[int]]:
+    return {
+        component: await apply_migrations(dsn, component, package)
+        for component, package in sorted(registered_components().items())
+    }

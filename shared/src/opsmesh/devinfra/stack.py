@@ -38,6 +38,7 @@ class LocalStack:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="opsmesh-infra-"))
         # PostgreSQL runs as its own user when we are root and must reach its data directory.
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         self._keep = keep_workdir
         self._started: list[KafkaServer | PostgresServer | RedisServer] = []

@@ -170,10 +170,22 @@ class BatchConsumer(Generic[E]):
         self._consumed_to: dict[Partition, int] = {}
         self._hold_from: dict[Partition, int] = {}
         self.started = asyncio.Event()
+        self._joined_once = False
 
     @property
     def kafka(self) -> AIOKafkaConsumer:
         return self._consumer
+
+    @property
+    def group_id(self) -> str:
+        return self._config.group_id
+
+    async def ready(self) -> None:
+        """Readiness: the consumer has started and joined its group."""
+        if not self.started.is_set():
+            raise RuntimeError("consumer not started")
+        if not self._consumer.assignment() and not self._joined_once:
+            raise RuntimeError("consumer has not joined its group yet")
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._consumer.start()
@@ -325,4 +337,5 @@ class BatchConsumer(Generic[E]):
                 self._hold_from.pop(partition, None)
 
     async def _assigned(self, partitions: set[Partition]) -> None:
+        self._joined_once = True
         await self._handler.on_assigned(partitions)

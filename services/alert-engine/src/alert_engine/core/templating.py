@@ -1,0 +1,38 @@
+"""Label and annotation templates, rendered in a sandboxed Jinja2 environment.
+
+Templates see ``labels`` (the alert's labels) and ``value``. The sandbox blocks attribute
+tricks that reach Python internals; a template that fails renders its error instead of
+dropping the alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_MAX_OUTPUT = 4096
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str):  # type: ignore[no-untyped-def]
+    return _env.from_string(source)
+
+
+def render(source: str, labels: Mapping[str, str], value: float | None) -> str:
+    if "{" not in source:
+        return source
+    try:
+        out = _compile(source).render(labels=dict(labels), value=value)
+    except TemplateError as exc:
+        return f"<template error: {exc}>"
+    return out[:_MAX_OUTPUT]
+
+
+def render_all(
+    templates: Mapping[str, str], labels: Mapping[str, str], value: float | None
+) -> dict[str, str]:
+    return {key: render(text, labels, value) for key, text in templates.items()}

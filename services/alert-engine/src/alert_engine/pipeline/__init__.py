@@ -1,0 +1,1 @@
+"""alert-engine pipeline stages: signals → evaluation → state → groups → notification requests."""

@@ -1,0 +1,88 @@
+"""Conversions between the core's values and the wire events."""
+
+from __future__ import annotations
+
+from opsmesh.events.alerts import Alert, AlertState, AlertStateChanged, AlertStatus
+from opsmesh.events.notifications import NotificationRequested
+from opsmesh.kafka.producer import Outgoing
+from opsmesh.topics import ALERTS, NOTIFICATIONS
+
+from alert_engine.core.evaluation import AlertInstance, Transition
+from alert_engine.core.flush import FlushPlan
+from alert_engine.core.grouping import GroupedAlert
+
+
+def grouped(alert: AlertInstance) -> GroupedAlert | None:
+    """Only firing and resolved alerts are routed; pending ones have not fired yet."""
+    if alert.state is AlertState.FIRING:
+        status, ends = AlertStatus.FIRING, None
+    elif alert.state is AlertState.RESOLVED:
+        status, ends = AlertStatus.RESOLVED, alert.resolved_at
+    else:
+        return None
+    return GroupedAlert(
+        fingerprint=alert.fingerprint,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.fired_at or alert.active_at or 0.0,
+        ends_at=ends,
+        status=status,
+    )
+
+
+def state_changed(transition: Transition) -> Outgoing:
+    a = transition.alert
+    event = AlertStateChanged(
+        fingerprint=a.fingerprint,
+        rule=a.rule,
+        previous=transition.previous,
+        state=a.state,
+        labels=dict(a.labels),
+        annotations=dict(a.annotations),
+        value=a.value,
+        starts_at=a.fired_at or a.active_at,
+        ends_at=a.resolved_at,
+        changed_at=transition.at,
+    )
+    return Outgoing(ALERTS, a.fingerprint, event)
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    common = dict(maps[0])
+    for other in maps[1:]:
+        common = {k: v for k, v in common.items() if other.get(k) == v}
+    return common
+
+
+def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
+    if plan.reason is None or plan.idempotency_key is None:
+        raise ValueError("a plan without a reason sends nothing")
+    alerts = [
+        Alert(
+            fingerprint=a.fingerprint,
+            status=a.status,
+            labels=dict(a.labels),
+            annotations=dict(a.annotations),
+            starts_at=a.starts_at,
+            ends_at=a.ends_at,
+            generator_url=a.generator_url,
+        )
+        for a in sorted(plan.covered, key=lambda a: (a.starts_at, a.fingerprint))
+    ]
+    firing = any(a.status is AlertStatus.FIRING for a in alerts)
+    request = NotificationRequested(
+        idempotency_key=plan.idempotency_key,
+        receiver=plan.receiver,
+        group_key=plan.group.key,
+        status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
+        reason=plan.reason,
+        group_labels=dict(plan.group.labels),
+        common_labels=_common([dict(a.labels) for a in alerts]),
+        common_annotations=_common([dict(a.annotations) for a in alerts]),
+        alerts=alerts,
+        external_url=external_url,
+        requested_at=now,
+    )
+    return Outgoing(NOTIFICATIONS, f"{plan.group.key}|{plan.receiver}", request)

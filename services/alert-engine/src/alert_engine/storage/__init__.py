@@ -1,0 +1,1 @@
+"""alert-engine's durable state in PostgreSQL."""

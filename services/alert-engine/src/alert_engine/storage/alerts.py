@@ -1,0 +1,75 @@
+"""Alert state and history: written in one transaction per batch of transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opsmesh.events.alerts import AlertState
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from alert_engine.core.evaluation import AlertInstance, Transition
+
+_UPSERT = """
+INSERT INTO alert_engine.alerts
+    (fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
+     last_true_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+ON CONFLICT (fingerprint) DO UPDATE SET
+    rule = EXCLUDED.rule, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
+    state = EXCLUDED.state, value = EXCLUDED.value, active_at = EXCLUDED.active_at,
+    fired_at = EXCLUDED.fired_at, resolved_at = EXCLUDED.resolved_at,
+    last_true_at = EXCLUDED.last_true_at, updated_at = now()
+"""
+_HISTORY = """
+INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
+VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
+"""
+_SELECT = """
+SELECT fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
+       last_true_at
+FROM alert_engine.alerts
+"""
+
+
+class AlertStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def record(self, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            return
+        upserts = []
+        deletes = []
+        history = []
+        for t in transitions:
+            a = t.alert
+            if a.state is AlertState.INACTIVE:
+                deletes.append((a.fingerprint,))
+            else:
+                upserts.append(
+                    (a.fingerprint, a.rule, Jsonb(dict(a.labels)), Jsonb(dict(a.annotations)),
+                     a.state.value, a.value, a.active_at, a.fired_at, a.resolved_at, a.last_true_at)
+                )
+            history.append(
+                (a.fingerprint, a.rule, Jsonb(dict(a.labels)), t.previous.value, a.state.value,
+                 a.value, t.at)
+            )
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if upserts:
+                await cur.executemany(_UPSERT, upserts)
+            if deletes:
+                await cur.executemany("DELETE FROM alert_engine.alerts WHERE fingerprint = %s", deletes)
+            await cur.executemany(_HISTORY, history)
+
+    async def load(self) -> list[AlertInstance]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_SELECT)
+            rows = await cursor.fetchall()
+        return [
+            AlertInstance(
+                fingerprint=r[0], rule=r[1], labels=r[2], annotations=r[3], state=AlertState(r[4]),
+                value=r[5], active_at=r[6], fired_at=r[7], resolved_at=r[8], last_true_at=r[9],
+            )
+            for r in rows
+        ]

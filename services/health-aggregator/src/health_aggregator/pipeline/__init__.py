@@ -1,0 +1,1 @@
+"""health-aggregator pipeline stages: reports → check state → history + signals."""

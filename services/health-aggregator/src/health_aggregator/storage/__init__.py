@@ -1,0 +1,1 @@
+"""health-aggregator's state and history in PostgreSQL."""

@@ -1,0 +1,1 @@
+"""metrics-ingest pipeline stages: Kafka batch → rollups → history + signals."""

@@ -1,0 +1,27 @@
+"""Closed windows become signals for alert-engine, keyed by series."""
+
+from __future__ import annotations
+
+from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
+from opsmesh.kafka.producer import Outgoing
+from opsmesh.topics import SIGNALS
+
+from metrics_ingest.rollup.windows import ClosedWindow
+
+
+def to_signal(window: ClosedWindow, now: float) -> Outgoing:
+    signal = SignalObserved(
+        source=SignalSource.METRICS,
+        kind=SignalKind.ROLLUP,
+        name=window.name,
+        subject=window.series,
+        labels=dict(window.labels),
+        value=window.value,
+        stats=window.stats(),
+        window_start=window.start,
+        window_end=window.end,
+        observed_at=now,
+    )
+    # The id is stable per window, so a re-emitted window is recognisably the same signal.
+    event_id = f"{window.series}@{window.end - window.start:g}s@{window.start:.3f}"
+    return Outgoing(SIGNALS, window.series, signal, event_id=event_id)

@@ -1,0 +1,1 @@
+"""Tumbling-window rollups of metric samples: the pure core, no I/O, injected time."""

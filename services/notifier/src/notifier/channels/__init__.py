@@ -1,0 +1,1 @@
+"""Delivery channels: one module per protocol, each behind the ``Channel`` protocol."""

@@ -1,0 +1,94 @@
+"""Webhooks: Alertmanager's payload, signed per the Standard Webhooks spec.
+
+``webhook-id`` is the request's idempotency key, so a receiver can drop the rare
+duplicate that the delivery log cannot rule out (a crash between send and record).
+Several secrets may be active at once (rotation): each signs, all signatures are sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+import msgspec
+from opsmesh.clock import Clock
+from opsmesh.events.notifications import NotificationRequested
+from standardwebhooks.webhooks import Webhook
+
+from notifier.channels.base import SendResult
+from notifier.channels.safe_http import check_literal_host
+from notifier.core.retry import FailureKind, classify_status
+from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.core.webhook_payload import webhook_payload
+
+_encoder = msgspec.json.Encoder()
+
+
+class WebhookChannel:
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        secrets: Sequence[str],
+        session: aiohttp.ClientSession,
+        policy: TargetPolicy,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self._url = url
+        self._signers = [Webhook(secret) for secret in secrets]
+        self._session = session
+        self._policy = policy
+        self._clock = clock
+
+    async def send(self, request: NotificationRequested) -> SendResult:
+        body = _encoder.encode(webhook_payload(request))
+        headers = {"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"}
+        headers.update(self._signature_headers(request.idempotency_key, body))
+        try:
+            check_literal_host(self._url, self._policy)
+            async with self._session.post(self._url, data=body, headers=headers) as response:
+                await response.read()
+                failure = classify_status(response.status)
+                if failure is None:
+                    return SendResult(ok=True, status_code=response.status)
+                return SendResult(
+                    ok=False,
+                    status_code=response.status,
+                    failure=failure,
+                    error=f"HTTP {response.status} from webhook",
+                    retry_after_s=_retry_after(response.headers.get("Retry-After"), self._clock),
+                )
+        except TargetRefused as exc:
+            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}")
+
+    def _signature_headers(self, message_id: str, body: bytes) -> dict[str, str]:
+        now = self._clock.now()
+        headers = {"webhook-id": message_id, "webhook-timestamp": str(math.floor(now))}
+        if self._signers:
+            stamp = datetime.fromtimestamp(math.floor(now), UTC)
+            text = body.decode()
+            headers["webhook-signature"] = " ".join(
+                signer.sign(msg_id=message_id, timestamp=stamp, data=text) for signer in self._signers
+            )
+        return headers
+
+
+def _retry_after(value: str | None, clock: Clock) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""notifier's pure core: payloads, target policy, retry policy. No I/O."""

@@ -1,0 +1,1 @@
+"""Delivery bookkeeping: the durable log and the short-lived in-flight claim."""

@@ -1,0 +1,1 @@
+"""notifier pipeline stages: requests → dedup by key → deliver with retries → results."""

@@ -1,0 +1,1 @@
+"""query-analyzer's pure core: fingerprints and statistics. No I/O."""

@@ -1,0 +1,1 @@
+"""query-analyzer pipeline stages: slow queries → fingerprints → statistics."""

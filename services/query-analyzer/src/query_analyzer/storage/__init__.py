@@ -1,0 +1,1 @@
+"""query-analyzer's statistics in PostgreSQL."""

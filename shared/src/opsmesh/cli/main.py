@@ -1,0 +1,63 @@
+"""``opsmesh``: the one CLI for operator tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from opsmesh.devinfra.stack import ENV_PG
+
+
+@click.group()
+@click.version_option(package_name="opsmesh-shared")
+def cli() -> None:
+    """opsmesh: the production-readiness mesh."""
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".opsmesh"),
+              show_default=True, help="Where logs, data and received notifications go.")
+@click.option("--no-demo", is_flag=True, help="Do not start the demo traffic generator.")
+def up(workdir: Path, no_demo: bool) -> None:
+    """Start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic."""
+    from opsmesh.cli.up import run_up
+
+    raise SystemExit(run_up(workdir, demo=not no_demo))
+
+
+@cli.command()
+@click.option("--dsn", envvar=ENV_PG, required=True, help="PostgreSQL DSN (default: $OPSMESH_PG_DSN).")
+def migrate(dsn: str) -> None:
+    """Apply every component's pending schema migrations."""
+    from opsmesh.db.migrations import apply_all
+
+    applied = asyncio.run(apply_all(dsn))
+    for component, versions in applied.items():
+        click.echo(f"{component}: {'applied ' + ', '.join(map(str, versions)) if versions else 'up to date'}")
+
+
+@cli.group()
+def schema() -> None:
+    """Event schemas."""
+
+
+@schema.command("export")
+@click.argument("directory", type=click.Path(path_type=Path), default=Path("docs/schemas"))
+def schema_export(directory: Path) -> None:
+    """Write a JSON Schema file per event type to DIRECTORY."""
+    from opsmesh.events.schema import export
+
+    for path in export(directory):
+        click.echo(str(path))
+
+
+@cli.command("demo-traffic")
+@click.option("--bootstrap", envvar="OPSMESH_KAFKA_BOOTSTRAP", required=True)
+@click.option("--interval", type=float, default=0.5, show_default=True)
+def demo_traffic(bootstrap: str, interval: float) -> None:
+    """Publish demo metrics, heartbeats and slow queries until stopped."""
+    from opsmesh.devtools.traffic import run
+
+    asyncio.run(run(bootstrap, interval))

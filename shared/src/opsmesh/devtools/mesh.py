@@ -1,0 +1,148 @@
+"""The mesh supervisor: the five services as child processes on known ports.
+
+Used by ``opsmesh up`` and the end-to-end tests, so both run the services exactly as a
+deployment does (``python -m <service>``, settings from the environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsmesh.devinfra.process import free_port, spawn, terminate
+from opsmesh.devinfra.stack import Endpoints
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    name: str
+    module: str
+    port_variable: str
+    default_port: int
+
+
+SERVICES: tuple[ServiceInfo, ...] = (
+    ServiceInfo("metrics-ingest", "metrics_ingest", "METRICS_INGEST_HTTP_PORT", 8081),
+    ServiceInfo("alert-engine", "alert_engine", "ALERT_ENGINE_HTTP_PORT", 8082),
+    ServiceInfo("notifier", "notifier", "NOTIFIER_HTTP_PORT", 8083),
+    ServiceInfo("query-analyzer", "query_analyzer", "QUERY_ANALYZER_HTTP_PORT", 8084),
+    ServiceInfo("health-aggregator", "health_aggregator", "HEALTH_AGGREGATOR_HTTP_PORT", 8085),
+)
+BY_NAME = {s.name: s for s in SERVICES}
+
+
+@dataclass
+class RunningService:
+    info: ServiceInfo
+    port: int
+    log_file: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Mesh:
+    endpoints: Endpoints
+    workdir: Path
+    env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per service name
+    common_env: Mapping[str, str] = field(default_factory=dict)
+    fixed_ports: bool = False
+    running: dict[str, RunningService] = field(default_factory=dict)
+    _ports: dict[str, int] = field(default_factory=dict)
+
+    def port(self, name: str) -> int:
+        if name not in self._ports:
+            info = BY_NAME[name]
+            self._ports[name] = info.default_port if self.fixed_ports else free_port()
+        return self._ports[name]
+
+    def start(self, names: Iterable[str] | None = None, *, ready_timeout_s: float = 90.0) -> None:
+        wanted = list(names) if names is not None else [s.name for s in SERVICES]
+        for name in wanted:
+            self._spawn(name)
+        for name in wanted:
+            self.wait_ready(name, ready_timeout_s)
+
+    def _spawn(self, name: str) -> RunningService:
+        info = BY_NAME[name]
+        port = self.port(name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_file = self.workdir / f"{name}.log"
+        env = {
+            **self.endpoints.as_env(),
+            "OPSMESH_HTTP_HOST": "127.0.0.1",
+            "OPSMESH_INSTANCE_ID": f"{name}-{os.getpid()}",
+            info.port_variable: str(port),
+            **self.common_env,
+            **self.env.get(name, {}),
+        }
+        process = spawn([sys.executable, "-m", info.module], log_file=log_file, env=env)
+        service = RunningService(info, port, log_file, process)
+        self.running[name] = service
+        return service
+
+    def wait_ready(self, name: str, timeout_s: float = 90.0) -> None:
+        service = self.running[name]
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {service.process.returncode}:\n{_tail(service.log_file)}")
+            try:
+                with urllib.request.urlopen(f"{service.url}/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except urllib.error.HTTPError as exc:
+                last = exc.read().decode(errors="replace")
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not ready after {timeout_s}s: {last}\n{_tail(service.log_file)}")
+
+    def stop(self, name: str, *, grace_s: float = 10.0) -> int | None:
+        """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
+        service = self.running.pop(name, None)
+        if service is None:
+            return None
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            return service.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            terminate(service.process, grace_s=1, sig=signal.SIGKILL)
+            return None
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the crash case, no drain at all."""
+        service = self.running.pop(name)
+        service.process.kill()
+        service.process.wait(timeout=10)
+
+    def restart(self, name: str, *, ready_timeout_s: float = 90.0) -> None:
+        self._spawn(name)
+        self.wait_ready(name, ready_timeout_s)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def get_json(self, name: str, path: str) -> object:
+        with urllib.request.urlopen(f"{self.running[name].url}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

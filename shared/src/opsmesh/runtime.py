@@ -1,0 +1,165 @@
+"""The parts every service wires the same way: producer, PostgreSQL, Redis, a consumer.
+
+A composition root creates one ``Runtime`` and hands its ``*_ctx`` methods to
+``init_app`` as cleanup contexts, so resources open in order at start and close in
+reverse on shutdown. Attributes are set when their context has opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from opsmesh.clock import Clock, SystemClock
+from opsmesh.db.migrations import apply_migrations
+from opsmesh.db.pool import open_pool, ping
+from opsmesh.events.base import Event
+from opsmesh.kafka.admin import ensure_topics
+from opsmesh.kafka.connection import connection_options
+from opsmesh.kafka.consumer import BatchConsumer, BatchHandler, ConsumerConfig
+from opsmesh.kafka.dlq import DeadLetterPublisher
+from opsmesh.kafka.producer import EventProducer
+from opsmesh.logging import get_logger
+from opsmesh.settings import CommonSettings
+from opsmesh.web.app import ReadinessCheck, Worker
+
+E = TypeVar("E", bound=Event)
+log = get_logger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: CommonSettings,
+        registry: CollectorRegistry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.clock = clock or SystemClock()
+        self.instance = settings.instance_id or service
+        self.connection = connection_options(settings)
+        self._producer: EventProducer | None = None
+        self._pool: AsyncConnectionPool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._dead_letters: DeadLetterPublisher | None = None
+        self.consumers: list[BatchConsumer[Any]] = []
+
+    # -- resources (cleanup contexts) ------------------------------------------------
+
+    async def kafka_ctx(self, _: web.Application) -> AsyncIterator[None]:
+        await ensure_topics(self.connection)
+        producer = EventProducer(self.connection, source=f"/opsmesh/{self.service}", clock=self.clock)
+        await producer.start()
+        self._producer = producer
+        self._dead_letters = DeadLetterPublisher(
+            producer, service=self.service, clock=self.clock, registry=self.registry
+        )
+        try:
+            yield
+        finally:
+            await producer.stop()
+
+    def postgres_ctx(self, migrations_package: str | None) -> Any:
+        async def ctx(_: web.Application) -> AsyncIterator[None]:
+            dsn = self.settings.pg_dsn.get_secret_value()
+            if migrations_package is not None:
+                applied = await apply_migrations(dsn, self.service, migrations_package)
+                if applied:
+                    log.info("migrations applied", versions=applied)
+            self._pool = await open_pool(dsn, name=self.service)
+            try:
+                yield
+            finally:
+                await self._pool.close()
+
+        return ctx
+
+    async def redis_ctx(self, _: web.Application) -> AsyncIterator[None]:
+        client = aioredis.from_url(
+            self.settings.redis_url.get_secret_value(),
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        await client.ping()
+        self._redis = client
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    # -- accessors -------------------------------------------------------------------
+
+    @property
+    def producer(self) -> EventProducer:
+        if self._producer is None:
+            raise RuntimeError("kafka_ctx has not opened yet")
+        return self._producer
+
+    @property
+    def dead_letters(self) -> DeadLetterPublisher:
+        if self._dead_letters is None:
+            raise RuntimeError("kafka_ctx has not opened yet")
+        return self._dead_letters
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("postgres_ctx has not opened yet")
+        return self._pool
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RuntimeError("redis_ctx has not opened yet")
+        return self._redis
+
+    # -- readiness and workers --------------------------------------------------------
+
+    def readiness(self) -> list[ReadinessCheck]:
+        checks = []
+        if self._producer is not None:
+            checks.append(ReadinessCheck("kafka", self._producer.ping))
+            for consumer in self.consumers:
+                checks.append(ReadinessCheck(f"consumer:{consumer.group_id}", consumer.ready))
+        if self._pool is not None:
+            pool = self._pool
+            checks.append(ReadinessCheck("postgres", lambda: ping(pool)))
+        if self._redis is not None:
+            client = self._redis
+
+            async def redis_ping() -> None:
+                await client.ping()
+
+            checks.append(ReadinessCheck("redis", redis_ping))
+        return checks
+
+    def consumer(
+        self, config: ConsumerConfig, event_type: type[E], handler: BatchHandler[E]
+    ) -> Worker:
+        """A background worker that consumes ``config.topics`` into ``handler``."""
+
+        async def work(stop: asyncio.Event) -> None:
+            consumer = BatchConsumer(
+                connection=self.connection,
+                config=config,
+                event_type=event_type,
+                handler=handler,
+                dead_letters=self.dead_letters,
+                registry=self.registry,
+                client_id=f"{self.instance}:{config.group_id}",
+            )
+            self.consumers.append(consumer)
+            await consumer.run(stop)
+
+        return work

@@ -1,0 +1,35 @@
+"""The thin entry point every service's ``__main__`` calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from aiohttp import web
+
+from opsmesh.logging import configure_logging, get_logger
+from opsmesh.settings import CommonSettings, load_settings
+from opsmesh.web.app import run_service
+
+# aiohttp waits this long for open HTTP requests; the rest of the budget drains workers.
+HTTP_SHUTDOWN_S = 2.0
+
+
+class _HasPort(Protocol):
+    http_port: int
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def serve(service: str, settings_type: type[S], build: Callable[[S], web.Application]) -> None:
+    settings = load_settings(settings_type)
+    configure_logging(service, settings.log_level)
+    port: int = getattr(settings, "http_port")  # noqa: B009 - every service setting has one
+    get_logger(__name__).info("starting", port=port, kafka=settings.kafka_bootstrap)
+    run_service(
+        build(settings),
+        host=settings.http_host,
+        port=port,
+        shutdown_timeout_s=HTTP_SHUTDOWN_S,
+    )
