@@ -58,7 +58,9 @@ class Runtime:
 
     async def kafka_ctx(self, _: web.Application) -> AsyncIterator[None]:
         await ensure_topics(self.connection)
-        producer = EventProducer(self.connection, source=f"/opsmesh/{self.service}", clock=self.clock)
+        producer = EventProducer(
+            self.connection, source=f"/opsmesh/{self.service}", clock=self.clock
+        )
         await producer.start()
         self._producer = producer
         self._dead_letters = DeadLetterPublisher(

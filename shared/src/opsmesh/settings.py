@@ -38,7 +38,9 @@ class CommonSettings(BaseSettings):
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), alias="OPSMESH_REDIS_URL")
 
     http_host: str = Field("0.0.0.0", alias="OPSMESH_HTTP_HOST")  # noqa: S104 - a server's bind
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="OPSMESH_LOG_LEVEL")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="OPSMESH_LOG_LEVEL"
+    )
     # Bounded graceful drain: how long SIGTERM may take before in-flight work is abandoned.
     shutdown_timeout_s: float = Field(6.0, gt=0, le=60, alias="OPSMESH_SHUTDOWN_TIMEOUT_S")
     instance_id: str | None = Field(None, alias="OPSMESH_INSTANCE_ID")

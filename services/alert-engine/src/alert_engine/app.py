@@ -5,12 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
-from opsmesh.clock import Clock
-from opsmesh.events.signals import SignalObserved
-from opsmesh.kafka.consumer import ConsumerConfig
-from opsmesh.runtime import Runtime
-from opsmesh.topics import GROUP_ALERT_ENGINE, SIGNALS
-from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.grouping import Dispatcher, Route
@@ -19,6 +13,12 @@ from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore
 from alert_engine.storage.notification_log import NotificationLog
+from opsmesh.clock import Clock
+from opsmesh.events.signals import SignalObserved
+from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.runtime import Runtime
+from opsmesh.topics import GROUP_ALERT_ENGINE, SIGNALS
+from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "alert-engine"
 
@@ -60,8 +60,15 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         async def list_rules(_: web.Request) -> web.Response:
             return web.json_response(
                 [
-                    {"name": r.name, "group": r.group, "signal": r.signal, "op": r.op.value,
-                     "threshold": r.threshold, "for_s": r.for_s, "labels": dict(r.labels)}
+                    {
+                        "name": r.name,
+                        "group": r.group,
+                        "signal": r.signal,
+                        "op": r.op.value,
+                        "threshold": r.threshold,
+                        "for_s": r.for_s,
+                        "labels": dict(r.labels),
+                    }
                     for r in evaluator.rules
                 ]
             )
@@ -69,9 +76,16 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         async def list_alerts(_: web.Request) -> web.Response:
             return web.json_response(
                 [
-                    {"fingerprint": a.fingerprint, "rule": a.rule, "state": a.state.value,
-                     "labels": dict(a.labels), "annotations": dict(a.annotations), "value": a.value,
-                     "active_at": a.active_at, "fired_at": a.fired_at}
+                    {
+                        "fingerprint": a.fingerprint,
+                        "rule": a.rule,
+                        "state": a.state.value,
+                        "labels": dict(a.labels),
+                        "annotations": dict(a.annotations),
+                        "value": a.value,
+                        "active_at": a.active_at,
+                        "fired_at": a.fired_at,
+                    }
                     for a in evaluator.active()
                 ]
             )

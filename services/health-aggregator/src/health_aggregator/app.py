@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
+
+from health_aggregator.core.book import HealthBook
+from health_aggregator.pipeline.health_stage import HealthStage
+from health_aggregator.settings import HealthAggregatorSettings
+from health_aggregator.storage.checks import CheckStore
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_HEALTH_AGGREGATOR, HEALTH
 from opsmesh.web.app import ServiceSpec, Worker, init_app
-
-from health_aggregator.core.book import HealthBook
-from health_aggregator.pipeline.health_stage import HealthStage
-from health_aggregator.settings import HealthAggregatorSettings
-from health_aggregator.storage.checks import CheckStore
 
 SERVICE = "health-aggregator"
 
@@ -43,9 +43,15 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
                         "service": service,
                         "status": book.service_status(service).value,
                         "checks": [
-                            {"instance": c.instance, "check": c.check, "status": c.status.value,
-                             "critical": c.critical, "output": c.output,
-                             "reported_at": c.reported_at, "expires_at": c.expires_at}
+                            {
+                                "instance": c.instance,
+                                "check": c.check,
+                                "status": c.status.value,
+                                "critical": c.critical,
+                                "output": c.output,
+                                "reported_at": c.reported_at,
+                                "expires_at": c.expires_at,
+                            }
                             for c in checks
                         ],
                     }

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
+
+from metrics_ingest.pipeline.history import RollupHistory
+from metrics_ingest.pipeline.rollup_stage import RollupStage
+from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.settings import MetricsIngestSettings
 from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_METRICS_INGEST, METRICS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
-
-from metrics_ingest.pipeline.history import RollupHistory
-from metrics_ingest.pipeline.rollup_stage import RollupStage
-from metrics_ingest.rollup.windows import Rollups, WindowConfig
-from metrics_ingest.settings import MetricsIngestSettings
 
 SERVICE = "metrics-ingest"
 

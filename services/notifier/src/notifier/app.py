@@ -6,12 +6,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from opsmesh.clock import Clock
-from opsmesh.events.notifications import NotificationRequested
-from opsmesh.kafka.consumer import ConsumerConfig
-from opsmesh.runtime import Runtime
-from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
-from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 from notifier.channels.base import Channel
 from notifier.channels.safe_http import safe_session
@@ -22,6 +16,12 @@ from notifier.delivery.log import DeliveryLog
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.receivers import Receivers, load_receivers
 from notifier.settings import NotifierSettings
+from opsmesh.clock import Clock
+from opsmesh.events.notifications import NotificationRequested
+from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.runtime import Runtime
+from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
+from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "notifier"
 _SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
@@ -46,8 +46,12 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             if receiver.webhook_configs:
                 hook = receiver.webhook_configs[0]
                 out[name] = WebhookChannel(
-                    name="webhook", url=hook.url, secrets=hook.secrets, session=session,
-                    policy=policy, clock=runtime.clock,
+                    name="webhook",
+                    url=hook.url,
+                    secrets=hook.secrets,
+                    session=session,
+                    policy=policy,
+                    clock=runtime.clock,
                 )
         return out
 
@@ -58,7 +62,9 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             delivery_log=DeliveryLog(runtime.pool, runtime.redis),
             producer=runtime.producer,
             dead_letters=runtime.dead_letters,
-            retry=RetryPolicy(settings.retry_initial_s, settings.retry_max_s, settings.retry_deadline_s),
+            retry=RetryPolicy(
+                settings.retry_initial_s, settings.retry_max_s, settings.retry_deadline_s
+            ),
             clock=runtime.clock,
             registry=runtime.registry,
             instance=runtime.instance,
@@ -69,8 +75,10 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
     def routes(app: web.Application) -> None:
         async def list_receivers(_: web.Request) -> web.Response:
             return web.json_response(
-                [{"name": name, "channels": ["webhook"] * len(r.webhook_configs)}
-                 for name, r in receivers.by_name.items()]
+                [
+                    {"name": name, "channels": ["webhook"] * len(r.webhook_configs)}
+                    for name, r in receivers.by_name.items()
+                ]
             )
 
         app.router.add_get("/api/v1/receivers", list_receivers)

@@ -15,7 +15,9 @@ class NotifierSettings(CommonSettings):
     receivers_file: str | None = Field(None, alias="NOTIFIER_RECEIVERS_FILE")
     default_webhook_url: str | None = Field(None, alias="NOTIFIER_DEFAULT_WEBHOOK_URL")
     # Networks a webhook may reach although they are loopback/private (e.g. 127.0.0.0/8 in dev).
-    allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field((), alias="NOTIFIER_ALLOWED_NETWORKS")
+    allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), alias="NOTIFIER_ALLOWED_NETWORKS"
+    )
     send_timeout_s: float = Field(10.0, gt=0, le=120, alias="NOTIFIER_SEND_TIMEOUT_S")
     retry_initial_s: float = Field(0.5, gt=0, alias="NOTIFIER_RETRY_INITIAL_S")
     retry_max_s: float = Field(30.0, gt=0, alias="NOTIFIER_RETRY_MAX_S")

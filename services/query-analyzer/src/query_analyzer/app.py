@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from opsmesh.clock import Clock
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_QUERY_ANALYZER, SLOW_QUERIES
 from opsmesh.web.app import ServiceSpec, Worker, init_app
-
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.settings import QueryAnalyzerSettings
 from query_analyzer.storage.stats import QueryStats

@@ -17,8 +17,13 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".opsmesh"),
-              show_default=True, help="Where logs, data and received notifications go.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".opsmesh"),
+    show_default=True,
+    help="Where logs, data and received notifications go.",
+)
 @click.option("--no-demo", is_flag=True, help="Do not start the demo traffic generator.")
 def up(workdir: Path, no_demo: bool) -> None:
     """Start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic."""
@@ -28,14 +33,17 @@ def up(workdir: Path, no_demo: bool) -> None:
 
 
 @cli.command()
-@click.option("--dsn", envvar=ENV_PG, required=True, help="PostgreSQL DSN (default: $OPSMESH_PG_DSN).")
+@click.option(
+    "--dsn", envvar=ENV_PG, required=True, help="PostgreSQL DSN (default: $OPSMESH_PG_DSN)."
+)
 def migrate(dsn: str) -> None:
     """Apply every component's pending schema migrations."""
     from opsmesh.db.migrations import apply_all
 
     applied = asyncio.run(apply_all(dsn))
     for component, versions in applied.items():
-        click.echo(f"{component}: {'applied ' + ', '.join(map(str, versions)) if versions else 'up to date'}")
+        status = "applied " + ", ".join(map(str, versions)) if versions else "up to date"
+        click.echo(f"{component}: {status}")
 
 
 @cli.group()

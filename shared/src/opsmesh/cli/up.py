@@ -51,8 +51,18 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         endpoints = stack.start()
         asyncio.run(apply_all(endpoints.pg_dsn))
         notifications = run_dir / "notifications.jsonl"
-        sink = spawn([sys.executable, "-m", "opsmesh.devtools.sink", "--port", str(SINK_PORT),
-                      "--out", str(notifications)], log_file=run_dir / "sink.log")
+        sink = spawn(
+            [
+                sys.executable,
+                "-m",
+                "opsmesh.devtools.sink",
+                "--port",
+                str(SINK_PORT),
+                "--out",
+                str(notifications),
+            ],
+            log_file=run_dir / "sink.log",
+        )
         children.append(sink)
         wait_until(lambda: port_open(SINK_PORT), timeout_s=20, what="webhook sink", process=sink)
         mesh = Mesh(
@@ -60,29 +70,48 @@ def run_up(workdir: Path, *, demo: bool) -> int:
             run_dir / "logs",
             fixed_ports=True,
             env={
-                "metrics-ingest": {"METRICS_INGEST_WINDOWS_S": "5,60",
-                                   "METRICS_INGEST_ALLOWED_LATENESS_S": "1",
-                                   "METRICS_INGEST_IDLE_GRACE_S": "2"},
-                "alert-engine": {"ALERT_ENGINE_RULES_FILES": _demo_rules(),
-                                 "ALERT_ENGINE_GROUP_WAIT": "2s",
-                                 "ALERT_ENGINE_GROUP_INTERVAL": "10s",
-                                 "ALERT_ENGINE_REPEAT_INTERVAL": "1h"},
-                "notifier": {"NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
-                             "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8"},
+                "metrics-ingest": {
+                    "METRICS_INGEST_WINDOWS_S": "5,60",
+                    "METRICS_INGEST_ALLOWED_LATENESS_S": "1",
+                    "METRICS_INGEST_IDLE_GRACE_S": "2",
+                },
+                "alert-engine": {
+                    "ALERT_ENGINE_RULES_FILES": _demo_rules(),
+                    "ALERT_ENGINE_GROUP_WAIT": "2s",
+                    "ALERT_ENGINE_GROUP_INTERVAL": "10s",
+                    "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
+                },
+                "notifier": {
+                    "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
+                    "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+                },
             },
         )
         click.echo("starting the services ...")
         mesh.start()
         if demo:
-            children.append(spawn([sys.executable, "-m", "opsmesh.devtools.traffic", "--bootstrap",
-                                   endpoints.kafka_bootstrap], log_file=run_dir / "traffic.log"))
+            children.append(
+                spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "opsmesh.devtools.traffic",
+                        "--bootstrap",
+                        endpoints.kafka_bootstrap,
+                    ],
+                    log_file=run_dir / "traffic.log",
+                )
+            )
         _print_banner(mesh, endpoints.as_env(), notifications, run_dir, demo)
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
             for name, service in mesh.running.items():
                 if service.process.poll() is not None:
-                    click.echo(f"{name} exited ({service.process.returncode}); see {service.log_file}", err=True)
+                    click.echo(
+                        f"{name} exited ({service.process.returncode}); see {service.log_file}",
+                        err=True,
+                    )
                     stopping = True
             time.sleep(0.5)
         return 0
@@ -96,10 +125,14 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo(f"stopped; logs in {run_dir}")
 
 
-def _print_banner(mesh: Mesh, env: dict[str, str], notifications: Path, run_dir: Path, demo: bool) -> None:
+def _print_banner(
+    mesh: Mesh, env: dict[str, str], notifications: Path, run_dir: Path, demo: bool
+) -> None:
     lines = ["", "opsmesh is up.", ""]
     for name, service in mesh.running.items():
-        lines.append(f"  {name:<18} {service.url}   ({service.url}/health/ready, {service.url}/metrics)")
+        lines.append(
+            f"  {name:<18} {service.url}   ({service.url}/health/ready, {service.url}/metrics)"
+        )
     lines += [
         "",
         f"  alerts:        http://127.0.0.1:{mesh.port('alert-engine')}/api/v1/alerts",
@@ -111,7 +144,8 @@ def _print_banner(mesh: Mesh, env: dict[str, str], notifications: Path, run_dir:
         f"  logs:          {run_dir}",
         "",
         "The demo traffic trips HighErrorRate within a minute and resolves it after ~25 s."
-        if demo else "Demo traffic is off.",
+        if demo
+        else "Demo traffic is off.",
         "Ctrl-C stops everything.",
         "",
     ]
@@ -126,6 +160,8 @@ def _echo_new_notifications(path: Path, seen: int) -> int:
         entry = json.loads(line)
         payload = entry["payload"]
         names = ", ".join(sorted({a["labels"].get("alertname", "?") for a in payload["alerts"]}))
-        click.echo(f"notification: {payload['status']:<8} {names} "
-                   f"({payload.get('notificationReason')}, {len(payload['alerts'])} alert(s))")
+        click.echo(
+            f"notification: {payload['status']:<8} {names} "
+            f"({payload.get('notificationReason')}, {len(payload['alerts'])} alert(s))"
+        )
     return len(lines)

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.metadata import entry_points
 
 import psycopg
 
@@ -42,7 +43,9 @@ def load_migrations(package: str) -> list[Migration]:
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise MigrationError(f"{package}: migration versions must be 1..n without gaps, got {versions}")
+        raise MigrationError(
+            f"{package}: migration versions must be 1..n without gaps, got {versions}"
+        )
     return found
 
 
@@ -69,37 +72,35 @@ async def apply_migrations(dsn: str, component: str, package: str) -> list[int]:
     """Apply pending migrations of ``component``; returns the versions applied now."""
     migrations = load_migrations(package)
     applied_now: list[int] = []
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=False) as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-            await conn.execute(_BOOKKEEPING.encode())
-            cursor = await conn.execute(
-                "SELECT version, checksum FROM opsmesh_schema_migrations WHERE component = %s",
-                (component,),
+    connection = await psycopg.AsyncConnection.connect(dsn, autocommit=False)
+    async with connection as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        await conn.execute(_BOOKKEEPING.encode())
+        cursor = await conn.execute(
+            "SELECT version, checksum FROM opsmesh_schema_migrations WHERE component = %s",
+            (component,),
+        )
+        done = {row[0]: row[1] for row in await cursor.fetchall()}
+        for migration in migrations:
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise MigrationError(
+                        f"{component} migration {migration.version:04d}_{migration.name} "
+                        "changed after it was applied; add a new migration instead"
+                    )
+                continue
+            await conn.execute(migration.sql.encode())
+            await conn.execute(
+                "INSERT INTO opsmesh_schema_migrations (component, version, name, checksum)"
+                " VALUES (%s, %s, %s, %s)",
+                (component, migration.version, migration.name, migration.checksum),
             )
-            done = {row[0]: row[1] for row in await cursor.fetchall()}
-            for migration in migrations:
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise MigrationError(
-                            f"{component} migration {migration.version:04d}_{migration.name} "
-                            "changed after it was applied; add a new migration instead"
-                        )
-                    continue
-                await conn.execute(migration.sql.encode())
-                await conn.execute(
-                    "INSERT INTO opsmesh_schema_migrations (component, version, name, checksum)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (component, migration.version, migration.name, migration.checksum),
-                )
-                applied_now.append(migration.version)
+            applied_now.append(migration.version)
     return applied_now
 
 
 def registered_components() -> dict[str, str]:
     """Every installed component's migrations package, from ``opsmesh.migrations`` entry points."""
-    from importlib.metadata import entry_points
-
     return {ep.name: ep.value for ep in entry_points(group="opsmesh.migrations")}
 
 

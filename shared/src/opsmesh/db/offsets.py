@@ -27,7 +27,8 @@ async def unapplied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) 
         return []
     await cur.execute(
         "SELECT topic, partition, next_offset FROM opsmesh_applied_offsets"
-        " WHERE consumer = %s AND (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
+        " WHERE consumer = %s"
+        " AND (topic, partition) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
         " FOR UPDATE",
         (consumer, [p[0] for p in partitions], [p[1] for p in partitions]),
     )

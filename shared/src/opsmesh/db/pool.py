@@ -5,7 +5,9 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 
-async def open_pool(dsn: str, *, name: str, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
+async def open_pool(
+    dsn: str, *, name: str, min_size: int = 1, max_size: int = 8
+) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
         dsn,
         min_size=min_size,

@@ -51,7 +51,8 @@ def ensure_jars() -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise InfrastructureUnavailable(
-            "Kafka", "Maven (mvn) is not installed, so the broker jars cannot be resolved",
+            "Kafka",
+            "Maven (mvn) is not installed, so the broker jars cannot be resolved",
             f"install Maven (apt-get install maven) {_REMEDY}",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -60,9 +61,20 @@ def ensure_jars() -> Path:
         pom.write_text(pom_text)
         staging = Path(work) / "libs"
         result = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, timeout=900, check=False,
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         if result.returncode != 0:
             raise InfrastructureUnavailable(
@@ -82,7 +94,9 @@ def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if not java or not Path(java).exists():
-        raise InfrastructureUnavailable("Kafka", "no Java runtime found", f"install Java 17+ {_REMEDY}")
+        raise InfrastructureUnavailable(
+            "Kafka", "no Java runtime found", f"install Java 17+ {_REMEDY}"
+        )
     return java
 
 
@@ -112,28 +126,54 @@ class KafkaServer:
         config = self.workdir / "server.properties"
         config.write_text(self._properties(data))
         log4j = self.workdir / "log4j2.xml"
-        log4j.write_text((resources.files("opsmesh.devinfra.resources") / "kafka-log4j2.xml").read_text())
+        log4j.write_text(
+            (resources.files("opsmesh.devinfra.resources") / "kafka-log4j2.xml").read_text()
+        )
         classpath = f"{libs}/*"
         jvm = [
-            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1" if os.environ.get("OPSMESH_KAFKA_FAST_JIT") else "-Xshare:auto",
-            f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={logs}",
-            "-Djava.awt.headless=true", "-cp", classpath,
+            java,
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1"
+            if os.environ.get("OPSMESH_KAFKA_FAST_JIT")
+            else "-Xshare:auto",
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={logs}",
+            "-Djava.awt.headless=true",
+            "-cp",
+            classpath,
         ]
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
-             "--ignore-formatted"],
-            capture_output=True, text=True, timeout=120, check=False,
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         if fmt.returncode != 0:
             raise InfrastructureUnavailable(
-                "Kafka", f"kafka-storage format failed: {(fmt.stdout + fmt.stderr)[-1500:]}", _REMEDY
+                "Kafka",
+                f"kafka-storage format failed: {(fmt.stdout + fmt.stderr)[-1500:]}",
+                _REMEDY,
             )
         self._process = spawn([*jvm, "kafka.Kafka", str(config)], log_file=logs / "stdout.log")
         wait_until(
-            lambda: port_open(self.port), timeout_s=timeout_s, what="Kafka broker",
-            process=self._process, log_file=logs / "stdout.log",
+            lambda: port_open(self.port),
+            timeout_s=timeout_s,
+            what="Kafka broker",
+            process=self._process,
+            log_file=logs / "stdout.log",
         )
         return self.bootstrap
 
@@ -143,24 +183,26 @@ class KafkaServer:
             self._process = None
 
     def _properties(self, data: Path) -> str:
-        return "\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={data}",
-            "num.partitions=1",
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "",
-        ])
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "",
+            ]
+        )

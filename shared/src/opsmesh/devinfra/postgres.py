@@ -36,15 +36,18 @@ def pg_bindir() -> Path:
         if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
             return candidate
     raise InfrastructureUnavailable(
-        "PostgreSQL", "PostgreSQL 15 server binaries not found in /usr/lib/postgresql/15/bin", _REMEDY
+        "PostgreSQL",
+        "PostgreSQL 15 server binaries not found in /usr/lib/postgresql/15/bin",
+        _REMEDY,
     )
 
 
 def hypopg_installed(bindir: Path) -> bool:
     pg_config = bindir / "pg_config"
     if pg_config.exists():
-        sharedir = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True,
-                                  check=False).stdout.strip()
+        sharedir = subprocess.run(
+            [str(pg_config), "--sharedir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     else:
         sharedir = "/usr/share/postgresql/15"
     return (Path(sharedir) / "extension" / "hypopg.control").exists()
@@ -65,7 +68,9 @@ class PostgresServer:
         bindir = pg_bindir()
         if not hypopg_installed(bindir):
             raise InfrastructureUnavailable(
-                "PostgreSQL", "the hypopg extension (postgresql-15-hypopg) is not installed", _REMEDY
+                "PostgreSQL",
+                "the hypopg extension (postgresql-15-hypopg) is not installed",
+                _REMEDY,
             )
         self._user = "postgres" if running_as_root() else None
         if self._user and shutil.which("runuser") is None:
@@ -80,27 +85,75 @@ class PostgresServer:
         log_file.touch()
         if self._user:
             shutil.chown(log_file, self._user, self._user)
-        self._run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                   "--encoding=UTF8", "--locale=C", "--no-sync"], "initdb")
-        self._process = spawn(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-             "-c", "shared_preload_libraries=pg_stat_statements"],
-            log_file=log_file, user=self._user,
+        self._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            "initdb",
         )
-        wait_until(self._accepts, timeout_s=timeout_s, what="PostgreSQL",
-                   process=self._process, log_file=log_file)
-        self._run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                   "postgres", DATABASE], "createdb")
+        self._process = spawn(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={sockets}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+            ],
+            log_file=log_file,
+            user=self._user,
+        )
+        wait_until(
+            self._accepts,
+            timeout_s=timeout_s,
+            what="PostgreSQL",
+            process=self._process,
+            log_file=log_file,
+        )
+        self._run(
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                DATABASE,
+            ],
+            "createdb",
+        )
         return self.dsn
 
     def _accepts(self) -> bool:
         bindir = pg_bindir()
         result = subprocess.run(
             [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return result.returncode == 0
 

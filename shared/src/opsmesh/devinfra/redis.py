@@ -39,12 +39,30 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_file = self.workdir / "redis.log"
         self._process = spawn(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--protected-mode",
+                "yes",
+            ],
             log_file=log_file,
         )
-        wait_until(lambda: port_open(self.port), timeout_s=timeout_s, what="Redis",
-                   process=self._process, log_file=log_file)
+        wait_until(
+            lambda: port_open(self.port),
+            timeout_s=timeout_s,
+            what="Redis",
+            process=self._process,
+            log_file=log_file,
+        )
         return self.url
 
     def stop(self) -> None:

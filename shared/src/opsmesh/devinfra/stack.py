@@ -46,9 +46,16 @@ class LocalStack:
 
     def start(self) -> Endpoints:
         try:
-            kafka = os.environ.get(ENV_KAFKA) or self._start(KafkaServer(self.workdir / "kafka")).bootstrap
-            pg = os.environ.get(ENV_PG) or self._start(PostgresServer(self.workdir / "postgres")).dsn
-            redis = os.environ.get(ENV_REDIS) or self._start(RedisServer(self.workdir / "redis")).url
+            kafka = (
+                os.environ.get(ENV_KAFKA)
+                or self._start(KafkaServer(self.workdir / "kafka")).bootstrap
+            )
+            pg = (
+                os.environ.get(ENV_PG) or self._start(PostgresServer(self.workdir / "postgres")).dsn
+            )
+            redis = (
+                os.environ.get(ENV_REDIS) or self._start(RedisServer(self.workdir / "redis")).url
+            )
         except BaseException:
             self.stop()
             raise

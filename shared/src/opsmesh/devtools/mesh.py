@@ -99,9 +99,11 @@ class Mesh:
         last = "no answer"
         while time.monotonic() < deadline:
             if service.process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {service.process.returncode}:\n{_tail(service.log_file)}")
+                raise RuntimeError(
+                    f"{name} exited with {service.process.returncode}:\n{_tail(service.log_file)}"
+                )
             try:
-                with urllib.request.urlopen(f"{service.url}/health/ready", timeout=2) as response:
+                with urllib.request.urlopen(f"{service.url}/health/ready", timeout=2) as response:  # noqa: S310 - http to our own child
                     if response.status == 200:
                         return
             except urllib.error.HTTPError as exc:
@@ -109,7 +111,9 @@ class Mesh:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise TimeoutError(f"{name} not ready after {timeout_s}s: {last}\n{_tail(service.log_file)}")
+        raise TimeoutError(
+            f"{name} not ready after {timeout_s}s: {last}\n{_tail(service.log_file)}"
+        )
 
     def stop(self, name: str, *, grace_s: float = 10.0) -> int | None:
         """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
@@ -138,7 +142,7 @@ class Mesh:
             self.stop(name)
 
     def get_json(self, name: str, path: str) -> object:
-        with urllib.request.urlopen(f"{self.running[name].url}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.running[name].url}{path}", timeout=5) as response:  # noqa: S310
             return json.loads(response.read())
 
 

@@ -3,6 +3,7 @@ given secrets, keeps them in memory and appends them to a JSON-lines file."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 RECEIVED_KEY = web.AppKey("received", list)
 
@@ -24,8 +26,6 @@ class SinkState:
 
 
 def sink_app(state: SinkState) -> web.Application:
-    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
     verifiers = [Webhook(secret) for secret in state.secrets]
 
     async def receive(request: web.Request) -> web.Response:
@@ -72,8 +72,6 @@ def _verifies(verifier: Any, body: bytes, headers: dict[str, str], error: type[E
 
 
 def main() -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="opsmesh webhook sink")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--out", type=Path, default=None)

@@ -3,12 +3,19 @@ from a few instances, and some slow queries. Loops until stopped."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import signal
 
 from opsmesh.clock import SystemClock
-from opsmesh.events import HealthReported, HealthStatus, MetricKind, MetricSampled, SlowQueryObserved
+from opsmesh.events import (
+    HealthReported,
+    HealthStatus,
+    MetricKind,
+    MetricSampled,
+    SlowQueryObserved,
+)
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.labels import series_id
@@ -21,7 +28,8 @@ CYCLE_S = HEALTHY_S + INCIDENT_S + HEALTHY_S
 
 _QUERIES = [
     "SELECT * FROM orders WHERE customer_id = {n}",
-    "SELECT id, total FROM orders WHERE status = 'open' AND created_at > now() - interval '{n} days'",
+    "SELECT id, total FROM orders WHERE status = 'open'"
+    " AND created_at > now() - interval '{n} days'",
     "UPDATE carts SET updated_at = now() WHERE id = {n}",
 ]
 
@@ -43,7 +51,7 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - demo data, not security
     started = clock.now()
     try:
         while not stop.is_set():
@@ -53,23 +61,44 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
                 Outgoing(
                     METRICS,
                     series_id("http_error_ratio", labels),
-                    MetricSampled(name="http_error_ratio", kind=MetricKind.GAUGE,
-                                  value=error_ratio(now - started, rng), labels=labels, sampled_at=now),
+                    MetricSampled(
+                        name="http_error_ratio",
+                        kind=MetricKind.GAUGE,
+                        value=error_ratio(now - started, rng),
+                        labels=labels,
+                        sampled_at=now,
+                    ),
                 )
             ]
             for instance in ("checkout-1", "checkout-2", "payments-1"):
                 items.append(
-                    Outgoing(HEALTH, f"{instance.split('-')[0]}/{instance}",
-                             HealthReported(service=instance.split("-")[0], instance=instance,
-                                            check="heartbeat", status=HealthStatus.PASS, ttl_s=10,
-                                            reported_at=now))
+                    Outgoing(
+                        HEALTH,
+                        f"{instance.split('-')[0]}/{instance}",
+                        HealthReported(
+                            service=instance.split("-")[0],
+                            instance=instance,
+                            check="heartbeat",
+                            status=HealthStatus.PASS,
+                            ttl_s=10,
+                            reported_at=now,
+                        ),
+                    )
                 )
             template = rng.choice(_QUERIES)
             items.append(
-                Outgoing(SLOW_QUERIES, "shop",
-                         SlowQueryObserved(sql=template.format(n=rng.randint(1, 999)),
-                                           duration_ms=rng.uniform(150, 900), rows=rng.randint(0, 50),
-                                           database="shop", application="checkout", started_at=now))
+                Outgoing(
+                    SLOW_QUERIES,
+                    "shop",
+                    SlowQueryObserved(
+                        sql=template.format(n=rng.randint(1, 999)),
+                        duration_ms=rng.uniform(150, 900),
+                        rows=rng.randint(0, 50),
+                        database="shop",
+                        application="checkout",
+                        started_at=now,
+                    ),
+                )
             )
             await producer.publish_many(items)
             try:
@@ -81,8 +110,6 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
 
 
 def main() -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="opsmesh demo traffic")
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--interval", type=float, default=0.5)

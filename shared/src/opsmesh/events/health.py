@@ -11,7 +11,7 @@ from opsmesh.events.base import EpochSeconds, Event, Name, Text
 
 
 class HealthStatus(enum.StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a status, not a password
     WARN = "warn"
     FAIL = "fail"
 

@@ -15,7 +15,9 @@ from opsmesh.events.base import Event
 def json_schema(event_type: type[Event]) -> dict[str, Any]:
     schema: dict[str, Any] = msgspec.json.schema(event_type)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://opsmesh.dev/schemas/{event_type.EVENT_TYPE}.v{event_type.SCHEMA_VERSION}.json"
+    schema["$id"] = (
+        f"https://opsmesh.dev/schemas/{event_type.EVENT_TYPE}.v{event_type.SCHEMA_VERSION}.json"
+    )
     schema["title"] = event_type.__name__
     schema["x-cloudevents-type"] = event_type.EVENT_TYPE
     schema["x-schema-version"] = event_type.SCHEMA_VERSION

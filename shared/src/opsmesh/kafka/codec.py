@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -18,9 +17,15 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-@cache
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
 def decoder_for(event_type: type[T]) -> msgspec.json.Decoder[T]:
-    return msgspec.json.Decoder(event_type)
+    """One typed decoder per event type (building one costs more than decoding a record)."""
+    decoder = _decoders.get(event_type)
+    if decoder is None:
+        decoder = _decoders[event_type] = msgspec.json.Decoder(event_type)
+    return decoder
 
 
 def decode(event_type: type[T], data: bytes) -> T:

@@ -37,14 +37,15 @@ from opsmesh.topics import Topic
 
 E = TypeVar("E", bound=Event)
 E_contra = TypeVar("E_contra", bound=Event, contravariant=True)
+E_co = TypeVar("E_co", bound=Event, covariant=True)
 Partition = tuple[str, int]
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Received(Generic[E]):
-    event: E
+class Received(Generic[E_co]):
+    event: E_co
     raw: RawRecord
     trace: TraceContext | None
 
@@ -280,7 +281,9 @@ class BatchConsumer(Generic[E]):
                 )
             )
             return
-        good.append(Received(event, raw, parse_traceparent(header_value(raw.headers, "traceparent"))))
+        good.append(
+            Received(event, raw, parse_traceparent(header_value(raw.headers, "traceparent")))
+        )
 
     async def _handle_with_retry(
         self, good: list[Received[E]], stop: asyncio.Event

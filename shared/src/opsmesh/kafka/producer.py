@@ -69,7 +69,11 @@ class EventProducer:
             await asyncio.gather(*futures)
 
     async def send_raw(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await self._producer.send(
             topic, value=value, key=key, headers=list(headers)

@@ -9,4 +9,11 @@ from opsmesh.web.app import (
     run_service,
 )
 
-__all__ = ["REGISTRY_KEY", "SERVICE_KEY", "ReadinessCheck", "ServiceSpec", "init_app", "run_service"]
+__all__ = [
+    "REGISTRY_KEY",
+    "SERVICE_KEY",
+    "ReadinessCheck",
+    "ServiceSpec",
+    "init_app",
+    "run_service",
+]

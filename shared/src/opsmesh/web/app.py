@@ -14,10 +14,12 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from opsmesh.logging import get_logger
@@ -25,7 +27,7 @@ from opsmesh.logging import get_logger
 log = get_logger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 SERVICE_KEY = web.AppKey("service", str)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -51,7 +53,7 @@ class ServiceSpec:
     workers: Callable[[], Sequence[tuple[str, Worker]]] = lambda: ()
     routes: Callable[[web.Application], None] = lambda app: None
     drain_timeout_s: float = 8.0
-    middlewares: Sequence[web.Middleware] = field(default_factory=list)
+    middlewares: Sequence[Middleware] = field(default_factory=list)
     client_max_size: int = 1024 * 1024
 
 
@@ -105,7 +107,7 @@ def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
         app[_STOP_KEY] = stop
-        tasks = {
+        tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(worker(stop), name=f"{spec.name}:{name}"): name
             for name, worker in spec.workers()
         }
@@ -122,7 +124,9 @@ def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
         await asyncio.gather(*pending, return_exceptions=True)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
-                log.error("worker ended with an error", worker=tasks[task], error=repr(task.exception()))
+                log.error(
+                    "worker ended with an error", worker=tasks[task], error=repr(task.exception())
+                )
 
     return ctx
 
@@ -132,7 +136,9 @@ def _crash_is_fatal(task: asyncio.Task[None]) -> None:
     by the supervisor than a live process that silently stopped consuming."""
     if task.cancelled() or task.exception() is None:
         return
-    log.error("worker crashed; stopping the service", worker=task.get_name(), error=repr(task.exception()))
+    log.error(
+        "worker crashed; stopping the service", worker=task.get_name(), error=repr(task.exception())
+    )
     os.kill(os.getpid(), signal.SIGTERM)
 
 

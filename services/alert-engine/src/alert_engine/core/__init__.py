@@ -1,1 +1,3 @@
-"""alert-engine's pure core: rules, evaluation, grouping, notify decisions. No I/O; time is passed in."""
+"""alert-engine's pure core: rules, evaluation, grouping, notify decisions.
+
+No I/O; time is passed in."""

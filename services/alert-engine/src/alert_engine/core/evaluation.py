@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from alert_engine.core.rules import ThresholdRule
+from alert_engine.core.templating import render_all
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalObserved
 from opsmesh.labels import fingerprint
-
-from alert_engine.core.rules import ThresholdRule
-from alert_engine.core.templating import render_all
 
 ALERTNAME = "alertname"
 

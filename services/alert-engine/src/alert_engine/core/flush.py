@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from opsmesh.events.notifications import NotifyReason
-
 from alert_engine.core.decision import LogEntry, needs_update
 from alert_engine.core.grouping import AggregationGroup, GroupedAlert
+from opsmesh.events.notifications import NotifyReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,4 +50,6 @@ def plan_flush(group: AggregationGroup, last: LogEntry | None, now: float) -> Fl
         notified_at=now,
         sequence=(last.sequence + 1) if last else 1,
     )
-    return FlushPlan(group, receiver, reason, covered, entry, idempotency_key(group.key, receiver, entry))
+    return FlushPlan(
+        group, receiver, reason, covered, entry, idempotency_key(group.key, receiver, entry)
+    )

@@ -104,7 +104,10 @@ class Dispatcher:
         """After a successful flush: drop the resolved alerts it covered (unless they changed
         meanwhile), schedule the next flush, and forget an empty group."""
         for alert in covered:
-            if alert.status is AlertStatus.RESOLVED and group.alerts.get(alert.fingerprint) == alert:
+            if (
+                alert.status is AlertStatus.RESOLVED
+                and group.alerts.get(alert.fingerprint) == alert
+            ):
                 del group.alerts[alert.fingerprint]
         group.next_flush_at = now + group.route.group_interval_s
         if not group.alerts:

@@ -118,7 +118,9 @@ def parse_rules(text: str, source: str = "<rules>") -> list[ThresholdRule]:
                 raise RuleFileError(f"{where}: {exc}") from None
             key = f"{group.name}/{rule.alert}"
             if key in seen:
-                raise RuleFileError(f"{where}: duplicate rule {rule.alert!r} in group {group.name!r}")
+                raise RuleFileError(
+                    f"{where}: duplicate rule {rule.alert!r} in group {group.name!r}"
+                )
             seen.add(key)
             rules.append(
                 ThresholdRule(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -18,7 +18,7 @@ _MAX_OUTPUT = 4096
 
 
 @lru_cache(maxsize=4096)
-def _compile(source: str):  # type: ignore[no-untyped-def]
+def _compile(source: str) -> Template:
     return _env.from_string(source)
 
 
@@ -26,7 +26,7 @@ def render(source: str, labels: Mapping[str, str], value: float | None) -> str:
     if "{" not in source:
         return source
     try:
-        out = _compile(source).render(labels=dict(labels), value=value)
+        out = str(_compile(source).render(labels=dict(labels), value=value))
     except TemplateError as exc:
         return f"<template error: {exc}>"
     return out[:_MAX_OUTPUT]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from alert_engine.core.evaluation import AlertInstance, Transition
+from alert_engine.core.flush import FlushPlan
+from alert_engine.core.grouping import GroupedAlert
 from opsmesh.events.alerts import Alert, AlertState, AlertStateChanged, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import ALERTS, NOTIFICATIONS
-
-from alert_engine.core.evaluation import AlertInstance, Transition
-from alert_engine.core.flush import FlushPlan
-from alert_engine.core.grouping import GroupedAlert
 
 
 def grouped(alert: AlertInstance) -> GroupedAlert | None:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsmesh.clock import Clock
-from opsmesh.events.signals import SignalObserved
-from opsmesh.kafka.consumer import BatchResult, Partition, Received
-from opsmesh.kafka.producer import EventProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.decision import LogEntry
@@ -23,6 +19,10 @@ from alert_engine.core.grouping import Dispatcher
 from alert_engine.pipeline.convert import grouped, notification, state_changed
 from alert_engine.storage.alerts import AlertStore
 from alert_engine.storage.notification_log import NotificationLog
+from opsmesh.clock import Clock
+from opsmesh.events.signals import SignalObserved
+from opsmesh.kafka.consumer import BatchResult, Partition, Received
+from opsmesh.kafka.producer import EventProducer
 
 
 class EvaluateStage:
@@ -56,7 +56,9 @@ class EvaluateStage:
             ["receiver", "reason"],
             registry=registry,
         )
-        self._active = Gauge("alert_engine_alerts_active", "Pending and firing alerts", registry=registry)
+        self._active = Gauge(
+            "alert_engine_alerts_active", "Pending and firing alerts", registry=registry
+        )
 
     async def restore(self) -> None:
         """Rebuild alert state, groups and the log from PostgreSQL (after a restart)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsmesh.events.alerts import AlertState
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.evaluation import AlertInstance, Transition
+from opsmesh.events.alerts import AlertState
 
 _UPSERT = """
 INSERT INTO alert_engine.alerts
@@ -48,18 +48,37 @@ class AlertStore:
                 deletes.append((a.fingerprint,))
             else:
                 upserts.append(
-                    (a.fingerprint, a.rule, Jsonb(dict(a.labels)), Jsonb(dict(a.annotations)),
-                     a.state.value, a.value, a.active_at, a.fired_at, a.resolved_at, a.last_true_at)
+                    (
+                        a.fingerprint,
+                        a.rule,
+                        Jsonb(dict(a.labels)),
+                        Jsonb(dict(a.annotations)),
+                        a.state.value,
+                        a.value,
+                        a.active_at,
+                        a.fired_at,
+                        a.resolved_at,
+                        a.last_true_at,
+                    )
                 )
             history.append(
-                (a.fingerprint, a.rule, Jsonb(dict(a.labels)), t.previous.value, a.state.value,
-                 a.value, t.at)
+                (
+                    a.fingerprint,
+                    a.rule,
+                    Jsonb(dict(a.labels)),
+                    t.previous.value,
+                    a.state.value,
+                    a.value,
+                    t.at,
+                )
             )
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if upserts:
                 await cur.executemany(_UPSERT, upserts)
             if deletes:
-                await cur.executemany("DELETE FROM alert_engine.alerts WHERE fingerprint = %s", deletes)
+                await cur.executemany(
+                    "DELETE FROM alert_engine.alerts WHERE fingerprint = %s", deletes
+                )
             await cur.executemany(_HISTORY, history)
 
     async def load(self) -> list[AlertInstance]:
@@ -68,8 +87,16 @@ class AlertStore:
             rows = await cursor.fetchall()
         return [
             AlertInstance(
-                fingerprint=r[0], rule=r[1], labels=r[2], annotations=r[3], state=AlertState(r[4]),
-                value=r[5], active_at=r[6], fired_at=r[7], resolved_at=r[8], last_true_at=r[9],
+                fingerprint=r[0],
+                rule=r[1],
+                labels=r[2],
+                annotations=r[3],
+                state=AlertState(r[4]),
+                value=r[5],
+                active_at=r[6],
+                fired_at=r[7],
+                resolved_at=r[8],
+                last_true_at=r[9],
             )
             for r in rows
         ]

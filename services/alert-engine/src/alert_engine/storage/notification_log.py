@@ -31,18 +31,13 @@ class NotificationLog:
                 " FROM alert_engine.notification_log"
             )
             rows = await cursor.fetchall()
-        return {
-            (r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in rows
-        }
+        return {(r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in rows}
 
     async def record(self, plans: Sequence[FlushPlan]) -> None:
         """Log what was sent and delete resolved alerts whose resolve went out."""
         sent = [p for p in plans if p.entry is not None and p.reason is not None]
         removable = [
-            (a.fingerprint,)
-            for p in plans
-            for a in p.covered
-            if a.status.value == "resolved"
+            (a.fingerprint,) for p in plans for a in p.covered if a.status.value == "resolved"
         ]
         if not sent and not removable:
             return
@@ -51,8 +46,16 @@ class NotificationLog:
                 await cur.executemany(
                     _UPSERT,
                     [
-                        (p.group.key, p.receiver, sorted(p.entry.firing), sorted(p.entry.resolved),
-                         p.entry.sequence, p.reason.value, p.idempotency_key, p.entry.notified_at)
+                        (
+                            p.group.key,
+                            p.receiver,
+                            sorted(p.entry.firing),
+                            sorted(p.entry.resolved),
+                            p.entry.sequence,
+                            p.reason.value,
+                            p.idempotency_key,
+                            p.entry.notified_at,
+                        )
                         for p in sent
                         if p.entry is not None and p.reason is not None
                     ],

@@ -87,15 +87,19 @@ class HealthBook:
         self._checks[key] = state
         if previous is not None and previous.status is state.status:
             return None
-        return StatusChange(state, previous.status if previous else None, ChangeCause.REPORTED,
-                            report.reported_at)
+        return StatusChange(
+            state, previous.status if previous else None, ChangeCause.REPORTED, report.reported_at
+        )
 
     def expire(self, now: float) -> list[StatusChange]:
         changes = []
         for key, state in self._checks.items():
             if state.expires_at <= now and state.status is not HealthStatus.FAIL:
-                failed = replace(state, status=HealthStatus.FAIL,
-                                 output=f"no report within its TTL (last at {state.reported_at:.0f})")
+                failed = replace(
+                    state,
+                    status=HealthStatus.FAIL,
+                    output=f"no report within its TTL (last at {state.reported_at:.0f})",
+                )
                 self._checks[key] = failed
                 changes.append(StatusChange(failed, state.status, ChangeCause.TTL_EXPIRED, now))
         return changes

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from prometheus_client import CollectorRegistry, Counter
+
+from health_aggregator.core.book import CheckState, HealthBook, StatusChange
+from health_aggregator.storage.checks import CheckStore
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.topics import SIGNALS
-from prometheus_client import CollectorRegistry, Counter
-
-from health_aggregator.core.book import CheckState, HealthBook, StatusChange
-from health_aggregator.storage.checks import CheckStore
 
 # Signal values rules compare: 0 pass, 1 warn, 2 fail.
 STATUS_VALUE = {HealthStatus.PASS: 0.0, HealthStatus.WARN: 1.0, HealthStatus.FAIL: 2.0}
@@ -28,8 +28,12 @@ def to_signal(change: StatusChange) -> Outgoing:
         kind=SignalKind.STATUS,
         name=SIGNAL_NAME,
         subject=subject,
-        labels={"service": state.service, "instance": state.instance, "check": state.check,
-                "cause": change.cause.value},
+        labels={
+            "service": state.service,
+            "instance": state.instance,
+            "check": state.check,
+            "cause": change.cause.value,
+        },
         value=STATUS_VALUE[state.status],
         observed_at=change.at,
         detail=state.output,
@@ -53,7 +57,9 @@ class HealthStage(StatelessHandler):
         self._clock = clock
         self._restored = False
         self._changes = Counter(
-            "health_aggregator_status_changes", "Check status changes", ["cause", "status"],
+            "health_aggregator_status_changes",
+            "Check status changes",
+            ["cause", "status"],
             registry=registry,
         )
 

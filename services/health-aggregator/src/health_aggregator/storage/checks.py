@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsmesh.events.health import HealthStatus
 from psycopg_pool import AsyncConnectionPool
 
 from health_aggregator.core.book import CheckState, StatusChange
+from opsmesh.events.health import HealthStatus
 
 _UPSERT = """
 INSERT INTO health_aggregator.checks
@@ -36,15 +36,35 @@ class CheckStore:
             if states:
                 await cur.executemany(
                     _UPSERT,
-                    [(s.service, s.instance, s.check, s.status.value, s.critical, s.output,
-                      s.reported_at, s.expires_at) for s in states],
+                    [
+                        (
+                            s.service,
+                            s.instance,
+                            s.check,
+                            s.status.value,
+                            s.critical,
+                            s.output,
+                            s.reported_at,
+                            s.expires_at,
+                        )
+                        for s in states
+                    ],
                 )
             if changes:
                 await cur.executemany(
                     _HISTORY,
-                    [(c.state.service, c.state.instance, c.state.check,
-                      c.previous.value if c.previous else None, c.state.status.value,
-                      c.cause.value, c.at) for c in changes],
+                    [
+                        (
+                            c.state.service,
+                            c.state.instance,
+                            c.state.check,
+                            c.previous.value if c.previous else None,
+                            c.state.status.value,
+                            c.cause.value,
+                            c.at,
+                        )
+                        for c in changes
+                    ],
                 )
 
     async def load(self) -> list[CheckState]:

@@ -29,8 +29,19 @@ class RollupHistory:
             return
         rows = [
             (
-                w.series, w.name, Jsonb(dict(w.labels)), w.kind.value, w.end - w.start,
-                w.start, w.end, w.count, w.total, w.minimum, w.maximum, w.last, w.increase,
+                w.series,
+                w.name,
+                Jsonb(dict(w.labels)),
+                w.kind.value,
+                w.end - w.start,
+                w.start,
+                w.end,
+                w.count,
+                w.total,
+                w.minimum,
+                w.maximum,
+                w.last,
+                w.increase,
             )
             for w in windows
         ]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsmesh.clock import Clock
-from opsmesh.events.metrics import MetricSampled
-from opsmesh.kafka.consumer import BatchResult, Partition, Received
-from opsmesh.kafka.producer import EventProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.signals import to_signal
 from metrics_ingest.rollup.windows import ClosedWindow, Rollups
+from opsmesh.clock import Clock
+from opsmesh.events.metrics import MetricSampled
+from opsmesh.kafka.consumer import BatchResult, Partition, Received
+from opsmesh.kafka.producer import EventProducer
 
 
 class RollupStage:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from metrics_ingest.rollup.windows import ClosedWindow
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import SIGNALS
-
-from metrics_ingest.rollup.windows import ClosedWindow
 
 
 def to_signal(window: ClosedWindow, now: float) -> Outgoing:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from opsmesh.events.notifications import NotificationRequested
-
 from notifier.core.retry import FailureKind
+from opsmesh.events.notifications import NotificationRequested
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import msgspec
-from opsmesh.clock import Clock
-from opsmesh.events.notifications import NotificationRequested
 from standardwebhooks.webhooks import Webhook
 
 from notifier.channels.base import SendResult
@@ -22,6 +21,8 @@ from notifier.channels.safe_http import check_literal_host
 from notifier.core.retry import FailureKind, classify_status
 from notifier.core.targets import TargetPolicy, TargetRefused
 from notifier.core.webhook_payload import webhook_payload
+from opsmesh.clock import Clock
+from opsmesh.events.notifications import NotificationRequested
 
 _encoder = msgspec.json.Encoder()
 
@@ -65,7 +66,9 @@ class WebhookChannel:
         except TargetRefused as exc:
             return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}")
+            return SendResult(
+                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
+            )
 
     def _signature_headers(self, message_id: str, body: bytes) -> dict[str, str]:
         now = self._clock.now()
@@ -74,7 +77,8 @@ class WebhookChannel:
             stamp = datetime.fromtimestamp(math.floor(now), UTC)
             text = body.decode()
             headers["webhook-signature"] = " ".join(
-                signer.sign(msg_id=message_id, timestamp=stamp, data=text) for signer in self._signers
+                signer.sign(msg_id=message_id, timestamp=stamp, data=text)
+                for signer in self._signers
             )
         return headers
 
@@ -87,8 +91,6 @@ def _retry_after(value: str | None, clock: Clock) -> float | None:
     except ValueError:
         pass
     try:
-        from email.utils import parsedate_to_datetime
-
         return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
     except (TypeError, ValueError):
         return None

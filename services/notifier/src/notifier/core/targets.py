@@ -24,7 +24,9 @@ class TargetPolicy:
 
     @classmethod
     def from_strings(cls, networks: Iterable[str]) -> TargetPolicy:
-        return cls(tuple(ipaddress.ip_network(n.strip(), strict=False) for n in networks if n.strip()))
+        return cls(
+            tuple(ipaddress.ip_network(n.strip(), strict=False) for n in networks if n.strip())
+        )
 
     def check(self, host: str, address: str) -> None:
         ip = ipaddress.ip_address(address)

@@ -33,7 +33,9 @@ class DeliveryLog:
             return {row[0] for row in await cursor.fetchall()}
 
     async def claim(self, key: str, owner: str) -> bool:
-        return bool(await self._redis.set(f"notifier:claim:{key}", owner, nx=True, px=_CLAIM_TTL_MS))
+        return bool(
+            await self._redis.set(f"notifier:claim:{key}", owner, nx=True, px=_CLAIM_TTL_MS)
+        )
 
     async def release(self, key: str) -> None:
         await self._redis.delete(f"notifier:claim:{key}")

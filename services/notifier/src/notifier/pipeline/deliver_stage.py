@@ -7,6 +7,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from notifier.channels.base import Channel, SendResult
+from notifier.core.retry import FailureKind, RetryPolicy
+from notifier.delivery.log import DeliveryLog
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import (
     DeliveryOutcome,
@@ -18,11 +23,6 @@ from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import DELIVERIES
-from prometheus_client import CollectorRegistry, Counter, Histogram
-
-from notifier.channels.base import Channel, SendResult
-from notifier.core.retry import FailureKind, RetryPolicy
-from notifier.delivery.log import DeliveryLog
 
 log = get_logger(__name__)
 
@@ -51,7 +51,7 @@ class DeliverStage(StatelessHandler):
         self._retry = retry
         self._clock = clock
         self._instance = instance
-        self._rng = random.Random()
+        self._rng = random.Random()  # noqa: S311 - backoff jitter, not security
         self._outcomes = Counter(
             "notifier_deliveries", "Delivery outcomes", ["receiver", "outcome"], registry=registry
         )
@@ -88,8 +88,14 @@ class DeliverStage(StatelessHandler):
         channel = self._channels(request.receiver)
         if channel is None:
             return await self._fail(
-                record, "none", 0, SendResult(ok=False, failure=FailureKind.NOT_CONFIGURED,
-                                              error=f"receiver {request.receiver!r} is not configured")
+                record,
+                "none",
+                0,
+                SendResult(
+                    ok=False,
+                    failure=FailureKind.NOT_CONFIGURED,
+                    error=f"receiver {request.receiver!r} is not configured",
+                ),
             )
         if not await self._log.claim(request.idempotency_key, self._instance):
             raise ClaimedElsewhere(request.idempotency_key)
@@ -98,13 +104,24 @@ class DeliverStage(StatelessHandler):
             if not outcome.ok:
                 return await self._fail(record, channel.name, attempts, outcome)
             await self._log.record(
-                key=request.idempotency_key, receiver=request.receiver, channel=channel.name,
-                outcome=DeliveryOutcome.DELIVERED.value, attempts=attempts,
-                status_code=outcome.status_code, error=None,
+                key=request.idempotency_key,
+                receiver=request.receiver,
+                channel=channel.name,
+                outcome=DeliveryOutcome.DELIVERED.value,
+                attempts=attempts,
+                status_code=outcome.status_code,
+                error=None,
             )
-            self._latency.labels(request.receiver).observe(max(0.0, self._clock.now() - request.requested_at))
-            return self._result(request, DeliveryOutcome.DELIVERED, attempts=attempts,
-                                channel=channel.name, status_code=outcome.status_code)
+            self._latency.labels(request.receiver).observe(
+                max(0.0, self._clock.now() - request.requested_at)
+            )
+            return self._result(
+                request,
+                DeliveryOutcome.DELIVERED,
+                attempts=attempts,
+                channel=channel.name,
+                status_code=outcome.status_code,
+            )
         finally:
             await self._log.release(request.idempotency_key)
 
@@ -116,18 +133,29 @@ class DeliverStage(StatelessHandler):
         while True:
             attempt += 1
             outcome = await channel.send(request)
-            self._attempts.labels(request.receiver, "ok" if outcome.ok else str(outcome.failure)).inc()
+            self._attempts.labels(
+                request.receiver, "ok" if outcome.ok else str(outcome.failure)
+            ).inc()
             if outcome.ok or outcome.failure is None or not outcome.failure.retryable:
                 return attempt, outcome
             delay = self._retry.delay(attempt, outcome.retry_after_s, self._rng)
             if time.monotonic() + delay > deadline:
                 return attempt, outcome
-            log.info("delivery failed; retrying", receiver=request.receiver, attempt=attempt,
-                     error=outcome.error, delay_s=round(delay, 3))
+            log.info(
+                "delivery failed; retrying",
+                receiver=request.receiver,
+                attempt=attempt,
+                error=outcome.error,
+                delay_s=round(delay, 3),
+            )
             await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
 
     async def _fail(
-        self, record: Received[NotificationRequested], channel: str, attempts: int, outcome: SendResult
+        self,
+        record: Received[NotificationRequested],
+        channel: str,
+        attempts: int,
+        outcome: SendResult,
     ) -> NotificationDelivered:
         request = record.event
         error = f"{outcome.failure}: {outcome.error}"
@@ -135,12 +163,22 @@ class DeliverStage(StatelessHandler):
         await self._dead_letters.send(record.raw, DeadLetterReason.DELIVERY_FAILED, error)
         await self._dead_letters.flush()
         await self._log.record(
-            key=request.idempotency_key, receiver=request.receiver, channel=channel,
-            outcome=DeliveryOutcome.FAILED.value, attempts=attempts,
-            status_code=outcome.status_code, error=error,
+            key=request.idempotency_key,
+            receiver=request.receiver,
+            channel=channel,
+            outcome=DeliveryOutcome.FAILED.value,
+            attempts=attempts,
+            status_code=outcome.status_code,
+            error=error,
         )
-        return self._result(request, DeliveryOutcome.FAILED, attempts=attempts, channel=channel,
-                            status_code=outcome.status_code, error=error)
+        return self._result(
+            request,
+            DeliveryOutcome.FAILED,
+            attempts=attempts,
+            channel=channel,
+            status_code=outcome.status_code,
+            error=error,
+        )
 
     def _result(
         self,

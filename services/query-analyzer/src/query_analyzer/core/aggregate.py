@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 from opsmesh.events.queries import SlowQueryObserved
-
 from query_analyzer.core.fingerprint import Fingerprint
 
 

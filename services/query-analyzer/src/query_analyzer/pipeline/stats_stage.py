@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opsmesh.db.offsets import mark_applied, unapplied
-from opsmesh.events.queries import SlowQueryObserved
-from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
 from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
+from opsmesh.db.offsets import mark_applied, unapplied
+from opsmesh.events.queries import SlowQueryObserved
+from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
 from query_analyzer.core.aggregate import QueryAggregate
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.storage.stats import QueryStats
@@ -17,13 +17,21 @@ from query_analyzer.storage.stats import QueryStats
 
 class StatsStage(StatelessHandler):
     def __init__(
-        self, *, pool: AsyncConnectionPool, stats: QueryStats, consumer: str, registry: CollectorRegistry
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        stats: QueryStats,
+        consumer: str,
+        registry: CollectorRegistry,
     ) -> None:
         self._pool = pool
         self._stats = stats
         self._consumer = consumer
         self._queries = Counter(
-            "query_analyzer_queries", "Slow queries by fingerprint kind", ["kind"], registry=registry
+            "query_analyzer_queries",
+            "Slow queries by fingerprint kind",
+            ["kind"],
+            registry=registry,
         )
 
     async def handle(self, batch: Sequence[Received[SlowQueryObserved]]) -> BatchResult:

@@ -21,7 +21,8 @@ ON CONFLICT (fingerprint, database, fingerprint_version) DO UPDATE SET
     total_ms = s.total_ms + EXCLUDED.total_ms,
     min_ms = LEAST(s.min_ms, EXCLUDED.min_ms),
     max_ms = GREATEST(s.max_ms, EXCLUDED.max_ms),
-    sample_sql = CASE WHEN EXCLUDED.max_ms > s.max_ms THEN EXCLUDED.sample_sql ELSE s.sample_sql END,
+    sample_sql = CASE WHEN EXCLUDED.max_ms > s.max_ms
+                      THEN EXCLUDED.sample_sql ELSE s.sample_sql END,
     rows = s.rows + EXCLUDED.rows,
     last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen)
 """
@@ -36,9 +37,20 @@ class QueryStats:
         if not aggregates:
             return
         rows = [
-            (a.fingerprint.value, a.database, a.fingerprint.kind.value, a.fingerprint.version,
-             a.fingerprint.display, a.sample_sql, a.calls, a.total_ms, a.min_ms, a.max_ms, a.rows,
-             a.last_seen)
+            (
+                a.fingerprint.value,
+                a.database,
+                a.fingerprint.kind.value,
+                a.fingerprint.version,
+                a.fingerprint.display,
+                a.sample_sql,
+                a.calls,
+                a.total_ms,
+                a.min_ms,
+                a.max_ms,
+                a.rows,
+                a.last_seen,
+            )
             for a in aggregates
         ]
         await cur.executemany(_MERGE, rows)
@@ -48,7 +60,7 @@ class QueryStats:
             await cur.execute(
                 "SELECT fingerprint, database, fingerprint_kind, display_sql, calls, total_ms,"
                 " total_ms / calls AS mean_ms, min_ms, max_ms, rows,"
-                " extract(epoch FROM last_seen) AS last_seen"
+                " extract(epoch FROM last_seen)::float8 AS last_seen"
                 " FROM query_analyzer.query_stats ORDER BY total_ms DESC LIMIT %s",
                 (limit,),
             )

@@ -1,0 +1,49 @@
+# One entry point for every task. `make up` runs the mesh; `make test` is CI's command.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := uv
+PYTEST_ARGS ?=
+SOURCES := shared/src services/metrics-ingest/src services/alert-engine/src services/notifier/src services/query-analyzer/src services/health-aggregator/src
+
+.PHONY: help deps up test lint format typecheck unit integration e2e schemas bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps:  ## install what is missing: Debian packages, uv, the locked workspace, Kafka jars
+	@scripts/bootstrap.sh
+
+up: deps  ## start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic
+	$(UV) run --frozen opsmesh up
+
+test: deps lint  ## lint, then unit, integration and end-to-end tests over real infrastructure
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: typecheck  ## ruff (lint + format check) and mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck:
+	$(UV) run --frozen mypy $(SOURCES)
+
+format:  ## apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+unit:  ## only the fast tests (no infrastructure)
+	$(UV) run --frozen pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+integration:  ## only the integration tests
+	$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
+
+e2e:  ## only the end-to-end tests
+	$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
+
+schemas:  ## export the events' JSON Schemas to docs/schemas
+	$(UV) run --frozen opsmesh schema export docs/schemas
+
+bench: deps  ## run the benchmarks (never part of the tests)
+	$(UV) run --frozen python -m bench
+
+clean:
+	rm -rf .opsmesh .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,92 @@
+"""The mesh for end-to-end tests: the five services as processes, plus a webhook sink."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from opsmesh.devinfra import Endpoints
+from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
+from opsmesh.devtools.mesh import Mesh
+
+RULES = """
+groups:
+  - name: e2e
+    rules:
+      - alert: E2EErrorRatio
+        signal: e2e_error_ratio
+        op: ">"
+        threshold: 0.5
+        labels: {severity: page}
+        annotations:
+          summary: "{{ labels.service }} error ratio {{ value }}"
+          runbook_url: runbooks/high-error-rate.md
+"""
+
+
+@dataclass
+class Sink:
+    url: str
+    file: Path
+
+    def received(self) -> list[dict]:
+        if not self.file.exists():
+            return []
+        return [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
+    workdir = tmp_path_factory.mktemp("sink")
+    port = free_port()
+    out = workdir / "received.jsonl"
+    process = spawn(
+        [sys.executable, "-m", "opsmesh.devtools.sink", "--port", str(port), "--out", str(out)],
+        log_file=workdir / "sink.log",
+    )
+    try:
+        wait_until(lambda: port_open(port), timeout_s=20, what="webhook sink", process=process)
+        yield Sink(f"http://127.0.0.1:{port}/hooks/default", out)
+    finally:
+        terminate(process)
+
+
+@pytest.fixture(scope="session")
+def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    workdir = tmp_path_factory.mktemp("mesh")
+    rules = workdir / "rules.yml"
+    rules.write_text(RULES)
+    running = Mesh(
+        infra,
+        workdir,
+        env={
+            "metrics-ingest": {
+                "METRICS_INGEST_WINDOWS_S": "1",
+                "METRICS_INGEST_ALLOWED_LATENESS_S": "0.5",
+                "METRICS_INGEST_IDLE_GRACE_S": "0.5",
+            },
+            "alert-engine": {
+                "ALERT_ENGINE_RULES_FILES": str(rules),
+                "ALERT_ENGINE_GROUP_BY": "alertname,service",
+                "ALERT_ENGINE_GROUP_WAIT": "0.5s",
+                "ALERT_ENGINE_GROUP_INTERVAL": "1s",
+                "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
+            },
+            "notifier": {
+                "NOTIFIER_DEFAULT_WEBHOOK_URL": sink.url,
+                "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "NOTIFIER_RETRY_INITIAL_S": "0.1",
+                "NOTIFIER_RETRY_DEADLINE_S": "5",
+            },
+        },
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop_all()
