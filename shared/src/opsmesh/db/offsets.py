@@ -22,7 +22,7 @@ R = TypeVar("R", bound=Received[Any])
 
 async def unapplied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) -> list[R]:
     """Lock the partitions' rows and return the records not applied yet (call in a transaction)."""
-    partitions = sorted({(r.raw.topic, r.raw.partition) for r in records})
+    partitions = sorted({r.partition for r in records})
     if not partitions:
         return []
     await cur.execute(
@@ -33,15 +33,15 @@ async def unapplied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) 
         (consumer, [p[0] for p in partitions], [p[1] for p in partitions]),
     )
     applied = {(row[0], row[1]): row[2] for row in await cur.fetchall()}
-    return [r for r in records if r.raw.offset >= applied.get((r.raw.topic, r.raw.partition), -1)]
+    return [r for r in records if r.offset >= applied.get(r.partition, -1)]
 
 
 async def mark_applied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) -> None:
     """Record the next offset per partition (in the same transaction as the effects)."""
     next_offsets: dict[tuple[str, int], int] = {}
     for r in records:
-        key = (r.raw.topic, r.raw.partition)
-        next_offsets[key] = max(next_offsets.get(key, 0), r.raw.offset + 1)
+        key = r.partition
+        next_offsets[key] = max(next_offsets.get(key, 0), r.offset + 1)
     if not next_offsets:
         return
     await cur.executemany(

@@ -43,15 +43,47 @@ Partition = tuple[str, int]
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class Received(Generic[E_co]):
-    event: E_co
-    raw: RawRecord
-    trace: TraceContext | None
+    """A decoded event and where it came from. Kept lean: this is built per record on the
+    hot path, so the raw record and trace context are derived only when asked for."""
+
+    __slots__ = ("event", "message")
+
+    def __init__(self, event: E_co, message: Any) -> None:
+        self.event = event
+        self.message = message  # aiokafka's ConsumerRecord
+
+    @property
+    def topic(self) -> str:
+        return str(self.message.topic)
+
+    @property
+    def offset(self) -> int:
+        return int(self.message.offset)
 
     @property
     def partition(self) -> Partition:
-        return (self.raw.topic, self.raw.partition)
+        return (self.message.topic, self.message.partition)
+
+    @property
+    def raw(self) -> RawRecord:
+        return _raw(self.message)
+
+    @property
+    def trace(self) -> TraceContext | None:
+        return parse_traceparent(header_value(self.message.headers, "traceparent"))
+
+
+def _raw(message: Any) -> RawRecord:
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,32 +264,29 @@ class BatchConsumer(Generic[E]):
             )
             await self._dead_letters.send(rejection.raw, rejection.reason, rejection.error)
         await self._dead_letters.flush()
+        totals: dict[str, int] = {}
         for tp, messages in batch.items():
-            self._metrics.records.labels(tp.topic, "ok").inc(len(messages))
+            totals[tp.topic] = totals.get(tp.topic, 0) + len(messages)
         for rejection in rejected:
+            totals[rejection.raw.topic] -= 1
             self._metrics.records.labels(rejection.raw.topic, "dead_lettered").inc()
+        for topic, ok in totals.items():
+            self._metrics.records.labels(topic, "ok").inc(ok)
         await self._commit()
         if batch:
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def _decode_into(self, message: Any, good: list[Received[E]], bad: list[Rejection]) -> None:
-        raw = RawRecord(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            headers=tuple(message.headers or ()),
-            timestamp_ms=message.timestamp,
-        )
         value = message.value
         if value is None:
-            bad.append(Rejection(raw, DeadLetterReason.SCHEMA_VIOLATION, "record has no value"))
+            bad.append(
+                Rejection(_raw(message), DeadLetterReason.SCHEMA_VIOLATION, "record has no value")
+            )
             return
         if len(value) > self._config.max_record_bytes:
             bad.append(
                 Rejection(
-                    raw,
+                    _raw(message),
                     DeadLetterReason.TOO_LARGE,
                     f"{len(value)} bytes > limit {self._config.max_record_bytes}",
                 )
@@ -266,24 +295,22 @@ class BatchConsumer(Generic[E]):
         try:
             event = self._decoder.decode(value)
         except msgspec.ValidationError as exc:
-            bad.append(Rejection(raw, DeadLetterReason.SCHEMA_VIOLATION, str(exc)))
+            bad.append(Rejection(_raw(message), DeadLetterReason.SCHEMA_VIOLATION, str(exc)))
             return
         except msgspec.DecodeError as exc:
-            bad.append(Rejection(raw, DeadLetterReason.INVALID_JSON, str(exc)))
+            bad.append(Rejection(_raw(message), DeadLetterReason.INVALID_JSON, str(exc)))
             return
         if event.schema_version > self._event_type.SCHEMA_VERSION:
             bad.append(
                 Rejection(
-                    raw,
+                    _raw(message),
                     DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION,
                     f"schema_version {event.schema_version} > supported "
                     f"{self._event_type.SCHEMA_VERSION} for {self._event_type.__name__}",
                 )
             )
             return
-        good.append(
-            Received(event, raw, parse_traceparent(header_value(raw.headers, "traceparent")))
-        )
+        good.append(Received(event, message))
 
     async def _handle_with_retry(
         self, good: list[Received[E]], stop: asyncio.Event

@@ -39,7 +39,7 @@ class RollupStage:
 
     async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
         for record in batch:
-            outcome = self._rollups.add(record.event, record.partition, record.raw.offset)
+            outcome = self._rollups.add(record.event, record.partition, record.offset)
             self._samples.labels(outcome.value).inc()
         now = self._clock.now()
         self._unsaved.extend(self._rollups.close_due(now))

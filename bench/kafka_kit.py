@@ -1,0 +1,162 @@
+"""The Kafka kit's consume path against raw aiokafka + msgspec, in one run.
+
+Fills a 4-partition topic with ~210-byte ``MetricSampled`` events (aiokafka batch API),
+then reads it back twice from the beginning:
+- baseline: raw ``getmany`` + typed msgspec decode, no group;
+- kit: ``BatchConsumer`` (group, decode, DLQ check, commit per batch) with a no-op handler.
+Prints events/s for both and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from opsmesh.clock import SystemClock
+from opsmesh.events import MetricSampled
+from opsmesh.kafka import (
+    BatchConsumer,
+    BatchResult,
+    ConsumerConfig,
+    DeadLetterPublisher,
+    EventProducer,
+    Received,
+    StatelessHandler,
+)
+from opsmesh.kafka.admin import ensure_topics
+from opsmesh.topics import DLQ, Topic
+
+PARTITIONS = 4
+
+
+async def fill(bootstrap: str, topic: str, events: int) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        max_batch_size=256 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+    await producer.start()
+    encoder = msgspec.json.Encoder()
+    started = time.perf_counter()
+    futures = []
+    try:
+        batch = producer.create_batch()
+        partition = 0
+        for i in range(events):
+            sample = MetricSampled(
+                name="http_request_duration_seconds",
+                value=i * 0.001,
+                labels={
+                    "service": f"svc-{i % 64}",
+                    "host": f"host-{i % 16:03d}.prod.internal",
+                    "region": "eu-west-1",
+                },
+                sampled_at=1_760_000_000.0 + i / 1000,
+            )
+            value = encoder.encode(sample)
+            if batch.append(key=None, value=value, timestamp=None) is None:
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                partition = (partition + 1) % PARTITIONS
+                batch = producer.create_batch()
+                batch.append(key=None, value=value, timestamp=None)
+        batch.close()
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return events / (time.perf_counter() - started)
+
+
+async def raw_consume(bootstrap: str, topic: str, events: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1_048_576,
+        fetch_max_bytes=16 * 1_048_576,
+    )
+    await consumer.start()
+    decoder = msgspec.json.Decoder(MetricSampled)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen = 0
+        started = 0.0
+        while seen < events:
+            batch = await consumer.getmany(timeout_ms=1000)
+            if batch and not started:
+                started = time.perf_counter()
+            for messages in batch.values():
+                for message in messages:
+                    decoder.decode(message.value)
+                seen += len(messages)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+class Counting(StatelessHandler):
+    def __init__(self, target: int) -> None:
+        self.seen = 0
+        self.started = 0.0
+        self.finished = 0.0
+        self.done = asyncio.Event()
+        self._target = target
+
+    async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
+        if batch and not self.started:
+            self.started = time.perf_counter()
+        self.seen += len(batch)
+        if self.seen >= self._target and not self.done.is_set():
+            self.finished = time.perf_counter()
+            self.done.set()
+        return BatchResult()
+
+
+async def kit_consume(bootstrap: str, topic: Topic, events: int) -> float:
+    connection = {"bootstrap_servers": bootstrap}
+    producer = EventProducer(connection, source="/bench")
+    await producer.start()
+    registry = CollectorRegistry()
+    handler = Counting(events)
+    consumer = BatchConsumer(
+        connection=connection,
+        config=ConsumerConfig(group_id=f"bench.{uuid.uuid4().hex[:8]}", topics=(topic,)),
+        event_type=MetricSampled,
+        handler=handler,
+        dead_letters=DeadLetterPublisher(
+            producer, service="bench", clock=SystemClock(), registry=registry
+        ),
+        registry=registry,
+        client_id="bench",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await handler.done.wait()
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+    return handler.seen / (handler.finished - handler.started)
+
+
+async def run(bootstrap: str, events: int) -> None:
+    topic = Topic(f"bench.kit.{uuid.uuid4().hex[:8]}", PARTITIONS, "none")
+    await ensure_topics({"bootstrap_servers": bootstrap}, [topic, DLQ])
+    produced = await fill(bootstrap, topic.name, events)
+    raw = await raw_consume(bootstrap, topic.name, events)
+    kit = await kit_consume(bootstrap, topic, events)
+    print(f"kafka-kit: {events:,} MetricSampled events (~210 B), {PARTITIONS} partitions")
+    print(f"  produce (aiokafka batch API, acks=1): {produced:,.0f} events/s")
+    print(f"  baseline raw aiokafka getmany + msgspec typed decode: {raw:,.0f} events/s")
+    print(f"  opsmesh BatchConsumer, no-op handler: {kit:,.0f} events/s")
+    print(f"  ratio kit / baseline: {kit / raw:.2f}")
