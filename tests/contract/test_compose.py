@@ -1,0 +1,476 @@
+"""Static contract for ``compose/``: what ``docker compose up`` would start must match what
+the services actually read. No Docker engine is needed (or used): the files are parsed and
+checked against the settings classes, the Dockerfile and the Prometheus config."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from alert_engine.core.rules import parse_rules
+from alert_engine.settings import AlertEngineSettings
+from health_aggregator.settings import HealthAggregatorSettings
+from metrics_ingest.settings import MetricsIngestSettings
+from notifier.settings import NotifierSettings
+from opsmesh.devtools.mesh import SERVICES as MESH_SERVICES
+from opsmesh.settings import CommonSettings
+from query_analyzer.settings import QueryAnalyzerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = ROOT / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+DOCKERFILE = COMPOSE_DIR / "Dockerfile"
+
+# compose service name -> (python module, settings class)
+SERVICES: dict[str, tuple[str, type[CommonSettings]]] = {
+    "metrics-ingest": ("metrics_ingest", MetricsIngestSettings),
+    "alert-engine": ("alert_engine", AlertEngineSettings),
+    "notifier": ("notifier", NotifierSettings),
+    "query-analyzer": ("query_analyzer", QueryAnalyzerSettings),
+    "health-aggregator": ("health_aggregator", HealthAggregatorSettings),
+}
+INFRA = ("kafka", "postgres", "redis")
+EXPECTED_COMMON = {
+    "OPSMESH_KAFKA_BOOTSTRAP": "kafka:9092",
+    "OPSMESH_PG_DSN": "postgresql://opsmesh:opsmesh@postgres:5432/opsmesh",
+    "OPSMESH_REDIS_URL": "redis://redis:6379/0",
+    "OPSMESH_HTTP_HOST": "0.0.0.0",
+}
+
+
+# -- helpers: compose's loose syntax, normalised -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
+    assert isinstance(data.get("services"), dict), "docker-compose.yml has no services"
+    return data
+
+
+def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    assert name in compose["services"], f"compose has no service {name!r}"
+    spec: dict[str, Any] = compose["services"][name]
+    return spec
+
+
+_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: object) -> str:
+    """What compose substitutes when the variable is unset: its default, else empty."""
+    return _INTERPOLATION.sub(lambda m: m.group("default") or "", str(value))
+
+
+def environment(spec: dict[str, Any]) -> dict[str, str]:
+    raw = spec.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = (item.split("=", 1) if "=" in item else (item, "") for item in raw)
+        return {k: interpolate(v) for k, v in pairs}
+    return {str(k): interpolate("" if v is None else v) for k, v in raw.items()}
+
+
+def command(spec: dict[str, Any]) -> list[str]:
+    raw = spec.get("command")
+    if raw is None:
+        return []
+    return shlex.split(raw) if isinstance(raw, str) else [str(part) for part in raw]
+
+
+def container_ports(spec: dict[str, Any]) -> set[int]:
+    out = set()
+    for entry in spec.get("ports", []):
+        if isinstance(entry, dict):
+            out.add(int(entry["target"]))
+        else:
+            out.add(int(str(entry).split(":")[-1].split("/")[0]))
+    return out
+
+
+def healthcheck_command(spec: dict[str, Any]) -> str:
+    check = spec.get("healthcheck") or {}
+    assert not check.get("disable"), "healthcheck is disabled"
+    test = check.get("test")
+    assert test, "no healthcheck test"
+    if isinstance(test, str):
+        return test
+    assert test[0] in ("CMD", "CMD-SHELL"), (
+        f"healthcheck test must start with CMD/CMD-SHELL: {test}"
+    )
+    return " ".join(str(part) for part in test[1:])
+
+
+def depends_on(spec: dict[str, Any]) -> dict[str, str]:
+    """Dependency -> condition (the short list form means service_started)."""
+    raw = spec.get("depends_on") or {}
+    if isinstance(raw, list):
+        return dict.fromkeys(raw, "service_started")
+    return {name: (dep or {}).get("condition", "service_started") for name, dep in raw.items()}
+
+
+def bind_mounts(spec: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(host path resolved against compose/, container path) for every bind mount."""
+    out = []
+    for volume in spec.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") != "bind":
+                continue
+            source, target = volume["source"], volume["target"]
+        else:
+            source, target = str(volume).split(":")[:2]
+            if not source.startswith((".", "/", "~")):
+                continue  # a named volume
+        out.append(((COMPOSE_DIR / source).resolve(), target))
+    return out
+
+
+def aliases(settings_type: type[BaseSettings]) -> set[str]:
+    names = {f.alias for f in CommonSettings.model_fields.values() if f.alias}
+    names |= {f.alias for f in settings_type.model_fields.values() if f.alias}
+    return names
+
+
+def http_port(settings_type: type[BaseSettings]) -> tuple[str, int]:
+    field = settings_type.model_fields["http_port"]
+    assert field.alias
+    return field.alias, int(field.default)
+
+
+def dockerfile_lines(path: Path) -> list[str]:
+    """Instructions with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+# -- the five services ---------------------------------------------------------------------
+
+
+def test_the_table_here_matches_the_mesh_supervisor() -> None:
+    """`opsmesh up` and compose must agree on which services exist and how they start."""
+    assert {s.name: s.module for s in MESH_SERVICES} == {n: m for n, (m, _) in SERVICES.items()}
+    for info in MESH_SERVICES:
+        assert (info.port_variable, info.default_port) == http_port(SERVICES[info.name][1])
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_is_built_from_the_repo_dockerfile(compose: dict[str, Any], name: str) -> None:
+    build = service(compose, name).get("build")
+    assert isinstance(build, dict), f"{name}: build must name the context and the Dockerfile"
+    context = (COMPOSE_DIR / build["context"]).resolve()
+    assert context == ROOT, f"{name}: build context must be the repo root, got {context}"
+    assert (context / build["dockerfile"]).resolve() == DOCKERFILE
+    assert DOCKERFILE.is_file()
+
+
+@pytest.mark.parametrize(("name", "module"), [(n, m) for n, (m, _) in SERVICES.items()])
+def test_service_runs_its_module(compose: dict[str, Any], name: str, module: str) -> None:
+    assert command(service(compose, name)) == ["python", "-m", module]
+
+
+@pytest.mark.parametrize(("name", "settings_type"), [(n, s) for n, (_, s) in SERVICES.items()])
+def test_service_listens_publishes_and_probes_its_port(
+    compose: dict[str, Any], name: str, settings_type: type[BaseSettings]
+) -> None:
+    spec = service(compose, name)
+    variable, default_port = http_port(settings_type)
+    env = environment(spec)
+    assert env.get(variable) == str(default_port), (
+        f"{name}: {variable} must equal the settings default {default_port}"
+    )
+    assert default_port in container_ports(spec), f"{name}: port {default_port} is not published"
+    probe = healthcheck_command(spec)
+    assert f"http://127.0.0.1:{default_port}/health/ready" in probe, probe
+    assert "urllib" in probe, "slim images have no curl; probe with python's urllib"
+    assert "curl" not in probe, "slim images have no curl; probe with python's urllib"
+
+
+@pytest.mark.parametrize(("name", "settings_type"), [(n, s) for n, (_, s) in SERVICES.items()])
+def test_every_variable_a_service_gets_is_one_it_reads(
+    compose: dict[str, Any], name: str, settings_type: type[BaseSettings]
+) -> None:
+    env = environment(service(compose, name))
+    unknown = sorted(set(env) - aliases(settings_type))
+    assert not unknown, f"{name}: {settings_type.__name__} reads none of {unknown} (typo?)"
+
+
+@pytest.mark.parametrize(("name", "settings_type"), [(n, s) for n, (_, s) in SERVICES.items()])
+def test_service_settings_validate_with_the_compose_values(
+    compose: dict[str, Any], name: str, settings_type: type[BaseSettings]
+) -> None:
+    env = environment(service(compose, name))
+    for variable, expected in EXPECTED_COMMON.items():
+        assert env.get(variable) == expected, f"{name}: {variable}"
+    assert "OPSMESH_LOG_LEVEL" in env
+    # model_validate reads only these values (not the test machine's environment), with
+    # the same validators a service runs at start.
+    settings = settings_type.model_validate(env)
+    assert getattr(settings, "http_port", None) == http_port(settings_type)[1]
+
+
+def test_service_endpoints_name_compose_services(compose: dict[str, Any]) -> None:
+    """A URL host that is not a compose service (e.g. 127.0.0.1) is the container itself."""
+    services = set(compose["services"])
+    for name in SERVICES:
+        env = environment(service(compose, name))
+        hosts: set[str | None] = {env["OPSMESH_KAFKA_BOOTSTRAP"].rsplit(":", 1)[0]}
+        hosts |= {urlsplit(env[v]).hostname for v in ("OPSMESH_PG_DSN", "OPSMESH_REDIS_URL")}
+        if "NOTIFIER_DEFAULT_WEBHOOK_URL" in env:
+            hosts.add(urlsplit(env["NOTIFIER_DEFAULT_WEBHOOK_URL"]).hostname)
+        assert hosts <= services, f"{name}: {hosts - services} are not compose services"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_waits_for_healthy_infrastructure(compose: dict[str, Any], name: str) -> None:
+    deps = depends_on(service(compose, name))
+    for part in INFRA:
+        assert deps.get(part) == "service_healthy", f"{name} must wait for {part} to be healthy"
+
+
+def test_every_healthy_dependency_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    """compose refuses to start when a service_healthy dependency defines no healthcheck."""
+    for name, spec in compose["services"].items():
+        for dep, condition in depends_on(spec).items():
+            assert dep in compose["services"], f"{name} depends on unknown service {dep}"
+            if condition == "service_healthy":
+                healthcheck_command(compose["services"][dep])
+
+
+# -- infrastructure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", INFRA)
+def test_infrastructure_has_a_healthcheck(compose: dict[str, Any], name: str) -> None:
+    assert healthcheck_command(service(compose, name)).strip()
+
+
+def test_kafka_is_single_node_kraft_advertising_what_services_use(compose: dict[str, Any]) -> None:
+    spec = service(compose, "kafka")
+    assert spec.get("image") == "apache/kafka:4.1.1"
+    env = environment(spec)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in env["KAFKA_LISTENERS"]
+    advertised = {
+        entry.split("://", 1)[1] for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    }
+    assert EXPECTED_COMMON["OPSMESH_KAFKA_BOOTSTRAP"] in advertised
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    ):
+        assert env.get(key) == "1", f"{key} must be 1 on a single node"
+    assert "kafka-broker-api-versions" in healthcheck_command(spec)
+
+
+def test_postgres_credentials_match_the_services_dsn(compose: dict[str, Any]) -> None:
+    spec = service(compose, "postgres")
+    env = environment(spec)
+    dsn = urlsplit(EXPECTED_COMMON["OPSMESH_PG_DSN"])
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
+        dsn.username,
+        dsn.password,
+        dsn.path.lstrip("/"),
+    )
+    assert "pg_isready" in healthcheck_command(spec)
+    build = spec["build"]
+    dockerfile = (COMPOSE_DIR / build["context"] / build.get("dockerfile", "Dockerfile")).resolve()
+    lines = dockerfile_lines(dockerfile)
+    assert "FROM postgres:15-bookworm" in lines
+    assert any("apt-get install" in line and "postgresql-15-hypopg" in line for line in lines)
+
+
+def test_redis_healthcheck_pings(compose: dict[str, Any]) -> None:
+    spec = service(compose, "redis")
+    assert str(spec.get("image", "")).startswith("redis:7")
+    assert "redis-cli ping" in healthcheck_command(spec)
+
+
+# -- the image -----------------------------------------------------------------------------
+
+
+def test_dockerfile_installs_the_locked_workspace() -> None:
+    lines = dockerfile_lines(DOCKERFILE)
+    args = {m.group(1): m.group(2) for line in lines if (m := re.match(r"ARG (\w+)=(\S+)", line))}
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), line.split()[1])
+        for line in lines
+        if line.startswith("FROM ")
+    ]
+    assert bases[-1] == "python:3.11-slim-bookworm", f"runtime base image is {bases[-1]}"
+
+    syncs = [line for line in lines if "uv sync" in line]
+    assert syncs, "the Dockerfile never runs uv sync"
+    for line in syncs:
+        assert "--frozen" in line.split(), f"uv sync must install exactly uv.lock: {line}"
+        assert "--no-dev" in line.split(), f"no dev tools in the image: {line}"
+    assert any("--no-install-workspace" not in line for line in syncs), "workspace never installed"
+    assert any(line.startswith("COPY") and "uv.lock" in line.split() for line in lines)
+    assert (ROOT / "uv.lock").is_file()
+
+
+def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> None:
+    """A new service under services/ must reach the image; a renamed path must fail here."""
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    members = sorted(
+        {
+            p.relative_to(ROOT).as_posix()
+            for pattern in workspace["members"]
+            for p in ROOT.glob(pattern)
+            if (p / "pyproject.toml").is_file()
+        }
+    )
+    assert len(members) == 1 + len(SERVICES), members
+    copies = [line.split()[1:] for line in dockerfile_lines(DOCKERFILE) if line.startswith("COPY ")]
+    sources = {
+        src
+        for parts in copies
+        if not any(p.startswith("--from") for p in parts)
+        for src in parts[:-1]
+    }
+    for member in members:
+        assert f"{member}/pyproject.toml" in sources, f"{member}/pyproject.toml is not copied"
+        assert f"{member}/src" in sources, f"{member}/src is not copied"
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY {src}: no such path in the build context"
+
+
+def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in (".git", ".venv", ".opsmesh"):
+        assert any(p.strip("/*") == needed for p in patterns), (
+            f".dockerignore must exclude {needed}"
+        )
+    for kept in ("uv.lock", "pyproject.toml", "shared", "services", "src"):
+        assert kept not in [p.strip("/") for p in patterns], f".dockerignore excludes {kept}"
+
+
+# -- mounts, rules and the dev sinks ---------------------------------------------------------
+
+
+def test_every_file_mounted_from_the_repo_exists(compose: dict[str, Any]) -> None:
+    mounts = [
+        (name, source)
+        for name, spec in compose["services"].items()
+        for source, _ in bind_mounts(spec)
+    ]
+    assert mounts, "expected bind mounts (rules, Prometheus and Grafana config)"
+    for name, source in mounts:
+        assert source.exists(), f"{name} mounts {source}, which does not exist"
+        assert source.is_relative_to(ROOT), f"{name} mounts {source} from outside the repo"
+
+
+def test_alert_engine_rules_files_are_mounted_and_parse(compose: dict[str, Any]) -> None:
+    spec = service(compose, "alert-engine")
+    mounted = {target.split(":")[0]: source for source, target in bind_mounts(spec)}
+    files = [
+        p.strip() for p in environment(spec)["ALERT_ENGINE_RULES_FILES"].split(",") if p.strip()
+    ]
+    assert files
+    for path in files:
+        assert path in mounted, f"ALERT_ENGINE_RULES_FILES names {path}, which is not mounted"
+        rules = parse_rules(mounted[path].read_text(), source=str(mounted[path]))
+        assert rules, f"{mounted[path]} holds no rules"
+
+
+def test_notifier_reaches_the_webhook_sink(compose: dict[str, Any]) -> None:
+    env = environment(service(compose, "notifier"))
+    url = urlsplit(env["NOTIFIER_DEFAULT_WEBHOOK_URL"])
+    sink = service(compose, url.hostname or "")
+    assert url.port in container_ports(sink)
+    sink_command = " ".join(command(sink))
+    assert "opsmesh.devtools.sink" in sink_command
+    assert f"port={url.port}" in sink_command or f"--port {url.port}" in sink_command
+    # 127.0.0.1 inside a container is unreachable from the notifier's container.
+    assert "0.0.0.0" in sink_command, "the sink must listen on all interfaces"
+    assert "/data/notifications.jsonl" in sink_command
+    # Docker's default address pools (172.17-31.0.0/16, 192.168.0.0/16 in /20s): the compose
+    # network comes from one of them and the notifier refuses private targets not allow-listed.
+    allowed = [
+        ipaddress.IPv4Network(n.strip()) for n in env["NOTIFIER_ALLOWED_NETWORKS"].split(",")
+    ]
+    for pool in ("172.17.0.0/16", "172.31.0.0/16", "192.168.0.0/20"):
+        subnet = ipaddress.IPv4Network(pool)
+        assert any(subnet.subnet_of(n) for n in allowed), f"{pool} is not allow-listed"
+    assert depends_on(service(compose, "notifier")).get(url.hostname or "") == "service_healthy"
+
+
+def test_demo_traffic_publishes_to_the_stack_kafka(compose: dict[str, Any]) -> None:
+    argv = command(service(compose, "demo-traffic"))
+    assert argv[:2] == ["opsmesh", "demo-traffic"]
+    assert argv[argv.index("--bootstrap") + 1] == EXPECTED_COMMON["OPSMESH_KAFKA_BOOTSTRAP"]
+    assert depends_on(service(compose, "demo-traffic")).get("kafka") == "service_healthy"
+
+
+def test_mailpit_serves_smtp_and_ui(compose: dict[str, Any]) -> None:
+    spec = service(compose, "mailpit")
+    assert str(spec.get("image", "")).startswith("axllent/mailpit")
+    assert {1025, 8025} <= container_ports(spec)
+
+
+# -- Prometheus and Grafana ---------------------------------------------------------------------
+
+
+def _mounted_file(compose: dict[str, Any], name: str, container_path: str) -> Path:
+    for source, target in bind_mounts(service(compose, name)):
+        if source.is_file() and target.split(":")[0] == container_path:
+            return source
+        if source.is_dir() and container_path.startswith(target.split(":")[0] + "/"):
+            return source / container_path[len(target.split(":")[0]) + 1 :]
+    raise AssertionError(f"{name}: nothing from the repo is mounted at {container_path}")
+
+
+def test_prometheus_scrapes_every_service_and_alerts_to_the_engine(compose: dict[str, Any]) -> None:
+    spec = service(compose, "prometheus")
+    flags = [a for a in command(spec) if a.startswith("--config.file=")]
+    config_path = flags[0].split("=", 1)[1] if flags else "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load(_mounted_file(compose, "prometheus", config_path).read_text())
+
+    scraped: set[str] = set()
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            continue
+        for static in job.get("static_configs", []):
+            scraped.update(static.get("targets", []))
+    for name, (_, settings_type) in SERVICES.items():
+        assert f"{name}:{http_port(settings_type)[1]}" in scraped, (
+            f"Prometheus does not scrape {name}"
+        )
+
+    engine = f"alert-engine:{http_port(AlertEngineSettings)[1]}"
+    managers = config["alerting"]["alertmanagers"]
+    assert any(
+        m.get("api_version") == "v2"
+        and any(engine in s.get("targets", []) for s in m.get("static_configs", []))
+        for m in managers
+    ), f"Prometheus must alert to {engine} with api_version v2"
+
+
+def test_grafana_provisions_the_stack_prometheus(compose: dict[str, Any]) -> None:
+    provisioning = _mounted_file(compose, "grafana", "/etc/grafana/provisioning/datasources")
+    datasources = [
+        ds
+        for path in sorted(provisioning.glob("*.y*ml"))
+        for ds in (yaml.safe_load(path.read_text()) or {}).get("datasources", [])
+    ]
+    prometheus = [ds for ds in datasources if ds.get("type") == "prometheus"]
+    assert prometheus, "no Prometheus datasource is provisioned"
+    url = urlsplit(prometheus[0]["url"])
+    assert url.hostname == "prometheus"
+    assert url.port in container_ports(service(compose, "prometheus"))
