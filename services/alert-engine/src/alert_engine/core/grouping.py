@@ -1,12 +1,14 @@
 """Routes and aggregation groups with Alertmanager's timers.
 
-A group's first flush is ``group_wait`` after it is created (at once if its alert began
-more than ``group_wait`` ago); later flushes come every ``group_interval``. After a flush,
-the resolved alerts it covered leave the group, and an empty group is dropped.
+A group's first flush is ``group_wait`` after it is created (at once if, before that
+flush, an alert joins that began more than ``group_wait`` ago); later flushes come every
+``group_interval``. After a flush, the resolved alerts it covered leave the group, and an
+empty group is dropped.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +41,9 @@ class Route:
 
     def group_key(self, labels: Mapping[str, str]) -> str:
         group = self.group_labels(labels)
-        inner = ",".join(f'{k}="{group[k]}"' for k in sorted(group))
+        # Values are quoted with escapes (like Go's %q in Alertmanager's key), so a value
+        # holding `",x="` cannot make two different label sets share one group.
+        inner = ",".join(f"{k}={json.dumps(group[k], ensure_ascii=False)}" for k in sorted(group))
         return f"{self.key}:{{{inner}}}"
 
 
@@ -61,6 +65,7 @@ class AggregationGroup:
     labels: dict[str, str]
     next_flush_at: float
     alerts: dict[str, GroupedAlert] = field(default_factory=dict)
+    has_flushed: bool = False
 
     def firing(self) -> list[GroupedAlert]:
         return [a for a in self.alerts.values() if a.status is AlertStatus.FIRING]
@@ -87,11 +92,13 @@ class Dispatcher:
         group = self._groups.get(key)
         if group is None:
             first_flush = now + route.group_wait_s
-            if alert.starts_at + route.group_wait_s < now:
-                first_flush = now
             group = AggregationGroup(key, route, route.group_labels(alert.labels), first_flush)
             self._groups[key] = group
         group.alerts[alert.fingerprint] = alert
+        # As Alertmanager's aggrGroup.insert: any alert that has already waited out
+        # group_wait brings a not-yet-flushed group's first flush forward to now.
+        if not group.has_flushed and alert.starts_at + route.group_wait_s < now:
+            group.next_flush_at = min(group.next_flush_at, now)
         return group
 
     def due(self, now: float) -> list[AggregationGroup]:
@@ -110,5 +117,6 @@ class Dispatcher:
             ):
                 del group.alerts[alert.fingerprint]
         group.next_flush_at = now + group.route.group_interval_s
+        group.has_flushed = True
         if not group.alerts:
             self._groups.pop(group.key, None)

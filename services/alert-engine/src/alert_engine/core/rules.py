@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -97,6 +98,35 @@ class RuleFileError(ValueError):
     """A rule file is invalid; the message says where (file, group, rule, field)."""
 
 
+_ERROR_PATH = re.compile(r"`\$\.groups\[(\d+)\](?:\.rules\[(\d+)\])?")
+
+
+def _locate(raw: object, message: str) -> str:
+    """``groups[i] (name) rules[j] (alert): `` for a schema error inside a group or rule.
+
+    msgspec's error path has indexes only; a rule file's author thinks in names.
+    """
+    match = _ERROR_PATH.search(message)
+    if match is None:
+        return ""
+
+    def item(container: object, key: str, index: int) -> object:
+        seq = container.get(key) if isinstance(container, dict) else None
+        return seq[index] if isinstance(seq, list) and index < len(seq) else None
+
+    def name(node: object, field_name: str) -> str:
+        value = node.get(field_name) if isinstance(node, dict) else None
+        return f" ({value})" if isinstance(value, str) else ""
+
+    g_index = int(match.group(1))
+    group = item(raw, "groups", g_index)
+    where = f"groups[{g_index}]{name(group, 'name')}"
+    if match.group(2) is not None:
+        r_index = int(match.group(2))
+        where += f" rules[{r_index}]{name(item(group, 'rules', r_index), 'alert')}"
+    return f"{where}: "
+
+
 def parse_rules(text: str, source: str = "<rules>") -> list[ThresholdRule]:
     try:
         raw = yaml.safe_load(text)
@@ -105,7 +135,7 @@ def parse_rules(text: str, source: str = "<rules>") -> list[ThresholdRule]:
     try:
         spec = msgspec.convert(raw, _FileSpec)
     except msgspec.ValidationError as exc:
-        raise RuleFileError(f"{source}: {exc}") from None
+        raise RuleFileError(f"{source}: {_locate(raw, str(exc))}{exc}") from None
     rules: list[ThresholdRule] = []
     seen: set[str] = set()
     for g_index, group in enumerate(spec.groups):

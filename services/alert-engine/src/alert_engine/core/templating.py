@@ -29,6 +29,10 @@ def render(source: str, labels: Mapping[str, str], value: float | None) -> str:
         out = str(_compile(source).render(labels=dict(labels), value=value))
     except TemplateError as exc:
         return f"<template error: {exc}>"
+    except Exception as exc:
+        # A runtime error in a rule's template (1/0, 'a' + 1, the sandbox's range limit)
+        # is the rule author's mistake; it must not stop evaluation or drop the alert.
+        return f"<template error: {type(exc).__name__}: {exc}>"
     return out[:_MAX_OUTPUT]
 
 

@@ -41,6 +41,9 @@ class TargetPolicy:
             or ip.is_multicast
             or ip.is_reserved
             or ip.is_unspecified
+            # Neither private nor public, e.g. 100.64.0.0/10 (shared address space, where
+            # Alibaba Cloud's metadata service 100.100.100.200 lives).
+            or not ip.is_global
         ):
             raise TargetRefused(
                 f"{host} resolves to {ip}, a non-public address; allow-list it in "

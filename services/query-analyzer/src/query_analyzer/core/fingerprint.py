@@ -33,19 +33,22 @@ class Fingerprint:
 
 
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
-_STRING = re.compile(r"'(?:[^']|'')*'")
-_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
+# Strings and comments in one left-to-right pass: ``'a--b'`` is a string, not the start
+# of a comment, and ``-- it's`` is a comment, not the start of a string.
+_STRING_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|/\*.*?\*/|--[^\n]*", re.S)
+# A bind parameter ($1) counts as a literal, as it does for libpg_query's fingerprint.
+_NUMBER = re.compile(r"\$?\b\d+(?:\.\d+)?\b")
 _IN_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
 _SPACE = re.compile(r"\s+")
 _MAX_DISPLAY = 4000
 
 
 def _regex_normalise(sql: str) -> str:
-    text = _COMMENT.sub(" ", sql)
-    text = _STRING.sub("?", text)
+    text = _STRING_OR_COMMENT.sub(lambda m: "?" if m.group().startswith("'") else " ", sql)
     text = _NUMBER.sub("?", text)
     text = _IN_LIST.sub("(?)", text)
-    return _SPACE.sub(" ", text).strip().lower()
+    # A trailing ";" is not part of the statement's shape (libpg_query ignores it too).
+    return _SPACE.sub(" ", text).strip().rstrip("; ").lower()
 
 
 def fingerprint(sql: str) -> Fingerprint:

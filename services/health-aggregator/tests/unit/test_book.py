@@ -1,0 +1,186 @@
+"""HealthBook: status changes, stale reports, TTL expiry and per-service roll-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, worst
+from opsmesh.events.health import HealthReported, HealthStatus
+
+T0 = 1_700_000_000.0
+PASS, WARN, FAIL = HealthStatus.PASS, HealthStatus.WARN, HealthStatus.FAIL
+
+
+def report(
+    status: HealthStatus,
+    at: float = T0,
+    *,
+    service: str = "api",
+    instance: str = "i-1",
+    check: str = "db",
+    critical: bool = True,
+    ttl: float = 30.0,
+    output: str | None = None,
+) -> HealthReported:
+    return HealthReported(
+        service=service,
+        instance=instance,
+        check=check,
+        status=status,
+        critical=critical,
+        ttl_s=ttl,
+        reported_at=at,
+        output=output,
+    )
+
+
+def test_first_report_is_a_change_from_nothing() -> None:
+    book = HealthBook()
+    change = book.observe(report(PASS, output="ok"))
+    assert change is not None
+    assert (change.previous, change.cause, change.at) == (None, ChangeCause.REPORTED, T0)
+    assert change.state == CheckState("api", "i-1", "db", PASS, True, "ok", T0, T0 + 30)
+    assert book.get(("api", "i-1", "db")) == change.state
+
+
+def test_same_status_is_not_a_change_but_refreshes_the_ttl() -> None:
+    book = HealthBook()
+    book.observe(report(PASS))
+    assert book.observe(report(PASS, T0 + 20)) is None
+    state = book.get(("api", "i-1", "db"))
+    assert state is not None
+    assert state.expires_at == T0 + 50
+    assert book.expire(T0 + 49) == []
+
+
+def test_status_change_is_reported_with_previous() -> None:
+    book = HealthBook()
+    book.observe(report(PASS))
+    change = book.observe(report(FAIL, T0 + 10))
+    assert change is not None
+    assert (change.previous, change.state.status, change.at) == (PASS, FAIL, T0 + 10)
+    back = book.observe(report(PASS, T0 + 20))
+    assert back is not None
+    assert (back.previous, back.state.status) == (FAIL, PASS)
+
+
+def test_older_report_is_ignored() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, T0 + 10))
+    assert book.observe(report(FAIL, T0 + 5)) is None
+    state = book.get(("api", "i-1", "db"))
+    assert state is not None
+    assert (state.status, state.reported_at) == (PASS, T0 + 10)
+
+
+def test_checks_are_keyed_by_service_instance_and_check() -> None:
+    book = HealthBook()
+    book.observe(report(PASS))
+    assert book.observe(report(PASS, instance="i-2")) is not None
+    assert book.observe(report(PASS, check="cache")) is not None
+    assert book.observe(report(PASS, service="web")) is not None
+    assert len(book.checks()) == 4
+    assert book.services() == ["api", "web"]
+
+
+def test_ttl_expiry_fails_the_check_exactly_at_reported_at_plus_ttl() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, ttl=30))
+    assert book.expire(T0 + 29.999) == []
+    (change,) = book.expire(T0 + 30)
+    assert change.cause is ChangeCause.TTL_EXPIRED
+    assert (change.previous, change.state.status, change.at) == (PASS, FAIL, T0 + 30)
+    assert change.state.output is not None
+    assert "TTL" in change.state.output
+    assert book.service_status("api") is FAIL
+
+
+def test_ttl_expiry_is_reported_once() -> None:
+    book = HealthBook()
+    book.observe(report(WARN, ttl=10))
+    assert len(book.expire(T0 + 10)) == 1
+    assert book.expire(T0 + 11) == []
+    assert book.expire(T0 + 1000) == []
+
+
+def test_a_failing_check_expiring_is_not_a_change() -> None:
+    book = HealthBook()
+    book.observe(report(FAIL, ttl=10))
+    assert book.expire(T0 + 10) == []
+
+
+def test_a_new_report_after_expiry_recovers() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, ttl=10))
+    book.expire(T0 + 10)
+    change = book.observe(report(PASS, T0 + 15, ttl=10))
+    assert change is not None
+    assert change.cause is ChangeCause.REPORTED
+    assert (change.previous, change.state.status) == (FAIL, PASS)
+    assert book.expire(T0 + 24) == []
+    assert len(book.expire(T0 + 25)) == 1
+
+
+def test_only_the_stale_checks_expire() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, check="slow", ttl=60))
+    book.observe(report(PASS, check="fast", ttl=5))
+    (change,) = book.expire(T0 + 5)
+    assert change.state.check == "fast"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([], PASS),
+        ([PASS, PASS], PASS),
+        ([PASS, WARN], WARN),
+        ([WARN, FAIL, PASS], FAIL),
+        ([FAIL], FAIL),
+    ],
+)
+def test_worst(statuses: list[HealthStatus], expected: HealthStatus) -> None:
+    assert worst(statuses) is expected
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ([("db", PASS, True), ("cache", PASS, False)], PASS),
+        ([("db", WARN, True), ("cache", PASS, True)], WARN),
+        ([("db", FAIL, True), ("cache", WARN, True)], FAIL),
+        ([("db", PASS, True), ("cache", FAIL, False)], WARN),
+        ([("db", PASS, True), ("cache", WARN, False)], WARN),
+        ([("db", FAIL, False), ("cache", FAIL, False)], WARN),
+    ],
+)
+def test_service_status_is_worst_of_critical_and_non_critical_fail_warns(
+    checks: list[tuple[str, HealthStatus, bool]], expected: HealthStatus
+) -> None:
+    book = HealthBook()
+    for check, status, critical in checks:
+        book.observe(report(status, check=check, critical=critical))
+    book.observe(report(FAIL, service="other"))  # other services do not count
+    assert book.service_status("api") is expected
+
+
+def test_service_status_after_a_non_critical_check_expires() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, check="db", ttl=60))
+    book.observe(report(PASS, check="cache", critical=False, ttl=5))
+    book.expire(T0 + 5)
+    assert book.service_status("api") is WARN
+
+
+def test_unknown_service_is_pass() -> None:
+    assert HealthBook().service_status("nobody") is PASS
+
+
+def test_restore() -> None:
+    book = HealthBook()
+    state = CheckState("api", "i-1", "db", PASS, True, None, T0, T0 + 30)
+    book.restore([state])
+    assert book.checks() == [state]
+    assert book.observe(report(PASS, T0 - 1)) is None  # older than restored
+    (change,) = book.expire(T0 + 30)
+    assert change.previous is PASS

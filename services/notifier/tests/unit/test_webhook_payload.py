@@ -1,0 +1,141 @@
+"""The webhook body is Alertmanager's webhook v4 payload, field for field."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+
+from notifier.core.webhook_payload import webhook_payload
+from opsmesh.events.alerts import Alert, AlertStatus
+from opsmesh.events.notifications import NotificationRequested, NotifyReason
+
+STARTS = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+ALERT_FIELDS = {
+    "status",
+    "labels",
+    "annotations",
+    "startsAt",
+    "endsAt",
+    "generatorURL",
+    "fingerprint",
+}
+TOP_FIELDS = {
+    "version",
+    "groupKey",
+    "truncatedAlerts",
+    "status",
+    "receiver",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+    "alerts",
+}
+
+
+def request() -> NotificationRequested:
+    return NotificationRequested(
+        idempotency_key="k-123",
+        receiver="team-db",
+        group_key='{}:{alertname="DiskFull"}',
+        status=AlertStatus.FIRING,
+        reason=NotifyReason.NEW_ALERTS,
+        group_labels={"alertname": "DiskFull"},
+        common_labels={"alertname": "DiskFull", "env": "prod"},
+        common_annotations={"runbook_url": "https://runbooks/disk"},
+        alerts=[
+            Alert(
+                fingerprint="0123456789abcdef",
+                status=AlertStatus.FIRING,
+                labels={"alertname": "DiskFull", "env": "prod", "host": "a"},
+                annotations={"summary": "disk 95%"},
+                starts_at=STARTS,
+                generator_url="https://opsmesh/rules/DiskFull",
+            ),
+            Alert(
+                fingerprint="fedcba9876543210",
+                status=AlertStatus.RESOLVED,
+                labels={"alertname": "DiskFull", "env": "prod", "host": "b"},
+                starts_at=STARTS - 600.5,
+                ends_at=STARTS + 60,
+            ),
+        ],
+        truncated_alerts=2,
+        external_url="https://opsmesh.example",
+        requested_at=STARTS + 61,
+    )
+
+
+def test_top_level_fields() -> None:
+    body = webhook_payload(request())
+    assert set(body) >= TOP_FIELDS
+    assert body["version"] == "4"
+    assert body["groupKey"] == '{}:{alertname="DiskFull"}'
+    assert body["truncatedAlerts"] == 2
+    assert body["status"] == "firing"
+    assert body["receiver"] == "team-db"
+    assert body["groupLabels"] == {"alertname": "DiskFull"}
+    assert body["commonLabels"] == {"alertname": "DiskFull", "env": "prod"}
+    assert body["commonAnnotations"] == {"runbook_url": "https://runbooks/disk"}
+    assert body["externalURL"] == "https://opsmesh.example"
+
+
+def test_opsmesh_additions() -> None:
+    body = webhook_payload(request())
+    assert body["notificationReason"] == "new_alerts"
+    assert body["idempotencyKey"] == "k-123"
+
+
+def test_alert_fields() -> None:
+    firing, resolved = webhook_payload(request())["alerts"]
+    assert set(firing) == ALERT_FIELDS
+    assert firing == {
+        "status": "firing",
+        "labels": {"alertname": "DiskFull", "env": "prod", "host": "a"},
+        "annotations": {"summary": "disk 95%"},
+        "startsAt": "2023-11-14T22:13:20Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "https://opsmesh/rules/DiskFull",
+        "fingerprint": "0123456789abcdef",
+    }
+    assert resolved["status"] == "resolved"
+    assert resolved["annotations"] == {}
+    assert resolved["generatorURL"] == ""
+    assert resolved["endsAt"] == "2023-11-14T22:14:20Z"
+
+
+def test_times_are_rfc3339_utc_and_exact() -> None:
+    for alert in webhook_payload(request())["alerts"]:
+        for key in ("startsAt", "endsAt"):
+            assert RFC3339.match(alert[key]), alert[key]
+            assert alert[key].endswith("Z")
+    _, resolved = webhook_payload(request())["alerts"]
+    parsed = datetime.fromisoformat(resolved["startsAt"])
+    assert parsed.tzinfo is not None
+    assert parsed.utcoffset() == timedelta(0)
+    assert parsed.timestamp() == STARTS - 600.5
+
+
+def test_resolved_group_status() -> None:
+    base = request()
+    resolved_only = NotificationRequested(
+        idempotency_key="k",
+        receiver=base.receiver,
+        group_key=base.group_key,
+        status=AlertStatus.RESOLVED,
+        reason=NotifyReason.ALL_RESOLVED,
+        alerts=[base.alerts[1]],
+        requested_at=STARTS,
+    )
+    body = webhook_payload(resolved_only)
+    assert body["status"] == "resolved"
+    assert body["notificationReason"] == "all_resolved"
+    assert (body["truncatedAlerts"], body["externalURL"], body["groupLabels"]) == (0, "", {})
+
+
+def test_payload_is_plain_json() -> None:
+    body = webhook_payload(request())
+    assert json.loads(json.dumps(body)) == body
