@@ -98,7 +98,7 @@ async def test_an_alert_fires_once_and_resolves_once(
         cursor = await conn.execute(
             "SELECT sequence, reason, idempotency_key FROM alert_engine.notification_log"
             " WHERE group_key = %s",
-            (f'{{}}:{{alertname="E2EErrorRatio",service="{service}"}}',),
+            (f'{{}}:{{alertname="E2EErrorRatio", service="{service}"}}',),
         )
         ((sequence, reason, last_key),) = await cursor.fetchall()
         assert (sequence, reason) == (2, "all_resolved")

@@ -8,6 +8,7 @@ import pytest
 
 from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition
 from alert_engine.core.rules import Comparison, ThresholdRule
+from alert_engine.core.templating import render
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.labels import fingerprint
@@ -101,15 +102,16 @@ def test_firing_to_resolved() -> None:
 def test_keep_firing_for_holds_firing_within_the_window_then_resolves() -> None:
     ev = Evaluator([rule(keep_firing_for_s=60)])
     ev.observe(signal(HOT), T0)
-    ev.observe(signal(HOT), T0 + 10)  # last true at T0 + 10
-    assert ev.observe(signal(COOL), T0 + 20) == []
-    assert ev.observe(signal(COOL), T0 + 69.9) == []
+    ev.observe(signal(HOT), T0 + 10)
+    assert ev.observe(signal(COOL), T0 + 20) == []  # first false: keeps firing from here
+    assert ev.observe(signal(COOL), T0 + 79.9) == []
     (kept,) = ev.active()
     assert kept.state is AlertState.FIRING
     assert kept.value == COOL
-    resolved = ev.observe(signal(COOL), T0 + 70)
+    assert kept.keep_firing_since == T0 + 20
+    resolved = ev.observe(signal(COOL), T0 + 80)
     assert states(resolved) == [(AlertState.FIRING, AlertState.RESOLVED)]
-    assert resolved[0].alert.resolved_at == T0 + 70
+    assert resolved[0].alert.resolved_at == T0 + 80
 
 
 def test_keep_firing_for_window_restarts_when_condition_holds_again() -> None:
@@ -117,8 +119,9 @@ def test_keep_firing_for_window_restarts_when_condition_holds_again() -> None:
     ev.observe(signal(HOT), T0)
     ev.observe(signal(COOL), T0 + 30)
     assert ev.observe(signal(HOT), T0 + 50) == []  # still the same firing alert
-    assert ev.observe(signal(COOL), T0 + 100) == []  # 50s after last true
-    assert states(ev.observe(signal(COOL), T0 + 110)) == [(AlertState.FIRING, AlertState.RESOLVED)]
+    assert ev.observe(signal(COOL), T0 + 100) == []  # a new window starts at T0 + 100
+    assert ev.observe(signal(COOL), T0 + 159) == []
+    assert states(ev.observe(signal(COOL), T0 + 160)) == [(AlertState.FIRING, AlertState.RESOLVED)]
 
 
 def test_keep_firing_for_does_not_delay_a_pending_alert_dropping() -> None:
@@ -319,9 +322,19 @@ def test_restore_firing_resolves_on_the_next_false_evaluation() -> None:
     assert resolved[0].alert.fired_at == T0
 
 
-def test_restore_keeps_keep_firing_for_from_last_true() -> None:
+def test_restore_keeps_keep_firing_for_window() -> None:
     ev = Evaluator([rule(keep_firing_for_s=60)])
-    ev.restore([instance(AlertState.FIRING, active_at=T0, fired_at=T0, last_true_at=T0 + 20)])
+    ev.restore(
+        [
+            instance(
+                AlertState.FIRING,
+                active_at=T0,
+                fired_at=T0,
+                last_true_at=T0 + 10,
+                keep_firing_since=T0 + 20,
+            )
+        ]
+    )
     assert ev.observe(signal(COOL), T0 + 79) == []
     assert states(ev.observe(signal(COOL), T0 + 80)) == [(AlertState.FIRING, AlertState.RESOLVED)]
 
@@ -343,3 +356,26 @@ def test_rules_property_is_a_copy() -> None:
     ev = Evaluator(rules)
     ev.rules.clear()
     assert ev.rules == rules
+
+
+def test_keep_firing_window_changes_are_reported_for_persistence() -> None:
+    ev = Evaluator([rule(keep_firing_for_s=60)])
+    ev.observe(signal(HOT), T0)
+    assert ev.take_updates() == []
+    ev.observe(signal(COOL), T0 + 10)
+    (opened,) = ev.take_updates()
+    assert opened.keep_firing_since == T0 + 10
+    ev.observe(signal(COOL), T0 + 20)
+    assert ev.take_updates() == [], "an open window is reported once"
+    ev.observe(signal(HOT), T0 + 30)
+    (closed,) = ev.take_updates()
+    assert closed.keep_firing_since is None
+
+
+@pytest.mark.parametrize(
+    "source", ['{{ "x" * 10**7 }}', "{{ [1] * 1000000 }}", "{{ 2 ** 100000 }}"]
+)
+def test_templates_cannot_build_huge_values(source: str) -> None:
+    out = render(source, {}, 1.0)
+    assert out.startswith("<template error:")
+    assert len(out) < 300

@@ -54,7 +54,7 @@ def test_group_key_format() -> None:
 def test_group_key_sorts_labels_and_includes_route_key() -> None:
     route = Route("r", group_by=("service", "alertname"), key='{}/{team="db"}')
     key = route.group_key({"service": "api", "alertname": "X", "host": "a"})
-    assert key == '{}/{team="db"}:{alertname="X",service="api"}'
+    assert key == '{}/{team="db"}:{alertname="X", service="api"}'
 
 
 def test_group_by_skips_absent_labels() -> None:
@@ -67,7 +67,7 @@ def test_group_by_all_labels() -> None:
     route = Route("r", group_by=(ALL_LABELS,))
     labels = {"alertname": "X", "host": "a", "env": "prod"}
     assert route.group_labels(labels) == labels
-    assert route.group_key(labels) == '{}:{alertname="X",env="prod",host="a"}'
+    assert route.group_key(labels) == '{}:{alertname="X", env="prod", host="a"}'
     assert route.group_key({**labels, "host": "b"}) != route.group_key(labels)
 
 
@@ -81,7 +81,7 @@ def test_group_key_is_injective_for_values_with_quotes() -> None:
     sneaky = route.group_key({"a": 'x",b="y'})
     plain = route.group_key({"a": "x", "b": "y"})
     assert sneaky != plain
-    assert plain == '{}:{a="x",b="y"}'
+    assert plain == '{}:{a="x", b="y"}'
 
 
 # -- repeat interval ---------------------------------------------------------------------

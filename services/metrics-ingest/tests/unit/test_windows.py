@@ -40,6 +40,7 @@ class Feed:
         self, sizes: tuple[float, ...] = (10.0,), lateness: float = 5.0, idle: float = 5.0
     ) -> None:
         self.rollups = Rollups(WindowConfig(sizes, lateness, idle))
+        self.idle = idle
         self.next_offset: dict[tuple[str, int], int] = {}
 
     def add(self, s: MetricSampled, partition: tuple[str, int] = P0) -> SampleOutcome:
@@ -50,6 +51,15 @@ class Feed:
     def close(self, now: float = 0.0) -> list[ClosedWindow]:
         # now=0: the wall clock is far behind, so only event time moves the watermark
         return self.rollups.close_due(now)
+
+    def flush(self, now: float) -> list[ClosedWindow]:
+        """Close at ``now`` and again after an idle grace with no arrivals: input went quiet."""
+        return self.rollups.close_due(now) + self.rollups.close_due(now + self.idle)
+
+
+def quiet(rollups: Rollups, now: float, grace: float = 5.0) -> list[ClosedWindow]:
+    """Close at ``now``, then again once input has been quiet for the idle grace."""
+    return rollups.close_due(now) + rollups.close_due(now + grace)
 
 
 def test_config_rejects_bad_sizes() -> None:
@@ -76,7 +86,7 @@ def test_config_rejects_bad_sizes() -> None:
 def test_tumbling_window_assignment(size: float, at: float, start: float) -> None:
     feed = Feed(sizes=(size,), lateness=0.0)
     feed.add(sample(at))
-    (closed,) = feed.close(now=at + 10 * size)
+    (closed,) = feed.flush(now=at + 10 * size)
     assert (closed.start, closed.end) == (start, start + size)
 
 
@@ -84,7 +94,7 @@ def test_one_sample_lands_in_a_window_of_every_size() -> None:
     feed = Feed(sizes=(10.0, 60.0), lateness=0.0)
     feed.add(sample(T0 + 15))
     assert feed.rollups.open_windows == 2
-    closed = feed.close(now=T0 + 1000)
+    closed = feed.flush(now=T0 + 1000)
     assert sorted((w.start, w.end) for w in closed) == [(T0, T0 + 60), (T0 + 10, T0 + 20)]
 
 
@@ -93,7 +103,7 @@ def test_series_are_windowed_separately() -> None:
     feed.add(sample(T0, 1.0, host="a"))
     feed.add(sample(T0, 2.0, host="b"))
     feed.add(sample(T0, 3.0, name="mem", host="a"))
-    closed = feed.close(now=T0 + 100)
+    closed = feed.flush(now=T0 + 100)
     by_series = {w.series: w.total for w in closed}
     assert by_series == {
         series_id("cpu", {"host": "a"}): 1.0,
@@ -106,7 +116,7 @@ def test_count_sum_min_max_last() -> None:
     feed = Feed()
     for offset_s, value in [(1, 4.0), (2, 9.0), (3, -2.0), (4, 5.0)]:
         feed.add(sample(T0 + offset_s, value))
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert (w.count, w.total, w.minimum, w.maximum, w.last) == (4, 16.0, -2.0, 9.0, 5.0)
     assert w.stats() == {
         "count": 4.0,
@@ -123,7 +133,7 @@ def test_last_is_by_event_time_not_arrival() -> None:
     feed = Feed()
     feed.add(sample(T0 + 5, 50.0))
     feed.add(sample(T0 + 2, 20.0))  # older, arrives later
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.last == 50.0
 
 
@@ -131,7 +141,7 @@ def test_gauge_value_is_last() -> None:
     feed = Feed()
     feed.add(sample(T0 + 1, 3.0))
     feed.add(sample(T0 + 2, 7.0))
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.value == 7.0
     assert "rate" not in w.stats()
 
@@ -140,7 +150,7 @@ def test_counter_increase_and_rate() -> None:
     feed = Feed()
     for offset_s, value in [(0, 100.0), (3, 130.0), (6, 160.0)]:
         feed.add(sample(T0 + offset_s, value, kind=MetricKind.COUNTER))
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.increase == 60.0
     assert w.value == pytest.approx(6.0)  # 60 over a 10s window
     assert w.stats()["increase"] == 60.0
@@ -152,7 +162,7 @@ def test_counter_increase_across_a_reset() -> None:
     # 100 → 150 (+50), restart to 10 (+10: the counter counted from 0), → 25 (+15)
     for offset_s, value in [(0, 100.0), (2, 150.0), (4, 10.0), (6, 25.0)]:
         feed.add(sample(T0 + offset_s, value, kind=MetricKind.COUNTER))
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.increase == 75.0
     assert w.value == pytest.approx(7.5)
 
@@ -162,7 +172,7 @@ def test_counter_ignores_out_of_order_samples_for_increase() -> None:
     feed.add(sample(T0 + 1, 10.0, kind=MetricKind.COUNTER))
     feed.add(sample(T0 + 5, 50.0, kind=MetricKind.COUNTER))
     feed.add(sample(T0 + 3, 30.0, kind=MetricKind.COUNTER))  # older: not a reset
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.increase == 40.0
 
 
@@ -170,7 +180,7 @@ def test_histogram_value_is_the_mean() -> None:
     feed = Feed()
     feed.add(sample(T0 + 1, 2.0, kind=MetricKind.HISTOGRAM))
     feed.add(sample(T0 + 2, 4.0, kind=MetricKind.HISTOGRAM))
-    (w,) = feed.close(now=T0 + 100)
+    (w,) = feed.flush(now=T0 + 100)
     assert w.value == 3.0
 
 
@@ -179,12 +189,12 @@ def test_histogram_value_is_the_mean() -> None:
 
 def test_watermark_is_newest_event_time_minus_lateness() -> None:
     feed = Feed(lateness=5.0)
-    assert feed.rollups.watermark == -math.inf
+    assert feed.rollups.watermark(P0) == -math.inf
     feed.add(sample(T0 + 3))
     feed.add(sample(T0 + 12))
     feed.add(sample(T0 + 7))  # an older sample does not move it back
     feed.close()
-    assert feed.rollups.watermark == T0 + 7
+    assert feed.rollups.watermark(P0) == T0 + 7
 
 
 def test_window_closes_when_watermark_passes_its_end() -> None:
@@ -227,30 +237,47 @@ def test_late_for_the_small_window_but_not_the_large_one_is_accepted() -> None:
     assert feed.close() == []  # watermark T0 + 30; nothing was open before it
     # [T0, T0 + 10) is behind the watermark, [T0, T0 + 60) is not.
     assert feed.add(sample(T0 + 5, 9.0)) is SampleOutcome.ACCEPTED
-    closed = feed.close(now=T0 + 1000)
+    closed = feed.flush(now=T0 + 1000)
     assert sorted((w.start, w.end, w.count, w.total) for w in closed) == [
         (T0, T0 + 60, 2, 10.0),
         (T0 + 30, T0 + 40, 1, 1.0),
     ]
 
 
-def test_idle_close_is_driven_by_now() -> None:
+def test_idle_close_is_driven_by_now_once_a_partition_is_quiet() -> None:
     feed = Feed(lateness=5.0, idle=5.0)
     feed.add(sample(T0 + 1))
-    assert feed.close(now=T0 + 19.9) == []  # watermark T0 + 9.9
+    assert feed.close(now=T0 + 15) == []  # the sample arrived now: not idle
+    assert feed.close(now=T0 + 19.9) == []  # quiet 4.9 s < grace
     assert feed.rollups.open_windows == 1
-    (closed,) = feed.close(now=T0 + 20)  # now - lateness - idle grace = end
+    (closed,) = feed.close(now=T0 + 20)  # quiet 5 s: watermark now - lateness - grace
     assert closed.end == T0 + 10
-    assert feed.rollups.watermark == T0 + 10
+    assert feed.rollups.watermark(P0) == T0 + 10
+
+
+def test_a_replaying_partition_is_not_idle_so_old_samples_are_not_late() -> None:
+    feed = Feed(lateness=5.0, idle=5.0)
+    live = T0 + 10_000
+    feed.add(sample(live), P1)
+    feed.close(now=live)
+    feed.close(now=live + 60)  # P1 quiet: its watermark follows the wall clock
+    # P0 is replayed from its last commit after a restart: hours old, yet not late.
+    closed = []
+    for i in range(30):
+        assert feed.add(sample(T0 + i), P0) is SampleOutcome.ACCEPTED
+        closed += feed.close(now=live + 60 + i * 0.2)
+    assert feed.rollups.watermark(P0) == T0 + 29 - 5
+    assert [(w.end, w.count) for w in closed] == [(T0 + 10, 10), (T0 + 20, 10)]
+    assert feed.add(sample(T0 + 5), P1) is SampleOutcome.LATE, "P1's clock is its own"
 
 
 def test_watermark_never_moves_back() -> None:
     feed = Feed()
     feed.add(sample(T0 + 100))
-    feed.close(now=T0 + 500)
-    assert feed.rollups.watermark == T0 + 490
+    feed.flush(now=T0 + 495)
+    assert feed.rollups.watermark(P0) == T0 + 490
     feed.close(now=T0 + 200)
-    assert feed.rollups.watermark == T0 + 490
+    assert feed.rollups.watermark(P0) == T0 + 490
 
 
 def test_closed_windows_are_ordered_by_end_then_series() -> None:
@@ -258,7 +285,7 @@ def test_closed_windows_are_ordered_by_end_then_series() -> None:
     feed.add(sample(T0 + 25, host="b"))
     feed.add(sample(T0 + 5, host="b"))
     feed.add(sample(T0 + 5, host="a"))
-    closed = feed.close(now=T0 + 1000)
+    closed = feed.flush(now=T0 + 1000)
     assert [(w.end, w.labels["host"]) for w in closed] == [
         (T0 + 10, "a"),
         (T0 + 10, "b"),
@@ -279,8 +306,10 @@ def test_duplicate_offsets_are_skipped() -> None:
     assert rollups.add(sample(T0 + 3, 3.0), P0, 2) is SampleOutcome.ACCEPTED
     # Offsets are per partition.
     assert rollups.add(sample(T0 + 4, 4.0), P1, 0) is SampleOutcome.ACCEPTED
-    (w,) = rollups.close_due(T0 + 100)
-    assert (w.count, w.total) == (4, 10.0)
+    closed = quiet(rollups, T0 + 100)
+    assert sorted((w.count, w.total) for w in closed) == [(1, 4.0), (3, 6.0)], (
+        "windows are per partition: producers key a series to one partition"
+    )
 
 
 def test_hold_from_is_the_lowest_offset_of_open_windows_per_partition() -> None:
@@ -319,7 +348,7 @@ def test_forget_drops_state_of_revoked_partitions() -> None:
     assert rollups.add(sample(T0 + 1, host="a"), P0, 10) is SampleOutcome.ACCEPTED
     # The kept partition still skips duplicates.
     assert rollups.add(sample(T0 + 1, host="b"), P1, 20) is SampleOutcome.DUPLICATE
-    closed = rollups.close_due(T0 + 100)
+    closed = quiet(rollups, T0 + 100)
     assert sorted((w.labels["host"], w.count) for w in closed) == [("a", 1), ("b", 1)]
 
 

@@ -21,7 +21,8 @@ class NotifierSettings(CommonSettings):
     send_timeout_s: float = Field(10.0, gt=0, le=120, alias="NOTIFIER_SEND_TIMEOUT_S")
     retry_initial_s: float = Field(0.5, gt=0, alias="NOTIFIER_RETRY_INITIAL_S")
     retry_max_s: float = Field(30.0, gt=0, alias="NOTIFIER_RETRY_MAX_S")
-    retry_deadline_s: float = Field(300.0, gt=0, alias="NOTIFIER_RETRY_DEADLINE_S")
+    # Below the consumer's max.poll.interval (300 s) until delivery moves off the consume loop.
+    retry_deadline_s: float = Field(120.0, gt=0, le=240, alias="NOTIFIER_RETRY_DEADLINE_S")
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

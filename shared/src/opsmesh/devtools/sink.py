@@ -73,12 +73,13 @@ def _verifies(verifier: Any, body: bytes, headers: dict[str, str], error: type[E
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="opsmesh webhook sink")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--secret", action="append", default=[])
     args = parser.parse_args()
     state = SinkState(out_file=args.out, secrets=tuple(args.secret))
-    web.run_app(sink_app(state), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    web.run_app(sink_app(state), host=args.host, port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

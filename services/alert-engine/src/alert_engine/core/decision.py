@@ -41,6 +41,9 @@ def needs_update(
         return NotifyReason.ALL_RESOLVED if entry.firing else None
     if send_resolved and not resolved <= entry.resolved:
         return NotifyReason.SOME_RESOLVED
+    # Inclusive, unlike Alertmanager's strict Before(): flushes land exactly on multiples of
+    # group_interval, and a strict test would push each repeat one group_interval late
+    # (the "5m/5m gives 10-minute repeats" confusion, alertmanager#676).
     if entry.notified_at <= now - repeat_interval_s:
         return NotifyReason.REPEAT_INTERVAL_ELAPSED
     return None

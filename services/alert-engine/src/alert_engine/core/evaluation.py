@@ -2,8 +2,8 @@
 
 Semantics follow Prometheus: an alert is pending from the first true evaluation and
 fires once the condition has held for ``for``; with ``keep_firing_for`` it keeps firing
-that long after the condition was last true. Each signal is one evaluation of the rules
-that match it.
+that long after the first evaluation that found the condition false. Each signal is one
+evaluation of the rules that match it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ class AlertInstance:
     fired_at: float | None
     resolved_at: float | None
     last_true_at: float | None
+    # Set at the first false evaluation of a firing alert with keep_firing_for (Prometheus'
+    # KeepFiringSince); cleared when the condition holds again.
+    keep_firing_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Evaluator:
             self._by_signal.setdefault(rule.signal, []).append(rule)
         self._rules_by_name = {r.name: r for r in self._rules}
         self._active: dict[str, AlertInstance] = {}
+        self._updated: dict[str, AlertInstance] = {}
 
     @property
     def rules(self) -> list[ThresholdRule]:
@@ -63,6 +67,12 @@ class Evaluator:
 
     def active(self) -> list[AlertInstance]:
         return list(self._active.values())
+
+    def take_updates(self) -> list[AlertInstance]:
+        """Durable state that changed without a transition (a keep_firing_for window
+        opening or closing), to persist alongside the transitions."""
+        updated, self._updated = list(self._updated.values()), {}
+        return updated
 
     def restore(self, instances: Iterable[AlertInstance]) -> None:
         """Load pending/firing alerts from durable state after a restart."""
@@ -110,8 +120,11 @@ class Evaluator:
                 current,
                 value=value,
                 last_true_at=now,
+                keep_firing_since=None,
                 annotations=render_all(rule.annotations, labels, value),
             )
+            if current.keep_firing_since is not None:
+                self._updated[fp] = updated
             active_at = current.active_at if current.active_at is not None else now
             if current.state is AlertState.PENDING and now - active_at >= rule.for_s:
                 updated = replace(updated, state=AlertState.FIRING, fired_at=now)
@@ -130,9 +143,12 @@ class Evaluator:
             del self._active[current.fingerprint]
             ended = replace(current, state=AlertState.INACTIVE, value=value, resolved_at=now)
             return Transition(ended, AlertState.PENDING, now)
-        last_true = current.last_true_at if current.last_true_at is not None else now
-        if now - last_true < rule.keep_firing_for_s:
-            self._active[current.fingerprint] = replace(current, value=value)
+        since = current.keep_firing_since if current.keep_firing_since is not None else now
+        if now - since < rule.keep_firing_for_s:
+            kept = replace(current, value=value, keep_firing_since=since)
+            self._active[current.fingerprint] = kept
+            if current.keep_firing_since is None:
+                self._updated[kept.fingerprint] = kept
             return None
         del self._active[current.fingerprint]
         resolved = replace(current, state=AlertState.RESOLVED, value=value, resolved_at=now)

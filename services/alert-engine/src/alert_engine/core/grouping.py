@@ -43,7 +43,8 @@ class Route:
         group = self.group_labels(labels)
         # Values are quoted with escapes (like Go's %q in Alertmanager's key), so a value
         # holding `",x="` cannot make two different label sets share one group.
-        inner = ",".join(f"{k}={json.dumps(group[k], ensure_ascii=False)}" for k in sorted(group))
+        # Alertmanager prints the label set as {a="1", b="2"}; keys match it byte for byte.
+        inner = ", ".join(f"{k}={json.dumps(group[k], ensure_ascii=False)}" for k in sorted(group))
         return f"{self.key}:{{{inner}}}"
 
 

@@ -1,8 +1,8 @@
 """Label and annotation templates, rendered in a sandboxed Jinja2 environment.
 
 Templates see ``labels`` (the alert's labels) and ``value``. The sandbox blocks attribute
-tricks that reach Python internals; a template that fails renders its error instead of
-dropping the alert.
+tricks that reach Python internals and bounds the size one render may build; a template
+that fails renders its error instead of dropping the alert.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+from opsmesh.templating import BoundedSandbox
+
+_env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 _MAX_OUTPUT = 4096
 
 

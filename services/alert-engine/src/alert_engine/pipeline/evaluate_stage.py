@@ -77,8 +77,10 @@ class EvaluateStage:
             await self.restore()
         now = self._clock.now()
         transitions = [t for record in batch for t in self._evaluator.observe(record.event, now)]
+        updates = self._evaluator.take_updates()
+        if transitions or updates:
+            await self._alerts.record(transitions, updates)
         if transitions:
-            await self._alerts.record(transitions)
             await self._producer.publish_many(state_changed(t) for t in transitions)
             for transition in transitions:
                 self._transitions.labels(transition.alert.state.value).inc()

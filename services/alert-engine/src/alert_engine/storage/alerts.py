@@ -13,13 +13,14 @@ from opsmesh.events.alerts import AlertState
 _UPSERT = """
 INSERT INTO alert_engine.alerts
     (fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
-     last_true_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+     last_true_at, keep_firing_since, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (fingerprint) DO UPDATE SET
     rule = EXCLUDED.rule, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
     state = EXCLUDED.state, value = EXCLUDED.value, active_at = EXCLUDED.active_at,
     fired_at = EXCLUDED.fired_at, resolved_at = EXCLUDED.resolved_at,
-    last_true_at = EXCLUDED.last_true_at, updated_at = now()
+    last_true_at = EXCLUDED.last_true_at, keep_firing_since = EXCLUDED.keep_firing_since,
+    updated_at = now()
 """
 _HISTORY = """
 INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
@@ -27,7 +28,7 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
 """
 _SELECT = """
 SELECT fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
-       last_true_at
+       last_true_at, keep_firing_since
 FROM alert_engine.alerts
 """
 
@@ -36,10 +37,13 @@ class AlertStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def record(self, transitions: Sequence[Transition]) -> None:
-        if not transitions:
+    async def record(
+        self, transitions: Sequence[Transition], updates: Sequence[AlertInstance] = ()
+    ) -> None:
+        """Store transitions (state + history) and state updates without a transition."""
+        if not transitions and not updates:
             return
-        upserts = []
+        upserts = [_row(a) for a in updates]
         deletes = []
         history = []
         for t in transitions:
@@ -47,20 +51,7 @@ class AlertStore:
             if a.state is AlertState.INACTIVE:
                 deletes.append((a.fingerprint,))
             else:
-                upserts.append(
-                    (
-                        a.fingerprint,
-                        a.rule,
-                        Jsonb(dict(a.labels)),
-                        Jsonb(dict(a.annotations)),
-                        a.state.value,
-                        a.value,
-                        a.active_at,
-                        a.fired_at,
-                        a.resolved_at,
-                        a.last_true_at,
-                    )
-                )
+                upserts.append(_row(a))
             history.append(
                 (
                     a.fingerprint,
@@ -79,7 +70,8 @@ class AlertStore:
                 await cur.executemany(
                     "DELETE FROM alert_engine.alerts WHERE fingerprint = %s", deletes
                 )
-            await cur.executemany(_HISTORY, history)
+            if history:
+                await cur.executemany(_HISTORY, history)
 
     async def load(self) -> list[AlertInstance]:
         async with self._pool.connection() as conn:
@@ -97,6 +89,23 @@ class AlertStore:
                 fired_at=r[7],
                 resolved_at=r[8],
                 last_true_at=r[9],
+                keep_firing_since=r[10],
             )
             for r in rows
         ]
+
+
+def _row(a: AlertInstance) -> tuple[object, ...]:
+    return (
+        a.fingerprint,
+        a.rule,
+        Jsonb(dict(a.labels)),
+        Jsonb(dict(a.annotations)),
+        a.state.value,
+        a.value,
+        a.active_at,
+        a.fired_at,
+        a.resolved_at,
+        a.last_true_at,
+        a.keep_firing_since,
+    )

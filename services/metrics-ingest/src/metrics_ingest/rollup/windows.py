@@ -1,12 +1,15 @@
-"""Tumbling windows per series with an event-time watermark and allowed lateness.
+"""Tumbling windows per series with a per-partition event-time watermark.
 
-A window ``[start, end)`` closes when the watermark passes its end. The watermark is the
-newest sample time seen minus the allowed lateness; when input goes quiet, wall-clock time
-minus lateness and an idle grace moves it on, so quiet series still close. A sample for
-a window that has already closed is late: it is counted and dropped.
+Each Kafka partition has its own watermark: the newest sample time seen in it minus the
+allowed lateness. A window ``[start, end)`` closes when its partition's watermark passes
+its end; a sample for a window already behind the watermark is late, counted and dropped.
+When a partition goes quiet (no sample arrived for ``idle_grace_s`` of processing time),
+wall-clock time minus lateness and grace moves its watermark on, so quiet series still
+close. A partition that is replaying old samples keeps receiving them, so it is never
+idle and its replay is not mistaken for late data.
 
-Each open window remembers, per partition, the lowest offset that contributed to it, so
-the consumer commits only up to samples whose windows are durable.
+Each open window remembers the lowest offset that contributed to it, so the consumer
+commits only up to samples whose windows are durable.
 """
 
 from __future__ import annotations
@@ -115,19 +118,27 @@ class WindowConfig:
     idle_grace_s: float = 5.0
 
 
+@dataclass(slots=True)
+class _PartitionClock:
+    newest_event: float = -math.inf
+    watermark: float = -math.inf
+    last_arrival: float | None = None  # processing time of the last close_due with arrivals
+
+
 class Rollups:
     def __init__(self, config: WindowConfig) -> None:
         if not config.sizes_s or any(s <= 0 for s in config.sizes_s):
             raise ValueError("window sizes must be positive")
         self._config = config
-        self._open: dict[tuple[str, float, float], OpenWindow] = {}
-        self._max_event_time = -math.inf
-        self._watermark = -math.inf
+        # Keyed by partition too: a partition's windows live and close by its own watermark.
+        self._open: dict[tuple[Partition, str, float, float], OpenWindow] = {}
+        self._clocks: dict[Partition, _PartitionClock] = {}
+        self._arrived: set[Partition] = set()
         self._applied_to: dict[Partition, int] = {}
 
-    @property
-    def watermark(self) -> float:
-        return self._watermark
+    def watermark(self, partition: Partition) -> float:
+        clock = self._clocks.get(partition)
+        return clock.watermark if clock else -math.inf
 
     @property
     def open_windows(self) -> int:
@@ -137,16 +148,20 @@ class Rollups:
         if offset < self._applied_to.get(partition, -1):
             return SampleOutcome.DUPLICATE
         self._applied_to[partition] = offset + 1
+        clock = self._clocks.get(partition)
+        if clock is None:
+            clock = self._clocks[partition] = _PartitionClock()
+        self._arrived.add(partition)
         at = sample.sampled_at
-        self._max_event_time = max(self._max_event_time, at)
+        clock.newest_event = max(clock.newest_event, at)
         series = series_id(sample.name, sample.labels)
         outcome = SampleOutcome.LATE
         for size in self._config.sizes_s:
             start = math.floor(at / size) * size
-            if start + size <= self._watermark:
+            if start + size <= clock.watermark:
                 continue
             outcome = SampleOutcome.ACCEPTED
-            key = (series, size, start)
+            key = (partition, series, size, start)
             window = self._open.get(key)
             if window is None:
                 window = OpenWindow(sample.name, sample.kind, dict(sample.labels), start, size)
@@ -156,18 +171,22 @@ class Rollups:
         return outcome
 
     def close_due(self, now: float) -> list[ClosedWindow]:
-        """Advance the watermark and close every window it has passed."""
+        """Advance each partition's watermark and close every window it has passed."""
         lateness = self._config.allowed_lateness_s
-        self._watermark = max(
-            self._watermark,
-            self._max_event_time - lateness,
-            now - lateness - self._config.idle_grace_s,
-        )
+        grace = self._config.idle_grace_s
+        for partition in self._arrived:
+            self._clocks[partition].last_arrival = now
+        self._arrived.clear()
+        for clock in self._clocks.values():
+            candidate = clock.newest_event - lateness
+            if clock.last_arrival is not None and now - clock.last_arrival >= grace:
+                candidate = max(candidate, now - lateness - grace)
+            clock.watermark = max(clock.watermark, candidate)
         closed = []
         for key, window in list(self._open.items()):
-            if window.end <= self._watermark:
+            if window.end <= self._clocks[key[0]].watermark:
                 del self._open[key]
-                closed.append(_close(key[0], window))
+                closed.append(_close(key[1], window))
         closed.sort(key=lambda w: (w.end, w.series))
         return closed
 
@@ -186,9 +205,10 @@ class Rollups:
         lost = set(partitions)
         for partition in lost:
             self._applied_to.pop(partition, None)
-        for key, window in list(self._open.items()):
-            if lost.intersection(window.first_offsets):
-                del self._open[key]
+            self._clocks.pop(partition, None)
+            self._arrived.discard(partition)
+        for key in [k for k in self._open if k[0] in lost]:
+            del self._open[key]
 
 
 def _close(series: str, window: OpenWindow) -> ClosedWindow:

@@ -21,13 +21,16 @@ class DeliveryLog:
         self._pool = pool
         self._redis = redis
 
-    async def finished(self, keys: Iterable[str]) -> set[str]:
+    async def delivered(self, keys: Iterable[str]) -> set[str]:
+        """The keys already delivered; a key that failed before may be tried again (a DLQ
+        replay), so only successful deliveries count."""
         wanted = list(keys)
         if not wanted:
             return set()
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT idempotency_key FROM notifier.delivery_log WHERE idempotency_key = ANY(%s)",
+                "SELECT idempotency_key FROM notifier.delivery_log"
+                " WHERE idempotency_key = ANY(%s) AND outcome = 'delivered'",
                 (wanted,),
             )
             return {row[0] for row in await cursor.fetchall()}
@@ -51,12 +54,17 @@ class DeliveryLog:
         status_code: int | None,
         error: str | None,
     ) -> bool:
-        """Insert the row; False if the key was already recorded (a concurrent delivery)."""
+        """Record the outcome; a delivered key is final and never overwritten, a failed one
+        is replaced by a later attempt. False if the key had already been delivered."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO notifier.delivery_log"
+                "INSERT INTO notifier.delivery_log AS d"
                 " (idempotency_key, receiver, channel, outcome, attempts, status_code, error)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (idempotency_key) DO UPDATE SET"
+                " outcome = EXCLUDED.outcome, attempts = d.attempts + EXCLUDED.attempts,"
+                " status_code = EXCLUDED.status_code, error = EXCLUDED.error, finished_at = now()"
+                " WHERE d.outcome <> 'delivered'",
                 (key, receiver, channel, outcome, attempts, status_code, error),
             )
             return cursor.rowcount == 1

@@ -68,7 +68,7 @@ class DeliverStage(StatelessHandler):
             unique.setdefault(record.event.idempotency_key, record)
         if not unique:
             return BatchResult()
-        done = await self._log.finished(unique)
+        done = await self._log.delivered(unique)
         results = [
             self._result(r.event, DeliveryOutcome.DUPLICATE, attempts=0)
             for key, r in unique.items()
