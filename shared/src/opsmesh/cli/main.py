@@ -10,7 +10,29 @@ import click
 from opsmesh.devinfra.stack import ENV_PG
 
 
-@click.group()
+class _PluginGroup(click.Group):
+    """Commands from the services join through ``opsmesh.cli`` entry points, so each
+    service owns its commands (``opsmesh optimize-queries``, ``opsmesh rules ...``)."""
+
+    def _plugins(self) -> dict[str, click.Command]:
+        from importlib.metadata import entry_points
+
+        found = {}
+        for ep in entry_points(group="opsmesh.cli"):
+            command = ep.load()
+            if not isinstance(command, click.Command):
+                raise TypeError(f"entry point {ep.value} is not a click command")
+            found[ep.name] = command
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+
+
+@click.group(cls=_PluginGroup)
 @click.version_option(package_name="opsmesh-shared")
 def cli() -> None:
     """opsmesh: the production-readiness mesh."""
