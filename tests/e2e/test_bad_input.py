@@ -147,7 +147,7 @@ async def test_malformed_events_are_dead_lettered_and_consumers_keep_going(
             ),
             "alert-engine": any(
                 a["labels"].get("service") == f"sig-{unique}"
-                for a in mesh.get_json("alert-engine", "/api/v1/alerts")
+                for a in mesh.get_json("alert-engine", "/api/v1/alerts")["alerts"]
             ),
             "notifier": any(
                 e["payload"]["commonLabels"].get("run") == unique for e in sink.received()

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
+from alert_engine.api import v1, v2
+from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
+from alert_engine.core.book import AlertBook, IngestLimits
+from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
-from alert_engine.core.grouping import Dispatcher, Route
 from alert_engine.core.rules import ThresholdRule, parse_rules
+from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
+from alert_engine.pipeline.flusher import run_flusher
+from alert_engine.pipeline.state import EngineState
+from alert_engine.ratelimit import RedisTokenBuckets, parse_limits
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore
+from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.clock import Clock
 from opsmesh.events.signals import SignalObserved
@@ -21,6 +32,8 @@ from opsmesh.topics import GROUP_ALERT_ENGINE, SIGNALS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "alert-engine"
+# Alertmanager accepts large alert batches; bound them all the same.
+MAX_BODY = 8 * 1024 * 1024
 
 
 def load_rules(paths: tuple[str, ...]) -> list[ThresholdRule]:
@@ -30,77 +43,91 @@ def load_rules(paths: tuple[str, ...]) -> list[ThresholdRule]:
     return rules
 
 
-def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:
-    runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
-    evaluator = Evaluator(load_rules(settings.rules_files))
-    route = Route(
-        receiver=settings.receiver,
+def load_config(settings: AlertEngineSettings) -> EngineConfig:
+    if settings.config_file:
+        return parse_config(Path(settings.config_file).read_text())
+    return default_config(
+        settings.receiver,
         group_by=settings.group_by,
         group_wait_s=settings.group_wait_s,
         group_interval_s=settings.group_interval_s,
         repeat_interval_s=settings.repeat_interval_s,
     )
-    dispatcher = Dispatcher(route)
 
-    def workers() -> list[tuple[str, Worker]]:
-        stage = EvaluateStage(
+
+def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:
+    runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
+    config = load_config(settings)
+    if not settings.config_file:
+        config = EngineConfig(
+            config.route, config.receivers, resolve_timeout_s=settings.resolve_timeout_s
+        )
+    evaluator = Evaluator(load_rules(settings.rules_files))
+    engine = Engine(config, AlertBook(IngestLimits(settings.alerts_per_alertname)), SilenceBook())
+    tokens = TokenBook.load(
+        settings.api_tokens.get_secret_value() if settings.api_tokens else None,
+        settings.api_tokens_file,
+    )
+    limits = parse_limits(
+        settings.receiver_rate_per_minute, settings.receiver_burst, settings.receiver_limits
+    )
+    holder: dict[str, EngineState] = {}
+
+    def state() -> EngineState:
+        return holder["state"]
+
+    async def state_ctx(_: web.Application) -> AsyncIterator[None]:
+        holder["state"] = EngineState(
+            engine=engine,
             evaluator=evaluator,
-            dispatcher=dispatcher,
-            alerts=AlertStore(runtime.pool),
-            log=NotificationLog(runtime.pool),
+            rule_store=AlertStore(runtime.pool),
+            book_store=BookStore(runtime.pool),
+            notification_log=NotificationLog(runtime.pool),
             producer=runtime.producer,
+            limiter=RedisTokenBuckets(runtime.redis, limits),
             clock=runtime.clock,
             registry=runtime.registry,
             external_url=settings.external_url,
         )
+        await holder["state"].restore()
+        yield
+
+    def workers() -> list[tuple[str, Worker]]:
         config = ConsumerConfig(group_id=GROUP_ALERT_ENGINE, topics=(SIGNALS,))
-        return [("evaluate", runtime.consumer(config, SignalObserved, stage))]
+
+        async def flusher(stop: asyncio.Event) -> None:
+            await run_flusher(
+                state(),
+                stop,
+                tick_s=settings.flush_tick_s,
+                maintain_every_s=settings.maintenance_every_s,
+                retention_days=settings.retention_days,
+            )
+
+        return [
+            ("evaluate", runtime.consumer(config, SignalObserved, EvaluateStage(state()))),
+            ("flush", flusher),
+        ]
 
     def routes(app: web.Application) -> None:
-        async def list_rules(_: web.Request) -> web.Response:
-            return web.json_response(
-                [
-                    {
-                        "name": r.name,
-                        "group": r.group,
-                        "signal": r.signal,
-                        "op": r.op.value,
-                        "threshold": r.threshold,
-                        "for_s": r.for_s,
-                        "labels": dict(r.labels),
-                    }
-                    for r in evaluator.rules
-                ]
-            )
-
-        async def list_alerts(_: web.Request) -> web.Response:
-            return web.json_response(
-                [
-                    {
-                        "fingerprint": a.fingerprint,
-                        "rule": a.rule,
-                        "state": a.state.value,
-                        "labels": dict(a.labels),
-                        "annotations": dict(a.annotations),
-                        "value": a.value,
-                        "active_at": a.active_at,
-                        "fired_at": a.fired_at,
-                    }
-                    for a in evaluator.active()
-                ]
-            )
-
-        app.router.add_get("/api/v1/rules", list_rules)
-        app.router.add_get("/api/v1/alerts", list_alerts)
+        v2.AlertmanagerApi(state).register(app)
+        v1.RestApi(state).register(app)
 
     return init_app(
         ServiceSpec(
             name=SERVICE,
             registry=runtime.registry,
-            resources=[runtime.kafka_ctx, runtime.postgres_ctx("alert_engine.migrations")],
+            resources=[
+                runtime.kafka_ctx,
+                runtime.postgres_ctx("alert_engine.migrations"),
+                runtime.redis_ctx,
+                state_ctx,
+            ],
             readiness=runtime.readiness,
             workers=workers,
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
+            middlewares=[auth_middleware(tokens, read_requires_token=settings.read_requires_token)],
+            client_max_size=MAX_BODY,
         )
     )

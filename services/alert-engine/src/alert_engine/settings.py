@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from alert_engine.core.durations import parse_duration
@@ -14,14 +14,31 @@ from opsmesh.settings import CommonSettings
 class AlertEngineSettings(CommonSettings):
     http_port: int = Field(8082, alias="ALERT_ENGINE_HTTP_PORT", ge=1, le=65535)
     rules_files: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALERT_ENGINE_RULES_FILES")
+    # An Alertmanager configuration file (route, inhibit_rules, time_intervals, receivers).
+    config_file: str | None = Field(None, alias="ALERT_ENGINE_CONFIG_FILE")
+    # Without a config file: one route to one receiver, timers from these settings.
     receiver: str = Field("default", alias="ALERT_ENGINE_RECEIVER")
     group_by: Annotated[tuple[str, ...], NoDecode] = Field(
         ("alertname",), alias="ALERT_ENGINE_GROUP_BY"
     )
-    group_wait_s: float = Field(30.0, alias="ALERT_ENGINE_GROUP_WAIT")
-    group_interval_s: float = Field(300.0, alias="ALERT_ENGINE_GROUP_INTERVAL")
-    repeat_interval_s: float = Field(4 * 3600.0, alias="ALERT_ENGINE_REPEAT_INTERVAL")
+    group_wait_s: float = Field(30.0, ge=0, alias="ALERT_ENGINE_GROUP_WAIT")
+    group_interval_s: float = Field(300.0, gt=0, alias="ALERT_ENGINE_GROUP_INTERVAL")
+    repeat_interval_s: float = Field(4 * 3600.0, gt=0, alias="ALERT_ENGINE_REPEAT_INTERVAL")
+    resolve_timeout_s: float = Field(300.0, gt=0, alias="ALERT_ENGINE_RESOLVE_TIMEOUT")
     external_url: str = Field("http://127.0.0.1:8082", alias="ALERT_ENGINE_EXTERNAL_URL")
+    api_tokens: SecretStr | None = Field(None, alias="ALERT_ENGINE_API_TOKENS")
+    api_tokens_file: str | None = Field(None, alias="ALERT_ENGINE_API_TOKENS_FILE")
+    read_requires_token: bool = Field(False, alias="ALERT_ENGINE_READ_REQUIRES_TOKEN")
+    receiver_rate_per_minute: float = Field(
+        0.0, ge=0, alias="ALERT_ENGINE_RECEIVER_RATE_PER_MINUTE"
+    )
+    receiver_burst: int = Field(10, ge=1, alias="ALERT_ENGINE_RECEIVER_BURST")
+    # Per receiver: "pager=10/20,chat=60/60" (notifications per minute / burst).
+    receiver_limits: str = Field("", alias="ALERT_ENGINE_RECEIVER_LIMITS")
+    alerts_per_alertname: int = Field(0, ge=0, alias="ALERT_ENGINE_ALERTS_PER_ALERTNAME")
+    retention_days: float = Field(30.0, gt=0, alias="ALERT_RETENTION_DAYS")
+    flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")
+    maintenance_every_s: float = Field(60.0, gt=0, alias="ALERT_ENGINE_MAINTENANCE_EVERY_S")
 
     @field_validator("rules_files", "group_by", mode="before")
     @classmethod
@@ -30,7 +47,9 @@ class AlertEngineSettings(CommonSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("group_wait_s", "group_interval_s", "repeat_interval_s", mode="before")
+    @field_validator(
+        "group_wait_s", "group_interval_s", "repeat_interval_s", "resolve_timeout_s", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):

@@ -21,7 +21,7 @@ def alert(host: str, status: AlertStatus = AlertStatus.FIRING) -> GroupedAlert:
 
 def group(*alerts: GroupedAlert) -> AggregationGroup:
     d = Dispatcher(ROUTE)
-    g = d.insert(alerts[0], T0)
+    (g,) = d.insert(alerts[0], T0)
     for a in alerts[1:]:
         d.insert(a, T0)
     return g
@@ -76,7 +76,7 @@ def test_some_resolved_is_planned() -> None:
 
 def test_repeat_interval_comes_from_the_route_rounded() -> None:
     route = Route("team", group_interval_s=300, repeat_interval_s=301)  # rounds to 600
-    g = Dispatcher(route).insert(alert("a"), T0)
+    (g,) = Dispatcher(route).insert(alert("a"), T0)
     last = LogEntry(frozenset({fp("a")}), frozenset(), T0, sequence=1)
     assert plan_flush(g, last, T0 + 599).reason is None
     assert plan_flush(g, last, T0 + 600).reason is NotifyReason.REPEAT_INTERVAL_ELAPSED

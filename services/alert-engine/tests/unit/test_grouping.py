@@ -114,7 +114,7 @@ def test_group_interval_must_be_positive(interval: float) -> None:
 
 def test_first_flush_after_group_wait() -> None:
     d = dispatcher()
-    group = d.insert(alert(starts_at=T0), T0)
+    (group,) = d.insert(alert(starts_at=T0), T0)
     assert group.next_flush_at == T0 + WAIT
     assert d.due(T0 + WAIT - 0.001) == []
     assert d.due(T0 + WAIT) == [group]
@@ -122,8 +122,8 @@ def test_first_flush_after_group_wait() -> None:
 
 def test_alerts_joining_during_group_wait_do_not_move_it() -> None:
     d = dispatcher()
-    group = d.insert(alert(host="a"), T0)
-    same = d.insert(alert(host="b", starts_at=T0 + 10), T0 + 10)
+    (group,) = d.insert(alert(host="a"), T0)
+    (same,) = d.insert(alert(host="b", starts_at=T0 + 10), T0 + 10)
     assert same is group
     assert len(group.alerts) == 2
     assert group.next_flush_at == T0 + WAIT
@@ -131,28 +131,28 @@ def test_alerts_joining_during_group_wait_do_not_move_it() -> None:
 
 def test_immediate_flush_when_the_alert_is_older_than_group_wait() -> None:
     d = dispatcher()
-    group = d.insert(alert(starts_at=T0 - WAIT - 1), T0)
+    (group,) = d.insert(alert(starts_at=T0 - WAIT - 1), T0)
     assert group.next_flush_at == T0
     assert d.due(T0) == [group]
 
 
 def test_no_immediate_flush_exactly_at_group_wait() -> None:
     d = dispatcher()
-    group = d.insert(alert(starts_at=T0 - WAIT), T0)
+    (group,) = d.insert(alert(starts_at=T0 - WAIT), T0)
     assert group.next_flush_at == T0 + WAIT
 
 
 def test_old_alert_joining_before_the_first_flush_flushes_now() -> None:
     # Alertmanager's aggrGroup.insert checks every alert until the group has flushed.
     d = dispatcher()
-    group = d.insert(alert(host="new", starts_at=T0), T0)
+    (group,) = d.insert(alert(host="new", starts_at=T0), T0)
     d.insert(alert(host="old", starts_at=T0 - 600), T0 + 5)
     assert group.next_flush_at == T0 + 5
 
 
 def test_old_alert_joining_after_a_flush_waits_for_group_interval() -> None:
     d = dispatcher()
-    group = d.insert(alert(host="new"), T0)
+    (group,) = d.insert(alert(host="new"), T0)
     d.flushed(group, list(group.alerts.values()), T0 + WAIT)
     d.insert(alert(host="old", starts_at=T0 - 600), T0 + WAIT + 1)
     assert group.next_flush_at == T0 + WAIT + INTERVAL
@@ -160,7 +160,7 @@ def test_old_alert_joining_after_a_flush_waits_for_group_interval() -> None:
 
 def test_group_interval_after_flush() -> None:
     d = dispatcher()
-    group = d.insert(alert(), T0)
+    (group,) = d.insert(alert(), T0)
     d.flushed(group, list(group.alerts.values()), T0 + WAIT)
     assert group.next_flush_at == T0 + WAIT + INTERVAL
     assert d.due(T0 + WAIT + INTERVAL - 1) == []
@@ -169,15 +169,15 @@ def test_group_interval_after_flush() -> None:
 
 def test_due_is_ordered_by_flush_time() -> None:
     d = dispatcher()
-    late = d.insert(alert("B"), T0 + 10)
-    early = d.insert(alert("A"), T0)
+    (late,) = d.insert(alert("B"), T0 + 10)
+    (early,) = d.insert(alert("A"), T0)
     assert d.due(T0 + 100) == [early, late]
 
 
 def test_separate_groups_per_key() -> None:
     d = dispatcher()
-    a = d.insert(alert("A"), T0)
-    b = d.insert(alert("B"), T0)
+    (a,) = d.insert(alert("A"), T0)
+    (b,) = d.insert(alert("B"), T0)
     assert a is not b
     assert {g.key for g in d.groups()} == {'{}:{alertname="A"}', '{}:{alertname="B"}'}
     assert a.labels == {"alertname": "A"}
@@ -191,10 +191,10 @@ def test_resolved_alerts_covered_by_a_flush_leave_the_group() -> None:
     d = dispatcher()
     keep = alert(host="a")
     gone = resolved(alert(host="b"), T0 + 5)
-    group = d.insert(keep, T0)
+    (group,) = d.insert(keep, T0)
     d.insert(gone, T0 + 5)
-    assert group.firing() == [keep]
-    assert group.resolved() == [gone]
+    assert group.firing(T0 + 5) == [keep]
+    assert group.resolved(T0 + 5) == [gone]
     d.flushed(group, [keep, gone], T0 + WAIT)
     assert list(group.alerts.values()) == [keep]
     assert d.groups() == [group]
@@ -203,7 +203,7 @@ def test_resolved_alerts_covered_by_a_flush_leave_the_group() -> None:
 def test_resolved_alert_that_changed_during_the_flush_stays() -> None:
     d = dispatcher()
     first = resolved(alert(host="a"), T0 + 5)
-    group = d.insert(alert(host="keep"), T0)
+    (group,) = d.insert(alert(host="keep"), T0)
     d.insert(first, T0 + 5)
     refired = alert(host="a", starts_at=T0 + 20)
     d.insert(refired, T0 + 20)  # fired again while the flush was in flight
@@ -213,7 +213,7 @@ def test_resolved_alert_that_changed_during_the_flush_stays() -> None:
 
 def test_resolved_alert_not_covered_by_the_flush_stays() -> None:
     d = dispatcher()
-    group = d.insert(alert(host="keep"), T0)
+    (group,) = d.insert(alert(host="keep"), T0)
     late = resolved(alert(host="b"), T0 + 40)
     d.insert(late, T0 + 40)
     d.flushed(group, [], T0 + 40)
@@ -223,7 +223,7 @@ def test_resolved_alert_not_covered_by_the_flush_stays() -> None:
 def test_firing_alerts_stay_after_a_flush() -> None:
     d = dispatcher()
     a = alert()
-    group = d.insert(a, T0)
+    (group,) = d.insert(a, T0)
     d.flushed(group, [a], T0 + WAIT)
     assert group.alerts == {a.fingerprint: a}
 
@@ -231,11 +231,11 @@ def test_firing_alerts_stay_after_a_flush() -> None:
 def test_empty_group_is_dropped() -> None:
     d = dispatcher()
     gone = resolved(alert(), T0)
-    group = d.insert(gone, T0)
+    (group,) = d.insert(gone, T0)
     d.flushed(group, [gone], T0 + WAIT)
     assert d.groups() == []
     assert d.due(T0 + 10 * INTERVAL) == []
     # A new alert with the same key starts a new group with a fresh group_wait.
-    again = d.insert(alert(starts_at=T0 + 100), T0 + 100)
+    (again,) = d.insert(alert(starts_at=T0 + 100), T0 + 100)
     assert again is not group
     assert again.next_flush_at == T0 + 100 + WAIT

@@ -1,13 +1,30 @@
-"""What one flush of a group sends: the decision, the alerts, and the idempotency key."""
+"""What one flush of a group sends: the decision, the alerts, and the idempotency key.
+
+Muted alerts (silenced, inhibited) are left out before the decision, as Alertmanager's
+mute stages run before its dedup stage; when every alert is muted nothing is sent and
+the notification log is left as it was.
+"""
 
 from __future__ import annotations
 
+import enum
 import hashlib
+from collections.abc import Set
 from dataclasses import dataclass
 
 from alert_engine.core.decision import LogEntry, needs_update
 from alert_engine.core.grouping import AggregationGroup, GroupedAlert
+from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
+
+
+class MuteReason(enum.StrEnum):
+    """Why a due flush sent nothing although the decision might have wanted to."""
+
+    TIME_MUTED = "time_muted"  # inside one of the route's mute_time_intervals
+    OUTSIDE_ACTIVE_TIME = "outside_active_time"  # outside all its active_time_intervals
+    ALL_MUTED = "all_muted"  # every alert silenced or inhibited
+    RATE_LIMITED = "rate_limited"  # the receiver's token bucket was empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +32,16 @@ class FlushPlan:
     group: AggregationGroup
     receiver: str
     reason: NotifyReason | None  # None: nothing to send this time
-    covered: tuple[GroupedAlert, ...]
+    covered: tuple[GroupedAlert, ...]  # every alert of the group at the flush
     entry: LogEntry | None  # the log entry to record once the request is durable
     idempotency_key: str | None
+    sent: tuple[GroupedAlert, ...] = ()  # the alerts the notification carries (not muted)
+    at: float = 0.0
+    mute: MuteReason | None = None
+
+    def resolved_covered(self) -> list[str]:
+        """Fingerprints of covered alerts that were resolved at the flush."""
+        return [a.fingerprint for a in self.covered if a.status_at(self.at) is AlertStatus.RESOLVED]
 
 
 def idempotency_key(group_key: str, receiver: str, entry: LogEntry) -> str:
@@ -34,22 +58,34 @@ def idempotency_key(group_key: str, receiver: str, entry: LogEntry) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:40]
 
 
-def plan_flush(group: AggregationGroup, last: LogEntry | None, now: float) -> FlushPlan:
+def plan_flush(
+    group: AggregationGroup,
+    last: LogEntry | None,
+    now: float,
+    muted: Set[str] = frozenset(),
+    time_mute: MuteReason | None = None,
+) -> FlushPlan:
     covered = tuple(group.alerts.values())
-    firing = frozenset(a.fingerprint for a in covered if a.status.value == "firing")
-    resolved = frozenset(a.fingerprint for a in covered if a.status.value == "resolved")
     receiver = group.route.receiver
+    if time_mute is not None:
+        return FlushPlan(group, receiver, None, covered, None, None, at=now, mute=time_mute)
+    sent = tuple(a for a in covered if a.fingerprint not in muted)
+    if covered and not sent:
+        return FlushPlan(
+            group, receiver, None, covered, None, None, at=now, mute=MuteReason.ALL_MUTED
+        )
+    firing = frozenset(a.fingerprint for a in sent if a.status_at(now) is AlertStatus.FIRING)
+    resolved = frozenset(a.fingerprint for a in sent if a.status_at(now) is AlertStatus.RESOLVED)
     reason = needs_update(
         last, firing, resolved, repeat_interval_s=group.route.repeat_interval_s, now=now
     )
     if reason is None:
-        return FlushPlan(group, receiver, None, covered, None, None)
+        return FlushPlan(group, receiver, None, covered, None, None, sent, now)
     entry = LogEntry(
         firing=firing,
         resolved=resolved,
         notified_at=now,
         sequence=(last.sequence + 1) if last else 1,
     )
-    return FlushPlan(
-        group, receiver, reason, covered, entry, idempotency_key(group.key, receiver, entry)
-    )
+    key = idempotency_key(group.key, receiver, entry)
+    return FlushPlan(group, receiver, reason, covered, entry, key, sent, now)

@@ -8,44 +8,13 @@ empty group is dropped.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from alert_engine.core.routing import ALL_LABELS, Route
 from opsmesh.events.alerts import AlertStatus
 
-ALL_LABELS = "..."
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    receiver: str
-    group_by: tuple[str, ...] = ("alertname",)
-    group_wait_s: float = 30.0
-    group_interval_s: float = 300.0
-    repeat_interval_s: float = 4 * 3600.0
-    key: str = "{}"
-
-    def __post_init__(self) -> None:
-        if self.group_interval_s <= 0:
-            raise ValueError("group_interval must be positive")
-        # Alertmanager rounds repeat_interval up to a multiple of group_interval.
-        rounded = math.ceil(self.repeat_interval_s / self.group_interval_s) * self.group_interval_s
-        object.__setattr__(self, "repeat_interval_s", rounded)
-
-    def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
-        if ALL_LABELS in self.group_by:
-            return dict(labels)
-        return {k: labels[k] for k in self.group_by if k in labels}
-
-    def group_key(self, labels: Mapping[str, str]) -> str:
-        group = self.group_labels(labels)
-        # Values are quoted with escapes (like Go's %q in Alertmanager's key), so a value
-        # holding `",x="` cannot make two different label sets share one group.
-        # Alertmanager prints the label set as {a="1", b="2"}; keys match it byte for byte.
-        inner = ", ".join(f"{k}={json.dumps(group[k], ensure_ascii=False)}" for k in sorted(group))
-        return f"{self.key}:{{{inner}}}"
+__all__ = ["ALL_LABELS", "AggregationGroup", "Dispatcher", "GroupedAlert", "Route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +27,15 @@ class GroupedAlert:
     status: AlertStatus
     generator_url: str = ""
 
+    def status_at(self, now: float) -> AlertStatus:
+        """Resolved when reported so or once ``ends_at`` has passed (Alertmanager: an alert
+        whose endsAt elapsed without a refresh is resolved)."""
+        if self.status is AlertStatus.RESOLVED or (
+            self.ends_at is not None and self.ends_at <= now
+        ):
+            return AlertStatus.RESOLVED
+        return AlertStatus.FIRING
+
 
 @dataclass(slots=True)
 class AggregationGroup:
@@ -68,17 +46,19 @@ class AggregationGroup:
     alerts: dict[str, GroupedAlert] = field(default_factory=dict)
     has_flushed: bool = False
 
-    def firing(self) -> list[GroupedAlert]:
-        return [a for a in self.alerts.values() if a.status is AlertStatus.FIRING]
+    def firing(self, now: float) -> list[GroupedAlert]:
+        return [a for a in self.alerts.values() if a.status_at(now) is AlertStatus.FIRING]
 
-    def resolved(self) -> list[GroupedAlert]:
-        return [a for a in self.alerts.values() if a.status is AlertStatus.RESOLVED]
+    def resolved(self, now: float) -> list[GroupedAlert]:
+        return [a for a in self.alerts.values() if a.status_at(now) is AlertStatus.RESOLVED]
 
 
 class Dispatcher:
+    """Aggregation groups for every route an alert takes through the tree."""
+
     def __init__(self, route: Route) -> None:
         self._route = route
-        self._groups: dict[str, AggregationGroup] = {}
+        self._groups: dict[tuple[str, str], AggregationGroup] = {}
 
     @property
     def route(self) -> Route:
@@ -87,14 +67,16 @@ class Dispatcher:
     def groups(self) -> list[AggregationGroup]:
         return list(self._groups.values())
 
-    def insert(self, alert: GroupedAlert, now: float) -> AggregationGroup:
-        route = self._route
+    def insert(self, alert: GroupedAlert, now: float) -> list[AggregationGroup]:
+        return [self._insert(route, alert, now) for route in self._route.match(alert.labels)]
+
+    def _insert(self, route: Route, alert: GroupedAlert, now: float) -> AggregationGroup:
         key = route.group_key(alert.labels)
-        group = self._groups.get(key)
+        group = self._groups.get((route.id, key))
         if group is None:
             first_flush = now + route.group_wait_s
             group = AggregationGroup(key, route, route.group_labels(alert.labels), first_flush)
-            self._groups[key] = group
+            self._groups[(route.id, key)] = group
         group.alerts[alert.fingerprint] = alert
         # As Alertmanager's aggrGroup.insert: any alert that has already waited out
         # group_wait brings a not-yet-flushed group's first flush forward to now.
@@ -113,11 +95,11 @@ class Dispatcher:
         meanwhile), schedule the next flush, and forget an empty group."""
         for alert in covered:
             if (
-                alert.status is AlertStatus.RESOLVED
+                alert.status_at(now) is AlertStatus.RESOLVED
                 and group.alerts.get(alert.fingerprint) == alert
             ):
                 del group.alerts[alert.fingerprint]
         group.next_flush_at = now + group.route.group_interval_s
         group.has_flushed = True
         if not group.alerts:
-            self._groups.pop(group.key, None)
+            self._groups.pop((group.route.id, group.key), None)

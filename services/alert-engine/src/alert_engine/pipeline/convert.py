@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from alert_engine.core.evaluation import AlertInstance, Transition
+from alert_engine.core.evaluation import Transition
 from alert_engine.core.flush import FlushPlan
-from alert_engine.core.grouping import GroupedAlert
-from opsmesh.events.alerts import Alert, AlertState, AlertStateChanged, AlertStatus
+from opsmesh.events.alerts import Alert, AlertStateChanged, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import ALERTS, NOTIFICATIONS
-
-
-def grouped(alert: AlertInstance) -> GroupedAlert | None:
-    """Only firing and resolved alerts are routed; pending ones have not fired yet."""
-    if alert.state is AlertState.FIRING:
-        status, ends = AlertStatus.FIRING, None
-    elif alert.state is AlertState.RESOLVED:
-        status, ends = AlertStatus.RESOLVED, alert.resolved_at
-    else:
-        return None
-    return GroupedAlert(
-        fingerprint=alert.fingerprint,
-        labels=alert.labels,
-        annotations=alert.annotations,
-        starts_at=alert.fired_at or alert.active_at or 0.0,
-        ends_at=ends,
-        status=status,
-    )
 
 
 def state_changed(transition: Transition) -> Outgoing:
@@ -61,14 +42,14 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
     alerts = [
         Alert(
             fingerprint=a.fingerprint,
-            status=a.status,
+            status=a.status_at(plan.at),
             labels=dict(a.labels),
             annotations=dict(a.annotations),
             starts_at=a.starts_at,
             ends_at=a.ends_at,
             generator_url=a.generator_url,
         )
-        for a in sorted(plan.covered, key=lambda a: (a.starts_at, a.fingerprint))
+        for a in sorted(plan.sent, key=lambda a: (a.starts_at, a.fingerprint))
     ]
     firing = any(a.status is AlertStatus.FIRING for a in alerts)
     request = NotificationRequested(

@@ -48,7 +48,7 @@ class AlertStore:
         history = []
         for t in transitions:
             a = t.alert
-            if a.state is AlertState.INACTIVE:
+            if a.state in (AlertState.INACTIVE, AlertState.RESOLVED):
                 deletes.append((a.fingerprint,))
             else:
                 upserts.append(_row(a))

@@ -34,34 +34,25 @@ class NotificationLog:
         return {(r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in rows}
 
     async def record(self, plans: Sequence[FlushPlan]) -> None:
-        """Log what was sent and delete resolved alerts whose resolve went out."""
+        """Log what was sent, once the requests are durable in Kafka."""
         sent = [p for p in plans if p.entry is not None and p.reason is not None]
-        removable = [
-            (a.fingerprint,) for p in plans for a in p.covered if a.status.value == "resolved"
-        ]
-        if not sent and not removable:
+        if not sent:
             return
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            if sent:
-                await cur.executemany(
-                    _UPSERT,
-                    [
-                        (
-                            p.group.key,
-                            p.receiver,
-                            sorted(p.entry.firing),
-                            sorted(p.entry.resolved),
-                            p.entry.sequence,
-                            p.reason.value,
-                            p.idempotency_key,
-                            p.entry.notified_at,
-                        )
-                        for p in sent
-                        if p.entry is not None and p.reason is not None
-                    ],
-                )
-            if removable:
-                await cur.executemany(
-                    "DELETE FROM alert_engine.alerts WHERE fingerprint = %s AND state = 'resolved'",
-                    removable,
-                )
+            await cur.executemany(
+                _UPSERT,
+                [
+                    (
+                        p.group.key,
+                        p.receiver,
+                        sorted(p.entry.firing),
+                        sorted(p.entry.resolved),
+                        p.entry.sequence,
+                        p.reason.value,
+                        p.idempotency_key,
+                        p.entry.notified_at,
+                    )
+                    for p in sent
+                    if p.entry is not None and p.reason is not None
+                ],
+            )

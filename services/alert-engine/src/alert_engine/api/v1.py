@@ -1,0 +1,146 @@
+"""The opsmesh REST API (``/api/v1``): rules, alerts, silences, history, explain, and the
+notifications held back by rate limits. Described by the OpenAPI document it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from alert_engine.api.openapi import openapi_document
+from alert_engine.api.shapes import alert_json, bool_param, decode_silence, silence_json, to_silence
+from alert_engine.core.matchers import MatcherError, parse_matchers
+from alert_engine.core.silences import SilenceError, SilenceNotFound
+from alert_engine.pipeline.state import EngineState
+
+_MAX_LIMIT = 1000
+
+
+class RestApi:
+    """Handlers over the engine state, which exists once the service's resources are open
+    (routes are registered before that, hence the provider)."""
+
+    def __init__(self, state: Callable[[], EngineState]) -> None:
+        self._state = state
+
+    @property
+    def state(self) -> EngineState:
+        return self._state()
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/api/v1/rules", self.rules)
+        app.router.add_get("/api/v1/alerts", self.alerts)
+        app.router.add_get("/api/v1/alerts/{fingerprint}/history", self.history)
+        app.router.add_get("/api/v1/silences", self.silences)
+        app.router.add_post("/api/v1/silences", self.create_silence)
+        app.router.add_delete("/api/v1/silences/{silence_id}", self.expire_silence)
+        app.router.add_get("/api/v1/explain", self.explain)
+        app.router.add_get("/api/v1/suppressed", self.suppressed)
+        app.router.add_get("/api/v1/openapi.json", self.openapi)
+
+    async def rules(self, _: web.Request) -> web.Response:
+        return web.json_response([_rule_json(r) for r in self.state.evaluator.rules])
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        include_resolved = bool_param(request, "resolved", default=False)
+        now = self.state.clock.now()
+        inhibitor = self.state.engine.inhibitor(now)
+        out = []
+        for alert in sorted(self.state.engine.book.all(), key=lambda a: a.starts_at):
+            if alert.resolved(now) and not include_resolved:
+                continue
+            item = alert_json(alert, self.state.engine.view(alert, now, inhibitor))
+            item["source"] = alert.source.value
+            item["resolved"] = alert.resolved(now)
+            out.append(item)
+        pending = [
+            {
+                "fingerprint": a.fingerprint,
+                "rule": a.rule,
+                "state": a.state.value,
+                "labels": dict(a.labels),
+                "value": a.value,
+                "active_at": a.active_at,
+            }
+            for a in self.state.evaluator.active()
+            if a.state.value == "pending"
+        ]
+        return web.json_response({"alerts": out, "pending": pending})
+
+    async def history(self, request: web.Request) -> web.Response:
+        limit = _limit(request)
+        rows = await self.state.store.history(request.match_info["fingerprint"], limit)
+        if not rows and self.state.engine.book.get(request.match_info["fingerprint"]) is None:
+            raise web.HTTPNotFound(text="no alert with that fingerprint")
+        return web.json_response(
+            {"fingerprint": request.match_info["fingerprint"], "history": rows}
+        )
+
+    async def silences(self, _: web.Request) -> web.Response:
+        now = self.state.clock.now()
+        return web.json_response([silence_json(s, now) for s in self.state.engine.silences.all()])
+
+    async def create_silence(self, request: web.Request) -> web.Response:
+        posted = decode_silence(await request.read())
+        try:
+            async with self.state.lock:
+                stored = await self.state.set_silence(to_silence(posted, self.state.clock.now()))
+        except SilenceNotFound:
+            raise web.HTTPNotFound(text=f"silence {posted.id} not found") from None
+        except SilenceError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(silence_json(stored, self.state.clock.now()), status=201)
+
+    async def expire_silence(self, request: web.Request) -> web.Response:
+        try:
+            async with self.state.lock:
+                expired = await self.state.expire_silence(request.match_info["silence_id"])
+        except SilenceNotFound:
+            raise web.HTTPNotFound(text="silence not found") from None
+        except SilenceError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response(silence_json(expired, self.state.clock.now()))
+
+    async def explain(self, request: web.Request) -> web.Response:
+        text = request.query.get("labels", "")
+        if not text:
+            raise web.HTTPBadRequest(
+                text='labels is required, e.g. labels={alertname="X",team="db"}'
+            )
+        try:
+            matchers = parse_matchers(text)
+        except MatcherError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        if any(m.type.value != "=" for m in matchers):
+            raise web.HTTPBadRequest(text='explain takes a label set: name="value" pairs only')
+        labels = {m.name: m.value for m in matchers}
+        return web.json_response(self.state.engine.explain(labels, self.state.clock.now()))
+
+    async def suppressed(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.state.store.list_suppressed(_limit(request)))
+
+    async def openapi(self, _: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be an integer") from None
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise web.HTTPBadRequest(text=f"limit must be between 1 and {_MAX_LIMIT}")
+    return limit
+
+
+def _rule_json(rule: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": rule.name, "group": getattr(rule, "group", "")}
+    for field in ("signal", "threshold", "for_s", "keep_firing_for_s", "stat"):
+        if hasattr(rule, field):
+            out[field] = getattr(rule, field)
+    if hasattr(rule, "op"):
+        out["op"] = str(rule.op)
+    out["labels"] = dict(getattr(rule, "labels", {}))
+    out["annotations"] = dict(getattr(rule, "annotations", {}))
+    return out

@@ -1,0 +1,222 @@
+"""Alertmanager's API v2 (``/api/v2``) and management endpoints, with its request and
+response shapes, so Prometheus, Grafana and amtool work against the engine unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from alert_engine.api.shapes import (
+    alert_json,
+    bool_param,
+    decode_alerts,
+    decode_silence,
+    filter_param,
+    receiver_param,
+    silence_json,
+    to_silence,
+)
+from alert_engine.core.alerts import InvalidAlert, PostedAlert, from_posted, rfc3339
+from alert_engine.core.matchers import matches_all
+from alert_engine.core.silences import SilenceError, SilenceNotFound
+from alert_engine.pipeline.state import EngineState
+
+VERSION = "0.1.0"
+_STARTED = time.time()
+
+
+class AlertmanagerApi:
+    """Handlers over the engine state, which exists once the service's resources are open
+    (routes are registered before that, hence the provider)."""
+
+    def __init__(self, state: Callable[[], EngineState]) -> None:
+        self._state = state
+
+    @property
+    def state(self) -> EngineState:
+        return self._state()
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_post("/api/v2/alerts", self.post_alerts)
+        app.router.add_get("/api/v2/alerts", self.get_alerts)
+        app.router.add_get("/api/v2/alerts/groups", self.get_groups)
+        app.router.add_get("/api/v2/silences", self.get_silences)
+        app.router.add_post("/api/v2/silences", self.post_silence)
+        app.router.add_get("/api/v2/silence/{silence_id}", self.get_silence)
+        app.router.add_delete("/api/v2/silence/{silence_id}", self.delete_silence)
+        app.router.add_get("/api/v2/status", self.get_status)
+        app.router.add_get("/api/v2/receivers", self.get_receivers)
+        app.router.add_get("/-/healthy", self.healthy)  # add_get serves HEAD too
+        app.router.add_get("/-/ready", self.ready)
+
+    async def post_alerts(self, request: web.Request) -> web.Response:
+        posted = decode_alerts(await request.read())
+        now = self.state.clock.now()
+        resolve_timeout = self.state.engine.config.resolve_timeout_s
+        valid, errors = [], []
+        for index, item in enumerate(posted):
+            try:
+                valid.append(
+                    from_posted(
+                        PostedAlert(
+                            item.labels,
+                            item.annotations,
+                            item.starts_at,
+                            item.ends_at,
+                            item.generator_url,
+                        ),
+                        now,
+                        resolve_timeout,
+                    )
+                )
+            except InvalidAlert as exc:
+                errors.append(f"alert {index}: {exc}")
+        async with self.state.lock:
+            await self.state.post_alerts(valid)
+        if errors:
+            # Like Alertmanager: the valid alerts are kept, the response lists the others.
+            raise web.HTTPBadRequest(text="; ".join(errors[:50]))
+        return web.Response(status=200)
+
+    async def get_alerts(self, request: web.Request) -> web.Response:
+        show_active = bool_param(request, "active")
+        show_silenced = bool_param(request, "silenced")
+        show_inhibited = bool_param(request, "inhibited")
+        bool_param(request, "unprocessed")  # validated; every alert is processed on ingest
+        matchers = filter_param(request)
+        receiver_ok = receiver_param(request)
+        now = self.state.clock.now()
+        inhibitor = self.state.engine.inhibitor(now)
+        out = []
+        for alert in sorted(self.state.engine.book.all(), key=lambda a: a.fingerprint):
+            if alert.resolved(now) or not matches_all(matchers, alert.labels):
+                continue
+            view = self.state.engine.view(alert, now, inhibitor)
+            if not receiver_ok(view.receivers):
+                continue
+            if view.silenced_by and not show_silenced:
+                continue
+            if view.inhibited_by and not show_inhibited:
+                continue
+            if view.state == "active" and not show_active:
+                continue
+            out.append(alert_json(alert, view))
+        return web.json_response(out)
+
+    async def get_groups(self, request: web.Request) -> web.Response:
+        show_active = bool_param(request, "active")
+        show_silenced = bool_param(request, "silenced")
+        show_inhibited = bool_param(request, "inhibited")
+        show_muted = bool_param(request, "muted")
+        matchers = filter_param(request)
+        receiver_ok = receiver_param(request)
+        now = self.state.clock.now()
+        inhibitor = self.state.engine.inhibitor(now)
+        out = []
+        for group in self.state.engine.dispatcher.groups():
+            if not receiver_ok([group.route.receiver]):
+                continue
+            time_muted = self.state.engine.time_mute(group.route, now) is not None
+            if time_muted and not show_muted:
+                continue
+            alerts = []
+            for grouped in group.alerts.values():
+                alert = self.state.engine.book.get(grouped.fingerprint)
+                if alert is None or alert.resolved(now) or not matches_all(matchers, alert.labels):
+                    continue
+                view = self.state.engine.view(alert, now, inhibitor)
+                if (
+                    (view.silenced_by and not show_silenced)
+                    or (view.inhibited_by and not show_inhibited)
+                    or (view.state == "active" and not show_active)
+                ):
+                    continue
+                alerts.append(alert_json(alert, view))
+            if alerts:
+                out.append(
+                    {
+                        "labels": group.labels,
+                        "routeLabels": dict(group.route.labels),
+                        "receiver": {"name": group.route.receiver},
+                        "alerts": alerts,
+                    }
+                )
+        return web.json_response(out)
+
+    async def get_silences(self, request: web.Request) -> web.Response:
+        wanted = {
+            "active": bool_param(request, "active"),
+            "pending": bool_param(request, "pending"),
+            "expired": bool_param(request, "expired"),
+        }
+        matchers = filter_param(request)
+        now = self.state.clock.now()
+        out = []
+        for silence in self.state.engine.silences.all():
+            if not wanted[silence.state(now).value]:
+                continue
+            # As Alertmanager: the filter applies to the label set the silence's plain
+            # equality matchers describe.
+            described = {m.name: m.value for m in silence.matchers if m.type.value == "="}
+            if not matches_all(matchers, described):
+                continue
+            out.append(silence_json(silence, now))
+        return web.json_response(out)
+
+    async def post_silence(self, request: web.Request) -> web.Response:
+        posted = decode_silence(await request.read())
+        try:
+            async with self.state.lock:
+                stored = await self.state.set_silence(to_silence(posted, self.state.clock.now()))
+        except SilenceNotFound:
+            raise web.HTTPNotFound(text=f"silence {posted.id} not found") from None
+        except SilenceError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.json_response({"silenceID": stored.id})
+
+    async def get_silence(self, request: web.Request) -> web.Response:
+        try:
+            silence = self.state.engine.silences.get(request.match_info["silence_id"])
+        except SilenceNotFound:
+            raise web.HTTPNotFound(text="silence not found") from None
+        return web.json_response(silence_json(silence, self.state.clock.now()))
+
+    async def delete_silence(self, request: web.Request) -> web.Response:
+        try:
+            async with self.state.lock:
+                await self.state.expire_silence(request.match_info["silence_id"])
+        except SilenceNotFound:
+            raise web.HTTPNotFound(text="silence not found") from None
+        except SilenceError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.Response(status=200)
+
+    async def get_status(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "cluster": {"name": "opsmesh-alert-engine", "status": "disabled", "peers": []},
+                "versionInfo": {
+                    "version": VERSION,
+                    "revision": "opsmesh",
+                    "branch": "main",
+                    "buildUser": "opsmesh",
+                    "buildDate": rfc3339(_STARTED),
+                    "goVersion": "n/a (python)",
+                },
+                "config": {"original": self.state.engine.config.original},
+                "uptime": rfc3339(_STARTED),
+            }
+        )
+
+    async def get_receivers(self, _: web.Request) -> web.Response:
+        return web.json_response([{"name": r.name} for r in self.state.engine.config.receivers])
+
+    async def healthy(self, _: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+    async def ready(self, _: web.Request) -> web.Response:
+        if not self.state.restored.is_set():
+            return web.Response(status=503, text="restoring state")
+        return web.Response(text="OK")

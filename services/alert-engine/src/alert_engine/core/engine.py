@@ -1,0 +1,159 @@
+"""The engine core: alerts in, flush plans out, with routing, inhibition, silences and
+time intervals applied at notification time. Pure: time and state are passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from alert_engine.core.alerts import StoredAlert
+from alert_engine.core.amconfig import EngineConfig
+from alert_engine.core.book import AlertBook
+from alert_engine.core.decision import LogEntry
+from alert_engine.core.durations import format_duration
+from alert_engine.core.flush import FlushPlan, MuteReason, plan_flush
+from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert
+from alert_engine.core.inhibition import Inhibitor
+from alert_engine.core.routing import Route
+from alert_engine.core.silences import SilenceBook
+from opsmesh.events.alerts import AlertStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """What the API says of an alert's state (Alertmanager's ``alertStatus``)."""
+
+    state: str  # "active" | "suppressed"
+    silenced_by: list[str] = field(default_factory=list)
+    inhibited_by: list[str] = field(default_factory=list)
+    muted_by: list[str] = field(default_factory=list)
+    receivers: list[str] = field(default_factory=list)
+
+
+def grouped(alert: StoredAlert) -> GroupedAlert:
+    return GroupedAlert(
+        fingerprint=alert.fingerprint,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        status=AlertStatus.FIRING,
+        generator_url=alert.generator_url,
+    )
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, book: AlertBook, silences: SilenceBook) -> None:
+        self.config = config
+        self.book = book
+        self.silences = silences
+        self.dispatcher = Dispatcher(config.route)
+
+    def apply(self, alert: StoredAlert, now: float) -> list[AggregationGroup]:
+        """An alert changed: (re)insert it into every group its route walk gives."""
+        return self.dispatcher.insert(grouped(alert), now)
+
+    def rebuild(self, now: float) -> None:
+        """After a restart or a config change: groups from the book."""
+        self.dispatcher = Dispatcher(self.config.route)
+        for alert in self.book.all():
+            self.apply(alert, now)
+
+    def inhibitor(self, now: float) -> Inhibitor:
+        return Inhibitor(
+            self.config.inhibit_rules,
+            ((a.fingerprint, a.labels) for a in self.book.firing(now)),
+        )
+
+    def plan(self, now: float, entries: Mapping[tuple[str, str], LogEntry]) -> list[FlushPlan]:
+        due = self.dispatcher.due(now)
+        if not due:
+            return []
+        inhibitor = self.inhibitor(now)
+        plans = []
+        for group in due:
+            muted = {
+                a.fingerprint
+                for a in group.alerts.values()
+                if self.silences.muting(a.labels, now) or inhibitor.inhibited_by(a.labels)
+            }
+            plans.append(
+                plan_flush(
+                    group,
+                    entries.get((group.key, group.route.receiver)),
+                    now,
+                    muted,
+                    self.time_mute(group.route, now),
+                )
+            )
+        return plans
+
+    def time_mute(self, route: Route, now: float) -> MuteReason | None:
+        intervals = self.config.time_intervals
+        if any(intervals[name].contains(now) for name in route.mute_time_intervals):
+            return MuteReason.TIME_MUTED
+        if route.active_time_intervals and not any(
+            intervals[name].contains(now) for name in route.active_time_intervals
+        ):
+            return MuteReason.OUTSIDE_ACTIVE_TIME
+        return None
+
+    def done(self, plan: FlushPlan, now: float) -> None:
+        self.dispatcher.flushed(plan.group, plan.covered, now)
+
+    def postpone(self, plan: FlushPlan, now: float) -> None:
+        """Not sent (rate-limited): keep every alert, try again next group_interval."""
+        plan.group.next_flush_at = now + plan.group.route.group_interval_s
+
+    def in_groups(self) -> set[str]:
+        return {fp for g in self.dispatcher.groups() for fp in g.alerts}
+
+    def view(self, alert: StoredAlert, now: float, inhibitor: Inhibitor | None = None) -> AlertView:
+        silenced = self.silences.muting(alert.labels, now)
+        inhibition = (inhibitor or self.inhibitor(now)).inhibited_by(alert.labels)
+        inhibited = [inhibition.source_fingerprint] if inhibition else []
+        receivers = sorted({r.receiver for r in self.config.route.match(alert.labels)})
+        state = "suppressed" if silenced or inhibited else "active"
+        return AlertView(state, silenced, inhibited, [], receivers)
+
+    def explain(self, labels: Mapping[str, str], now: float) -> dict[str, object]:
+        """Which routes take a label set, where it goes, when, and what mutes it."""
+        inhibition = self.inhibitor(now).inhibited_by(labels)
+        routes = []
+        for route in self.config.route.match(labels):
+            mute = self.time_mute(route, now)
+            routes.append(
+                {
+                    "route_id": route.id,
+                    "route_key": route.key,
+                    "matchers": [str(m) for m in route.matchers],
+                    "receiver": route.receiver,
+                    "group_by": list(route.group_by),
+                    "group_key": route.group_key(labels),
+                    "group_labels": route.group_labels(labels),
+                    "continue": route.continue_matching,
+                    "timers": {
+                        "group_wait": format_duration(route.group_wait_s),
+                        "group_interval": format_duration(route.group_interval_s),
+                        "repeat_interval": format_duration(route.repeat_interval_s),
+                    },
+                    "mute_time_intervals": list(route.mute_time_intervals),
+                    "active_time_intervals": list(route.active_time_intervals),
+                    "time_muted_now": mute.value if mute else None,
+                }
+            )
+        return {
+            "labels": dict(labels),
+            "routes": routes,
+            "silenced_by": self.silences.muting(labels, now),
+            "inhibited_by": (
+                {
+                    "rule": inhibition.rule.name or None,
+                    "source_matchers": [str(m) for m in inhibition.rule.source_matchers],
+                    "equal": list(inhibition.rule.equal),
+                    "source_fingerprint": inhibition.source_fingerprint,
+                }
+                if inhibition
+                else None
+            ),
+        }

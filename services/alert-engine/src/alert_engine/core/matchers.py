@@ -1,0 +1,139 @@
+"""Label matchers as Alertmanager writes them: ``name op value`` with op ``= != =~ !~``.
+
+Regexes are anchored (the whole value must match), like Prometheus' RE2 matchers. A
+missing label matches as the empty string. Sets are written ``{a="x", b=~"y|z"}``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_MATCHER = re.compile(rf'^\s*({_NAME}|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
+
+
+class MatchType(enum.StrEnum):
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+class MatcherError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    name: str
+    type: MatchType
+    value: str
+    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
+            try:
+                pattern = re.compile(f"(?:{self.value})", re.S)
+            except re.error as exc:
+                raise MatcherError(
+                    f"invalid regex in {self.name}{self.type}{self.value!r}: {exc}"
+                ) from None
+            object.__setattr__(self, "_pattern", pattern)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.name, "")
+        if self.type is MatchType.EQUAL:
+            return actual == self.value
+        if self.type is MatchType.NOT_EQUAL:
+            return actual != self.value
+        assert self._pattern is not None
+        found = self._pattern.fullmatch(actual) is not None
+        return found if self.type is MatchType.REGEX else not found
+
+    @property
+    def is_regex(self) -> bool:
+        return self.type in (MatchType.REGEX, MatchType.NOT_REGEX)
+
+    @property
+    def is_equal(self) -> bool:
+        return self.type in (MatchType.EQUAL, MatchType.REGEX)
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.type.value}{json.dumps(self.value, ensure_ascii=False)}"
+
+    @classmethod
+    def from_api(cls, name: str, value: str, is_regex: bool, is_equal: bool = True) -> Matcher:
+        """The API v2 form: ``{name, value, isRegex, isEqual}``."""
+        if is_regex:
+            kind = MatchType.REGEX if is_equal else MatchType.NOT_REGEX
+        else:
+            kind = MatchType.EQUAL if is_equal else MatchType.NOT_EQUAL
+        return cls(name, kind, value)
+
+
+def parse_matcher(text: str) -> Matcher:
+    match = _MATCHER.match(text)
+    if not match:
+        raise MatcherError(f'bad matcher {text!r} (want name="value", with = != =~ or !~)')
+    name, op, raw = match.groups()
+    if name.startswith('"'):
+        name = _unquote(name, text)
+    value = _unquote(raw, text) if raw.startswith('"') else raw
+    if not raw.startswith('"') and any(c in raw for c in '"{}'):
+        raise MatcherError(f"bad matcher {text!r}: quote values that contain quotes or braces")
+    return Matcher(name, MatchType(op), value)
+
+
+def _unquote(raw: str, text: str) -> str:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise MatcherError(f"bad quoting in matcher {text!r}") from None
+    if not isinstance(value, str):
+        raise MatcherError(f"bad matcher {text!r}")
+    return value
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """``{a="x", b=~"y"}`` or ``a="x", b=~"y"`` → matchers; commas inside quotes are kept."""
+    body = text.strip()
+    if body.startswith("{"):
+        if not body.endswith("}"):
+            raise MatcherError(f"unbalanced braces in {text!r}")
+        body = body[1:-1]
+    return [parse_matcher(part) for part in _split(body) if part.strip()]
+
+
+def _split(body: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in body:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if quoted:
+        raise MatcherError(f"unterminated quote in {body!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
+    return all(m.matches(labels) for m in matchers)
+
+
+def format_matchers(matchers: Iterable[Matcher]) -> str:
+    """Alertmanager's ``labels.Matchers.String()``: ``{a="x",b=~"y"}``."""
+    return "{" + ",".join(str(m) for m in matchers) + "}"

@@ -1,0 +1,253 @@
+"""The engine's I/O shell: one lock around the pure core, and every change made durable
+before it is acted on.
+
+Order for a flush: plan (pure) → rate limits (Redis) → notification requests to Kafka
+(acks=all) → notification log (PostgreSQL) → groups updated in memory. A crash after the
+requests but before the log re-sends the same idempotency keys, which the notifier
+delivers once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from alert_engine.core.alerts import AlertSource, StoredAlert
+from alert_engine.core.book import IngestOutcome
+from alert_engine.core.decision import LogEntry
+from alert_engine.core.engine import Engine
+from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition
+from alert_engine.core.flush import FlushPlan, MuteReason
+from alert_engine.core.silences import Silence
+from alert_engine.pipeline.convert import notification, state_changed
+from alert_engine.ratelimit import RateLimiter
+from alert_engine.storage.alerts import AlertStore
+from alert_engine.storage.book import BookStore
+from alert_engine.storage.notification_log import NotificationLog
+from opsmesh.clock import Clock
+from opsmesh.events.alerts import AlertState
+from opsmesh.kafka.producer import EventProducer
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
+
+RESOLVED_RETENTION_S = 15 * 60  # resolved alerts stay visible (and re-sendable) this long
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.alerts_received = Counter(
+            "alert_engine_alerts_received",
+            "Alerts ingested",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "alert_engine_transitions", "Rule alert state transitions", ["state"], registry=registry
+        )
+        self.notifications = Counter(
+            "alert_engine_notifications_requested",
+            "Notification requests by reason",
+            ["receiver", "reason"],
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            "alert_engine_notifications_suppressed",
+            "Due flushes that sent nothing, by reason",
+            ["receiver", "reason"],
+            registry=registry,
+        )
+        self.groups = Gauge(
+            "alert_engine_aggregation_groups", "Aggregation groups", registry=registry
+        )
+        self.alerts = Gauge(
+            "alert_engine_alerts", "Alerts in the book", ["state"], registry=registry
+        )
+
+
+class EngineState:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        evaluator: Evaluator,
+        rule_store: AlertStore,
+        book_store: BookStore,
+        notification_log: NotificationLog,
+        producer: EventProducer,
+        limiter: RateLimiter,
+        clock: Clock,
+        registry: CollectorRegistry,
+        external_url: str,
+    ) -> None:
+        self.engine = engine
+        self.evaluator = evaluator
+        self._rules = rule_store
+        self.store = book_store
+        self._log = notification_log
+        self._producer = producer
+        self._limiter = limiter
+        self.clock = clock
+        self._external_url = external_url
+        self.metrics = EngineMetrics(registry)
+        self.lock = asyncio.Lock()
+        self.entries: dict[tuple[str, str], LogEntry] = {}
+        self.restored = asyncio.Event()
+        self.wake = asyncio.Event()  # set when something may be due sooner than the next tick
+
+    async def restore(self) -> None:
+        """Rebuild everything from PostgreSQL (a restart or failover loses nothing)."""
+        async with self.lock:
+            now = self.clock.now()
+            self.evaluator.restore(await self._rules.load())
+            self.engine.book.restore(await self.store.load(), now)
+            for silence in await self.store.load_silences():
+                self.engine.silences.restore(silence)
+            self.entries = await self._log.load()
+            self.engine.rebuild(now)
+            self.restored.set()
+            log.info(
+                "state restored",
+                alerts=len(self.engine.book),
+                silences=len(self.engine.silences.all()),
+                log_entries=len(self.entries),
+            )
+
+    # -- input ---------------------------------------------------------------------
+
+    async def on_transitions(
+        self, transitions: Sequence[Transition], updates: Sequence[AlertInstance]
+    ) -> None:
+        """Rule evaluation results: rule state, alert book, state events, groups."""
+        if not transitions and not updates:
+            return
+        now = self.clock.now()
+        await self._rules.record(transitions, updates)
+        stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
+        accepted = self._ingest(stored, now, AlertSource.RULE)
+        await self.store.save(accepted)
+        if transitions:
+            await self._producer.publish_many(state_changed(t) for t in transitions)
+        for transition in transitions:
+            self.metrics.transitions.labels(transition.alert.state.value).inc()
+        for alert in accepted:
+            self.engine.apply(alert, now)
+        self.wake.set()
+
+    async def post_alerts(self, alerts: Sequence[StoredAlert]) -> tuple[int, int]:
+        """Alerts from the API; returns (accepted, dropped by the ingest limit)."""
+        now = self.clock.now()
+        history = []
+        for alert in alerts:
+            old = self.engine.book.get(alert.fingerprint)
+            was_firing = old is not None and not old.resolved(now)
+            if not was_firing and not alert.resolved(now):
+                history.append((alert, AlertState.INACTIVE.value, AlertState.FIRING.value, now))
+            elif was_firing and alert.resolved(now):
+                history.append((alert, AlertState.FIRING.value, AlertState.RESOLVED.value, now))
+        accepted = self._ingest(alerts, now, AlertSource.API)
+        accepted_ids = {a.fingerprint for a in accepted}
+        await self.store.save(accepted, [h for h in history if h[0].fingerprint in accepted_ids])
+        for alert in accepted:
+            self.engine.apply(alert, now)
+        self.wake.set()
+        return len(accepted), len(alerts) - len(accepted)
+
+    def _ingest(
+        self, alerts: Sequence[StoredAlert], now: float, source: AlertSource
+    ) -> list[StoredAlert]:
+        accepted = []
+        for alert in alerts:
+            outcome, merged = self.engine.book.put(alert, now)
+            self.metrics.alerts_received.labels(source.value, outcome.value).inc()
+            if outcome is not IngestOutcome.LIMITED and merged is not None:
+                accepted.append(merged)
+        return accepted
+
+    def _from_rule(self, alert: AlertInstance, now: float) -> StoredAlert | None:
+        if alert.state is AlertState.FIRING:
+            ends = None
+        elif alert.state is AlertState.RESOLVED:
+            ends = alert.resolved_at if alert.resolved_at is not None else now
+        else:
+            return None  # pending alerts are never sent, as in Prometheus
+        return StoredAlert(
+            fingerprint=alert.fingerprint,
+            labels=alert.labels,
+            annotations=alert.annotations,
+            starts_at=alert.active_at if alert.active_at is not None else now,
+            ends_at=ends,
+            updated_at=now,
+            generator_url=f"{self._external_url}/api/v1/rules?name={alert.rule}",
+            source=AlertSource.RULE,
+        )
+
+    # -- silences ------------------------------------------------------------------
+
+    async def set_silence(self, silence: Silence) -> Silence:
+        now = self.clock.now()
+        stored, changed = self.engine.silences.set(silence, now)
+        await self.store.save_silences(changed)
+        self.wake.set()
+        return stored
+
+    async def expire_silence(self, silence_id: str) -> Silence:
+        expired = self.engine.silences.expire(silence_id, self.clock.now())
+        await self.store.save_silences([expired])
+        return expired
+
+    # -- flushing ------------------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Plan every due group, send what needs sending; returns requests produced."""
+        now = self.clock.now()
+        plans = self.engine.plan(now, self.entries)
+        if not plans:
+            return 0
+        sending: list[FlushPlan] = []
+        postponed: list[FlushPlan] = []
+        for plan in plans:
+            if plan.reason is None:
+                if plan.mute is not None:
+                    self.metrics.suppressed.labels(plan.receiver, plan.mute.value).inc()
+                continue
+            if await self._limiter.allow(plan.receiver, now):
+                sending.append(plan)
+            else:
+                postponed.append(plan)
+        await self._producer.publish_many(notification(p, now, self._external_url) for p in sending)
+        await self._log.record(sending)
+        for plan in sending:
+            if plan.entry is not None and plan.reason is not None:
+                self.entries[(plan.group.key, plan.receiver)] = plan.entry
+                self.metrics.notifications.labels(plan.receiver, plan.reason.value).inc()
+        for plan in postponed:
+            self.metrics.suppressed.labels(plan.receiver, MuteReason.RATE_LIMITED.value).inc()
+            await self.store.suppressed(
+                plan.group.key, plan.receiver, MuteReason.RATE_LIMITED.value, len(plan.sent)
+            )
+        postponed_ids = {id(p) for p in postponed}
+        for plan in plans:
+            if id(plan) in postponed_ids:
+                self.engine.postpone(plan, now)
+            else:
+                self.engine.done(plan, now)
+        self.metrics.groups.set(len(self.engine.dispatcher.groups()))
+        return len(sending)
+
+    async def maintain(self, retention_days: float) -> None:
+        """Forget resolved alerts nobody needs, expired silences and old history."""
+        now = self.clock.now()
+        book = self.engine.book
+        book.refresh_activity(now)
+        gone = book.collectable(now, RESOLVED_RETENTION_S, self.engine.in_groups())
+        for fingerprint in gone:
+            book.remove(fingerprint)
+        await self.store.delete(gone)
+        await self.store.delete_silences(self.engine.silences.purge(now - retention_days * 86400))
+        await self.store.purge_history(retention_days)
+        firing = len(book.firing(now))
+        self.metrics.alerts.labels("firing").set(firing)
+        self.metrics.alerts.labels("resolved").set(len(book) - firing)

@@ -1,0 +1,215 @@
+"""The alert book and silences in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from alert_engine.core.alerts import AlertSource, StoredAlert
+from alert_engine.core.matchers import Matcher
+from alert_engine.core.silences import Silence
+
+_UPSERT_ALERT = """
+INSERT INTO alert_engine.stored_alerts
+    (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout,
+     source)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint) DO UPDATE SET
+    labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
+    starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
+    generator_url = EXCLUDED.generator_url, timeout = EXCLUDED.timeout, source = EXCLUDED.source
+"""
+_HISTORY = """
+INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
+VALUES (%s, %s, %s, %s, %s, NULL, to_timestamp(%s))
+"""
+_UPSERT_SILENCE = """
+INSERT INTO alert_engine.silences
+    (id, matchers, starts_at, ends_at, created_by, comment, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET
+    matchers = EXCLUDED.matchers, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+    created_by = EXCLUDED.created_by, comment = EXCLUDED.comment, updated_at = EXCLUDED.updated_at
+"""
+
+
+def matcher_json(m: Matcher) -> dict[str, Any]:
+    return {"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
+
+
+class BookStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def save(
+        self,
+        alerts: Sequence[StoredAlert],
+        history: Sequence[tuple[StoredAlert, str, str, float]] = (),
+    ) -> None:
+        """Upsert alerts; ``history`` rows are (alert, previous, state, at) for API alerts."""
+        if not alerts and not history:
+            return
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if alerts:
+                await cur.executemany(
+                    _UPSERT_ALERT,
+                    [
+                        (
+                            a.fingerprint,
+                            Jsonb(dict(a.labels)),
+                            Jsonb(dict(a.annotations)),
+                            a.starts_at,
+                            a.ends_at,
+                            a.updated_at,
+                            a.generator_url,
+                            a.timeout,
+                            a.source.value,
+                        )
+                        for a in alerts
+                    ],
+                )
+            if history:
+                await cur.executemany(
+                    _HISTORY,
+                    [
+                        (
+                            a.fingerprint,
+                            a.labels.get("alertname", ""),
+                            Jsonb(dict(a.labels)),
+                            prev,
+                            state,
+                            at,
+                        )
+                        for a, prev, state, at in history
+                    ],
+                )
+
+    async def delete(self, fingerprints: Sequence[str]) -> None:
+        if not fingerprints:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM alert_engine.stored_alerts WHERE fingerprint = ANY(%s)",
+                (list(fingerprints),),
+            )
+
+    async def load(self) -> list[StoredAlert]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
+                " generator_url, timeout, source FROM alert_engine.stored_alerts"
+            )
+            rows = await cursor.fetchall()
+        return [
+            StoredAlert(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], AlertSource(r[8]))
+            for r in rows
+        ]
+
+    async def save_silences(self, silences: Sequence[Silence]) -> None:
+        if not silences:
+            return
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
+                _UPSERT_SILENCE,
+                [
+                    (
+                        s.id,
+                        Jsonb([matcher_json(m) for m in s.matchers]),
+                        s.starts_at,
+                        s.ends_at,
+                        s.created_by,
+                        s.comment,
+                        s.updated_at,
+                    )
+                    for s in silences
+                ],
+            )
+
+    async def load_silences(self) -> list[Silence]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at"
+                " FROM alert_engine.silences"
+            )
+            rows = await cursor.fetchall()
+        return [
+            Silence(
+                id=r[0],
+                matchers=tuple(
+                    Matcher.from_api(m["name"], m["value"], m["isRegex"], m["isEqual"])
+                    for m in r[1]
+                ),
+                starts_at=r[2],
+                ends_at=r[3],
+                created_by=r[4],
+                comment=r[5],
+                updated_at=r[6],
+            )
+            for r in rows
+        ]
+
+    async def delete_silences(self, ids: Sequence[str]) -> None:
+        if ids:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    "DELETE FROM alert_engine.silences WHERE id = ANY(%s)", (list(ids),)
+                )
+
+    async def suppressed(self, group_key: str, receiver: str, reason: str, alerts: int) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO alert_engine.suppressed_notifications"
+                " (group_key, receiver, reason, alerts) VALUES (%s, %s, %s, %s)",
+                (group_key, receiver, reason, alerts),
+            )
+
+    async def list_suppressed(self, limit: int) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT group_key, receiver, reason, alerts, extract(epoch FROM at)::float8"
+                " FROM alert_engine.suppressed_notifications ORDER BY id DESC LIMIT %s",
+                (limit,),
+            )
+            rows = await cursor.fetchall()
+        return [
+            {"group_key": r[0], "receiver": r[1], "reason": r[2], "alerts": r[3], "at": r[4]}
+            for r in rows
+        ]
+
+    async def history(self, fingerprint: str, limit: int) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT rule, labels, previous, state, value, extract(epoch FROM at)::float8"
+                " FROM alert_engine.alert_history WHERE fingerprint = %s ORDER BY at, id LIMIT %s",
+                (fingerprint, limit),
+            )
+            rows = await cursor.fetchall()
+        return [
+            {
+                "rule": r[0],
+                "labels": r[1],
+                "previous": r[2],
+                "state": r[3],
+                "value": r[4],
+                "at": r[5],
+            }
+            for r in rows
+        ]
+
+    async def purge_history(self, older_than_days: float) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM alert_engine.alert_history"
+                " WHERE at < now() - make_interval(secs => %s)",
+                (older_than_days * 86400,),
+            )
+            deleted = cursor.rowcount
+            await conn.execute(
+                "DELETE FROM alert_engine.suppressed_notifications"
+                " WHERE at < now() - make_interval(secs => %s)",
+                (older_than_days * 86400,),
+            )
+            return deleted
