@@ -17,6 +17,10 @@ fi
 if [ -z "${OPSMESH_REDIS_URL:-}" ]; then
   command -v redis-server >/dev/null || packages+=(redis-server)
 fi
+# The alert-engine's compatibility tests drive it with the real Prometheus and amtool,
+# and its benchmark runs Alertmanager beside it.
+command -v prometheus >/dev/null || packages+=(prometheus)
+command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   command -v mvn >/dev/null || packages+=(maven)
   command -v java >/dev/null || packages+=(openjdk-17-jre-headless)

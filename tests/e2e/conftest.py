@@ -29,6 +29,34 @@ groups:
 """
 
 
+API_TOKEN = "e2e-writer-token-0123456789"
+READ_TOKEN = "e2e-reader-token-0123456789"
+
+AM_CONFIG = """
+global:
+  resolve_timeout: 5m
+route:
+  receiver: default
+  group_by: [alertname, service]
+  group_wait: 500ms
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['team="night-shift"']
+      mute_time_intervals: [always]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [service]
+receivers:
+  - name: default
+time_intervals:
+  - name: always
+    time_intervals:
+      - times: [{start_time: "00:00", end_time: "24:00"}]
+"""
+
+
 @dataclass
 class Sink:
     url: str
@@ -61,6 +89,8 @@ def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory)
     workdir = tmp_path_factory.mktemp("mesh")
     rules = workdir / "rules.yml"
     rules.write_text(RULES)
+    am_config = workdir / "alertmanager.yml"
+    am_config.write_text(AM_CONFIG)
     running = Mesh(
         infra,
         workdir,
@@ -72,10 +102,9 @@ def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory)
             },
             "alert-engine": {
                 "ALERT_ENGINE_RULES_FILES": str(rules),
-                "ALERT_ENGINE_GROUP_BY": "alertname,service",
-                "ALERT_ENGINE_GROUP_WAIT": "0.5s",
-                "ALERT_ENGINE_GROUP_INTERVAL": "1s",
-                "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
+                "ALERT_ENGINE_CONFIG_FILE": str(am_config),
+                "ALERT_ENGINE_API_TOKENS": f"{API_TOKEN}:write;{READ_TOKEN}:read",
+                "ALERT_ENGINE_FLUSH_TICK_S": "0.05",
             },
             "notifier": {
                 "NOTIFIER_DEFAULT_WEBHOOK_URL": sink.url,
