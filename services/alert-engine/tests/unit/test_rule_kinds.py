@@ -408,3 +408,26 @@ def test_rule_invariants() -> None:
     with pytest.raises(ValueError, match="window"):
         Rule(name="X", signal="s", kind=RuleKind.RATE, threshold=1.0)
     assert Rule(name="X", signal="s", kind=RuleKind.FINDING).holds(-5.0)
+
+
+def test_rule_labels_are_templated_with_the_signal_labels_and_value() -> None:
+    rule = Rule(
+        name="Hot",
+        signal="cpu",
+        op=Comparison.GT,
+        threshold=0.9,
+        labels={"team": "{{ labels.instance | upper }}-oncall", "band": "{{ value > 5 }}"},
+    )
+    ev = Evaluator([rule])
+    (fired,) = ev.observe(signal("cpu", 7.0), T0)
+    assert fired.alert.labels["team"] == "A-oncall"
+    assert fired.alert.labels["band"] == "True"
+    assert fired.alert.fingerprint == fingerprint(dict(fired.alert.labels))
+
+
+def test_absence_labels_are_templated_too() -> None:
+    ev = Evaluator([absence(labels={"who": "{{ labels.instance }}"})])
+    ev.observe(signal("heartbeat"), T0)
+    (fired,) = ev.tick(T0 + 60)
+    assert fired.alert.labels["who"] == "a"
+    assert states(ev.observe(signal("heartbeat"), T0 + 61)) == [(FIRING, RESOLVED)]

@@ -74,9 +74,16 @@ class SeriesSeen:
 MAX_RATE_HISTORY = 512
 
 
-def alert_labels(rule: Rule, signal_labels: Mapping[str, str]) -> dict[str, str]:
+def alert_labels(
+    rule: Rule, signal_labels: Mapping[str, str], value: float | None = None
+) -> dict[str, str]:
+    """The signal's labels, overridden by the rule's labels, plus ``alertname``.
+
+    The rule's labels are templates (``labels``, ``value``) as in Prometheus; like there,
+    a label that renders the value changes the alert's identity whenever the value does.
+    """
     labels = dict(signal_labels)
-    labels.update(rule.labels)
+    labels.update(render_all(rule.labels, signal_labels, value))
     labels[ALERTNAME] = rule.name
     return labels
 
@@ -153,7 +160,7 @@ class Evaluator:
                 value = self._rate(rule, fingerprint(series), value, now)
                 if value is None:
                     continue
-            labels = alert_labels(rule, series)
+            labels = alert_labels(rule, series, value)
             transition = self._evaluate(rule, labels, value, rule.holds(value), now)
             if transition is not None:
                 transitions.append(transition)
@@ -171,7 +178,7 @@ class Evaluator:
                 silent.append((rule.series_labels(rule.matchers), since))
             for series, last_seen in silent:
                 silence = now - last_seen
-                labels = alert_labels(rule, series)
+                labels = alert_labels(rule, series, silence)
                 holds = silence >= rule.absent_for_s
                 transition = self._evaluate(rule, labels, silence, holds, now)
                 if transition is not None:
