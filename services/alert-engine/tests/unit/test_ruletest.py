@@ -166,3 +166,12 @@ def test_malformed_test_files_are_errors() -> None:
     with pytest.raises(RuleTestError, match="evaluation_interval"):
         run_tests("rule_files: [rules.yml]\nevaluation_interval: 0s\ntests: []", "t.yml", load)
     assert rule_files("rule_files: [a.yml, b.yml]\ntests: []", "t.yml") == ["a.yml", "b.yml"]
+
+
+def test_an_absurd_number_of_evaluations_is_refused() -> None:
+    tests = """
+    - alert_rule_test:
+        - {eval_time: 10y, alertname: Hot, exp_alerts: []}
+    """
+    ((_, (failure,)),) = run(tests)
+    assert "more than 1000000 evaluations of 1m" in failure

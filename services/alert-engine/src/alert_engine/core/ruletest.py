@@ -56,6 +56,7 @@ Duration = str | float | int
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:Inf|inf|NaN|nan)"
 _SERIES = re.compile(rf"^(?P<a>{_NUMBER})(?:(?P<sign>[-+])(?P<b>{_NUMBER}))?x(?P<n>\d+)$")
 _MAX_SAMPLES = 100_000
+_MAX_STEPS = 1_000_000  # evaluations per test; a typo like 1y at 1s must not hang the CLI
 
 _DEFAULT_KIND = {
     SignalSource.METRICS: SignalKind.ROLLUP,
@@ -200,6 +201,12 @@ def _run_one(test: _TestSpec, where: str, rules: list[Rule], eval_interval: floa
         if c.alertname not in known
     ]
     end = max((c.at for c in checks), default=0.0)
+    if end / eval_interval > _MAX_STEPS:
+        failures.append(
+            f"{where}: eval_time {format_duration(end)} is more than {_MAX_STEPS} "
+            f"evaluations of {format_duration(eval_interval)}"
+        )
+        return CaseResult(name, failures)
     instants = {t for t in samples if t <= end} | {c.at for c in checks}
     steps = int(end // eval_interval)
     instants |= {i * eval_interval for i in range(steps + 1)}
