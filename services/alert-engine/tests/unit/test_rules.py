@@ -6,7 +6,13 @@ import textwrap
 
 import pytest
 
-from alert_engine.core.rules import Comparison, RuleFileError, ThresholdRule, parse_rules
+from alert_engine.core.rules import (
+    Comparison,
+    RuleFileError,
+    RuleKind,
+    ThresholdRule,
+    parse_rules,
+)
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 
 SOURCE = "rules/api.yml"
@@ -233,3 +239,96 @@ def test_duplicate_rule_in_a_group_is_located() -> None:
     message = parse_error(text)
     for part in (SOURCE, "groups[0]", "(infra)", "rules[2]", "(CpuHot)", "duplicate"):
         assert part in message
+
+
+# -- kinds ---------------------------------------------------------------------------
+
+KINDS = """
+groups:
+  - name: kinds
+    rules:
+      - alert: NoHeartbeat
+        kind: absence
+        signal: heartbeat
+        matchers: {env: prod}
+        by: [service, instance]
+        absent_for: 2m
+      - alert: LagGrowing
+        kind: rate
+        signal: consumer_lag
+        stat: last
+        op: ">"
+        threshold: 0
+        window: 10m
+        for: 5m
+      - alert: NPlusOne
+        kind: finding
+        signal: n_plus_one
+        quiet_for: 1h
+      - alert: Unhealthy
+        kind: finding
+        signal: health_check_status
+        op: ">="
+        threshold: 2
+"""
+
+
+def test_each_kind_parses_with_its_fields() -> None:
+    absence, rate, finding, health = parse_rules(KINDS, SOURCE)
+    assert (absence.kind, absence.absent_for_s, absence.by) == (
+        RuleKind.ABSENCE,
+        120.0,
+        ("service", "instance"),
+    )
+    assert (rate.kind, rate.window_s, rate.stat, rate.threshold, rate.for_s) == (
+        RuleKind.RATE,
+        600.0,
+        "last",
+        0.0,
+        300.0,
+    )
+    assert (finding.kind, finding.quiet_for_s, finding.threshold) == (
+        RuleKind.FINDING,
+        3600.0,
+        None,
+    )
+    assert (health.quiet_for_s, health.op, health.threshold) == (None, Comparison.GE, 2.0)
+    assert health.by is None
+
+
+def test_kind_defaults_to_threshold() -> None:
+    (rule,) = parse_rules(rule_file())
+    assert rule.kind is RuleKind.THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"kind": "absence", "op": None, "threshold": None}, "`absent_for`: required"),
+        ({"kind": "rate"}, "`window`: required"),
+        ({"threshold": None}, "`threshold`: required for kind threshold"),
+        ({"window": "5m"}, "`window`: not used by kind threshold"),
+        ({"kind": "absence", "absent_for": "1m"}, "`op`: not used by kind absence"),
+        ({"kind": "finding", "threshold": None}, "`op`/`threshold`: give both or neither"),
+        ({"kind": "rate", "window": "0s"}, "`window`: must be more than 0s"),
+        ({"kind": "finding", "quiet_for": "soon"}, "`quiet_for`: invalid duration"),
+        ({"kind": "sometimes"}, "kind"),
+        ({"for": "5 minutes"}, "`for`: invalid duration"),
+        ({"annotations": '{summary: "{{ labels.x "}'}, "`annotations.summary`: template error"),
+        ({"labels": '{team: "{% if %}"}'}, "`labels.team`: template error"),
+    ],
+)
+def test_kind_field_errors_are_located(overrides: dict[str, object], expected: str) -> None:
+    message = parse_error(rule_file(**overrides))
+    assert message.startswith(f"{SOURCE}: groups[0] (infra) rules[0] (CpuHot): ")
+    assert expected in message
+
+
+def test_every_error_is_reported_not_just_the_first() -> None:
+    text = rule_file(window="5m") + "      - alert: Two\n        signal: x\n        op: bad\n"
+    with pytest.raises(RuleFileError) as info:
+        parse_rules(text, SOURCE)
+    errors = info.value.errors
+    assert len(errors) == 2
+    assert "rules[0] (CpuHot)" in errors[0]
+    assert "rules[1] (Two)" in errors[1]

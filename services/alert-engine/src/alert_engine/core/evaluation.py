@@ -2,16 +2,31 @@
 
 Semantics follow Prometheus: an alert is pending from the first true evaluation and
 fires once the condition has held for ``for``; with ``keep_firing_for`` it keeps firing
-that long after the first evaluation that found the condition false. Each signal is one
-evaluation of the rules that match it.
+that long after the first evaluation that found the condition false.
+
+Two entry points drive evaluation:
+
+- ``observe(signal, now)``: each signal is one evaluation of the rules that match it
+  (threshold, rate and finding rules; for absence rules it records that the series is
+  alive and ends an absence alert).
+- ``tick(now)``: time-driven evaluation, called by the pipeline every poll whether or not
+  signals arrived. It fires absence rules, resolves findings after their quiet period,
+  promotes pending findings whose ``for`` elapsed, and ends ``keep_firing_for`` windows
+  that have run out (without a tick, an alert whose series went silent could never end).
+
+Durable state beyond the alerts: ``take_updates()`` (alerts whose keep_firing_since
+changed) and ``take_series_updates()`` (when absence rules last saw each series); load
+them back with ``restore()`` and ``restore_series()``. Rate history is not durable: after
+a restart a rate rule waits until its window is covered again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from alert_engine.core.rules import ThresholdRule
+from alert_engine.core.rules import Rule, RuleKind
 from alert_engine.core.templating import render_all
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalObserved
@@ -44,25 +59,56 @@ class Transition:
     at: float
 
 
-def alert_labels(rule: ThresholdRule, signal_labels: Mapping[str, str]) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class SeriesSeen:
+    """When an absence rule last saw a series: persist it so silence spans restarts."""
+
+    rule: str  # Rule.key (group/name)
+    fingerprint: str  # of the series labels
+    labels: Mapping[str, str]  # the series labels (after the rule's ``by``)
+    last_seen: float
+
+
+# Bound on one rate series' history; past it the samples next to the baseline are thinned,
+# so memory stays bounded when signals arrive far more often than the window needs.
+MAX_RATE_HISTORY = 512
+
+
+def alert_labels(
+    rule: Rule, signal_labels: Mapping[str, str], value: float | None = None
+) -> dict[str, str]:
+    """The signal's labels, overridden by the rule's labels, plus ``alertname``.
+
+    The rule's labels are templates (``labels``, ``value``) as in Prometheus; like there,
+    a label that renders the value changes the alert's identity whenever the value does.
+    """
     labels = dict(signal_labels)
-    labels.update(rule.labels)
+    labels.update(render_all(rule.labels, signal_labels, value))
     labels[ALERTNAME] = rule.name
     return labels
 
 
 class Evaluator:
-    def __init__(self, rules: Sequence[ThresholdRule]) -> None:
+    def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = list(rules)
-        self._by_signal: dict[str, list[ThresholdRule]] = {}
+        self._by_signal: dict[str, list[Rule]] = {}
         for rule in self._rules:
             self._by_signal.setdefault(rule.signal, []).append(rule)
         self._rules_by_name = {r.name: r for r in self._rules}
+        self._absence = [r for r in self._rules if r.kind is RuleKind.ABSENCE]
         self._active: dict[str, AlertInstance] = {}
         self._updated: dict[str, AlertInstance] = {}
+        # Which rule raised an alert; restored alerts fall back to the rule's name.
+        self._rule_of: dict[str, Rule] = {}
+        self._seen: dict[str, dict[str, SeriesSeen]] = {r.key: {} for r in self._absence}
+        self._seen_updates: dict[tuple[str, str], SeriesSeen] = {}
+        # Absence rules that never saw a series: silent since the first tick (Prometheus'
+        # absent()); not durable, so after a restart the wait starts again.
+        self._never_seen_since: dict[str, float] = {}
+        self._history: dict[tuple[str, str], deque[tuple[float, float]]] = {}
 
     @property
-    def rules(self) -> list[ThresholdRule]:
+    def rules(self) -> list[Rule]:
         return list(self._rules)
 
     def active(self) -> list[AlertInstance]:
@@ -74,28 +120,143 @@ class Evaluator:
         updated, self._updated = list(self._updated.values()), {}
         return updated
 
+    def take_series_updates(self) -> list[SeriesSeen]:
+        """Absence rules' last-seen times that changed since the last call, to persist."""
+        updated, self._seen_updates = list(self._seen_updates.values()), {}
+        return updated
+
+    def seen_series(self) -> list[SeriesSeen]:
+        return [s for by_fp in self._seen.values() for s in by_fp.values()]
+
     def restore(self, instances: Iterable[AlertInstance]) -> None:
         """Load pending/firing alerts from durable state after a restart."""
         for instance in instances:
             if instance.state in (AlertState.PENDING, AlertState.FIRING):
                 self._active[instance.fingerprint] = instance
 
+    def restore_series(self, seen: Iterable[SeriesSeen]) -> None:
+        """Load absence rules' last-seen times; entries for unknown rules are ignored."""
+        for entry in seen:
+            by_fp = self._seen.get(entry.rule)
+            if by_fp is None:
+                continue
+            current = by_fp.get(entry.fingerprint)
+            if current is None or current.last_seen < entry.last_seen:
+                by_fp[entry.fingerprint] = entry
+
     def observe(self, signal: SignalObserved, now: float) -> list[Transition]:
         transitions: list[Transition] = []
         for rule in self._by_signal.get(signal.name, ()):
             if not rule.applies_to(signal):
                 continue
+            series = rule.series_labels(signal.labels)
+            if rule.kind is RuleKind.ABSENCE:
+                transitions.extend(self._series_alive(rule, series, now))
+                continue
             value = rule.observed_value(signal)
             if value is None:
                 continue
-            labels = alert_labels(rule, signal.labels)
+            if rule.kind is RuleKind.RATE:
+                value = self._rate(rule, fingerprint(series), value, now)
+                if value is None:
+                    continue
+            labels = alert_labels(rule, series, value)
             transition = self._evaluate(rule, labels, value, rule.holds(value), now)
             if transition is not None:
                 transitions.append(transition)
         return transitions
 
+    def tick(self, now: float) -> list[Transition]:
+        """Time-driven evaluation; call every poll with the injected clock's time."""
+        transitions: list[Transition] = []
+        for rule in self._absence:
+            silent: list[tuple[dict[str, str], float]] = [
+                (dict(s.labels), s.last_seen) for s in self._seen[rule.key].values()
+            ]
+            if not silent:
+                since = self._never_seen_since.setdefault(rule.key, now)
+                silent.append((rule.series_labels(rule.matchers), since))
+            for series, last_seen in silent:
+                silence = now - last_seen
+                labels = alert_labels(rule, series, silence)
+                holds = silence >= rule.absent_for_s
+                transition = self._evaluate(rule, labels, silence, holds, now)
+                if transition is not None:
+                    transitions.append(transition)
+        for fp in list(self._active):
+            current = self._active.get(fp)
+            if current is None:
+                continue  # resolved above in this tick
+            owner = self._rule_for(current)
+            if owner is None:
+                continue
+            transition = self._tick_alert(owner, current, now)
+            if transition is not None:
+                transitions.append(transition)
+        return transitions
+
+    def _tick_alert(self, rule: Rule, current: AlertInstance, now: float) -> Transition | None:
+        if current.keep_firing_since is not None:
+            # Only an elapsed keep_firing_for window ends here; a fresh signal may renew it.
+            if now - current.keep_firing_since >= rule.keep_firing_for_s:
+                return self._condition_false(rule, current, current.value, now)
+            return None
+        if rule.kind is not RuleKind.FINDING:
+            return None
+        last_true = current.last_true_at if current.last_true_at is not None else now
+        if rule.quiet_for_s is not None and now - last_true >= rule.quiet_for_s:
+            return self._condition_false(rule, current, current.value, now)
+        active_at = current.active_at if current.active_at is not None else now
+        if current.state is AlertState.PENDING and now - active_at >= rule.for_s:
+            # A finding holds until its quiet period ends, so `for` can elapse between
+            # findings; the next finding may be far off.
+            fired = replace(current, state=AlertState.FIRING, fired_at=now)
+            self._active[fired.fingerprint] = fired
+            return Transition(fired, AlertState.PENDING, now)
+        return None
+
+    def _rule_for(self, instance: AlertInstance) -> Rule | None:
+        return self._rule_of.get(instance.fingerprint) or self._rules_by_name.get(instance.rule)
+
+    def _series_alive(self, rule: Rule, series: dict[str, str], now: float) -> list[Transition]:
+        """A signal for an absence rule's series: record it and end its absence alerts."""
+        fp = fingerprint(series)
+        entry = SeriesSeen(rule.key, fp, series, now)
+        self._seen[rule.key][fp] = entry
+        self._seen_updates[(rule.key, fp)] = entry
+        # Any live series also ends the "no series at all" alert (matcher labels).
+        self._never_seen_since.pop(rule.key, None)
+        ended = [alert_labels(rule, series), alert_labels(rule, rule.series_labels(rule.matchers))]
+        transitions: list[Transition] = []
+        for labels in ended:
+            current = self._active.get(fingerprint(labels))
+            if current is None:
+                continue
+            transition = self._condition_false(rule, current, 0.0, now)
+            if transition is not None:
+                transitions.append(transition)
+        return transitions
+
+    def _rate(self, rule: Rule, series_fp: str, value: float, now: float) -> float | None:
+        """Change per second from the sample at (or just before) the window's start to now;
+        None until the series' history covers the window."""
+        history = self._history.setdefault((rule.key, series_fp), deque())
+        if history and now < history[-1][0]:
+            return None  # out of order: keep the history monotonic
+        history.append((now, value))
+        start = now - rule.window_s
+        # Keep one baseline at or before the window start; older samples are not needed.
+        while len(history) >= 2 and history[1][0] <= start:
+            history.popleft()
+        if len(history) > MAX_RATE_HISTORY:
+            del history[1]
+        base_t, base_v = history[0]
+        if base_t > start or base_t >= now:
+            return None
+        return (value - base_v) / (now - base_t)
+
     def _evaluate(
-        self, rule: ThresholdRule, labels: dict[str, str], value: float, holds: bool, now: float
+        self, rule: Rule, labels: dict[str, str], value: float, holds: bool, now: float
     ) -> Transition | None:
         fp = fingerprint(labels)
         current = self._active.get(fp)
@@ -115,6 +276,7 @@ class Evaluator:
                     last_true_at=now,
                 )
                 self._active[fp] = instance
+                self._rule_of[fp] = rule
                 return Transition(instance, AlertState.INACTIVE, now)
             updated = replace(
                 current,
@@ -137,10 +299,10 @@ class Evaluator:
         return self._condition_false(rule, current, value, now)
 
     def _condition_false(
-        self, rule: ThresholdRule, current: AlertInstance, value: float | None, now: float
+        self, rule: Rule, current: AlertInstance, value: float | None, now: float
     ) -> Transition | None:
         if current.state is AlertState.PENDING:
-            del self._active[current.fingerprint]
+            self._forget(current.fingerprint)
             ended = replace(current, state=AlertState.INACTIVE, value=value, resolved_at=now)
             return Transition(ended, AlertState.PENDING, now)
         since = current.keep_firing_since if current.keep_firing_since is not None else now
@@ -150,6 +312,10 @@ class Evaluator:
             if current.keep_firing_since is None:
                 self._updated[kept.fingerprint] = kept
             return None
-        del self._active[current.fingerprint]
+        self._forget(current.fingerprint)
         resolved = replace(current, state=AlertState.RESOLVED, value=value, resolved_at=now)
         return Transition(resolved, AlertState.FIRING, now)
+
+    def _forget(self, fp: str) -> None:
+        del self._active[fp]
+        self._rule_of.pop(fp, None)

@@ -1,4 +1,38 @@
-"""Rules: what to alert on. Parsed from YAML (files or the API) with located errors."""
+"""Rules: what to alert on. Parsed from YAML (files or the API) with located errors.
+
+A rule file (Prometheus' layout, with a signal and a condition instead of PromQL)::
+
+    groups:
+      - name: api
+        rules:
+          - alert: HighErrorRate          # required, [a-zA-Z_][a-zA-Z0-9_]*
+            kind: threshold               # threshold (default) | absence | rate | finding
+            signal: http_error_ratio      # required: the signal name to match
+            matchers: {env: prod}         # label equality, all must hold
+            by: [service]                 # optional: the labels that identify an alert
+            op: ">"                       # > < >= <= == !=
+            threshold: 0.05
+            stat: max                     # optional: compare a window statistic, not value
+            for: 5m                       # pending this long before firing
+            keep_firing_for: 2m           # keep firing this long after the condition ends
+            labels: {severity: page}      # templated; override signal labels
+            annotations: {summary: "..."} # templated with `labels` and `value`
+
+Kinds and the fields each needs (any other kind-specific field is an error):
+
+- ``threshold``: ``op`` and ``threshold`` (``stat`` optional). Evaluated per signal.
+- ``absence``: ``absent_for``. Fires for a series (the signal's labels, or its ``by``
+  labels) that has sent nothing for ``absent_for``; if no series has ever matched, for the
+  matcher labels (like Prometheus' ``absent()``). The value is the seconds of silence.
+  Evaluated by ``Evaluator.tick``.
+- ``rate``: ``window``, ``op``, ``threshold`` (``stat`` optional). The value is
+  (value now - value at the window's start) / elapsed seconds, per series; it is not
+  evaluated until the series' history covers the window.
+- ``finding``: ``op``/``threshold`` optional (without them any matching signal holds),
+  ``quiet_for`` optional. For query-analyzer findings and health-aggregator statuses: fires
+  on a matching signal that holds; resolves on a later matching signal that does not hold
+  (a health ``pass``), or once no holding signal arrived for ``quiet_for``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +41,14 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import yaml
+from jinja2 import TemplateSyntaxError
 
 from alert_engine.core.durations import parse_duration
+from alert_engine.core.templating import check_syntax
 from opsmesh.events.signals import SignalObserved
 
 Duration = str | float | int
@@ -27,6 +63,13 @@ class Comparison(enum.StrEnum):
     NE = "!="
 
 
+class RuleKind(enum.StrEnum):
+    THRESHOLD = "threshold"
+    ABSENCE = "absence"
+    RATE = "rate"
+    FINDING = "finding"
+
+
 _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
     Comparison.GT: operator.gt,
     Comparison.LT: operator.lt,
@@ -38,13 +81,18 @@ _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdRule:
-    """Fires when a matching signal's value compares true against ``threshold``."""
+class Rule:
+    """One alerting rule of any kind; ``kind`` says which of the optional fields apply.
+
+    One class rather than one per kind keeps ``list[Rule]`` simple for callers (the app,
+    the API) and the evaluator dispatches on ``kind``. ``__post_init__`` enforces what
+    each kind needs, so a rule built in code is as valid as one parsed from a file.
+    """
 
     name: str
     signal: str
-    op: Comparison
-    threshold: float
+    op: Comparison = Comparison.GT
+    threshold: float | None = None  # None: no condition, any matching signal holds (finding)
     matchers: Mapping[str, str] = field(default_factory=dict)
     stat: str | None = None  # compare a window statistic (max, mean, rate ...) instead of value
     for_s: float = 0.0
@@ -52,6 +100,24 @@ class ThresholdRule:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     group: str = "default"
+    kind: RuleKind = RuleKind.THRESHOLD
+    by: tuple[str, ...] | None = None  # identity labels; None keeps all the signal's labels
+    absent_for_s: float = 0.0  # absence
+    window_s: float = 0.0  # rate
+    quiet_for_s: float | None = None  # finding; None resolves only on a non-holding signal
+
+    def __post_init__(self) -> None:
+        if self.kind in (RuleKind.THRESHOLD, RuleKind.RATE) and self.threshold is None:
+            raise ValueError(f"a {self.kind} rule needs op and threshold")
+        if self.kind is RuleKind.ABSENCE and self.absent_for_s <= 0:
+            raise ValueError("an absence rule needs absent_for > 0")
+        if self.kind is RuleKind.RATE and self.window_s <= 0:
+            raise ValueError("a rate rule needs window > 0")
+
+    @property
+    def key(self) -> str:
+        """Unique within a rule set (a name may repeat across groups)."""
+        return f"{self.group}/{self.name}"
 
     def applies_to(self, signal: SignalObserved) -> bool:
         if signal.name != self.signal:
@@ -64,7 +130,19 @@ class ThresholdRule:
         return signal.stats.get(self.stat)
 
     def holds(self, value: float) -> bool:
+        if self.threshold is None:
+            return True  # a finding without a condition: its presence is the condition
         return _COMPARE[self.op](value, self.threshold)
+
+    def series_labels(self, signal_labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels that identify a series (and its alert) for this rule."""
+        if self.by is None:
+            return dict(signal_labels)
+        return {k: signal_labels[k] for k in self.by if k in signal_labels}
+
+
+# The original (threshold-only) name; kept so existing callers and tests keep working.
+ThresholdRule = Rule
 
 
 # -- file format ---------------------------------------------------------------------
@@ -75,96 +153,169 @@ _Name = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_len
 class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, rename={"for_": "for"}):
     alert: _Name
     signal: str
-    op: Comparison
-    threshold: float
+    kind: RuleKind = RuleKind.THRESHOLD
+    op: Comparison | None = None
+    threshold: float | None = None
     matchers: dict[str, str] = {}
+    by: list[str] | None = None
     stat: str | None = None
     for_: Duration = 0
     keep_firing_for: Duration = 0
+    absent_for: Duration | None = None
+    window: Duration | None = None
+    quiet_for: Duration | None = None
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
 
 
 class _GroupSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    rules: list[_RuleSpec]
+    rules: list[dict[str, Any]]
 
 
 class _FileSpec(msgspec.Struct, forbid_unknown_fields=True):
     groups: list[_GroupSpec]
 
 
+# Which kind-specific fields each kind requires and allows; the rest are errors, so a
+# misplaced `window:` on a threshold rule is reported rather than silently ignored.
+_REQUIRED: dict[RuleKind, tuple[str, ...]] = {
+    RuleKind.THRESHOLD: ("op", "threshold"),
+    RuleKind.ABSENCE: ("absent_for",),
+    RuleKind.RATE: ("window", "op", "threshold"),
+    RuleKind.FINDING: (),
+}
+_ALLOWED: dict[RuleKind, frozenset[str]] = {
+    RuleKind.THRESHOLD: frozenset({"op", "threshold", "stat"}),
+    RuleKind.ABSENCE: frozenset({"absent_for"}),
+    RuleKind.RATE: frozenset({"window", "op", "threshold", "stat"}),
+    RuleKind.FINDING: frozenset({"op", "threshold", "stat", "quiet_for"}),
+}
+_KIND_FIELDS = ("op", "threshold", "stat", "absent_for", "window", "quiet_for")
+
+
 class RuleFileError(ValueError):
-    """A rule file is invalid; the message says where (file, group, rule, field)."""
+    """A rule file is invalid; each message says where (file, group, rule, field)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
 
 
-_ERROR_PATH = re.compile(r"`\$\.groups\[(\d+)\](?:\.rules\[(\d+)\])?")
+_ERROR_PATH = re.compile(r"`\$\.groups\[(\d+)\]")
 
 
-def _locate(raw: object, message: str) -> str:
-    """``groups[i] (name) rules[j] (alert): `` for a schema error inside a group or rule.
+def _group_where(raw: object, message: str) -> str:
+    """``groups[i] (name): `` for a schema error inside a group.
 
     msgspec's error path has indexes only; a rule file's author thinks in names.
     """
     match = _ERROR_PATH.search(message)
     if match is None:
         return ""
-
-    def item(container: object, key: str, index: int) -> object:
-        seq = container.get(key) if isinstance(container, dict) else None
-        return seq[index] if isinstance(seq, list) and index < len(seq) else None
-
-    def name(node: object, field_name: str) -> str:
-        value = node.get(field_name) if isinstance(node, dict) else None
-        return f" ({value})" if isinstance(value, str) else ""
-
-    g_index = int(match.group(1))
-    group = item(raw, "groups", g_index)
-    where = f"groups[{g_index}]{name(group, 'name')}"
-    if match.group(2) is not None:
-        r_index = int(match.group(2))
-        where += f" rules[{r_index}]{name(item(group, 'rules', r_index), 'alert')}"
-    return f"{where}: "
+    index = int(match.group(1))
+    groups = raw.get("groups") if isinstance(raw, dict) else None
+    group = groups[index] if isinstance(groups, list) and index < len(groups) else None
+    name = group.get("name") if isinstance(group, dict) else None
+    return f"groups[{index}]" + (f" ({name})" if isinstance(name, str) else "") + ": "
 
 
-def parse_rules(text: str, source: str = "<rules>") -> list[ThresholdRule]:
+def _rule_where(source: str, g_index: int, group: str, r_index: int, raw: object) -> str:
+    alert = raw.get("alert") if isinstance(raw, dict) else None
+    named = f" ({alert})" if isinstance(alert, str) else ""
+    return f"{source}: groups[{g_index}] ({group}) rules[{r_index}]{named}"
+
+
+def _build(spec: _RuleSpec, group: str) -> tuple[Rule | None, list[str]]:
+    """The rule, or the field errors that prevent it (each ``field `x`: why``)."""
+    errors: list[str] = []
+    present = {f for f in _KIND_FIELDS if getattr(spec, f) is not None}
+    for missing in _REQUIRED[spec.kind]:
+        if missing not in present:
+            errors.append(f"field `{missing}`: required for kind {spec.kind}")
+    errors.extend(
+        f"field `{extra}`: not used by kind {spec.kind}"
+        for extra in sorted(present - _ALLOWED[spec.kind])
+    )
+    if spec.kind is RuleKind.FINDING and (spec.op is None) != (spec.threshold is None):
+        errors.append("field `op`/`threshold`: give both or neither")
+
+    def duration(name: str, value: Duration | None, *, positive: bool = False) -> float:
+        if value is None:
+            return 0.0
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            errors.append(f"field `{name}`: {exc}")
+            return 0.0
+        if positive and seconds <= 0:
+            errors.append(f"field `{name}`: must be more than 0s")
+        return seconds
+
+    for_s = duration("for", spec.for_)
+    keep_s = duration("keep_firing_for", spec.keep_firing_for)
+    absent_s = duration("absent_for", spec.absent_for, positive=True)
+    window_s = duration("window", spec.window, positive=True)
+    quiet_s = duration("quiet_for", spec.quiet_for, positive=True)
+    for section, templates in (("labels", spec.labels), ("annotations", spec.annotations)):
+        for key, text in templates.items():
+            try:
+                check_syntax(text)
+            except TemplateSyntaxError as exc:
+                errors.append(f"field `{section}.{key}`: template error: {exc}")
+    if errors:
+        return None, errors
+    rule = Rule(
+        name=spec.alert,
+        signal=spec.signal,
+        op=spec.op if spec.op is not None else Comparison.GT,
+        threshold=spec.threshold,
+        matchers=dict(spec.matchers),
+        stat=spec.stat,
+        for_s=for_s,
+        keep_firing_for_s=keep_s,
+        labels=dict(spec.labels),
+        annotations=dict(spec.annotations),
+        group=group,
+        kind=spec.kind,
+        by=tuple(spec.by) if spec.by is not None else None,
+        absent_for_s=absent_s,
+        window_s=window_s,
+        quiet_for_s=quiet_s if spec.quiet_for is not None else None,
+    )
+    return rule, []
+
+
+def parse_rules(text: str, source: str = "<rules>") -> list[Rule]:
+    """Every rule in ``text``; raises RuleFileError listing every error found."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RuleFileError(f"{source}: not valid YAML: {exc}") from None
+        raise RuleFileError([f"{source}: not valid YAML: {exc}"]) from None
     try:
         spec = msgspec.convert(raw, _FileSpec)
     except msgspec.ValidationError as exc:
-        raise RuleFileError(f"{source}: {_locate(raw, str(exc))}{exc}") from None
-    rules: list[ThresholdRule] = []
+        raise RuleFileError([f"{source}: {_group_where(raw, str(exc))}{exc}"]) from None
+    rules: list[Rule] = []
+    errors: list[str] = []
     seen: set[str] = set()
     for g_index, group in enumerate(spec.groups):
-        for r_index, rule in enumerate(group.rules):
-            where = f"{source}: groups[{g_index}] ({group.name}) rules[{r_index}] ({rule.alert})"
+        for r_index, raw_rule in enumerate(group.rules):
+            where = _rule_where(source, g_index, group.name, r_index, raw_rule)
             try:
-                for_s = parse_duration(rule.for_)
-                keep_s = parse_duration(rule.keep_firing_for)
-            except ValueError as exc:
-                raise RuleFileError(f"{where}: {exc}") from None
-            key = f"{group.name}/{rule.alert}"
-            if key in seen:
-                raise RuleFileError(
-                    f"{where}: duplicate rule {rule.alert!r} in group {group.name!r}"
-                )
-            seen.add(key)
-            rules.append(
-                ThresholdRule(
-                    name=rule.alert,
-                    signal=rule.signal,
-                    op=rule.op,
-                    threshold=rule.threshold,
-                    matchers=dict(rule.matchers),
-                    stat=rule.stat,
-                    for_s=for_s,
-                    keep_firing_for_s=keep_s,
-                    labels=dict(rule.labels),
-                    annotations=dict(rule.annotations),
-                    group=group.name,
-                )
-            )
+                rule_spec = msgspec.convert(raw_rule, _RuleSpec)
+            except msgspec.ValidationError as exc:
+                errors.append(f"{where}: {exc}")
+                continue
+            rule, problems = _build(rule_spec, group.name)
+            errors.extend(f"{where}: {problem}" for problem in problems)
+            if rule is None:
+                continue
+            if rule.key in seen:
+                errors.append(f"{where}: duplicate rule {rule.name!r} in group {group.name!r}")
+                continue
+            seen.add(rule.key)
+            rules.append(rule)
+    if errors:
+        raise RuleFileError(errors)
     return rules

@@ -23,6 +23,16 @@ def _compile(source: str) -> Template:
     return _env.from_string(source)
 
 
+def check_syntax(source: str) -> None:
+    """Raise ``jinja2.TemplateSyntaxError`` if ``source`` does not compile.
+
+    Rule files are checked at load (``opsmesh rules check``) so a typo is reported to its
+    author with its location, not rendered as an error into a page at 3 a.m.
+    """
+    if "{" in source:
+        _compile(source)
+
+
 def render(source: str, labels: Mapping[str, str], value: float | None) -> str:
     if "{" not in source:
         return source

@@ -1,0 +1,122 @@
+"""``opsmesh rules check|test`` and ``opsmesh setup-default-alerts``.
+
+Joined to the ``opsmesh`` CLI through the ``opsmesh.cli`` entry points in this service's
+pyproject. Exit codes follow promtool: 0 all good, 1 an invalid file or a failed test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from alert_engine.core.rules import Rule, RuleFileError, parse_rules
+from alert_engine.core.ruletest import RuleTestError, run_tests
+
+RULES_FILES_ENV = "ALERT_ENGINE_RULES_FILES"
+BUILTIN_RULES = "default.yml"
+BUILTIN_TESTS = "default_test.yml"
+# The built-in rules link runbooks by repository-relative path; --runbook-base turns them
+# into URLs where the runbooks are published.
+_RUNBOOK_LINK = re.compile(r"""(runbook_url:\s*["']?)runbooks/""")
+
+
+def builtin_text(name: str = BUILTIN_RULES) -> str:
+    return resources.files("alert_engine.builtin_rules").joinpath(name).read_text("utf-8")
+
+
+@click.group()
+def rules() -> None:
+    """Validate and unit-test alerting rule files."""
+
+
+@rules.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check(files: tuple[Path, ...]) -> None:
+    """Validate rule FILES; every error names its file, group, rule and field."""
+    failed = False
+    for path in files:
+        try:
+            found = parse_rules(path.read_text("utf-8"), source=str(path))
+        except OSError as exc:
+            click.echo(f"{path}: cannot read: {exc.strerror or exc}", err=True)
+            failed = True
+        except RuleFileError as exc:
+            for error in exc.errors:
+                click.echo(error, err=True)
+            click.echo(f"{path}: FAILED, {len(exc.errors)} error(s)", err=True)
+            failed = True
+        else:
+            click.echo(f"{path}: SUCCESS, {len(found)} rule(s)")
+    raise SystemExit(1 if failed else 0)
+
+
+@rules.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def test(files: tuple[Path, ...]) -> None:
+    """Run promtool-style rule unit tests in simulated time (format: alert_engine.core.ruletest)."""
+    failed = False
+    for path in files:
+        click.echo(f"{path}:")
+
+        def load(name: str, base: Path = path.parent) -> list[Rule]:
+            rule_path = base / name
+            return parse_rules(rule_path.read_text("utf-8"), source=str(rule_path))
+
+        try:
+            results = run_tests(path.read_text("utf-8"), str(path), load)
+        except OSError as exc:
+            click.echo(f"  ERROR cannot read {exc.filename or path}: {exc.strerror or exc}")
+            failed = True
+            continue
+        except (RuleFileError, RuleTestError) as exc:
+            click.echo(f"  ERROR {exc}")
+            failed = True
+            continue
+        for result in results:
+            click.echo(f"  {'PASS' if result.passed else 'FAIL'}  {result.name}")
+            for failure in result.failures:
+                click.echo("\n".join(f"        {line}" for line in failure.splitlines()))
+        passed = sum(r.passed for r in results)
+        failed = failed or passed < len(results)
+        click.echo(f"  {passed}/{len(results)} passed")
+    raise SystemExit(1 if failed else 0)
+
+
+def _default_output() -> Path | None:
+    """The first file the engine loads rules from, so the installed rules are used."""
+    entries = [p.strip() for p in os.environ.get(RULES_FILES_ENV, "").split(",")]
+    first = next((p for p in entries if p), None)
+    return Path(first) if first else None
+
+
+@click.command("setup-default-alerts")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Where to write the rules (default: the first file in ${RULES_FILES_ENV}).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "--runbook-base",
+    metavar="URL",
+    help="Link runbooks under URL instead of the repository-relative runbooks/ path.",
+)
+def setup_default_alerts(output: Path | None, force: bool, runbook_base: str | None) -> None:
+    """Install the built-in alerting rules (errors, latency, queries, health, pipeline)."""
+    target = output or _default_output()
+    if target is None:
+        raise click.UsageError(f"give --output or set {RULES_FILES_ENV}")
+    if target.exists() and not force:
+        click.echo(f"{target} exists; use --force to overwrite it", err=True)
+        raise SystemExit(1)
+    text = builtin_text()
+    if runbook_base:
+        text = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{runbook_base.rstrip('/')}/", text)
+    installed = parse_rules(text, source=str(target))  # never write a file the engine rejects
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, "utf-8")
+    click.echo(f"wrote {len(installed)} rules to {target}")
