@@ -14,14 +14,14 @@ from alert_engine.core.amconfig import EngineConfig, default_config, parse_confi
 from alert_engine.core.book import AlertBook, IngestLimits
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
-from alert_engine.core.rules import ThresholdRule, parse_rules
+from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import RedisTokenBuckets, parse_limits
 from alert_engine.settings import AlertEngineSettings
-from alert_engine.storage.alerts import AlertStore
+from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.clock import Clock
@@ -36,8 +36,8 @@ SERVICE = "alert-engine"
 MAX_BODY = 8 * 1024 * 1024
 
 
-def load_rules(paths: tuple[str, ...]) -> list[ThresholdRule]:
-    rules: list[ThresholdRule] = []
+def load_rules(paths: tuple[str, ...]) -> list[Rule]:
+    rules: list[Rule] = []
     for path in paths:
         rules.extend(parse_rules(Path(path).read_text(), source=path))
     return rules
@@ -81,6 +81,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             engine=engine,
             evaluator=evaluator,
             rule_store=AlertStore(runtime.pool),
+            series_store=SeriesStore(runtime.pool),
             book_store=BookStore(runtime.pool),
             notification_log=NotificationLog(runtime.pool),
             producer=runtime.producer,

@@ -136,7 +136,18 @@ def _limit(request: web.Request) -> int:
 
 def _rule_json(rule: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": rule.name, "group": getattr(rule, "group", "")}
-    for field in ("signal", "threshold", "for_s", "keep_firing_for_s", "stat"):
+    for field in (
+        "kind",
+        "signal",
+        "threshold",
+        "for_s",
+        "keep_firing_for_s",
+        "stat",
+        "by",
+        "absent_for_s",
+        "window_s",
+        "quiet_for_s",
+    ):
         if hasattr(rule, field):
             out[field] = getattr(rule, field)
     if hasattr(rule, "op"):

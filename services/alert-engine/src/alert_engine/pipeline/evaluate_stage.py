@@ -21,8 +21,10 @@ class EvaluateStage(StatelessHandler):
             now = state.clock.now()
             evaluator = state.evaluator
             transitions = [t for record in batch for t in evaluator.observe(record.event, now)]
-            tick = getattr(evaluator, "tick", None)
-            if tick is not None:  # time-driven rules (absence) need an evaluation every poll
-                transitions.extend(tick(now))
-            await state.on_transitions(transitions, evaluator.take_updates())
+            # Time-driven rules (absence, quiet periods, keep_firing_for ending) are
+            # evaluated every poll, whether or not signals arrived.
+            transitions.extend(evaluator.tick(now))
+            await state.on_transitions(
+                transitions, evaluator.take_updates(), evaluator.take_series_updates()
+            )
         return BatchResult()

@@ -18,12 +18,12 @@ from alert_engine.core.alerts import AlertSource, StoredAlert
 from alert_engine.core.book import IngestOutcome
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
-from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition
+from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.silences import Silence
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.ratelimit import RateLimiter
-from alert_engine.storage.alerts import AlertStore
+from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.clock import Clock
@@ -74,6 +74,7 @@ class EngineState:
         engine: Engine,
         evaluator: Evaluator,
         rule_store: AlertStore,
+        series_store: SeriesStore,
         book_store: BookStore,
         notification_log: NotificationLog,
         producer: EventProducer,
@@ -85,6 +86,7 @@ class EngineState:
         self.engine = engine
         self.evaluator = evaluator
         self._rules = rule_store
+        self._series = series_store
         self.store = book_store
         self._log = notification_log
         self._producer = producer
@@ -102,6 +104,7 @@ class EngineState:
         async with self.lock:
             now = self.clock.now()
             self.evaluator.restore(await self._rules.load())
+            self.evaluator.restore_series(await self._series.load())
             self.engine.book.restore(await self.store.load(), now)
             for silence in await self.store.load_silences():
                 self.engine.silences.restore(silence)
@@ -118,9 +121,13 @@ class EngineState:
     # -- input ---------------------------------------------------------------------
 
     async def on_transitions(
-        self, transitions: Sequence[Transition], updates: Sequence[AlertInstance]
+        self,
+        transitions: Sequence[Transition],
+        updates: Sequence[AlertInstance],
+        seen: Sequence[SeriesSeen] = (),
     ) -> None:
         """Rule evaluation results: rule state, alert book, state events, groups."""
+        await self._series.save(seen)
         if not transitions and not updates:
             return
         now = self.clock.now()

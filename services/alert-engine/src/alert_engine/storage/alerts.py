@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from alert_engine.core.evaluation import AlertInstance, Transition
+from alert_engine.core.evaluation import AlertInstance, SeriesSeen, Transition
 from opsmesh.events.alerts import AlertState
 
 _UPSERT = """
@@ -109,3 +109,35 @@ def _row(a: AlertInstance) -> tuple[object, ...]:
         a.last_true_at,
         a.keep_firing_since,
     )
+
+
+_UPSERT_SERIES = """
+INSERT INTO alert_engine.series_seen (rule, fingerprint, labels, last_seen)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (rule, fingerprint) DO UPDATE
+SET labels = EXCLUDED.labels, last_seen = GREATEST(series_seen.last_seen, EXCLUDED.last_seen)
+"""
+
+
+class SeriesStore:
+    """Absence rules' last-seen times per series."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def save(self, seen: Sequence[SeriesSeen]) -> None:
+        if not seen:
+            return
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                _UPSERT_SERIES,
+                [(s.rule, s.fingerprint, Jsonb(dict(s.labels)), s.last_seen) for s in seen],
+            )
+
+    async def load(self) -> list[SeriesSeen]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT rule, fingerprint, labels, last_seen FROM alert_engine.series_seen"
+            )
+            rows = await cursor.fetchall()
+        return [SeriesSeen(r[0], r[1], r[2], r[3]) for r in rows]
