@@ -22,7 +22,7 @@ from opsmesh.db.pool import open_pool, ping
 from opsmesh.events.base import Event
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.connection import connection_options
-from opsmesh.kafka.consumer import BatchConsumer, BatchHandler, ConsumerConfig
+from opsmesh.kafka.consumer import BatchConsumer, BatchHandler, ConsumerConfig, ConsumerMetrics
 from opsmesh.kafka.dlq import DeadLetterPublisher
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
@@ -53,6 +53,7 @@ class Runtime:
         self._redis: aioredis.Redis | None = None
         self._dead_letters: DeadLetterPublisher | None = None
         self.consumers: list[BatchConsumer[Any]] = []
+        self._consumer_metrics: ConsumerMetrics | None = None
 
     # -- resources (cleanup contexts) ------------------------------------------------
 
@@ -152,7 +153,10 @@ class Runtime:
         """A background worker that consumes ``config.topics`` into ``handler``."""
 
         async def work(stop: asyncio.Event) -> None:
+            if self._consumer_metrics is None:
+                self._consumer_metrics = ConsumerMetrics(self.registry)
             consumer = BatchConsumer(
+                metrics=self._consumer_metrics,
                 connection=self.connection,
                 config=config,
                 event_type=event_type,

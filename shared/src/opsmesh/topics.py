@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -22,6 +24,11 @@ SLOW_QUERIES = Topic("opsmesh.slow-queries", 8, "query fingerprint (or database 
 HEALTH = Topic("opsmesh.health", 8, "service/instance")
 SIGNALS = Topic("opsmesh.signals", 8, "rule subject: the series id or finding subject")
 ALERTS = Topic("opsmesh.alerts", 8, "alert fingerprint")
+# Alerts routed to their aggregation groups; the partition owns the group (one writer per
+# group across alert-engine replicas).
+ALERT_GROUPS = Topic(
+    "opsmesh.alert-groups", 8, "group key (partition chosen by opsmesh.topics.partition_for)"
+)
 NOTIFICATIONS = Topic("opsmesh.notifications", 8, "group key + receiver")
 DELIVERIES = Topic("opsmesh.deliveries", 8, "idempotency key")
 DLQ = Topic("opsmesh.dlq", 4, "the original record's key", retention_ms=30 * 24 * 3600 * 1000)
@@ -32,6 +39,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     HEALTH,
     SIGNALS,
     ALERTS,
+    ALERT_GROUPS,
     NOTIFICATIONS,
     DELIVERIES,
     DLQ,
@@ -42,6 +50,7 @@ GROUP_METRICS_INGEST = "opsmesh.metrics-ingest"
 GROUP_QUERY_ANALYZER = "opsmesh.query-analyzer"
 GROUP_HEALTH_AGGREGATOR = "opsmesh.health-aggregator"
 GROUP_ALERT_ENGINE = "opsmesh.alert-engine"
+GROUP_ALERT_DISPATCH = "opsmesh.alert-engine.dispatch"
 GROUP_NOTIFIER = "opsmesh.notifier"
 
 
@@ -50,3 +59,10 @@ def by_name(name: str) -> Topic:
         if topic.name == name:
             return topic
     raise KeyError(f"unknown topic {name!r}; known: {[t.name for t in ALL_TOPICS]}")
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key, as aiokafka and the Java client
+    compute it), so a key's partition is known without a producer: owners rebuild state
+    for exactly their partitions' keys."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -35,4 +35,4 @@ def test_service_commands_join_through_entry_points(monkeypatch: pytest.MonkeyPa
 def test_schema_export_writes_one_file_per_event(tmp_path) -> None:
     result = CliRunner().invoke(cli_main.cli, ["schema", "export", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(list(tmp_path.glob("*.json"))) == 7
+    assert len(list(tmp_path.glob("*.json"))) == 8

@@ -14,6 +14,7 @@ import pytest
 from opsmesh.events import (
     ALL_EVENTS,
     Alert,
+    AlertRouted,
     AlertState,
     AlertStateChanged,
     AlertStatus,
@@ -91,6 +92,16 @@ SAMPLES: dict[type[Event], Event] = {
         value=0.97,
         starts_at=T0,
         changed_at=T0 + 60,
+    ),
+    AlertRouted: AlertRouted(
+        route_id="0.1",
+        group_key='{}/{team="db"}:{alertname="CpuHot"}',
+        fingerprint="0123456789abcdef",
+        labels={"alertname": "CpuHot", "team": "db"},
+        annotations={"summary": "cpu at 97%"},
+        starts_at=T0,
+        ends_at=None,
+        updated_at=T0 + 1,
     ),
     NotificationRequested: NotificationRequested(
         idempotency_key="k-1",

@@ -16,6 +16,7 @@ from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.core.silences import SilenceBook
+from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
 from alert_engine.pipeline.state import EngineState
@@ -25,10 +26,11 @@ from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.clock import Clock
+from opsmesh.events.alerts import AlertRouted
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
-from opsmesh.topics import GROUP_ALERT_ENGINE, SIGNALS
+from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, GROUP_ALERT_ENGINE, SIGNALS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "alert-engine"
@@ -94,19 +96,22 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         yield
 
     def workers() -> list[tuple[str, Worker]]:
-        config = ConsumerConfig(group_id=GROUP_ALERT_ENGINE, topics=(SIGNALS,))
+        signals = ConsumerConfig(group_id=GROUP_ALERT_ENGINE, topics=(SIGNALS,))
+        groups = ConsumerConfig(group_id=GROUP_ALERT_DISPATCH, topics=(ALERT_GROUPS,))
 
         async def flusher(stop: asyncio.Event) -> None:
             await run_flusher(
                 state(),
                 stop,
                 tick_s=settings.flush_tick_s,
+                sync_every_s=settings.sync_every_s,
                 maintain_every_s=settings.maintenance_every_s,
                 retention_days=settings.retention_days,
             )
 
         return [
-            ("evaluate", runtime.consumer(config, SignalObserved, EvaluateStage(state()))),
+            ("evaluate", runtime.consumer(signals, SignalObserved, EvaluateStage(state()))),
+            ("dispatch", runtime.consumer(groups, AlertRouted, DispatchStage(state()))),
             ("flush", flusher),
         ]
 

@@ -38,6 +38,8 @@ class AlertEngineSettings(CommonSettings):
     alerts_per_alertname: int = Field(0, ge=0, alias="ALERT_ENGINE_ALERTS_PER_ALERTNAME")
     retention_days: float = Field(30.0, gt=0, alias="ALERT_RETENTION_DAYS")
     flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")
+    # How often a replica re-reads alerts and silences other replicas wrote.
+    sync_every_s: float = Field(1.0, gt=0, alias="ALERT_ENGINE_SYNC_EVERY_S")
     maintenance_every_s: float = Field(60.0, gt=0, alias="ALERT_ENGINE_MAINTENANCE_EVERY_S")
 
     @field_validator("rules_files", "group_by", mode="before")

@@ -75,22 +75,32 @@ class Mesh:
         for name in wanted:
             self.wait_ready(name, ready_timeout_s)
 
-    def _spawn(self, name: str) -> RunningService:
+    def start_replica(self, name: str, replica: str, *, ready_timeout_s: float = 90.0) -> str:
+        """Another process of the same service (same settings, own port and instance id),
+        registered as ``name#replica``; returns that key."""
+        key = f"{name}#{replica}"
+        self._ports[key] = free_port()
+        self._spawn(name, key)
+        self.wait_ready(key, ready_timeout_s)
+        return key
+
+    def _spawn(self, name: str, key: str | None = None) -> RunningService:
+        key = key or name
         info = BY_NAME[name]
-        port = self.port(name)
+        port = self._ports[key] if key in self._ports else self.port(name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log_file = self.workdir / f"{name}.log"
+        log_file = self.workdir / f"{key.replace('#', '-')}.log"
         env = {
             **self.endpoints.as_env(),
             "OPSMESH_HTTP_HOST": "127.0.0.1",
-            "OPSMESH_INSTANCE_ID": f"{name}-{os.getpid()}",
+            "OPSMESH_INSTANCE_ID": f"{key}-{os.getpid()}",
             info.port_variable: str(port),
             **self.common_env,
             **self.env.get(name, {}),
         }
         process = spawn([sys.executable, "-m", info.module], log_file=log_file, env=env)
         service = RunningService(info, port, log_file, process)
-        self.running[name] = service
+        self.running[key] = service
         return service
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsmesh.events.alerts import Alert, AlertState, AlertStateChanged, AlertStatus
+from opsmesh.events.alerts import Alert, AlertRouted, AlertState, AlertStateChanged, AlertStatus
 from opsmesh.events.base import Event
 from opsmesh.events.health import HealthReported, HealthStatus, ReportKind
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
@@ -21,6 +21,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     HealthReported,
     SignalObserved,
     AlertStateChanged,
+    AlertRouted,
     NotificationRequested,
     NotificationDelivered,
 )
@@ -28,6 +29,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 __all__ = [
     "ALL_EVENTS",
     "Alert",
+    "AlertRouted",
     "AlertState",
     "AlertStateChanged",
     "AlertStatus",

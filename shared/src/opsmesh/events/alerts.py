@@ -52,3 +52,21 @@ class AlertStateChanged(Event, kw_only=True, frozen=True):
     starts_at: EpochSeconds | None = None
     ends_at: EpochSeconds | None = None
     changed_at: EpochSeconds
+
+
+class AlertRouted(Event, kw_only=True, frozen=True):
+    """An alert on its way to one aggregation group (alert-engine internal; keyed and
+    partitioned by group key so one replica owns each group)."""
+
+    EVENT_TYPE: ClassVar[str] = "dev.opsmesh.alert.routed"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    route_id: Annotated[str, msgspec.Meta(max_length=256)]
+    group_key: Annotated[str, msgspec.Meta(max_length=4096)]
+    fingerprint: Annotated[str, msgspec.Meta(max_length=64)]
+    labels: Labels
+    annotations: Annotations = msgspec.field(default_factory=dict)
+    starts_at: EpochSeconds
+    ends_at: EpochSeconds | None = None
+    updated_at: EpochSeconds
+    generator_url: Annotated[str, msgspec.Meta(max_length=2048)] = ""

@@ -178,13 +178,15 @@ class BatchConsumer(Generic[E]):
         dead_letters: DeadLetterPublisher,
         registry: CollectorRegistry,
         client_id: str,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._config = config
         self._event_type = event_type
         self._decoder = decoder_for(event_type)
         self._handler = handler
         self._dead_letters = dead_letters
-        self._metrics = ConsumerMetrics(registry)
+        # A service with several consumers shares one set (metrics are labelled by topic).
+        self._metrics = metrics or ConsumerMetrics(registry)
         self._consumer = AIOKafkaConsumer(
             **connection,
             group_id=config.group_id,

@@ -27,6 +27,7 @@ class Outgoing:
     event: Event
     trace: TraceContext | None = None
     event_id: str | None = None
+    partition: int | None = None  # None: Kafka's default partitioner on the key
 
 
 class EventProducer:
@@ -74,9 +75,10 @@ class EventProducer:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
+        partition: int | None = None,
     ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await self._producer.send(
-            topic, value=value, key=key, headers=list(headers)
+            topic, value=value, key=key, headers=list(headers), partition=partition
         )
         return future
 
@@ -89,7 +91,9 @@ class EventProducer:
             trace=trace,
             event_id=item.event_id,
         )
-        return await self.send_raw(item.topic.name, item.key.encode(), encode(item.event), headers)
+        return await self.send_raw(
+            item.topic.name, item.key.encode(), encode(item.event), headers, item.partition
+        )
 
     async def ping(self) -> None:
         """Readiness: the broker answers a metadata request."""

@@ -45,6 +45,12 @@ class AlertBook:
         for alert in alerts:
             self._store(alert, now)
 
+    def replace_all(self, alerts: Iterable[StoredAlert], now: float) -> None:
+        """Become exactly ``alerts`` (a full re-read of the durable book)."""
+        self._alerts.clear()
+        self._active_by_name.clear()
+        self.restore(alerts, now)
+
     def put(self, alert: StoredAlert, now: float) -> tuple[IngestOutcome, StoredAlert | None]:
         old = self._alerts.get(alert.fingerprint)
         name = alert.labels.get(ALERTNAME, "")

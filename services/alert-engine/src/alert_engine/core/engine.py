@@ -3,7 +3,7 @@ time intervals applied at notification time. Pure: time and state are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from alert_engine.core.alerts import StoredAlert
@@ -48,10 +48,34 @@ class Engine:
         self.book = book
         self.silences = silences
         self.dispatcher = Dispatcher(config.route)
+        self._routes_by_id = {r.id: r for r in config.route.walk()}
 
     def apply(self, alert: StoredAlert, now: float) -> list[AggregationGroup]:
         """An alert changed: (re)insert it into every group its route walk gives."""
         return self.dispatcher.insert(grouped(alert), now)
+
+    def routes_for(self, alert: StoredAlert) -> list[tuple[Route, str]]:
+        """(route, group key) for every group the alert belongs to."""
+        return [(r, r.group_key(alert.labels)) for r in self.config.route.match(alert.labels)]
+
+    def apply_routed(
+        self, route_id: str, alert: GroupedAlert, now: float
+    ) -> AggregationGroup | None:
+        route = self._routes_by_id.get(route_id)
+        if route is None:
+            return None  # routed under a configuration that no longer has that route
+        return self.dispatcher.insert_into(route, alert, now)
+
+    def rebuild_owned(self, now: float, owns: Callable[[str], bool]) -> None:
+        """Groups for the group keys this replica owns, from the book."""
+        for alert in self.book.all():
+            g = grouped(alert)
+            for route, key in self.routes_for(alert):
+                if owns(key):
+                    self.dispatcher.insert_into(route, g, now)
+
+    def drop_unowned(self, owns: Callable[[str], bool]) -> int:
+        return self.dispatcher.drop(lambda group: owns(group.key))
 
     def rebuild(self, now: float) -> None:
         """After a restart or a config change: groups from the book."""

@@ -8,7 +8,7 @@ empty group is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from alert_engine.core.routing import ALL_LABELS, Route
@@ -68,9 +68,10 @@ class Dispatcher:
         return list(self._groups.values())
 
     def insert(self, alert: GroupedAlert, now: float) -> list[AggregationGroup]:
-        return [self._insert(route, alert, now) for route in self._route.match(alert.labels)]
+        return [self.insert_into(route, alert, now) for route in self._route.match(alert.labels)]
 
-    def _insert(self, route: Route, alert: GroupedAlert, now: float) -> AggregationGroup:
+    def insert_into(self, route: Route, alert: GroupedAlert, now: float) -> AggregationGroup:
+        """Insert into the group of one route (the route walk was done by the sender)."""
         key = route.group_key(alert.labels)
         group = self._groups.get((route.id, key))
         if group is None:
@@ -83,6 +84,13 @@ class Dispatcher:
         if not group.has_flushed and alert.starts_at + route.group_wait_s < now:
             group.next_flush_at = min(group.next_flush_at, now)
         return group
+
+    def drop(self, keep: Callable[[AggregationGroup], bool]) -> int:
+        """Forget the groups ``keep`` rejects (their partitions moved to another replica)."""
+        gone = [k for k, g in self._groups.items() if not keep(g)]
+        for k in gone:
+            del self._groups[k]
+        return len(gone)
 
     def due(self, now: float) -> list[AggregationGroup]:
         return sorted(

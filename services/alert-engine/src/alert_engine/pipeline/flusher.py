@@ -17,15 +17,19 @@ async def run_flusher(
     stop: asyncio.Event,
     *,
     tick_s: float,
+    sync_every_s: float,
     maintain_every_s: float,
     retention_days: float,
 ) -> None:
     await state.restored.wait()
-    last_maintenance = state.clock.monotonic()
+    last_maintenance = last_sync = state.clock.monotonic()
     failures = 0
     while not stop.is_set():
         try:
             async with state.lock:
+                if state.clock.monotonic() - last_sync >= sync_every_s:
+                    await state.sync()
+                    last_sync = state.clock.monotonic()
                 await state.flush()
                 if state.clock.monotonic() - last_maintenance >= maintain_every_s:
                     await state.maintain(retention_days)

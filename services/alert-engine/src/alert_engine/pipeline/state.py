@@ -1,6 +1,13 @@
 """The engine's I/O shell: one lock around the pure core, and every change made durable
 before it is acted on.
 
+Replicas: every replica ingests (signals, the API) into the durable alert book and
+routes each alert to its groups through ``opsmesh.alert-groups``, partitioned by group
+key. A replica flushes only the groups of the partitions it is assigned, so each group
+has one writer; on assignment it rebuilds those groups from PostgreSQL, so a replica
+that dies loses nothing. The book, silences and notification log are shared through
+PostgreSQL and re-read every ``sync`` for inhibition and the APIs.
+
 Order for a flush: plan (pure) → rate limits (Redis) → notification requests to Kafka
 (acks=all) → notification log (PostgreSQL) → groups updated in memory. A crash after the
 requests but before the log re-sends the same idempotency keys, which the notifier
@@ -20,16 +27,18 @@ from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
-from alert_engine.core.silences import Silence
+from alert_engine.core.grouping import GroupedAlert
+from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.ratelimit import RateLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.clock import Clock
-from opsmesh.events.alerts import AlertState
-from opsmesh.kafka.producer import EventProducer
+from opsmesh.events.alerts import AlertRouted, AlertState, AlertStatus
+from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
+from opsmesh.topics import ALERT_GROUPS, partition_for
 
 log = get_logger(__name__)
 
@@ -97,6 +106,8 @@ class EngineState:
         self.lock = asyncio.Lock()
         self.entries: dict[tuple[str, str], LogEntry] = {}
         self.restored = asyncio.Event()
+        self.owned: set[int] = set()
+        self._synced_to = 0.0
         self.wake = asyncio.Event()  # set when something may be due sooner than the next tick
 
     async def restore(self) -> None:
@@ -105,11 +116,9 @@ class EngineState:
             now = self.clock.now()
             self.evaluator.restore(await self._rules.load())
             self.evaluator.restore_series(await self._series.load())
-            self.engine.book.restore(await self.store.load(), now)
-            for silence in await self.store.load_silences():
-                self.engine.silences.restore(silence)
+            await self._read_book(now, full=True)
+            self.engine.silences = SilenceBook(await self.store.load_silences())
             self.entries = await self._log.load()
-            self.engine.rebuild(now)
             self.restored.set()
             log.info(
                 "state restored",
@@ -139,9 +148,7 @@ class EngineState:
             await self._producer.publish_many(state_changed(t) for t in transitions)
         for transition in transitions:
             self.metrics.transitions.labels(transition.alert.state.value).inc()
-        for alert in accepted:
-            self.engine.apply(alert, now)
-        self.wake.set()
+        await self._route_out(accepted)
 
     async def post_alerts(self, alerts: Sequence[StoredAlert]) -> tuple[int, int]:
         """Alerts from the API; returns (accepted, dropped by the ingest limit)."""
@@ -157,10 +164,92 @@ class EngineState:
         accepted = self._ingest(alerts, now, AlertSource.API)
         accepted_ids = {a.fingerprint for a in accepted}
         await self.store.save(accepted, [h for h in history if h[0].fingerprint in accepted_ids])
-        for alert in accepted:
-            self.engine.apply(alert, now)
-        self.wake.set()
+        await self._route_out(accepted)
         return len(accepted), len(alerts) - len(accepted)
+
+    async def _route_out(self, alerts: Sequence[StoredAlert]) -> None:
+        """To every group the alerts belong to, on the partition that owns the group."""
+        await self._producer.publish_many(
+            Outgoing(
+                ALERT_GROUPS,
+                key,
+                AlertRouted(
+                    route_id=route.id,
+                    group_key=key,
+                    fingerprint=a.fingerprint,
+                    labels=dict(a.labels),
+                    annotations=dict(a.annotations),
+                    starts_at=a.starts_at,
+                    ends_at=a.ends_at,
+                    updated_at=a.updated_at,
+                    generator_url=a.generator_url,
+                ),
+                partition=partition_for(key, ALERT_GROUPS.partitions),
+            )
+            for a in alerts
+            for route, key in self.engine.routes_for(a)
+        )
+
+    # -- group ownership -----------------------------------------------------------
+
+    def owns(self, group_key: str) -> bool:
+        return partition_for(group_key, ALERT_GROUPS.partitions) in self.owned
+
+    def on_routed(self, records: Sequence[AlertRouted]) -> None:
+        now = self.clock.now()
+        for r in records:
+            if not self.owns(r.group_key):
+                continue  # a stale record from before a rebalance
+            alert = GroupedAlert(
+                r.fingerprint,
+                r.labels,
+                r.annotations,
+                r.starts_at,
+                r.ends_at,
+                AlertStatus.FIRING,
+                r.generator_url,
+            )
+            self.engine.apply_routed(r.route_id, alert, now)
+        self.wake.set()
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Take over groups: re-read the shared state, then rebuild the new partitions' groups."""
+        async with self.lock:
+            now = self.clock.now()
+            await self._read_book(now, full=True)
+            self.entries = await self._log.load()
+            new = partitions - self.owned
+            self.owned |= partitions
+            self.engine.rebuild_owned(
+                now, lambda key: partition_for(key, ALERT_GROUPS.partitions) in new
+            )
+            log.info(
+                "groups assigned",
+                partitions=sorted(partitions),
+                groups=len(self.engine.dispatcher.groups()),
+            )
+        self.wake.set()
+
+    async def revoked(self, partitions: set[int]) -> None:
+        async with self.lock:
+            self.owned -= partitions
+            dropped = self.engine.drop_unowned(self.owns)
+            log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
+
+    async def sync(self) -> None:
+        """Pick up what other replicas wrote: alerts, silences."""
+        now = self.clock.now()
+        await self._read_book(now, full=False)
+        self.engine.silences = SilenceBook(await self.store.load_silences())
+
+    async def _read_book(self, now: float, *, full: bool) -> None:
+        alerts = await self.store.load(None if full else self._synced_to)
+        if full:
+            self.engine.book.replace_all(alerts, now)
+        else:
+            self.engine.book.restore(alerts, now)
+        if alerts:
+            self._synced_to = max(self._synced_to, *(a.updated_at for a in alerts))
 
     def _ingest(
         self, alerts: Sequence[StoredAlert], now: float, source: AlertSource
@@ -247,9 +336,17 @@ class EngineState:
     async def maintain(self, retention_days: float) -> None:
         """Forget resolved alerts nobody needs, expired silences and old history."""
         now = self.clock.now()
+        await self._read_book(now, full=True)  # also forgets what other replicas collected
         book = self.engine.book
         book.refresh_activity(now)
-        gone = book.collectable(now, RESOLVED_RETENTION_S, self.engine.in_groups())
+        # Only a group's owner forgets its alerts, so a resolve another replica still has to
+        # send is never collected under it.
+        gone = [
+            fp
+            for fp in book.collectable(now, RESOLVED_RETENTION_S, self.engine.in_groups())
+            if (alert := book.get(fp)) is not None
+            and all(self.owns(key) for _, key in self.engine.routes_for(alert))
+        ]
         for fingerprint in gone:
             book.remove(fingerprint)
         await self.store.delete(gone)

@@ -96,12 +96,17 @@ class BookStore:
                 (list(fingerprints),),
             )
 
-    async def load(self) -> list[StoredAlert]:
+    async def load(self, updated_after: float | None = None) -> list[StoredAlert]:
+        query = (
+            "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
+            " generator_url, timeout, source FROM alert_engine.stored_alerts"
+        )
+        params: tuple[float, ...] = ()
+        if updated_after is not None:
+            query += " WHERE updated_at > %s"
+            params = (updated_after,)
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
-                " generator_url, timeout, source FROM alert_engine.stored_alerts"
-            )
+            cursor = await conn.execute(query, params)
             rows = await cursor.fetchall()
         return [
             StoredAlert(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], AlertSource(r[8]))

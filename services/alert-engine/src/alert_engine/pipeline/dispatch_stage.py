@@ -1,0 +1,32 @@
+"""The alert-groups consumer: this replica's share of the aggregation groups.
+
+Kafka's group assignment of ``opsmesh.alert-groups`` partitions decides which replica
+owns which groups; assignment and revocation hand groups over, rebuilt from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alert_engine.pipeline.state import EngineState
+from opsmesh.events.alerts import AlertRouted
+from opsmesh.kafka.consumer import BatchResult, Partition, Received
+from opsmesh.topics import ALERT_GROUPS
+
+
+class DispatchStage:
+    def __init__(self, state: EngineState) -> None:
+        self._state = state
+
+    async def handle(self, batch: Sequence[Received[AlertRouted]]) -> BatchResult:
+        if batch:
+            async with self._state.lock:
+                self._state.on_routed([r.event for r in batch])
+        return BatchResult()
+
+    async def on_assigned(self, partitions: set[Partition]) -> None:
+        await self._state.restored.wait()
+        await self._state.assigned({p for topic, p in partitions if topic == ALERT_GROUPS.name})
+
+    async def on_revoked(self, partitions: set[Partition]) -> None:
+        await self._state.revoked({p for topic, p in partitions if topic == ALERT_GROUPS.name})
