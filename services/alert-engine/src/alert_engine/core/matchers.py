@@ -35,6 +35,9 @@ class Matcher:
     _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.name:
+            # Alertmanager rejects empty label names, even in UTF-8 mode.
+            raise MatcherError(f"empty label name in {self.type}{self.value!r}")
         if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
             try:
                 pattern = re.compile(f"(?:{self.value})", re.S)
