@@ -150,7 +150,9 @@ def _route(
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-    matchers = _route_matchers(raw, where)
+    # Sorted by (name, value, type) as Alertmanager's NewRoute does, so route keys (and so
+    # group keys) print as Alertmanager prints them whatever the order in the file.
+    matchers = sorted(_route_matchers(raw, where), key=_matcher_order)
     if parent is None:
         if matchers:
             raise ConfigError(f"{where}: the root route must not have matchers")
@@ -182,16 +184,10 @@ def _route(
         f"{where}.repeat_interval",
         parent.repeat_interval_s if parent else DEFAULT_REPEAT_INTERVAL_S,
     )
-    mute = _interval_names(
-        raw, "mute_time_intervals", where, intervals, parent.mute_time_intervals if parent else ()
-    )
-    active = _interval_names(
-        raw,
-        "active_time_intervals",
-        where,
-        intervals,
-        parent.active_time_intervals if parent else (),
-    )
+    # Not inherited: Alertmanager takes each route's own time intervals (dispatch/route.go,
+    # alertmanager#3211), so a parent's mute does not mute its children.
+    mute = _interval_names(raw, "mute_time_intervals", where, intervals)
+    active = _interval_names(raw, "active_time_intervals", where, intervals)
     key = "{}" if parent is None else child_key(parent.key, matchers)
     labels = dict(parent.labels) if parent else {}
     labels.update(
@@ -238,6 +234,18 @@ def _group_by(raw: Mapping[str, Any], parent: Route | None, where: str) -> tuple
     return tuple(str(n) for n in names)
 
 
+_TYPE_ORDER = {
+    MatchType.EQUAL: 0,
+    MatchType.NOT_EQUAL: 1,
+    MatchType.REGEX: 2,
+    MatchType.NOT_REGEX: 3,
+}
+
+
+def _matcher_order(m: Matcher) -> tuple[str, str, int]:
+    return (m.name, m.value, _TYPE_ORDER[m.type])
+
+
 def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
     out: list[Matcher] = []
     try:
@@ -281,10 +289,9 @@ def _interval_names(
     section: str,
     where: str,
     intervals: Mapping[str, TimeInterval],
-    inherited: tuple[str, ...],
 ) -> tuple[str, ...]:
     if section not in raw:
-        return inherited
+        return ()
     names = tuple(str(n) for n in _list(raw[section] or [], f"{where}.{section}"))
     for name in names:
         if name not in intervals:
