@@ -9,6 +9,7 @@ month count from the end (-1 = last day).
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _MONTHS = [m.lower() for m in calendar.month_name[1:]]
+_HHMM = re.compile(r"(\d{1,2}):(\d{2})")
 
 
 class TimeIntervalError(ValueError):
@@ -109,12 +111,13 @@ def _times(where: str, items: object) -> list[Range]:
 
 
 def _minute(where: str, text: object) -> int:
-    try:
-        hours, minutes = str(text).split(":")
-        value = int(hours) * 60 + int(minutes)
-    except ValueError:
-        raise TimeIntervalError(f"{where}: bad time {text!r} (want HH:MM)") from None
-    if not 0 <= value <= 24 * 60 or int(minutes) >= 60:
+    # Digits only: int() would also take signs ("10:-5" read as 09:55).
+    found = _HHMM.fullmatch(str(text))
+    if not found:
+        raise TimeIntervalError(f"{where}: bad time {text!r} (want HH:MM)")
+    hours, minutes = int(found[1]), int(found[2])
+    value = hours * 60 + minutes
+    if not 0 <= value <= 24 * 60 or minutes >= 60:
         raise TimeIntervalError(f"{where}: time {text!r} out of range")
     return value
 
