@@ -178,6 +178,14 @@ def test_str_and_format_round_trip() -> None:
     assert format_matchers([]) == "{}"
 
 
+def test_names_that_need_quotes_are_printed_quoted() -> None:
+    ms = parse_matchers('{"dotted.name"="v", "with space"!~"x", plain="y"}')
+    text = format_matchers(ms)
+    assert text == '{"dotted.name"="v","with space"!~"x",plain="y"}'
+    assert parse_matchers(text) == ms
+    assert str(Matcher("ünï", MatchType.EQUAL, "v")) == '"ünï"="v"'
+
+
 def test_equality_ignores_the_compiled_pattern() -> None:
     assert parse_matcher('a=~"b"') == Matcher("a", MatchType.REGEX, "b")
     assert hash(parse_matcher('a=~"b"')) == hash(Matcher("a", MatchType.REGEX, "b"))
