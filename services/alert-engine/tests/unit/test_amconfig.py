@@ -371,3 +371,23 @@ def test_bad_inhibit_rule_is_located() -> None:
 )
 def test_shape_errors(text: str, fragment: str) -> None:
     bad(text, fragment)
+
+
+def test_zero_repeat_interval_is_refused() -> None:
+    # Alertmanager: "repeat_interval cannot be zero" (it would repeat on every flush).
+    bad("route: {receiver: r, routes: [{repeat_interval: 0s}]}\n" + BASE_RECEIVERS, "repeat")
+    bad("route: {receiver: r, repeat_interval: 0}\n" + BASE_RECEIVERS, "route.repeat_interval")
+
+
+def test_duplicate_group_by_label_is_refused() -> None:
+    bad("route: {receiver: r, group_by: [a, b, a]}\n" + BASE_RECEIVERS, "route.group_by", "'a'")
+
+
+def test_unknown_inhibit_rule_field_is_refused() -> None:
+    # A misspelt side would otherwise leave it without matchers: matching every alert.
+    bad(
+        "route: {receiver: r}\ninhibit_rules: [{sorce_matchers: [a=1], "
+        "target_matchers: [b=2]}]\n" + BASE_RECEIVERS,
+        "inhibit_rules[0]",
+        "sorce_matchers",
+    )

@@ -184,6 +184,8 @@ def _route(
         f"{where}.repeat_interval",
         parent.repeat_interval_s if parent else DEFAULT_REPEAT_INTERVAL_S,
     )
+    if repeat <= 0:
+        raise ConfigError(f"{where}.repeat_interval: must be positive")
     # Not inherited: Alertmanager takes each route's own time intervals (dispatch/route.go,
     # alertmanager#3211), so a parent's mute does not mute its children.
     mute = _interval_names(raw, "mute_time_intervals", where, intervals)
@@ -231,6 +233,9 @@ def _group_by(raw: Mapping[str, Any], parent: Route | None, where: str) -> tuple
     names = _list(raw["group_by"] or [], f"{where}.group_by")
     if "..." in names and len(names) > 1:
         raise ConfigError(f"{where}.group_by: '...' must be the only entry")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{where}.group_by: label {str(name)!r} listed twice")
     return tuple(str(n) for n in names)
 
 
@@ -267,7 +272,23 @@ def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
     return out
 
 
+_INHIBIT_FIELDS = {
+    "name",
+    "equal",
+    "source_matchers",
+    "source_match",
+    "source_match_re",
+    "target_matchers",
+    "target_match",
+    "target_match_re",
+}
+
+
 def _inhibit(raw: Mapping[str, Any], where: str) -> InhibitRule:
+    unknown = set(raw) - _INHIBIT_FIELDS
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+
     def side(prefix: str) -> tuple[Matcher, ...]:
         return tuple(
             _route_matchers(
