@@ -53,6 +53,23 @@ def test_weekday_ranges() -> None:
     assert not single.contains(at(2024, 1, 4))
 
 
+def test_the_week_begins_on_sunday() -> None:
+    # As in Alertmanager: "sunday:saturday" is the whole week, "monday:sunday" is backwards.
+    whole = interval(weekdays=["sunday:saturday"])
+    assert all(whole.contains(at(2024, 1, d)) for d in range(1, 8))
+    sun_to_tue = interval(weekdays=["sunday:tuesday"])
+    # 2024-01-07 is a Sunday
+    assert [sun_to_tue.contains(at(2024, 1, d)) for d in range(1, 8)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
 def test_days_of_month_positive_ranges() -> None:
     ti = interval(days_of_month=["1:5", "15"])
     assert ti.contains(at(2024, 3, 1))
@@ -180,11 +197,15 @@ def test_local_and_utc_locations() -> None:
         {"times": "09:00-10:00"},
         {"weekdays": ["funday"]},
         {"weekdays": ["friday:monday"]},
+        {"weekdays": ["monday:sunday"]},
+        {"weekdays": ["1:3"]},
+        {"weekdays": ["0"]},
         {"days_of_month": ["0"]},
         {"days_of_month": ["32"]},
         {"days_of_month": ["-32"]},
         {"days_of_month": ["10:5"]},
         {"days_of_month": ["-1:-3"]},
+        {"days_of_month": ["-5:5"]},
         {"months": ["13"]},
         {"months": ["jan"]},
         {"months": ["march:january"]},
