@@ -391,3 +391,16 @@ def test_unknown_inhibit_rule_field_is_refused() -> None:
         "inhibit_rules[0]",
         "sorce_matchers",
     )
+
+
+def test_a_matchers_entry_may_hold_several_matchers() -> None:
+    # Alertmanager parses each entry with ParseMatchers: braces optional, commas separate.
+    cfg = parse_config(
+        "route:\n  receiver: r\n  routes:\n"
+        '    - matchers: [\'a="1", b=~"2|3"\', \'{c!="x,y"}\']\n' + BASE_RECEIVERS
+    )
+    assert set(cfg.route.routes[0].matchers) == {
+        Matcher("a", MatchType.EQUAL, "1"),
+        Matcher("b", MatchType.REGEX, "2|3"),
+        Matcher("c", MatchType.NOT_EQUAL, "x,y"),
+    }

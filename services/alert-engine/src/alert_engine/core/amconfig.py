@@ -20,7 +20,6 @@ from alert_engine.core.matchers import (
     Matcher,
     MatcherError,
     MatchType,
-    parse_matcher,
     parse_matchers,
 )
 from alert_engine.core.routing import Route, child_key
@@ -256,11 +255,8 @@ def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
     try:
         for i, text in enumerate(_list(raw.get("matchers") or [], f"{where}.matchers")):
             try:
-                out.extend(
-                    parse_matchers(str(text))
-                    if str(text).strip().startswith("{")
-                    else [parse_matcher(str(text))]
-                )
+                # As Alertmanager's ParseMatchers: an entry may hold several matchers.
+                out.extend(parse_matchers(str(text)))
             except MatcherError as exc:
                 raise ConfigError(f"{where}.matchers[{i}]: {exc}") from None
         for name, value in _mapping(raw.get("match") or {}, f"{where}.match").items():
