@@ -10,6 +10,7 @@ import pytest
 from alert_engine.core.amconfig import (
     DEFAULT_RESOLVE_TIMEOUT_S,
     ConfigError,
+    EngineConfig,
     Receiver,
     parse_config,
 )
@@ -87,11 +88,11 @@ CONFIG = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def cfg():  # type: ignore[no-untyped-def]
+def cfg() -> EngineConfig:
     return parse_config(CONFIG)
 
 
-def test_global_and_original(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_global_and_original(cfg: EngineConfig) -> None:
     assert cfg.resolve_timeout_s == 120
     assert cfg.original == CONFIG
     assert parse_config("route: {receiver: r}\nreceivers: [{name: r}]").resolve_timeout_s == (
@@ -99,7 +100,7 @@ def test_global_and_original(cfg) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def test_root_route(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_root_route(cfg: EngineConfig) -> None:
     root: Route = cfg.route
     assert root.receiver == "default"
     assert root.key == "{}"
@@ -111,7 +112,7 @@ def test_root_route(cfg) -> None:  # type: ignore[no-untyped-def]
     assert [r.id for r in root.routes] == ["0.0", "0.1", "0.2"]
 
 
-def test_continue_and_group_by_all(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_continue_and_group_by_all(cfg: EngineConfig) -> None:
     audit = cfg.route.routes[0]
     assert audit.receiver == "audit"
     assert audit.continue_matching
@@ -120,7 +121,7 @@ def test_continue_and_group_by_all(cfg) -> None:  # type: ignore[no-untyped-def]
     assert not cfg.route.routes[1].continue_matching
 
 
-def test_timers_are_inherited_and_overridden(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_timers_are_inherited_and_overridden(cfg: EngineConfig) -> None:
     db = cfg.route.routes[1]
     pager, other = db.routes
     assert (db.group_wait_s, db.group_interval_s, db.repeat_interval_s) == (60, 60, 180)
@@ -136,7 +137,7 @@ def test_timers_are_inherited_and_overridden(cfg) -> None:  # type: ignore[no-un
     assert pager.labels == {"tier": "base", "owner": "dba"}
 
 
-def test_matchers_match_and_match_re(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_matchers_match_and_match_re(cfg: EngineConfig) -> None:
     db = cfg.route.routes[1]
     assert set(db.matchers) == {
         Matcher("team", MatchType.EQUAL, "db"),
@@ -154,7 +155,7 @@ def test_matchers_match_and_match_re(cfg) -> None:  # type: ignore[no-untyped-de
     assert cfg.route.routes[2].matchers == (Matcher("team", MatchType.EQUAL, "web"),)
 
 
-def test_route_keys_sort_matchers_as_alertmanager(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_route_keys_sort_matchers_as_alertmanager(cfg: EngineConfig) -> None:
     # Alertmanager sorts a route's matchers (name, value, type) before printing its key.
     db = cfg.route.routes[1]
     assert db.key == '{}/{severity=~"page|critical",team="db"}'
@@ -164,7 +165,7 @@ def test_route_keys_sort_matchers_as_alertmanager(cfg) -> None:  # type: ignore[
     assert db.routes[1].key.endswith('/{region!="eu",zone!~"a|b"}')
 
 
-def test_walk_of_the_parsed_tree(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_walk_of_the_parsed_tree(cfg: EngineConfig) -> None:
     def to(**labels: str) -> list[str]:
         return [r.receiver for r in cfg.route.match(labels)]
 
@@ -179,7 +180,7 @@ def test_walk_of_the_parsed_tree(cfg) -> None:  # type: ignore[no-untyped-def]
     assert to(team="db", severity="info") == ["default"]
 
 
-def test_time_intervals(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_time_intervals(cfg: EngineConfig) -> None:
     assert set(cfg.time_intervals) == {"business-hours", "weekends"}
     db, web = cfg.route.routes[1], cfg.route.routes[2]
     assert db.mute_time_intervals == ("weekends",)
@@ -187,7 +188,7 @@ def test_time_intervals(cfg) -> None:  # type: ignore[no-untyped-def]
     assert cfg.time_intervals["business-hours"].specs[0].location == "Europe/Berlin"
 
 
-def test_time_intervals_are_not_inherited(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_time_intervals_are_not_inherited(cfg: EngineConfig) -> None:
     # Alertmanager copies mute/active_time_intervals from each route itself (dispatch/route.go;
     # alertmanager#3211, #3538 closed unmerged): a parent's mute does not mute its children.
     pager, other = cfg.route.routes[1].routes
@@ -195,7 +196,7 @@ def test_time_intervals_are_not_inherited(cfg) -> None:  # type: ignore[no-untyp
     assert other.mute_time_intervals == ()
 
 
-def test_inhibit_rules(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_inhibit_rules(cfg: EngineConfig) -> None:
     first, second = cfg.inhibit_rules
     assert first.name == "critical-mutes-warning"
     assert first.source_matchers == (Matcher("severity", MatchType.EQUAL, "critical"),)
@@ -207,7 +208,7 @@ def test_inhibit_rules(cfg) -> None:  # type: ignore[no-untyped-def]
     assert second.equal == ("instance",)
 
 
-def test_receivers(cfg) -> None:  # type: ignore[no-untyped-def]
+def test_receivers(cfg: EngineConfig) -> None:
     assert cfg.receiver_names() == ["default", "audit", "db", "db-pager", "web"]
     by_name = {r.name: r for r in cfg.receivers}
     assert by_name["default"] == Receiver("default", {}, ())

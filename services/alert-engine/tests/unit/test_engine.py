@@ -4,7 +4,9 @@ intervals applied at flush time. Simulated time only."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.flush import FlushPlan, MuteReason
+from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.matchers import parse_matchers
 from alert_engine.core.silences import Silence, SilenceBook
 from opsmesh.events.notifications import NotifyReason
@@ -109,8 +112,8 @@ class World:
         return out
 
 
-def fps(alerts: object) -> set[str]:
-    return {a.fingerprint for a in alerts}  # type: ignore[attr-defined]
+def fps(alerts: Iterable[GroupedAlert]) -> set[str]:
+    return {a.fingerprint for a in alerts}
 
 
 def test_alerts_go_to_the_right_groups_and_receivers() -> None:
@@ -266,7 +269,9 @@ def test_done_removes_resolved_alerts_and_empty_groups() -> None:
     w.flush()
     w.now = NOON + 60
     w.post(alertname="Disk", host="b", starts=NOON, ends=NOON + 60)  # b resolves
-    assert w.engine.book.get(b.fingerprint).resolved(w.now)  # type: ignore[union-attr]
+    stored = w.engine.book.get(b.fingerprint)
+    assert stored is not None
+    assert stored.resolved(w.now)
     w.now = NOON + 330
     (plan,) = w.flush()
     assert plan.reason is NotifyReason.SOME_RESOLVED
@@ -325,6 +330,12 @@ def test_a_resolved_inhibiting_source_stops_inhibiting() -> None:
     assert fps(lag.sent) == {target.fingerprint}
 
 
+def routes_of(explained: dict[str, object]) -> list[dict[str, Any]]:
+    routes = explained["routes"]
+    assert isinstance(routes, list)
+    return routes
+
+
 def test_explain() -> None:
     w = World()
     w.post(alertname="Down", severity="page", cluster="c1")
@@ -339,7 +350,7 @@ def test_explain() -> None:
     assert inhibited["rule"] == "page-mutes-warning"
     assert inhibited["equal"] == ["cluster"]
     assert inhibited["source_matchers"] == ['severity="page"']
-    (route,) = out["routes"]  # type: ignore[misc]
+    (route,) = routes_of(out)
     assert route["route_id"] == "0"
     assert route["receiver"] == "default"
     assert route["group_key"] == '{}:{alertname="Lag"}'
@@ -351,7 +362,7 @@ def test_explain() -> None:
 def test_explain_a_paged_alert_at_night() -> None:
     w = World(now=THREE_AM)
     out = w.engine.explain({"alertname": "Down", "severity": "page", "team": "night"}, w.now)
-    (route,) = out["routes"]  # type: ignore[misc]
+    (route,) = routes_of(out)
     # the first matching route (pager) stops the walk before "night"
     assert (route["route_id"], route["receiver"]) == ("0.0", "pager")
     assert route["matchers"] == ['severity="page"']
@@ -359,7 +370,7 @@ def test_explain_a_paged_alert_at_night() -> None:
     assert out["silenced_by"] == []
     assert out["inhibited_by"] is None
     night = w.engine.explain({"alertname": "Backup", "team": "night"}, w.now)
-    (route,) = night["routes"]  # type: ignore[misc]
+    (route,) = routes_of(night)
     assert route["receiver"] == "night"
     assert route["mute_time_intervals"] == ["nights"]
     assert route["time_muted_now"] == "time_muted"
