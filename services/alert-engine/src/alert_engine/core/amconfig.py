@@ -20,7 +20,6 @@ from alert_engine.core.matchers import (
     Matcher,
     MatcherError,
     MatchType,
-    parse_matcher,
     parse_matchers,
 )
 from alert_engine.core.routing import Route, child_key
@@ -150,7 +149,9 @@ def _route(
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
-    matchers = _route_matchers(raw, where)
+    # Sorted by (name, value, type) as Alertmanager's NewRoute does, so route keys (and so
+    # group keys) print as Alertmanager prints them whatever the order in the file.
+    matchers = sorted(_route_matchers(raw, where), key=_matcher_order)
     if parent is None:
         if matchers:
             raise ConfigError(f"{where}: the root route must not have matchers")
@@ -182,16 +183,12 @@ def _route(
         f"{where}.repeat_interval",
         parent.repeat_interval_s if parent else DEFAULT_REPEAT_INTERVAL_S,
     )
-    mute = _interval_names(
-        raw, "mute_time_intervals", where, intervals, parent.mute_time_intervals if parent else ()
-    )
-    active = _interval_names(
-        raw,
-        "active_time_intervals",
-        where,
-        intervals,
-        parent.active_time_intervals if parent else (),
-    )
+    if repeat <= 0:
+        raise ConfigError(f"{where}.repeat_interval: must be positive")
+    # Not inherited: Alertmanager takes each route's own time intervals (dispatch/route.go,
+    # alertmanager#3211), so a parent's mute does not mute its children.
+    mute = _interval_names(raw, "mute_time_intervals", where, intervals)
+    active = _interval_names(raw, "active_time_intervals", where, intervals)
     key = "{}" if parent is None else child_key(parent.key, matchers)
     labels = dict(parent.labels) if parent else {}
     labels.update(
@@ -235,7 +232,22 @@ def _group_by(raw: Mapping[str, Any], parent: Route | None, where: str) -> tuple
     names = _list(raw["group_by"] or [], f"{where}.group_by")
     if "..." in names and len(names) > 1:
         raise ConfigError(f"{where}.group_by: '...' must be the only entry")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{where}.group_by: label {str(name)!r} listed twice")
     return tuple(str(n) for n in names)
+
+
+_TYPE_ORDER = {
+    MatchType.EQUAL: 0,
+    MatchType.NOT_EQUAL: 1,
+    MatchType.REGEX: 2,
+    MatchType.NOT_REGEX: 3,
+}
+
+
+def _matcher_order(m: Matcher) -> tuple[str, str, int]:
+    return (m.name, m.value, _TYPE_ORDER[m.type])
 
 
 def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
@@ -243,11 +255,8 @@ def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
     try:
         for i, text in enumerate(_list(raw.get("matchers") or [], f"{where}.matchers")):
             try:
-                out.extend(
-                    parse_matchers(str(text))
-                    if str(text).strip().startswith("{")
-                    else [parse_matcher(str(text))]
-                )
+                # As Alertmanager's ParseMatchers: an entry may hold several matchers.
+                out.extend(parse_matchers(str(text)))
             except MatcherError as exc:
                 raise ConfigError(f"{where}.matchers[{i}]: {exc}") from None
         for name, value in _mapping(raw.get("match") or {}, f"{where}.match").items():
@@ -259,7 +268,23 @@ def _route_matchers(raw: Mapping[str, Any], where: str) -> list[Matcher]:
     return out
 
 
+_INHIBIT_FIELDS = {
+    "name",
+    "equal",
+    "source_matchers",
+    "source_match",
+    "source_match_re",
+    "target_matchers",
+    "target_match",
+    "target_match_re",
+}
+
+
 def _inhibit(raw: Mapping[str, Any], where: str) -> InhibitRule:
+    unknown = set(raw) - _INHIBIT_FIELDS
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}")
+
     def side(prefix: str) -> tuple[Matcher, ...]:
         return tuple(
             _route_matchers(
@@ -281,10 +306,9 @@ def _interval_names(
     section: str,
     where: str,
     intervals: Mapping[str, TimeInterval],
-    inherited: tuple[str, ...],
 ) -> tuple[str, ...]:
     if section not in raw:
-        return inherited
+        return ()
     names = tuple(str(n) for n in _list(raw[section] or [], f"{where}.{section}"))
     for name in names:
         if name not in intervals:

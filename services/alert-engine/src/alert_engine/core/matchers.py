@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 _NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
+_NAME_RE = re.compile(_NAME)
 _MATCHER = re.compile(rf'^\s*({_NAME}|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
 
 
@@ -35,6 +36,9 @@ class Matcher:
     _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.name:
+            # Alertmanager rejects empty label names, even in UTF-8 mode.
+            raise MatcherError(f"empty label name in {self.type}{self.value!r}")
         if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
             try:
                 pattern = re.compile(f"(?:{self.value})", re.S)
@@ -63,7 +67,14 @@ class Matcher:
         return self.type in (MatchType.EQUAL, MatchType.REGEX)
 
     def __str__(self) -> str:
-        return f"{self.name}{self.type.value}{json.dumps(self.value, ensure_ascii=False)}"
+        # As Alertmanager: a name that is not a classic label name is printed quoted, so
+        # the text parses back.
+        name = (
+            self.name
+            if _NAME_RE.fullmatch(self.name)
+            else json.dumps(self.name, ensure_ascii=False)
+        )
+        return f"{name}{self.type.value}{json.dumps(self.value, ensure_ascii=False)}"
 
     @classmethod
     def from_api(cls, name: str, value: str, is_regex: bool, is_equal: bool = True) -> Matcher:

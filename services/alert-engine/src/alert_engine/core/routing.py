@@ -3,7 +3,8 @@
 An alert walks the tree from the root (which matches everything). At each node the
 children are tried in order; a matching child without ``continue`` stops the walk among
 its siblings; if no child matches, the node itself takes the alert. Children inherit the
-receiver, grouping, timers and time intervals of their parent unless they set their own.
+receiver, grouping and timers of their parent unless they set their own; like Alertmanager,
+they do not inherit its mute/active time intervals.
 """
 
 from __future__ import annotations

@@ -96,22 +96,19 @@ class SilenceBook:
         """Create or update. Returns the stored silence and every silence changed
         (for persistence): the new one, plus the old one when it was expired instead."""
         validate(new)
-        if not new.id:
-            if new.ends_at <= now:
-                raise SilenceError("endsAt is in the past")
-            created = replace(new, id=str(uuid.uuid4()), updated_at=now)
-            self._by_id[created.id] = created
-            return created, [created]
-        old = self.get(new.id)
-        if self._can_update(old, new, now):
+        old = self.get(new.id) if new.id else None
+        if old is not None and self._can_update(old, new, now):
             updated = replace(new, updated_at=now)
             self._by_id[updated.id] = updated
             return updated, [updated]
-        changed = []
-        if old.state(now) is not SilenceState.EXPIRED:
-            changed.append(self._expire(old, now))
+        # A new silence (or a replacement). Refuse it before expiring anything, so a
+        # refused update leaves the old silence as it was.
         if new.ends_at <= now:
             raise SilenceError("endsAt is in the past")
+        changed = []
+        if old is not None and old.state(now) is not SilenceState.EXPIRED:
+            changed.append(self._expire(old, now))
+        # As Silences.Set: a new silence never starts before it was created.
         created = replace(
             new, id=str(uuid.uuid4()), starts_at=max(new.starts_at, now), updated_at=now
         )

@@ -9,13 +9,16 @@ month count from the end (-1 = last day).
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# Alertmanager's week begins on Sunday: "sunday:saturday" is every day, "monday:sunday" an error.
+_WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
 _MONTHS = [m.lower() for m in calendar.month_name[1:]]
+_HHMM = re.compile(r"(\d{1,2}):(\d{2})")
 
 
 class TimeIntervalError(ValueError):
@@ -28,7 +31,7 @@ Range = tuple[int, int]  # inclusive bounds
 @dataclass(frozen=True, slots=True)
 class TimeSpec:
     times: tuple[Range, ...] = ()  # minutes of day, [start, end)
-    weekdays: tuple[Range, ...] = ()  # 0 = Monday
+    weekdays: tuple[Range, ...] = ()  # 0 = Sunday
     days_of_month: tuple[Range, ...] = ()
     months: tuple[Range, ...] = ()  # 1..12
     years: tuple[Range, ...] = ()
@@ -40,7 +43,7 @@ class TimeSpec:
             minute = at.hour * 60 + at.minute
             if not any(start <= minute < end for start, end in self.times):
                 return False
-        if self.weekdays and not _in(at.weekday(), self.weekdays):
+        if self.weekdays and not _in((at.weekday() + 1) % 7, self.weekdays):
             return False
         if self.days_of_month:
             last = calendar.monthrange(at.year, at.month)[1]
@@ -88,7 +91,9 @@ def _parse_spec(name: str, index: int, raw: dict[str, object]) -> TimeSpec:
         raise TimeIntervalError(f"{where}: unknown location {location!r}") from None
     return TimeSpec(
         times=tuple(_times(where, raw.get("times") or [])),
-        weekdays=tuple(_ranges(where, raw.get("weekdays") or [], _WEEKDAYS, 0, 6, offset=0)),
+        weekdays=tuple(
+            _ranges(where, raw.get("weekdays") or [], _WEEKDAYS, 0, 6, offset=0, names_only=True)
+        ),
         days_of_month=tuple(_ranges(where, raw.get("days_of_month") or [], None, -31, 31)),
         months=tuple(_ranges(where, raw.get("months") or [], _MONTHS, 1, 12, offset=1)),
         years=tuple(_ranges(where, raw.get("years") or [], None, 1, 9999)),
@@ -109,36 +114,51 @@ def _times(where: str, items: object) -> list[Range]:
 
 
 def _minute(where: str, text: object) -> int:
-    try:
-        hours, minutes = str(text).split(":")
-        value = int(hours) * 60 + int(minutes)
-    except ValueError:
-        raise TimeIntervalError(f"{where}: bad time {text!r} (want HH:MM)") from None
-    if not 0 <= value <= 24 * 60 or int(minutes) >= 60:
+    # Digits only: int() would also take signs ("10:-5" read as 09:55).
+    found = _HHMM.fullmatch(str(text))
+    if not found:
+        raise TimeIntervalError(f"{where}: bad time {text!r} (want HH:MM)")
+    hours, minutes = int(found[1]), int(found[2])
+    value = hours * 60 + minutes
+    if not 0 <= value <= 24 * 60 or minutes >= 60:
         raise TimeIntervalError(f"{where}: time {text!r} out of range")
     return value
 
 
 def _ranges(
-    where: str, items: object, names: list[str] | None, lo: int, hi: int, *, offset: int = 0
+    where: str,
+    items: object,
+    names: list[str] | None,
+    lo: int,
+    hi: int,
+    *,
+    offset: int = 0,
+    names_only: bool = False,
 ) -> list[Range]:
     out = []
     for item in _list(where, items):
         text = str(item).strip().lower()
         first, _, last = text.partition(":")
-        a, b = _value(where, first, names, offset), _value(where, last or first, names, offset)
+        a = _value(where, first, names, offset, names_only)
+        b = _value(where, last or first, names, offset, names_only)
         for v in (a, b):
             if not lo <= v <= hi or (v == 0 and lo < 0):
                 raise TimeIntervalError(f"{where}: {item!r} out of range")
         if (a >= 0) == (b >= 0) and a > b:
             raise TimeIntervalError(f"{where}: range {item!r} ends before it starts")
+        if a < 0 < b:  # as Alertmanager: "-5:5" would be empty in some months only
+            raise TimeIntervalError(f"{where}: range {item!r} starts negative but ends positive")
         out.append((a, b))
     return out
 
 
-def _value(where: str, text: str, names: list[str] | None, offset: int) -> int:
+def _value(
+    where: str, text: str, names: list[str] | None, offset: int, names_only: bool = False
+) -> int:
     if names and text in names:
         return names.index(text) + offset
+    if names_only:
+        raise TimeIntervalError(f"{where}: {text!r} is not a valid name")
     try:
         return int(text)
     except ValueError:

@@ -1,0 +1,152 @@
+"""The alert book: NEW/UPDATED/LIMITED ingest, the per-alertname limit, collection."""
+
+from __future__ import annotations
+
+from alert_engine.core.alerts import StoredAlert
+from alert_engine.core.book import AlertBook, IngestLimits, IngestOutcome
+from opsmesh.labels import fingerprint
+
+T0 = 1_700_000_000.0
+
+
+def alert(
+    name: str = "Down",
+    host: str = "a",
+    *,
+    starts: float = T0,
+    ends: float | None = T0 + 300,
+    updated: float = T0,
+    summary: str = "",
+) -> StoredAlert:
+    labels = {"alertname": name, "host": host}
+    return StoredAlert(
+        fingerprint(labels), labels, {"summary": summary}, starts, ends, updated, timeout=True
+    )
+
+
+def test_put_new_then_updated() -> None:
+    book = AlertBook()
+    outcome, stored = book.put(alert(summary="one"), T0)
+    assert outcome is IngestOutcome.NEW
+    assert stored is not None
+    assert book.get(stored.fingerprint) == stored
+    assert len(book) == 1
+    outcome, merged = book.put(
+        alert(starts=T0 + 10, ends=T0 + 360, updated=T0 + 60, summary="two"), T0 + 60
+    )
+    assert outcome is IngestOutcome.UPDATED
+    assert merged is not None
+    assert merged.starts_at == T0  # merged: earliest start kept
+    assert merged.annotations == {"summary": "two"}
+    assert book.get(merged.fingerprint) == merged
+    assert len(book) == 1
+
+
+def test_firing_and_all() -> None:
+    book = AlertBook()
+    book.put(alert(host="a", ends=T0 + 300), T0)
+    book.put(alert(host="b", ends=T0 + 30), T0)
+    book.put(alert(host="c", ends=None), T0)
+    assert len(book.all()) == 3
+    assert {a.labels["host"] for a in book.firing(T0 + 10)} == {"a", "b", "c"}
+    assert {a.labels["host"] for a in book.firing(T0 + 30)} == {"a", "c"}
+    assert {a.labels["host"] for a in book.firing(T0 + 1e9)} == {"c"}
+
+
+def test_limit_drops_new_alerts_over_the_limit() -> None:
+    book = AlertBook(IngestLimits(per_alertname=2))
+    assert book.put(alert(host="a"), T0)[0] is IngestOutcome.NEW
+    assert book.put(alert(host="b"), T0)[0] is IngestOutcome.NEW
+    outcome, stored = book.put(alert(host="c"), T0)
+    assert outcome is IngestOutcome.LIMITED
+    assert stored is None
+    assert book.get(alert(host="c").fingerprint) is None
+    assert len(book) == 2
+
+
+def test_limit_is_per_alertname() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    assert book.put(alert("Down", "a"), T0)[0] is IngestOutcome.NEW
+    assert book.put(alert("Down", "b"), T0)[0] is IngestOutcome.LIMITED
+    assert book.put(alert("Slow", "a"), T0)[0] is IngestOutcome.NEW
+
+
+def test_updates_of_known_alerts_are_accepted_over_the_limit() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    book.put(alert(host="a"), T0)
+    outcome, merged = book.put(alert(host="a", ends=T0 + 600, updated=T0 + 60), T0 + 60)
+    assert outcome is IngestOutcome.UPDATED
+    assert merged is not None
+    assert merged.ends_at == T0 + 600
+
+
+def test_resolved_new_alerts_are_not_limited() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    book.put(alert(host="a"), T0)
+    outcome, _ = book.put(alert(host="b", starts=T0 - 60, ends=T0 - 1), T0)
+    assert outcome is IngestOutcome.NEW
+
+
+def test_an_explicit_resolve_frees_a_slot_at_once() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    book.put(alert(host="a"), T0)
+    # an explicit resolve, stored when it has already taken effect
+    _, resolved = book.put(alert(host="a", ends=T0 + 5, updated=T0 + 5), T0 + 5)
+    assert resolved is not None
+    assert resolved.resolved(T0 + 5)
+    assert book.put(alert(host="b", updated=T0 + 6), T0 + 6)[0] is IngestOutcome.NEW
+
+
+def test_timed_out_alerts_free_a_slot_after_refresh_activity() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    book.put(alert(host="a", ends=T0 + 300), T0)
+    later = T0 + 301  # "a" timed out, but the book has not looked yet
+    assert book.put(alert(host="b", ends=later + 300, updated=later), later)[0] is (
+        IngestOutcome.LIMITED
+    )
+    book.refresh_activity(later)
+    assert book.put(alert(host="b", ends=later + 300, updated=later), later)[0] is (
+        IngestOutcome.NEW
+    )
+    # the timed-out one is still known: refreshing it is an update, not a new alert
+    assert book.put(alert(host="a", starts=later, ends=later + 300, updated=later), later)[0] is (
+        IngestOutcome.UPDATED
+    )
+
+
+def test_remove_frees_the_slot() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    a = alert(host="a")
+    book.put(a, T0)
+    book.remove(a.fingerprint)
+    book.remove("unknown")  # no error
+    assert book.get(a.fingerprint) is None
+    assert book.put(alert(host="b"), T0)[0] is IngestOutcome.NEW
+
+
+def test_no_limit_by_default() -> None:
+    book = AlertBook()
+    for i in range(100):
+        assert book.put(alert(host=str(i)), T0)[0] is IngestOutcome.NEW
+    assert len(book) == 100
+
+
+def test_restore_counts_against_the_limit() -> None:
+    book = AlertBook(IngestLimits(per_alertname=1))
+    book.restore([alert(host="a")], T0)
+    assert book.put(alert(host="b"), T0)[0] is IngestOutcome.LIMITED
+
+
+def test_collectable() -> None:
+    book = AlertBook()
+    old = alert(host="old", starts=T0 - 900, ends=T0 - 600)
+    recent = alert(host="recent", starts=T0 - 900, ends=T0 - 10)
+    grouped = alert(host="grouped", starts=T0 - 900, ends=T0 - 600)
+    firing = alert(host="firing", ends=None)
+    future = alert(host="future", ends=T0 + 600)
+    book.restore([old, recent, grouped, firing, future], T0)
+    got = book.collectable(T0, retention_s=300, in_groups={grouped.fingerprint})
+    assert got == [old.fingerprint]
+    # exactly at the retention boundary it is collectable
+    assert recent.fingerprint in book.collectable(T0 + 290, retention_s=300, in_groups=set())
+    assert recent.fingerprint not in book.collectable(T0 + 289, retention_s=300, in_groups=set())

@@ -1,0 +1,104 @@
+"""Per-receiver limits: parsing the overrides and the in-memory token buckets."""
+
+from __future__ import annotations
+
+import pytest
+
+from alert_engine.ratelimit import Limit, Limits, MemoryTokenBuckets, parse_limits
+
+T0 = 1_700_000_000.0
+
+
+def test_parse_limits_overrides_and_default() -> None:
+    limits = parse_limits(30, 5, " pager=10/20 , slack=60/60,,mail=6 ")
+    assert limits.default == Limit(30, 5)
+    assert limits.per_receiver == {
+        "pager": Limit(10, 20),
+        "slack": Limit(60, 60),
+        "mail": Limit(6, 6),  # burst defaults to the per-minute rate
+    }
+    assert limits.for_receiver("pager") == Limit(10, 20)
+    assert limits.for_receiver("other") == Limit(30, 5)
+    assert Limit(30, 5).per_second == 0.5
+
+
+def test_parse_limits_fractional_rate_rounds_the_default_burst_up() -> None:
+    assert parse_limits(0, 0, "slow=0.5").per_receiver["slow"] == Limit(0.5, 1)
+
+
+def test_parse_limits_without_a_default() -> None:
+    limits = parse_limits(0, 10, "")
+    assert limits.default is None
+    assert limits.per_receiver == {}
+    assert limits.for_receiver("any") is None
+    # a default burst below 1 is raised to 1
+    assert parse_limits(60, 0, "").default == Limit(60, 1)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "pager",
+        "pager=",
+        "pager=x/1",
+        "pager=10/y",
+        "pager=10/1.5",
+        "pager=0/1",
+        "pager=-1/1",
+        "pager=10/0",
+    ],
+)
+def test_parse_limits_rejects(spec: str) -> None:
+    with pytest.raises(ValueError, match="pager"):
+        parse_limits(0, 0, spec)
+
+
+async def test_burst_then_empty() -> None:
+    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=3)}))
+    assert [await buckets.allow("r", T0) for _ in range(4)] == [True, True, True, False]
+
+
+async def test_refill_over_time() -> None:
+    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=6, burst=2)}))
+    assert await buckets.allow("r", T0)
+    assert await buckets.allow("r", T0)
+    assert not await buckets.allow("r", T0)
+    # 6/min = one token every 10 s
+    assert not await buckets.allow("r", T0 + 9.9)
+    assert await buckets.allow("r", T0 + 10)
+    assert not await buckets.allow("r", T0 + 10)
+    # a long pause refills only up to the burst
+    later = T0 + 3600
+    assert [await buckets.allow("r", later) for _ in range(3)] == [True, True, False]
+
+
+async def test_refused_attempts_do_not_cost_tokens() -> None:
+    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
+    assert await buckets.allow("r", T0)
+    for i in range(5):
+        assert not await buckets.allow("r", T0 + 0.1 * i)
+    assert await buckets.allow("r", T0 + 1)
+
+
+async def test_time_going_backwards_does_not_refill() -> None:
+    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
+    assert await buckets.allow("r", T0 + 100)
+    assert not await buckets.allow("r", T0)  # a replica with a slower clock
+    assert not await buckets.allow("r", T0 + 100.5)
+    assert await buckets.allow("r", T0 + 101)
+
+
+async def test_buckets_are_per_receiver() -> None:
+    limits = Limits(default=Limit(60, 1), per_receiver={"big": Limit(60, 3)})
+    buckets = MemoryTokenBuckets(limits)
+    assert await buckets.allow("a", T0)
+    assert not await buckets.allow("a", T0)
+    assert await buckets.allow("b", T0)  # the default, but its own bucket
+    assert [await buckets.allow("big", T0) for _ in range(4)] == [True, True, True, False]
+
+
+async def test_unlimited_receivers() -> None:
+    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(60, 1)}))
+    assert all([await buckets.allow("free", T0) for _ in range(1000)])
+    assert await buckets.allow("r", T0)
+    assert not await buckets.allow("r", T0)
