@@ -7,6 +7,7 @@ and alerts to the engine. Notifications reach the webhook sink through the notif
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -21,6 +22,9 @@ import pytest
 
 from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
 from opsmesh.devtools.mesh import Mesh
+from opsmesh.events import SignalKind, SignalObserved, SignalSource
+from opsmesh.kafka import EventProducer, Outgoing
+from opsmesh.topics import SIGNALS
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN, Sink
 
 pytestmark = pytest.mark.e2e
@@ -310,3 +314,101 @@ def test_prometheus_alerts_to_the_engine(prometheus: str, engine_url, sink: Sink
     (payload, *_) = wait_for(lambda: notifications(sink, service=service), "the notification")
     assert payload["alerts"][0]["annotations"] == {"summary": "raised by Prometheus"}
     assert payload["status"] == "firing"
+
+
+def test_rules_through_the_rest_api_evaluate_and_can_be_deleted(
+    engine_url, mesh: Mesh, sink: Sink, unique
+) -> None:
+    group = f"api-{unique}"
+    service = f"api-rule-{unique}"
+    rule_file = f"""
+groups:
+  - name: {group}
+    rules:
+      - alert: ApiRule
+        signal: api_rule_signal_{unique}
+        op: ">"
+        threshold: 10
+        labels: {{severity: ticket}}
+"""
+    request = urllib.request.Request(
+        f"{engine_url}/api/v1/rules",
+        data=rule_file.encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/yaml"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+    status, rules = api(f"{engine_url}/api/v1/rules")
+    (ours,) = [r for r in rules if r["group"] == group]
+    assert (ours["name"], ours["origin"], ours["threshold"]) == ("ApiRule", "api", 10)
+
+    bad = rule_file.replace('op: ">"', 'op: "=>"')
+    request = urllib.request.Request(
+        f"{engine_url}/api/v1/rules",
+        data=bad.encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert f"({group})" in refused.value.read().decode(), "the error names the group"
+
+    async def send() -> None:
+        producer = EventProducer(
+            {"bootstrap_servers": mesh.endpoints.kafka_bootstrap}, source="/tests/e2e"
+        )
+        await producer.start()
+        try:
+            await producer.publish(
+                Outgoing(
+                    SIGNALS,
+                    service,
+                    SignalObserved(
+                        source=SignalSource.METRICS,
+                        kind=SignalKind.ROLLUP,
+                        name=f"api_rule_signal_{unique}",
+                        subject=service,
+                        labels={"service": service},
+                        value=42.0,
+                        observed_at=time.time(),
+                    ),
+                )
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    payloads = wait_for(lambda: notifications(sink, service=service), "the API rule's alert")
+    assert payloads[0]["commonLabels"] == {
+        "alertname": "ApiRule",
+        "service": service,
+        "severity": "ticket",
+    }
+    status, deleted = api(f"{engine_url}/api/v1/rules/{group}", "DELETE")
+    assert (status, deleted) == (200, {"deleted": group})
+    assert all(r["group"] != group for r in api(f"{engine_url}/api/v1/rules")[1])
+    assert api(f"{engine_url}/api/v1/rules/{group}", "DELETE")[0] == 404
+    assert api(f"{engine_url}/api/v1/rules/e2e", "DELETE")[0] == 409, "file groups stay files"
+
+
+def test_opsmesh_alerts_explain(engine_url) -> None:
+    result = subprocess.run(
+        [
+            "opsmesh",
+            "alerts",
+            "explain",
+            'alertname="Disk",team="night-shift"',
+            "--url",
+            engine_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'route 0.0 {}/{team="night-shift"} -> receiver default' in result.stdout
+    assert "time-muted now: time_muted" in result.stdout
+    assert "silenced by: nothing" in result.stdout

@@ -25,6 +25,7 @@ from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
+from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertRouted
 from opsmesh.events.signals import SignalObserved
@@ -64,7 +65,8 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         config = EngineConfig(
             config.route, config.receivers, resolve_timeout_s=settings.resolve_timeout_s
         )
-    evaluator = Evaluator(load_rules(settings.rules_files))
+    file_rules = load_rules(settings.rules_files)
+    evaluator = Evaluator(file_rules)
     engine = Engine(config, AlertBook(IngestLimits(settings.alerts_per_alertname)), SilenceBook())
     tokens = TokenBook.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
@@ -86,6 +88,8 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             series_store=SeriesStore(runtime.pool),
             book_store=BookStore(runtime.pool),
             notification_log=NotificationLog(runtime.pool),
+            rule_groups=RuleGroupStore(runtime.pool),
+            file_rules=file_rules,
             producer=runtime.producer,
             limiter=RedisTokenBuckets(runtime.redis, limits),
             clock=runtime.clock,

@@ -6,8 +6,12 @@ pyproject. Exit codes follow promtool: 0 all good, 1 an invalid file or a failed
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 from importlib import resources
 from pathlib import Path
 
@@ -120,3 +124,51 @@ def setup_default_alerts(output: Path | None, force: bool, runbook_base: str | N
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, "utf-8")
     click.echo(f"wrote {len(installed)} rules to {target}")
+
+
+@click.group()
+def alerts() -> None:
+    """Ask a running alert-engine about alerts."""
+
+
+@alerts.command("explain")
+@click.argument("labels")
+@click.option(
+    "--url",
+    envvar="ALERT_ENGINE_URL",
+    default="http://127.0.0.1:8082",
+    show_default=True,
+    help="The alert-engine to ask ($ALERT_ENGINE_URL).",
+)
+def explain(labels: str, url: str) -> None:
+    """Where an alert with LABELS (e.g. '{alertname="X",team="db"}') would go: matching
+    routes, receiver, group key, timers, and what silences or inhibits it."""
+    text = labels if labels.strip().startswith("{") else "{" + labels + "}"
+    query = urllib.parse.urlencode({"labels": text})
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/v1/explain?{query}", timeout=10) as r:  # noqa: S310 - the operator's own engine
+            found = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    click.echo(f"labels: {found['labels']}")
+    for route in found["routes"]:
+        timers = route["timers"]
+        click.echo(
+            f"route {route['route_id']} {route['route_key']} -> receiver {route['receiver']}\n"
+            f"  group key: {route['group_key']}\n"
+            f"  timers: group_wait {timers['group_wait']}, group_interval "
+            f"{timers['group_interval']}, repeat_interval {timers['repeat_interval']}"
+            + (f"\n  time-muted now: {route['time_muted_now']}" if route["time_muted_now"] else "")
+        )
+    click.echo(f"silenced by: {', '.join(found['silenced_by']) or 'nothing'}")
+    inhibited = found["inhibited_by"]
+    click.echo(
+        "inhibited by: "
+        + (
+            f"alert {inhibited['source_fingerprint']} (equal on {inhibited['equal']})"
+            if inhibited
+            else "nothing"
+        )
+    )

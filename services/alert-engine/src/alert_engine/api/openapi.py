@@ -97,9 +97,46 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/rules": {
                 "get": {
-                    "summary": "Loaded rules",
+                    "summary": "Loaded rules (origin: file or api)",
                     "responses": {"200": _json({"type": "array", "items": {"type": "object"}})},
-                }
+                },
+                "post": {
+                    "summary": "Create or replace rule groups from a rule file in the body",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/yaml": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "object"}},
+                        },
+                    },
+                    "responses": {
+                        "201": _json({"type": "object"}, "stored"),
+                        "400": _ERROR,
+                        "409": {"description": "the group comes from a rule file"},
+                        **_AUTH,
+                    },
+                },
+            },
+            "/api/v1/rules/{group}": {
+                "delete": {
+                    "summary": "Delete a rule group created through the API",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "group",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}),
+                        "404": {"description": "unknown"},
+                        "409": {"description": "the group comes from a rule file"},
+                        **_AUTH,
+                    },
+                },
             },
             "/api/v1/alerts": {
                 "get": {

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from alert_engine.api.openapi import openapi_document
 from alert_engine.api.shapes import alert_json, bool_param, decode_silence, silence_json, to_silence
 from alert_engine.core.matchers import MatcherError, parse_matchers
+from alert_engine.core.rules import RuleFileError, parse_rules
 from alert_engine.core.silences import SilenceError, SilenceNotFound
 from alert_engine.pipeline.state import EngineState
 
@@ -30,6 +32,8 @@ class RestApi:
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/rules", self.rules)
+        app.router.add_post("/api/v1/rules", self.put_rules)
+        app.router.add_delete("/api/v1/rules/{group}", self.delete_rules)
         app.router.add_get("/api/v1/alerts", self.alerts)
         app.router.add_get("/api/v1/alerts/{fingerprint}/history", self.history)
         app.router.add_get("/api/v1/silences", self.silences)
@@ -40,7 +44,43 @@ class RestApi:
         app.router.add_get("/api/v1/openapi.json", self.openapi)
 
     async def rules(self, _: web.Request) -> web.Response:
-        return web.json_response([_rule_json(r) for r in self.state.evaluator.rules])
+        api_groups = set(self.state.api_rule_sources)
+        return web.json_response(
+            [
+                {**_rule_json(r), "origin": "api" if r.group in api_groups else "file"}
+                for r in self.state.evaluator.rules
+            ]
+        )
+
+    async def put_rules(self, request: web.Request) -> web.Response:
+        """Create or replace rule groups from a rule file (YAML or JSON) in the body."""
+        source = (await request.read()).decode("utf-8", "replace")
+        try:
+            parsed = parse_rules(source, source="request body")
+        except RuleFileError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        groups = sorted({r.group for r in parsed})
+        if not groups:
+            raise web.HTTPBadRequest(text="the body defines no rule group")
+        clash = set(groups) & self.state.file_groups
+        if clash:
+            raise web.HTTPConflict(text=f"group(s) {sorted(clash)} come from rule files")
+        document = yaml.safe_load(source)
+        async with self.state.lock:
+            for raw_group in document["groups"]:
+                text = yaml.safe_dump({"groups": [raw_group]}, sort_keys=False)
+                await self.state.put_rule_group(str(raw_group["name"]), text)
+        return web.json_response({"groups": groups, "rules": len(parsed)}, status=201)
+
+    async def delete_rules(self, request: web.Request) -> web.Response:
+        name = request.match_info["group"]
+        if name in self.state.file_groups:
+            raise web.HTTPConflict(text=f"group {name!r} comes from a rule file")
+        async with self.state.lock:
+            deleted = await self.state.delete_rule_group(name)
+        if not deleted:
+            raise web.HTTPNotFound(text=f"no rule group {name!r} created through the API")
+        return web.json_response({"deleted": name})
 
     async def alerts(self, request: web.Request) -> web.Response:
         include_resolved = bool_param(request, "resolved", default=False)

@@ -28,12 +28,14 @@ from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
+from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.ratelimit import RateLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
+from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertRouted, AlertState, AlertStatus
 from opsmesh.kafka.producer import EventProducer, Outgoing
@@ -86,6 +88,8 @@ class EngineState:
         series_store: SeriesStore,
         book_store: BookStore,
         notification_log: NotificationLog,
+        rule_groups: RuleGroupStore,
+        file_rules: Sequence[Rule] = (),
         producer: EventProducer,
         limiter: RateLimiter,
         clock: Clock,
@@ -98,6 +102,10 @@ class EngineState:
         self._series = series_store
         self.store = book_store
         self._log = notification_log
+        self._rule_groups = rule_groups
+        self._file_rules = list(file_rules)
+        self.api_rule_sources: dict[str, str] = {}
+        self._rules_version: tuple[int, float] = (0, 0.0)
         self._producer = producer
         self._limiter = limiter
         self.clock = clock
@@ -119,6 +127,7 @@ class EngineState:
             await self._read_book(now, full=True)
             self.engine.silences = SilenceBook(await self.store.load_silences())
             self.entries = await self._log.load()
+            await self._reload_rules()
             self.restored.set()
             log.info(
                 "state restored",
@@ -237,10 +246,42 @@ class EngineState:
             log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
 
     async def sync(self) -> None:
-        """Pick up what other replicas wrote: alerts, silences."""
+        """Pick up what other replicas wrote: alerts, silences, rule groups."""
         now = self.clock.now()
         await self._read_book(now, full=False)
         self.engine.silences = SilenceBook(await self.store.load_silences())
+        if await self._rule_groups.version() != self._rules_version:
+            await self._reload_rules()
+
+    # -- rules ---------------------------------------------------------------------
+
+    @property
+    def file_groups(self) -> set[str]:
+        return {r.group for r in self._file_rules}
+
+    async def put_rule_group(self, name: str, source: str) -> None:
+        """Store a validated group (its text parsed to exactly this group) and reload."""
+        await self._rule_groups.put(name, source)
+        await self._reload_rules()
+
+    async def delete_rule_group(self, name: str) -> bool:
+        deleted = await self._rule_groups.delete(name)
+        if deleted:
+            await self._reload_rules()
+        return deleted
+
+    async def _reload_rules(self) -> None:
+        """A new evaluator over file + API rules, carrying over the state of rules that stay."""
+        self._rules_version = await self._rule_groups.version()
+        self.api_rule_sources = await self._rule_groups.load()
+        rules = list(self._file_rules)
+        for name, source in sorted(self.api_rule_sources.items()):
+            rules.extend(parse_rules(source, source=f"api:{name}"))
+        old = self.evaluator
+        evaluator = Evaluator(rules)
+        evaluator.restore(old.active())
+        evaluator.restore_series(old.seen_series())
+        self.evaluator = evaluator
 
     async def _read_book(self, now: float, *, full: bool) -> None:
         alerts = await self.store.load(None if full else self._synced_to)
