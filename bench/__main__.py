@@ -1,22 +1,34 @@
-"""``make bench``: run every benchmark against freshly started infrastructure."""
+"""``make bench``: every benchmark, one after the other, each in its own process with its
+own freshly started infrastructure (so one cannot skew the next). Pass names to run a
+subset: ``python -m bench kafka_kit notifier``."""
 
 from __future__ import annotations
 
-import asyncio
+import importlib.util
+import subprocess
 import sys
 
-from bench import kafka_kit
-from opsmesh.devinfra import LocalStack
+BENCHMARKS = (
+    "kafka_kit",
+    "metrics_ingest",
+    "health_aggregator",
+    "query_analyzer",
+    "notifier",
+    "alert_engine_signals",
+    "alert_engine_vs_alertmanager",
+)
 
 
 def main() -> int:
-    with LocalStack() as endpoints:
-        asyncio.run(
-            kafka_kit.run(
-                endpoints.kafka_bootstrap, events=int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
-            )
-        )
-    return 0
+    wanted = sys.argv[1:] or [b for b in BENCHMARKS if importlib.util.find_spec(f"bench.{b}")]
+    failed = []
+    for name in wanted:
+        print(f"\n=== bench.{name} ===", flush=True)
+        if subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

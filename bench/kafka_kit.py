@@ -10,6 +10,7 @@ Prints events/s for both and the ratio.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from opsmesh.clock import SystemClock
+from opsmesh.devinfra import LocalStack
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
     BatchConsumer,
@@ -160,3 +162,13 @@ async def run(bootstrap: str, events: int) -> None:
     print(f"  baseline raw aiokafka getmany + msgspec typed decode: {raw:,.0f} events/s")
     print(f"  opsmesh BatchConsumer, no-op handler: {kit:,.0f} events/s")
     print(f"  ratio kit / baseline: {kit / raw:.2f}")
+
+
+def main() -> None:
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    with LocalStack() as endpoints:
+        asyncio.run(run(endpoints.kafka_bootstrap, events))
+
+
+if __name__ == "__main__":
+    main()
