@@ -3,33 +3,21 @@ notifications held back by rate limits. Described by the OpenAPI document it ser
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 from aiohttp import web
 
+from alert_engine.api.base import StateApi
 from alert_engine.api.openapi import openapi_document
-from alert_engine.api.shapes import alert_json, bool_param, decode_silence, silence_json, to_silence
+from alert_engine.api.shapes import alert_json, bool_param, silence_json
 from alert_engine.core.matchers import MatcherError, parse_matchers
 from alert_engine.core.rules import RuleFileError, parse_rules
-from alert_engine.core.silences import SilenceError, SilenceNotFound
-from alert_engine.pipeline.state import EngineState
 
 _MAX_LIMIT = 1000
 
 
-class RestApi:
-    """Handlers over the engine state, which exists once the service's resources are open
-    (routes are registered before that, hence the provider)."""
-
-    def __init__(self, state: Callable[[], EngineState]) -> None:
-        self._state = state
-
-    @property
-    def state(self) -> EngineState:
-        return self._state()
-
+class RestApi(StateApi):
     def register(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/rules", self.rules)
         app.router.add_post("/api/v1/rules", self.put_rules)
@@ -122,24 +110,11 @@ class RestApi:
         return web.json_response([silence_json(s, now) for s in self.state.engine.silences.all()])
 
     async def create_silence(self, request: web.Request) -> web.Response:
-        posted = decode_silence(await request.read())
-        try:
-            async with self.state.lock:
-                stored = await self.state.set_silence(to_silence(posted, self.state.clock.now()))
-        except SilenceNotFound:
-            raise web.HTTPNotFound(text=f"silence {posted.id} not found") from None
-        except SilenceError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+        stored = await self.write_silence(request)
         return web.json_response(silence_json(stored, self.state.clock.now()), status=201)
 
     async def expire_silence(self, request: web.Request) -> web.Response:
-        try:
-            async with self.state.lock:
-                expired = await self.state.expire_silence(request.match_info["silence_id"])
-        except SilenceNotFound:
-            raise web.HTTPNotFound(text="silence not found") from None
-        except SilenceError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+        expired = await self.expire(request)
         return web.json_response(silence_json(expired, self.state.clock.now()))
 
     async def explain(self, request: web.Request) -> web.Response:

@@ -4,40 +4,27 @@ response shapes, so Prometheus, Grafana and amtool work against the engine uncha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from aiohttp import web
 
+from alert_engine.api.base import StateApi
 from alert_engine.api.shapes import (
     alert_json,
     bool_param,
     decode_alerts,
-    decode_silence,
     filter_param,
     receiver_param,
     silence_json,
-    to_silence,
 )
 from alert_engine.core.alerts import InvalidAlert, PostedAlert, from_posted, rfc3339
 from alert_engine.core.matchers import matches_all
-from alert_engine.core.silences import SilenceError, SilenceNotFound
-from alert_engine.pipeline.state import EngineState
+from alert_engine.core.silences import SilenceNotFound
 
 VERSION = "0.1.0"
 _STARTED = time.time()
 
 
-class AlertmanagerApi:
-    """Handlers over the engine state, which exists once the service's resources are open
-    (routes are registered before that, hence the provider)."""
-
-    def __init__(self, state: Callable[[], EngineState]) -> None:
-        self._state = state
-
-    @property
-    def state(self) -> EngineState:
-        return self._state()
-
+class AlertmanagerApi(StateApi):
     def register(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/alerts", self.post_alerts)
         app.router.add_get("/api/v2/alerts", self.get_alerts)
@@ -166,14 +153,7 @@ class AlertmanagerApi:
         return web.json_response(out)
 
     async def post_silence(self, request: web.Request) -> web.Response:
-        posted = decode_silence(await request.read())
-        try:
-            async with self.state.lock:
-                stored = await self.state.set_silence(to_silence(posted, self.state.clock.now()))
-        except SilenceNotFound:
-            raise web.HTTPNotFound(text=f"silence {posted.id} not found") from None
-        except SilenceError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+        stored = await self.write_silence(request)
         return web.json_response({"silenceID": stored.id})
 
     async def get_silence(self, request: web.Request) -> web.Response:
@@ -184,13 +164,7 @@ class AlertmanagerApi:
         return web.json_response(silence_json(silence, self.state.clock.now()))
 
     async def delete_silence(self, request: web.Request) -> web.Response:
-        try:
-            async with self.state.lock:
-                await self.state.expire_silence(request.match_info["silence_id"])
-        except SilenceNotFound:
-            raise web.HTTPNotFound(text="silence not found") from None
-        except SilenceError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+        await self.expire(request)
         return web.Response(status=200)
 
     async def get_status(self, _: web.Request) -> web.Response:
