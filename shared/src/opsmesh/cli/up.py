@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 import sys
 import time
@@ -44,6 +45,8 @@ def run_up(workdir: Path, *, demo: bool) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     stack = LocalStack(run_dir / "infra", keep_workdir=True)
+    # A fresh write token per run for the alert-engine APIs (amtool, curl); printed below.
+    token = secrets.token_urlsafe(24)
     mesh: Mesh | None = None
     children = []
     try:
@@ -76,6 +79,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                     "METRICS_INGEST_IDLE_GRACE_S": "2",
                 },
                 "alert-engine": {
+                    "ALERT_ENGINE_API_TOKENS": f"{token}:write",
                     "ALERT_ENGINE_RULES_FILES": _demo_rules(),
                     "ALERT_ENGINE_GROUP_WAIT": "2s",
                     "ALERT_ENGINE_GROUP_INTERVAL": "10s",
@@ -102,7 +106,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                     log_file=run_dir / "traffic.log",
                 )
             )
-        _print_banner(mesh, endpoints.as_env(), notifications, run_dir, demo)
+        _print_banner(mesh, endpoints.as_env(), notifications, run_dir, demo=demo, token=token)
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
@@ -126,7 +130,13 @@ def run_up(workdir: Path, *, demo: bool) -> int:
 
 
 def _print_banner(
-    mesh: Mesh, env: dict[str, str], notifications: Path, run_dir: Path, demo: bool
+    mesh: Mesh,
+    env: dict[str, str],
+    notifications: Path,
+    run_dir: Path,
+    *,
+    demo: bool,
+    token: str,
 ) -> None:
     lines = ["", "opsmesh is up.", ""]
     for name, service in mesh.running.items():
@@ -139,6 +149,8 @@ def _print_banner(
         f"  top queries:   http://127.0.0.1:{mesh.port('query-analyzer')}/api/v1/queries",
         f"  services:      http://127.0.0.1:{mesh.port('health-aggregator')}/api/v1/services",
         f"  notifications: webhook sink http://127.0.0.1:{SINK_PORT}/hooks, file {notifications}",
+        f"  Alertmanager API: http://127.0.0.1:{mesh.port('alert-engine')}/api/v2"
+        f" (write token: {token})",
         "",
         *(f"  {k}={v}" for k, v in env.items()),
         f"  logs:          {run_dir}",
