@@ -54,6 +54,27 @@ class MemoryMessageRefs:
         self.refs.pop(key, None)
 
 
+def _escape(value: Any) -> Any:
+    """Slack's mrkdwn reads ``<`` ``>`` ``&`` as markup: label values are escaped so a
+    value like ``<sda1>`` shows as text and cannot forge a link or a mention."""
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = [_escape(v) for v in value]
+        return type(value)(out) if type(value) is not list else out
+    return value
+
+
+def render_slack(config: SlackConfig, request: NotificationRequested) -> tuple[str, str]:
+    """(title, mrkdwn text) from the configured or default templates."""
+    data = _escape(template_data(request))
+    title = render_named(config.title, "slack_title.j2", data).strip()
+    text = render_named(config.text, "slack_text.j2", data).strip()
+    return title, text
+
+
 def blocks(title: str, text: str, request: NotificationRequested) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150] or "alert"}},
@@ -122,9 +143,7 @@ class SlackChannel:
 
     async def send(self, request: NotificationRequested) -> SendResult:
         try:
-            data = template_data(request)
-            title = render_named(self._config.title, "slack_title.j2", data).strip()
-            text = render_named(self._config.text, "slack_text.j2", data).strip()
+            title, text = render_slack(self._config, request)
         except RenderError as exc:
             return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
         fallback = f"{title}\n{text}"[:_TEXT_MAX]
