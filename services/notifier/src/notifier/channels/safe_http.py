@@ -51,8 +51,10 @@ def safe_session(
     # TLS verification stays on: a context only adds trusted CAs, never disables checks.
     connector = aiohttp.TCPConnector(
         resolver=PolicyResolver(policy),
+        # No per-host cap: lanes bound each destination's concurrency, and destinations
+        # sharing a host (one gateway, several paths) must not queue behind each other.
         limit=400,
-        limit_per_host=32,
+        limit_per_host=0,
         ssl=ssl_context if ssl_context is not None else True,
     )
     return aiohttp.ClientSession(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class DeliverStage(StatelessHandler):
     ) -> None:
         self._destinations = destinations
         self._log = delivery_log
-        self._writer = LogWriter(delivery_log)
+        self._writer = LogWriter(delivery_log, self._publish_results)
         self._producer = producer
         self._dead_letters = dead_letters
         self._sender = sender
@@ -244,34 +244,47 @@ class DeliverStage(StatelessHandler):
                 raw, DeadLetterReason.DELIVERY_FAILED, f"{destination.integration}: {error}"
             )
             await ack
-        await self._writer.record(
+        delivered = DeliveryOutcome.DELIVERED if outcome.ok else DeliveryOutcome.FAILED
+        result = self._result(
+            request,
+            destination.integration,
+            delivered,
+            job.attempts,
+            status_code=outcome.status_code,
+            error=error,
+        )
+        recorded = self._writer.record(
             Outcome(
                 key=request.idempotency_key,
                 integration=destination.integration,
                 receiver=request.receiver,
                 channel=destination.integration,
-                outcome=(DeliveryOutcome.DELIVERED if outcome.ok else DeliveryOutcome.FAILED),
+                outcome=delivered.value,
                 attempts=job.attempts,
                 status_code=outcome.status_code,
                 error=error,
-            )
+            ),
+            result,
         )
-        self._active.discard((request.idempotency_key, destination.integration))
-        self._mine.discard((request.idempotency_key, destination.integration))
-        if outcome.ok:
+        # The worker waits for its row before its next send: that bounds the sends a
+        # crash can leave unrecorded (and so repeat) to the lane's concurrency.
+        await self._after_record(job, recorded, outcome.ok)
+
+    async def _after_record(self, job: Job, recorded: Awaitable[None], ok: bool) -> None:
+        await recorded
+        request = job.request
+        pair = (request.idempotency_key, job.destination.integration)
+        # Only now: until the row is in, a second copy must be treated as in flight.
+        self._active.discard(pair)
+        self._mine.discard(pair)
+        if ok:
             self._latency.labels(request.receiver).observe(
                 max(0.0, self._clock.now() - request.requested_at)
             )
-        result = self._result(
-            request,
-            destination.integration,
-            DeliveryOutcome.DELIVERED if outcome.ok else DeliveryOutcome.FAILED,
-            job.attempts,
-            status_code=outcome.status_code,
-            error=error,
-        )
-        self._outcomes.labels(request.receiver, destination.integration, result.outcome.value).inc()
-        await self._finish(job.context, result)
+        self._outcomes.labels(
+            request.receiver, job.destination.integration, "delivered" if ok else "failed"
+        ).inc()
+        self._done(job.context)
 
     async def _not_configured(self, entry: _Record) -> None:
         request = entry.received.event
@@ -289,9 +302,17 @@ class DeliverStage(StatelessHandler):
 
     async def _finish(self, entry: _Record, result: NotificationDelivered) -> None:
         await self._producer.publish(Outgoing(DELIVERIES, result.idempotency_key, result))
+        self._done(entry)
+
+    def _done(self, entry: _Record) -> None:
         entry.open -= 1
         if entry.open == 0:
             self._inflight.done(entry.received.partition, entry.received.offset)
+
+    async def _publish_results(self, results: list[NotificationDelivered]) -> None:
+        await self._producer.publish_many(
+            Outgoing(DELIVERIES, r.idempotency_key, r) for r in results
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
