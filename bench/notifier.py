@@ -185,6 +185,9 @@ async def run(endpoints: Endpoints, n: int, rate: int, seconds: float) -> None:
     )
     try:
         await throughput(producer, topic, sink, mesh, n)
+        # A short untimed phase first: the throughput phase's results and rows are still
+        # settling into Kafka and PostgreSQL, which would colour the baseline.
+        await steady(producer, topic, sink, rate=rate, seconds=5, label="warm-up")
         base = await steady(producer, topic, sink, rate=rate, seconds=seconds, label="baseline")
         sink.stalled = True
         stalled = await steady(
