@@ -132,9 +132,19 @@ class DeliveryLog:
         await self._redis.delete(*{_claim_name(o.key, o.integration) for o in outcomes})
 
 
+@dataclass(slots=True)
+class _Pending:
+    outcome: Outcome
+    result: Any
+    row: asyncio.Future[None]
+    published: asyncio.Future[None]
+
+
 class LogWriter:
     """Group commit for the delivery log: outcomes that finish close together share one
-    INSERT, which is what lets thousands of deliveries a second be recorded."""
+    INSERT, and their results one publish, which is what lets thousands of deliveries a
+    second be recorded. Rows go first, so a published result always has its row; the
+    publish runs beside the next INSERT, so a sender waits for its row only."""
 
     def __init__(
         self,
@@ -146,21 +156,26 @@ class LogWriter:
         self._log = log
         self._publish = publish
         self._max_batch = max_batch
-        self._pending: list[tuple[Outcome, Any, asyncio.Future[None]]] = []
+        self._pending: list[_Pending] = []
+        self._publishing: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
-    def record(self, outcome: Outcome, result: Any) -> asyncio.Future[None]:
-        """Returns once the outcome is committed and ``result`` published (after the
-        row, so a published result always has its row)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, result, future))
+    def record(
+        self, outcome: Outcome, result: Any
+    ) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
+        """(row committed, result published)."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(outcome, result, loop.create_future(), loop.create_future())
+        self._pending.append(pending)
         self._wake.set()
-        return future
+        return pending.row, pending.published
 
     async def run(self, stop: asyncio.Event) -> None:
         while True:
             if not self._pending:
                 if stop.is_set():
+                    if self._publishing:
+                        await asyncio.gather(*self._publishing, return_exceptions=True)
                     return
                 self._wake.clear()
                 waiter = asyncio.ensure_future(self._wake.wait())
@@ -176,22 +191,30 @@ class LogWriter:
             delay = 0.2
             while True:
                 try:
-                    await self._log.record_many([o for o, _, _ in batch])
+                    await self._log.record_many([p.outcome for p in batch])
                     break
                 except Exception:
                     # The sends happened; losing their rows would resend them. Keep trying.
                     log.exception("delivery log write failed; retrying", rows=len(batch))
                     await asyncio.sleep(delay)  # backoff, not synchronisation
                     delay = min(delay * 2, 5.0)
-            try:
-                await self._publish([result for _, result, _ in batch])
-            except Exception as exc:
-                # Rows are in, results not out: the jobs stay unfinished (offsets held)
-                # and a replay publishes them as duplicates.
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            for p in batch:
+                if not p.row.done():
+                    p.row.set_result(None)
+            task = asyncio.create_task(self._publish_batch(batch))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_batch(self, batch: list[_Pending]) -> None:
+        try:
+            await self._publish([p.result for p in batch])
+        except Exception as exc:
+            # Rows are in, results not out: the jobs stay unfinished (offsets held) and a
+            # replay publishes them as duplicates.
+            for p in batch:
+                if not p.published.done():
+                    p.published.set_exception(exc)
+            return
+        for p in batch:
+            if not p.published.done():
+                p.published.set_result(None)

@@ -253,7 +253,7 @@ class DeliverStage(StatelessHandler):
             status_code=outcome.status_code,
             error=error,
         )
-        recorded = self._writer.record(
+        row, published = self._writer.record(
             Outcome(
                 key=request.idempotency_key,
                 integration=destination.integration,
@@ -268,15 +268,16 @@ class DeliverStage(StatelessHandler):
         )
         # The worker waits for its row before its next send: that bounds the sends a
         # crash can leave unrecorded (and so repeat) to the lane's concurrency.
-        await self._after_record(job, recorded, outcome.ok)
-
-    async def _after_record(self, job: Job, recorded: Awaitable[None], ok: bool) -> None:
-        await recorded
-        request = job.request
-        pair = (request.idempotency_key, job.destination.integration)
+        await row
+        pair = (request.idempotency_key, destination.integration)
         # Only now: until the row is in, a second copy must be treated as in flight.
         self._active.discard(pair)
         self._mine.discard(pair)
+        self._spawn(self._after_publish(job, published, outcome.ok))
+
+    async def _after_publish(self, job: Job, published: Awaitable[None], ok: bool) -> None:
+        await published
+        request = job.request
         if ok:
             self._latency.labels(request.receiver).observe(
                 max(0.0, self._clock.now() - request.requested_at)
