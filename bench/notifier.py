@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -110,15 +111,26 @@ async def throughput(producer: EventProducer, topic: Topic, sink: Sink, mesh: Me
     await producer.publish_many(batch)
     print(f"throughput: {n} requests in the topic in {time.perf_counter() - started:.1f}s")
     await asyncio.to_thread(mesh.start, ["notifier"])
+    pid = mesh.running["notifier"].process.pid
     await sink.until(lambda: sink.count > 0, 60)
     first = time.monotonic()
+    cpu_first = _cpu_seconds(pid)
     await sink.until(lambda: sink.count >= n, 120)
+    cpu = _cpu_seconds(pid) - cpu_first
     elapsed = max(sink.received.values()) - first
     delivered = len([k for k in sink.received if k.startswith(f"tp-{prefix}")])
     print(
         f"throughput: {delivered}/{n} delivered in {elapsed:.2f}s = "
-        f"{delivered / elapsed:,.0f} webhook deliveries/s (first to last receipt)"
+        f"{delivered / elapsed:,.0f} webhook deliveries/s (first to last receipt); the notifier"
+        f" used {cpu:.1f} CPU-s = {delivered / cpu:,.0f} deliveries per CPU-second"
+        f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to see past a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def steady(

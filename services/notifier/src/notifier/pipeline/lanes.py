@@ -57,13 +57,6 @@ class LaneStopped(Exception):
     """The service is stopping: the job is left unfinished, so its offset is replayed."""
 
 
-@dataclass(slots=True)
-class Finished:
-    job: Job
-    result: SendResult
-    duplicate: bool = False
-
-
 class Lane:
     def __init__(
         self,
