@@ -13,6 +13,7 @@ from notifier.channels.safe_http import safe_session
 from notifier.core.retry import RetryPolicy
 from notifier.core.targets import TargetPolicy
 from notifier.delivery.log import DeliveryLog
+from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Sender
@@ -67,6 +68,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             stop=asyncio.Event(),
             breaker_threshold=settings.breaker_failures,
             breaker_open_s=settings.breaker_open_s,
+            shared=RedisRateLimiter(runtime.redis),
         )
         stage = DeliverStage(
             destinations=by_receiver.get,

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from notifier.delivery.log import DeliveryLog, Outcome
+from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.summary.job import load_day, summary_message
 from opsmesh.devinfra import Endpoints
@@ -107,3 +108,22 @@ async def test_daily_summary_reads_alert_engine_history(pool: AsyncConnectionPoo
     assert html is not None
     assert f"{rule[:4]}&lt;" in html.get_content()  # rule names are escaped in HTML
     assert "2 opened, 2 resolved" in message["Subject"]
+
+
+async def test_rate_limit_buckets_in_redis_are_shared_between_replicas(
+    redis: aioredis.Redis,
+) -> None:
+    key = f"slack:{uuid.uuid4().hex}"
+    one, two = RedisRateLimiter(redis), RedisRateLimiter(redis)
+    waits = [
+        await one.reserve(key, rate_per_s=10, burst=2),
+        await two.reserve(key, rate_per_s=10, burst=2),
+        await one.reserve(key, rate_per_s=10, burst=2),
+        await two.reserve(key, rate_per_s=10, burst=2),
+    ]
+    # A burst of two, then one slot every 100 ms, counted across both "replicas".
+    assert waits[:2] == [0.0, 0.0]
+    assert 0.05 < waits[2] <= 0.1
+    assert 0.15 < waits[3] <= 0.2
+    await two.push_back(key, rate_per_s=10, burst=2, seconds=5)
+    assert 4.8 < await one.reserve(key, rate_per_s=10, burst=2) <= 5.1

@@ -14,7 +14,7 @@ import collections
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from notifier.channels.base import Channel, SendResult
 from notifier.core.breaker import CircuitBreaker
@@ -120,6 +120,14 @@ class Lane:
             stopper.cancel()
 
 
+class SharedLimiter(Protocol):
+    async def reserve(self, key: str, rate_per_s: float, burst: float) -> float: ...
+
+    async def push_back(
+        self, key: str, rate_per_s: float, burst: float, seconds: float
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class Sender:
     """One job's attempts: breaker, rate limit, send, classify, back off; until delivered,
@@ -134,6 +142,8 @@ class Sender:
     breaker_open_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
     on_attempt: Callable[[Destination, SendResult], None] | None = None
+    # Shared buckets (Redis) when replicas must share a limit; else per process.
+    shared: SharedLimiter | None = None
 
     def breaker(self, destination: Destination) -> CircuitBreaker:
         found = self.breakers.get(destination.id)
@@ -151,6 +161,29 @@ class Sender:
             found = TokenBucket(destination.rate_per_s, destination.burst)
             self.buckets[key] = found
         return found
+
+    async def _reserve(self, destination: Destination, bucket: TokenBucket) -> float:
+        if self.shared is not None and destination.rate_per_s is not None:
+            try:
+                return await self.shared.reserve(
+                    destination.rate_key or destination.id, destination.rate_per_s, bucket.burst
+                )
+            except Exception as exc:  # Redis away: keep the limit, per process
+                log.warning("shared rate limit unavailable", error=repr(exc))
+        return bucket.reserve(self.clock.monotonic())
+
+    async def _push_back(self, destination: Destination, bucket: TokenBucket, s: float) -> None:
+        bucket.push_back(self.clock.monotonic(), s)
+        if self.shared is not None and destination.rate_per_s is not None:
+            try:
+                await self.shared.push_back(
+                    destination.rate_key or destination.id,
+                    destination.rate_per_s,
+                    bucket.burst,
+                    s,
+                )
+            except Exception as exc:
+                log.warning("shared rate limit unavailable", error=repr(exc))
 
     async def _wait(self, seconds: float, deadline: float) -> bool:
         """Wait, unless that passes the deadline (False). Raises when stopping."""
@@ -177,7 +210,7 @@ class Sender:
                     return _past_deadline(last, "circuit open")
                 continue
             if bucket is not None and not await self._wait(
-                bucket.reserve(self.clock.monotonic()), deadline
+                await self._reserve(destination, bucket), deadline
             ):
                 return _past_deadline(last, "rate limit")
             job.attempts += 1
@@ -195,7 +228,7 @@ class Sender:
                 return outcome
             if failure is FailureKind.RATE_LIMITED:
                 if bucket is not None and outcome.retry_after_s:
-                    bucket.push_back(self.clock.monotonic(), outcome.retry_after_s)
+                    await self._push_back(destination, bucket, outcome.retry_after_s)
             else:
                 breaker.record_failure(self.clock.monotonic())
             delay = self.retry.delay(job.attempts, outcome.retry_after_s, self.rng)
