@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-from notifier.channels.base import Channel
+from notifier.channels.factory import destinations, tls_context
 from notifier.channels.safe_http import safe_session
-from notifier.channels.webhook import WebhookChannel
 from notifier.core.retry import RetryPolicy
 from notifier.core.targets import TargetPolicy
 from notifier.delivery.log import DeliveryLog
+from notifier.delivery.ratelimit import RedisRateLimiter
+from notifier.delivery.refs import PgMessageRefs
 from notifier.pipeline.deliver_stage import DeliverStage
-from notifier.receivers import Receivers, load_receivers
+from notifier.pipeline.lanes import Destination, Sender
+from notifier.receivers import load_receivers
 from notifier.settings import NotifierSettings
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
-from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
+from opsmesh.topics import NOTIFICATIONS, Topic
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "notifier"
@@ -31,52 +34,81 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
     receivers = load_receivers(settings.receivers_file, settings.default_webhook_url)
     policy = TargetPolicy.from_strings(settings.allowed_networks)
+    tls = tls_context(settings.ca_file)
     sessions: list[aiohttp.ClientSession] = []
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
-        session = safe_session(policy, timeout_s=settings.send_timeout_s)
+        session = safe_session(policy, timeout_s=settings.send_timeout_s, ssl_context=tls)
         sessions.append(session)
         app[_SESSION_KEY] = session
         yield
         await session.close()
 
-    def channels(session: aiohttp.ClientSession, configured: Receivers) -> dict[str, Channel]:
-        out: dict[str, Channel] = {}
-        for name, receiver in configured.by_name.items():
-            if receiver.webhook_configs:
-                hook = receiver.webhook_configs[0]
-                out[name] = WebhookChannel(
-                    name="webhook",
-                    url=hook.url,
-                    secrets=hook.secrets,
-                    session=session,
-                    policy=policy,
-                    clock=runtime.clock,
-                )
-        return out
-
     def workers() -> list[tuple[str, Worker]]:
-        by_receiver = channels(sessions[0], receivers)
-        stage = DeliverStage(
-            channels=by_receiver.get,
-            delivery_log=DeliveryLog(runtime.pool, runtime.redis),
-            producer=runtime.producer,
-            dead_letters=runtime.dead_letters,
+        refs = PgMessageRefs(runtime.pool)
+        by_receiver: dict[str, list[Destination]] = {
+            name: destinations(
+                receiver,
+                session=sessions[0],
+                policy=policy,
+                clock=runtime.clock,
+                refs=refs,
+                timeout_s=settings.send_timeout_s,
+                tls=tls,
+                concurrency=settings.lane_concurrency,
+                slack_rate_per_s=settings.slack_rate_per_s,
+            )
+            for name, receiver in receivers.by_name.items()
+        }
+        sender = Sender(
             retry=RetryPolicy(
                 settings.retry_initial_s, settings.retry_max_s, settings.retry_deadline_s
             ),
             clock=runtime.clock,
+            stop=asyncio.Event(),
+            breaker_threshold=settings.breaker_failures,
+            breaker_open_s=settings.breaker_open_s,
+            shared=RedisRateLimiter(runtime.redis),
+        )
+        stage = DeliverStage(
+            destinations=by_receiver.get,
+            delivery_log=DeliveryLog(
+                runtime.pool, runtime.redis, claim_ttl_s=settings.retry_deadline_s + 60
+            ),
+            producer=runtime.producer,
+            dead_letters=runtime.dead_letters,
+            sender=sender,
+            clock=runtime.clock,
             registry=runtime.registry,
             instance=runtime.instance,
+            max_pending_per_lane=settings.lane_max_pending,
+            # Within the service's drain budget, leaving time for the final commit.
+            drain_wait_s=settings.shutdown_timeout_s * 0.6,
         )
-        config = ConsumerConfig(group_id=GROUP_NOTIFIER, topics=(NOTIFICATIONS,))
-        return [("deliver", runtime.consumer(config, NotificationRequested, stage))]
+        topic = (
+            NOTIFICATIONS
+            if settings.requests_topic == NOTIFICATIONS.name
+            else Topic(settings.requests_topic, NOTIFICATIONS.partitions, NOTIFICATIONS.key)
+        )
+        config = ConsumerConfig(group_id=settings.consumer_group, topics=(topic,))
+        out: list[tuple[str, Worker]] = [
+            ("deliver", runtime.consumer(config, NotificationRequested, stage)),
+            ("lanes", stage.run),
+        ]
+        if settings.summary_recipients:
+            from notifier.summary.job import summary_worker  # noqa: PLC0415 - optional
+
+            out.append(("summary", summary_worker(settings, runtime)))
+        return out
 
     def routes(app: web.Application) -> None:
         async def list_receivers(_: web.Request) -> web.Response:
             return web.json_response(
                 [
-                    {"name": name, "channels": ["webhook"] * len(r.webhook_configs)}
+                    {
+                        "name": name,
+                        "integrations": [i for i, _, _ in r.integrations()],
+                    }
                     for name, r in receivers.by_name.items()
                 ]
             )

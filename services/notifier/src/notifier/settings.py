@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from opsmesh.settings import CommonSettings
+from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
 
 
 class NotifierSettings(CommonSettings):
@@ -18,13 +19,34 @@ class NotifierSettings(CommonSettings):
     allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
         (), alias="NOTIFIER_ALLOWED_NETWORKS"
     )
+    # Extra CA bundle to trust (a private PagerDuty/Slack proxy, tests); verification stays on.
+    ca_file: str | None = Field(None, alias="NOTIFIER_CA_FILE")
     send_timeout_s: float = Field(10.0, gt=0, le=120, alias="NOTIFIER_SEND_TIMEOUT_S")
     retry_initial_s: float = Field(0.5, gt=0, alias="NOTIFIER_RETRY_INITIAL_S")
     retry_max_s: float = Field(30.0, gt=0, alias="NOTIFIER_RETRY_MAX_S")
-    # Below the consumer's max.poll.interval (300 s) until delivery moves off the consume loop.
-    retry_deadline_s: float = Field(120.0, gt=0, le=240, alias="NOTIFIER_RETRY_DEADLINE_S")
+    # Counted from when the notifier takes the request. Retries wait in the destination's
+    # lane, not in the consume loop, so this is not bound by max.poll.interval.
+    retry_deadline_s: float = Field(120.0, gt=0, le=86_400, alias="NOTIFIER_RETRY_DEADLINE_S")
+    lane_concurrency: int = Field(8, ge=1, le=256, alias="NOTIFIER_LANE_CONCURRENCY")
+    lane_max_pending: int = Field(10_000, ge=1, alias="NOTIFIER_LANE_MAX_PENDING")
+    breaker_failures: int = Field(5, ge=1, alias="NOTIFIER_BREAKER_FAILURES")
+    breaker_open_s: float = Field(10.0, gt=0, alias="NOTIFIER_BREAKER_OPEN_S")
+    slack_rate_per_s: float = Field(1.0, gt=0, alias="NOTIFIER_SLACK_RATE_PER_S")
+    requests_topic: str = Field(NOTIFICATIONS.name, alias="NOTIFIER_REQUESTS_TOPIC")
+    consumer_group: str = Field(GROUP_NOTIFIER, alias="NOTIFIER_CONSUMER_GROUP")
 
-    @field_validator("allowed_networks", mode="before")
+    # The daily summary email (empty: off). SMTP settings are the summary's own.
+    summary_recipients: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), alias="ALERT_SUMMARY_RECIPIENTS"
+    )
+    summary_smarthost: str = Field("127.0.0.1:25", alias="NOTIFIER_SUMMARY_SMARTHOST")
+    summary_from: str = Field("opsmesh@localhost", alias="NOTIFIER_SUMMARY_FROM")
+    summary_username: str | None = Field(None, alias="NOTIFIER_SUMMARY_USERNAME")
+    summary_password: SecretStr | None = Field(None, alias="NOTIFIER_SUMMARY_PASSWORD")
+    summary_require_tls: bool = Field(True, alias="NOTIFIER_SUMMARY_REQUIRE_TLS")
+    summary_hour_utc: int = Field(8, ge=0, le=23, alias="NOTIFIER_SUMMARY_HOUR_UTC")
+
+    @field_validator("allowed_networks", "summary_recipients", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -261,3 +261,15 @@ async def test_non_allow_listed_loopback_is_refused(
     assert result.error is not None
     assert "non-public address" in result.error
     assert receiver.seen == []
+
+
+async def test_redirects_are_not_followed(
+    receiver: Receiver, session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    receiver.status = 307
+    receiver.headers = {"Location": "http://169.254.169.254/latest/meta-data/"}
+    result = await channel(receiver.url, session, clock).send(request())
+    assert not result.ok
+    assert result.failure is FailureKind.CLIENT_ERROR
+    assert result.status_code == 307
+    assert len(receiver.seen) == 1

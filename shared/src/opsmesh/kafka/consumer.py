@@ -236,6 +236,9 @@ class BatchConsumer(Generic[E]):
                 async with self._lock:
                     await self._process(batch, stop)
             async with self._lock:
+                # One last empty batch: handlers that finish work off the consume loop
+                # (and hold offsets for it) report what has finished by now.
+                await self._process({}, stop)
                 await self._commit()
         finally:
             await self._consumer.stop()

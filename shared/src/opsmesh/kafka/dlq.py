@@ -65,7 +65,11 @@ class DeadLetterPublisher:
             registry=registry,
         )
 
-    async def send(self, record: RawRecord, reason: DeadLetterReason, error: str) -> None:
+    async def send(
+        self, record: RawRecord, reason: DeadLetterReason, error: str
+    ) -> asyncio.Future[Any]:
+        """Send; the returned future completes when the broker acknowledges this record
+        (for callers that must not share ``flush`` with the consume loop)."""
         headers = [
             *record.headers,
             (HEADER_REASON, reason.value.encode()),
@@ -79,6 +83,7 @@ class DeadLetterPublisher:
         future = await self._producer.send_raw(DLQ.name, record.key, record.value, headers)
         self._pending.append(future)
         self.records_total.labels(record.topic, reason.value).inc()
+        return future
 
     async def flush(self) -> None:
         """Wait until every dead letter sent so far is acknowledged (before committing)."""

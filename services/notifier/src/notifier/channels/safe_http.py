@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,8 +41,22 @@ def check_literal_host(url: str, policy: TargetPolicy) -> None:
     policy.check(host, host)
 
 
-def safe_session(policy: TargetPolicy, *, timeout_s: float, **kwargs: Any) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), limit=200, limit_per_host=20)
+def safe_session(
+    policy: TargetPolicy,
+    *,
+    timeout_s: float,
+    ssl_context: ssl.SSLContext | None = None,
+    **kwargs: Any,
+) -> aiohttp.ClientSession:
+    # TLS verification stays on: a context only adds trusted CAs, never disables checks.
+    connector = aiohttp.TCPConnector(
+        resolver=PolicyResolver(policy),
+        # No per-host cap: lanes bound each destination's concurrency, and destinations
+        # sharing a host (one gateway, several paths) must not queue behind each other.
+        limit=400,
+        limit_per_host=0,
+        ssl=ssl_context if ssl_context is not None else True,
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s)),

@@ -51,9 +51,20 @@ class WebhookChannel:
         headers.update(self._signature_headers(request.idempotency_key, body))
         try:
             check_literal_host(self._url, self._policy)
-            async with self._session.post(self._url, data=body, headers=headers) as response:
+            # Redirects are not followed (Standard Webhooks: a 3xx is a failure); the
+            # target must be configured where it is.
+            async with self._session.post(
+                self._url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 await response.read()
                 failure = classify_status(response.status)
+                if failure is None and response.status >= 300:
+                    return SendResult(
+                        ok=False,
+                        status_code=response.status,
+                        failure=FailureKind.CLIENT_ERROR,
+                        error=f"HTTP {response.status} redirect from webhook; not followed",
+                    )
                 if failure is None:
                     return SendResult(ok=True, status_code=response.status)
                 return SendResult(

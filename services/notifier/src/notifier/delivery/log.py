@@ -1,70 +1,220 @@
 """The delivery log (PostgreSQL) and the in-flight claim (Redis).
 
-Exactly once per key: a key with a log row is never sent again. The remaining window is
-between a successful send and its log row (a crash there); it is as short as one
-INSERT, and receivers close it with ``webhook-id`` / PagerDuty ``dedup_key``.
-The Redis claim stops two replicas sending the same key at once during a rebalance.
+Exactly once per (idempotency key, integration): a pair with a ``delivered`` row is never
+sent again. The remaining window is between a successful send and its row being
+committed (a crash there); rows are written in small group commits (one INSERT for
+every outcome that finished in the last few milliseconds), so the window is one
+flush interval plus one INSERT. Receivers close it: webhooks carry the idempotency key
+as ``webhook-id``, PagerDuty merges on ``dedup_key`` (derived from the group), Slack
+updates rather than reposts on resolve, email carries ``X-Opsmesh-Idempotency-Key``.
+The Redis claim stops two replicas sending the same pair at once during a rebalance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-_CLAIM_TTL_MS = 120_000
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: str
+    integration: str
+    receiver: str
+    channel: str
+    outcome: str
+    attempts: int
+    status_code: int | None
+    error: str | None
+
+
+# Per key: take it if free, or if this owner already holds it; 1 when ours.
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == false or holder == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+
+def _claim_name(key: str, integration: str) -> str:
+    return f"notifier:claim:{integration}:{key}"
 
 
 class DeliveryLog:
-    def __init__(self, pool: AsyncConnectionPool, redis: aioredis.Redis) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, redis: aioredis.Redis, *, claim_ttl_s: float
+    ) -> None:
         self._pool = pool
         self._redis = redis
+        self._claim_ttl_ms = int(claim_ttl_s * 1000)
+        self._claim_script = redis.register_script(_CLAIM)
 
-    async def delivered(self, keys: Iterable[str]) -> set[str]:
-        """The keys already delivered; a key that failed before may be tried again (a DLQ
-        replay), so only successful deliveries count."""
-        wanted = list(keys)
+    async def delivered(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (key, integration) pairs already delivered; a pair that failed before may be
+        tried again (a DLQ replay), so only successful deliveries count."""
+        wanted = list(pairs)
         if not wanted:
             return set()
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT idempotency_key FROM notifier.delivery_log"
-                " WHERE idempotency_key = ANY(%s) AND outcome = 'delivered'",
-                (wanted,),
+                "SELECT d.idempotency_key, d.integration FROM notifier.delivery_log d"
+                " JOIN unnest(%s::text[], %s::text[]) AS w(k, i)"
+                " ON d.idempotency_key = w.k AND d.integration = w.i"
+                " WHERE d.outcome = 'delivered'",
+                ([k for k, _ in wanted], [i for _, i in wanted]),
             )
-            return {row[0] for row in await cursor.fetchall()}
+            return {(row[0], row[1]) for row in await cursor.fetchall()}
 
-    async def claim(self, key: str, owner: str) -> bool:
-        return bool(
-            await self._redis.set(f"notifier:claim:{key}", owner, nx=True, px=_CLAIM_TTL_MS)
-        )
+    async def claim_many(self, pairs: list[tuple[str, str]], owner: str) -> list[bool]:
+        """Claim each pair for ``owner``. A claim already held by the same owner counts as
+        ours: it is a previous life of this instance (killed before it released)."""
+        if not pairs:
+            return []
+        names = [_claim_name(key, integration) for key, integration in pairs]
+        # One round trip and one command for the whole batch (a pipeline of SETs costs
+        # more to build than the network saves).
+        won = await self._claim_script(keys=names, args=[owner, self._claim_ttl_ms])
+        return [bool(w) for w in won]
 
-    async def release(self, key: str) -> None:
-        await self._redis.delete(f"notifier:claim:{key}")
+    async def claim(self, key: str, integration: str, owner: str) -> bool:
+        return (await self.claim_many([(key, integration)], owner))[0]
 
-    async def record(
-        self,
-        *,
-        key: str,
-        receiver: str,
-        channel: str,
-        outcome: str,
-        attempts: int,
-        status_code: int | None,
-        error: str | None,
-    ) -> bool:
-        """Record the outcome; a delivered key is final and never overwritten, a failed one
-        is replaced by a later attempt. False if the key had already been delivered."""
+    async def release(self, pairs: Iterable[tuple[str, str]]) -> None:
+        names = [_claim_name(key, integration) for key, integration in pairs]
+        if names:
+            await self._redis.delete(*names)
+
+    async def record_many(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes and release their claims. A delivered pair is final and never
+        overwritten; a failed one is replaced by a later attempt."""
+        if not outcomes:
+            return
+        # One row per pair per statement (ON CONFLICT cannot touch a row twice).
+        outcomes = list({(o.key, o.integration): o for o in outcomes}.values())
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO notifier.delivery_log AS d"
-                " (idempotency_key, receiver, channel, outcome, attempts, status_code, error)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (idempotency_key) DO UPDATE SET"
+            await conn.execute(
+                "INSERT INTO notifier.delivery_log AS d (idempotency_key, integration, receiver,"
+                " channel, outcome, attempts, status_code, error)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::int[], %s::int[], %s::text[])"
+                " ON CONFLICT (idempotency_key, integration) DO UPDATE SET"
                 " outcome = EXCLUDED.outcome, attempts = d.attempts + EXCLUDED.attempts,"
                 " status_code = EXCLUDED.status_code, error = EXCLUDED.error, finished_at = now()"
                 " WHERE d.outcome <> 'delivered'",
-                (key, receiver, channel, outcome, attempts, status_code, error),
+                (
+                    [o.key for o in outcomes],
+                    [o.integration for o in outcomes],
+                    [o.receiver for o in outcomes],
+                    [o.channel for o in outcomes],
+                    [o.outcome for o in outcomes],
+                    [o.attempts for o in outcomes],
+                    [o.status_code for o in outcomes],
+                    [o.error for o in outcomes],
+                ),
             )
-            return cursor.rowcount == 1
+        await self._redis.delete(*{_claim_name(o.key, o.integration) for o in outcomes})
+
+
+@dataclass(slots=True)
+class _Pending:
+    outcome: Outcome
+    result: Any
+    row: asyncio.Future[None]
+    published: asyncio.Future[None]
+
+
+class LogWriter:
+    """Group commit for the delivery log: outcomes that finish close together share one
+    INSERT, and their results one publish, which is what lets thousands of deliveries a
+    second be recorded. Rows go first, so a published result always has its row; the
+    publish runs beside the next INSERT, so a sender waits for its row only."""
+
+    def __init__(
+        self,
+        log: DeliveryLog,
+        publish: Callable[[list[Any]], Awaitable[None]],
+        *,
+        max_batch: int = 500,
+    ) -> None:
+        self._log = log
+        self._publish = publish
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def record(
+        self, outcome: Outcome, result: Any
+    ) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
+        """(row committed, result published)."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(outcome, result, loop.create_future(), loop.create_future())
+        self._pending.append(pending)
+        self._wake.set()
+        return pending.row, pending.published
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while True:
+            if not self._pending:
+                if stop.is_set():
+                    if self._publishing:
+                        await asyncio.gather(*self._publishing, return_exceptions=True)
+                    return
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            batch, self._pending = (
+                self._pending[: self._max_batch],
+                self._pending[self._max_batch :],
+            )
+            delay = 0.2
+            while True:
+                try:
+                    await self._log.record_many([p.outcome for p in batch])
+                    break
+                except Exception:
+                    # The sends happened; losing their rows would resend them. Keep trying.
+                    log.exception("delivery log write failed; retrying", rows=len(batch))
+                    await asyncio.sleep(delay)  # backoff, not synchronisation
+                    delay = min(delay * 2, 5.0)
+            for p in batch:
+                if not p.row.done():
+                    p.row.set_result(None)
+            task = asyncio.create_task(self._publish_batch(batch))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_batch(self, batch: list[_Pending]) -> None:
+        try:
+            await self._publish([p.result for p in batch])
+        except Exception as exc:
+            # Rows are in, results not out: the jobs stay unfinished (offsets held) and a
+            # replay publishes them as duplicates.
+            for p in batch:
+                if not p.published.done():
+                    p.published.set_exception(exc)
+            return
+        for p in batch:
+            if not p.published.done():
+                p.published.set_result(None)

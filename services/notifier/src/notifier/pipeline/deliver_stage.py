@@ -1,24 +1,36 @@
-"""The notifications consumer: deliver each idempotency key once, publish a result for each."""
+"""The notifications consumer: hand each request to its destinations' lanes, publish a
+result per integration, commit only what has finished.
+
+``handle`` never waits on a destination. It looks up which (idempotency key,
+integration) pairs are already delivered, claims the rest, queues them on their lanes
+and returns at once with ``hold_from``: per partition, the lowest offset whose request
+is not finished. The kit commits below that, so a crash replays unfinished requests
+and the delivery log skips the integrations that had already succeeded.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from notifier.channels.base import Channel, SendResult
-from notifier.core.retry import FailureKind, RetryPolicy
-from notifier.delivery.log import DeliveryLog
-from opsmesh.clock import Clock
+from notifier.channels.base import SendResult
+from notifier.core.inflight import InFlight
+from notifier.core.retry import FailureKind
+from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
+from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
+from opsmesh.clock import Clock, sleep_until_stopped
+from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import (
     DeliveryOutcome,
     NotificationDelivered,
     NotificationRequested,
 )
-from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
+from opsmesh.kafka.consumer import BatchResult, Partition, Received, StatelessHandler
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
@@ -26,167 +38,330 @@ from opsmesh.topics import DELIVERIES
 
 log = get_logger(__name__)
 
+Pair = tuple[str, str]  # (idempotency key, integration)
 
-class ClaimedElsewhere(RuntimeError):
-    """Another replica is delivering this key right now; retry the batch later."""
+
+@dataclass(slots=True)
+class _Record:
+    received: Received[NotificationRequested]
+    open: int
 
 
 class DeliverStage(StatelessHandler):
     def __init__(
         self,
         *,
-        channels: Callable[[str], Channel | None],
+        destinations: Callable[[str], Sequence[Destination] | None],
         delivery_log: DeliveryLog,
         producer: EventProducer,
         dead_letters: DeadLetterPublisher,
-        retry: RetryPolicy,
+        sender: Sender,
         clock: Clock,
         registry: CollectorRegistry,
         instance: str,
+        max_pending_per_lane: int = 10_000,
+        drain_wait_s: float = 4.0,
     ) -> None:
-        self._channels = channels
+        self._destinations = destinations
         self._log = delivery_log
+        self._writer = LogWriter(delivery_log, self._publish_results)
         self._producer = producer
         self._dead_letters = dead_letters
-        self._retry = retry
+        self._sender = sender
         self._clock = clock
         self._instance = instance
-        self._rng = random.Random()  # noqa: S311 - backoff jitter, not security
+        self._max_pending = max_pending_per_lane
+        self._stopping = sender.stop
+        self._drain_wait_s = drain_wait_s
+        self._shutdown: asyncio.Event | None = None  # the service's stop, once running
+        self._drained = asyncio.Event()
+        self._lanes: dict[str, Lane] = {}
+        self._inflight: InFlight[Partition] = InFlight()
+        self._active: set[Pair] = set()
+        self._mine: set[Pair] = set()  # claims this process holds
+        self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes = Counter(
-            "notifier_deliveries", "Delivery outcomes", ["receiver", "outcome"], registry=registry
+            "notifier_deliveries",
+            "Delivery outcomes per integration",
+            ["receiver", "integration", "outcome"],
+            registry=registry,
         )
         self._attempts = Counter(
-            "notifier_send_attempts", "Send attempts", ["receiver", "result"], registry=registry
+            "notifier_send_attempts",
+            "Send attempts",
+            ["receiver", "integration", "result"],
+            registry=registry,
         )
         self._latency = Histogram(
-            "notifier_delivery_seconds", "Request to delivered", ["receiver"], registry=registry
+            "notifier_delivery_seconds",
+            "Request to delivered",
+            ["receiver"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        self._pending_gauge = Gauge(
+            "notifier_lane_pending",
+            "Jobs queued per destination",
+            ["destination"],
+            registry=registry,
+        )
+        self._inflight_gauge = Gauge(
+            "notifier_inflight_requests", "Requests consumed and not finished", registry=registry
+        )
+        sender.on_attempt = self._count_attempt
+
+    # -- consume side ---------------------------------------------------------------
 
     async def handle(self, batch: Sequence[Received[NotificationRequested]]) -> BatchResult:
-        unique: dict[str, Received[NotificationRequested]] = {}
+        if not batch:
+            if self._shutdown is not None and self._shutdown.is_set():
+                # The consumer's last call before its final commit: let the lanes finish
+                # what is mid-send first, so that commit covers it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained.wait(), timeout=self._drain_wait_s)
+            return BatchResult(hold_from=self._inflight.hold_from())
+        plans: list[tuple[Received[NotificationRequested], list[Destination] | None]] = []
+        fresh: list[tuple[Pair, Destination]] = []
+        seen: set[Pair] = set()
         for record in batch:
-            unique.setdefault(record.event.idempotency_key, record)
-        if not unique:
-            return BatchResult()
-        done = await self._log.delivered(unique)
-        results = [
-            self._result(r.event, DeliveryOutcome.DUPLICATE, attempts=0)
-            for key, r in unique.items()
-            if key in done
-        ]
-        pending = [r for key, r in unique.items() if key not in done]
-        results.extend(await asyncio.gather(*(self._deliver(r) for r in pending)))
-        await self._producer.publish_many(
-            Outgoing(DELIVERIES, result.idempotency_key, result) for result in results
+            request = record.event
+            found = self._destinations(request.receiver)
+            if found is None:
+                plans.append((record, None))
+                continue
+            wanted = [d for d in found if d.send_resolved or request.status is AlertStatus.FIRING]
+            plans.append((record, wanted))
+            for destination in wanted:
+                pair = (request.idempotency_key, destination.integration)
+                if pair not in self._active and pair not in seen:
+                    seen.add(pair)
+                    fresh.append((pair, destination))
+        # I/O first, bookkeeping after: if this raises, the kit retries the whole batch
+        # and nothing has been counted twice.
+        done = await self._log.delivered(pair for pair, _ in fresh)
+        to_claim = [pair for pair, _ in fresh if pair not in done]
+        claims = dict(
+            zip(to_claim, await self._log.claim_many(to_claim, self._instance), strict=True)
         )
-        for result in results:
-            self._outcomes.labels(result.receiver, result.outcome.value).inc()
-        return BatchResult()
+        self._mine.update(pair for pair, won in claims.items() if won)
 
-    async def _deliver(self, record: Received[NotificationRequested]) -> NotificationDelivered:
-        request = record.event
-        channel = self._channels(request.receiver)
-        if channel is None:
-            return await self._fail(
-                record,
-                "none",
-                0,
-                SendResult(
-                    ok=False,
-                    failure=FailureKind.NOT_CONFIGURED,
-                    error=f"receiver {request.receiver!r} is not configured",
-                ),
-            )
-        if not await self._log.claim(request.idempotency_key, self._instance):
-            raise ClaimedElsewhere(request.idempotency_key)
-        try:
-            attempts, outcome = await self._send_with_retries(channel, request)
-            if not outcome.ok:
-                return await self._fail(record, channel.name, attempts, outcome)
-            await self._log.record(
+        started = self._clock.monotonic()
+        queued: set[Pair] = set()
+        for record, plan in plans:
+            self._inflight.add(record.partition, record.offset)
+            request = record.event
+            if plan is None:
+                entry = _Record(record, open=1)
+                self._spawn(self._not_configured(entry))
+                continue
+            if not plan:  # e.g. a resolution to integrations with send_resolved off
+                entry = _Record(record, open=1)
+                self._spawn(
+                    self._finish(entry, self._result(request, "none", DeliveryOutcome.DELIVERED, 0))
+                )
+                continue
+            entry = _Record(record, open=len(plan))
+            for destination in plan:
+                pair = (request.idempotency_key, destination.integration)
+                if pair in done or pair in self._active or pair in queued:
+                    # Delivered before, or the same request twice in flight: the first
+                    # copy's outcome stands.
+                    self._outcomes.labels(
+                        request.receiver, destination.integration, "duplicate"
+                    ).inc()
+                    self._spawn(
+                        self._finish(
+                            entry,
+                            self._result(
+                                request, destination.integration, DeliveryOutcome.DUPLICATE, 0
+                            ),
+                        )
+                    )
+                    continue
+                queued.add(pair)
+                self._active.add(pair)
+                job = Job(request, destination, claims.get(pair, False), started, context=entry)
+                if not self._lane(destination).submit(job):
+                    self._spawn(
+                        self._deliver_result(
+                            job,
+                            SendResult(
+                                ok=False,
+                                failure=FailureKind.NETWORK,
+                                error=f"lane full: {self._max_pending} requests already queued",
+                            ),
+                        )
+                    )
+        self._inflight_gauge.set(len(self._inflight))
+        return BatchResult(hold_from=self._inflight.hold_from())
+
+    # -- lanes ----------------------------------------------------------------------
+
+    def _lane(self, destination: Destination) -> Lane:
+        lane = self._lanes.get(destination.id)
+        if lane is None:
+            lane = Lane(destination, process=self._process, max_pending=self._max_pending)
+            lane.start(self._stopping)
+            self._lanes[destination.id] = lane
+        return lane
+
+    async def _process(self, job: Job) -> None:
+        request = job.request
+        pair = (request.idempotency_key, job.destination.integration)
+        while not job.claimed:
+            # Another replica holds the claim (a rebalance moved the partition while it
+            # was sending): wait for its outcome or for its claim to lapse.
+            if pair in await self._log.delivered([pair]):
+                self._active.discard(pair)
+                await self._finish(
+                    job.context,
+                    self._result(
+                        request, job.destination.integration, DeliveryOutcome.DUPLICATE, 0
+                    ),
+                )
+                return
+            job.claimed = await self._log.claim(*pair, self._instance)
+            if job.claimed:
+                self._mine.add(pair)
+            if not job.claimed and await sleep_until_stopped(self._stopping, 1.0):
+                raise LaneStopped
+        outcome = await self._sender.send(job)
+        await self._deliver_result(job, outcome)
+
+    async def _deliver_result(self, job: Job, outcome: SendResult) -> None:
+        request = job.request
+        destination = job.destination
+        error = None if outcome.ok else f"{outcome.failure}: {outcome.error}"
+        if not outcome.ok:
+            log.warning(
+                "delivery failed; dead-lettering",
+                destination=destination.id,
                 key=request.idempotency_key,
-                receiver=request.receiver,
-                channel=channel.name,
-                outcome=DeliveryOutcome.DELIVERED.value,
-                attempts=attempts,
-                status_code=outcome.status_code,
-                error=None,
+                error=error,
             )
+            raw = job.context.received.raw
+            ack = await self._dead_letters.send(
+                raw, DeadLetterReason.DELIVERY_FAILED, f"{destination.integration}: {error}"
+            )
+            await ack
+        delivered = DeliveryOutcome.DELIVERED if outcome.ok else DeliveryOutcome.FAILED
+        result = self._result(
+            request,
+            destination.integration,
+            delivered,
+            job.attempts,
+            status_code=outcome.status_code,
+            error=error,
+        )
+        row, published = self._writer.record(
+            Outcome(
+                key=request.idempotency_key,
+                integration=destination.integration,
+                receiver=request.receiver,
+                channel=destination.integration,
+                outcome=delivered.value,
+                attempts=job.attempts,
+                status_code=outcome.status_code,
+                error=error,
+            ),
+            result,
+        )
+        # The worker waits for its row before its next send: that bounds the sends a
+        # crash can leave unrecorded (and so repeat) to the lane's concurrency.
+        await row
+        pair = (request.idempotency_key, destination.integration)
+        # Only now: until the row is in, a second copy must be treated as in flight.
+        self._active.discard(pair)
+        self._mine.discard(pair)
+        self._spawn(self._after_publish(job, published, outcome.ok))
+
+    async def _after_publish(self, job: Job, published: Awaitable[None], ok: bool) -> None:
+        await published
+        request = job.request
+        if ok:
             self._latency.labels(request.receiver).observe(
                 max(0.0, self._clock.now() - request.requested_at)
             )
-            return self._result(
-                request,
-                DeliveryOutcome.DELIVERED,
-                attempts=attempts,
-                channel=channel.name,
-                status_code=outcome.status_code,
-            )
-        finally:
-            await self._log.release(request.idempotency_key)
+        self._outcomes.labels(
+            request.receiver, job.destination.integration, "delivered" if ok else "failed"
+        ).inc()
+        self._done(job.context)
 
-    async def _send_with_retries(
-        self, channel: Channel, request: NotificationRequested
-    ) -> tuple[int, SendResult]:
-        deadline = time.monotonic() + self._retry.deadline_s
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = await channel.send(request)
-            self._attempts.labels(
-                request.receiver, "ok" if outcome.ok else str(outcome.failure)
-            ).inc()
-            if outcome.ok or outcome.failure is None or not outcome.failure.retryable:
-                return attempt, outcome
-            delay = self._retry.delay(attempt, outcome.retry_after_s, self._rng)
-            if time.monotonic() + delay > deadline:
-                return attempt, outcome
-            log.info(
-                "delivery failed; retrying",
-                receiver=request.receiver,
-                attempt=attempt,
-                error=outcome.error,
-                delay_s=round(delay, 3),
-            )
-            await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
-
-    async def _fail(
-        self,
-        record: Received[NotificationRequested],
-        channel: str,
-        attempts: int,
-        outcome: SendResult,
-    ) -> NotificationDelivered:
-        request = record.event
-        error = f"{outcome.failure}: {outcome.error}"
+    async def _not_configured(self, entry: _Record) -> None:
+        request = entry.received.event
+        error = f"{FailureKind.NOT_CONFIGURED}: receiver {request.receiver!r} is not configured"
         log.warning("delivery failed; dead-lettering", receiver=request.receiver, error=error)
-        await self._dead_letters.send(record.raw, DeadLetterReason.DELIVERY_FAILED, error)
-        await self._dead_letters.flush()
-        await self._log.record(
-            key=request.idempotency_key,
-            receiver=request.receiver,
-            channel=channel,
-            outcome=DeliveryOutcome.FAILED.value,
-            attempts=attempts,
-            status_code=outcome.status_code,
-            error=error,
+        await (
+            await self._dead_letters.send(
+                entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
+            )
         )
-        return self._result(
-            request,
-            DeliveryOutcome.FAILED,
-            attempts=attempts,
-            channel=channel,
-            status_code=outcome.status_code,
-            error=error,
+        self._outcomes.labels(request.receiver, "none", "failed").inc()
+        await self._finish(
+            entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
+
+    async def _finish(self, entry: _Record, result: NotificationDelivered) -> None:
+        await self._producer.publish(Outgoing(DELIVERIES, result.idempotency_key, result))
+        self._done(entry)
+
+    def _done(self, entry: _Record) -> None:
+        entry.open -= 1
+        if entry.open == 0:
+            self._inflight.done(entry.received.partition, entry.received.offset)
+
+    async def _publish_results(self, results: list[NotificationDelivered]) -> None:
+        await self._producer.publish_many(
+            Outgoing(DELIVERIES, r.idempotency_key, r) for r in results
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Unfinished: the offset stays held and the request is replayed after restart.
+            log.error("delivery bookkeeping failed", error=repr(task.exception()))
+
+    def _count_attempt(self, destination: Destination, outcome: SendResult) -> None:
+        self._attempts.labels(
+            destination.receiver,
+            destination.integration,
+            "ok" if outcome.ok else str(outcome.failure),
+        ).inc()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The lanes' and the log writer's life: until ``stop``, then drain what is mid-send."""
+        self._shutdown = stop
+        writer_stop = asyncio.Event()
+        writer = asyncio.create_task(self._writer.run(writer_stop), name="notifier:log-writer")
+        try:
+            while not await sleep_until_stopped(stop, 1.0):
+                for lane in self._lanes.values():
+                    self._pending_gauge.labels(lane.destination.id).set(lane.pending)
+            self._stopping.set()
+            await asyncio.gather(*(lane.join() for lane in self._lanes.values()))
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # Unfinished pairs are replayed after the restart; free their claims for it.
+            await self._log.release(list(self._mine & self._active))
+        finally:
+            self._drained.set()
+            writer_stop.set()
+            await writer
 
     def _result(
         self,
         request: NotificationRequested,
+        channel: str,
         outcome: DeliveryOutcome,
-        *,
         attempts: int,
-        channel: str = "none",
+        *,
         status_code: int | None = None,
         error: str | None = None,
     ) -> NotificationDelivered:
@@ -197,7 +372,7 @@ class DeliverStage(StatelessHandler):
             channel=channel,
             outcome=outcome,
             attempts=attempts,
-            error=error,
+            error=error[:16_000] if error else None,
             status_code=status_code,
             finished_at=now,
             latency_ms=max(0.0, (now - request.requested_at) * 1000),

@@ -1,0 +1,93 @@
+"""PagerDuty Events API v2 over aiohttp.
+
+Neither Python client fits an asyncio service: ``pdpyras`` is frozen (deprecated
+2025-06-20) and its successor ``pagerduty`` is synchronous (an ``httpx2.Client``) with
+blocking sleeps and unbounded 429 retries inside the call. The API is one JSON POST,
+so it is spoken directly, through the SSRF-checking session, with our own retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import aiohttp
+import msgspec
+
+from notifier.channels.base import SendResult
+from notifier.channels.safe_http import check_literal_host
+from notifier.core import pagerduty_event
+from notifier.core.retry import FailureKind, classify_status
+from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.receivers import PagerDutyConfig
+from notifier.rendering import RenderError, render_named, template_data
+from opsmesh.events.notifications import NotificationRequested
+
+_encoder = msgspec.json.Encoder()
+
+
+class PagerDutyChannel:
+    def __init__(
+        self,
+        *,
+        name: str,
+        config: PagerDutyConfig,
+        session: aiohttp.ClientSession,
+        policy: TargetPolicy,
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._session = session
+        self._policy = policy
+
+    @property
+    def rate_key(self) -> str:
+        """PagerDuty's limit is per routing key (never logged, so hashed)."""
+        secret = self._config.routing_key.get_secret_value()
+        return "pagerduty:" + hashlib.sha256(secret.encode()).hexdigest()[:24]
+
+    async def send(self, request: NotificationRequested) -> SendResult:
+        config = self._config
+        try:
+            summary = render_named(config.summary, "pagerduty_summary.j2", template_data(request))
+        except RenderError as exc:
+            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
+        body = _encoder.encode(
+            pagerduty_event.event(
+                request,
+                routing_key=config.routing_key.get_secret_value(),
+                summary=" ".join(summary.split()),
+                source=config.source,
+                default_severity=config.severity,
+            )
+        )
+        try:
+            check_literal_host(config.url, self._policy)
+            async with self._session.post(
+                config.url,
+                data=body,
+                headers={"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"},
+                allow_redirects=False,
+            ) as response:
+                text = await response.text()
+                failure = classify_status(response.status)
+                if failure is None:
+                    return SendResult(ok=True, status_code=response.status)
+                retry_after: float | None = None
+                if "Retry-After" in response.headers:
+                    try:
+                        retry_after = max(0.0, float(response.headers["Retry-After"]))
+                    except ValueError:
+                        retry_after = None
+                return SendResult(
+                    ok=False,
+                    status_code=response.status,
+                    failure=failure,
+                    error=f"PagerDuty answered {response.status}: {text[:200]}",
+                    retry_after_s=retry_after,
+                )
+        except TargetRefused as exc:
+            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(
+                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
+            )

@@ -1,0 +1,210 @@
+"""Slack: incoming webhooks (``AsyncWebhookClient``) or the Web API (``AsyncWebClient``,
+``chat.postMessage``) with Block Kit, always with a ``text`` fallback.
+
+Through the Web API the first message of a group is remembered (its channel and ``ts``),
+and later notifications of that group, above all its resolution, update it in place with
+``chat.update`` instead of adding noise. 429 answers come back as a failure carrying
+Retry-After: the lane waits, not the HTTP call (slack-sdk's own rate-limit handler would
+sleep inside the request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from notifier.channels.base import SendResult
+from notifier.channels.safe_http import check_literal_host
+from notifier.core.retry import FailureKind, classify_status
+from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.receivers import SlackConfig
+from notifier.rendering import RenderError, render_named, template_data
+from opsmesh.events.alerts import AlertStatus
+from opsmesh.events.notifications import NotificationRequested
+
+_TEXT_MAX = 3000  # Block Kit section text limit
+
+
+class MessageRefs(Protocol):
+    """Where a group's Slack message is (channel id, ts), so it can be updated."""
+
+    async def get(self, key: str) -> tuple[str, str] | None: ...
+
+    async def put(self, key: str, channel: str, ts: str) -> None: ...
+
+    async def drop(self, key: str) -> None: ...
+
+
+class MemoryMessageRefs:
+    def __init__(self) -> None:
+        self.refs: dict[str, tuple[str, str]] = {}
+
+    async def get(self, key: str) -> tuple[str, str] | None:
+        return self.refs.get(key)
+
+    async def put(self, key: str, channel: str, ts: str) -> None:
+        self.refs[key] = (channel, ts)
+
+    async def drop(self, key: str) -> None:
+        self.refs.pop(key, None)
+
+
+def _escape(value: Any) -> Any:
+    """Slack's mrkdwn reads ``<`` ``>`` ``&`` as markup: label values are escaped so a
+    value like ``<sda1>`` shows as text and cannot forge a link or a mention."""
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = [_escape(v) for v in value]
+        return type(value)(out) if type(value) is not list else out
+    return value
+
+
+def render_slack(config: SlackConfig, request: NotificationRequested) -> tuple[str, str]:
+    """(title, mrkdwn text) from the configured or default templates."""
+    data = _escape(template_data(request))
+    title = render_named(config.title, "slack_title.j2", data).strip()
+    text = render_named(config.text, "slack_text.j2", data).strip()
+    return title, text
+
+
+def blocks(title: str, text: str, request: NotificationRequested) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150] or "alert"}},
+    ]
+    if text.strip():
+        out.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:_TEXT_MAX]}})
+    context = f"receiver `{request.receiver}` · {request.reason.value}"
+    if request.external_url:
+        context += f" · <{request.external_url}|open>"
+    out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return out
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class SlackChannel:
+    def __init__(
+        self,
+        *,
+        name: str,
+        receiver: str,
+        config: SlackConfig,
+        session: aiohttp.ClientSession,
+        policy: TargetPolicy,
+        refs: MessageRefs,
+        timeout_s: float,
+    ) -> None:
+        self.name = name
+        self._receiver = receiver
+        self._config = config
+        self._policy = policy
+        self._refs = refs
+        timeout = max(1, int(timeout_s))
+        self._webhook: AsyncWebhookClient | None = None
+        self._web: AsyncWebClient | None = None
+        # The session carries the SSRF-checking resolver, TLS verification and timeouts.
+        if config.api_url is not None:
+            self._url = config.api_url.get_secret_value()
+            self._webhook = AsyncWebhookClient(
+                self._url, timeout=timeout, session=session, retry_handlers=[]
+            )
+        else:
+            assert config.token is not None
+            self._url = config.api_base_url
+            self._web = AsyncWebClient(
+                token=config.token.get_secret_value(),
+                base_url=config.api_base_url,
+                timeout=timeout,
+                session=session,
+                retry_handlers=[],
+            )
+
+    @property
+    def rate_key(self) -> str:
+        """Slack's limit is per channel: one message per second."""
+        ident = self._config.channel if self._web is not None else self._url
+        return "slack:" + hashlib.sha256(f"{self._url}|{ident}".encode()).hexdigest()[:24]
+
+    async def send(self, request: NotificationRequested) -> SendResult:
+        try:
+            title, text = render_slack(self._config, request)
+        except RenderError as exc:
+            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
+        fallback = f"{title}\n{text}"[:_TEXT_MAX]
+        layout = blocks(title, text, request)
+        try:
+            check_literal_host(self._url, self._policy)
+            if self._webhook is not None:
+                return await self._send_webhook(fallback, layout)
+            return await self._send_web(request, fallback, layout)
+        except TargetRefused as exc:
+            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(
+                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
+            )
+
+    async def _send_webhook(self, text: str, layout: list[dict[str, Any]]) -> SendResult:
+        assert self._webhook is not None
+        response = await self._webhook.send(text=text, blocks=layout)
+        failure = classify_status(response.status_code)
+        if failure is None and response.body.strip() == "ok":
+            return SendResult(ok=True, status_code=response.status_code)
+        return SendResult(
+            ok=False,
+            status_code=response.status_code,
+            failure=failure or FailureKind.CLIENT_ERROR,
+            error=f"Slack webhook answered {response.status_code}: {response.body[:200]}",
+            retry_after_s=_retry_after(response.headers),
+        )
+
+    async def _send_web(
+        self, request: NotificationRequested, text: str, layout: list[dict[str, Any]]
+    ) -> SendResult:
+        assert self._web is not None
+        assert self._config.channel is not None
+        ref_key = f"{self._receiver}|{self.name}|{request.group_key}"
+        try:
+            if request.status is AlertStatus.RESOLVED:
+                ref = await self._refs.get(ref_key)
+                if ref is not None:
+                    channel, ts = ref
+                    await self._web.chat_update(channel=channel, ts=ts, text=text, blocks=layout)
+                    # The incident is over; the group's next firing is a new message.
+                    await self._refs.drop(ref_key)
+                    return SendResult(ok=True, status_code=200)
+            # New or more alerts post a new message (it notifies people; an edit does not).
+            response = await self._web.chat_postMessage(
+                channel=self._config.channel, text=text, blocks=layout
+            )
+        except SlackApiError as exc:
+            status = int(exc.response.status_code)
+            failure = classify_status(status) or FailureKind.CLIENT_ERROR
+            return SendResult(
+                ok=False,
+                status_code=status,
+                failure=failure,
+                error=f"Slack API {status}: {exc.response.get('error', '')}",
+                retry_after_s=_retry_after(exc.response.headers),
+            )
+        posted_in = str(response.get("channel") or self._config.channel)
+        posted_ts = response.get("ts")
+        if posted_ts and request.status is AlertStatus.FIRING:
+            await self._refs.put(ref_key, posted_in, str(posted_ts))
+        return SendResult(ok=True, status_code=int(response.status_code))

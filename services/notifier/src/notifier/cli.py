@@ -1,0 +1,145 @@
+"""``opsmesh notify``: preview a receiver's notifications, or send it a test one.
+
+Reads the same settings as the service (``NOTIFIER_RECEIVERS_FILE``,
+``NOTIFIER_ALLOWED_NETWORKS``, ``NOTIFIER_CA_FILE``...), so what you see is what the
+service would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+
+from notifier.receivers import (
+    EmailConfig,
+    PagerDutyConfig,
+    ReceiverConfig,
+    Receivers,
+    SlackConfig,
+    load_receivers,
+)
+from notifier.samples import sample_request
+from notifier.settings import NotifierSettings
+from opsmesh.events.alerts import AlertStatus
+from opsmesh.settings import load_settings
+
+
+def _receiver(settings: NotifierSettings, name: str, receivers_file: str | None) -> ReceiverConfig:
+    receivers: Receivers = load_receivers(
+        receivers_file or settings.receivers_file, settings.default_webhook_url
+    )
+    found = receivers.get(name)
+    if found is None:
+        known = ", ".join(sorted(receivers.by_name)) or "none"
+        raise click.ClickException(f"no receiver {name!r} (known: {known})")
+    return found
+
+
+@click.group()
+def notify() -> None:
+    """Preview and test notification receivers."""
+
+
+_STATUS = click.option(
+    "--resolved", is_flag=True, help="Use a resolved group instead of a firing one."
+)
+_FILE = click.option(
+    "--receivers-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Receivers file (default: $NOTIFIER_RECEIVERS_FILE).",
+)
+
+
+@notify.command()
+@click.argument("receiver")
+@_STATUS
+@_FILE
+def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
+    """Render a sample alert group for each of RECEIVER's integrations (sends nothing)."""
+    from notifier.channels import slack  # noqa: PLC0415 - the CLI starts fast
+    from notifier.channels.email import build_message  # noqa: PLC0415
+    from notifier.core import pagerduty_event  # noqa: PLC0415
+    from notifier.core.webhook_payload import webhook_payload  # noqa: PLC0415
+    from notifier.rendering import render_named, template_data  # noqa: PLC0415
+
+    settings = load_settings(NotifierSettings)
+    config = _receiver(settings, receiver, receivers_file)
+    status = AlertStatus.RESOLVED if resolved else AlertStatus.FIRING
+    request = sample_request(receiver, status=status)
+    data = template_data(request)
+    for integration, kind, item in config.integrations():
+        click.secho(f"== {integration} ({kind.value})", bold=True)
+        if isinstance(item, EmailConfig):
+            message = build_message(item, request)
+            click.echo(f"Subject: {message['Subject']}")
+            click.echo(f"To: {message['To']}" + (f"\nCc: {message['Cc']}" if message["Cc"] else ""))
+            for part in ("plain", "html"):
+                body = message.get_body((part,))
+                click.echo(f"--- {part}\n{body.get_content() if body else ''}")
+        elif isinstance(item, SlackConfig):
+            title, text = slack.render_slack(item, request)
+            click.echo(
+                json.dumps({"text": title, "blocks": slack.blocks(title, text, request)}, indent=2)
+            )
+        elif isinstance(item, PagerDutyConfig):
+            summary = render_named(item.summary, "pagerduty_summary.j2", data)
+            event = pagerduty_event.event(
+                request,
+                routing_key="<routing key>",
+                summary=" ".join(summary.split()),
+                source=item.source,
+                default_severity=item.severity,
+            )
+            click.echo(json.dumps(event, indent=2))
+        else:
+            click.echo(json.dumps(webhook_payload(request), indent=2))
+
+
+@notify.command()
+@click.argument("receiver")
+@_STATUS
+@_FILE
+def test(receiver: str, resolved: bool, receivers_file: str | None) -> None:
+    """Send one sample alert group to each of RECEIVER's integrations, once, no retries."""
+    settings = load_settings(NotifierSettings)
+    config = _receiver(settings, receiver, receivers_file)
+    status = AlertStatus.RESOLVED if resolved else AlertStatus.FIRING
+    failures = asyncio.run(_send_test(settings, config, status))
+    if failures:
+        raise click.ClickException(f"{failures} integration(s) failed")
+
+
+async def _send_test(
+    settings: NotifierSettings, config: ReceiverConfig, status: AlertStatus
+) -> int:
+    from notifier.channels.factory import destinations, tls_context  # noqa: PLC0415
+    from notifier.channels.safe_http import safe_session  # noqa: PLC0415
+    from notifier.channels.slack import MemoryMessageRefs  # noqa: PLC0415
+    from notifier.core.targets import TargetPolicy  # noqa: PLC0415
+    from opsmesh.clock import SystemClock  # noqa: PLC0415
+
+    policy = TargetPolicy.from_strings(settings.allowed_networks)
+    tls = tls_context(settings.ca_file)
+    request = sample_request(config.name, status=status)
+    failures = 0
+    async with safe_session(policy, timeout_s=settings.send_timeout_s, ssl_context=tls) as session:
+        for destination in destinations(
+            config,
+            session=session,
+            policy=policy,
+            clock=SystemClock(),
+            refs=MemoryMessageRefs(),
+            timeout_s=settings.send_timeout_s,
+            tls=tls,
+            concurrency=1,
+            slack_rate_per_s=settings.slack_rate_per_s,
+        ):
+            result = await destination.channel.send(request)
+            if result.ok:
+                click.echo(f"{destination.integration}: sent (status {result.status_code})")
+            else:
+                failures += 1
+                click.echo(f"{destination.integration}: FAILED {result.failure}: {result.error}")
+    return failures

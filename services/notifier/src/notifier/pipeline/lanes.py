@@ -1,0 +1,252 @@
+"""Per-destination lanes: isolation between destinations.
+
+Each destination (one integration of one receiver) has its own bounded queue, its own
+workers (bounded concurrency), its own circuit breaker, and a rate limit shared by the
+destinations that share a remote limit (a Slack channel, a PagerDuty routing key).
+Retries, backoff, Retry-After waits and open breakers all wait inside the destination's
+lane, so a slow, failing or rate-limited destination never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from notifier.channels.base import Channel, SendResult
+from notifier.core.breaker import CircuitBreaker
+from notifier.core.bucket import TokenBucket
+from notifier.core.retry import FailureKind, RetryPolicy
+from opsmesh.clock import Clock, sleep_until_stopped
+from opsmesh.events.notifications import NotificationRequested
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    receiver: str
+    integration: str  # "<kind>-<index>", the delivery log's key part
+    channel: Channel
+    send_resolved: bool
+    concurrency: int
+    rate_key: str | None = None  # destinations sharing a remote rate limit share a bucket
+    rate_per_s: float | None = None
+    burst: float = 1.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.receiver}/{self.integration}"
+
+
+@dataclass(slots=True)
+class Job:
+    request: NotificationRequested
+    destination: Destination
+    claimed: bool
+    started_at: float  # monotonic; the retry deadline counts from here
+    attempts: int = 0
+    context: Any = None  # the stage's bookkeeping (which record this belongs to)
+
+
+class LaneStopped(Exception):
+    """The service is stopping: the job is left unfinished, so its offset is replayed."""
+
+
+class Lane:
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        process: Callable[[Job], Awaitable[None]],
+        max_pending: int,
+    ) -> None:
+        self.destination = destination
+        self._process = process
+        self._max_pending = max_pending
+        self._queue: collections.deque[Job] = collections.deque()
+        self._ready = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self.active = 0
+
+    def submit(self, job: Job) -> bool:
+        """False when the lane is full: the destination is far behind and the job is shed."""
+        if len(self._queue) >= self._max_pending:
+            return False
+        self._queue.append(job)
+        self._ready.set()
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self, stop: asyncio.Event) -> None:
+        for index in range(self.destination.concurrency):
+            self._workers.append(
+                asyncio.create_task(self._work(stop), name=f"lane:{self.destination.id}:{index}")
+            )
+
+    async def join(self) -> None:
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self, stop: asyncio.Event) -> None:
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                if not self._queue:
+                    self._ready.clear()
+                    waiter = asyncio.ensure_future(self._ready.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    continue
+                job = self._queue.popleft()
+                self.active += 1
+                try:
+                    await self._process(job)
+                except LaneStopped:
+                    return
+                except Exception:
+                    # A bug in one job must not kill the lane; the job stays unfinished
+                    # (its offset is held) and is replayed after a restart.
+                    log.exception("lane job crashed", destination=self.destination.id)
+                finally:
+                    self.active -= 1
+        finally:
+            stopper.cancel()
+
+
+class SharedLimiter(Protocol):
+    async def reserve(self, key: str, rate_per_s: float, burst: float) -> float: ...
+
+    async def push_back(
+        self, key: str, rate_per_s: float, burst: float, seconds: float
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class Sender:
+    """One job's attempts: breaker, rate limit, send, classify, back off; until delivered,
+    refused for good, or past the deadline."""
+
+    retry: RetryPolicy
+    clock: Clock
+    stop: asyncio.Event
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    breaker_threshold: int = 5
+    breaker_open_s: float = 10.0
+    rng: random.Random = field(default_factory=random.Random)
+    on_attempt: Callable[[Destination, SendResult], None] | None = None
+    # Shared buckets (Redis) when replicas must share a limit; else per process.
+    shared: SharedLimiter | None = None
+
+    def breaker(self, destination: Destination) -> CircuitBreaker:
+        found = self.breakers.get(destination.id)
+        if found is None:
+            found = CircuitBreaker(self.breaker_threshold, self.breaker_open_s)
+            self.breakers[destination.id] = found
+        return found
+
+    def bucket(self, destination: Destination) -> TokenBucket | None:
+        if destination.rate_per_s is None:
+            return None
+        key = destination.rate_key or destination.id
+        found = self.buckets.get(key)
+        if found is None:
+            found = TokenBucket(destination.rate_per_s, destination.burst)
+            self.buckets[key] = found
+        return found
+
+    async def _reserve(self, destination: Destination, bucket: TokenBucket) -> float:
+        if self.shared is not None and destination.rate_per_s is not None:
+            try:
+                return await self.shared.reserve(
+                    destination.rate_key or destination.id, destination.rate_per_s, bucket.burst
+                )
+            except Exception as exc:  # Redis away: keep the limit, per process
+                log.warning("shared rate limit unavailable", error=repr(exc))
+        return bucket.reserve(self.clock.monotonic())
+
+    async def _push_back(self, destination: Destination, bucket: TokenBucket, s: float) -> None:
+        bucket.push_back(self.clock.monotonic(), s)
+        if self.shared is not None and destination.rate_per_s is not None:
+            try:
+                await self.shared.push_back(
+                    destination.rate_key or destination.id,
+                    destination.rate_per_s,
+                    bucket.burst,
+                    s,
+                )
+            except Exception as exc:
+                log.warning("shared rate limit unavailable", error=repr(exc))
+
+    async def _wait(self, seconds: float, deadline: float) -> bool:
+        """Wait, unless that passes the deadline (False). Raises when stopping."""
+        if seconds <= 0:
+            return True
+        if self.clock.monotonic() + seconds > deadline:
+            return False
+        if await sleep_until_stopped(self.stop, seconds):
+            raise LaneStopped
+        return True
+
+    async def send(self, job: Job) -> SendResult:
+        destination = job.destination
+        breaker = self.breaker(destination)
+        bucket = self.bucket(destination)
+        deadline = job.started_at + self.retry.deadline_s
+        last = SendResult(ok=False, failure=FailureKind.NETWORK, error="not attempted")
+        while True:
+            if self.stop.is_set():
+                raise LaneStopped
+            hold = breaker.wait_s(self.clock.monotonic())
+            if hold > 0:
+                if not await self._wait(hold, deadline):
+                    return _past_deadline(last, "circuit open")
+                continue
+            if bucket is not None and not await self._wait(
+                await self._reserve(destination, bucket), deadline
+            ):
+                return _past_deadline(last, "rate limit")
+            job.attempts += 1
+            outcome = await destination.channel.send(job.request)
+            if self.on_attempt is not None:
+                self.on_attempt(destination, outcome)
+            if outcome.ok:
+                breaker.record_success()
+                return outcome
+            last = outcome
+            failure = outcome.failure
+            if failure is None or not failure.retryable:
+                # The destination answered; a bad request says nothing about its health.
+                breaker.record_success()
+                return outcome
+            if failure is FailureKind.RATE_LIMITED:
+                if bucket is not None and outcome.retry_after_s:
+                    await self._push_back(destination, bucket, outcome.retry_after_s)
+            else:
+                breaker.record_failure(self.clock.monotonic())
+            delay = self.retry.delay(job.attempts, outcome.retry_after_s, self.rng)
+            if not await self._wait(delay, deadline):
+                return _past_deadline(outcome, "deadline")
+            log.info(
+                "delivery failed; retrying",
+                destination=destination.id,
+                attempt=job.attempts,
+                error=outcome.error,
+                delay_s=round(delay, 3),
+            )
+
+
+def _past_deadline(last: SendResult, why: str) -> SendResult:
+    return SendResult(
+        ok=False,
+        status_code=last.status_code,
+        failure=last.failure or FailureKind.NETWORK,
+        error=f"retry deadline passed ({why}); last error: {last.error}",
+    )

@@ -1,0 +1,1 @@
+"""The daily alert summary email (ALERT_SUMMARY_RECIPIENTS)."""

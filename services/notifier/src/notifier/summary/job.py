@@ -1,0 +1,109 @@
+"""Send the daily summary email.
+
+Coupling, on purpose and read-only: alert-engine records every alert state transition in
+``alert_engine.alert_history`` (same PostgreSQL database). Reading it gives the whole
+day, including what happened while the notifier was down, which consuming
+``opsmesh.alerts`` could not. If alert-engine's history table changes shape, this query
+is the one place to follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+from psycopg_pool import AsyncConnectionPool
+
+from notifier.core.summary import Summary, Transition, next_run, summarise
+from notifier.rendering import render_named
+from notifier.settings import NotifierSettings
+from opsmesh.clock import sleep_until_stopped
+from opsmesh.logging import get_logger
+from opsmesh.runtime import Runtime
+
+log = get_logger(__name__)
+
+
+async def load_day(pool: AsyncConnectionPool, start: float, end: float) -> Summary:
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT fingerprint, rule, previous, state, extract(epoch FROM at)"
+            " FROM alert_engine.alert_history"
+            " WHERE at >= to_timestamp(%s) AND at < to_timestamp(%s) ORDER BY at, id",
+            (start, end),
+        )
+        rows = await cursor.fetchall()
+        # Alerts already firing at the start: their last transition before it was to firing.
+        cursor = await conn.execute(
+            "SELECT DISTINCT ON (fingerprint) fingerprint, state, extract(epoch FROM at)"
+            " FROM alert_engine.alert_history WHERE at < to_timestamp(%s)"
+            " AND at >= to_timestamp(%s) - interval '30 days'"
+            " ORDER BY fingerprint, at DESC, id DESC",
+            (start, start),
+        )
+        before = [(r[0], float(r[2])) for r in await cursor.fetchall() if r[1] == "firing"]
+    transitions = [Transition(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+    return summarise(transitions, start=start, end=end, firing_before=before)
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def summary_message(summary: Summary, *, sender: str, recipients: list[str]) -> EmailMessage:
+    data: dict[str, Any] = {
+        "s": summary,
+        "start": _stamp(summary.start),
+        "end": _stamp(summary.end),
+        "fmt": lambda s: "n/a" if s is None else f"{s / 60:.1f} min",
+    }
+    message = EmailMessage()
+    message["Subject"] = (
+        f"opsmesh daily summary: {summary.opened} opened, {summary.resolved} resolved"
+    )
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message.set_content(render_named(None, "summary.txt.j2", data))
+    message.add_alternative(render_named(None, "summary.html.j2", data, html=True), "html")
+    return message
+
+
+def summary_worker(
+    settings: NotifierSettings, runtime: Runtime
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    host, _, port = settings.summary_smarthost.rpartition(":")
+
+    async def send_once(now: float) -> None:
+        summary = await load_day(runtime.pool, now - 86_400, now)
+        message = summary_message(
+            summary, sender=settings.summary_from, recipients=list(settings.summary_recipients)
+        )
+        password = settings.summary_password
+        await aiosmtplib.send(
+            message,
+            hostname=host,
+            port=int(port),
+            username=settings.summary_username,
+            password=password.get_secret_value() if password else None,
+            start_tls=settings.summary_require_tls,
+            timeout=settings.send_timeout_s,
+        )
+        log.info("daily summary sent", opened=summary.opened, resolved=summary.resolved)
+
+    async def work(stop: asyncio.Event) -> None:
+        while True:
+            now = runtime.clock.now()
+            wait = next_run(now, settings.summary_hour_utc) - now
+            if await sleep_until_stopped(stop, wait):
+                return
+            try:
+                await send_once(runtime.clock.now())
+            except Exception:
+                # A missed summary is not worth a crash; the next day's comes anyway.
+                log.exception("daily summary failed")
+
+    return work

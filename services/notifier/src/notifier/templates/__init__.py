@@ -1,0 +1,1 @@
+"""Default templates, one set per channel (Jinja2, rendered in the bounded sandbox)."""

@@ -1,0 +1,181 @@
+"""EmailChannel against a real SMTP server (aiosmtpd) with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from notifier.channels.email import EmailChannel
+from notifier.core.retry import FailureKind
+from notifier.receivers import parse_receivers
+from notifier.samples import sample_request
+from opsmesh.devinfra.process import free_port
+from opsmesh.events.alerts import AlertStatus
+
+
+@dataclass
+class Mailbox:
+    port: int
+    reply: str = "250 Message accepted for delivery"
+    messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.reply.startswith("250"):
+            return self.reply
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return self.reply
+
+
+@pytest.fixture
+def mailbox(certs: Any) -> Iterator[Mailbox]:
+    box = Mailbox(port=free_port())
+
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.password == b"s3cret"
+        if ok:
+            box.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=box.port,
+        tls_context=certs.server_context(),
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+def channel(mailbox: Mailbox, certs: Any, **overrides: Any) -> EmailChannel:
+    config = {
+        "to": ["oncall@example.com"],
+        "cc": ["lead@example.com"],
+        "from": "opsmesh@example.com",
+        "smarthost": f"127.0.0.1:{mailbox.port}",
+        "auth_username": "opsmesh",
+        "auth_password": "s3cret",
+        "require_tls": True,
+        **overrides,
+    }
+    receiver = parse_receivers({"receivers": [{"name": "ops", "email_configs": [config]}]})["ops"]
+    return EmailChannel(
+        name="email-0",
+        config=receiver.email_configs[0],
+        timeout_s=5.0,
+        tls_context=certs.client_context(),
+    )
+
+
+async def test_sends_html_and_text_over_starttls_with_auth(mailbox: Mailbox, certs: Any) -> None:
+    result = await channel(mailbox, certs).send(sample_request("ops", key="k-mail-1"))
+    assert result.ok, result
+    assert mailbox.logins == ["opsmesh"]
+    [(sender, rcpts, message)] = mailbox.messages
+    assert sender == "opsmesh@example.com"
+    assert sorted(rcpts) == ["lead@example.com", "oncall@example.com"]
+    assert message["To"] == "oncall@example.com"
+    assert message["Cc"] == "lead@example.com"
+    assert message["Subject"] == "[FIRING:1] DiskAlmostFull service=checkout"
+    assert message["X-Opsmesh-Idempotency-Key"] == "k-mail-1"
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    # Labels are outside input: escaped in HTML, verbatim in text.
+    assert "Disk &lt;sda1&gt; is 97% full &amp; climbing" in html.get_content()
+    assert "<sda1>" not in html.get_content()
+    assert "Disk <sda1> is 97% full & climbing" in text.get_content()
+    assert "https://runbooks.example.com/disk-almost-full" in text.get_content()
+
+
+async def test_user_templates_render_in_the_sandbox(mailbox: Mailbox, certs: Any) -> None:
+    result = await channel(
+        mailbox,
+        certs,
+        subject="{{ status }}: {{ commonLabels.service }} ({{ alerts | length }})",
+        text="{{ commonAnnotations.summary }}",
+        html="<p>{{ commonAnnotations.summary }}</p>",
+    ).send(sample_request("ops", status=AlertStatus.RESOLVED))
+    assert result.ok, result
+    [(_, _, message)] = mailbox.messages
+    assert message["Subject"] == "resolved: checkout (1)"
+    html = message.get_body(("html",))
+    assert html is not None
+    assert "<p>Disk &lt;sda1&gt;" in html.get_content()
+
+
+async def test_a_template_that_escapes_the_sandbox_is_a_permanent_failure(
+    mailbox: Mailbox, certs: Any
+) -> None:
+    result = await channel(
+        mailbox, certs, subject="{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    ).send(sample_request("ops"))
+    assert not result.ok
+    assert result.failure is FailureKind.CLIENT_ERROR
+    assert mailbox.messages == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("451 4.3.0 Try again later", FailureKind.SERVER_ERROR),
+        ("554 5.7.1 Rejected", FailureKind.CLIENT_ERROR),
+    ],
+)
+async def test_smtp_replies_are_classified(
+    mailbox: Mailbox, certs: Any, reply: str, kind: FailureKind
+) -> None:
+    mailbox.reply = reply
+    result = await channel(mailbox, certs).send(sample_request("ops"))
+    assert result.failure is kind
+    assert result.failure.retryable is (kind is FailureKind.SERVER_ERROR)
+
+
+async def test_wrong_password_is_not_retried(mailbox: Mailbox, certs: Any) -> None:
+    result = await channel(mailbox, certs, auth_password="wrong").send(sample_request("ops"))
+    assert result.failure is FailureKind.CLIENT_ERROR
+    assert "s3cret" not in repr(result)
+    assert "wrong" not in repr(result)
+
+
+async def test_an_untrusted_certificate_is_refused(mailbox: Mailbox, certs: Any) -> None:
+    receiver = parse_receivers(
+        {
+            "receivers": [
+                {
+                    "name": "ops",
+                    "email_configs": [
+                        {
+                            "to": ["a@example.com"],
+                            "from": "o@example.com",
+                            "smarthost": f"127.0.0.1:{mailbox.port}",
+                        }
+                    ],
+                }
+            ]
+        }
+    )["ops"]
+    # The system trust store does not know the test CA: verification is on by default.
+    plain = EmailChannel(name="email-0", config=receiver.email_configs[0], timeout_s=5.0)
+    result = await plain.send(sample_request("ops"))
+    assert result.failure is FailureKind.NETWORK
+    assert mailbox.messages == []

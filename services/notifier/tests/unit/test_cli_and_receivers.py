@@ -1,0 +1,139 @@
+"""The receivers file (Alertmanager's format) and ``opsmesh notify preview/test``."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from notifier.cli import notify
+from notifier.receivers import ReceiversError, load_receivers, parse_receivers
+
+FILE = """
+receivers:
+  - name: ops
+    email_configs:
+      - to: [oncall@example.com]
+        from: opsmesh@example.com
+        smarthost: "127.0.0.1:25"
+        auth_password: hunter2
+        subject: "{{ status }}: {{ groupLabels.alertname }}"
+    slack_configs:
+      - token: xoxb-secret-token
+        channel: C123
+    pagerduty_configs:
+      - routing_key: R0UTINGKEY0123456789abcdef012345
+    webhook_configs:
+      - url: "{hook}"
+        secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]
+"""
+
+
+def test_integrations_have_stable_ids_and_secrets_do_not_print(tmp_path: Path) -> None:
+    path = tmp_path / "receivers.yml"
+    path.write_text(FILE.replace("{hook}", "https://hooks.example.com/x"))
+    receivers = load_receivers(str(path), default_webhook_url="https://default.example.com")
+    ops = receivers.by_name["ops"]
+    assert [i for i, _, _ in ops.integrations()] == [
+        "email-0",
+        "slack-0",
+        "pagerduty-0",
+        "webhook-0",
+    ]
+    text = repr(ops)
+    for secret in ("hunter2", "xoxb-secret-token", "R0UTINGKEY", "whsec_MfKQ"):
+        assert secret not in text
+    assert receivers.by_name["default"].webhook_configs[0].url == "https://default.example.com"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"receivers": [{"name": "a"}, {"name": "a"}]},
+        {"receivers": [{"name": "a", "slack_configs": [{"channel": "C1"}]}]},
+        {"receivers": [{"name": "a", "slack_configs": [{"token": "t"}]}]},
+        {"receivers": [{"name": "a", "email_configs": [{"to": ["x@y"]}]}]},
+    ],
+)
+def test_bad_files_are_refused_with_a_reason(raw: object) -> None:
+    with pytest.raises(ReceiversError):
+        parse_receivers(raw)
+
+
+@pytest.fixture
+def hook_server() -> Iterator[tuple[str, list[dict]]]:
+    seen: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            seen.append(
+                {"headers": dict(self.headers), "body": json.loads(self.rfile.read(length))}
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_preview_renders_every_integration(tmp_path: Path) -> None:
+    path = tmp_path / "receivers.yml"
+    path.write_text(FILE.replace("{hook}", "https://hooks.example.com/x"))
+    result = CliRunner().invoke(notify, ["preview", "ops", "--receivers-file", str(path)])
+    assert result.exit_code == 0, result.output
+    for header in ("== email-0", "== slack-0", "== pagerduty-0", "== webhook-0"):
+        assert header in result.output
+    assert "Subject: firing: DiskAlmostFull" in result.output
+    assert "Disk &lt;sda1&gt;" in result.output  # the HTML part, escaped
+    assert '"event_action": "trigger"' in result.output
+    assert "R0UTINGKEY" not in result.output
+
+
+def test_test_sends_one_sample_and_reports_each_integration(
+    tmp_path: Path, hook_server: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = hook_server
+    path = tmp_path / "receivers.yml"
+    path.write_text(
+        "receivers:\n  - name: hooks\n    webhook_configs:\n"
+        f"      - url: {url}\n        secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]\n"
+    )
+    monkeypatch.setenv("NOTIFIER_ALLOWED_NETWORKS", "127.0.0.0/8")
+    result = CliRunner().invoke(notify, ["test", "hooks", "--receivers-file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "webhook-0: sent (status 200)" in result.output
+    [request] = seen
+    assert request["body"]["version"] == "4"
+    assert request["headers"]["webhook-signature"].startswith("v1,")
+
+    missing = CliRunner().invoke(notify, ["test", "nobody", "--receivers-file", str(path)])
+    assert missing.exit_code != 0
+    assert "no receiver 'nobody'" in missing.output
+
+
+def test_test_refuses_private_targets_without_the_allow_list(
+    tmp_path: Path, hook_server: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = hook_server
+    path = tmp_path / "receivers.yml"
+    path.write_text(f"receivers:\n  - name: hooks\n    webhook_configs:\n      - url: {url}\n")
+    monkeypatch.delenv("NOTIFIER_ALLOWED_NETWORKS", raising=False)
+    result = CliRunner().invoke(notify, ["test", "hooks", "--receivers-file", str(path)])
+    assert result.exit_code != 0
+    assert "refused_target" in result.output
+    assert seen == []
