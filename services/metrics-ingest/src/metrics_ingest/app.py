@@ -8,6 +8,7 @@ from aiohttp import web
 
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.pipeline.publish import SpanPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy
@@ -36,6 +37,18 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         )
     )
     policy = RetentionPolicy(settings.retention_days, settings.partitions_ahead_days)
+    publishers: list[SpanPublisher] = []
+
+    def publisher() -> SpanPublisher:
+        """One per process (it caches key partitions), made once Kafka is open."""
+        if not publishers:
+            publishers.append(
+                SpanPublisher(
+                    runtime.producer.client, source=f"/opsmesh/{SERVICE}", clock=runtime.clock
+                )
+            )
+        return publishers[0]
+
     token = settings.api_token.get_secret_value() if settings.api_token else None
     api = HttpApi(
         token=token or None,
@@ -48,7 +61,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         rollups=rollups,
         clock=runtime.clock,
         registry=runtime.registry,
-        producer=lambda: runtime.producer,
+        producer=publisher,
         pool=lambda: runtime.pool,
     )
 
@@ -57,7 +70,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         stage = RollupStage(
             rollups=rollups,
             history=history,
-            producer=runtime.producer,
+            producer=publisher(),
             clock=runtime.clock,
             registry=runtime.registry,
             max_series_per_metric=settings.max_series_per_metric,

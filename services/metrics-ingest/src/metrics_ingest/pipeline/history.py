@@ -28,11 +28,24 @@ from metrics_ingest.rollup.retention import (
 )
 from metrics_ingest.rollup.windows import ClosedWindow
 
+_COLUMNS = (
+    "series, name, labels, kind, window_s, window_start, window_end,"
+    " count, sum, min, max, last, increase, quantiles"
+)
+# Rows arrive by COPY into a per-connection staging table, then one upsert: several
+# times faster than row-by-row inserts at tens of thousands of windows per second.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS rollups_staging
+    (LIKE metrics_ingest.rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+_COPY = f"COPY rollups_staging ({_COLUMNS}) FROM STDIN"
 _UPSERT = """
 INSERT INTO metrics_ingest.rollups
     (series, name, labels, kind, window_s, window_start, window_end,
      count, sum, min, max, last, increase, quantiles)
-VALUES (%s, %s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s)
+SELECT series, name, labels, kind, window_s, window_start, window_end,
+       count, sum, min, max, last, increase, quantiles
+FROM rollups_staging
 ON CONFLICT (series, window_s, window_start) DO UPDATE SET
     count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
     last = EXCLUDED.last, increase = EXCLUDED.increase, quantiles = EXCLUDED.quantiles
@@ -65,28 +78,34 @@ class RollupHistory:
         days = {day_of(w.start) for w in kept} - self._known_days
         if days:
             await self._create(days)
-        rows = [
-            (
-                w.series,
-                w.name,
-                Jsonb(dict(w.labels)),
-                w.kind.value,
-                w.end - w.start,
-                w.start,
-                w.end,
-                w.count,
-                w.total,
-                w.minimum,
-                w.maximum,
-                w.last,
-                w.increase,
-                Jsonb(dict(w.quantiles)),
-            )
-            for w in kept
-        ]
+        # One row per window key: a re-emitted window replaces the earlier one.
+        latest = {(w.series, w.end - w.start, w.start): w for w in kept}
+        utc = dt.UTC
+        from_ts = dt.datetime.fromtimestamp
         try:
             async with self._pool.connection() as conn, conn.cursor() as cur:
-                await cur.executemany(_UPSERT, rows)
+                await cur.execute(_STAGING)
+                async with cur.copy(_COPY) as copy:
+                    for w in latest.values():
+                        await copy.write_row(
+                            (
+                                w.series,
+                                w.name,
+                                Jsonb(dict(w.labels)),
+                                w.kind.value,
+                                w.end - w.start,
+                                from_ts(w.start, utc),
+                                from_ts(w.end, utc),
+                                w.count,
+                                w.total,
+                                w.minimum,
+                                w.maximum,
+                                w.last,
+                                w.increase,
+                                Jsonb(dict(w.quantiles)),
+                            )
+                        )
+                await cur.execute(_UPSERT)
         except psycopg.errors.CheckViolation:
             self._known_days.clear()  # a partition went away under us: re-create on retry
             raise

@@ -11,7 +11,7 @@ acknowledge samples held only in one process's memory.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,9 +33,9 @@ _ENCODINGS = {"", "identity", "gzip", "deflate"}
 
 
 class Publisher(Protocol):
-    """The producer port (``EventProducer``): returns once the broker acknowledged all."""
+    """The producer port (``SpanPublisher``): returns once the broker acknowledged all."""
 
-    async def publish_many(self, items: Iterable[Outgoing]) -> None: ...
+    async def publish_many(self, items: Sequence[Outgoing]) -> None: ...
 
 
 @dataclass
@@ -99,7 +99,7 @@ class HttpApi:
             return self._fail(status, exc.reason.value, exc.detail)
         if parsed.samples:
             await self.producer().publish_many(
-                Outgoing(METRICS, series_id(s.name, s.labels), s) for s in parsed.samples
+                [Outgoing(METRICS, series_id(s.name, s.labels), s) for s in parsed.samples]
             )
             self._samples.labels("accepted").inc(len(parsed.samples))
         for rejected in parsed.rejected:

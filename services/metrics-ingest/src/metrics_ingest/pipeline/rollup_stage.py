@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metrics_ingest.pipeline.history import History
+from metrics_ingest.pipeline.http_api import Publisher
 from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
 from metrics_ingest.rollup.windows import Checkpoint, ClosedWindow, Rollups, SampleOutcome
 from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka.consumer import BatchResult, Partition, Received
-from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
@@ -28,7 +28,7 @@ class RollupStage:
         *,
         rollups: Rollups,
         history: History,
-        producer: EventProducer,
+        producer: Publisher,
         clock: Clock,
         registry: CollectorRegistry,
         max_series_per_metric: int = 0,

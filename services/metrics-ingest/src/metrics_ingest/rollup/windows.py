@@ -148,7 +148,7 @@ class OpenWindow:
     start: float
     size: float
     aggregate: Aggregate = field(default_factory=Aggregate)
-    first_offsets: dict[Partition, int] = field(default_factory=dict)
+    first_offset: int = -1  # the lowest offset that contributed, in its partition
     buckets: _Buckets | None = None
 
     @property
@@ -213,92 +213,174 @@ class _PartitionClock:
     last_arrival: float | None = None  # processing time of the last close_due with arrivals
 
 
+@dataclass(slots=True, eq=False)
+class _Series:
+    """One series in one partition: its identity, its newest sample, and the newest open
+    window of each size (the hot path's target; older open windows are in ``others``)."""
+
+    name: str
+    series: str
+    labels: Mapping[str, str]
+    current: list[OpenWindow | None]
+    others: dict[tuple[int, float], OpenWindow] = field(default_factory=dict)
+    latest: MetricSampled | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Partition:
+    clock: _PartitionClock = field(default_factory=_PartitionClock)
+    applied_to: int = -1
+    arrived: bool = False
+    # Replay after a restart: below this offset, windows behind this watermark are done.
+    resumed: Checkpoint | None = None
+    # Series identity by Kafka key (the series id by topic contract), checked against the
+    # sample so a mis-keyed record is still windowed by its own name and labels.
+    by_key: dict[bytes, _Series] = field(default_factory=dict)
+    by_series: dict[str, _Series] = field(default_factory=dict)
+    # Open windows by their end: windows of all series share boundaries, so closing is a
+    # walk over a few ends, not over every window.
+    by_end: dict[float, list[tuple[_Series, int, OpenWindow]]] = field(default_factory=dict)
+
+
 class Rollups:
     def __init__(self, config: WindowConfig) -> None:
         if not config.sizes_s or any(s <= 0 for s in config.sizes_s):
             raise ValueError("window sizes must be positive")
         self._config = config
-        # Keyed by partition too: a partition's windows live and close by its own watermark.
-        self._open: dict[tuple[Partition, str, float, float], OpenWindow] = {}
-        self._clocks: dict[Partition, _PartitionClock] = {}
-        self._arrived: set[Partition] = set()
-        self._applied_to: dict[Partition, int] = {}
-        # Replay after a restart: below this offset, windows behind this watermark are done.
-        self._resumed: dict[Partition, Checkpoint] = {}
-        # Series identity by Kafka key (the series id by topic contract), checked against
-        # the sample so a mis-keyed record is still windowed by its own name and labels.
-        self._series_by_key: dict[bytes, tuple[str, str, Mapping[str, str]]] = {}
+        self._sizes = tuple(enumerate(config.sizes_s))
+        # Keyed by partition: a partition's windows live and close by its own watermark.
+        self._parts: dict[Partition, _Partition] = {}
+        self._last: tuple[Partition, _Partition] | None = None
+        self._open_count = 0
         self._series_per_name: dict[str, set[str]] = {}
         self.rejected_series: dict[str, int] = {}  # per metric name, since the last take
-        self.latest: dict[str, MetricSampled] = {}  # per series, newest by event time
 
     def watermark(self, partition: Partition) -> float:
-        clock = self._clocks.get(partition)
-        return clock.watermark if clock else -math.inf
+        part = self._parts.get(partition)
+        return part.clock.watermark if part else -math.inf
 
     @property
     def open_windows(self) -> int:
-        return len(self._open)
+        return self._open_count
+
+    def _part(self, partition: Partition) -> _Partition:
+        last = self._last
+        if last is not None and last[0] == partition:
+            return last[1]
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Partition()
+        self._last = (partition, part)
+        return part
 
     def add(
         self, sample: MetricSampled, partition: Partition, offset: int, key: bytes | None = None
     ) -> SampleOutcome:
-        if offset < self._applied_to.get(partition, -1):
+        part = self._part(partition)
+        if offset < part.applied_to:
             return SampleOutcome.DUPLICATE
-        self._applied_to[partition] = offset + 1
-        clock = self._clocks.get(partition)
-        if clock is None:
-            clock = self._clocks[partition] = _PartitionClock()
-        self._arrived.add(partition)
+        part.applied_to = offset + 1
+        part.arrived = True
+        clock = part.clock
         at = sample.sampled_at
-        clock.newest_event = max(clock.newest_event, at)
-        series = self._series(sample, key)
-        if series is None:
-            return SampleOutcome.OVER_CARDINALITY
-        latest = self.latest.get(series)
+        if at > clock.newest_event:  # noqa: PLR1730 - max() costs a call per sample
+            clock.newest_event = at
+        state = part.by_key.get(key) if key is not None else None
+        if state is None or state.name != sample.name or state.labels != sample.labels:
+            state = self._series(part, sample, key)
+            if state is None:
+                return SampleOutcome.OVER_CARDINALITY
+        latest = state.latest
         if latest is None or latest.sampled_at <= at:
-            self.latest[series] = sample
+            state.latest = sample
         watermark = clock.watermark
-        resumed = self._resumed.get(partition)
-        if resumed is not None and offset < resumed.applied_to:
+        resumed = part.resumed
+        replaying = resumed is not None and offset < resumed.applied_to
+        if replaying and resumed is not None:
             watermark = resumed.watermark
-        outcome = SampleOutcome.LATE
-        for size in self._config.sizes_s:
-            start = math.floor(at / size) * size
-            if start + size <= watermark:
-                continue
-            outcome = SampleOutcome.ACCEPTED
-            key4 = (partition, series, size, start)
-            window = self._open.get(key4)
-            if window is None:
-                window = OpenWindow(sample.name, sample.kind, dict(sample.labels), start, size)
-                window.first_offsets[partition] = offset
-                self._open[key4] = window
-            window.aggregate.add(sample.value, at, sample.kind)
+        accepted = False
+        value = sample.value
+        kind = sample.kind
+        current = state.current
+        for i, size in self._sizes:
+            window = current[i]
+            if window is None or not (window.start <= at < window.start + size):
+                start = math.floor(at / size) * size
+                if start + size <= watermark:
+                    continue
+                window = self._window(part, state, i, size, start, sample, offset)
+            accepted = True
+            window.aggregate.add(value, at, kind)
             if sample.buckets is not None:
                 _add_buckets(window, sample)
-        if outcome is SampleOutcome.LATE and resumed is not None and offset < resumed.applied_to:
-            return SampleOutcome.REPLAYED
-        return outcome
+        if accepted:
+            return SampleOutcome.ACCEPTED
+        return SampleOutcome.REPLAYED if replaying else SampleOutcome.LATE
 
-    def _series(self, sample: MetricSampled, key: bytes | None) -> str | None:
-        known = self._series_by_key.get(key) if key is not None else None
-        if known is not None and known[0] == sample.name and known[2] == sample.labels:
-            return known[1]
+    def _window(  # noqa: PLR0917 - the hot path's slow branch; no tuple to build
+        self,
+        part: _Partition,
+        state: _Series,
+        index: int,
+        size: float,
+        start: float,
+        sample: MetricSampled,
+        offset: int,
+    ) -> OpenWindow:
+        current = state.current[index]
+        if current is not None and current.start == start:
+            return current
+        window = state.others.get((index, start))
+        if window is not None:
+            return window
+        window = OpenWindow(sample.name, sample.kind, dict(sample.labels), start, size)
+        window.first_offset = offset
+        if current is None or start > current.start:
+            if current is not None:
+                state.others[(index, current.start)] = current
+            state.current[index] = window
+        else:
+            state.others[(index, start)] = window
+        part.by_end.setdefault(start + size, []).append((state, index, window))
+        self._open_count += 1
+        return window
+
+    def _series(self, part: _Partition, sample: MetricSampled, key: bytes | None) -> _Series | None:
         series = series_id(sample.name, sample.labels)
-        limit = self._config.max_series_per_metric
-        if limit:
-            members = self._series_per_name.setdefault(sample.name, set())
+        state = part.by_series.get(series)
+        if state is None:
+            limit = self._config.max_series_per_metric
+            members = self._series_per_name.get(sample.name)
+            if members is None:
+                members = self._series_per_name[sample.name] = set()
             if series not in members:
-                if len(members) >= limit:
+                if limit and len(members) >= limit:
                     self.rejected_series[sample.name] = self.rejected_series.get(sample.name, 0) + 1
                     return None
                 members.add(series)
+            state = _Series(
+                sample.name, series, dict(sample.labels), [None] * len(self._config.sizes_s)
+            )
+            part.by_series[series] = state
         if key is not None:
-            if len(self._series_by_key) >= _KEY_CACHE_MAX:
-                self._series_by_key.clear()
-            self._series_by_key[key] = (sample.name, series, sample.labels)
-        return series
+            if len(part.by_key) >= _KEY_CACHE_MAX:
+                part.by_key.clear()
+            part.by_key[key] = state
+        return state
+
+    @property
+    def latest(self) -> dict[str, MetricSampled]:
+        """Per series, the newest sample by event time (for ``/metrics/apps``)."""
+        out: dict[str, MetricSampled] = {}
+        for part in self._parts.values():
+            for series, state in part.by_series.items():
+                sample = state.latest
+                if sample is None:
+                    continue
+                known = out.get(series)
+                if known is None or known.sampled_at <= sample.sampled_at:
+                    out[series] = sample
+        return out
 
     def take_rejected_series(self) -> dict[str, int]:
         """New series rejected per metric name since the last call."""
@@ -309,19 +391,21 @@ class Rollups:
         return {name: len(members) for name, members in self._series_per_name.items()}
 
     def forget_series(self, series: Iterable[tuple[str, str]]) -> None:
-        """Free cardinality slots (and latest values) of series that went away."""
+        """Free cardinality slots of series that went away (and their latest values)."""
         for name, one in series:
             members = self._series_per_name.get(name)
             if members is not None:
                 members.discard(one)
-            self.latest.pop(one, None)
+            for part in self._parts.values():
+                state = part.by_series.get(one)
+                if state is not None:
+                    state.latest = None
 
     def resume(self, partition: Partition, checkpoint: Checkpoint) -> None:
         """Continue a partition from the checkpoint committed with its offset."""
-        self._resumed[partition] = checkpoint
-        clock = self._clocks.get(partition)
-        if clock is None:
-            clock = self._clocks[partition] = _PartitionClock()
+        part = self._part(partition)
+        part.resumed = checkpoint
+        clock = part.clock
         clock.watermark = max(clock.watermark, checkpoint.watermark)
         clock.newest_event = max(
             clock.newest_event, checkpoint.watermark + self._config.allowed_lateness_s
@@ -330,51 +414,55 @@ class Rollups:
     def checkpoints(self) -> dict[Partition, Checkpoint]:
         """Per partition seen, what to commit with its offset now."""
         return {
-            partition: Checkpoint(clock.watermark, self._applied_to[partition])
-            for partition, clock in self._clocks.items()
-            if partition in self._applied_to and not math.isinf(clock.watermark)
+            partition: Checkpoint(part.clock.watermark, part.applied_to)
+            for partition, part in self._parts.items()
+            if part.applied_to >= 0 and not math.isinf(part.clock.watermark)
         }
 
     def close_due(self, now: float) -> list[ClosedWindow]:
         """Advance each partition's watermark and close every window it has passed."""
         lateness = self._config.allowed_lateness_s
         grace = self._config.idle_grace_s
-        for partition in self._arrived:
-            self._clocks[partition].last_arrival = now
-        self._arrived.clear()
-        for clock in self._clocks.values():
+        closed = []
+        for part in self._parts.values():
+            clock = part.clock
+            if part.arrived:
+                clock.last_arrival = now
+                part.arrived = False
             candidate = clock.newest_event - lateness
             if clock.last_arrival is not None and now - clock.last_arrival >= grace:
                 candidate = max(candidate, now - lateness - grace)
             clock.watermark = max(clock.watermark, candidate)
-        closed = []
-        for key, window in list(self._open.items()):
-            if window.end <= self._clocks[key[0]].watermark:
-                del self._open[key]
-                closed.append(_close(key[1], window))
+            for end in [e for e in part.by_end if e <= clock.watermark]:
+                for state, index, window in part.by_end.pop(end):
+                    if state.current[index] is window:
+                        state.current[index] = None
+                    else:
+                        state.others.pop((index, window.start), None)
+                    self._open_count -= 1
+                    closed.append(_close(state.series, window))
         closed.sort(key=lambda w: (w.end, w.series))
         return closed
 
     def hold_from(self) -> dict[Partition, int]:
         """Per partition, the lowest offset still held only in open windows."""
         hold: dict[Partition, int] = {}
-        for window in self._open.values():
-            for partition, offset in window.first_offsets.items():
-                if offset < hold.get(partition, offset + 1):
-                    hold[partition] = offset
+        for partition, part in self._parts.items():
+            # Offsets only grow within a partition and each list is in creation order,
+            # so each list's first window holds its lowest offset.
+            firsts = [windows[0][2].first_offset for windows in part.by_end.values() if windows]
+            if firsts:
+                hold[partition] = min(firsts)
         return hold
 
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Drop the state of partitions this instance no longer owns; their new owner
         replays them from the last commit, which is at or before every open window."""
-        lost = set(partitions)
-        for partition in lost:
-            self._applied_to.pop(partition, None)
-            self._resumed.pop(partition, None)
-            self._clocks.pop(partition, None)
-            self._arrived.discard(partition)
-        for key in [k for k in self._open if k[0] in lost]:
-            del self._open[key]
+        for partition in set(partitions):
+            part = self._parts.pop(partition, None)
+            if part is not None:
+                self._open_count -= sum(len(ws) for ws in part.by_end.values())
+        self._last = None
 
 
 _KEY_CACHE_MAX = 1_000_000
