@@ -74,6 +74,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             clock=runtime.clock,
             registry=runtime.registry,
             max_series_per_metric=settings.max_series_per_metric,
+            series_idle_s=settings.series_idle_s,
         )
         config = ConsumerConfig(group_id=GROUP_METRICS_INGEST, topics=(METRICS,))
 

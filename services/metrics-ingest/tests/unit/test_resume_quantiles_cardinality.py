@@ -206,3 +206,20 @@ def test_the_kafka_key_names_the_series_only_when_it_matches_the_sample() -> Non
     ]
     assert set(rollups.latest) == {w.series for w in closed}
     assert rollups.latest[series_id("cpu", {"host": "a"})].sampled_at == T0 + 12
+
+
+def test_revoked_and_idle_series_free_their_slots() -> None:
+    rollups = Rollups(WindowConfig((10.0,), 0.0, 0.0, max_series_per_metric=1))
+    p1: tuple[str, int] = ("metrics.samples", 1)
+    assert rollups.add(gauge(T0, host="a"), P0, 0) is SampleOutcome.ACCEPTED
+    assert rollups.add(gauge(T0, host="b"), p1, 0) is SampleOutcome.OVER_CARDINALITY
+    rollups.forget([P0])
+    assert rollups.add(gauge(T0, host="b"), p1, 1) is SampleOutcome.ACCEPTED
+    assert rollups.add(gauge(T0 + 20, host="b"), p1, 2) is SampleOutcome.ACCEPTED
+    rollups.close_due(0.0)
+    assert rollups.reap_idle(before=T0 + 20) == 0, "an open window keeps its series"
+    rollups.close_due(1e12)
+    rollups.close_due(2e12)
+    assert rollups.reap_idle(before=T0 + 21) == 1
+    assert rollups.series_count() == {"cpu": 0}
+    assert rollups.add(gauge(T0 + 30, host="c"), p1, 3) is not SampleOutcome.OVER_CARDINALITY

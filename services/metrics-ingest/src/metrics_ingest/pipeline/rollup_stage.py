@@ -32,12 +32,15 @@ class RollupStage:
         clock: Clock,
         registry: CollectorRegistry,
         max_series_per_metric: int = 0,
+        series_idle_s: float = 3600.0,
     ) -> None:
         self._rollups = rollups
         self._history = history
         self._producer = producer
         self._clock = clock
         self._limit = max_series_per_metric
+        self._series_idle_s = series_idle_s
+        self._next_reap = clock.now() + min(60.0, series_idle_s)
         # Windows closed but not yet durable; kept across a failed attempt so none is lost.
         self._unsaved: list[ClosedWindow] = []
         self._samples = Counter(
@@ -93,7 +96,11 @@ class RollupStage:
             self._closed.inc(len(self._unsaved))
             self._unsaved = []
         self._open.set(self._rollups.open_windows)
-        if rejected:
+        reaped = now >= self._next_reap
+        if reaped:
+            self._rollups.reap_idle(before=now - self._series_idle_s)
+            self._next_reap = now + min(60.0, self._series_idle_s)
+        if rejected or reaped:
             for name, n in self._rollups.series_count().items():
                 self._series.labels(name).set(n)
         return BatchResult(

@@ -462,7 +462,37 @@ class Rollups:
             part = self._parts.pop(partition, None)
             if part is not None:
                 self._open_count -= sum(len(ws) for ws in part.by_end.values())
+                self._release(part.by_series.values())
         self._last = None
+
+    def reap_idle(self, before: float) -> int:
+        """Free the cardinality slots of series whose newest sample is older than
+        ``before`` (event time) and that hold no open window; returns how many."""
+        reaped = 0
+        for part in self._parts.values():
+            idle = [
+                state
+                for state in part.by_series.values()
+                if state.latest is not None
+                and state.latest.sampled_at < before
+                and not state.others
+                and all(w is None for w in state.current)
+            ]
+            for state in idle:
+                del part.by_series[state.series]
+            if idle:
+                gone = {id(state) for state in idle}
+                part.by_key = {k: v for k, v in part.by_key.items() if id(v) not in gone}
+            self._release(idle)
+            reaped += len(idle)
+        return reaped
+
+    def _release(self, states: Iterable[_Series]) -> None:
+        held = {s for part in self._parts.values() for s in part.by_series}
+        for state in states:
+            members = self._series_per_name.get(state.name)
+            if members is not None and state.series not in held:
+                members.discard(state.series)
 
 
 _KEY_CACHE_MAX = 1_000_000
