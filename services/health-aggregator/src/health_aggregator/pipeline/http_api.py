@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from health_aggregator.core.policy import ServiceHealth
+from health_aggregator.core.policy import ServiceHealth, service_health
 from health_aggregator.core.render import (
     MEDIA_TYPE,
     http_status,
@@ -68,8 +68,15 @@ class HealthApi:
         status = HealthStatus.PASS if ok else HealthStatus.FAIL
         return _health(self_document(status, results, version=self.version), http_status(status))
 
+    async def _fresh(self, name: str) -> ServiceHealth | None:
+        """One service from its stored rows: current report times for the detail views."""
+        if self.view.service(name) is None:
+            return None
+        checks = await self.store().of_service(name)
+        return service_health(name, checks, self.view.policy(name))
+
     async def check(self, request: web.Request) -> web.Response:
-        service = self.view.service(request.match_info["name"])
+        service = await self._fresh(request.match_info["name"])
         if service is None:
             return web.json_response(
                 {"error": "unknown_service", "detail": request.match_info["name"]}, status=404
@@ -80,7 +87,7 @@ class HealthApi:
         return web.json_response([_detail(s) for s in self.view.services()])
 
     async def service(self, request: web.Request) -> web.Response:
-        service = self.view.service(request.match_info["name"])
+        service = await self._fresh(request.match_info["name"])
         if service is None:
             return web.json_response(
                 {"error": "unknown_service", "detail": request.match_info["name"]}, status=404

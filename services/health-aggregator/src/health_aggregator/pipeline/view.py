@@ -2,20 +2,20 @@
 
 Each replica owns only its partitions' checks, but the endpoints answer for the whole
 fleet, so they read the table all replicas write. The view refreshes incrementally (rows
-updated since the last refresh, with an overlap for late commits) on an interval, and
-the aggregated documents are computed once per change, not per request.
+whose status changed since the last refresh, with an overlap for late commits) on an
+interval; only services that changed are re-aggregated, and ``/health/`` is encoded once
+per change, not per request. Per-service detail reads that service's rows fresh.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import msgspec
 
 from health_aggregator.core.book import CheckKey, CheckState
-from health_aggregator.core.policy import Policy, ServiceHealth, aggregate, overall
+from health_aggregator.core.policy import Policy, ServiceHealth, overall, service_health
 from health_aggregator.core.render import fleet_document, http_status
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.clock import Clock
@@ -40,46 +40,49 @@ class HealthView:
         self._default = default_policy
         self._service_id = service_id
         self._version = version
-        self._checks: dict[CheckKey, CheckState] = {}
+        self._by_service: dict[str, dict[CheckKey, CheckState]] = {}
+        self._health: dict[str, ServiceHealth] = {}
+        self._dirty: set[str] = set()
         self._since: dt.datetime | None = None
-        self._services: list[ServiceHealth] = []
-        self._by_name: dict[str, ServiceHealth] = {}
         self._fleet: tuple[int, bytes] = (200, b"")
+        self._fleet_stale = True
         self.loaded = False
-        self._dirty = True
+
+    def policy(self, service: str) -> Policy:
+        return self._policies.get(service, self._default)
 
     async def refresh(self) -> int:
-        """Pull changed rows; returns how many arrived."""
+        """Pull rows whose status changed; returns how many arrived."""
         since = self._since - _OVERLAP if self._since is not None else None
         rows, newest = await self._store().changed_since(since)
         changed = 0
         for state in rows:
-            old = self._checks.get(state.key)
-            self._checks[state.key] = state
-            # A heartbeat only moves times: the aggregate (and /health/) stays as it was,
-            # so steady heartbeats never make requests wait for a rebuild.
+            checks = self._by_service.setdefault(state.service, {})
+            old = checks.get(state.key)
+            checks[state.key] = state
             if old is None or old.status is not state.status or old.critical != state.critical:
+                self._dirty.add(state.service)
                 changed += 1
         if newest is not None:
             self._since = newest
-        if changed or not self.loaded:
-            self._dirty = True
         self.loaded = True
         return changed
 
     def _rebuild(self) -> None:
-        if not self._dirty:
+        """Re-aggregate only the services that changed, then the fleet document."""
+        if not self._dirty and not self._fleet_stale:
             return
-        self._services = aggregate(self._checks.values(), self._policies, self._default)
-        self._by_name = {s.service: s for s in self._services}
-        doc = fleet_document(
-            self._services,
-            service_id=self._service_id,
-            version=self._version,
-            now=self._clock.now(),
-        )
-        self._fleet = (http_status(overall(self._services)), msgspec.json.encode(doc))
-        self._dirty = False
+        for service in self._dirty:
+            checks = self._by_service.get(service, {}).values()
+            self._health[service] = service_health(service, checks, self.policy(service))
+        if self._dirty or self._fleet_stale:
+            services = [self._health[name] for name in sorted(self._health)]
+            doc = fleet_document(
+                services, service_id=self._service_id, version=self._version, now=self._clock.now()
+            )
+            self._fleet = (http_status(overall(services)), msgspec.json.encode(doc))
+        self._dirty.clear()
+        self._fleet_stale = False
 
     def fleet(self) -> tuple[int, bytes]:
         """``/health/``: (HTTP status, encoded application/health+json)."""
@@ -88,11 +91,8 @@ class HealthView:
 
     def services(self) -> list[ServiceHealth]:
         self._rebuild()
-        return self._services
+        return [self._health[name] for name in sorted(self._health)]
 
     def service(self, name: str) -> ServiceHealth | None:
         self._rebuild()
-        return self._by_name.get(name)
-
-    def summary(self) -> dict[str, Any]:
-        return {"checks": len(self._checks), "services": len(self.services())}
+        return self._health.get(name)

@@ -17,12 +17,16 @@ from opsmesh.topics import HEALTH
 _UPSERT = """
 INSERT INTO health_aggregator.checks
     (service, instance, check_name, status, critical, output, reported_at, expires_at,
-     kafka_partition, updated_at)
+     kafka_partition, changed_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
 ON CONFLICT (service, instance, check_name) DO UPDATE SET
     status = EXCLUDED.status, critical = EXCLUDED.critical, output = EXCLUDED.output,
     reported_at = EXCLUDED.reported_at, expires_at = EXCLUDED.expires_at,
-    kafka_partition = EXCLUDED.kafka_partition, updated_at = EXCLUDED.updated_at
+    kafka_partition = EXCLUDED.kafka_partition,
+    changed_at = CASE
+        WHEN health_aggregator.checks.status IS DISTINCT FROM EXCLUDED.status
+          OR health_aggregator.checks.critical IS DISTINCT FROM EXCLUDED.critical
+        THEN EXCLUDED.changed_at ELSE health_aggregator.checks.changed_at END
 WHERE health_aggregator.checks.reported_at <= EXCLUDED.reported_at
 """
 _HISTORY = """
@@ -32,7 +36,7 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
 """
 _COLUMNS = (
     "SELECT service, instance, check_name, status, critical, output, reported_at, expires_at,"
-    " kafka_partition, updated_at FROM health_aggregator.checks"
+    " kafka_partition, changed_at FROM health_aggregator.checks"
 )
 _PARTITIONER = DefaultPartitioner()
 _ALL = list(range(HEALTH.partitions))
@@ -114,15 +118,23 @@ class CheckStore:
     async def changed_since(
         self, since: dt.datetime | None
     ) -> tuple[list[CheckState], dt.datetime | None]:
-        """Rows updated after ``since`` (all when None) and the newest update time seen."""
+        """Rows whose status changed after ``since`` (all when None), and the newest
+        change time seen."""
         async with self._pool.connection() as conn:
             if since is None:
                 cursor = await conn.execute(_COLUMNS)
             else:
-                cursor = await conn.execute(_COLUMNS + " WHERE updated_at > %s", (since,))
+                cursor = await conn.execute(_COLUMNS + " WHERE changed_at > %s", (since,))
             rows = await cursor.fetchall()
         newest = max((r[9] for r in rows), default=since)
         return [_state(r) for r in rows], newest
+
+    async def of_service(self, service: str) -> list[CheckState]:
+        """A service's checks as stored now (fresh report times, unlike the view)."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_COLUMNS + " WHERE service = %s", (service,))
+            rows = await cursor.fetchall()
+        return [_state(r) for r in rows]
 
     async def history(self, service: str, limit: int) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
