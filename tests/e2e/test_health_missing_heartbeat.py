@@ -85,8 +85,13 @@ async def test_a_stopped_instance_fails_within_ttl_plus_one_second(
     by_instance = {e["componentId"]: e["status"] for e in doc["checks"]["heartbeat:status"]}
     assert by_instance == {"a": "fail", "b": "pass"}
 
-    status, _, fleet = await asyncio.to_thread(_get, mesh, "/health/")
-    assert fleet["checks"][f"{service}:instances"][0]["status"] == "fail"
+    # The fleet view refreshes on an interval (HEALTH_AGGREGATOR_VIEW_REFRESH_S, 0.5 s).
+    status, _, _ = await eventually(
+        lambda: asyncio.to_thread(_get, mesh, "/health/"),
+        until=lambda r: r[2]["checks"].get(f"{service}:instances", [{}])[0].get("status") == "fail",
+        timeout_s=5,
+        what="the fleet view to show the service failing",
+    )
     assert status == 503
     live_status, _, live = await asyncio.to_thread(_get, mesh, "/health/live/")
     assert (live_status, live["status"]) == (200, "pass"), "liveness never follows the fleet"
