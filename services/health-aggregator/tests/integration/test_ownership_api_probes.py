@@ -4,6 +4,7 @@ and endpoints, and every kind of active probe against a live target."""
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import subprocess
 import time
@@ -21,7 +22,7 @@ from health_aggregator.core.policy import Policy
 from health_aggregator.core.probes import ProbeKind, ProbeSpec, Why
 from health_aggregator.pipeline.health_stage import HealthStage
 from health_aggregator.pipeline.http_api import HealthApi
-from health_aggregator.pipeline.probes import run_probe
+from health_aggregator.pipeline.probes import load_specs, probe_loop, run_probe
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore, partition_of
 from opsmesh.clock import FakeClock, SystemClock
@@ -283,3 +284,34 @@ async def test_tcp_postgres_redis_kafka_and_disk_probes(infra: Endpoints, tmp_pa
     got = [(s.kind.value, s.target, o.status) for (s, _), o in zip(cases, outcomes, strict=True)]
     want = [(s.kind.value, s.target, w) for s, w in cases]
     assert got == want, [o.output for o in outcomes]
+
+
+async def test_the_probe_loop_publishes_reports_on_its_interval(infra: Endpoints, tmp_path: Path):
+    probes = tmp_path / "probes.yml"
+    probes.write_text(
+        f"- {{service: pg, check: postgres, kind: postgres, target: '{infra.pg_dsn}',"
+        " interval_s: 0.05, timeout_s: 2}\n"
+    )
+    (spec,) = load_specs(probes)
+    sent: list[Outgoing] = []
+    stop = asyncio.Event()
+
+    async def publish(item: Outgoing) -> None:
+        sent.append(item)
+        if len(sent) == 3:
+            stop.set()
+
+    await asyncio.wait_for(
+        probe_loop(
+            spec,
+            publish=publish,
+            clock=SystemClock(),
+            stop=stop,
+            jitter=0.1,
+            rng=random.Random(1),
+        ),
+        timeout=20,
+    )
+    assert [(o.topic, o.key) for o in sent] == [(HEALTH, "pg/probe")] * 3
+    assert all(o.event.status is HealthStatus.PASS for o in sent)
+    assert sent[0].event.ttl_s == pytest.approx(0.15)
