@@ -2,64 +2,96 @@
 
 from __future__ import annotations
 
+import asyncio
+from importlib.metadata import PackageNotFoundError, version
+
 from aiohttp import web
 
 from health_aggregator.core.book import HealthBook
 from health_aggregator.pipeline.health_stage import HealthStage
+from health_aggregator.pipeline.http_api import HealthApi
+from health_aggregator.pipeline.view import HealthView
 from health_aggregator.settings import HealthAggregatorSettings
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported
 from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_HEALTH_AGGREGATOR, HEALTH
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "health-aggregator"
+log = get_logger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("opsmesh-health-aggregator")
+    except PackageNotFoundError:
+        return "0"
 
 
 def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web.Application:
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
     book = HealthBook()
+    stores: list[CheckStore] = []
+
+    def store() -> CheckStore:
+        if not stores:
+            stores.append(CheckStore(runtime.pool))
+        return stores[0]
+
+    view = HealthView(
+        store,
+        clock=runtime.clock,
+        policies=settings.policies,
+        default_policy=settings.default_policy,
+        service_id=runtime.instance,
+        version=_version(),
+    )
+    stages: list[HealthStage] = []
 
     def workers() -> list[tuple[str, Worker]]:
         stage = HealthStage(
             book=book,
-            store=CheckStore(runtime.pool),
+            store=store(),
             producer=runtime.producer,
             clock=runtime.clock,
             registry=runtime.registry,
         )
+        stages.append(stage)
         config = ConsumerConfig(group_id=GROUP_HEALTH_AGGREGATOR, topics=(HEALTH,))
-        return [("health", runtime.consumer(config, HealthReported, stage))]
 
-    def routes(app: web.Application) -> None:
-        async def services(_: web.Request) -> web.Response:
-            out = []
-            for service in book.services():
-                checks = [c for c in book.checks() if c.service == service]
-                out.append(
-                    {
-                        "service": service,
-                        "status": book.service_status(service).value,
-                        "checks": [
-                            {
-                                "instance": c.instance,
-                                "check": c.check,
-                                "status": c.status.value,
-                                "critical": c.critical,
-                                "output": c.output,
-                                "reported_at": c.reported_at,
-                                "expires_at": c.expires_at,
-                            }
-                            for c in checks
-                        ],
-                    }
-                )
-            return web.json_response(out)
+        async def refresh(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                try:
+                    await view.refresh()
+                except Exception:
+                    log.exception("health view refresh failed; retrying")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=settings.view_refresh_s)
+                except TimeoutError:
+                    continue
 
-        app.router.add_get("/api/v1/services", services)
+        found: list[tuple[str, Worker]] = [
+            ("health", runtime.consumer(config, HealthReported, stage)),
+            ("view", refresh),
+        ]
+        if settings.probes_file is not None:
+            from health_aggregator.pipeline.probes import probe_worker  # noqa: PLC0415
 
+            found.append(("probes", probe_worker(settings, runtime)))
+        return found
+
+    api = HealthApi(
+        view=view,
+        store=store,
+        readiness=runtime.readiness,
+        warmed=lambda: bool(stages) and stages[0].warmed,
+        version=_version(),
+        history_limit=settings.history_limit,
+    )
     return init_app(
         ServiceSpec(
             name=SERVICE,
@@ -67,7 +99,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
             resources=[runtime.kafka_ctx, runtime.postgres_ctx("health_aggregator.migrations")],
             readiness=runtime.readiness,
             workers=workers,
-            routes=routes,
+            routes=api.routes,
             drain_timeout_s=settings.shutdown_timeout_s,
         )
     )

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from metrics_ingest.pipeline.history import RollupHistory
+from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.pipeline.publish import SpanPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
+from metrics_ingest.rollup.ingest import IngestLimits
+from metrics_ingest.rollup.retention import RetentionPolicy
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from metrics_ingest.settings import MetricsIngestSettings
 from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_METRICS_INGEST, METRICS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 
 SERVICE = "metrics-ingest"
+log = get_logger(__name__)
 
 
 def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Application:
@@ -25,19 +33,73 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             sizes_s=settings.window_sizes_s,
             allowed_lateness_s=settings.allowed_lateness_s,
             idle_grace_s=settings.idle_grace_s,
+            max_series_per_metric=settings.max_series_per_metric,
         )
+    )
+    policy = RetentionPolicy(settings.retention_days, settings.partitions_ahead_days)
+    publishers: list[SpanPublisher] = []
+
+    def publisher() -> SpanPublisher:
+        """One per process (it caches key partitions), made once Kafka is open."""
+        if not publishers:
+            publishers.append(
+                SpanPublisher(
+                    runtime.producer.client, source=f"/opsmesh/{SERVICE}", clock=runtime.clock
+                )
+            )
+        return publishers[0]
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    api = HttpApi(
+        token=token or None,
+        limits=IngestLimits(
+            max_samples=settings.max_samples_per_request,
+            max_future_s=settings.max_future_s,
+            max_age_s=settings.max_age_s,
+        ),
+        window_sizes=settings.window_sizes_s,
+        rollups=rollups,
+        clock=runtime.clock,
+        registry=runtime.registry,
+        producer=publisher,
+        pool=lambda: runtime.pool,
     )
 
     def workers() -> list[tuple[str, Worker]]:
+        history = RollupHistory(runtime.pool, policy)
         stage = RollupStage(
             rollups=rollups,
-            history=RollupHistory(runtime.pool),
-            producer=runtime.producer,
+            history=history,
+            producer=publisher(),
             clock=runtime.clock,
             registry=runtime.registry,
+            max_series_per_metric=settings.max_series_per_metric,
+            series_idle_s=settings.series_idle_s,
         )
         config = ConsumerConfig(group_id=GROUP_METRICS_INGEST, topics=(METRICS,))
-        return [("rollups", runtime.consumer(config, MetricSampled, stage))]
+
+        async def maintenance(stop: asyncio.Event) -> None:
+            """The purge job: partitions ahead, expired days dropped, on an interval."""
+            while not stop.is_set():
+                try:
+                    done = await history.maintain(runtime.clock.now())
+                    if done.create or done.drop:
+                        log.info(
+                            "rollup partitions maintained",
+                            created=[str(d) for d in done.create],
+                            dropped=[str(d) for d in done.drop],
+                        )
+                except Exception:
+                    log.exception("partition maintenance failed; retrying next interval")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=settings.maintenance_interval_s)
+                except TimeoutError:
+                    continue
+
+        return [
+            ("rollups", runtime.consumer(config, MetricSampled, stage)),
+            ("partitions", maintenance),
+        ]
 
     return init_app(
         ServiceSpec(
@@ -46,6 +108,8 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             resources=[runtime.kafka_ctx, runtime.postgres_ctx("metrics_ingest.migrations")],
             readiness=runtime.readiness,
             workers=workers,
+            routes=api.routes,
             drain_timeout_s=settings.shutdown_timeout_s,
+            client_max_size=settings.max_body_bytes,
         )
     )

@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -98,6 +98,10 @@ class BatchResult:
     rejected: list[Rejection] = field(default_factory=list)
     # Per partition: the lowest offset whose effects are still only in memory.
     hold_from: dict[Partition, int] = field(default_factory=dict)
+    # Per partition: a short string committed with the partition's offset (Kafka commit
+    # metadata), e.g. an event-time watermark, handed back on assignment to handlers that
+    # implement ``CommitMetadataAware``. Absent partitions commit no metadata.
+    commit_metadata: dict[Partition, str] = field(default_factory=dict)
 
 
 class BatchHandler(Protocol[E_contra]):
@@ -106,6 +110,14 @@ class BatchHandler(Protocol[E_contra]):
     async def on_assigned(self, partitions: set[Partition]) -> None: ...
 
     async def on_revoked(self, partitions: set[Partition]) -> None: ...
+
+
+@runtime_checkable
+class CommitMetadataAware(Protocol):
+    """Optional for handlers: receive the metadata last committed with each assigned
+    partition's offset (``""`` when none), before the first batch from those partitions."""
+
+    async def on_committed_metadata(self, metadata: dict[Partition, str]) -> None: ...
 
 
 class StatelessHandler:
@@ -204,6 +216,7 @@ class BatchConsumer(Generic[E]):
         self._committed: dict[Partition, int] = {}
         self._consumed_to: dict[Partition, int] = {}
         self._hold_from: dict[Partition, int] = {}
+        self._commit_metadata: dict[Partition, str] = {}
         self.started = asyncio.Event()
         self._joined_once = False
 
@@ -258,6 +271,7 @@ class BatchConsumer(Generic[E]):
             return
         rejected.extend(result.rejected)
         self._hold_from = dict(result.hold_from)
+        self._commit_metadata = dict(result.commit_metadata)
         for rejection in rejected:
             log.warning(
                 "record dead-lettered",
@@ -337,16 +351,25 @@ class BatchConsumer(Generic[E]):
     async def _commit(self) -> None:
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         offsets: dict[TopicPartition, int] = {}
+        metadata: dict[TopicPartition, tuple[int, str]] = {}
         for partition, consumed in self._consumed_to.items():
             if partition not in assigned:
                 continue
             safe = min(consumed, self._hold_from.get(partition, consumed))
             if safe > self._committed.get(partition, -1):
-                offsets[TopicPartition(*partition)] = safe
+                tp = TopicPartition(*partition)
+                offsets[tp] = safe
+                if partition in self._commit_metadata:
+                    metadata[tp] = (safe, self._commit_metadata[partition])
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            if metadata:
+                await self._consumer.commit(
+                    {tp: metadata.get(tp, (offset, "")) for tp, offset in offsets.items()}
+                )
+            else:
+                await self._consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # Lost the partition to a rebalance: its new owner replays from the last commit.
             self._metrics.commits.labels("failed").inc()
@@ -370,7 +393,18 @@ class BatchConsumer(Generic[E]):
                 self._consumed_to.pop(partition, None)
                 self._committed.pop(partition, None)
                 self._hold_from.pop(partition, None)
+                self._commit_metadata.pop(partition, None)
 
     async def _assigned(self, partitions: set[Partition]) -> None:
         self._joined_once = True
+        if partitions and isinstance(self._handler, CommitMetadataAware):
+            await self._handler.on_committed_metadata(await self._fetch_metadata(partitions))
         await self._handler.on_assigned(partitions)
+
+    async def _fetch_metadata(self, partitions: set[Partition]) -> dict[Partition, str]:
+        # aiokafka's public ``committed()`` returns the offset only; the coordinator's
+        # OffsetFetch answer carries the metadata string committed with it.
+        tps = [TopicPartition(*p) for p in partitions]
+        answer = await self._consumer._coordinator.fetch_committed_offsets(tps)
+        found = {(tp.topic, tp.partition): (meta.metadata or "") for tp, meta in answer.items()}
+        return {p: found.get(p, "") for p in partitions}

@@ -2,12 +2,20 @@
 
 A report sets a check's status until ``reported_at + ttl``; past that, with no new
 report, the check turns to fail ("missing heartbeat"). A service's status is the worst
-of its critical checks; non-critical failures only warn.
+of its critical checks; non-critical failures only warn (``core.policy`` aggregates
+per service with a policy).
+
+Ownership: the health topic is keyed by service/instance, so each check belongs to one
+Kafka partition, and the replica that owns that partition owns the check. The book
+records each check's partition, drops a partition's checks when it is revoked, and
+expires only what it holds. Expiry uses a heap of deadlines, so a poll with nothing due
+costs nothing however many checks there are.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -33,6 +41,7 @@ class CheckState:
     output: str | None
     reported_at: float
     expires_at: float
+    partition: int | None = None  # the health-topic partition it arrived on
 
     @property
     def key(self) -> CheckKey:
@@ -58,10 +67,23 @@ def worst(statuses: Iterable[HealthStatus]) -> HealthStatus:
 class HealthBook:
     def __init__(self) -> None:
         self._checks: dict[CheckKey, CheckState] = {}
+        self._deadlines: list[tuple[float, CheckKey]] = []  # lazily pruned heap
+
+    def __len__(self) -> int:
+        return len(self._checks)
 
     def restore(self, states: Iterable[CheckState]) -> None:
         for state in states:
             self._checks[state.key] = state
+            heapq.heappush(self._deadlines, (state.expires_at, state.key))
+
+    def drop_partitions(self, partitions: Iterable[int]) -> list[CheckState]:
+        """Forget the checks of partitions this replica no longer owns."""
+        lost = set(partitions)
+        dropped = [s for s in self._checks.values() if s.partition in lost]
+        for state in dropped:
+            del self._checks[state.key]
+        return dropped
 
     def checks(self) -> list[CheckState]:
         return list(self._checks.values())
@@ -69,7 +91,7 @@ class HealthBook:
     def get(self, key: CheckKey) -> CheckState | None:
         return self._checks.get(key)
 
-    def observe(self, report: HealthReported) -> StatusChange | None:
+    def observe(self, report: HealthReported, partition: int | None = None) -> StatusChange | None:
         key = (report.service, report.instance, report.check)
         previous = self._checks.get(key)
         if previous is not None and report.reported_at < previous.reported_at:
@@ -83,8 +105,12 @@ class HealthBook:
             output=report.output,
             reported_at=report.reported_at,
             expires_at=report.reported_at + report.ttl_s,
+            partition=partition
+            if partition is not None or previous is None
+            else previous.partition,
         )
         self._checks[key] = state
+        heapq.heappush(self._deadlines, (state.expires_at, key))
         if previous is not None and previous.status is state.status:
             return None
         return StatusChange(
@@ -93,15 +119,21 @@ class HealthBook:
 
     def expire(self, now: float) -> list[StatusChange]:
         changes = []
-        for key, state in self._checks.items():
-            if state.expires_at <= now and state.status is not HealthStatus.FAIL:
-                failed = replace(
-                    state,
-                    status=HealthStatus.FAIL,
-                    output=f"no report within its TTL (last at {state.reported_at:.0f})",
-                )
-                self._checks[key] = failed
-                changes.append(StatusChange(failed, state.status, ChangeCause.TTL_EXPIRED, now))
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            due, key = heapq.heappop(deadlines)
+            state = self._checks.get(key)
+            if state is None or state.expires_at != due:
+                continue  # refreshed since, or no longer held
+            if state.status is HealthStatus.FAIL:
+                continue
+            failed = replace(
+                state,
+                status=HealthStatus.FAIL,
+                output=f"no report within its TTL (last at {state.reported_at:.0f})",
+            )
+            self._checks[key] = failed
+            changes.append(StatusChange(failed, state.status, ChangeCause.TTL_EXPIRED, now))
         return changes
 
     def service_status(self, service: str) -> HealthStatus:

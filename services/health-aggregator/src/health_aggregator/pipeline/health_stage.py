@@ -1,19 +1,27 @@
-"""The health consumer: apply reports, expire silent checks, store, signal every change."""
+"""The health consumer: apply reports, expire silent checks, store, signal every change.
+
+Ownership follows the partitions: on assignment the stage loads those partitions' checks
+from PostgreSQL into its book, on revocation it drops them, and it expires only what it
+holds, so replicas never expire (or signal) each other's checks.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from health_aggregator.core.book import CheckState, HealthBook, StatusChange
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
-from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
+from opsmesh.kafka.consumer import BatchResult, Partition, Received
 from opsmesh.kafka.producer import EventProducer, Outgoing
+from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
+
+log = get_logger(__name__)
 
 # Signal values rules compare: 0 pass, 1 warn, 2 fail.
 STATUS_VALUE = {HealthStatus.PASS: 0.0, HealthStatus.WARN: 1.0, HealthStatus.FAIL: 2.0}
@@ -41,7 +49,7 @@ def to_signal(change: StatusChange) -> Outgoing:
     return Outgoing(SIGNALS, subject, signal)
 
 
-class HealthStage(StatelessHandler):
+class HealthStage:
     def __init__(
         self,
         *,
@@ -55,22 +63,25 @@ class HealthStage(StatelessHandler):
         self._store = store
         self._producer = producer
         self._clock = clock
-        self._restored = False
+        self.warmed = False  # state of the assigned partitions loaded (readiness)
         self._changes = Counter(
             "health_aggregator_status_changes",
             "Check status changes",
             ["cause", "status"],
             registry=registry,
         )
+        self._held = Gauge(
+            "health_aggregator_checks_owned",
+            "Checks held by this replica (its partitions)",
+            registry=registry,
+        )
 
     async def handle(self, batch: Sequence[Received[HealthReported]]) -> BatchResult:
-        if not self._restored:
-            self._book.restore(await self._store.load())
-            self._restored = True
         changes: list[StatusChange] = []
         touched: dict[tuple[str, str, str], CheckState] = {}
+        observe = self._book.observe
         for record in batch:
-            change = self._book.observe(record.event)
+            change = observe(record.event, record.message.partition)
             if change is not None:
                 changes.append(change)
         for record in batch:
@@ -87,4 +98,16 @@ class HealthStage(StatelessHandler):
             await self._producer.publish_many(to_signal(c) for c in changes)
             for change in changes:
                 self._changes.labels(change.cause.value, change.state.status.value).inc()
+        self._held.set(len(self._book))
         return BatchResult()
+
+    async def on_assigned(self, partitions: set[Partition]) -> None:
+        numbers = sorted(p for _, p in partitions)
+        states = await self._store.load(numbers) if numbers else []
+        self._book.restore(states)
+        self.warmed = True
+        log.info("health partitions assigned", partitions=numbers, checks=len(states))
+
+    async def on_revoked(self, partitions: set[Partition]) -> None:
+        dropped = self._book.drop_partitions(p for _, p in partitions)
+        log.info("health partitions revoked", partitions=len(partitions), checks=len(dropped))

@@ -1,21 +1,32 @@
-"""Check state and status history, written once per batch."""
+"""Check state and status history, written once per batch; read per partition and
+incrementally for the view."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from psycopg_pool import AsyncConnectionPool
 
 from health_aggregator.core.book import CheckState, StatusChange
 from opsmesh.events.health import HealthStatus
+from opsmesh.topics import HEALTH
 
 _UPSERT = """
 INSERT INTO health_aggregator.checks
-    (service, instance, check_name, status, critical, output, reported_at, expires_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    (service, instance, check_name, status, critical, output, reported_at, expires_at,
+     kafka_partition, changed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
 ON CONFLICT (service, instance, check_name) DO UPDATE SET
     status = EXCLUDED.status, critical = EXCLUDED.critical, output = EXCLUDED.output,
-    reported_at = EXCLUDED.reported_at, expires_at = EXCLUDED.expires_at
+    reported_at = EXCLUDED.reported_at, expires_at = EXCLUDED.expires_at,
+    kafka_partition = EXCLUDED.kafka_partition,
+    changed_at = CASE
+        WHEN health_aggregator.checks.status IS DISTINCT FROM EXCLUDED.status
+          OR health_aggregator.checks.critical IS DISTINCT FROM EXCLUDED.critical
+        THEN EXCLUDED.changed_at ELSE health_aggregator.checks.changed_at END
 WHERE health_aggregator.checks.reported_at <= EXCLUDED.reported_at
 """
 _HISTORY = """
@@ -23,6 +34,24 @@ INSERT INTO health_aggregator.status_history
     (service, instance, check_name, previous, status, cause, at)
 VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
 """
+_COLUMNS = (
+    "SELECT service, instance, check_name, status, critical, output, reported_at, expires_at,"
+    " kafka_partition, changed_at FROM health_aggregator.checks"
+)
+_PARTITIONER = DefaultPartitioner()
+_ALL = list(range(HEALTH.partitions))
+
+
+def partition_of(service: str, instance: str) -> int:
+    """Where a producer keying by ``service/instance`` (the topic's contract) sends it."""
+    return int(_PARTITIONER(f"{service}/{instance}".encode(), _ALL, _ALL))
+
+
+def _state(row: Sequence[Any]) -> CheckState:
+    partition = row[8] if row[8] is not None else partition_of(row[0], row[1])
+    return CheckState(
+        row[0], row[1], row[2], HealthStatus(row[3]), row[4], row[5], row[6], row[7], partition
+    )
 
 
 class CheckStore:
@@ -46,6 +75,7 @@ class CheckStore:
                             s.output,
                             s.reported_at,
                             s.expires_at,
+                            s.partition,
                         )
                         for s in states
                     ],
@@ -67,13 +97,62 @@ class CheckStore:
                     ],
                 )
 
-    async def load(self) -> list[CheckState]:
+    async def load(self, partitions: Iterable[int] | None = None) -> list[CheckState]:
+        """Every check, or only those of ``partitions`` (rows from before partitions were
+        recorded are placed by their key)."""
+        async with self._pool.connection() as conn:
+            if partitions is None:
+                cursor = await conn.execute(_COLUMNS)
+            else:
+                cursor = await conn.execute(
+                    _COLUMNS + " WHERE kafka_partition = ANY(%s) OR kafka_partition IS NULL",
+                    (list(partitions),),
+                )
+            rows = await cursor.fetchall()
+        states = [_state(r) for r in rows]
+        if partitions is None:
+            return states
+        wanted = set(partitions)
+        return [s for s in states if s.partition in wanted]
+
+    async def changed_since(
+        self, since: dt.datetime | None
+    ) -> tuple[list[CheckState], dt.datetime | None]:
+        """Rows whose status changed after ``since`` (all when None), and the newest
+        change time seen."""
+        async with self._pool.connection() as conn:
+            if since is None:
+                cursor = await conn.execute(_COLUMNS)
+            else:
+                cursor = await conn.execute(_COLUMNS + " WHERE changed_at > %s", (since,))
+            rows = await cursor.fetchall()
+        newest = max((r[9] for r in rows), default=since)
+        return [_state(r) for r in rows], newest
+
+    async def of_service(self, service: str) -> list[CheckState]:
+        """A service's checks as stored now (fresh report times, unlike the view)."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_COLUMNS + " WHERE service = %s", (service,))
+            rows = await cursor.fetchall()
+        return [_state(r) for r in rows]
+
+    async def history(self, service: str, limit: int) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT service, instance, check_name, status, critical, output, reported_at,"
-                " expires_at FROM health_aggregator.checks"
+                "SELECT instance, check_name, previous, status, cause,"
+                " extract(epoch FROM at)::float8 FROM health_aggregator.status_history"
+                " WHERE service = %s ORDER BY at DESC, id DESC LIMIT %s",
+                (service, limit),
             )
             rows = await cursor.fetchall()
         return [
-            CheckState(r[0], r[1], r[2], HealthStatus(r[3]), r[4], r[5], r[6], r[7]) for r in rows
+            {
+                "instance": r[0],
+                "check": r[1],
+                "previous": r[2],
+                "status": r[3],
+                "cause": r[4],
+                "at": r[5],
+            }
+            for r in rows
         ]

@@ -1,4 +1,8 @@
-"""The consumer handler: samples into windows; closed windows to history and signals."""
+"""The consumer handler: samples into windows; closed windows to history and signals.
+
+Each batch returns the offsets still held by open windows and, per partition, the
+watermark checkpoint to commit with the offset, so a restart resumes exactly.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,16 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from metrics_ingest.pipeline.history import RollupHistory
-from metrics_ingest.pipeline.signals import to_signal
-from metrics_ingest.rollup.windows import ClosedWindow, Rollups
+from metrics_ingest.pipeline.history import History
+from metrics_ingest.pipeline.http_api import Publisher
+from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
+from metrics_ingest.rollup.windows import Checkpoint, ClosedWindow, Rollups, SampleOutcome
 from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka.consumer import BatchResult, Partition, Received
-from opsmesh.kafka.producer import EventProducer
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class RollupStage:
@@ -20,36 +27,98 @@ class RollupStage:
         self,
         *,
         rollups: Rollups,
-        history: RollupHistory,
-        producer: EventProducer,
+        history: History,
+        producer: Publisher,
         clock: Clock,
         registry: CollectorRegistry,
+        max_series_per_metric: int = 0,
+        series_idle_s: float = 3600.0,
     ) -> None:
         self._rollups = rollups
         self._history = history
         self._producer = producer
         self._clock = clock
+        self._limit = max_series_per_metric
+        self._series_idle_s = series_idle_s
+        self._next_reap = clock.now() + min(60.0, series_idle_s)
         # Windows closed but not yet durable; kept across a failed attempt so none is lost.
         self._unsaved: list[ClosedWindow] = []
         self._samples = Counter(
             "metrics_ingest_samples", "Samples by outcome", ["outcome"], registry=registry
         )
+        self._outcome_counters = {o: self._samples.labels(o.value) for o in SampleOutcome}
         self._closed = Counter("metrics_ingest_windows_closed", "Windows closed", registry=registry)
+        self._expired = Counter(
+            "metrics_ingest_windows_past_retention",
+            "Closed windows not written because their day is past retention",
+            registry=registry,
+        )
         self._open = Gauge("metrics_ingest_windows_open", "Windows open", registry=registry)
+        self._rejected_series = Counter(
+            "metrics_ingest_series_rejected",
+            "Samples of new series rejected by the per-metric series limit",
+            ["name"],
+            registry=registry,
+        )
+        self._series = Gauge(
+            "metrics_ingest_series", "Known series per metric name", ["name"], registry=registry
+        )
 
     async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
+        add = self._rollups.add
+        counts = dict.fromkeys(SampleOutcome, 0)
         for record in batch:
-            outcome = self._rollups.add(record.event, record.partition, record.offset)
-            self._samples.labels(outcome.value).inc()
+            message = record.message
+            outcome = add(
+                record.event, (message.topic, message.partition), message.offset, message.key
+            )
+            counts[outcome] += 1
+        for outcome, n in counts.items():
+            if n:
+                self._outcome_counters[outcome].inc(n)
         now = self._clock.now()
         self._unsaved.extend(self._rollups.close_due(now))
-        if self._unsaved:
-            await self._history.store(self._unsaved)
-            await self._producer.publish_many(to_signal(w, now) for w in self._unsaved)
+        rejected = self._rollups.take_rejected_series()
+        if self._unsaved or rejected:
+            # Signals of the over-limit metrics: one per metric per batch that rejected any.
+            outgoing = [
+                cardinality_signal(name, n, self._limit, now) for name, n in rejected.items()
+            ]
+            for name, n in rejected.items():
+                self._rejected_series.labels(name).inc(n)
+                log.warning("series limit reached", metric=name, rejected=n, limit=self._limit)
+            if self._unsaved:
+                skipped = await self._history.store(self._unsaved, now)
+                if skipped:
+                    self._expired.inc(skipped)
+                outgoing.extend(to_signal(w, now) for w in self._unsaved)
+            await self._producer.publish_many(outgoing)
             self._closed.inc(len(self._unsaved))
             self._unsaved = []
         self._open.set(self._rollups.open_windows)
-        return BatchResult(hold_from=self._rollups.hold_from())
+        reaped = now >= self._next_reap
+        if reaped:
+            self._rollups.reap_idle(before=now - self._series_idle_s)
+            self._next_reap = now + min(60.0, self._series_idle_s)
+        if rejected or reaped:
+            for name, n in self._rollups.series_count().items():
+                self._series.labels(name).set(n)
+        return BatchResult(
+            hold_from=self._rollups.hold_from(),
+            commit_metadata={p: c.encode() for p, c in self._rollups.checkpoints().items()},
+        )
+
+    async def on_committed_metadata(self, metadata: dict[Partition, str]) -> None:
+        for partition, text in metadata.items():
+            checkpoint = Checkpoint.decode(text)
+            if checkpoint is not None:
+                self._rollups.resume(partition, checkpoint)
+                log.info(
+                    "partition resumes from its checkpoint",
+                    partition=partition[1],
+                    watermark=checkpoint.watermark,
+                    applied_to=checkpoint.applied_to,
+                )
 
     async def on_assigned(self, partitions: set[Partition]) -> None:
         return None

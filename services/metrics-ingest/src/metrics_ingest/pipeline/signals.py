@@ -24,3 +24,22 @@ def to_signal(window: ClosedWindow, now: float) -> Outgoing:
     # The id is stable per window, so a re-emitted window is recognisably the same signal.
     event_id = f"{window.series}@{window.end - window.start:g}s@{window.start:.3f}"
     return Outgoing(SIGNALS, window.series, signal, event_id=event_id)
+
+
+CARDINALITY_SIGNAL = "metrics_ingest_series_limited"
+
+
+def cardinality_signal(name: str, rejected: int, limit: int, now: float) -> Outgoing:
+    """A metric hit its series limit: alertable like any signal (value = samples rejected)."""
+    signal = SignalObserved(
+        source=SignalSource.METRICS,
+        kind=SignalKind.FINDING,
+        name=CARDINALITY_SIGNAL,
+        subject=name,
+        labels={"metric": name},
+        value=float(rejected),
+        stats={"limit": float(limit), "rejected": float(rejected)},
+        observed_at=now,
+        detail=f"{rejected} samples of new series of {name} rejected: limit {limit} series",
+    )
+    return Outgoing(SIGNALS, name, signal)

@@ -1,0 +1,203 @@
+"""Running active probes: one task per probe, each result published as a health report.
+
+Every probe reaches its target with a timeout; an exception is a failed result with its
+reason, never a crashed task. Results go to the health topic keyed by service/instance,
+so they are aggregated, expired and signalled like any report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import psycopg
+import redis.asyncio as aioredis
+import yaml
+from aiokafka.client import AIOKafkaClient
+
+from health_aggregator.core.probes import (
+    Outcome,
+    ProbeKind,
+    ProbeSpec,
+    connected,
+    disk_outcome,
+    failed,
+    http_outcome,
+    next_delay,
+    parse_specs,
+    to_report,
+)
+from health_aggregator.settings import HealthAggregatorSettings
+from opsmesh.clock import Clock
+from opsmesh.kafka.producer import EventProducer, Outgoing
+from opsmesh.logging import get_logger
+from opsmesh.runtime import Runtime
+from opsmesh.topics import HEALTH
+from opsmesh.web.app import Worker
+
+log = get_logger(__name__)
+MAX_BODY = 64 * 1024
+
+
+def load_specs(path: Path) -> list[ProbeSpec]:
+    return parse_specs(yaml.safe_load(path.read_text()))
+
+
+async def run_probe(spec: ProbeSpec, session: aiohttp.ClientSession | None = None) -> Outcome:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(spec.timeout_s):
+            if spec.kind is ProbeKind.HTTP:
+                return await _http(spec, session, started)
+            if spec.kind is ProbeKind.DISK:
+                usage = await asyncio.to_thread(shutil.disk_usage, spec.target)
+                return disk_outcome(spec, 100.0 * usage.free / usage.total)
+            await _CONNECT[spec.kind](spec)
+    except TimeoutError:
+        return failed(f"no answer within {spec.timeout_s:g}s", timed_out=True)
+    except Exception as exc:
+        return failed(f"{type(exc).__name__}: {exc}")
+    return connected(spec, (time.perf_counter() - started) * 1000)
+
+
+async def _http(spec: ProbeSpec, session: aiohttp.ClientSession | None, started: float) -> Outcome:
+    context: ssl.SSLContext | bool = True
+    if spec.ca_file is not None:
+        context = ssl.create_default_context(cafile=spec.ca_file)
+    own = session is None
+    client = session or aiohttp.ClientSession()
+    try:
+        async with client.get(spec.target, ssl=context, allow_redirects=False) as response:
+            body = (await response.content.read(MAX_BODY)).decode(errors="replace")
+            latency_ms = (time.perf_counter() - started) * 1000
+            cert_days = await _cert_days(spec.target, context)
+            return http_outcome(
+                spec,
+                status_code=response.status,
+                latency_ms=latency_ms,
+                body=body,
+                cert_days=cert_days,
+            )
+    finally:
+        if own:
+            await client.close()
+
+
+async def _cert_days(url: str, context: ssl.SSLContext | bool) -> float | None:
+    """Days until the server certificate's notAfter, from a TLS handshake of its own
+    (aiohttp releases a small response's connection before its certificate can be read)."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "https" or parsed.hostname is None:
+        return None
+    tls = context if isinstance(context, ssl.SSLContext) else ssl.create_default_context()
+    _, writer = await asyncio.open_connection(
+        parsed.hostname, parsed.port or 443, ssl=tls, server_hostname=parsed.hostname
+    )
+    try:
+        cert = writer.get_extra_info("peercert")
+    finally:
+        writer.close()
+    if not cert or "notAfter" not in cert:
+        return None
+    return (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400.0
+
+
+async def _tcp(spec: ProbeSpec) -> None:
+    host, _, port = spec.target.rpartition(":")
+    _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+    writer.close()
+    await writer.wait_closed()
+
+
+async def _postgres(spec: ProbeSpec) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        spec.target, connect_timeout=max(1, int(spec.timeout_s)), autocommit=True
+    ) as conn:
+        await conn.execute("SELECT 1")
+
+
+async def _redis(spec: ProbeSpec) -> None:
+    client = aioredis.from_url(spec.target, socket_timeout=spec.timeout_s)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _kafka(spec: ProbeSpec) -> None:
+    client = AIOKafkaClient(
+        bootstrap_servers=spec.target, request_timeout_ms=int(spec.timeout_s * 1000)
+    )
+    try:
+        await client.bootstrap()
+        await client.fetch_all_metadata()
+    finally:
+        await client.close()
+
+
+_CONNECT: dict[ProbeKind, Callable[[ProbeSpec], Awaitable[None]]] = {
+    ProbeKind.TCP: _tcp,
+    ProbeKind.POSTGRES: _postgres,
+    ProbeKind.REDIS: _redis,
+    ProbeKind.KAFKA: _kafka,
+}
+
+
+async def probe_loop(
+    spec: ProbeSpec,
+    *,
+    publish: Callable[[Outgoing], Awaitable[None]],
+    clock: Clock,
+    stop: asyncio.Event,
+    jitter: float,
+    rng: random.Random,
+    session: aiohttp.ClientSession | None = None,
+) -> None:
+    delay = spec.interval_s * rng.random()  # spread first runs over the interval
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        except TimeoutError:
+            pass
+        outcome = await run_probe(spec, session)
+        report = to_report(spec, outcome, clock.now())
+        try:
+            await publish(Outgoing(HEALTH, f"{spec.service}/{spec.instance}", report))
+        except Exception:
+            log.exception("probe result not published", probe=spec.check, service=spec.service)
+        delay = next_delay(spec.interval_s, jitter, rng.random())
+
+
+def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime) -> Worker:
+    assert settings.probes_file is not None
+    specs = load_specs(settings.probes_file)  # a bad file fails the start, loudly
+
+    async def work(stop: asyncio.Event) -> None:
+        producer: EventProducer = runtime.producer
+        rng = random.Random()  # noqa: S311 - jitter, not security
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(
+                *(
+                    probe_loop(
+                        spec,
+                        publish=producer.publish,
+                        clock=runtime.clock,
+                        stop=stop,
+                        jitter=settings.probe_jitter,
+                        rng=rng,
+                        session=session,
+                    )
+                    for spec in specs
+                )
+            )
+
+    log.info("active probes configured", probes=len(specs))
+    return work

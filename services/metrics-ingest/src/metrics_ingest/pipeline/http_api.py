@@ -1,0 +1,142 @@
+"""HTTP endpoints: ``POST /api/v1/metrics``, ``GET /metrics/apps``, ``GET /api/v1/series``.
+
+HTTP ingest publishes accepted samples to the metrics topic (keyed by series) and
+answers once the broker has acknowledged them (acks=all). Going through Kafka rather
+than straight into the rollups keeps one path for every sample: the partition that owns
+a series owns its windows on whichever replica holds it, and the offset/checkpoint
+machinery makes an acknowledged sample durable across a crash. A direct hand-off would
+acknowledge samples held only in one process's memory.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from psycopg_pool import AsyncConnectionPool
+
+from metrics_ingest.pipeline.series import query_series
+from metrics_ingest.rollup.exposition import CONTENT_TYPE, render
+from metrics_ingest.rollup.ingest import BadBody, IngestLimits, parse_batch
+from metrics_ingest.rollup.query import BadQuery, parse_query
+from metrics_ingest.rollup.windows import Rollups
+from opsmesh.clock import Clock
+from opsmesh.kafka.producer import Outgoing
+from opsmesh.labels import series_id
+from opsmesh.topics import METRICS
+
+_ENCODINGS = {"", "identity", "gzip", "deflate"}
+
+
+class Publisher(Protocol):
+    """The producer port (``SpanPublisher``): returns once the broker acknowledged all."""
+
+    async def publish_many(self, items: Sequence[Outgoing]) -> None: ...
+
+
+@dataclass
+class HttpApi:
+    token: str | None
+    limits: IngestLimits
+    window_sizes: tuple[float, ...]
+    rollups: Rollups
+    clock: Clock
+    registry: CollectorRegistry
+    producer: Callable[[], Publisher]
+    pool: Callable[[], AsyncConnectionPool]
+
+    def __post_init__(self) -> None:
+        self._samples = Counter(
+            "metrics_ingest_http_samples",
+            "Samples received over HTTP by outcome (accepted or the rejection reason)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._requests = Counter(
+            "metrics_ingest_http_requests",
+            "POST /api/v1/metrics requests by status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/metrics", self.ingest)
+        app.router.add_get("/metrics/apps", self.apps)
+        app.router.add_get("/api/v1/series", self.series)
+
+    def _fail(self, status: int, reason: str, detail: str) -> web.Response:
+        self._requests.labels(str(status)).inc()
+        return web.json_response({"error": reason, "detail": detail}, status=status)
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        if self.token is None:
+            return self._fail(503, "not_configured", "METRICS_INGEST_API_TOKEN is not set")
+        given = request.headers.get("Authorization", "")
+        if not given.startswith("Bearer ") or not hmac.compare_digest(
+            given[7:].encode(), self.token.encode()
+        ):
+            response = self._fail(401, "unauthorized", "a valid bearer token is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in _ENCODINGS:
+            return self._fail(415, "unsupported_encoding", f"{encoding}: use gzip or none")
+        if request.content_type not in ("application/json", ""):
+            return self._fail(415, "unsupported_media_type", "send application/json")
+        try:
+            body = await request.read()  # gzip is undone by aiohttp; the size limit is after
+        except web.HTTPRequestEntityTooLarge as exc:
+            return self._fail(413, "too_large", exc.text or "body too large")
+        now = self.clock.now()
+        try:
+            parsed = parse_batch(body, now, self.limits)
+        except BadBody as exc:
+            status = 413 if exc.reason.value == "too_many_samples" else 400
+            return self._fail(status, exc.reason.value, exc.detail)
+        if parsed.samples:
+            await self.producer().publish_many(
+                [Outgoing(METRICS, series_id(s.name, s.labels), s) for s in parsed.samples]
+            )
+            self._samples.labels("accepted").inc(len(parsed.samples))
+        for rejected in parsed.rejected:
+            self._samples.labels(rejected.reason.value).inc()
+        status = 200 if not parsed.rejected else (202 if parsed.samples else 400)
+        self._requests.labels(str(status)).inc()
+        return web.json_response(
+            {
+                "accepted": len(parsed.samples),
+                "rejected": [
+                    {"index": r.index, "reason": r.reason.value, "detail": r.detail[:300]}
+                    for r in parsed.rejected
+                ],
+            },
+            status=status,
+        )
+
+    async def apps(self, _: web.Request) -> web.Response:
+        text = render(self.rollups.latest.values())
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def series(self, request: web.Request) -> web.Response:
+        try:
+            query = parse_query(
+                {k: v for k, v in request.query.items() if k != "match"},
+                request.query.getall("match", []),
+                now=self.clock.now(),
+                window_sizes=self.window_sizes,
+            )
+        except BadQuery as exc:
+            return web.json_response({"error": exc.reason.value, "detail": exc.detail}, status=400)
+        result: dict[str, Any] = {
+            "name": query.name,
+            "start": query.start,
+            "end": query.end,
+            "step": query.step,
+            "window_s": query.window_s,
+            "series": await query_series(self.pool(), query),
+        }
+        return web.json_response(result)

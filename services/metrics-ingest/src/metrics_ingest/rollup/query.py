@@ -1,0 +1,130 @@
+"""``GET /api/v1/series`` parameters, checked before any query runs (4xx with a reason).
+
+- ``name``: the metric name (required).
+- ``match``: repeatable label matchers ``label="value"`` or ``label!="value"``
+  (quotes optional).
+- ``start``, ``end``: epoch seconds or RFC 3339; default the last hour up to now.
+- ``step``: seconds or a duration (``30s``, ``5m``, ``1h``); a multiple of a configured
+  window size; default the smallest window. Rollups of the largest window size dividing
+  the step are re-aggregated into step-sized buckets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)\s*"?(.*?)"?\s*$')
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+MAX_POINTS = 11_000  # per series, as Prometheus bounds a range query
+MAX_MATCHERS = 20
+
+
+class QueryError(enum.StrEnum):
+    MISSING_NAME = "missing_name"
+    BAD_NAME = "bad_name"
+    BAD_MATCHER = "bad_matcher"
+    BAD_TIME = "bad_time"
+    BAD_RANGE = "bad_range"
+    BAD_STEP = "bad_step"
+    TOO_MANY_POINTS = "too_many_points"
+
+
+class BadQuery(ValueError):
+    def __init__(self, reason: QueryError, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    name: str
+    equal: Mapping[str, str]
+    not_equal: Mapping[str, str]
+    start: float
+    end: float
+    step: float
+    window_s: float
+
+
+def parse_query(
+    params: Mapping[str, str],
+    matchers: Sequence[str],
+    *,
+    now: float,
+    window_sizes: Sequence[float],
+) -> SeriesQuery:
+    name = params.get("name")
+    if not name:
+        raise BadQuery(QueryError.MISSING_NAME, "name is required")
+    if not _NAME.match(name) or len(name) > 200:
+        raise BadQuery(QueryError.BAD_NAME, f"{name!r} is not a metric name")
+    if len(matchers) > MAX_MATCHERS:
+        raise BadQuery(QueryError.BAD_MATCHER, f"at most {MAX_MATCHERS} matchers")
+    equal: dict[str, str] = {}
+    not_equal: dict[str, str] = {}
+    for text in matchers:
+        match = _MATCHER.match(text)
+        if match is None:
+            raise BadQuery(QueryError.BAD_MATCHER, f'{text!r}: expected label="value"')
+        label, op, value = match.groups()
+        (equal if op == "=" else not_equal)[label] = value
+    end = _time(params.get("end"), now, "end")
+    start = _time(params.get("start"), end - 3600.0, "start")
+    if end <= start:
+        raise BadQuery(QueryError.BAD_RANGE, "end must be after start")
+    sizes = sorted(window_sizes)
+    step = _duration(params["step"]) if params.get("step") else sizes[0]
+    fitting = [s for s in sizes if _multiple(step, s)]
+    if not fitting:
+        known = ", ".join(f"{s:g}s" for s in sizes)
+        raise BadQuery(
+            QueryError.BAD_STEP, f"step {step:g}s is not a multiple of a window size ({known})"
+        )
+    if (end - start) / step > MAX_POINTS:
+        raise BadQuery(
+            QueryError.TOO_MANY_POINTS, f"more than {MAX_POINTS} points; use a larger step"
+        )
+    return SeriesQuery(name, equal, not_equal, start, end, step, fitting[-1])
+
+
+def _multiple(step: float, size: float) -> bool:
+    ratio = step / size
+    return ratio >= 1 - 1e-9 and abs(ratio - round(ratio)) < 1e-9
+
+
+def _time(text: str | None, default: float, what: str) -> float:
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadQuery(
+                QueryError.BAD_TIME, f"{what}={text!r}: epoch seconds or RFC 3339"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise BadQuery(QueryError.BAD_TIME, f"{what}={text!r} is out of range")
+    return value
+
+
+def _duration(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise BadQuery(QueryError.BAD_STEP, f"step={text!r}: seconds or a duration like 30s")
+    value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value <= 0:
+        raise BadQuery(QueryError.BAD_STEP, "step must be positive")
+    return value

@@ -1,0 +1,119 @@
+"""The kit commits a handler's per-partition metadata with the offset and hands it back,
+on the next assignment, to handlers that ask for it (``CommitMetadataAware``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import CollectorRegistry
+from tests.fixtures.kafka import eventually
+
+from opsmesh.clock import SystemClock
+from opsmesh.devinfra import Endpoints
+from opsmesh.events import MetricSampled
+from opsmesh.kafka import (
+    BatchConsumer,
+    BatchResult,
+    ConsumerConfig,
+    DeadLetterPublisher,
+    EventProducer,
+    Outgoing,
+    Received,
+    StatelessHandler,
+)
+from opsmesh.kafka.admin import ensure_topics
+from opsmesh.topics import DLQ, Topic
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Marking(StatelessHandler):
+    seen: int = 0
+    restored: list[dict[tuple[str, int], str]] = field(default_factory=list)
+
+    async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
+        self.seen += len(batch)
+        return BatchResult(
+            commit_metadata={r.partition: f"wm={r.event.value:g}" for r in batch},
+        )
+
+    async def on_committed_metadata(self, metadata: dict[tuple[str, int], str]) -> None:
+        self.restored.append(dict(metadata))
+
+
+async def _run(connection: dict, topic: Topic, group: str, handler: Marking) -> None:
+    producer = EventProducer(connection, source="/tests/kit")
+    await producer.start()
+    registry = CollectorRegistry()
+    consumer = BatchConsumer(
+        connection=connection,
+        config=ConsumerConfig(group_id=group, topics=(topic,)),
+        event_type=MetricSampled,
+        handler=handler,
+        dead_letters=DeadLetterPublisher(
+            producer, service="tests", clock=SystemClock(), registry=registry
+        ),
+        registry=registry,
+        client_id=group,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await eventually(
+            lambda: _seen(handler), until=lambda n: n >= 3 or bool(handler.restored), what="run"
+        )
+        await eventually(lambda: _seen(handler), until=lambda n: n >= 3, what="3 records")
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+
+
+async def _seen(handler: Marking) -> int:
+    return handler.seen
+
+
+async def test_commit_metadata_round_trips_through_the_group(infra: Endpoints, unique: str):
+    connection = {"bootstrap_servers": infra.kafka_bootstrap}
+    topic = Topic(f"test.meta.{unique}", 1, "test")
+    await ensure_topics(connection, [topic, DLQ])
+    producer = EventProducer(connection, source="/tests/kit")
+    await producer.start()
+    try:
+        await producer.publish_many(
+            Outgoing(topic, "k", MetricSampled(name="m", value=v, sampled_at=1.0))
+            for v in (1, 2, 3)
+        )
+    finally:
+        await producer.stop()
+    group = f"g.{unique}"
+    first = Marking()
+    await _run(connection, topic, group, first)
+    assert first.restored == [{(topic.name, 0): ""}], "nothing committed before"
+
+    admin = AIOKafkaAdminClient(**connection)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    (meta,) = offsets.values()
+    assert (meta.offset, meta.metadata) == (3, "wm=3")
+
+    second = Marking()
+    producer = EventProducer(connection, source="/tests/kit")
+    await producer.start()
+    try:
+        await producer.publish_many(
+            Outgoing(topic, "k", MetricSampled(name="m", value=v, sampled_at=1.0))
+            for v in (4, 5, 6)
+        )
+    finally:
+        await producer.stop()
+    await _run(connection, topic, group, second)
+    assert second.restored[0] == {(topic.name, 0): "wm=3"}
