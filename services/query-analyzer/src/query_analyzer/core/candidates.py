@@ -120,17 +120,34 @@ def _uses(stmt: dict[str, Any], scope: _Scope) -> Iterator[ColumnUse]:
                 yield ColumnUse(col[0], col[1], ColumnRole.SORT)
 
 
-def column_uses(sql: str) -> list[ColumnUse]:
-    """Columns the first statement filters, joins or sorts on; [] if it does not parse."""
+def _statement(sql: str) -> dict[str, Any] | None:
     try:
         tree = json.loads(parser.parse_sql_json(sql))
     except parser.ParseError:
-        return []
+        return None
     stmts = tree.get("stmts", [])
     if not stmts:
-        return []
-    stmt = stmts[0].get("stmt", {})
+        return None
+    stmt: dict[str, Any] = stmts[0].get("stmt", {})
     if not any(k in stmt for k in ("SelectStmt", "UpdateStmt", "DeleteStmt")):
+        return None
+    return stmt
+
+
+def relations(sql: str) -> list[str]:
+    """The tables the first statement reads (CTE names excluded)."""
+    stmt = _statement(sql)
+    if stmt is None:
+        return []
+    scope = _Scope()
+    _relations(stmt, scope)
+    return sorted(set(scope.relations.values()))
+
+
+def column_uses(sql: str) -> list[ColumnUse]:
+    """Columns the first statement filters, joins or sorts on; [] if it does not parse."""
+    stmt = _statement(sql)
+    if stmt is None:
         return []
     scope = _Scope()
     _relations(stmt, scope)
@@ -138,6 +155,20 @@ def column_uses(sql: str) -> list[ColumnUse]:
     for use in _uses(stmt, scope):
         seen.setdefault((use.table, use.column, use.role), use)
     return list(seen.values())
+
+
+def resolve(uses: list[ColumnUse], columns_of: dict[str, set[str]]) -> list[ColumnUse]:
+    """Give unqualified columns the one table (of ``columns_of``) that has them."""
+    resolved = []
+    for use in uses:
+        if use.table is None:
+            owners = [t for t, cols in columns_of.items() if use.column in cols]
+            if len(owners) != 1:
+                continue  # ambiguous or unknown: an index on a guess is worse than none
+            resolved.append(ColumnUse(owners[0], use.column, use.role))
+        else:
+            resolved.append(use)
+    return resolved
 
 
 def candidates(uses: list[ColumnUse]) -> list[IndexCandidate]:
