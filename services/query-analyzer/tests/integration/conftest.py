@@ -36,7 +36,8 @@ CREATE TABLE orders (
     created_at timestamptz NOT NULL
 );
 INSERT INTO orders
-SELECT g, 1 + (g::bigint * 7919) % 200000, (ARRAY['paid', 'shipped', 'pending', 'refunded'])[1 + g % 4],
+SELECT g, 1 + (g::bigint * 7919) % 200000,
+       (ARRAY['paid', 'shipped', 'pending', 'refunded'])[1 + g % 4],
        (g % 1000) / 10.0, now() - (g || ' seconds')::interval
 FROM generate_series(1, 300000) g;
 CREATE TABLE events (

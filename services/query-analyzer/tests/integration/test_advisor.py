@@ -21,7 +21,8 @@ async def test_a_selective_filter_on_a_large_table_gets_a_validated_index(target
     assert advice.validated
     assert advice.candidate is not None
     assert advice.candidate.label == "orders (customer_id)"
-    assert advice.savings is not None and advice.savings >= 0.5
+    assert advice.savings is not None
+    assert advice.savings >= 0.5
     assert (
         advice.ddl == "CREATE INDEX CONCURRENTLY qa_orders_customer_id_idx ON orders (customer_id)"
     )
@@ -42,7 +43,8 @@ async def test_bind_parameters_are_planned_as_a_generic_plan(target: Target) -> 
         TargetDatabase(target.dsn), "SELECT id FROM orders WHERE customer_id = $1"
     )
     assert advice.reason is AdviceReason.RECOMMENDED, advice.evidence
-    assert advice.candidate is not None and advice.candidate.columns == ("customer_id",)
+    assert advice.candidate is not None
+    assert advice.candidate.columns == ("customer_id",)
 
 
 async def test_a_small_table_gets_no_advice(target: Target) -> None:
@@ -71,7 +73,8 @@ async def test_without_hypopg_the_advice_is_marked_unvalidated(target: Target) -
     )
     assert advice.reason is AdviceReason.UNVALIDATED
     assert not advice.validated
-    assert advice.ddl is not None and "(customer_id)" in advice.ddl
+    assert advice.ddl is not None
+    assert "(customer_id)" in advice.ddl
 
 
 async def test_explain_is_read_only_and_analyze_needs_enabling(target: Target) -> None:
@@ -83,7 +86,7 @@ async def test_explain_is_read_only_and_analyze_needs_enabling(target: Target) -
         await db.explain("SELECT 1", analyze=True)
     analyzing = TargetDatabase(target.dsn, analyze_enabled=True)
     plan = await analyzing.explain("DELETE FROM countries WHERE id = 1", analyze=True)
-    assert plan[0]["Plan"]["Node Type"] == "Delete"
+    assert plan[0]["Plan"]["Operation"] == "Delete"
     rows = await analyzing.explain("SELECT * FROM countries WHERE id = 1", analyze=True)
     assert rows[0]["Plan"]["Actual Rows"] == 1  # the DELETE was rolled back
 
