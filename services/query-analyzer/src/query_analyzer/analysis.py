@@ -21,6 +21,7 @@ from query_analyzer.core.findings import (
     regression_signal,
 )
 from query_analyzer.core.plans import PlanThresholds, read_plan
+from query_analyzer.core.plans import relations as plan_relations
 from query_analyzer.core.regression import RegressionRules, RegressionVerdict, assess
 from query_analyzer.pipeline.signals import SignalSink
 from query_analyzer.storage.findings import Finding, FindingStore, Recommendation
@@ -162,7 +163,8 @@ class Analyzer:
                 report.explained[fingerprint] = AnalysisOutcome.NOT_EXPLAINABLE
                 continue
             report.explained[fingerprint] = AnalysisOutcome.EXPLAINED
-            problems = read_plan(plan, c.plan_thresholds)
+            table_rows = await self._target.table_rows(plan_relations(plan))
+            problems = read_plan(plan, c.plan_thresholds, table_rows)
             async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 await self._findings.save_plan(
                     cur,

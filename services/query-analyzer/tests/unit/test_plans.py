@@ -113,3 +113,19 @@ def test_malformed_plans_are_refused() -> None:
         read_plan({"nope": 1})
     with pytest.raises(ValueError, match="empty"):
         read_plan([])
+
+
+def test_catalog_row_counts_reveal_a_large_scan_without_analyze() -> None:
+    plan = {
+        "Plan": {
+            "Node Type": "Seq Scan",
+            "Relation Name": "events",
+            "Filter": "(a = 1)",
+            "Plan Rows": 6,
+            "Total Cost": 5000,
+        }
+    }
+    assert _kinds(plan) == set()
+    [problem] = read_plan(plan, table_rows={"events": 300_000})
+    assert problem.kind is PlanProblemKind.SEQ_SCAN_WITH_FILTER
+    assert problem.magnitude == 300_000

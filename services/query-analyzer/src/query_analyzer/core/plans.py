@@ -75,14 +75,26 @@ def _num(node: dict[str, Any], field: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def read_plan(explained: Any, thresholds: PlanThresholds = PlanThresholds()) -> list[PlanProblem]:
+def relations(explained: Any) -> set[str]:
+    return {str(n["Relation Name"]) for n in nodes(root_plan(explained)) if "Relation Name" in n}
+
+
+def read_plan(
+    explained: Any,
+    thresholds: PlanThresholds = PlanThresholds(),
+    table_rows: dict[str, float] | None = None,
+) -> list[PlanProblem]:
+    """``table_rows`` (the catalog's row estimates) lets a plan without ANALYZE show how
+    much a sequential scan reads; the plan itself only says how many rows it returns."""
     problems: list[PlanProblem] = []
     for node in nodes(root_plan(explained)):
-        problems.extend(_read_node(node, thresholds))
+        problems.extend(_read_node(node, thresholds, table_rows or {}))
     return problems
 
 
-def _read_node(node: dict[str, Any], t: PlanThresholds) -> Iterator[PlanProblem]:
+def _read_node(
+    node: dict[str, Any], t: PlanThresholds, table_rows: dict[str, float]
+) -> Iterator[PlanProblem]:
     node_type = str(node.get("Node Type", "?"))
     relation = node.get("Relation Name")
     loops = _num(node, "Actual Loops") or 1.0
@@ -95,7 +107,7 @@ def _read_node(node: dict[str, Any], t: PlanThresholds) -> Iterator[PlanProblem]
         # the returned estimate, so the table's size comes from the removed rows if known.
         read = (actual or 0.0) * loops + (removed or 0.0) * loops
         if removed is None:
-            read = max(read, planned or 0.0)
+            read = max(read, table_rows.get(str(relation), planned or 0.0))
         if read >= t.large_table_rows:
             yield PlanProblem(
                 PlanProblemKind.SEQ_SCAN_WITH_FILTER,

@@ -29,6 +29,8 @@ class ExplainError(Exception):
 class Explainer(Protocol):
     async def explain(self, statement: str, *, analyze: bool = False) -> Any: ...
 
+    async def table_rows(self, relations: set[str]) -> dict[str, float]: ...
+
 
 def parameter_count(statement: str) -> int:
     return max((int(n) for n in _PARAM.findall(statement)), default=0)
@@ -83,6 +85,19 @@ class TargetDatabase:
             finally:
                 if not conn.closed:
                     await conn.execute("ROLLBACK")
+
+    async def table_rows(self, relations: set[str]) -> dict[str, float]:
+        """The catalog's row estimates (``reltuples``) of ``relations``."""
+        found: dict[str, float] = {}
+        async with self.session() as conn:
+            for relation in sorted(relations):
+                cur = await conn.execute(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (relation,)
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] >= 0:
+                    found[relation] = float(row[0])
+        return found
 
     async def explain(self, statement: str, *, analyze: bool = False) -> Any:
         if analyze and not self.analyze_enabled:
