@@ -29,7 +29,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _bad(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(
-        body=msgspec.json.encode({"error": message}), content_type="application/json"
+        text=msgspec.json.encode({"error": message}).decode(), content_type="application/json"
     )
 
 
@@ -73,7 +73,9 @@ def routes(app: web.Application, pool: Callable[[], AsyncConnectionPool]) -> Non
         rows = await stats.one(fingerprint)
         if not rows:
             raise web.HTTPNotFound(
-                body=msgspec.json.encode({"error": f"no statistics for fingerprint {fingerprint}"}),
+                text=msgspec.json.encode(
+                    {"error": f"no statistics for fingerprint {fingerprint}"}
+                ).decode(),
                 content_type="application/json",
             )
         related = [
