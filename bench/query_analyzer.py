@@ -8,7 +8,10 @@ IN-lists and comments, a third carrying trace/span ids), then reads it back twic
   batch with the offsets).
 Prints events/s for both and the fingerprint cache's hit rate.
 
-    uv run python -m bench.query_analyzer [events]
+    uv run python -m bench.query_analyzer [events] [bind-parameter share]
+
+Without a share it runs twice: all literals (the cache's worst case) and half bind
+parameters.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ def templates(rng: random.Random) -> list[str]:
     ]
 
 
-def make_events(count: int) -> list[bytes]:
+def make_events(count: int, bind_share: float = 0.0) -> list[bytes]:
+    """``bind_share``: the fraction of events whose SQL carries bind parameters ($1) rather
+    than literals, as drivers with server-side binding (psycopg 3, asyncpg, JDBC) log it."""
     rng = random.Random(42)
     shapes = templates(rng)
     encoder = msgspec.json.Encoder()
@@ -70,13 +75,16 @@ def make_events(count: int) -> list[bytes]:
     start = time.time() - 300
     for i in range(count):
         shape = shapes[rng.randrange(len(shapes))]
-        sql = (
-            shape.replace(
-                "{ns}", ", ".join(str(rng.randint(1, 10**6)) for _ in range(rng.randint(1, 6)))
+        if rng.random() < bind_share:
+            sql = shape.replace("{ns}", "$2, $3").replace("{n}", "$1").replace("'{s}'", "$4")
+        else:
+            sql = (
+                shape.replace(
+                    "{ns}", ", ".join(str(rng.randint(1, 10**6)) for _ in range(rng.randint(1, 6)))
+                )
+                .replace("{n}", str(rng.randint(1, 10**6)))
+                .replace("{s}", rng.choice(["paid", "open", "alice@example.com", "x"]))
             )
-            .replace("{n}", str(rng.randint(1, 10**6)))
-            .replace("{s}", rng.choice(["paid", "open", "alice@example.com", "x"]))
-        )
         traced = i % 3 == 0
         event = SlowQueryObserved(
             sql=sql,
@@ -216,18 +224,18 @@ async def analyzer_consume(
     return timed.seen / (timed.finished - timed.started), stage
 
 
-async def run(bootstrap: str, pg_dsn: str, events: int) -> None:
+async def run(bootstrap: str, pg_dsn: str, events: int, bind_share: float = 0.0) -> None:
     await apply_all(pg_dsn)
     topic = Topic(f"bench.qa.{uuid.uuid4().hex[:8]}", PARTITIONS, "none")
     await ensure_topics({"bootstrap_servers": bootstrap}, [topic, DLQ])
-    values = make_events(events)
+    values = make_events(events, bind_share)
     size = sum(map(len, values)) / len(values)
     await fill(bootstrap, topic.name, values)
     raw = await raw_consume(bootstrap, topic.name, events)
     rate, stage = await analyzer_consume(bootstrap, pg_dsn, topic, events)
     cache = stage._cache
     print(f"query-analyzer: {events:,} SlowQueryObserved events (~{size:.0f} B),", end=" ")
-    print(f"{PARTITIONS} partitions")
+    print(f"{PARTITIONS} partitions, {bind_share:.0%} with bind parameters")
     print(f"  baseline raw aiokafka getmany + msgspec typed decode: {raw:,.0f} events/s")
     print("  BatchConsumer + StatsStage (fingerprint, windows + sketches, N+1, one PG")
     print(f"    transaction per batch): {rate:,.0f} events/s")
@@ -237,8 +245,10 @@ async def run(bootstrap: str, pg_dsn: str, events: int) -> None:
 
 def main() -> int:
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    shares = [float(sys.argv[2])] if len(sys.argv) > 2 else [0.0, 0.5]
     with LocalStack() as endpoints:
-        asyncio.run(run(endpoints.kafka_bootstrap, endpoints.pg_dsn, events))
+        for share in shares:
+            asyncio.run(run(endpoints.kafka_bootstrap, endpoints.pg_dsn, events, share))
     return 0
 
 

@@ -49,7 +49,7 @@ def test_keys_never_merge_different_fingerprints(a: str, b: str) -> None:
 
 def test_literal_variants_share_a_key_and_the_cache_is_bounded() -> None:
     assert cache_key("SELECT * FROM t WHERE a = 1 AND s = 'x'") == cache_key(
-        "/* app */ SELECT * FROM t WHERE a = 22 AND s = 'yy' -- c"
+        "/* app */SELECT * FROM t WHERE a = 22 AND s = 'yy'-- c"
     )
     cache = FingerprintCache(max_entries=3)
     for i in range(10):

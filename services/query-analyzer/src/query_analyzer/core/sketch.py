@@ -15,6 +15,7 @@ from typing import Any
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
+_INV_LOG_GAMMA = 1 / _LOG_GAMMA
 # Durations below this (ms) share one bucket: sub-microsecond detail is noise here.
 _MIN_VALUE = 1e-3
 
@@ -32,7 +33,7 @@ class Sketch:
         if value <= _MIN_VALUE:
             self.zeros += 1
             return
-        key = math.ceil(math.log(value) / _LOG_GAMMA)
+        key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
         self.buckets[key] = self.buckets.get(key, 0) + 1
 
     def merge(self, other: Sketch) -> None:
