@@ -42,4 +42,4 @@ class QueryAggregate:
             self.rows += rows
         if started_at > self.last_seen:  # noqa: PLR1730
             self.last_seen = started_at
-        self.sketch.add(duration_ms)
+        self.sketch.add(duration_ms)  # ~0.3 us: the price of mergeable percentiles

@@ -105,8 +105,9 @@ class StatsStage(StatelessHandler):
                             display=fp.display,
                             duration_ms=event.duration_ms,
                             started_at=started,
-                            truncated=fp.kind is FingerprintKind.REGEX
-                            or event.sql.rstrip().endswith("..."),
+                            # Sentry skips truncated SQL ("..." at the end); SQL that
+                            # does not parse is most often truncated too.
+                            truncated=fp.kind is FingerprintKind.REGEX or "..." in event.sql[-8:],
                         )
                     )
                 if event.plan is not None and len(with_plans) < _MAX_PLANS_PER_BATCH:
