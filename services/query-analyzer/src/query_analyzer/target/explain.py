@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -24,12 +24,6 @@ _MAX_PARAMS = 1000
 
 class ExplainError(Exception):
     """The target could not plan the statement (syntax, missing relation, timeout...)."""
-
-
-class Explainer(Protocol):
-    async def explain(self, statement: str, *, analyze: bool = False) -> Any: ...
-
-    async def table_rows(self, relations: set[str]) -> dict[str, float]: ...
 
 
 def parameter_count(statement: str) -> int:
