@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from query_analyzer.core.fingerprint import Fingerprint
-from query_analyzer.core.sketch import Sketch
+from query_analyzer.core.sketch import INV_LOG_GAMMA, MIN_VALUE, Sketch
 
 _MAX_SAMPLE = 10_000
 
@@ -42,4 +42,12 @@ class QueryAggregate:
             self.rows += rows
         if started_at > self.last_seen:  # noqa: PLR1730
             self.last_seen = started_at
-        self.sketch.add(duration_ms)  # ~0.3 us: the price of mergeable percentiles
+        # Sketch.add, inlined: this runs once per event on the consumer's hot path.
+        sketch = self.sketch
+        sketch.count += 1
+        if duration_ms <= MIN_VALUE:
+            sketch.zeros += 1
+        else:
+            key = math.ceil(math.log(duration_ms) * INV_LOG_GAMMA)
+            buckets = sketch.buckets
+            buckets[key] = buckets.get(key, 0) + 1

@@ -15,9 +15,9 @@ from typing import Any
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
-_INV_LOG_GAMMA = 1 / _LOG_GAMMA
+INV_LOG_GAMMA = 1 / _LOG_GAMMA
 # Durations below this (ms) share one bucket: sub-microsecond detail is noise here.
-_MIN_VALUE = 1e-3
+MIN_VALUE = 1e-3
 
 
 class Sketch:
@@ -30,10 +30,10 @@ class Sketch:
 
     def add(self, value: float) -> None:
         self.count += 1
-        if value <= _MIN_VALUE:
+        if value <= MIN_VALUE:
             self.zeros += 1
             return
-        key = math.ceil(math.log(value) * _INV_LOG_GAMMA)
+        key = math.ceil(math.log(value) * INV_LOG_GAMMA)
         self.buckets[key] = self.buckets.get(key, 0) + 1
 
     def merge(self, other: Sketch) -> None:

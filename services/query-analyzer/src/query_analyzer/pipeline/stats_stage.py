@@ -80,13 +80,14 @@ class StatsStage(StatelessHandler):
             spans: list[QuerySpan] = []
             span_context: dict[str, tuple[str, str]] = {}  # trace -> (database, application)
             with_plans: list[tuple[str, SlowQueryObserved]] = []
-            kinds = {FingerprintKind.PARSED: 0, FingerprintKind.REGEX: 0}
+            regex_kind = 0
             window_s = self._window_s
             get = self._cache.get
             for record in fresh:
                 event = record.event
                 fp = get(event.sql)
-                kinds[fp.kind] += 1
+                if fp.kind is FingerprintKind.REGEX:
+                    regex_kind += 1
                 started = event.started_at
                 key = (fp.value, event.database, fp.version, started - started % window_s)
                 aggregate = aggregates.get(key)
@@ -136,9 +137,11 @@ class StatsStage(StatelessHandler):
             findings.extend(await self._read_plans(cur, with_plans, now))
             await self._findings.add(cur, findings)
             await mark_applied(cur, self._consumer, batch)
-        for kind, n in kinds.items():
-            if n:
-                self._queries.labels(kind.value).inc(n)
+        parsed = len(fresh) - regex_kind
+        if parsed:
+            self._queries.labels(FingerprintKind.PARSED.value).inc(parsed)
+        if regex_kind:
+            self._queries.labels(FingerprintKind.REGEX.value).inc(regex_kind)
         for finding in findings:
             self._found.labels(finding.kind).inc()
         if signals:
