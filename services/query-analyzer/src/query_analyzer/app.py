@@ -2,46 +2,102 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from opsmesh.clock import Clock
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_QUERY_ANALYZER, SLOW_QUERIES
 from opsmesh.web.app import ServiceSpec, Worker, init_app
+from query_analyzer import api
+from query_analyzer.analysis import AnalysisConfig, Analyzer
+from query_analyzer.core.advice import AdviceRules
+from query_analyzer.core.nplusone import NPlusOneRules
+from query_analyzer.core.regression import RegressionRules
+from query_analyzer.pipeline.signals import KafkaSignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.settings import QueryAnalyzerSettings
+from query_analyzer.storage.findings import FindingStore
 from query_analyzer.storage.stats import QueryStats
+from query_analyzer.target.explain import TargetDatabase
 
 SERVICE = "query-analyzer"
-_MAX_LIMIT = 500
+log = get_logger(__name__)
+
+
+def analysis_config(settings: QueryAnalyzerSettings) -> AnalysisConfig:
+    return AnalysisConfig(
+        window_s=settings.window_s,
+        slow_mean_ms=settings.slow_mean_ms,
+        analyze=settings.explain_analyze,
+        regression=RegressionRules(factor=settings.regression_factor),
+        advice=AdviceRules(min_savings=settings.min_cost_savings),
+    )
+
+
+def target_of(settings: QueryAnalyzerSettings) -> TargetDatabase | None:
+    if settings.target_dsn is None:
+        return None
+    return TargetDatabase(
+        settings.target_dsn.get_secret_value(),
+        statement_timeout_ms=settings.statement_timeout_ms,
+        analyze_enabled=settings.explain_analyze,
+    )
 
 
 def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Application:
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
 
     def workers() -> list[tuple[str, Worker]]:
+        signals = KafkaSignalSink(runtime.producer)
         stage = StatsStage(
             pool=runtime.pool,
             stats=QueryStats(runtime.pool),
+            findings=FindingStore(runtime.pool),
+            signals=signals,
             consumer=GROUP_QUERY_ANALYZER,
             registry=runtime.registry,
+            clock=runtime.clock,
+            window_s=settings.window_s,
+            n_plus_one=NPlusOneRules(
+                min_repeats=settings.n_plus_one_min_repeats,
+                min_total_ms=settings.n_plus_one_min_total_ms,
+            ),
         )
+        analyzer = Analyzer(
+            pool=runtime.pool,
+            signals=signals,
+            clock=runtime.clock,
+            config=analysis_config(settings),
+            target=target_of(settings),
+            target_database=settings.target_database,
+        )
+
+        async def analysis(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=settings.analysis_interval_s)
+                    return
+                try:
+                    await analyzer.run_once()
+                except Exception:
+                    # Analysis is advisory: a failing target must not stop the consumer.
+                    log.exception("analysis failed; retrying at the next interval")
+
         config = ConsumerConfig(group_id=GROUP_QUERY_ANALYZER, topics=(SLOW_QUERIES,))
-        return [("stats", runtime.consumer(config, SlowQueryObserved, stage))]
+        return [
+            ("stats", runtime.consumer(config, SlowQueryObserved, stage)),
+            ("analysis", analysis),
+        ]
 
     def routes(app: web.Application) -> None:
-        async def top_queries(request: web.Request) -> web.Response:
-            try:
-                limit = int(request.query.get("limit", "20"))
-            except ValueError:
-                raise web.HTTPBadRequest(text="limit must be an integer") from None
-            if not 1 <= limit <= _MAX_LIMIT:
-                raise web.HTTPBadRequest(text=f"limit must be between 1 and {_MAX_LIMIT}")
-            return web.json_response(await QueryStats(runtime.pool).top(limit))
-
-        app.router.add_get("/api/v1/queries", top_queries)
+        # The pool opens with the app, after the routes are added: read it per request.
+        api.routes(app, lambda: runtime.pool)
 
     return init_app(
         ServiceSpec(

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from opsmesh.settings import CommonSettings
 
 
 class QueryAnalyzerSettings(CommonSettings):
     http_port: int = Field(8084, alias="QUERY_ANALYZER_HTTP_PORT", ge=1, le=65535)
+    window_s: int = Field(60, alias="QUERY_ANALYZER_WINDOW_S", ge=10, le=3600)
+    # The analysed database, for EXPLAIN and index advice; use a read-only role.
+    target_dsn: SecretStr | None = Field(None, alias="QUERY_ANALYZER_TARGET_DSN")
+    # The events' ``database`` name of that target (only its queries are planned there).
+    target_database: str | None = Field(None, alias="QUERY_ANALYZER_TARGET_DATABASE")
+    statement_timeout_ms: int = Field(
+        5_000, alias="QUERY_ANALYZER_STATEMENT_TIMEOUT_MS", ge=10, le=600_000
+    )
+    explain_analyze: bool = Field(False, alias="QUERY_ANALYZER_EXPLAIN_ANALYZE")
+    analysis_interval_s: float = Field(300.0, alias="QUERY_ANALYZER_ANALYSIS_INTERVAL_S", gt=0)
+    slow_mean_ms: float = Field(100.0, alias="QUERY_ANALYZER_SLOW_MEAN_MS", ge=0)
+    n_plus_one_min_repeats: int = Field(5, alias="QUERY_ANALYZER_N_PLUS_ONE_MIN_REPEATS", ge=2)
+    n_plus_one_min_total_ms: float = Field(
+        50.0, alias="QUERY_ANALYZER_N_PLUS_ONE_MIN_TOTAL_MS", ge=0
+    )
+    regression_factor: float = Field(2.0, alias="QUERY_ANALYZER_REGRESSION_FACTOR", gt=1)
+    min_cost_savings: float = Field(0.5, alias="QUERY_ANALYZER_MIN_COST_SAVINGS", gt=0, lt=1)

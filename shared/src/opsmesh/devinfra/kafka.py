@@ -100,6 +100,15 @@ def _java() -> str:
     return java
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id (a base64url UUID). Never one that starts with "-": the storage
+    tool's argument parser reads that as an option and fails (1 start in 64 did)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class KafkaServer:
     workdir: Path
@@ -144,7 +153,7 @@ class KafkaServer:
             "-cp",
             classpath,
         ]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(
             [
                 *jvm,

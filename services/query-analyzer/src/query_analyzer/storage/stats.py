@@ -1,17 +1,20 @@
-"""Per-fingerprint totals, merged with one ``executemany`` per batch."""
+"""Per-fingerprint totals and per-window statistics (with sketches), merged once per batch."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncCursor
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from query_analyzer.core.aggregate import QueryAggregate
+from query_analyzer.core.sketch import Sketch
 
-_MERGE = """
+_MERGE_TOTALS = """
 INSERT INTO query_analyzer.query_stats AS s
     (fingerprint, database, fingerprint_kind, fingerprint_version, display_sql, sample_sql,
      calls, total_ms, min_ms, max_ms, rows, last_seen)
@@ -27,41 +30,184 @@ ON CONFLICT (fingerprint, database, fingerprint_version) DO UPDATE SET
     last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen)
 """
 
+_LOCK_WINDOWS = """
+SELECT fingerprint, database, fingerprint_version, extract(epoch FROM window_start)::float8,
+       sketch
+FROM query_analyzer.query_windows
+WHERE (fingerprint, database, fingerprint_version, window_start) IN (
+    SELECT f, d, v, to_timestamp(w)
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS k(f, d, v, w))
+FOR UPDATE
+"""
 
-class QueryStats:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+_UPSERT_WINDOW = """
+INSERT INTO query_analyzer.query_windows AS w
+    (fingerprint, database, fingerprint_version, window_start, calls, total_ms, min_ms, max_ms,
+     rows, sketch)
+VALUES (%s, %s, %s, to_timestamp(%s), %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint, database, fingerprint_version, window_start) DO UPDATE SET
+    calls = w.calls + EXCLUDED.calls,
+    total_ms = w.total_ms + EXCLUDED.total_ms,
+    min_ms = LEAST(w.min_ms, EXCLUDED.min_ms),
+    max_ms = GREATEST(w.max_ms, EXCLUDED.max_ms),
+    rows = w.rows + EXCLUDED.rows,
+    sketch = EXCLUDED.sketch
+"""
 
-    async def merge(self, cur: AsyncCursor[Any], aggregates: Sequence[QueryAggregate]) -> None:
-        """Add a batch's totals (inside the caller's transaction)."""
-        if not aggregates:
-            return
-        rows = [
-            (
-                a.fingerprint.value,
+WindowKey = tuple[str, str, str, float]
+
+
+def _fold_totals(aggregates: Sequence[QueryAggregate]) -> list[QueryAggregate]:
+    totals: dict[tuple[str, str, str], QueryAggregate] = {}
+    for a in aggregates:
+        key = (a.fingerprint.value, a.database, a.fingerprint.version)
+        t = totals.get(key)
+        if t is None:
+            totals[key] = QueryAggregate(
+                a.fingerprint,
                 a.database,
-                a.fingerprint.kind.value,
-                a.fingerprint.version,
-                a.fingerprint.display,
-                a.sample_sql,
+                a.window_start,
                 a.calls,
                 a.total_ms,
                 a.min_ms,
                 a.max_ms,
                 a.rows,
                 a.last_seen,
+                a.sample_sql,
             )
-            for a in aggregates
-        ]
-        await cur.executemany(_MERGE, rows)
+            continue
+        t.calls += a.calls
+        t.total_ms += a.total_ms
+        t.min_ms = min(t.min_ms, a.min_ms)
+        if a.max_ms >= t.max_ms:
+            t.max_ms, t.sample_sql = a.max_ms, a.sample_sql
+        t.rows += a.rows
+        t.last_seen = max(t.last_seen, a.last_seen)
+    return list(totals.values())
 
-    async def top(self, limit: int) -> list[dict[str, Any]]:
+
+class QueryStats:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def merge(self, cur: AsyncCursor[Any], aggregates: Sequence[QueryAggregate]) -> None:
+        """Add a batch's aggregates (inside the caller's transaction)."""
+        if not aggregates:
+            return
+        totals = sorted(_fold_totals(aggregates), key=lambda a: (a.fingerprint.value, a.database))
+        await cur.executemany(
+            _MERGE_TOTALS,
+            [
+                (
+                    a.fingerprint.value,
+                    a.database,
+                    a.fingerprint.kind.value,
+                    a.fingerprint.version,
+                    a.fingerprint.display,
+                    a.sample_sql,
+                    a.calls,
+                    a.total_ms,
+                    a.min_ms,
+                    a.max_ms,
+                    a.rows,
+                    a.last_seen,
+                )
+                for a in totals
+            ],
+        )
+        # Sketches merge in Python: lock the windows' rows, add, write back.
+        ordered = sorted(
+            aggregates, key=lambda a: (a.fingerprint.value, a.database, a.window_start)
+        )
+        keys = [
+            (a.fingerprint.value, a.database, a.fingerprint.version, a.window_start)
+            for a in ordered
+        ]
+        await cur.execute(
+            _LOCK_WINDOWS,
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+            ),
+        )
+        stored: dict[WindowKey, Sketch] = {
+            (r[0], r[1], r[2], r[3]): Sketch.from_json(r[4]) for r in await cur.fetchall()
+        }
+        rows = []
+        for key, a in zip(keys, ordered, strict=True):
+            sketch = Sketch()
+            sketch.merge(a.sketch)
+            if key in stored:
+                sketch.merge(stored[key])
+            rows.append(
+                (*key, a.calls, a.total_ms, a.min_ms, a.max_ms, a.rows, Jsonb(sketch.to_json()))
+            )
+        await cur.executemany(_UPSERT_WINDOW, rows)
+
+    async def top(
+        self, limit: int, *, database: str | None = None, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Top fingerprints by total time; with ``since``, over the windows from then on
+        (percentiles from the merged sketches), otherwise over all time."""
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                "SELECT fingerprint, database, fingerprint_kind, display_sql, calls, total_ms,"
-                " total_ms / calls AS mean_ms, min_ms, max_ms, rows,"
-                " extract(epoch FROM last_seen)::float8 AS last_seen"
-                " FROM query_analyzer.query_stats ORDER BY total_ms DESC LIMIT %s",
-                (limit,),
+                "SELECT s.fingerprint, s.database, s.fingerprint_kind, s.fingerprint_version,"
+                " s.display_sql, s.sample_sql, w.calls, w.total_ms,"
+                " w.total_ms / w.calls AS mean_ms,"
+                " w.min_ms, w.max_ms, w.rows, w.sketches,"
+                " extract(epoch FROM s.last_seen)::float8 AS last_seen"
+                " FROM query_analyzer.query_stats s"
+                " JOIN LATERAL (SELECT sum(calls)::bigint AS calls, sum(total_ms) AS total_ms,"
+                "   min(min_ms) AS min_ms, max(max_ms) AS max_ms, sum(rows)::bigint AS rows,"
+                "   jsonb_agg(sketch) AS sketches FROM query_analyzer.query_windows q"
+                "   WHERE q.fingerprint = s.fingerprint AND q.database = s.database"
+                "   AND q.fingerprint_version = s.fingerprint_version"
+                "   AND q.window_start >= to_timestamp(%s)) w ON w.calls > 0"
+                " WHERE (%s::text IS NULL OR s.database = %s)"
+                " ORDER BY w.total_ms DESC LIMIT %s",
+                (since or 0.0, database, database, limit),
             )
-            return list(await cur.fetchall())
+            return [_with_percentiles(row) for row in await cur.fetchall()]
+
+    async def one(self, fingerprint: str, *, since: float | None = None) -> list[dict[str, Any]]:
+        """A fingerprint's statistics per database (with percentiles)."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT s.fingerprint, s.database, s.fingerprint_kind, s.fingerprint_version,"
+                " s.display_sql, s.sample_sql, s.calls, s.total_ms,"
+                " s.total_ms / s.calls AS mean_ms,"
+                " s.min_ms, s.max_ms, s.rows,"
+                " (SELECT jsonb_agg(sketch) FROM query_analyzer.query_windows q"
+                "   WHERE q.fingerprint = s.fingerprint AND q.database = s.database"
+                "   AND q.fingerprint_version = s.fingerprint_version"
+                "   AND q.window_start >= to_timestamp(%s)) AS sketches,"
+                " extract(epoch FROM s.last_seen)::float8 AS last_seen"
+                " FROM query_analyzer.query_stats s WHERE s.fingerprint = %s",
+                (since or 0.0, fingerprint),
+            )
+            return [_with_percentiles(row) for row in await cur.fetchall()]
+
+    async def window_sketches(self, start: float, end: float) -> dict[tuple[str, str, str], Sketch]:
+        """Per fingerprint key: the merged sketch of windows in [start, end)."""
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT fingerprint, database, fingerprint_version, sketch"
+                " FROM query_analyzer.query_windows"
+                " WHERE window_start >= to_timestamp(%s) AND window_start < to_timestamp(%s)",
+                (start, end),
+            )
+            merged: dict[tuple[str, str, str], Sketch] = {}
+            for fp, db, version, data in await cur.fetchall():
+                merged.setdefault((fp, db, version), Sketch()).merge(Sketch.from_json(data))
+            return merged
+
+
+def _with_percentiles(row: dict[str, Any]) -> dict[str, Any]:
+    sketch = Sketch()
+    for data in row.pop("sketches", None) or []:
+        sketch.merge(Sketch.from_json(data if isinstance(data, dict) else json.loads(data)))
+    for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
+        row[name] = sketch.quantile(q)
+    return row

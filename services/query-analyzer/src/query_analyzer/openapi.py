@@ -1,0 +1,145 @@
+"""The OpenAPI 3 document of query-analyzer's REST API (served at /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "description": "Bad input",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}},
+                "required": ["error"],
+            }
+        }
+    },
+}
+_LIMIT = {
+    "name": "limit",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
+}
+_DATABASE = {"name": "database", "in": "query", "schema": {"type": "string"}}
+_QUERY = {
+    "type": "object",
+    "properties": {
+        "fingerprint": {"type": "string"},
+        "database": {"type": "string"},
+        "fingerprint_kind": {"type": "string", "enum": ["parsed", "regex"]},
+        "fingerprint_version": {"type": "string"},
+        "display_sql": {"type": "string"},
+        "sample_sql": {"type": "string"},
+        "calls": {"type": "integer"},
+        "total_ms": {"type": "number"},
+        "mean_ms": {"type": "number"},
+        "min_ms": {"type": "number"},
+        "max_ms": {"type": "number"},
+        "p50_ms": {"type": "number", "nullable": True},
+        "p95_ms": {"type": "number", "nullable": True},
+        "p99_ms": {"type": "number", "nullable": True},
+        "rows": {"type": "integer"},
+        "last_seen": {"type": "number"},
+    },
+}
+
+
+def _list(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": "OK",
+        "content": {"application/json": {"schema": {"type": "array", "items": schema}}},
+    }
+
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "opsmesh query-analyzer", "version": "1"},
+    "paths": {
+        "/api/v1/queries": {
+            "get": {
+                "summary": "Top query fingerprints by total time",
+                "parameters": [
+                    _LIMIT,
+                    _DATABASE,
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "description": "epoch seconds; statistics from windows since then",
+                        "schema": {"type": "number"},
+                    },
+                ],
+                "responses": {"200": _list(_QUERY), "400": _ERROR},
+            }
+        },
+        "/api/v1/queries/{fingerprint}": {
+            "get": {
+                "summary": "One fingerprint: statistics per database, sample, plans, findings",
+                "parameters": [
+                    {
+                        "name": "fingerprint",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "fingerprint": {"type": "string"},
+                                        "stats": {"type": "array", "items": _QUERY},
+                                        "plans": {"type": "array", "items": {"type": "object"}},
+                                        "findings": {
+                                            "type": "array",
+                                            "items": {"type": "object"},
+                                        },
+                                        "recommendations": {
+                                            "type": "array",
+                                            "items": {"type": "object"},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                    "404": _ERROR,
+                },
+            }
+        },
+        "/api/v1/findings": {
+            "get": {
+                "summary": "N+1, p95 regression and plan-problem findings, newest first",
+                "parameters": [
+                    _LIMIT,
+                    _DATABASE,
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["n_plus_one", "p95_regression", "plan_problem"],
+                        },
+                    },
+                ],
+                "responses": {"200": _list({"type": "object"}), "400": _ERROR},
+            }
+        },
+        "/api/v1/recommendations": {
+            "get": {
+                "summary": "Index advice ranked by estimated time saved",
+                "parameters": [
+                    _LIMIT,
+                    _DATABASE,
+                    {"name": "actionable", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": _list({"type": "object"}), "400": _ERROR},
+            }
+        },
+    },
+}

@@ -1,0 +1,1 @@
+"""The analysed (target) database: EXPLAIN, hypothetical indexes, and applying advice."""

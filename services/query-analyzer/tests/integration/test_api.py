@@ -1,0 +1,145 @@
+"""The REST API over real PostgreSQL: top queries, one fingerprint, findings,
+recommendations, the OpenAPI document, and clear 4xx answers to bad input."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from opsmesh.clock import FakeClock
+from opsmesh.db.pool import open_pool
+from opsmesh.devinfra import Endpoints
+from opsmesh.events.queries import SlowQueryObserved
+from opsmesh.kafka.consumer import Received
+from query_analyzer import api
+from query_analyzer.core.fingerprint import fingerprint
+from query_analyzer.openapi import DOCUMENT
+from query_analyzer.pipeline.signals import MemorySignalSink
+from query_analyzer.pipeline.stats_stage import StatsStage
+from query_analyzer.storage.findings import FindingStore
+from query_analyzer.storage.stats import QueryStats
+
+pytestmark = pytest.mark.integration
+
+SQL = "SELECT * FROM carts WHERE user_id = {}"
+
+
+class _Message:
+    def __init__(self, topic: str, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, 0, offset
+
+
+@pytest.fixture
+async def client(infra: Endpoints, unique: str) -> AsyncIterator[tuple[TestClient[Any, Any], str]]:
+    pool = await open_pool(infra.pg_dsn, name="qa-api", max_size=2)
+    database = f"db_{unique}"
+    clock = FakeClock()
+    stage = StatsStage(
+        pool=pool,
+        stats=QueryStats(pool),
+        findings=FindingStore(pool),
+        signals=MemorySignalSink(),
+        consumer=f"api.{unique}",
+        registry=CollectorRegistry(),
+        clock=clock,
+    )
+    trace = {"trace_id": f"t{unique}", "parent_span_id": "p"}
+    events = [
+        SlowQueryObserved(
+            sql="SELECT 1 FROM users",
+            duration_ms=3,
+            database=database,
+            application="a",
+            started_at=clock.now(),
+            **trace,
+        )
+    ] + [
+        SlowQueryObserved(
+            sql=SQL.format(i),
+            duration_ms=20,
+            database=database,
+            application="a",
+            started_at=clock.now() + i,
+            **trace,
+        )
+        for i in range(5)
+    ]
+    topic = f"api.{uuid.uuid4().hex[:6]}"
+    await stage.handle([Received(e, _Message(topic, i)) for i, e in enumerate(events)])
+    app = web.Application()
+    api.routes(app, lambda: pool)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client, database
+    await pool.close()
+
+
+async def test_queries_findings_and_one_fingerprint(
+    client: tuple[TestClient[Any, Any], str],
+) -> None:
+    http, database = client
+    response = await http.get("/api/v1/queries", params={"database": database, "limit": "5"})
+    assert response.status == 200
+    top = await response.json()
+    assert [q["calls"] for q in top] == [5, 1]
+    assert top[0]["p95_ms"] == pytest.approx(20, rel=0.02)
+
+    fp = fingerprint(SQL.format(1)).value
+    response = await http.get(f"/api/v1/queries/{fp}")
+    assert response.status == 200
+    detail = await response.json()
+    assert detail["fingerprint"] == fp
+    mine = [s for s in detail["stats"] if s["database"] == database]
+    assert mine[0]["sample_sql"].startswith("SELECT * FROM carts WHERE user_id = ")
+    assert [f["kind"] for f in detail["findings"] if f["database"] == database] == ["n_plus_one"]
+
+    response = await http.get(
+        "/api/v1/findings", params={"kind": "n_plus_one", "database": database}
+    )
+    findings = await response.json()
+    assert len(findings) == 1
+    assert findings[0]["evidence"]["repeats"] == 5
+
+    response = await http.get("/api/v1/recommendations", params={"database": database})
+    assert response.status == 200
+    assert await response.json() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/api/v1/queries?limit=abc", 400, "limit must be an integer"),
+        ("/api/v1/queries?limit=0", 400, "limit must be between 1 and 500"),
+        ("/api/v1/queries?since=yesterday", 400, "since must be epoch seconds"),
+        ("/api/v1/queries/not-a-fingerprint", 400, "16 lowercase hex"),
+        ("/api/v1/queries/0000000000000000", 404, "no statistics"),
+        ("/api/v1/findings?kind=bogus", 400, "kind must be one of"),
+        ("/api/v1/recommendations?actionable=maybe", 400, "actionable must be true or false"),
+    ],
+)
+async def test_bad_input_gets_a_clear_4xx(
+    client: tuple[TestClient[Any, Any], str], path: str, status: int, message: str
+) -> None:
+    http, _ = client
+    response = await http.get(path)
+    assert response.status == status
+    assert message in (await response.json())["error"]
+
+
+async def test_the_openapi_document_describes_every_route(
+    client: tuple[TestClient[Any, Any], str],
+) -> None:
+    http, _ = client
+    response = await http.get("/api/v1/openapi.json")
+    document = await response.json()
+    assert document == DOCUMENT
+    assert document["openapi"].startswith("3.")
+    served = {r.resource.canonical for r in http.app.router.routes() if r.resource is not None} - {
+        "/api/v1/openapi.json"
+    }
+    assert served == set(document["paths"])
