@@ -122,6 +122,20 @@ def _consumed_ok(url: str, topic: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+async def _group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    # DescribeGroups: (error_code, group_id, state, protocol_type, protocol, members, ...)
+    return next(
+        ((str(g[2]), len(g[5])) for r in responses for g in r.groups if g[1] == group),
+        ("Unknown", 0),
+    )
+
+
 async def _committed_and_end(bootstrap: str, group: str, topic: Topic) -> tuple[dict, dict]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -161,6 +175,14 @@ async def test_sigterm_drains_commits_and_exits_within_ten_seconds(
 ) -> None:
     topic, group, event = _event(service, unique, time.time())
     url = mesh.running[service].url
+    # An earlier test's SIGKILLed instance stays a member until its session times out, and
+    # the rebalance that follows would revoke partitions mid-test: wait until the only
+    # member is the running instance.
+    await eventually(
+        lambda: _group_state(infra.kafka_bootstrap, group),
+        until=lambda state: state == ("Stable", 1),
+        what=f"{group} to be stable",
+    )
     before = _consumed_ok(url, topic.name)
     producer = EventProducer({"bootstrap_servers": infra.kafka_bootstrap}, source="/tests/e2e")
     await producer.start()
