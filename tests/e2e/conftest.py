@@ -65,7 +65,9 @@ class Sink:
     def received(self) -> list[dict]:
         if not self.file.exists():
             return []
-        return [json.loads(line) for line in self.file.read_text().splitlines() if line.strip()]
+        # The sink may be mid-write: only complete lines (ending in a newline) are read.
+        complete = self.file.read_text().rpartition("\n")[0]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")
