@@ -7,29 +7,39 @@ Alertmanager identifies an alert by the FNV-1a 64 hash of its sorted label pairs
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK = 0xFFFFFFFFFFFFFFFF
 _SEPARATOR = 0xFF
+_SEPARATOR_BYTE = bytes((_SEPARATOR,))
 
 
 def _fnv1a_add(h: int, data: bytes) -> int:
+    prime, mask = _FNV_PRIME, _MASK
     for byte in data:
-        h ^= byte
-        h = (h * _FNV_PRIME) & _MASK
+        h = ((h ^ byte) * prime) & mask
     return h
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Hex fingerprint of a label set (16 hex digits, as Alertmanager prints it)."""
-    h = _FNV_OFFSET
-    for name in sorted(labels):
-        h = _fnv1a_add(h, name.encode())
-        h = _fnv1a_add(h, bytes((_SEPARATOR,)))
-        h = _fnv1a_add(h, labels[name].encode())
-        h = _fnv1a_add(h, bytes((_SEPARATOR,)))
-    return f"{h:016x}"
+    return _fingerprint(tuple(sorted(labels.items())))
+
+
+# The hash is a per-byte loop in Python; rule evaluation fingerprints the same label sets
+# over and over (every signal of a series), so recent ones are remembered.
+@lru_cache(maxsize=32_768)
+def _fingerprint(items: tuple[tuple[str, str], ...]) -> str:
+    if not items:
+        return f"{_FNV_OFFSET:016x}"
+    parts = []
+    for name, value in items:
+        parts.append(name.encode())
+        parts.append(value.encode())
+    parts.append(b"")
+    return f"{_fnv1a_add(_FNV_OFFSET, _SEPARATOR_BYTE.join(parts)):016x}"
 
 
 def series_id(name: str, labels: Mapping[str, str]) -> str:

@@ -88,12 +88,18 @@ class Runtime:
         return ctx
 
     async def redis_ctx(self, _: web.Application) -> AsyncIterator[None]:
-        client = aioredis.from_url(
+        # A blocking pool: a burst of concurrent commands (the notifier delivers a whole
+        # batch at once) waits for a free connection instead of failing the batch with
+        # MaxConnectionsError, which the default pool raises past 100 connections.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.settings.redis_url.get_secret_value(),
+            max_connections=100,
+            timeout=5,
             socket_timeout=5,
             socket_connect_timeout=5,
             health_check_interval=30,
         )
+        client = aioredis.Redis.from_pool(pool)
         await client.ping()
         self._redis = client
         try:

@@ -97,6 +97,8 @@ class Evaluator:
         self._rules_by_name = {r.name: r for r in self._rules}
         self._absence = [r for r in self._rules if r.kind is RuleKind.ABSENCE]
         self._active: dict[str, AlertInstance] = {}
+        # Alerts in _active per rule name: a false evaluation of a rule with none is a no-op.
+        self._active_per_rule: dict[str, int] = {}
         self._updated: dict[str, AlertInstance] = {}
         # Which rule raised an alert; restored alerts fall back to the rule's name.
         self._rule_of: dict[str, Rule] = {}
@@ -132,7 +134,7 @@ class Evaluator:
         """Load pending/firing alerts from durable state after a restart."""
         for instance in instances:
             if instance.state in (AlertState.PENDING, AlertState.FIRING):
-                self._active[instance.fingerprint] = instance
+                self._activate(instance)
 
     def restore_series(self, seen: Iterable[SeriesSeen]) -> None:
         """Load absence rules' last-seen times; entries for unknown rules are ignored."""
@@ -160,8 +162,13 @@ class Evaluator:
                 value = self._rate(rule, fingerprint(series), value, now)
                 if value is None:
                     continue
+            holds = rule.holds(value)
+            if not holds and not self._active_per_rule.get(rule.name):
+                # Steady state: nothing pending or firing for this rule, so a false
+                # evaluation changes nothing; skip templating and fingerprinting.
+                continue
             labels = alert_labels(rule, series, value)
-            transition = self._evaluate(rule, labels, value, rule.holds(value), now)
+            transition = self._evaluate(rule, labels, value, holds, now)
             if transition is not None:
                 transitions.append(transition)
         return transitions
@@ -275,7 +282,7 @@ class Evaluator:
                     resolved_at=None,
                     last_true_at=now,
                 )
-                self._active[fp] = instance
+                self._activate(instance)
                 self._rule_of[fp] = rule
                 return Transition(instance, AlertState.INACTIVE, now)
             updated = replace(
@@ -316,6 +323,17 @@ class Evaluator:
         resolved = replace(current, state=AlertState.RESOLVED, value=value, resolved_at=now)
         return Transition(resolved, AlertState.FIRING, now)
 
+    def _activate(self, instance: AlertInstance) -> None:
+        if instance.fingerprint not in self._active:
+            count = self._active_per_rule.get(instance.rule, 0)
+            self._active_per_rule[instance.rule] = count + 1
+        self._active[instance.fingerprint] = instance
+
     def _forget(self, fp: str) -> None:
-        del self._active[fp]
+        instance = self._active.pop(fp)
         self._rule_of.pop(fp, None)
+        left = self._active_per_rule.get(instance.rule, 0) - 1
+        if left > 0:
+            self._active_per_rule[instance.rule] = left
+        else:
+            self._active_per_rule.pop(instance.rule, None)

@@ -1,0 +1,433 @@
+"""alert-engine against Alertmanager (Debian's ``prometheus-alertmanager``), one workload, one run.
+
+Both get the same alerts posted to ``POST /api/v2/alerts`` (batches of 500, one aiohttp
+session, each batch awaited before the next), the same route (``group_by: [alertname,
+instance]``, ``group_wait: 0s``, ``group_interval: 1s``) and a webhook sink in this
+process that records when each alert first arrives. Alertmanager sends its webhooks
+itself; opsmesh goes alert-engine → Kafka → notifier → webhook.
+
+Workload: ``--alerts`` distinct alerts (default 20,000) in groups of ``--group-size``
+(default 10, so 2,000 aggregation groups), a group's alerts contiguous in the post order.
+A warm-up batch (another alertname) goes to each target first and is not measured.
+
+Reported per target: alerts/s ingested (first POST sent → last response), and the
+post→webhook latency per alert (its batch's POST sent → its first arrival at the sink),
+p50/p99; then engine/Alertmanager throughput and p99 ratios against the bar in issue 3
+(at least twice Alertmanager's throughput, p99 no worse).
+
+    uv run python -m bench.alert_engine_vs_alertmanager [--alerts N] [--group-size G]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from opsmesh.devinfra import Endpoints, LocalStack
+from opsmesh.devinfra.process import free_port, spawn, terminate
+from opsmesh.devtools.mesh import Mesh
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+BATCH = 500
+TOKEN = "bench-writer-token-0123456789abcdef"
+ID_LABEL = "bench_id"
+
+
+# -- the sink ---------------------------------------------------------------------------
+
+
+@dataclass
+class Arrivals:
+    """First arrival (perf_counter) of each firing alert, by its bench id."""
+
+    first: dict[str, float] = field(default_factory=dict)
+    webhooks: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def sink_app(arrivals: dict[str, Arrivals]) -> web.Application:
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.perf_counter()
+        target = arrivals[request.match_info["name"]]
+        payload = json.loads(body)
+        target.webhooks += 1
+        for alert in payload.get("alerts", ()):
+            if alert.get("status") != "firing":
+                continue
+            bench_id = alert.get("labels", {}).get(ID_LABEL)
+            if bench_id is not None and bench_id not in target.first:
+                target.first[bench_id] = now
+        target.changed.set()
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/hooks/{name}", receive)
+    return app
+
+
+# -- the workload -----------------------------------------------------------------------
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def workload(
+    prefix: str, alerts: int, group_size: int, alertnames: int = 20
+) -> list[dict[str, Any]]:
+    """``alerts`` distinct alerts; groups (alertname, instance) of ``group_size`` each."""
+    now = _rfc3339(time.time())
+    out = []
+    for i in range(alerts):
+        group = i // group_size
+        out.append(
+            {
+                "labels": {
+                    "alertname": f"Bench{group % alertnames:02d}",
+                    "instance": f"host-{group // alertnames:05d}.bench.internal:9100",
+                    "job": "node",
+                    "severity": "warning",
+                    "slot": str(i % group_size),
+                    ID_LABEL: f"{prefix}-{i}",
+                },
+                "annotations": {
+                    "summary": f"bench alert {i}",
+                    "description": "synthetic alert posted by bench.alert_engine_vs_alertmanager",
+                },
+                "startsAt": now,
+                "generatorURL": "http://bench.invalid/graph",
+            }
+        )
+    return out
+
+
+@dataclass
+class Result:
+    name: str
+    alerts: int
+    ingest_s: float
+    latencies_s: list[float]
+    missing: int
+    webhooks: int
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.alerts / self.ingest_s
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies_s)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+async def post_all(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    alerts: Sequence[dict[str, Any]],
+) -> tuple[float, dict[str, float], int]:
+    """POST in batches; returns (seconds, post time per bench id, failed batches)."""
+    posted_at: dict[str, float] = {}
+    errors = 0
+    started = time.perf_counter()
+    for start in range(0, len(alerts), BATCH):
+        batch = alerts[start : start + BATCH]
+        sent = time.perf_counter()
+        for alert in batch:
+            posted_at[alert["labels"][ID_LABEL]] = sent
+        async with session.post(url, json=batch, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                errors += 1
+                print(f"  POST {url}: {response.status} {(await response.text())[:200]}")
+    return time.perf_counter() - started, posted_at, errors
+
+
+async def wait_arrivals(target: Arrivals, ids: Sequence[str], timeout_s: float) -> None:
+    deadline = time.perf_counter() + timeout_s
+    wanted = set(ids)
+    while not wanted.issubset(target.first.keys()):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        target.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(target.changed.wait(), timeout=min(remaining, 1.0))
+
+
+async def measure(
+    session: aiohttp.ClientSession,
+    *,
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    target: Arrivals,
+    alerts: int,
+    group_size: int,
+    timeout_s: float,
+) -> Result:
+    warmup = workload(f"{name}-warm", BATCH, group_size, alertnames=1)
+    for alert in warmup:
+        alert["labels"]["alertname"] = "BenchWarmup"
+    await post_all(session, url, headers, warmup)
+    await wait_arrivals(target, [a["labels"][ID_LABEL] for a in warmup], 30)
+    webhooks_before = target.webhooks
+
+    alerts_list = workload(name, alerts, group_size)
+    ids = [a["labels"][ID_LABEL] for a in alerts_list]
+    ingest_s, posted_at, errors = await post_all(session, url, headers, alerts_list)
+    await wait_arrivals(target, ids, timeout_s)
+    latencies = [target.first[i] - posted_at[i] for i in ids if i in target.first]
+    return Result(
+        name=name,
+        alerts=alerts,
+        ingest_s=ingest_s,
+        latencies_s=latencies,
+        missing=alerts - len(latencies),
+        webhooks=target.webhooks - webhooks_before,
+        errors=errors,
+    )
+
+
+# -- the targets ------------------------------------------------------------------------
+
+AM_CONFIG = """
+global:
+  resolve_timeout: 5m
+route:
+  receiver: sink
+  group_by: [alertname, instance]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: sink
+    webhook_configs:
+      - url: {url}
+        send_resolved: false
+"""
+
+ENGINE_CONFIG = """
+global:
+  resolve_timeout: 5m
+route:
+  receiver: default
+  group_by: [alertname, instance]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: default
+"""
+
+
+def _wait_http(url: str, process: Any, log_file: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited:\n{log_file.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready:\n{log_file.read_text()[-3000:]}")
+
+
+def start_alertmanager(workdir: Path, sink_url: str) -> tuple[Any, int]:
+    config = workdir / "alertmanager.yml"
+    config.write_text(AM_CONFIG.format(url=sink_url))
+    port = free_port()
+    log_file = workdir / "alertmanager.log"
+    process = spawn(
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        log_file=log_file,
+    )
+    _wait_http(f"http://127.0.0.1:{port}/-/ready", process, log_file)
+    return process, port
+
+
+def start_mesh(endpoints: Endpoints, workdir: Path, sink_url: str) -> Mesh:
+    config = workdir / "engine-am.yml"
+    config.write_text(ENGINE_CONFIG)
+    mesh = Mesh(
+        endpoints,
+        workdir / "mesh",
+        env={
+            "alert-engine": {
+                "ALERT_ENGINE_CONFIG_FILE": str(config),
+                "ALERT_ENGINE_API_TOKENS": f"{TOKEN}:write",
+            },
+            "notifier": {
+                "NOTIFIER_DEFAULT_WEBHOOK_URL": sink_url,
+                "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            },
+        },
+        common_env={"OPSMESH_LOG_LEVEL": "WARNING"},
+    )
+    mesh.start(["alert-engine", "notifier"])
+    return mesh
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def report(am: Result, engine: Result, group_size: int) -> None:
+    print(
+        f"alert-engine vs Alertmanager: {am.alerts:,} distinct alerts, POST batches of {BATCH},"
+        f" groups of {group_size} (group_by [alertname, instance], group_wait 0s)"
+    )
+    for r in (am, engine):
+        print(
+            f"  {r.name:<13} ingest {r.rate:>9,.0f} alerts/s ({r.ingest_s:.2f} s)"
+            f"  post→webhook p50 {r.pct(50) * 1000:>8.1f} ms  p99 {r.pct(99) * 1000:>8.1f} ms"
+            f"  max {max(r.latencies_s, default=float('nan')) * 1000:>8.1f} ms"
+            f"  webhooks {r.webhooks:,}  missing {r.missing:,}  failed POSTs {r.errors}"
+        )
+    ratio = engine.rate / am.rate
+    p99_ratio = engine.pct(99) / am.pct(99)
+    print(f"  throughput engine / Alertmanager: {ratio:.2f}x (bar: >= 2.00x)")
+    print(f"  p99 latency engine / Alertmanager: {p99_ratio:.2f} (bar: <= 1.00)")
+    met = ratio >= 2.0 and p99_ratio <= 1.0 and engine.missing == 0
+    print(f"  bar met: {'yes' if met else 'NO'}")
+
+
+def start_profilers(mesh: Mesh, out: Path | None) -> list[subprocess.Popen[bytes]]:
+    """``py-spy record`` on the engine and the notifier (collapsed stacks in ``out``)."""
+    if out is None:
+        return []
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (uv tool install py-spy)")
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(service.process.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--output",
+                str(out / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, service in mesh.running.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        profiler.wait(timeout=30)
+
+
+async def run(
+    endpoints: Endpoints, workdir: Path, alerts: int, group_size: int, profile: Path | None
+) -> None:
+    arrivals = {"am": Arrivals(), "engine": Arrivals()}
+    runner = web.AppRunner(sink_app(arrivals), access_log=None)
+    await runner.setup()
+    sink_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", sink_port).start()
+    sink = f"http://127.0.0.1:{sink_port}/hooks"
+    am_process = mesh = None
+    try:
+        am_process, am_port = await asyncio.to_thread(start_alertmanager, workdir, f"{sink}/am")
+        mesh = await asyncio.to_thread(start_mesh, endpoints, workdir, f"{sink}/engine")
+        engine_url = mesh.running["alert-engine"].url
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            am = await measure(
+                session,
+                name="alertmanager",
+                url=f"http://127.0.0.1:{am_port}/api/v2/alerts",
+                headers={},
+                target=arrivals["am"],
+                alerts=alerts,
+                group_size=group_size,
+                timeout_s=120,
+            )
+            profilers = start_profilers(mesh, profile)
+            engine = await measure(
+                session,
+                name="alert-engine",
+                url=f"{engine_url}/api/v2/alerts",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                target=arrivals["engine"],
+                alerts=alerts,
+                group_size=group_size,
+                timeout_s=120,
+            )
+            stop_profilers(profilers)
+        report(am, engine, group_size)
+    finally:
+        if mesh is not None:
+            await asyncio.to_thread(mesh.stop_all)
+        if am_process is not None:
+            terminate(am_process)
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000)
+    parser.add_argument("--group-size", type=int, default=10)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the engine's services into this dir"
+    )
+    args = parser.parse_args(argv)
+    if not Path(ALERTMANAGER).exists():
+        print(f"{ALERTMANAGER} not found: apt-get install prometheus-alertmanager (make deps)")
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="opsmesh-bench-am-"))
+    try:
+        with LocalStack() as endpoints:
+            asyncio.run(run(endpoints, workdir, args.alerts, args.group_size, args.profile))
+    finally:
+        if args.keep:
+            print(f"work directory: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
