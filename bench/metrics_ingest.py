@@ -48,6 +48,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
+from opsmesh.runtime import tune_gc
 from opsmesh.topics import ALL_TOPICS, Topic
 
 
@@ -140,6 +141,7 @@ async def rollup_consume(
         max_series_per_metric=100_000,
     )
     handler = Counted(stage, events)
+    tune_gc()  # as opsmesh.service_main does for every service
     consumer = BatchConsumer(
         connection=connection,
         config=ConsumerConfig(group_id=f"bench.{uuid.uuid4().hex[:8]}", topics=(topic,)),

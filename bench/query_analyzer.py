@@ -42,6 +42,7 @@ from opsmesh.kafka import (
     Received,
 )
 from opsmesh.kafka.admin import ensure_topics
+from opsmesh.runtime import tune_gc
 from opsmesh.topics import DLQ, Topic
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
@@ -203,6 +204,7 @@ async def analyzer_consume(
         clock=SystemClock(),
     )
     timed = Timed(stage, events)
+    tune_gc()  # as opsmesh.service_main does for every service
     consumer = BatchConsumer(
         connection=connection,
         config=ConsumerConfig(group_id=group, topics=(topic,)),

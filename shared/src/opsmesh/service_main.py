@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 from aiohttp import web
 
 from opsmesh.logging import configure_logging, get_logger
+from opsmesh.runtime import tune_gc
 from opsmesh.settings import CommonSettings, load_settings
 from opsmesh.web.app import run_service
 
@@ -27,8 +28,10 @@ def serve(service: str, settings_type: type[S], build: Callable[[S], web.Applica
     configure_logging(service, settings.log_level)
     port: int = getattr(settings, "http_port")  # noqa: B009 - every service setting has one
     get_logger(__name__).info("starting", port=port, kafka=settings.kafka_bootstrap)
+    app = build(settings)
+    tune_gc()
     run_service(
-        build(settings),
+        app,
         host=settings.http_host,
         port=port,
         shutdown_timeout_s=HTTP_SHUTDOWN_S,

@@ -190,12 +190,22 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
         timeout_s=60,
         what="every request delivered after the restart",
     )
-    with psycopg.connect(infra.pg_dsn) as conn:
-        rows = conn.execute(
-            "SELECT idempotency_key, outcome FROM notifier.delivery_log"
-            " WHERE idempotency_key LIKE %s",
-            (f"{prefix}-%",),
-        ).fetchall()
+
+    def delivery_rows() -> list[tuple[str, str]]:
+        with psycopg.connect(infra.pg_dsn) as conn:
+            return conn.execute(
+                "SELECT idempotency_key, outcome FROM notifier.delivery_log"
+                " WHERE idempotency_key LIKE %s",
+                (f"{prefix}-%",),
+            ).fetchall()
+
+    # A row is written just after its send (the documented send→record window), so the
+    # last deliveries' rows may trail the sink by a moment.
+    rows = await eventually(
+        lambda: _async(delivery_rows()),
+        until=lambda found: len(found) >= len(keys),
+        what="a delivery row for every key",
+    )
     assert len(rows) == len(keys)
     assert {outcome for _, outcome in rows} == {"delivered"}
     # Exactly once per key in the log; on the wire, only a send whose row the kill
