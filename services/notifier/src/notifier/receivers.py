@@ -125,7 +125,7 @@ class ReceiversError(ValueError):
 def _dec_hook(kind: type, value: Any) -> Any:
     if kind is SecretStr and isinstance(value, str):
         return SecretStr(value)
-    raise NotImplementedError(f"cannot decode {kind}")
+    raise NotImplementedError(f"cannot decode {kind}")  # msgspec's dec_hook contract
 
 
 def parse_receivers(raw: Any, where: str = "receivers") -> dict[str, ReceiverConfig]:

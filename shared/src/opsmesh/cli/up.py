@@ -117,7 +117,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                         err=True,
                     )
                     stopping = True
-            time.sleep(0.5)
+            time.sleep(0.5)  # the supervisor's polling interval (notifications, exits)
         return 0
     finally:
         click.echo("stopping ...")

@@ -120,7 +120,7 @@ class Mesh:
                 last = exc.read().decode(errors="replace")
             except OSError as exc:
                 last = str(exc)
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling interval of the readiness wait
         raise TimeoutError(
             f"{name} not ready after {timeout_s}s: {last}\n{_tail(service.log_file)}"
         )
