@@ -17,8 +17,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from notifier.channels.email import EmailChannel
 from notifier.core.retry import FailureKind
+from notifier.core.summary import Transition, summarise
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
+from notifier.summary.job import send_summary
 from opsmesh.devinfra.process import free_port
 from opsmesh.events.alerts import AlertStatus
 
@@ -187,3 +189,35 @@ async def test_an_untrusted_certificate_is_refused(mailbox: Mailbox, certs: Any)
         gc.collect()
     assert result.failure is FailureKind.NETWORK
     assert mailbox.messages == []
+
+
+async def test_the_daily_summary_is_sent_as_html_and_text(mailbox: Mailbox, certs: Any) -> None:
+    summary = summarise(
+        [
+            Transition("f1", "DiskFull", "inactive", "firing", 1_000.0),
+            Transition("f1", "DiskFull", "firing", "resolved", 1_600.0),
+            Transition("f2", "<b>Cpu</b>", "inactive", "firing", 2_000.0),
+        ],
+        start=0.0,
+        end=86_400.0,
+    )
+    await send_summary(
+        summary,
+        host="127.0.0.1",
+        port=mailbox.port,
+        sender="opsmesh@example.com",
+        recipients=["sre@example.com", "lead@example.com"],
+        username="opsmesh",
+        password="s3cret",
+        start_tls=True,
+        tls_context=certs.client_context(),
+        timeout_s=5.0,
+    )
+    [(sender, rcpts, message)] = mailbox.messages
+    assert (sender, rcpts) == ("opsmesh@example.com", ["sre@example.com", "lead@example.com"])
+    assert message["Subject"] == "opsmesh daily summary: 2 opened, 1 resolved"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "DiskFull" in text
+    assert "&lt;b&gt;Cpu&lt;/b&gt;" in html, "rule names are escaped in the HTML part"
+    assert "<b>Cpu</b>" not in html

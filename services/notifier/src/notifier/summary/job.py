@@ -10,6 +10,7 @@ is the one place to follow it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -18,6 +19,7 @@ from typing import Any
 import aiosmtplib
 from psycopg_pool import AsyncConnectionPool
 
+from notifier.channels.factory import tls_context
 from notifier.core.summary import Summary, Transition, next_run, summarise
 from notifier.rendering import render_named
 from notifier.settings import NotifierSettings
@@ -72,25 +74,53 @@ def summary_message(summary: Summary, *, sender: str, recipients: list[str]) -> 
     return message
 
 
+async def send_summary(
+    summary: Summary,
+    *,
+    host: str,
+    port: int,
+    sender: str,
+    recipients: list[str],
+    username: str | None,
+    password: str | None,
+    start_tls: bool,
+    tls_context: ssl.SSLContext,
+    timeout_s: float,
+) -> None:
+    """One summary email over SMTP, with the same TLS trust as the email channel."""
+    await aiosmtplib.send(
+        summary_message(summary, sender=sender, recipients=recipients),
+        hostname=host,
+        port=port,
+        username=username,
+        password=password,
+        start_tls=start_tls,
+        tls_context=tls_context,
+        timeout=timeout_s,
+    )
+
+
 def summary_worker(
     settings: NotifierSettings, runtime: Runtime
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     host, _, port = settings.summary_smarthost.rpartition(":")
 
+    tls = tls_context(settings.ca_file)
+
     async def send_once(now: float) -> None:
         summary = await load_day(runtime.pool, now - 86_400, now)
-        message = summary_message(
-            summary, sender=settings.summary_from, recipients=list(settings.summary_recipients)
-        )
         password = settings.summary_password
-        await aiosmtplib.send(
-            message,
-            hostname=host,
+        await send_summary(
+            summary,
+            host=host,
             port=int(port),
+            sender=settings.summary_from,
+            recipients=list(settings.summary_recipients),
             username=settings.summary_username,
             password=password.get_secret_value() if password else None,
             start_tls=settings.summary_require_tls,
-            timeout=settings.send_timeout_s,
+            tls_context=tls,
+            timeout_s=settings.send_timeout_s,
         )
         log.info("daily summary sent", opened=summary.opened, resolved=summary.resolved)
 
