@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from opsmesh.cli.dlq import dlq
 from opsmesh.devinfra.stack import ENV_PG
 
 
@@ -91,3 +92,6 @@ def demo_traffic(bootstrap: str, interval: float) -> None:
     from opsmesh.devtools.traffic import run
 
     asyncio.run(run(bootstrap, interval))
+
+
+cli.add_command(dlq)
