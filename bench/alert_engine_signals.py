@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
-import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from bench.kafka_kit import raw_consume
 from opsmesh.devinfra import Endpoints, LocalStack
 from opsmesh.devtools.mesh import Mesh
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -131,34 +131,6 @@ async def fill(bootstrap: str, signals: int) -> tuple[float, int]:
     finally:
         await producer.stop()
     return signals / (time.perf_counter() - started), crossing
-
-
-async def raw_consume(bootstrap: str, signals: int) -> float:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=1_048_576,
-        fetch_max_bytes=16 * 1_048_576,
-    )
-    await consumer.start()
-    decoder = msgspec.json.Decoder(SignalObserved)
-    try:
-        partitions = [TopicPartition(SIGNALS.name, p) for p in range(SIGNALS.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        seen = 0
-        started = 0.0
-        while seen < signals:
-            batch = await consumer.getmany(timeout_ms=1000)
-            if batch and not started:
-                started = time.perf_counter()
-            for messages in batch.values():
-                for message in messages:
-                    decoder.decode(message.value)
-                seen += len(messages)
-        return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 async def scrape(session: aiohttp.ClientSession, url: str) -> str | None:
@@ -265,7 +237,7 @@ async def run(endpoints: Endpoints, workdir: Path, signals: int, profile: Path |
     bootstrap = endpoints.kafka_bootstrap
     await ensure_topics({"bootstrap_servers": bootstrap})
     produced, crossing = await fill(bootstrap, signals)
-    raw = await raw_consume(bootstrap, signals)
+    raw, _ = await raw_consume(bootstrap, SIGNALS.name, signals, SignalObserved, SIGNALS.partitions)
     rate, transitions, notifications, startup = await engine_consume(
         endpoints, workdir, signals, profile
     )

@@ -237,7 +237,7 @@ async def run(bootstrap: str, dsn: str, events: int, series: int) -> None:
     await apply_all(dsn)
     start = time.time() - events * 0.0005 - 120  # event time ends two minutes ago
     await fill(bootstrap, topic.name, events, series, start)
-    raw = await raw_consume(bootstrap, topic.name, events)
+    raw, _ = await raw_consume(bootstrap, topic.name, events)
     ingest, closed, rows = await rollup_consume(bootstrap, dsn, topic, events)
     http = await http_ingest(bootstrap, requests=200, per_request=1_000, clients=4)
     print(f"metrics-ingest: {events:,} samples over {series:,} series, {PARTITIONS} partitions")

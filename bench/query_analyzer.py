@@ -24,10 +24,9 @@ import uuid
 from collections.abc import Sequence
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from bench.kafka_kit import PARTITIONS
+from bench.kafka_kit import PARTITIONS, fill_values, raw_consume
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
@@ -100,59 +99,6 @@ def make_events(count: int, bind_share: float = 0.0) -> list[bytes]:
         )
         out.append(encoder.encode(event))
     return out
-
-
-async def fill(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks=1,
-        max_batch_size=256 * 1024,
-        max_request_size=4 * 1024 * 1024,
-    )
-    await producer.start()
-    futures = []
-    try:
-        batch = producer.create_batch()
-        partition = 0
-        for value in values:
-            if batch.append(key=None, value=value, timestamp=None) is None:
-                batch.close()
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                partition = (partition + 1) % PARTITIONS
-                batch = producer.create_batch()
-                batch.append(key=None, value=value, timestamp=None)
-        batch.close()
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-async def raw_consume(bootstrap: str, topic: str, events: int) -> tuple[float, float]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=1_048_576,
-        fetch_max_bytes=16 * 1_048_576,
-    )
-    await consumer.start()
-    decoder = msgspec.json.Decoder(SlowQueryObserved)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        seen, started, cpu = 0, 0.0, 0.0
-        while seen < events:
-            batch = await consumer.getmany(timeout_ms=1000)
-            if batch and not started:
-                started, cpu = time.perf_counter(), time.process_time()
-            for messages in batch.values():
-                for message in messages:
-                    decoder.decode(message.value)
-                seen += len(messages)
-        return seen / (time.perf_counter() - started), seen / (time.process_time() - cpu)
-    finally:
-        await consumer.stop()
 
 
 class Timed:
@@ -238,8 +184,8 @@ async def run(bootstrap: str, pg_dsn: str, events: int, bind_share: float = 0.0)
     await ensure_topics({"bootstrap_servers": bootstrap}, [topic, DLQ])
     values = make_events(events, bind_share)
     size = sum(map(len, values)) / len(values)
-    await fill(bootstrap, topic.name, values)
-    raw, raw_cpu = await raw_consume(bootstrap, topic.name, events)
+    await fill_values(bootstrap, topic.name, values)
+    raw, raw_cpu = await raw_consume(bootstrap, topic.name, events, SlowQueryObserved)
     rate, rate_cpu, stage = await analyzer_consume(bootstrap, pg_dsn, topic, events)
     cache = stage._cache
     print(f"query-analyzer: {events:,} SlowQueryObserved events (~{size:.0f} B),", end=" ")
