@@ -189,7 +189,7 @@ async def engine_consume(
                     last = (now, count)
                     if count >= signals:
                         break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the metrics scrape interval of the measurement
             else:
                 raise TimeoutError(f"consumed {last[1]:,.0f} of {signals:,} in 600 s")
             await asyncio.sleep(1.5)  # let the last flushes land before reading the counters

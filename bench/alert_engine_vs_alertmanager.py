@@ -253,7 +253,7 @@ def _wait_http(url: str, process: Any, log_file: Path, timeout_s: float = 60) ->
                     return
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.2)
+        time.sleep(0.2)  # polling interval of the readiness wait
     raise TimeoutError(f"{url} not ready:\n{log_file.read_text()[-3000:]}")
 
 

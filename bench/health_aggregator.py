@@ -92,7 +92,7 @@ async def probe_health(url: str, until: float, latencies: list[float], codes: di
                 await response.read()
                 codes[response.status] = codes.get(response.status, 0) + 1
             latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # paces the probe load at ~100 requests/s
 
 
 async def watch_expiry(

@@ -146,17 +146,23 @@ class Counting(StatelessHandler):
         return BatchResult()
 
 
-async def kit_consume(bootstrap: str, topic: Topic, events: int) -> float:
-    connection = {"bootstrap_servers": bootstrap}
-    producer = EventProducer(connection, source="/bench")
-    await producer.start()
-    registry = CollectorRegistry()
-    handler = Counting(events)
+async def consume_until_done(
+    bootstrap: str,
+    producer: EventProducer,
+    topic: Topic,
+    event_type: type[Any],
+    handler: Any,
+    *,
+    registry: CollectorRegistry,
+    group: str | None = None,
+) -> None:
+    """Run the kit's ``BatchConsumer`` into ``handler`` until ``handler.done`` is set, with
+    the GC settings every service runs with."""
     tune_gc()  # as opsmesh.service_main does for every service
     consumer = BatchConsumer(
-        connection=connection,
-        config=ConsumerConfig(group_id=f"bench.{uuid.uuid4().hex[:8]}", topics=(topic,)),
-        event_type=MetricSampled,
+        connection={"bootstrap_servers": bootstrap},
+        config=ConsumerConfig(group_id=group or f"bench.{uuid.uuid4().hex[:8]}", topics=(topic,)),
+        event_type=event_type,
         handler=handler,
         dead_letters=DeadLetterPublisher(
             producer, service="bench", clock=SystemClock(), registry=registry
@@ -171,6 +177,17 @@ async def kit_consume(bootstrap: str, topic: Topic, events: int) -> float:
     finally:
         stop.set()
         await task
+
+
+async def kit_consume(bootstrap: str, topic: Topic, events: int) -> float:
+    producer = EventProducer({"bootstrap_servers": bootstrap}, source="/bench")
+    await producer.start()
+    handler = Counting(events)
+    try:
+        await consume_until_done(
+            bootstrap, producer, topic, MetricSampled, handler, registry=CollectorRegistry()
+        )
+    finally:
         await producer.stop()
     return handler.seen / (handler.finished - handler.started)
 

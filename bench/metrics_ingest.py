@@ -26,7 +26,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from bench.kafka_kit import PARTITIONS, raw_consume
+from bench.kafka_kit import PARTITIONS, consume_until_done, raw_consume
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.publish import SpanPublisher
@@ -39,16 +39,12 @@ from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import LocalStack
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
-    BatchConsumer,
     BatchResult,
-    ConsumerConfig,
-    DeadLetterPublisher,
     EventProducer,
     Received,
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
-from opsmesh.runtime import tune_gc
 from opsmesh.topics import ALL_TOPICS, Topic
 
 
@@ -141,25 +137,11 @@ async def rollup_consume(
         max_series_per_metric=100_000,
     )
     handler = Counted(stage, events)
-    tune_gc()  # as opsmesh.service_main does for every service
-    consumer = BatchConsumer(
-        connection=connection,
-        config=ConsumerConfig(group_id=f"bench.{uuid.uuid4().hex[:8]}", topics=(topic,)),
-        event_type=MetricSampled,
-        handler=handler,
-        dead_letters=DeadLetterPublisher(
-            producer, service="bench", clock=SystemClock(), registry=registry
-        ),
-        registry=registry,
-        client_id="bench",
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
     try:
-        await handler.done.wait()
+        await consume_until_done(
+            bootstrap, producer, topic, MetricSampled, handler, registry=registry
+        )
     finally:
-        stop.set()
-        await task
         await producer.stop()
     async with pool.connection() as conn:
         cursor = await conn.execute("SELECT count(*) FROM metrics_ingest.rollups")

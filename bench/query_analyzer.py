@@ -26,22 +26,18 @@ from collections.abc import Sequence
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from bench.kafka_kit import PARTITIONS, fill_values, raw_consume
+from bench.kafka_kit import PARTITIONS, consume_until_done, fill_values, raw_consume
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import LocalStack
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka import (
-    BatchConsumer,
     BatchResult,
-    ConsumerConfig,
-    DeadLetterPublisher,
     EventProducer,
     Received,
 )
 from opsmesh.kafka.admin import ensure_topics
-from opsmesh.runtime import tune_gc
 from opsmesh.topics import DLQ, Topic
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
@@ -150,25 +146,11 @@ async def analyzer_consume(
         clock=SystemClock(),
     )
     timed = Timed(stage, events)
-    tune_gc()  # as opsmesh.service_main does for every service
-    consumer = BatchConsumer(
-        connection=connection,
-        config=ConsumerConfig(group_id=group, topics=(topic,)),
-        event_type=SlowQueryObserved,
-        handler=timed,
-        dead_letters=DeadLetterPublisher(
-            producer, service="bench", clock=SystemClock(), registry=registry
-        ),
-        registry=registry,
-        client_id="bench",
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
     try:
-        await timed.done.wait()
+        await consume_until_done(
+            bootstrap, producer, topic, SlowQueryObserved, timed, registry=registry, group=group
+        )
     finally:
-        stop.set()
-        await task
         await producer.stop()
         await pool.close()
     return (
