@@ -38,6 +38,7 @@ from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import LocalStack
 from opsmesh.events import MetricSampled
+from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka import (
     BatchResult,
     EventProducer,
@@ -99,7 +100,7 @@ class Counted:
         self.done = asyncio.Event()
         self._target = target
 
-    async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
+    async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
         if batch and not self.started:
             self.started = time.perf_counter()
         result = await self.stage.handle(batch)
@@ -139,7 +140,7 @@ async def rollup_consume(
     handler = Counted(stage, events)
     try:
         await consume_until_done(
-            bootstrap, producer, topic, MetricSampled, handler, registry=registry
+            bootstrap, producer, topic, MetricSampledFields, handler, registry=registry
         )
     finally:
         await producer.stop()

@@ -15,7 +15,7 @@ from metrics_ingest.rollup.retention import RetentionPolicy
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from metrics_ingest.settings import MetricsIngestSettings
 from opsmesh.clock import Clock
-from opsmesh.events.metrics import MetricSampled
+from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
@@ -97,7 +97,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
                     continue
 
         return [
-            ("rollups", runtime.consumer(config, MetricSampled, stage)),
+            ("rollups", runtime.consumer(config, MetricSampledFields, stage)),
             ("partitions", maintenance),
         ]
 

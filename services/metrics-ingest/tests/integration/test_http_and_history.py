@@ -18,9 +18,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy, day_of
-from metrics_ingest.rollup.windows import ClosedWindow, Rollups, WindowConfig
+from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import Endpoints

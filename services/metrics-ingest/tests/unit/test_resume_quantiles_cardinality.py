@@ -6,14 +6,10 @@ import math
 
 import pytest
 
-from metrics_ingest.rollup.windows import (
-    Checkpoint,
-    ClosedWindow,
-    Rollups,
-    SampleOutcome,
-    WindowConfig,
-    bucket_quantile,
-)
+from metrics_ingest.rollup.checkpoint import Checkpoint
+from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.histogram import bucket_quantile
+from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
 from opsmesh.labels import series_id
 

@@ -6,12 +6,8 @@ import math
 
 import pytest
 
-from metrics_ingest.rollup.windows import (
-    ClosedWindow,
-    Rollups,
-    SampleOutcome,
-    WindowConfig,
-)
+from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
 from opsmesh.events.metrics import MetricKind, MetricSampled
 from opsmesh.labels import series_id
 

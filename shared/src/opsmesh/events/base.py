@@ -12,7 +12,8 @@ import msgspec
 
 # Size limits on every input: names, label sets and free text are bounded at decode time.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-LabelName = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=100)]
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+LabelName = Annotated[str, msgspec.Meta(pattern=LABEL_NAME_PATTERN, max_length=100)]
 LabelValue = Annotated[str, msgspec.Meta(max_length=1024)]
 Labels = Annotated[dict[LabelName, LabelValue], msgspec.Meta(max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=16_384)]

@@ -22,21 +22,35 @@ from opsmesh.kafka.headers import TraceContext, cloudevent_headers, new_trace
 from opsmesh.kafka.producer import Outgoing
 
 
+class RecordBatch(Protocol):
+    """The part of aiokafka's ``BatchBuilder`` used here."""
+
+    def append(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> object | None: ...
+
+    def close(self) -> None: ...
+
+
 class KafkaSender(Protocol):
     """The part of ``AIOKafkaProducer`` used here."""
 
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        *,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+    def create_batch(self) -> RecordBatch: ...
+
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
     ) -> asyncio.Future[Any]: ...
 
     async def partitions_for(self, topic: str) -> set[int]: ...
+
+
+class RecordTooLarge(ValueError):
+    pass
 
 
 class SpanPublisher:
@@ -54,13 +68,15 @@ class SpanPublisher:
     async def publish_many(
         self, items: Sequence[Outgoing], trace: TraceContext | None = None
     ) -> None:
+        """Records go into one record batch per partition (the client's batch API: a
+        fraction of the cost of ``send`` per record); returns once all are acknowledged."""
         if not items:
             return
         span = trace.child() if trace else new_trace()
         now = self._clock.now()
         common: dict[str, list[tuple[str, bytes]]] = {}
+        open_batches: dict[tuple[str, int], RecordBatch] = {}
         futures = []
-        send = self._producer.send
         by_key = self._by_key
         for index, item in enumerate(items):
             topic = item.topic.name
@@ -81,10 +97,22 @@ class SpanPublisher:
                 common[event_type] = base
             event_id = item.event_id or f"{span.trace_id}-{span.span_id}-{index}"
             headers = [(k, event_id.encode()) if k == "ce_id" else (k, v) for k, v in base]
-            futures.append(
-                await send(topic, encode(item.event), key, partition=partition, headers=headers)
-            )
+            value = encode(item.event)
+            batch = open_batches.get((topic, partition))
+            if batch is None:
+                batch = open_batches[(topic, partition)] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await self._send(batch, topic, partition))
+                batch = open_batches[(topic, partition)] = self._producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise RecordTooLarge(f"{len(value)}-byte record does not fit a batch")
+        for (topic, partition), batch in open_batches.items():
+            futures.append(await self._send(batch, topic, partition))
         await asyncio.gather(*futures)
+
+    async def _send(self, batch: RecordBatch, topic: str, partition: int) -> asyncio.Future[Any]:
+        batch.close()
+        return await self._producer.send_batch(batch, topic, partition=partition)
 
     async def _partition(self, topic: str, key: bytes) -> int:
         partitions = self._partitions.get(topic)

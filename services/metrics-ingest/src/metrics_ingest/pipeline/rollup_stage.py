@@ -13,10 +13,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from metrics_ingest.pipeline.history import History
 from metrics_ingest.pipeline.http_api import Publisher
 from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
-from metrics_ingest.rollup.windows import Checkpoint, ClosedWindow, Rollups, SampleOutcome
+from metrics_ingest.rollup.checkpoint import Checkpoint
+from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.windows import Rollups, SampleOutcome
 from opsmesh.clock import Clock
-from opsmesh.events.metrics import MetricSampled
-from opsmesh.kafka.consumer import BatchResult, Partition, Received
+from opsmesh.events.metrics import MetricSampledFields, name_problem
+from opsmesh.kafka.consumer import BatchResult, Partition, Received, Rejection
+from opsmesh.kafka.dlq import DeadLetterReason
 from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
@@ -64,15 +67,21 @@ class RollupStage:
             "metrics_ingest_series", "Known series per metric name", ["name"], registry=registry
         )
 
-    async def handle(self, batch: Sequence[Received[MetricSampled]]) -> BatchResult:
+    async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
         add = self._rollups.add
         counts = dict.fromkeys(SampleOutcome, 0)
+        invalid: list[Rejection] = []
+        partition: Partition = ("", -1)
         for record in batch:
             message = record.message
-            outcome = add(
-                record.event, (message.topic, message.partition), message.offset, message.key
-            )
+            if message.partition != partition[1] or message.topic != partition[0]:
+                partition = (message.topic, message.partition)
+            outcome = add(record.event, partition, message.offset, message.key)
             counts[outcome] += 1
+            if outcome is SampleOutcome.INVALID_NAME:
+                event = record.event
+                problem = name_problem(event.name, event.labels) or "invalid name"
+                invalid.append(Rejection(record.raw, DeadLetterReason.SCHEMA_VIOLATION, problem))
         for outcome, n in counts.items():
             if n:
                 self._outcome_counters[outcome].inc(n)
@@ -104,6 +113,7 @@ class RollupStage:
             for name, n in self._rollups.series_count().items():
                 self._series.labels(name).set(n)
         return BatchResult(
+            rejected=invalid,
             hold_from=self._rollups.hold_from(),
             commit_metadata={p: c.encode() for p, c in self._rollups.checkpoints().items()},
         )

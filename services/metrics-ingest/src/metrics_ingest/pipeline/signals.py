@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metrics_ingest.rollup.windows import ClosedWindow
+from metrics_ingest.rollup.closed import ClosedWindow
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import SIGNALS

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from opsmesh.events.metrics import MetricKind, MetricSampled
+from opsmesh.events.metrics import MetricKind, MetricSampledFields
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render(samples: Iterable[MetricSampled]) -> str:
-    by_name: dict[str, list[MetricSampled]] = {}
+def render(samples: Iterable[MetricSampledFields]) -> str:
+    by_name: dict[str, list[MetricSampledFields]] = {}
     for sample in samples:
         by_name.setdefault(sample.name, []).append(sample)
     lines: list[str] = []
@@ -34,7 +34,7 @@ def render(samples: Iterable[MetricSampled]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _histogram(sample: MetricSampled) -> list[str]:
+def _histogram(sample: MetricSampledFields) -> list[str]:
     out = []
     count = sample.count if sample.count is not None else 0.0
     for bucket in sample.buckets or []:

@@ -17,10 +17,11 @@ window was already behind the watermark at that commit belongs to a window that 
 closed and emitted in full, so it is skipped (``REPLAYED``) instead of re-forming that
 window from a partial replay.
 
-Histograms carry cumulative bucket counters (Prometheus semantics, ``+Inf`` = ``count``):
-a window's distribution is the reset-aware increase of each bucket between the window's
-samples, and its quantiles are interpolated within buckets as ``histogram_quantile``
-does. Like ``rate()``, a window needs two samples of a series to have an increase.
+Histograms fold into per-bucket increases (``rollup.histogram``).
+
+``add`` is the hot path (every sample): it avoids calls and allocations where it can; a
+sample of a series whose key, name and labels were seen before touches only dictionaries
+and the open windows' fields.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from opsmesh.events.metrics import MetricKind, MetricSampled
+from metrics_ingest.rollup.checkpoint import Checkpoint
+from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.histogram import BucketIncrease, fold_sample
+from opsmesh.events.metrics import MetricKind, MetricSampledFields, name_problem
 from opsmesh.labels import series_id
 
 Partition = tuple[str, int]
@@ -42,159 +46,30 @@ class SampleOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # offset already applied (a retried batch)
     REPLAYED = "replayed"  # replay after a restart; its window was already emitted in full
     OVER_CARDINALITY = "over_cardinality"  # a new series beyond its metric's limit
+    INVALID_NAME = "invalid_name"  # a new series whose metric or label name is not valid
 
 
-QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """What a partition's committed offset carries: its watermark then, and the offset
-    everything before which had been applied."""
-
-    watermark: float
-    applied_to: int
-
-    def encode(self) -> str:
-        return f"v1;wm={self.watermark!r};to={self.applied_to}"
-
-    @staticmethod
-    def decode(text: str) -> Checkpoint | None:
-        """``None`` for empty or foreign metadata: the partition then starts fresh."""
-        parts = dict(p.split("=", 1) for p in text.split(";")[1:] if "=" in p)
-        if not text.startswith("v1;") or "wm" not in parts or "to" not in parts:
-            return None
-        try:
-            return Checkpoint(float(parts["wm"]), int(parts["to"]))
-        except ValueError:
-            return None
-
-
-@dataclass(slots=True)
-class _Buckets:
-    """Per-bucket increase of a cumulative histogram within one window."""
-
-    bounds: tuple[float, ...] = ()  # upper bounds, the last one +Inf
-    last: list[float] = field(default_factory=list)
-    last_at: float = -math.inf
-    increase: list[float] = field(default_factory=list)
-
-    def add(self, bounds: tuple[float, ...], counts: list[float], at: float) -> None:
-        if at < self.last_at:
-            return  # an older snapshot arriving late tells nothing new about the increase
-        if bounds != self.bounds:  # first snapshot, or the bucket layout changed
-            self.bounds, self.last, self.last_at = bounds, counts, at
-            self.increase = [0.0] * len(bounds)
-            return
-        reset = counts[-1] < self.last[-1]
-        for i, count in enumerate(counts):
-            self.increase[i] += count if reset else max(0.0, count - self.last[i])
-        self.last, self.last_at = counts, at
-
-    def quantile(self, q: float) -> float | None:
-        return bucket_quantile(q, self.bounds, self.increase)
-
-
-def bucket_quantile(q: float, bounds: tuple[float, ...], cumulative: list[float]) -> float | None:
-    """``histogram_quantile``: linear interpolation inside the bucket holding rank q·total;
-    the ``+Inf`` bucket answers with the highest finite bound. ``None`` without data."""
-    if not bounds or not cumulative or cumulative[-1] <= 0:
-        return None
-    rank = q * cumulative[-1]
-    previous_bound, previous_count = 0.0, 0.0
-    for i, (bound, count) in enumerate(zip(bounds, cumulative, strict=True)):
-        if count >= rank:
-            if math.isinf(bound):
-                return previous_bound if i > 0 else None
-            lower = previous_bound if i > 0 else min(0.0, bound)
-            if count == previous_count:
-                return bound
-            return lower + (bound - lower) * (rank - previous_count) / (count - previous_count)
-        previous_bound, previous_count = bound, count
-    return previous_bound
-
-
-@dataclass(slots=True)
-class Aggregate:
-    count: int = 0
-    total: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
-    first: float = 0.0
-    last: float = 0.0
-    last_at: float = -math.inf
-    first_at: float = math.inf
-    # Counter increase within the window, reset-aware: a drop means the counter restarted.
-    increase: float = 0.0
-
-    def add(self, value: float, at: float, kind: MetricKind) -> None:
-        if kind is MetricKind.COUNTER and self.count and at >= self.last_at:
-            self.increase += value - self.last if value >= self.last else value
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-        if at < self.first_at:
-            self.first, self.first_at = value, at
-        if at >= self.last_at:
-            self.last, self.last_at = value, at
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class OpenWindow:
-    name: str
-    kind: MetricKind
-    labels: dict[str, str]
-    start: float
-    size: float
-    aggregate: Aggregate = field(default_factory=Aggregate)
-    first_offset: int = -1  # the lowest offset that contributed, in its partition
-    buckets: _Buckets | None = None
+    """One series' window being filled; the aggregates are fields of their own (not an
+    object) because every sample updates them."""
 
-    @property
-    def end(self) -> float:
-        return self.start + self.size
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    series: str
     name: str
     kind: MetricKind
     labels: Mapping[str, str]
     start: float
+    size: float
     end: float
-    count: int
-    total: float
-    minimum: float
-    maximum: float
-    last: float
-    increase: float
-    quantiles: Mapping[str, float] = field(default_factory=dict)  # "p50" -> value
-
-    @property
-    def value(self) -> float:
-        """The headline value rules compare: rate for counters, last for gauges, mean otherwise."""
-        if self.kind is MetricKind.COUNTER:
-            return self.increase / (self.end - self.start)
-        if self.kind is MetricKind.GAUGE:
-            return self.last
-        return self.total / self.count if self.count else 0.0
-
-    def stats(self) -> dict[str, float]:
-        out = {
-            "count": float(self.count),
-            "sum": self.total,
-            "min": self.minimum,
-            "max": self.maximum,
-            "last": self.last,
-            "mean": self.total / self.count if self.count else 0.0,
-        }
-        if self.kind is MetricKind.COUNTER:
-            out["increase"] = self.increase
-            out["rate"] = self.value
-        out.update(self.quantiles)
-        return out
+    first_offset: int  # the lowest offset that contributed, in its partition
+    count: int = 0
+    total: float = 0.0
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    last: float = 0.0
+    last_at: float = -math.inf
+    # Counter increase within the window, reset-aware: a drop means the counter restarted.
+    increase: float = 0.0
+    buckets: BucketIncrease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +98,7 @@ class _Series:
     labels: Mapping[str, str]
     current: list[OpenWindow | None]
     others: dict[tuple[int, float], OpenWindow] = field(default_factory=dict)
-    latest: MetricSampled | None = None
+    latest: MetricSampledFields | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -273,46 +148,62 @@ class Rollups:
         self._last = (partition, part)
         return part
 
-    def add(
-        self, sample: MetricSampled, partition: Partition, offset: int, key: bytes | None = None
+    def add(  # noqa: PLR0912 - the hot path stays one function: a call per sample costs
+        self,
+        sample: MetricSampledFields,
+        partition: Partition,
+        offset: int,
+        key: bytes | None = None,
     ) -> SampleOutcome:
-        part = self._part(partition)
+        last = self._last
+        part = last[1] if last is not None and last[0] == partition else self._part(partition)
         if offset < part.applied_to:
             return SampleOutcome.DUPLICATE
         part.applied_to = offset + 1
         part.arrived = True
+        state = part.by_key.get(key) if key is not None else None
+        if state is None or state.name != sample.name or state.labels != sample.labels:
+            found = self._series(part, sample, key)
+            if isinstance(found, SampleOutcome):
+                return found  # a rejected sample moves no watermark
+            state = found
         clock = part.clock
         at = sample.sampled_at
         if at > clock.newest_event:  # noqa: PLR1730 - max() costs a call per sample
             clock.newest_event = at
-        state = part.by_key.get(key) if key is not None else None
-        if state is None or state.name != sample.name or state.labels != sample.labels:
-            state = self._series(part, sample, key)
-            if state is None:
-                return SampleOutcome.OVER_CARDINALITY
         latest = state.latest
         if latest is None or latest.sampled_at <= at:
             state.latest = sample
-        watermark = clock.watermark
         resumed = part.resumed
         replaying = resumed is not None and offset < resumed.applied_to
-        if replaying and resumed is not None:
-            watermark = resumed.watermark
+        watermark = resumed.watermark if replaying and resumed else clock.watermark
         accepted = False
         value = sample.value
-        kind = sample.kind
+        counter = sample.kind is MetricKind.COUNTER
+        histogram = sample.buckets is not None
         current = state.current
         for i, size in self._sizes:
             window = current[i]
-            if window is None or not (window.start <= at < window.start + size):
+            if window is None or not (window.start <= at < window.end):
                 start = math.floor(at / size) * size
                 if start + size <= watermark:
                     continue
                 window = self._window(part, state, i, size, start, sample, offset)
             accepted = True
-            window.aggregate.add(value, at, kind)
-            if sample.buckets is not None:
-                _add_buckets(window, sample)
+            if counter and window.count and at >= window.last_at:
+                previous = window.last
+                window.increase += value - previous if value >= previous else value
+            window.count += 1
+            window.total += value
+            if value < window.minimum:  # noqa: PLR1730 - min() costs a call per sample
+                window.minimum = value
+            if value > window.maximum:  # noqa: PLR1730
+                window.maximum = value
+            if at >= window.last_at:
+                window.last = value
+                window.last_at = at
+            if histogram:
+                window.buckets = fold_sample(window.buckets, sample)
         if accepted:
             return SampleOutcome.ACCEPTED
         return SampleOutcome.REPLAYED if replaying else SampleOutcome.LATE
@@ -324,7 +215,7 @@ class Rollups:
         index: int,
         size: float,
         start: float,
-        sample: MetricSampled,
+        sample: MetricSampledFields,
         offset: int,
     ) -> OpenWindow:
         current = state.current[index]
@@ -333,8 +224,9 @@ class Rollups:
         window = state.others.get((index, start))
         if window is not None:
             return window
-        window = OpenWindow(sample.name, sample.kind, dict(sample.labels), start, size)
-        window.first_offset = offset
+        window = OpenWindow(
+            sample.name, sample.kind, state.labels, start, size, start + size, offset
+        )
         if current is None or start > current.start:
             if current is not None:
                 state.others[(index, current.start)] = current
@@ -345,18 +237,24 @@ class Rollups:
         self._open_count += 1
         return window
 
-    def _series(self, part: _Partition, sample: MetricSampled, key: bytes | None) -> _Series | None:
+    def _series(
+        self, part: _Partition, sample: MetricSampledFields, key: bytes | None
+    ) -> _Series | SampleOutcome:
+        """The series of a sample whose key is new or does not match its name and labels;
+        a new series is checked (names, cardinality) here, once."""
         series = series_id(sample.name, sample.labels)
         state = part.by_series.get(series)
         if state is None:
-            limit = self._config.max_series_per_metric
             members = self._series_per_name.get(sample.name)
-            if members is None:
-                members = self._series_per_name[sample.name] = set()
-            if series not in members:
+            if members is None or series not in members:
+                if name_problem(sample.name, sample.labels) is not None:
+                    return SampleOutcome.INVALID_NAME
+                if members is None:
+                    members = self._series_per_name[sample.name] = set()
+                limit = self._config.max_series_per_metric
                 if limit and len(members) >= limit:
                     self.rejected_series[sample.name] = self.rejected_series.get(sample.name, 0) + 1
-                    return None
+                    return SampleOutcome.OVER_CARDINALITY
                 members.add(series)
             state = _Series(
                 sample.name, series, dict(sample.labels), [None] * len(self._config.sizes_s)
@@ -369,9 +267,9 @@ class Rollups:
         return state
 
     @property
-    def latest(self) -> dict[str, MetricSampled]:
+    def latest(self) -> dict[str, MetricSampledFields]:
         """Per series, the newest sample by event time (for ``/metrics/apps``)."""
-        out: dict[str, MetricSampled] = {}
+        out: dict[str, MetricSampledFields] = {}
         for part in self._parts.values():
             for series, state in part.by_series.items():
                 sample = state.latest
@@ -496,27 +394,9 @@ class Rollups:
 
 
 _KEY_CACHE_MAX = 1_000_000
-_INF = math.inf
-
-
-def _add_buckets(window: OpenWindow, sample: MetricSampled) -> None:
-    buckets = sample.buckets or []
-    bounds = (*(b.le for b in buckets), _INF)
-    counts = [b.count for b in buckets]
-    counts.append(sample.count if sample.count is not None else (counts[-1] if counts else 0.0))
-    if window.buckets is None:
-        window.buckets = _Buckets()
-    window.buckets.add(bounds, counts, sample.sampled_at)
 
 
 def _close(series: str, window: OpenWindow) -> ClosedWindow:
-    agg = window.aggregate
-    quantiles: dict[str, float] = {}
-    if window.buckets is not None:
-        for q in QUANTILES:
-            value = window.buckets.quantile(q)
-            if value is not None:
-                quantiles[f"p{q * 100:g}"] = value
     return ClosedWindow(
         series=series,
         name=window.name,
@@ -524,11 +404,11 @@ def _close(series: str, window: OpenWindow) -> ClosedWindow:
         labels=window.labels,
         start=window.start,
         end=window.end,
-        count=agg.count,
-        total=agg.total,
-        minimum=agg.minimum,
-        maximum=agg.maximum,
-        last=agg.last,
-        increase=agg.increase,
-        quantiles=quantiles,
+        count=window.count,
+        total=window.total,
+        minimum=window.minimum,
+        maximum=window.maximum,
+        last=window.last,
+        increase=window.increase,
+        quantiles=window.buckets.quantiles() if window.buckets is not None else {},
     )
