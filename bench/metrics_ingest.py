@@ -15,15 +15,18 @@ PostgreSQL and Redis (``LocalStack``), then:
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import msgspec
+import psycopg
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from bench.kafka_kit import PARTITIONS, consume_until_done, raw_consume
@@ -46,6 +49,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
+from opsmesh.runtime import tune_gc
 from opsmesh.topics import ALL_TOPICS, Topic
 
 
@@ -89,67 +93,204 @@ async def fill(bootstrap: str, topic: str, events: int, series: int, start: floa
         await producer.stop()
 
 
-class Counted:
-    """RollupStage plus a record count, to know when every record is in."""
+class Gated:
+    """A replica's ``RollupStage``, held at its first records until the parent says go
+    (so every replica starts together, after the group settled), and done once it has
+    seen the last offset of each partition it owns."""
 
-    def __init__(self, stage: RollupStage, target: int) -> None:
+    def __init__(self, stage: RollupStage) -> None:
         self.stage = stage
-        self.seen = 0
+        self.go = asyncio.Event()
+        self.done = asyncio.Event()
         self.started = 0.0
         self.finished = 0.0
-        self.done = asyncio.Event()
-        self._target = target
+        self.seen = 0
+        self.ends: dict[int, int] = {}  # partition -> offset of its last record
+        self._reached: dict[int, int] = {}
+        self._owned: set[int] = set()
 
     async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
-        if batch and not self.started:
-            self.started = time.perf_counter()
+        if batch and not self.go.is_set():
+            await self.go.wait()
         result = await self.stage.handle(batch)
         self.seen += len(batch)
-        if self.seen >= self._target and not self.done.is_set():
-            self.finished = time.perf_counter()
+        for record in batch:
+            partition = record.message.partition
+            self._reached[partition] = max(self._reached.get(partition, -1), record.offset)
+        if self.ends and not self.done.is_set() and self._all_reached():
+            self.finished = time.monotonic()
             self.done.set()
         return result
+
+    def _all_reached(self) -> bool:
+        return all(self._reached.get(p, -1) >= self.ends.get(p, -1) for p in self._owned)
 
     async def on_committed_metadata(self, metadata: dict[tuple[str, int], str]) -> None:
         await self.stage.on_committed_metadata(metadata)
 
     async def on_assigned(self, partitions: set[tuple[str, int]]) -> None:
+        self._owned |= {p for _, p in partitions}
+        _tell({"owned": sorted(self._owned)})
         await self.stage.on_assigned(partitions)
 
     async def on_revoked(self, partitions: set[tuple[str, int]]) -> None:
+        self._owned -= {p for _, p in partitions}
+        _tell({"owned": sorted(self._owned)})
         await self.stage.on_revoked(partitions)
 
 
-async def rollup_consume(
-    bootstrap: str, dsn: str, topic: Topic, events: int
-) -> tuple[float, int, int]:
+def _tell(message: dict[str, Any]) -> None:
+    print(json.dumps({"bench": message}), flush=True)
+
+
+async def replica(bootstrap: str, dsn: str, topic: Topic, group: str) -> None:
+    """One metrics-ingest replica (the kit's consumer + RollupStage + PostgreSQL +
+    signals), driven by its parent over stdin/stdout."""
     connection = {"bootstrap_servers": bootstrap}
     producer = EventProducer(connection, source="/bench")
     await producer.start()
     pool = await open_pool(dsn, name="bench")
     registry = CollectorRegistry()
-    rollups = Rollups(WindowConfig((10.0, 60.0), 5.0, 5.0, max_series_per_metric=100_000))
     stage = RollupStage(
-        rollups=rollups,
+        rollups=Rollups(WindowConfig((10.0, 60.0), 5.0, 5.0, max_series_per_metric=100_000)),
         history=RollupHistory(pool),
         producer=SpanPublisher(producer.client, source="/bench", clock=SystemClock()),
         clock=SystemClock(),
         registry=registry,
         max_series_per_metric=100_000,
     )
-    handler = Counted(stage, events)
+    handler = Gated(stage)
+
+    async def parent() -> None:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        handler.ends = {int(p): end for p, end in json.loads(line)["ends"].items()}
+        handler.started = time.monotonic()
+        handler.go.set()
+
+    listening = asyncio.create_task(parent())
     try:
         await consume_until_done(
-            bootstrap, producer, topic, MetricSampledFields, handler, registry=registry
+            bootstrap, producer, topic, MetricSampledFields, handler, registry=registry, group=group
         )
     finally:
+        listening.cancel()
         await producer.stop()
-    async with pool.connection() as conn:
+        await pool.close()
+    closed = int(registry.get_sample_value("metrics_ingest_windows_closed_total") or 0)
+    _tell(
+        {
+            "started": handler.started,
+            "finished": handler.finished,
+            "seen": handler.seen,
+            "closed": closed,
+            "cpu_s": time.process_time(),
+        }
+    )
+
+
+class Replicas:
+    """``count`` replica processes in one consumer group on ``topic``."""
+
+    def __init__(self, count: int, bootstrap: str, dsn: str, topic: Topic) -> None:
+        self.count = count
+        self._args = [bootstrap, dsn, topic.name, str(topic.partitions)]
+        self._group = f"bench.rollups.{uuid.uuid4().hex[:8]}"
+        self._processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        """Start the replicas and wait until the group's assignment has settled: every
+        partition owned, by exactly one replica, each replica owning some."""
+        self._processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.metrics_ingest",
+                "--replica",
+                *self._args,
+                self._group,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            for _ in range(self.count)
+        ]
+        owned: list[set[int]] = [set() for _ in self._processes]
+        partitions = int(self._args[3])
+        readers = {asyncio.create_task(self._next(i)): i for i in range(len(self._processes))}
+        while not _settled(owned, partitions):
+            finished, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                i = readers.pop(task)
+                owned[i] = set(task.result()["owned"])
+                readers[asyncio.create_task(self._next(i))] = i
+        for task in readers:
+            task.cancel()
+
+    async def _next(self, index: int) -> dict[str, Any]:
+        stdout = self._processes[index].stdout
+        assert stdout is not None
+        while True:  # lines that are not the replica's messages are its logs
+            line = await stdout.readline()
+            if not line:
+                raise RuntimeError(f"replica {index} exited")
+            if line.startswith(b'{"bench": '):
+                message: dict[str, Any] = json.loads(line)["bench"]
+                return message
+
+    async def run(self, ends: dict[int, int]) -> list[dict[str, Any]]:
+        """Say go (with each partition's last offset); the replicas' reports when done."""
+        body = (json.dumps({"ends": ends}) + "\n").encode()
+        for process in self._processes:
+            assert process.stdin is not None
+            process.stdin.write(body)
+            await process.stdin.drain()
+        reports = []
+        for i, process in enumerate(self._processes):
+            message = await self._next(i)
+            while "finished" not in message:
+                message = await self._next(i)
+            reports.append(message)
+            await process.wait()
+        return reports
+
+
+def _settled(owned: list[set[int]], partitions: int) -> bool:
+    union = set().union(*owned)
+    disjoint = sum(len(o) for o in owned) == len(union)
+    return all(owned) and disjoint and len(union) == partitions
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Per partition, the offset of its last record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: offset - 1 for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def rollups_with_replicas(
+    count: int, *, bootstrap: str, dsn: str, events: int, series: int, start: float
+) -> tuple[float, int, int, float]:
+    """Samples/s into rollups with ``count`` replicas; also windows closed, history rows
+    and the replicas' CPU seconds."""
+    topic = Topic(f"bench.metrics.{uuid.uuid4().hex[:8]}", PARTITIONS, "series")
+    await ensure_topics({"bootstrap_servers": bootstrap}, [topic])
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("TRUNCATE metrics_ingest.rollups")
+    replicas = Replicas(count, bootstrap, dsn, topic)
+    await replicas.start()
+    await fill(bootstrap, topic.name, events, series, start)
+    reports = await replicas.run(await end_offsets(bootstrap, topic.name, PARTITIONS))
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cursor = await conn.execute("SELECT count(*) FROM metrics_ingest.rollups")
         row = await cursor.fetchone()
-    await pool.close()
-    closed = int(registry.get_sample_value("metrics_ingest_windows_closed_total") or 0)
-    return handler.seen / (handler.finished - handler.started), closed, int(row[0] if row else 0)
+    seen = sum(r["seen"] for r in reports)
+    elapsed = max(r["finished"] for r in reports) - min(r["started"] for r in reports)
+    closed = sum(r["closed"] for r in reports)
+    return seen / elapsed, closed, int(row[0] if row else 0), sum(r["cpu_s"] for r in reports)
 
 
 async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: int) -> float:
@@ -221,17 +362,32 @@ async def run(bootstrap: str, dsn: str, events: int, series: int) -> None:
     start = time.time() - events * 0.0005 - 120  # event time ends two minutes ago
     await fill(bootstrap, topic.name, events, series, start)
     raw, _ = await raw_consume(bootstrap, topic.name, events)
-    ingest, closed, rows = await rollup_consume(bootstrap, dsn, topic, events)
+    one, two = [
+        await rollups_with_replicas(
+            count, bootstrap=bootstrap, dsn=dsn, events=events, series=series, start=start
+        )
+        for count in (1, 2)
+    ]
     http = await http_ingest(bootstrap, requests=200, per_request=1_000, clients=4)
     print(f"metrics-ingest: {events:,} samples over {series:,} series, {PARTITIONS} partitions")
     print(f"  baseline raw aiokafka getmany + msgspec typed decode: {raw:,.0f} samples/s")
-    print(f"  Kafka -> rollups (kit + RollupStage + PostgreSQL + signals): {ingest:,.0f} samples/s")
-    print(f"  ratio rollups / baseline: {ingest / raw:.2f}")
-    print(f"  windows closed: {closed:,} (history rows: {rows:,})")
+    for count, (rate, closed, rows, cpu) in ((1, one), (2, two)):
+        print(
+            f"  Kafka -> rollups, {count} replica{'s' if count > 1 else ''} (kit + RollupStage"
+            f" + PostgreSQL + signals): {rate:,.0f} samples/s"
+            f" (ratio to baseline {rate / raw:.2f}; windows closed {closed:,},"
+            f" history rows {rows:,}; replica CPU {cpu:.1f} s)"
+        )
     print(f"  HTTP ingest (1,000-sample batches, 4 clients, acks=all): {http:,.0f} samples/s")
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--replica":
+        bootstrap, dsn, name, partitions, group = sys.argv[2:7]
+        topic = Topic(name, int(partitions), "series")
+        tune_gc()
+        asyncio.run(replica(bootstrap, dsn, topic, group))
+        return 0
     events = int(sys.argv[1]) if len(sys.argv) > 1 else 600_000
     series = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000
     with LocalStack() as endpoints:

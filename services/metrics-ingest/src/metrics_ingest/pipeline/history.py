@@ -22,7 +22,7 @@ from metrics_ingest.rollup.retention import (
     RetentionPolicy,
     bounds,
     day_of,
-    is_retained,
+    oldest_kept_day,
     parse_partition_name,
     partition_name,
     plan,
@@ -60,7 +60,7 @@ WHERE n.nspname = 'metrics_ingest' AND p.relname = 'rollups'
 """
 
 
-_LABELS_CACHE_MAX = 200_000
+_IDENTITY_CACHE_MAX = 200_000
 _json = msgspec.json.Encoder().encode
 # COPY's text format: backslash, tab, newline and carriage return are escaped.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -82,13 +82,23 @@ class RollupHistory:
         self._pool = pool
         self._policy = policy or RetentionPolicy()
         self._known_days: set[dt.date] = set()
-        self._labels_text: dict[str, str] = {}
+        # Per series: its series, name, labels and kind fields of a COPY row.
+        self._identity: dict[str, str] = {}
 
     async def store(self, windows: Sequence[ClosedWindow], now: float) -> int:
-        kept = [w for w in windows if is_retained(w.start, now, self._policy)]
+        # Windows of a batch share a few starts: each start's day is worked out once.
+        retained: dict[float, bool] = {}
+        oldest = oldest_kept_day(now, self._policy)
+        kept = []
+        for w in windows:
+            keep = retained.get(w.start)
+            if keep is None:
+                keep = retained[w.start] = day_of(w.start) >= oldest
+            if keep:
+                kept.append(w)
         if not kept:
             return len(windows)
-        days = {day_of(w.start) for w in kept} - self._known_days
+        days = {day_of(start) for start, keep in retained.items() if keep} - self._known_days
         if days:
             await self._create(days)
         # One row per window key: a re-emitted window replaces the earlier one.
@@ -106,20 +116,27 @@ class RollupHistory:
         return len(windows) - len(kept)
 
     def _copy_text(self, windows: Iterable[ClosedWindow]) -> bytes:
-        """COPY text rows; each series' labels are encoded once and remembered."""
-        labels_of = self._labels_text
-        if len(labels_of) > _LABELS_CACHE_MAX:
-            labels_of.clear()
+        """COPY text rows; each series' identity fields are escaped and encoded once."""
+        identity_of = self._identity
+        if len(identity_of) > _IDENTITY_CACHE_MAX:
+            identity_of.clear()
         lines = []
         for w in windows:
-            labels = labels_of.get(w.series)
-            if labels is None:
-                labels = labels_of[w.series] = copy_field(_json(w.labels).decode())
+            identity = identity_of.get(w.series)
+            if identity is None:
+                identity = identity_of[w.series] = "\t".join(
+                    (
+                        copy_field(w.series),
+                        copy_field(w.name),
+                        copy_field(_json(w.labels).decode()),
+                        w.kind.value,
+                    )
+                )
             quantiles = copy_field(_json(w.quantiles).decode()) if w.quantiles else "{}"
             lines.append(
-                f"{copy_field(w.series)}\t{copy_field(w.name)}\t{labels}\t{w.kind.value}\t"
-                f"{w.end - w.start!r}\t{w.start!r}\t{w.end!r}\t{w.count}\t{w.total!r}\t"
-                f"{w.minimum!r}\t{w.maximum!r}\t{w.last!r}\t{w.increase!r}\t{quantiles}\n"
+                f"{identity}\t{w.end - w.start!r}\t{w.start!r}\t{w.end!r}\t{w.count}\t"
+                f"{w.total!r}\t{w.minimum!r}\t{w.maximum!r}\t{w.last!r}\t{w.increase!r}\t"
+                f"{quantiles}\n"
             )
         return "".join(lines).encode()
 
