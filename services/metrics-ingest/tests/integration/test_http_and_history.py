@@ -248,3 +248,41 @@ async def test_a_re_emitted_window_overwrites_its_row(pool, unique):
             (f"same_{unique}",),
         )
         assert await cursor.fetchone() == (1, 5.0)
+
+
+async def test_history_keeps_labels_and_values_that_need_copy_escaping(pool, unique):
+    """Rows travel as COPY text: tabs, newlines, backslashes and quotes in label values
+    (and so in the series id), extreme floats and quantiles arrive exactly."""
+    history = RollupHistory(pool)
+    t0 = (time.time() // 3600) * 3600 - 3600
+    labels = {"path": 'C:\\tmp\\new\tline\nnext "quoted"\r', "plain": "ok"}
+    tricky = ClosedWindow(
+        series=series_id(f"esc_{unique}", labels),
+        name=f"esc_{unique}",
+        kind=MetricKind.GAUGE,
+        labels=labels,
+        start=t0,
+        end=t0 + 10,
+        count=3,
+        total=1e300,
+        minimum=-1.5e-300,
+        maximum=1e300,
+        last=0.1 + 0.2,
+        increase=0.0,
+        quantiles={"p50": 0.25, "p99": 7.5},
+    )
+    assert await history.store([tricky], time.time()) == 0
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT series, labels, sum, min, last, quantiles, window_start, window_end"
+            " FROM metrics_ingest.rollups WHERE name = %s",
+            (f"esc_{unique}",),
+        )
+        rows = await cursor.fetchall()
+    assert len(rows) == 1
+    series, stored_labels, total, low, last, quantiles, start, end = rows[0]
+    assert series == tricky.series
+    assert stored_labels == labels
+    assert (total, low, last) == (1e300, -1.5e-300, 0.1 + 0.2)
+    assert quantiles == {"p50": 0.25, "p99": 7.5}
+    assert (start.timestamp(), end.timestamp()) == (t0, t0 + 10)
