@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from bench.kafka_kit import PARTITIONS, consume_until_done, raw_consume
+from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.publish import SpanPublisher
@@ -158,6 +159,7 @@ async def replica(bootstrap: str, dsn: str, topic: Topic, group: str) -> None:
         clock=SystemClock(),
         registry=registry,
         max_series_per_metric=100_000,
+        admission=PgSeriesAdmission(pool, 100_000),  # as the service wires it
     )
     handler = Gated(stage)
 
@@ -279,7 +281,7 @@ async def rollups_with_replicas(
     topic = Topic(f"bench.metrics.{uuid.uuid4().hex[:8]}", PARTITIONS, "series")
     await ensure_topics({"bootstrap_servers": bootstrap}, [topic])
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("TRUNCATE metrics_ingest.rollups")
+        await conn.execute("TRUNCATE metrics_ingest.rollups, metrics_ingest.series_admitted")
     replicas = Replicas(count, bootstrap, dsn, topic)
     await replicas.start()
     await fill(bootstrap, topic.name, events, series, start)

@@ -6,10 +6,11 @@ import asyncio
 
 from aiohttp import web
 
+from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.publish import SpanPublisher
-from metrics_ingest.pipeline.rollup_stage import RollupStage
+from metrics_ingest.pipeline.rollup_stage import TOUCH_INTERVAL_S, RollupStage
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
@@ -67,6 +68,8 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
 
     def workers() -> list[tuple[str, Worker]]:
         history = RollupHistory(runtime.pool, policy)
+        limit = settings.max_series_per_metric
+        admission = PgSeriesAdmission(runtime.pool, limit) if limit else None
         stage = RollupStage(
             rollups=rollups,
             history=history,
@@ -75,14 +78,22 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             registry=runtime.registry,
             max_series_per_metric=settings.max_series_per_metric,
             series_idle_s=settings.series_idle_s,
+            admission=admission,
         )
         config = ConsumerConfig(group_id=GROUP_METRICS_INGEST, topics=(METRICS,))
 
         async def maintenance(stop: asyncio.Event) -> None:
-            """The purge job: partitions ahead, expired days dropped, on an interval."""
+            """The purge job: partitions ahead, expired days dropped, admitted series that
+            no replica holds forgotten, on an interval."""
             while not stop.is_set():
                 try:
-                    done = await history.maintain(runtime.clock.now())
+                    now = runtime.clock.now()
+                    done = await history.maintain(now)
+                    if admission is not None:
+                        # Touched every TOUCH_INTERVAL_S by their owner while held.
+                        await admission.purge(
+                            now - max(settings.series_idle_s, 5 * TOUCH_INTERVAL_S)
+                        )
                     if done.create or done.drop:
                         log.info(
                             "rollup partitions maintained",

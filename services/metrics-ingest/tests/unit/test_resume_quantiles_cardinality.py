@@ -213,9 +213,33 @@ def test_revoked_and_idle_series_free_their_slots() -> None:
     assert rollups.add(gauge(T0, host="b"), p1, 1) is SampleOutcome.ACCEPTED
     assert rollups.add(gauge(T0 + 20, host="b"), p1, 2) is SampleOutcome.ACCEPTED
     rollups.close_due(0.0)
-    assert rollups.reap_idle(before=T0 + 20) == 0, "an open window keeps its series"
+    assert rollups.reap_idle(before=T0 + 20) == [], "an open window keeps its series"
     rollups.close_due(1e12)
     rollups.close_due(2e12)
-    assert rollups.reap_idle(before=T0 + 21) == 1
+    assert len(rollups.reap_idle(before=T0 + 21)) == 1
     assert rollups.series_count() == {"cpu": 0}
     assert rollups.add(gauge(T0 + 30, host="c"), p1, 3) is not SampleOutcome.OVER_CARDINALITY
+
+
+def test_a_series_refused_group_wide_leaves_no_window_and_is_rejected_until_the_reap() -> None:
+    rollups = Rollups(WindowConfig((10.0, 60.0), 0.0, 0.0, max_series_per_metric=5))
+    for offset, host in enumerate("abba"):
+        rollups.add(gauge(T0 + offset, host=host), P0, offset)
+    a, b = (("cpu", series_id("cpu", {"host": h})) for h in "ab")
+    assert rollups.unconfirmed_series() == [a, b]
+    assert rollups.hold_from() == {P0: 0}
+    rollups.refuse_series([b])
+    rollups.confirm_series([a, b])
+    assert rollups.unconfirmed_series() == []
+    assert rollups.take_rejected_series() == {"cpu": 2}, "b's two samples"
+    assert rollups.open_windows == 2, "a's 10 s and 60 s windows"
+    assert rollups.series_count() == {"cpu": 1}
+    assert rollups.add(gauge(T0 + 5, host="b"), P0, 4) is SampleOutcome.OVER_CARDINALITY
+    assert rollups.take_rejected_series() == {"cpu": 1}
+    assert rollups.add(gauge(T0 + 70, host="a"), P0, 5) is SampleOutcome.ACCEPTED
+    closed = rollups.close_due(0.0)
+    assert {w.series for w in closed} == {a[1]}
+    assert [w.count for w in closed if w.end - w.start == 10.0] == [2]
+    rollups.reap_idle(before=T0)
+    assert rollups.add(gauge(T0 + 71, host="b"), P0, 6) is SampleOutcome.ACCEPTED, "may ask again"
+    assert rollups.unconfirmed_series() == [b]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from metrics_ingest.pipeline.admission import SeriesAdmission
 from metrics_ingest.pipeline.history import History
 from metrics_ingest.pipeline.http_api import Publisher
 from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
@@ -24,6 +25,10 @@ from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
 
+# How often idle series are reaped and held ones touched in the group-wide admission;
+# series untouched for several intervals belong to no live replica.
+TOUCH_INTERVAL_S = 60.0
+
 
 class RollupStage:
     def __init__(
@@ -36,14 +41,16 @@ class RollupStage:
         registry: CollectorRegistry,
         max_series_per_metric: int = 0,
         series_idle_s: float = 3600.0,
+        admission: SeriesAdmission | None = None,
     ) -> None:
         self._rollups = rollups
+        self._admission = admission
         self._history = history
         self._producer = producer
         self._clock = clock
         self._limit = max_series_per_metric
         self._series_idle_s = series_idle_s
-        self._next_reap = clock.now() + min(60.0, series_idle_s)
+        self._next_reap = clock.now() + TOUCH_INTERVAL_S
         # Windows closed but not yet durable; kept across a failed attempt so none is lost.
         self._unsaved: list[ClosedWindow] = []
         self._samples = Counter(
@@ -68,6 +75,28 @@ class RollupStage:
         )
 
     async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
+        invalid = self._add(batch)
+        now = self._clock.now()
+        if self._admission is not None:
+            await self._admit(self._admission, now)
+        self._unsaved.extend(self._rollups.close_due(now))
+        rejected = self._rollups.take_rejected_series()
+        await self._emit(rejected, now)
+        self._open.set(self._rollups.open_windows)
+        reaped = now >= self._next_reap
+        if reaped:
+            await self._reap(now)
+        if rejected or reaped:
+            for name, n in self._rollups.series_count().items():
+                self._series.labels(name).set(n)
+        return BatchResult(
+            rejected=invalid,
+            hold_from=self._rollups.hold_from(),
+            commit_metadata={p: c.encode() for p, c in self._rollups.checkpoints().items()},
+        )
+
+    def _add(self, batch: Sequence[Received[MetricSampledFields]]) -> list[Rejection]:
+        """Every sample into its windows; returns the records to dead-letter."""
         add = self._rollups.add
         counts = dict.fromkeys(SampleOutcome, 0)
         invalid: list[Rejection] = []
@@ -85,38 +114,39 @@ class RollupStage:
         for outcome, n in counts.items():
             if n:
                 self._outcome_counters[outcome].inc(n)
-        now = self._clock.now()
-        self._unsaved.extend(self._rollups.close_due(now))
-        rejected = self._rollups.take_rejected_series()
-        if self._unsaved or rejected:
-            # Signals of the over-limit metrics: one per metric per batch that rejected any.
-            outgoing = [
-                cardinality_signal(name, n, self._limit, now) for name, n in rejected.items()
-            ]
-            for name, n in rejected.items():
-                self._rejected_series.labels(name).inc(n)
-                log.warning("series limit reached", metric=name, rejected=n, limit=self._limit)
-            if self._unsaved:
-                skipped = await self._history.store(self._unsaved, now)
-                if skipped:
-                    self._expired.inc(skipped)
-                outgoing.extend(to_signal(w, now) for w in self._unsaved)
-            await self._producer.publish_many(outgoing)
-            self._closed.inc(len(self._unsaved))
-            self._unsaved = []
-        self._open.set(self._rollups.open_windows)
-        reaped = now >= self._next_reap
-        if reaped:
-            self._rollups.reap_idle(before=now - self._series_idle_s)
-            self._next_reap = now + min(60.0, self._series_idle_s)
-        if rejected or reaped:
-            for name, n in self._rollups.series_count().items():
-                self._series.labels(name).set(n)
-        return BatchResult(
-            rejected=invalid,
-            hold_from=self._rollups.hold_from(),
-            commit_metadata={p: c.encode() for p, c in self._rollups.checkpoints().items()},
-        )
+        return invalid
+
+    async def _admit(self, admission: SeriesAdmission, now: float) -> None:
+        """New series confirmed group-wide before any window closes, so one the limit
+        refuses leaves no trace (a failure here retries the batch; they stay unconfirmed)."""
+        new = self._rollups.unconfirmed_series()
+        if new:
+            self._rollups.refuse_series(await admission.admit(new, now))
+            self._rollups.confirm_series(new)
+
+    async def _emit(self, rejected: dict[str, int], now: float) -> None:
+        """Closed windows to history, then signals (with one per over-limit metric)."""
+        if not self._unsaved and not rejected:
+            return
+        outgoing = [cardinality_signal(name, n, self._limit, now) for name, n in rejected.items()]
+        for name, n in rejected.items():
+            self._rejected_series.labels(name).inc(n)
+            log.warning("series limit reached", metric=name, rejected=n, limit=self._limit)
+        if self._unsaved:
+            skipped = await self._history.store(self._unsaved, now)
+            if skipped:
+                self._expired.inc(skipped)
+            outgoing.extend(to_signal(w, now) for w in self._unsaved)
+        await self._producer.publish_many(outgoing)
+        self._closed.inc(len(self._unsaved))
+        self._unsaved = []
+
+    async def _reap(self, now: float) -> None:
+        gone = self._rollups.reap_idle(before=now - self._series_idle_s)
+        if self._admission is not None:
+            await self._admission.release(gone)
+            await self._admission.touch(self._rollups.held_series(), now)
+        self._next_reap = now + TOUCH_INTERVAL_S
 
     async def on_committed_metadata(self, metadata: dict[Partition, str]) -> None:
         for partition, text in metadata.items():

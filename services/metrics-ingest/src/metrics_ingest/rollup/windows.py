@@ -31,6 +31,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimit
 from metrics_ingest.rollup.checkpoint import Checkpoint
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.histogram import BucketIncrease, fold_sample
@@ -127,8 +128,7 @@ class Rollups:
         self._parts: dict[Partition, _Partition] = {}
         self._last: tuple[Partition, _Partition] | None = None
         self._open_count = 0
-        self._series_per_name: dict[str, set[str]] = {}
-        self.rejected_series: dict[str, int] = {}  # per metric name, since the last take
+        self._limit = SeriesLimit(config.max_series_per_metric)
 
     def watermark(self, partition: Partition) -> float:
         part = self._parts.get(partition)
@@ -245,17 +245,12 @@ class Rollups:
         series = series_id(sample.name, sample.labels)
         state = part.by_series.get(series)
         if state is None:
-            members = self._series_per_name.get(sample.name)
-            if members is None or series not in members:
+            limit = self._limit
+            if not limit.holds(sample.name, series):
                 if name_problem(sample.name, sample.labels) is not None:
                     return SampleOutcome.INVALID_NAME
-                if members is None:
-                    members = self._series_per_name[sample.name] = set()
-                limit = self._config.max_series_per_metric
-                if limit and len(members) >= limit:
-                    self.rejected_series[sample.name] = self.rejected_series.get(sample.name, 0) + 1
+                if not limit.admit(sample.name, series):
                     return SampleOutcome.OVER_CARDINALITY
-                members.add(series)
             state = _Series(
                 sample.name, series, dict(sample.labels), [None] * len(self._config.sizes_s)
             )
@@ -281,19 +276,56 @@ class Rollups:
         return out
 
     def take_rejected_series(self) -> dict[str, int]:
-        """New series rejected per metric name since the last call."""
-        taken, self.rejected_series = self.rejected_series, {}
-        return taken
+        """Samples of new series rejected per metric name since the last call."""
+        return self._limit.take_rejected()
 
     def series_count(self) -> dict[str, int]:
-        return {name: len(members) for name, members in self._series_per_name.items()}
+        return self._limit.counts()
+
+    def unconfirmed_series(self) -> list[SeriesKey]:
+        """New series admitted against this replica's view of the limit only."""
+        return self._limit.unconfirmed()
+
+    def held_series(self) -> list[SeriesKey]:
+        return self._limit.held()
+
+    def confirm_series(self, series: Iterable[SeriesKey]) -> None:
+        self._limit.confirmed(series)
+
+    def refuse_series(self, series: Iterable[SeriesKey]) -> None:
+        """Undo new series the group-wide limit refused: their state and open windows go,
+        their samples count as rejected, and their later samples are rejected at once."""
+        refused = list(series)
+        self._limit.refuse(refused)
+        gone = {one for _, one in refused}
+        for part in self._parts.values():
+            states = [s for s in map(part.by_series.get, gone) if s is not None]
+            if not states:
+                continue
+            for state in states:
+                del part.by_series[state.series]
+                samples = max(
+                    (
+                        sum(w.count for w in [state.current[i], *state.others.values()] if w)
+                        for i in range(len(state.current))
+                    ),
+                    default=0,
+                )
+                self._limit.count_rejected(state.name, samples)
+            ids = {id(state) for state in states}
+            part.by_key = {k: v for k, v in part.by_key.items() if id(v) not in ids}
+            for end, windows in list(part.by_end.items()):
+                kept = [entry for entry in windows if id(entry[0]) not in ids]
+                self._open_count -= len(windows) - len(kept)
+                if kept:
+                    part.by_end[end] = kept
+                else:
+                    del part.by_end[end]
 
     def forget_series(self, series: Iterable[tuple[str, str]]) -> None:
         """Free cardinality slots of series that went away (and their latest values)."""
         for name, one in series:
-            members = self._series_per_name.get(name)
-            if members is not None:
-                members.discard(one)
+            self._limit.release(name, one)
             for part in self._parts.values():
                 state = part.by_series.get(one)
                 if state is not None:
@@ -363,10 +395,11 @@ class Rollups:
                 self._release(part.by_series.values())
         self._last = None
 
-    def reap_idle(self, before: float) -> int:
+    def reap_idle(self, before: float) -> list[SeriesKey]:
         """Free the cardinality slots of series whose newest sample is older than
-        ``before`` (event time) and that hold no open window; returns how many."""
-        reaped = 0
+        ``before`` (event time) and that hold no open window; returns them. Refused
+        series may ask again afterwards."""
+        reaped: list[_Series] = []
         for part in self._parts.values():
             idle = [
                 state
@@ -381,16 +414,19 @@ class Rollups:
             if idle:
                 gone = {id(state) for state in idle}
                 part.by_key = {k: v for k, v in part.by_key.items() if id(v) not in gone}
-            self._release(idle)
-            reaped += len(idle)
-        return reaped
+            reaped.extend(idle)
+        self._limit.forgive()
+        return self._release(reaped)
 
-    def _release(self, states: Iterable[_Series]) -> None:
+    def _release(self, states: Iterable[_Series]) -> list[SeriesKey]:
+        """Free the slots of series no partition here holds any more; returns them."""
         held = {s for part in self._parts.values() for s in part.by_series}
+        released = []
         for state in states:
-            members = self._series_per_name.get(state.name)
-            if members is not None and state.series not in held:
-                members.discard(state.series)
+            if state.series not in held:
+                self._limit.release(state.name, state.series)
+                released.append((state.name, state.series))
+        return released
 
 
 _KEY_CACHE_MAX = 1_000_000
