@@ -53,12 +53,20 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
     stages: list[HealthStage] = []
 
     def workers() -> list[tuple[str, Worker]]:
+        probes: list[tuple[str, Worker]] = []
+        share = None
+        if settings.probes_file is not None:
+            from health_aggregator.pipeline.probes import ProbeShare, probe_worker  # noqa: PLC0415
+
+            share = ProbeShare()
+            probes.append(("probes", probe_worker(settings, runtime, share)))
         stage = HealthStage(
             book=book,
             store=store(),
             producer=runtime.producer,
             clock=runtime.clock,
             registry=runtime.registry,
+            ownership=share,
         )
         stages.append(stage)
         config = ConsumerConfig(group_id=GROUP_HEALTH_AGGREGATOR, topics=(HEALTH,))
@@ -78,11 +86,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
             ("health", runtime.consumer(config, HealthReported, stage)),
             ("view", refresh),
         ]
-        if settings.probes_file is not None:
-            from health_aggregator.pipeline.probes import probe_worker  # noqa: PLC0415
-
-            found.append(("probes", probe_worker(settings, runtime)))
-        return found
+        return found + probes
 
     api = HealthApi(
         view=view,

@@ -8,7 +8,7 @@ import random
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,13 @@ from health_aggregator.core.policy import Policy
 from health_aggregator.core.probes import ProbeKind, ProbeSpec, Why
 from health_aggregator.pipeline.health_stage import HealthStage
 from health_aggregator.pipeline.http_api import HealthApi
-from health_aggregator.pipeline.probes import load_specs, probe_loop, run_probe
+from health_aggregator.pipeline.probes import (
+    ProbeShare,
+    load_specs,
+    probe_key,
+    probe_loop,
+    run_probe,
+)
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore, partition_of
 from opsmesh.clock import FakeClock, SystemClock
@@ -30,7 +36,7 @@ from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import Endpoints
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.kafka.producer import Outgoing
-from opsmesh.topics import HEALTH
+from opsmesh.topics import HEALTH, partition_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,17 +98,32 @@ async def test_a_replica_loads_expires_and_signals_only_its_partitions(store, un
 
     clock = FakeClock(now)
     producer = FakeProducer()
+    share = ProbeShare()
     replica = HealthStage(
-        book=HealthBook(), store=store, producer=producer, clock=clock, registry=CollectorRegistry()
+        book=HealthBook(),
+        store=store,
+        producer=producer,
+        clock=clock,
+        registry=CollectorRegistry(),
+        ownership=share,
     )
     await replica.on_assigned({(HEALTH.name, p) for p in mine})
     assert replica.warmed
+    probe = ProbeSpec(
+        service=service,
+        instance=by_partition[mine[0]][0],
+        check="c",
+        kind=ProbeKind.TCP,
+        target="127.0.0.1:1",
+    )
+    assert share.runs_here(probe), "probes follow the health partitions the stage owns"
     clock.advance(10)
     await replica.handle([])
     expired = sorted(o.event.labels["instance"] for o in producer.sent)
     assert expired == sorted(by_partition[mine[0]]), "only its own partition's checks expire"
 
     await replica.on_revoked({(HEALTH.name, p) for p in mine})
+    assert not share.runs_here(probe)
     clock.advance(100)
     producer.sent.clear()
     await replica.handle([])
@@ -315,3 +336,50 @@ async def test_the_probe_loop_publishes_reports_on_its_interval(infra: Endpoints
     assert [(o.topic, o.key) for o in sent] == [(HEALTH, "pg/probe")] * 3
     assert all(o.event.status is HealthStatus.PASS for o in sent)
     assert sent[0].event.ttl_s == pytest.approx(0.15)
+
+
+async def test_each_probe_runs_only_on_the_replica_owning_its_results_partition(tmp_path: Path):
+    probes = tmp_path / "probes.yml"
+    probes.write_text(
+        "".join(
+            f"- {{service: svc-{i}, check: disk, kind: disk, target: '{tmp_path}',"
+            " interval_s: 0.02, warn_free_pct: 0, fail_free_pct: 0}\n"
+            for i in range(8)
+        )
+    )
+    specs = load_specs(probes)
+    first, second, unassigned = ProbeShare(8), ProbeShare(8), ProbeShare(8)
+    first.assigned({0, 1, 2, 3})
+    second.assigned({4, 5, 6, 7})
+    second.revoked({7})
+    first.assigned({7})  # a handover
+    sent: dict[str, list[Outgoing]] = {"first": [], "second": [], "unassigned": []}
+    stop = asyncio.Event()
+
+    def publisher(replica: str) -> Callable[[Outgoing], Awaitable[None]]:
+        async def publish(item: Outgoing) -> None:
+            sent[replica].append(item)
+            seen = {o.key for r in ("first", "second") for o in sent[r]}
+            if len(seen) == len(specs):
+                stop.set()
+
+        return publish
+
+    loops = [
+        probe_loop(
+            spec,
+            publish=publisher(name),
+            clock=SystemClock(),
+            stop=stop,
+            jitter=0.1,
+            rng=random.Random(i),
+            runs_here=share.runs_here,
+        )
+        for name, share in (("first", first), ("second", second), ("unassigned", unassigned))
+        for i, spec in enumerate(specs)
+    ]
+    await asyncio.wait_for(asyncio.gather(*loops), timeout=20)
+    owner = {probe_key(s): partition_for(probe_key(s), 8) for s in specs}
+    assert {o.key for o in sent["first"]} == {k for k, p in owner.items() if p in {0, 1, 2, 3, 7}}
+    assert {o.key for o in sent["second"]} == {k for k, p in owner.items() if p in {4, 5, 6}}
+    assert sent["unassigned"] == [], "a replica owning no health partition probes nothing"

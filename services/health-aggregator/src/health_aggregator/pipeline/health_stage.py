@@ -8,6 +8,7 @@ holds, so replicas never expire (or signal) each other's checks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -49,6 +50,14 @@ def to_signal(change: StatusChange) -> Outgoing:
     return Outgoing(SIGNALS, subject, signal)
 
 
+class OwnershipListener(Protocol):
+    """Told which health partitions this replica owns (the active probes follow them)."""
+
+    def assigned(self, partitions: set[int]) -> None: ...
+
+    def revoked(self, partitions: set[int]) -> None: ...
+
+
 class HealthStage:
     def __init__(
         self,
@@ -58,8 +67,10 @@ class HealthStage:
         producer: EventProducer,
         clock: Clock,
         registry: CollectorRegistry,
+        ownership: OwnershipListener | None = None,
     ) -> None:
         self._book = book
+        self._ownership = ownership
         self._store = store
         self._producer = producer
         self._clock = clock
@@ -105,9 +116,13 @@ class HealthStage:
         numbers = sorted(p for _, p in partitions)
         states = await self._store.load(numbers) if numbers else []
         self._book.restore(states)
+        if self._ownership is not None:
+            self._ownership.assigned(set(numbers))
         self.warmed = True
         log.info("health partitions assigned", partitions=numbers, checks=len(states))
 
     async def on_revoked(self, partitions: set[Partition]) -> None:
+        if self._ownership is not None:
+            self._ownership.revoked({p for _, p in partitions})
         dropped = self._book.drop_partitions(p for _, p in partitions)
         log.info("health partitions revoked", partitions=len(partitions), checks=len(dropped))

@@ -3,6 +3,10 @@
 Every probe reaches its target with a timeout; an exception is a failed result with its
 reason, never a crashed task. Results go to the health topic keyed by service/instance,
 so they are aggregated, expired and signalled like any report.
+
+With several replicas, a probe runs on the replica that owns the health partition its
+results land on (``ProbeShare``), so each target is probed once per interval, not once per
+replica; a handover skips at most an interval or two, well within the three-interval TTL.
 """
 
 from __future__ import annotations
@@ -39,11 +43,32 @@ from opsmesh.clock import Clock
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
-from opsmesh.topics import HEALTH
+from opsmesh.topics import HEALTH, partition_for
 from opsmesh.web.app import Worker
 
 log = get_logger(__name__)
 MAX_BODY = 64 * 1024
+
+
+class ProbeShare:
+    """The health partitions this replica consumes, kept by the health stage."""
+
+    def __init__(self, partitions: int = HEALTH.partitions) -> None:
+        self._partitions = partitions
+        self._owned: set[int] = set()
+
+    def assigned(self, partitions: set[int]) -> None:
+        self._owned |= partitions
+
+    def revoked(self, partitions: set[int]) -> None:
+        self._owned -= partitions
+
+    def runs_here(self, spec: ProbeSpec) -> bool:
+        return partition_for(probe_key(spec), self._partitions) in self._owned
+
+
+def probe_key(spec: ProbeSpec) -> str:
+    return f"{spec.service}/{spec.instance}"
 
 
 def load_specs(path: Path) -> list[ProbeSpec]:
@@ -159,6 +184,7 @@ async def probe_loop(
     jitter: float,
     rng: random.Random,
     session: aiohttp.ClientSession | None = None,
+    runs_here: Callable[[ProbeSpec], bool] = lambda _: True,
 ) -> None:
     delay = spec.interval_s * rng.random()  # spread first runs over the interval
     while not stop.is_set():
@@ -167,16 +193,18 @@ async def probe_loop(
             return
         except TimeoutError:
             pass
+        delay = next_delay(spec.interval_s, jitter, rng.random())
+        if not runs_here(spec):
+            continue  # another replica owns where this probe's results land
         outcome = await run_probe(spec, session)
         report = to_report(spec, outcome, clock.now())
         try:
-            await publish(Outgoing(HEALTH, f"{spec.service}/{spec.instance}", report))
+            await publish(Outgoing(HEALTH, probe_key(spec), report))
         except Exception:
             log.exception("probe result not published", probe=spec.check, service=spec.service)
-        delay = next_delay(spec.interval_s, jitter, rng.random())
 
 
-def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime) -> Worker:
+def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: ProbeShare) -> Worker:
     assert settings.probes_file is not None
     specs = load_specs(settings.probes_file)  # a bad file fails the start, loudly
 
@@ -194,6 +222,7 @@ def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime) -> Worker
                         jitter=settings.probe_jitter,
                         rng=rng,
                         session=session,
+                        runs_here=share.runs_here,
                     )
                     for spec in specs
                 )
