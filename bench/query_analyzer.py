@@ -39,6 +39,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import DLQ, Topic
+from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore
@@ -144,6 +145,9 @@ async def analyzer_consume(
         consumer=group,
         registry=registry,
         clock=SystemClock(),
+        # Traces are read at the end of every batch, so N+1 detection is inside the
+        # measured time (the service waits for a quiet trace; the work is the same).
+        traces=TraceBuffer(settle_s=0.0),
     )
     timed = Timed(stage, events)
     try:

@@ -19,6 +19,7 @@ from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.advice import AdviceRules
 from query_analyzer.core.nplusone import NPlusOneRules
 from query_analyzer.core.regression import RegressionRules
+from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import KafkaSignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.settings import QueryAnalyzerSettings
@@ -68,6 +69,7 @@ def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Ap
                 min_repeats=settings.n_plus_one_min_repeats,
                 min_total_ms=settings.n_plus_one_min_total_ms,
             ),
+            traces=TraceBuffer(settings.trace_settle_s, settings.trace_buffer_spans),
         )
         analyzer = Analyzer(
             pool=runtime.pool,

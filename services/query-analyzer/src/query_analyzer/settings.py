@@ -24,5 +24,8 @@ class QueryAnalyzerSettings(CommonSettings):
     n_plus_one_min_total_ms: float = Field(
         50.0, alias="QUERY_ANALYZER_N_PLUS_ONE_MIN_TOTAL_MS", ge=0
     )
+    # A trace is read for N+1 runs once none of its queries arrived for this long.
+    trace_settle_s: float = Field(5.0, alias="QUERY_ANALYZER_TRACE_SETTLE_S", ge=0)
+    trace_buffer_spans: int = Field(200_000, alias="QUERY_ANALYZER_TRACE_BUFFER_SPANS", gt=0)
     regression_factor: float = Field(2.0, alias="QUERY_ANALYZER_REGRESSION_FACTOR", gt=1)
     min_cost_savings: float = Field(0.5, alias="QUERY_ANALYZER_MIN_COST_SAVINGS", gt=0, lt=1)

@@ -36,6 +36,7 @@ from opsmesh.topics import DLQ, SIGNALS, Topic
 from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.findings import SIGNAL_N_PLUS_ONE, SIGNAL_P95_REGRESSION
 from query_analyzer.core.fingerprint import fingerprint
+from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import KafkaSignalSink, MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore
@@ -122,6 +123,7 @@ async def test_events_in_stats_findings_and_signals_out(
         consumer=f"test.qa.{unique}",
         registry=registry,
         clock=SystemClock(),
+        traces=TraceBuffer(settle_s=0.5),
     )
     consumer = BatchConsumer(
         connection=connection,
@@ -145,6 +147,11 @@ async def test_events_in_stats_findings_and_signals_out(
             lambda: stats.top(10, database=database),
             until=lambda rows: sum(r["calls"] for r in rows) == len(events),
             what="all events counted",
+        )
+        await eventually(
+            lambda: FindingStore(pool).findings(limit=50, database=database),
+            until=lambda rows: any(f["kind"] == "n_plus_one" for f in rows),
+            what="the request read for N+1 runs once quiet",
         )
     finally:
         stop.set()

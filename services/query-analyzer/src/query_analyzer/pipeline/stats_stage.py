@@ -1,9 +1,11 @@
-"""The slow-query consumer: fingerprint, aggregate per batch and window, detect N+1 runs,
-read plans carried by events; merge everything in one transaction with the offsets, then
-publish the batch's signals.
+"""The slow-query consumer: fingerprint, aggregate per batch and window, read plans
+carried by events; merge everything in one transaction with the offsets, then publish
+the batch's signals. Traced queries go to the trace buffer once committed, and traces that
+went quiet are read for N+1 runs on every call (empty batches too).
 
 Signals go out after the commit: a crash in between loses them (at most once) rather
-than repeating them on replay; a finding's row is already stored either way.
+than repeating them on replay; a finding's row is already stored either way. Traces still
+in the buffer at a crash are not read (a missed N+1 at worst, never a false one).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from query_analyzer.core.findings import plan_problem_id as _plan_problem_id
 from query_analyzer.core.fingerprint import FingerprintKind
 from query_analyzer.core.nplusone import NPlusOneRules, QuerySpan, detect
 from query_analyzer.core.plans import read_plan
+from query_analyzer.core.traces import Context, SettledTrace, TraceBuffer
 from query_analyzer.pipeline.signals import SignalSink
 from query_analyzer.storage.findings import Finding, FindingStore
 from query_analyzer.storage.stats import QueryStats
@@ -49,6 +52,7 @@ class StatsStage(StatelessHandler):
         clock: Clock,
         window_s: int = 60,
         n_plus_one: NPlusOneRules | None = None,
+        traces: TraceBuffer | None = None,
     ) -> None:
         self._pool = pool
         self._stats = stats
@@ -58,6 +62,7 @@ class StatsStage(StatelessHandler):
         self._clock = clock
         self._window_s = window_s
         self._rules = n_plus_one or NPlusOneRules()
+        self._traces = traces or TraceBuffer()
         self._cache = FingerprintCache()
         self._queries = Counter(
             "query_analyzer_queries",
@@ -70,15 +75,23 @@ class StatsStage(StatelessHandler):
         )
 
     async def handle(self, batch: Sequence[Received[SlowQueryObserved]]) -> BatchResult:
-        if not batch:
-            return BatchResult()
         now = self._clock.now()
-        signals: list[SignalObserved] = []
+        if batch:
+            await self._apply(batch, now)
+        settled = self._traces.settled(now)
+        if settled:
+            try:
+                await self._read_traces(settled, now)
+            except Exception:
+                self._traces.restore(settled)  # read again on the next call
+                raise
+        return BatchResult()
+
+    async def _apply(self, batch: Sequence[Received[SlowQueryObserved]], now: float) -> None:
+        spans: list[tuple[QuerySpan, Context]] = []
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             fresh = await unapplied(cur, self._consumer, batch)
             aggregates: dict[AggregateKey, QueryAggregate] = {}
-            spans: list[QuerySpan] = []
-            span_context: dict[str, tuple[str, str]] = {}  # trace -> (database, application)
             with_plans: list[tuple[str, SlowQueryObserved]] = []
             regex_kind = 0
             window_s = self._window_s
@@ -96,27 +109,43 @@ class StatsStage(StatelessHandler):
                 aggregate.add(event.duration_ms, event.rows, started, event.sql)
                 trace = event.trace_id or event.request_id
                 if trace and event.parent_span_id:
-                    span_context[trace] = (event.database, event.application)
-                    spans.append(
-                        QuerySpan(
-                            trace_id=trace,
-                            span_id=event.span_id,
-                            parent_span_id=event.parent_span_id,
-                            fingerprint=fp.value,
-                            display=fp.display,
-                            duration_ms=event.duration_ms,
-                            started_at=started,
-                            # Sentry skips truncated SQL ("..." at the end); SQL that
-                            # does not parse is most often truncated too.
-                            truncated=fp.kind is FingerprintKind.REGEX or "..." in event.sql[-8:],
-                        )
+                    span = QuerySpan(
+                        trace_id=trace,
+                        span_id=event.span_id,
+                        parent_span_id=event.parent_span_id,
+                        fingerprint=fp.value,
+                        display=fp.display,
+                        duration_ms=event.duration_ms,
+                        started_at=started,
+                        # Sentry skips truncated SQL ("..." at the end); SQL that
+                        # does not parse is most often truncated too.
+                        truncated=fp.kind is FingerprintKind.REGEX or "..." in event.sql[-8:],
                     )
+                    spans.append((span, (event.database, event.application)))
                 if event.plan is not None and len(with_plans) < _MAX_PLANS_PER_BATCH:
                     with_plans.append((fp.value, event))
             await self._stats.merge(cur, list(aggregates.values()))
-            findings: list[Finding] = []
-            for found in detect(spans, self._rules):
-                database, application = span_context[found.trace_id]
+            findings = await self._read_plans(cur, with_plans, now)
+            await self._findings.add(cur, findings)
+            await mark_applied(cur, self._consumer, batch)
+        # Only once committed: a retried batch must not put its spans in twice.
+        for span, context in spans:
+            self._traces.add(span, context, now)
+        parsed = len(fresh) - regex_kind
+        if parsed:
+            self._queries.labels(FingerprintKind.PARSED.value).inc(parsed)
+        if regex_kind:
+            self._queries.labels(FingerprintKind.REGEX.value).inc(regex_kind)
+        for finding in findings:
+            self._found.labels(finding.kind).inc()
+
+    async def _read_traces(self, settled: Sequence[SettledTrace], now: float) -> None:
+        """N+1 runs of the traces that went quiet: findings, then their signals."""
+        findings: list[Finding] = []
+        signals: list[SignalObserved] = []
+        for trace in settled:
+            database, application = trace.context
+            for found in detect(trace.spans, self._rules):
                 findings.append(
                     Finding(
                         id=n_plus_one_id(database, found),
@@ -134,19 +163,13 @@ class StatsStage(StatelessHandler):
                         found, database=database, application=application, observed_at=now
                     )
                 )
-            findings.extend(await self._read_plans(cur, with_plans, now))
+        if not findings:
+            return
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await self._findings.add(cur, findings)
-            await mark_applied(cur, self._consumer, batch)
-        parsed = len(fresh) - regex_kind
-        if parsed:
-            self._queries.labels(FingerprintKind.PARSED.value).inc(parsed)
-        if regex_kind:
-            self._queries.labels(FingerprintKind.REGEX.value).inc(regex_kind)
         for finding in findings:
             self._found.labels(finding.kind).inc()
-        if signals:
-            await self._signals.publish(signals)
-        return BatchResult()
+        await self._signals.publish(signals)
 
     async def _read_plans(
         self, cur: Any, with_plans: list[tuple[str, SlowQueryObserved]], now: float
