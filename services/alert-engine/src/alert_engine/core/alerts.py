@@ -88,8 +88,11 @@ class PostedAlert:
     generator_url: str
 
 
-def from_posted(posted: PostedAlert, now: float, resolve_timeout_s: float) -> StoredAlert:
-    """Apply ``postAlertsHandler``'s defaults, then validate."""
+def from_posted(
+    posted: PostedAlert, now: float, resolve_timeout_s: float, fingerprint: str | None = None
+) -> StoredAlert:
+    """Apply ``postAlertsHandler``'s defaults, then validate. ``fingerprint``: the label
+    set's, when the caller computed a batch of them at once (``opsmesh.labels``)."""
     starts = _epoch(posted.starts_at)
     ends = _epoch(posted.ends_at)
     timeout = False
@@ -105,7 +108,7 @@ def from_posted(posted: PostedAlert, now: float, resolve_timeout_s: float) -> St
     if ends < starts:
         raise InvalidAlert("endsAt is before startsAt")
     return StoredAlert(
-        fingerprint=label_fingerprint(posted.labels),
+        fingerprint=fingerprint or label_fingerprint(posted.labels),
         labels=dict(posted.labels),
         annotations=dict(posted.annotations),
         starts_at=starts,
