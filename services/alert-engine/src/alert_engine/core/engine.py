@@ -112,13 +112,19 @@ class Engine:
         if not due:
             return []
         inhibitor = self.inhibitor(now)
+        # Without silences or inhibition rules nothing can be muted: skip the per-alert scan.
+        can_mute = bool(self.config.inhibit_rules) or self.silences.any_active(now)
         plans = []
         for group in due:
-            muted = {
-                a.fingerprint
-                for a in group.alerts.values()
-                if self.silences.muting(a.labels, now) or inhibitor.inhibited_by(a.labels)
-            }
+            muted = (
+                {
+                    a.fingerprint
+                    for a in group.alerts.values()
+                    if self.silences.muting(a.labels, now) or inhibitor.inhibited_by(a.labels)
+                }
+                if can_mute
+                else set()
+            )
             plans.append(
                 plan_flush(
                     group,

@@ -31,7 +31,7 @@ WHERE alert_engine.stored_alerts.updated_at <= EXCLUDED.updated_at
 _PERSIST_ROUTED = """
 WITH incoming AS (
     SELECT x.*, r.ev ->> 'origin' AS origin, r.n AS record_no
-    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(ev, n),
+    FROM jsonb_array_elements(%s) WITH ORDINALITY AS r(ev, n),
          ROWS FROM (jsonb_to_recordset(r.ev -> 'alerts') AS (
              fingerprint text, labels jsonb, annotations jsonb, starts_at float8,
              ends_at float8, updated_at float8, generator_url text, timeout boolean,
@@ -83,6 +83,16 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+def _as_is(data: Any) -> Any:
+    return data
+
+
+def raw_jsonb(encoded: bytes) -> Jsonb:
+    """A jsonb parameter from JSON already encoded (msgspec, or a consumed record): no
+    Python-side dumping, the server parses it."""
+    return Jsonb(encoded, dumps=_as_is)
+
+
 def matcher_json(m: Matcher) -> dict[str, Any]:
     return {"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
 
@@ -98,7 +108,7 @@ class BookStore:
             return
         array = b"[" + b",".join(records) + b"]"
         async with self._pool.connection() as conn:
-            await conn.execute(_PERSIST_ROUTED, (array.decode(),))
+            await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array),))
 
     async def save(
         self,

@@ -9,16 +9,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan
+from alert_engine.storage.book import raw_jsonb
 
-# One statement per flush, whatever its number of groups: the rows as parallel arrays
-# (firing/resolved sets as JSON arrays, as a text[][] cannot be ragged).
+# One statement per flush, whatever its number of groups: the rows as one JSON array.
 _UPSERT = """
 INSERT INTO alert_engine.notification_log
     (group_key, receiver, firing, resolved, sequence, reason, idempotency_key, notified_at)
-SELECT g, r, ARRAY(SELECT jsonb_array_elements_text(f::jsonb)),
-       ARRAY(SELECT jsonb_array_elements_text(v::jsonb)), s, why, k, t
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],
-            %s::text[], %s::float8[]) AS u(g, r, f, v, s, why, k, t)
+SELECT g, r, ARRAY(SELECT jsonb_array_elements_text(f)), ARRAY(SELECT jsonb_array_elements_text(v)),
+       s, why, k, t
+FROM jsonb_to_recordset(%s) AS u(
+    g text, r text, f jsonb, v jsonb, s bigint, why text, k text, t float8)
 ON CONFLICT (group_key, receiver) DO UPDATE SET
     firing = EXCLUDED.firing, resolved = EXCLUDED.resolved, sequence = EXCLUDED.sequence,
     reason = EXCLUDED.reason, idempotency_key = EXCLUDED.idempotency_key,
@@ -27,10 +27,6 @@ ON CONFLICT (group_key, receiver) DO UPDATE SET
 
 
 _json = msgspec.json.Encoder()
-
-
-def _encode(values: list[str]) -> str:
-    return _json.encode(values).decode()
 
 
 class NotificationLog:
@@ -52,19 +48,18 @@ class NotificationLog:
         if not sent:
             return
         rows = [
-            (
-                p.group.key,
-                p.receiver,
-                _encode(sorted(p.entry.firing)),
-                _encode(sorted(p.entry.resolved)),
-                p.entry.sequence,
-                p.reason.value,
-                p.idempotency_key or "",
-                p.entry.notified_at,
-            )
+            {
+                "g": p.group.key,
+                "r": p.receiver,
+                "f": sorted(p.entry.firing),
+                "v": sorted(p.entry.resolved),
+                "s": p.entry.sequence,
+                "why": p.reason.value,
+                "k": p.idempotency_key or "",
+                "t": p.entry.notified_at,
+            }
             for p in sent
             if p.entry is not None and p.reason is not None
         ]
-        columns = [list(column) for column in zip(*rows, strict=True)]
         async with self._pool.connection() as conn:
-            await conn.execute(_UPSERT, columns)
+            await conn.execute(_UPSERT, (raw_jsonb(_json.encode(rows)),))
