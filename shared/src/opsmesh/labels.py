@@ -61,22 +61,20 @@ def fingerprints(label_sets: Sequence[Mapping[str, str]]) -> list[str]:
         return [fingerprint(labels) for labels in label_sets]
     encoded = [_label_bytes(labels) for labels in label_sets]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-    lengths = np.fromiter((len(encoded[i]) for i in order), dtype=np.int64, count=len(order))
-    longest = int(lengths[0]) if len(lengths) else 0
+    lengths = [len(encoded[i]) for i in order]
+    longest = lengths[0]
     # columns[pos, j]: byte ``pos`` of the j-th longest input (zero past its end).
-    columns = np.zeros((longest, len(order)), dtype=np.uint8)
-    flat = np.frombuffer(b"".join(encoded[i] for i in order), dtype=np.uint8)
-    owner = np.repeat(np.arange(len(order)), lengths)
-    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    columns[np.arange(len(flat)) - starts, owner] = flat
+    rows = b"".join([encoded[i].ljust(longest, b"\0") for i in order])
+    columns = np.frombuffer(rows, dtype=np.uint8).reshape(len(order), longest).T.copy()
     # running[pos]: how many inputs are longer than pos.
-    running = np.searchsorted(-lengths, -np.arange(longest), side="left")
+    running = np.searchsorted(-np.array(lengths), -np.arange(longest), side="left").tolist()
     hashes = np.full(len(order), _FNV_OFFSET, dtype=np.uint64)
     prime = np.uint64(_FNV_PRIME)
+    xor, multiply = np.bitwise_xor, np.multiply
     for pos in range(longest):
         live = hashes[: running[pos]]
-        np.bitwise_xor(live, columns[pos, : running[pos]], out=live)
-        np.multiply(live, prime, out=live)
+        xor(live, columns[pos, : running[pos]], out=live)
+        multiply(live, prime, out=live)
     out = [""] * len(order)
     for rank, value in zip(order, hashes.tolist(), strict=True):
         out[rank] = f"{value:016x}"

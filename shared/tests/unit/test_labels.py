@@ -86,3 +86,10 @@ def test_small_batches_take_the_loop() -> None:
     sets = [{"a": "1"}, {"a": "2"}]
     assert fingerprints(sets) == [fingerprint(s) for s in sets]
     assert fingerprints([]) == []
+
+
+def test_batch_refuses_surrogates_as_the_loop_does() -> None:
+    sets = [{"a": str(i)} for i in range(20)]
+    for bad in ("\udcff", "\udcc3\udca9", "\ud800"):
+        with pytest.raises(UnicodeEncodeError):
+            fingerprints([*sets, {"a": bad}])
