@@ -6,9 +6,8 @@ consumer owns it and replicas scale by partitions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import struct
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +77,8 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
     words = length // 4
-    for k in struct.unpack_from(f"<{words}I", data):
-        k = (k * _M) & _MASK
+    for word in struct.unpack_from(f"<{words}I", data):
+        k = (word * _M) & _MASK
         k ^= k >> 24
         h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
     tail = words * 4

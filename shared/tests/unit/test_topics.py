@@ -11,7 +11,7 @@ from opsmesh.topics import murmur2, partition_for
 
 def test_murmur2_equals_aiokafka_for_every_tail_length() -> None:
     rng = random.Random(7)
-    for length in range(0, 130):
+    for length in range(130):
         data = bytes(rng.randrange(256) for _ in range(length))
         assert murmur2(data) == aiokafka_murmur2(data), length
 
