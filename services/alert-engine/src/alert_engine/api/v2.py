@@ -16,7 +16,7 @@ from alert_engine.api.shapes import (
     receiver_param,
     silence_json,
 )
-from alert_engine.core.alerts import InvalidAlert, PostedAlert, from_posted, rfc3339
+from alert_engine.core.alerts import InvalidAlert, from_posted, rfc3339
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
 from opsmesh.labels import fingerprints as label_fingerprints
@@ -47,20 +47,7 @@ class AlertmanagerApi(StateApi):
         fingerprints = label_fingerprints([item.labels for item in posted])
         for index, (item, fingerprint) in enumerate(zip(posted, fingerprints, strict=True)):
             try:
-                valid.append(
-                    from_posted(
-                        PostedAlert(
-                            item.labels,
-                            item.annotations,
-                            item.starts_at,
-                            item.ends_at,
-                            item.generator_url,
-                        ),
-                        now,
-                        resolve_timeout,
-                        fingerprint,
-                    )
-                )
+                valid.append(from_posted(item, now, resolve_timeout, fingerprint))
             except InvalidAlert as exc:
                 errors.append(f"alert {index}: {exc}")
         await self.state.post_alerts(valid)  # takes the lock for the merge only

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from opsmesh.labels import fingerprint as label_fingerprint
 
@@ -79,6 +80,21 @@ class InvalidAlert(ValueError):
     pass
 
 
+class Posted(Protocol):
+    """What an API client posts (``PostedAlert``, or the API's decoded request body)."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+    @property
+    def starts_at(self) -> datetime | None: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
+    @property
+    def generator_url(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PostedAlert:
     labels: Mapping[str, str]
@@ -89,7 +105,7 @@ class PostedAlert:
 
 
 def from_posted(
-    posted: PostedAlert, now: float, resolve_timeout_s: float, fingerprint: str | None = None
+    posted: Posted, now: float, resolve_timeout_s: float, fingerprint: str | None = None
 ) -> StoredAlert:
     """Apply ``postAlertsHandler``'s defaults, then validate. ``fingerprint``: the label
     set's, when the caller computed a batch of them at once (``opsmesh.labels``)."""

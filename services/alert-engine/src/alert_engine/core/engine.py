@@ -52,6 +52,10 @@ class Engine:
         self.dispatcher = Dispatcher(config.route)
         self._routes_by_id = {r.id: r for r in config.route.walk()}
         self._group_keys: dict[tuple[str, tuple[str | None, ...]], str] = {}
+        # A route walk depends only on the values of the label names some matcher names
+        # (a missing label matches as ""), so walks are remembered by those values.
+        self._matched_names = sorted({m.name for r in config.route.walk() for m in r.matchers})
+        self._walks: dict[tuple[str, ...], list[Route]] = {}
 
     def apply(self, alert: StoredAlert, now: float) -> list[AggregationGroup]:
         """An alert changed: (re)insert it into every group its route walk gives."""
@@ -60,7 +64,17 @@ class Engine:
     def routes_for(self, alert: StoredAlert) -> list[tuple[Route, str]]:
         """(route, group key) for every group the alert belongs to."""
         labels = alert.labels
-        return [(r, self.group_key(r, labels)) for r in self.config.route.match(labels)]
+        return [(r, self.group_key(r, labels)) for r in self.routes(labels)]
+
+    def routes(self, labels: Mapping[str, str]) -> list[Route]:
+        """``config.route.match(labels)``, remembered (do not mutate the list)."""
+        walk_key = tuple([labels.get(name, "") for name in self._matched_names])
+        found = self._walks.get(walk_key)
+        if found is None:
+            if len(self._walks) >= _GROUP_KEY_CACHE:
+                self._walks.clear()
+            found = self._walks[walk_key] = self.config.route.match(labels)
+        return found
 
     def group_key(self, route: Route, labels: Mapping[str, str]) -> str:
         """``route.group_key``, remembered per (route, grouping values): formatting it

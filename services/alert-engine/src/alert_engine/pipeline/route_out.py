@@ -10,7 +10,6 @@ batch, not per alert.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 
@@ -26,13 +25,9 @@ _PARTITION_CACHE = 65_536
 _encoder = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Ingested:
-    """An accepted alert as merged into the book, and the state transition it made."""
-
-    alert: StoredAlert
-    previous: AlertState | None = None
-    state: AlertState | None = None
+# An accepted alert as merged into the book, and the state transition it made (previous,
+# state) if any. A plain tuple: one is built per alert on the POST path.
+Ingested = tuple[StoredAlert, AlertState | None, AlertState | None]
 
 
 class RouteOut:
@@ -52,11 +47,10 @@ class RouteOut:
 
     def records(self, engine: Engine, items: Sequence[Ingested]) -> list[Outgoing]:
         by_partition: dict[int, list[RoutedAlert]] = {}
-        for item in items:
-            a = item.alert
+        for a, transition_from, transition_to in items:
+            previous, state = transition_from, transition_to
             labels = a.labels if isinstance(a.labels, dict) else dict(a.labels)
             annotations = a.annotations if isinstance(a.annotations, dict) else dict(a.annotations)
-            previous, state = item.previous, item.state
             for route, key in engine.routes_for(a):
                 routed = RoutedAlert(
                     route_id=route.id,

@@ -181,7 +181,7 @@ class EngineState:
             self.metrics.transitions.labels(transition.alert.state.value).inc()
         await acknowledged(
             await self._routing_producer.enqueue(
-                self._route_out.records(self.engine, [Ingested(a) for a in accepted])
+                self._route_out.records(self.engine, [(a, None, None) for a in accepted])
             )
         )
 
@@ -203,7 +203,7 @@ class EngineState:
     def _ingest_api(self, alerts: Sequence[StoredAlert], now: float) -> list[Ingested]:
         book = self.engine.book
         counts = dict.fromkeys(IngestOutcome, 0)
-        out = []
+        out: list[Ingested] = []
         for alert in alerts:
             old = book.get(alert.fingerprint)
             was_firing = old is not None and not old.resolved(now)
@@ -212,11 +212,11 @@ class EngineState:
             if outcome is IngestOutcome.LIMITED or merged is None:
                 continue
             if not was_firing and not alert.resolved(now):
-                out.append(Ingested(merged, AlertState.INACTIVE, AlertState.FIRING))
+                out.append((merged, AlertState.INACTIVE, AlertState.FIRING))
             elif was_firing and alert.resolved(now):
-                out.append(Ingested(merged, AlertState.FIRING, AlertState.RESOLVED))
+                out.append((merged, AlertState.FIRING, AlertState.RESOLVED))
             else:
-                out.append(Ingested(merged))
+                out.append((merged, None, None))
         for outcome, count in counts.items():
             if count:
                 self.metrics.alerts_received.labels(AlertSource.API.value, outcome.value).inc(count)
