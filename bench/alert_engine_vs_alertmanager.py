@@ -293,6 +293,7 @@ def start_mesh(endpoints: Endpoints, workdir: Path, sink_url: str) -> Mesh:
             "notifier": {
                 "NOTIFIER_DEFAULT_WEBHOOK_URL": sink_url,
                 "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "NOTIFIER_LANE_CONCURRENCY": "32",
             },
         },
         common_env={"OPSMESH_LOG_LEVEL": "WARNING"},
