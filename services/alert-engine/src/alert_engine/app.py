@@ -123,11 +123,15 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 retention_days=settings.retention_days,
             )
 
-        return [
+        workers: list[tuple[str, Worker]] = [
             ("evaluate", runtime.consumer(signals, SignalObserved, EvaluateStage(state()))),
-            ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state()))),
-            ("flush", flusher),
+            ("flush", flusher),  # with no groups owned it only re-reads shared state
         ]
+        if settings.owns_groups:
+            workers.append(
+                ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state())))
+            )
+        return workers
 
     def routes(app: web.Application) -> None:
         v2.AlertmanagerApi(state).register(app)

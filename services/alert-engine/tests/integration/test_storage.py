@@ -74,9 +74,9 @@ async def test_persist_keeps_the_newest_report_and_writes_history_once(
     )
     second = AlertsRouted(alerts=[routed(a, T0 + 2, summary="two")], origin="proc-2")
     records = [encode(first), encode(second)]
-    await store.persist_routed(records)
-    await store.persist_routed(records)  # a replay after a crash changes nothing
-    await store.persist_routed([encode(first)])  # nor does an older report arriving late
+    await store.persist_routed(records, "owner")
+    await store.persist_routed(records, "owner")  # a replay after a crash changes nothing
+    await store.persist_routed([encode(first)], "owner")  # nor does an older report
 
     by_fp = {x.fingerprint: x for x in await store.load()}
     assert by_fp[a].annotations == {"summary": "two"}
@@ -86,10 +86,11 @@ async def test_persist_keeps_the_newest_report_and_writes_history_once(
     assert await history(pool, a) == [("inactive", "firing")]
     assert await history(pool, b) == [("inactive", "firing")]
 
-    # The incremental re-read skips what the reading process wrote itself.
+    # The incremental re-read skips what the reading process merged or wrote itself.
     seen = {x.fingerprint for x in await store.load(T0, not_from="proc-2")}
     assert a not in seen
     assert b in seen
+    assert not {a, b} & {x.fingerprint for x in await store.load(T0, not_from="owner")}
 
 
 async def test_notification_log_records_a_flush_in_one_statement(

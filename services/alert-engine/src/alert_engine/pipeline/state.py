@@ -230,7 +230,7 @@ class EngineState:
     async def persist(self, records: Sequence[bytes]) -> None:
         """Make routed alerts durable (book rows and history) before they are applied:
         the consumer commits only after, so a crash replays them."""
-        await self.store.persist_routed(records)
+        await self.store.persist_routed(records, self.origin)
 
     def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
         now = self.clock.now()

@@ -15,13 +15,13 @@ from alert_engine.core.silences import Silence
 _UPSERT_ALERT = """
 INSERT INTO alert_engine.stored_alerts
     (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout,
-     source, origin)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     source, origin, persisted_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (fingerprint) DO UPDATE SET
     labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
     starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
     generator_url = EXCLUDED.generator_url, timeout = EXCLUDED.timeout, source = EXCLUDED.source,
-    origin = EXCLUDED.origin
+    origin = EXCLUDED.origin, persisted_by = EXCLUDED.persisted_by
 WHERE alert_engine.stored_alerts.updated_at <= EXCLUDED.updated_at
 """
 # The alerts of a batch of AlertsRouted records (their JSON as consumed, in one array):
@@ -46,16 +46,17 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO alert_engine.stored_alerts AS s
         (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url,
-         timeout, source, origin)
+         timeout, source, origin, persisted_by)
     SELECT fingerprint, labels, coalesce(annotations, '{}'), starts_at, ends_at, updated_at,
            coalesce(generator_url, ''), coalesce(timeout, false), coalesce(source, 'api'),
-           coalesce(origin, '')
+           coalesce(origin, ''), %s
     FROM newest
     ON CONFLICT (fingerprint) DO UPDATE SET
         labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
         starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
         updated_at = EXCLUDED.updated_at, generator_url = EXCLUDED.generator_url,
-        timeout = EXCLUDED.timeout, source = EXCLUDED.source, origin = EXCLUDED.origin
+        timeout = EXCLUDED.timeout, source = EXCLUDED.source, origin = EXCLUDED.origin,
+        persisted_by = EXCLUDED.persisted_by
     WHERE s.updated_at <= EXCLUDED.updated_at
     RETURNING 1
 )
@@ -101,14 +102,15 @@ class BookStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def persist_routed(self, records: Sequence[bytes]) -> None:
+    async def persist_routed(self, records: Sequence[bytes], persisted_by: str = "") -> None:
         """The alerts of ``AlertsRouted`` records (their JSON values, already validated by
-        decoding), in one statement; idempotent, so a replayed batch changes nothing."""
+        decoding), in one statement; idempotent, so a replayed batch changes nothing.
+        ``persisted_by``: the writing process, which holds these alerts already."""
         if not records:
             return
         array = b"[" + b",".join(records) + b"]"
         async with self._pool.connection() as conn:
-            await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array),))
+            await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array), persisted_by))
 
     async def save(
         self,
@@ -134,6 +136,7 @@ class BookStore:
                             a.generator_url,
                             a.timeout,
                             a.source.value,
+                            origin,
                             origin,
                         )
                         for a in alerts
@@ -167,16 +170,16 @@ class BookStore:
     async def load(
         self, updated_after: float | None = None, not_from: str | None = None
     ) -> list[StoredAlert]:
-        """Every alert, or those updated after ``updated_after`` by another origin than
-        ``not_from``."""
+        """Every alert, or those updated after ``updated_after`` that process ``not_from``
+        neither merged nor wrote (it holds those already)."""
         query = (
             "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
             " generator_url, timeout, source FROM alert_engine.stored_alerts"
         )
         params: tuple[float | str, ...] = ()
         if updated_after is not None:
-            query += " WHERE updated_at > %s AND origin <> %s"
-            params = (updated_after, not_from or "")
+            query += " WHERE updated_at > %s AND origin <> %s AND persisted_by <> %s"
+            params = (updated_after, not_from or "", not_from or "")
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
             rows = await cursor.fetchall()
