@@ -9,6 +9,8 @@ itself; opsmesh goes alert-engine → Kafka → notifier → webhook.
 Workload: ``--alerts`` distinct alerts (default 20,000) in groups of ``--group-size``
 (default 10, so 2,000 aggregation groups), a group's alerts contiguous in the post order.
 A warm-up batch (another alertname) goes to each target first and is not measured.
+Alertmanager is stopped once measured, so its timers do not run beside the engine's
+measurement (the engine's processes idle beside Alertmanager's).
 
 Reported per target: alerts/s ingested (first POST sent → last response), and the
 post→webhook latency per alert (its batch's POST sent → its first arrival at the sink),
@@ -277,7 +279,7 @@ def start_alertmanager(workdir: Path, sink_url: str) -> tuple[Any, int]:
     return process, port
 
 
-def start_mesh(endpoints: Endpoints, workdir: Path, sink_url: str) -> Mesh:
+def start_mesh(endpoints: Endpoints, workdir: Path, sink_url: str, split: bool = False) -> Mesh:
     config = workdir / "engine-am.yml"
     config.write_text(ENGINE_CONFIG)
     mesh = Mesh(
@@ -287,15 +289,22 @@ def start_mesh(endpoints: Endpoints, workdir: Path, sink_url: str) -> Mesh:
             "alert-engine": {
                 "ALERT_ENGINE_CONFIG_FILE": str(config),
                 "ALERT_ENGINE_API_TOKENS": f"{TOKEN}:write",
+                "ALERT_ENGINE_OWNS_GROUPS": "false" if split else "true",
             },
+            # --split: this process takes the POSTs and owns no groups; a second one
+            # owns them all (persist, group, flush).
+            "alert-engine#groups": {"ALERT_ENGINE_OWNS_GROUPS": "true"},
             "notifier": {
                 "NOTIFIER_DEFAULT_WEBHOOK_URL": sink_url,
                 "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "NOTIFIER_LANE_CONCURRENCY": "32",
             },
         },
         common_env={"OPSMESH_LOG_LEVEL": "WARNING"},
     )
     mesh.start(["alert-engine", "notifier"])
+    if split:
+        mesh.start_replica("alert-engine", "groups")
     return mesh
 
 
@@ -358,8 +367,13 @@ def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
         profiler.wait(timeout=30)
 
 
-async def run(
-    endpoints: Endpoints, workdir: Path, alerts: int, group_size: int, profile: Path | None
+async def run(  # noqa: PLR0917
+    endpoints: Endpoints,
+    workdir: Path,
+    alerts: int,
+    group_size: int,
+    profile: Path | None,
+    split: bool = False,
 ) -> None:
     arrivals = {"am": Arrivals(), "engine": Arrivals()}
     runner = web.AppRunner(sink_app(arrivals), access_log=None)
@@ -370,7 +384,7 @@ async def run(
     am_process = mesh = None
     try:
         am_process, am_port = await asyncio.to_thread(start_alertmanager, workdir, f"{sink}/am")
-        mesh = await asyncio.to_thread(start_mesh, endpoints, workdir, f"{sink}/engine")
+        mesh = await asyncio.to_thread(start_mesh, endpoints, workdir, f"{sink}/engine", split)
         engine_url = mesh.running["alert-engine"].url
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -384,6 +398,10 @@ async def run(
                 group_size=group_size,
                 timeout_s=120,
             )
+            # Measured: stop it, or it keeps re-flushing its 2,000 groups every
+            # group_interval (about a quarter of a core) while the engine is measured.
+            await asyncio.to_thread(terminate, am_process)
+            am_process = None
             profilers = start_profilers(mesh, profile)
             engine = await measure(
                 session,
@@ -409,6 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--group-size", type=int, default=10)
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="two engine processes: one ingests (the POSTs), the other owns the groups",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy the engine's services into this dir"
@@ -420,7 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="opsmesh-bench-am-"))
     try:
         with LocalStack() as endpoints:
-            asyncio.run(run(endpoints, workdir, args.alerts, args.group_size, args.profile))
+            asyncio.run(
+                run(endpoints, workdir, args.alerts, args.group_size, args.profile, args.split)
+            )
     finally:
         if args.keep:
             print(f"work directory: {workdir}", file=sys.stderr)

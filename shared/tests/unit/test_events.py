@@ -14,7 +14,7 @@ import pytest
 from opsmesh.events import (
     ALL_EVENTS,
     Alert,
-    AlertRouted,
+    AlertsRouted,
     AlertState,
     AlertStateChanged,
     AlertStatus,
@@ -28,6 +28,7 @@ from opsmesh.events import (
     NotificationDelivered,
     NotificationRequested,
     NotifyReason,
+    RoutedAlert,
     SignalKind,
     SignalObserved,
     SignalSource,
@@ -93,15 +94,22 @@ SAMPLES: dict[type[Event], Event] = {
         starts_at=T0,
         changed_at=T0 + 60,
     ),
-    AlertRouted: AlertRouted(
-        route_id="0.1",
-        group_key='{}/{team="db"}:{alertname="CpuHot"}',
-        fingerprint="0123456789abcdef",
-        labels={"alertname": "CpuHot", "team": "db"},
-        annotations={"summary": "cpu at 97%"},
-        starts_at=T0,
-        ends_at=None,
-        updated_at=T0 + 1,
+    AlertsRouted: AlertsRouted(
+        alerts=[
+            RoutedAlert(
+                route_id="0.1",
+                group_key='{}/{team="db"}:{alertname="CpuHot"}',
+                fingerprint="0123456789abcdef",
+                labels={"alertname": "CpuHot", "team": "db"},
+                annotations={"summary": "cpu at 97%"},
+                starts_at=T0,
+                ends_at=T0 + 300,
+                updated_at=T0 + 1,
+                timeout=True,
+                previous=AlertState.INACTIVE,
+                state=AlertState.FIRING,
+            )
+        ]
     ),
     NotificationRequested: NotificationRequested(
         idempotency_key="k-1",

@@ -27,9 +27,10 @@ from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
-from opsmesh.events.alerts import AlertRouted
+from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.kafka.producer import EventProducer
 from opsmesh.runtime import Runtime
 from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, GROUP_ALERT_ENGINE, SIGNALS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
@@ -81,6 +82,11 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         return holder["state"]
 
     async def state_ctx(_: web.Application) -> AsyncIterator[None]:
+        # POSTs wait on the routing records' acks: no linger on that producer.
+        routing = EventProducer(
+            runtime.connection, source=f"/opsmesh/{SERVICE}", clock=runtime.clock, linger_ms=0
+        )
+        await routing.start()
         holder["state"] = EngineState(
             engine=engine,
             evaluator=evaluator,
@@ -91,13 +97,17 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             rule_groups=RuleGroupStore(runtime.pool),
             file_rules=file_rules,
             producer=runtime.producer,
+            routing_producer=routing,
             limiter=RedisTokenBuckets(runtime.redis, limits),
             clock=runtime.clock,
             registry=runtime.registry,
             external_url=settings.external_url,
         )
-        await holder["state"].restore()
-        yield
+        try:
+            await holder["state"].restore()
+            yield
+        finally:
+            await routing.stop()
 
     def workers() -> list[tuple[str, Worker]]:
         signals = ConsumerConfig(group_id=GROUP_ALERT_ENGINE, topics=(SIGNALS,))
@@ -113,11 +123,15 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 retention_days=settings.retention_days,
             )
 
-        return [
+        workers: list[tuple[str, Worker]] = [
             ("evaluate", runtime.consumer(signals, SignalObserved, EvaluateStage(state()))),
-            ("dispatch", runtime.consumer(groups, AlertRouted, DispatchStage(state()))),
-            ("flush", flusher),
+            ("flush", flusher),  # with no groups owned it only re-reads shared state
         ]
+        if settings.owns_groups:
+            workers.append(
+                ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state())))
+            )
+        return workers
 
     def routes(app: web.Application) -> None:
         v2.AlertmanagerApi(state).register(app)

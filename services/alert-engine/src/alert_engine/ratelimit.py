@@ -8,7 +8,7 @@ a limited receiver delays only itself and nothing is lost.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,6 +72,10 @@ def parse_limits(default_per_minute: float, default_burst: int, overrides: str) 
 class RateLimiter(Protocol):
     async def allow(self, receiver: str, now: float) -> bool: ...
 
+    async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        """One token per entry, taken in order (a receiver may appear more than once)."""
+        ...
+
 
 class RedisTokenBuckets:
     def __init__(
@@ -90,6 +94,28 @@ class RedisTokenBuckets:
             keys=[f"{self._prefix}:{receiver}"], args=[limit.per_second, limit.burst, now]
         )
         return bool(int(allowed))
+
+    async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        """Every limited receiver's take in one pipeline (one round trip per flush)."""
+        out = [True] * len(receivers)
+        limited = [
+            (i, r, limit)
+            for i, r in enumerate(receivers)
+            if (limit := self._limits.for_receiver(r)) is not None
+        ]
+        if not limited:
+            return out
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, receiver, limit in limited:
+                await self._script(
+                    keys=[f"{self._prefix}:{receiver}"],
+                    args=[limit.per_second, limit.burst, now],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        for (i, _, _), allowed in zip(limited, results, strict=True):
+            out[i] = bool(int(allowed))
+        return out
 
 
 class MemoryTokenBuckets:
@@ -111,3 +137,6 @@ class MemoryTokenBuckets:
             tokens -= 1
         self._state[receiver] = (tokens, max(now, at))
         return allowed
+
+    async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        return [await self.allow(r, now) for r in receivers]

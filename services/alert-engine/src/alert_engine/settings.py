@@ -41,6 +41,10 @@ class AlertEngineSettings(CommonSettings):
     # How often a replica re-reads alerts and silences other replicas wrote.
     sync_every_s: float = Field(1.0, gt=0, alias="ALERT_ENGINE_SYNC_EVERY_S")
     maintenance_every_s: float = Field(60.0, gt=0, alias="ALERT_ENGINE_MAINTENANCE_EVERY_S")
+    # false: this process ingests (API, rules) but owns no aggregation groups, leaving
+    # the group owners' work (persist, group, flush) to the other replicas, so ingest has
+    # an event loop (and a core) to itself.
+    owns_groups: bool = Field(True, alias="ALERT_ENGINE_OWNS_GROUPS")
 
     @field_validator("rules_files", "group_by", mode="before")
     @classmethod

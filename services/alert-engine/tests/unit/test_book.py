@@ -150,3 +150,35 @@ def test_collectable() -> None:
     # exactly at the retention boundary it is collectable
     assert recent.fingerprint in book.collectable(T0 + 290, retention_s=300, in_groups=set())
     assert recent.fingerprint not in book.collectable(T0 + 289, retention_s=300, in_groups=set())
+
+
+def test_restore_keeps_a_newer_alert_held_here() -> None:
+    # Merged here at T0+60, its row still on its way to the group's owner: a re-read of
+    # the older row must not roll it back; a newer row replaces it.
+    book = AlertBook()
+    book.put(alert(summary="new", updated=T0 + 60), T0 + 60)
+    book.restore([alert(summary="old", updated=T0)], T0 + 61)
+    assert book.all()[0].annotations == {"summary": "new"}
+    book.restore([alert(summary="newest", updated=T0 + 90)], T0 + 91)
+    assert book.all()[0].annotations == {"summary": "newest"}
+
+
+def test_replace_all_keeps_alerts_on_their_way_and_forgets_collected_ones() -> None:
+    book = AlertBook()
+    in_flight = alert(host="in-flight", updated=T0 + 60)
+    newer_here = alert(host="newer", summary="here", updated=T0 + 60)
+    collected = alert(host="collected", starts=T0 - 3600, ends=T0 - 1800, updated=T0 - 1800)
+    deleted_firing = alert(host="gone", ends=None)
+    for a in (in_flight, newer_here, collected):
+        book.put(a, T0 + 60)
+    book.restore([deleted_firing], T0 + 60)
+    rows = [alert(host="newer", summary="row", updated=T0), alert(host="other")]
+    book.replace_all(rows, T0 + 61, forgotten_after_s=900)
+    held = {a.labels["host"]: a for a in book.all()}
+    assert set(held) == {"in-flight", "newer", "other", "gone"}
+    assert held["newer"].annotations == {"summary": "here"}
+    # Without a row, only an alert resolved longer than forgotten_after_s is dropped.
+    book.replace_all([], T0 + 61, forgotten_after_s=900)
+    assert {a.labels["host"] for a in book.all()} == {"in-flight", "newer", "other", "gone"}
+    book.replace_all([], T0 + 3600, forgotten_after_s=900)
+    assert {a.labels["host"] for a in book.all()} == {"gone"}

@@ -401,3 +401,30 @@ def test_rebuild_regroups_from_the_book() -> None:
 def test_default_route_is_never_time_muted(when: float) -> None:
     w = World(now=when)
     assert w.engine.time_mute(w.config.route, when) is None
+
+
+def test_remembered_route_walks_and_group_keys_equal_fresh_ones() -> None:
+    config = parse_config(
+        CONFIG.replace(
+            "        - receiver: night\n",
+            "        - receiver: pager\n"
+            "          matchers: ['team=~\"d.*\"']\n"
+            "          continue: true\n"
+            "          group_by: ['...']\n"
+            "        - receiver: night\n",
+        )
+    )
+    engine = Engine(config, AlertBook(), SilenceBook())
+    label_sets = [
+        {"alertname": a, "severity": s, "team": t, "cluster": c}
+        for a in ("A", "B")
+        for s in ("page", "warning", "")
+        for t in ("db", "night", "office", "")
+        for c in ("eu", "us")
+    ]
+    for _ in range(2):  # the second pass is answered from the caches
+        for labels in label_sets:
+            present = {k: v for k, v in labels.items() if v}
+            alert = StoredAlert("fp", present, {}, NOON, None, NOON)
+            expected = [(r, r.group_key(present)) for r in config.route.match(present)]
+            assert engine.routes_for(alert) == expected

@@ -239,3 +239,14 @@ def test_empty_group_is_dropped() -> None:
     (again,) = d.insert(alert(starts_at=T0 + 100), T0 + 100)
     assert again is not group
     assert again.next_flush_at == T0 + 100 + WAIT
+
+
+def test_a_flush_of_a_group_dropped_meanwhile_leaves_its_successor_alone() -> None:
+    d = dispatcher()
+    a = alert(instance="x")
+    group = d.insert(a, T0)[0]
+    d.drop(lambda g: False)  # a rebalance took the partition away mid-flush ...
+    successor = d.insert(a, T0 + 1)[0]  # ... and gave it back
+    d.flushed(group, [resolved(a, T0)], T0 + 2)
+    assert d.groups() == [successor]
+    assert not successor.has_flushed

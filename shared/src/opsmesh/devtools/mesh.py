@@ -97,6 +97,7 @@ class Mesh:
             info.port_variable: str(port),
             **self.common_env,
             **self.env.get(name, {}),
+            **(self.env.get(key, {}) if key != name else {}),  # a replica's own overrides
         }
         process = spawn([sys.executable, "-m", info.module], log_file=log_file, env=env)
         service = RunningService(info, port, log_file, process)

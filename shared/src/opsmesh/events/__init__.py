@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from opsmesh.events.alerts import Alert, AlertRouted, AlertState, AlertStateChanged, AlertStatus
+from opsmesh.events.alerts import (
+    Alert,
+    AlertsRouted,
+    AlertState,
+    AlertStateChanged,
+    AlertStatus,
+    RoutedAlert,
+)
 from opsmesh.events.base import Event
 from opsmesh.events.health import HealthReported, HealthStatus, ReportKind
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
@@ -21,7 +28,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     HealthReported,
     SignalObserved,
     AlertStateChanged,
-    AlertRouted,
+    AlertsRouted,
     NotificationRequested,
     NotificationDelivered,
 )
@@ -29,10 +36,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 __all__ = [
     "ALL_EVENTS",
     "Alert",
-    "AlertRouted",
     "AlertState",
     "AlertStateChanged",
     "AlertStatus",
+    "AlertsRouted",
     "Bucket",
     "DeliveryOutcome",
     "Event",
@@ -44,6 +51,7 @@ __all__ = [
     "NotificationRequested",
     "NotifyReason",
     "ReportKind",
+    "RoutedAlert",
     "SignalKind",
     "SignalObserved",
     "SignalSource",

@@ -30,6 +30,13 @@ class Outgoing:
     trace: TraceContext | None = None
     event_id: str | None = None
     partition: int | None = None  # None: Kafka's default partitioner on the key
+    encoded: bytes | None = None  # the event already encoded (a caller that checked its size)
+
+
+async def acknowledged(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait for every queued record's acknowledgement; raises the first failure."""
+    if futures:
+        await asyncio.gather(*futures)
 
 
 class EventProducer:
@@ -68,9 +75,13 @@ class EventProducer:
 
     async def publish_many(self, items: Iterable[Outgoing]) -> None:
         """Send all, then wait until the broker has acknowledged every one (acks=all)."""
-        futures = [await self._send(item) for item in items]
-        if futures:
-            await asyncio.gather(*futures)
+        await acknowledged(await self.enqueue(items))
+
+    async def enqueue(self, items: Iterable[Outgoing]) -> list[asyncio.Future[Any]]:
+        """Queue every record, in order, without waiting for the broker; await the returned
+        futures (``acknowledged``) for acks=all. A caller that must order records across
+        concurrent tasks queues them under its own lock and awaits outside it."""
+        return [await self._send(item) for item in items]
 
     async def send_raw(
         self,
@@ -112,8 +123,9 @@ class EventProducer:
             trace=trace,
             event_id=item.event_id,
         )
+        value = item.encoded if item.encoded is not None else encode(item.event)
         return await self.send_raw(
-            item.topic.name, item.key.encode(), encode(item.event), headers, self._partition(item)
+            item.topic.name, item.key.encode(), value, headers, self._partition(item)
         )
 
     async def ping(self) -> None:

@@ -16,9 +16,10 @@ from alert_engine.api.shapes import (
     receiver_param,
     silence_json,
 )
-from alert_engine.core.alerts import InvalidAlert, PostedAlert, from_posted, rfc3339
+from alert_engine.core.alerts import InvalidAlert, from_posted, rfc3339
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
+from opsmesh.labels import fingerprints as label_fingerprints
 
 VERSION = "0.1.0"
 _STARTED = time.time()
@@ -43,25 +44,13 @@ class AlertmanagerApi(StateApi):
         now = self.state.clock.now()
         resolve_timeout = self.state.engine.config.resolve_timeout_s
         valid, errors = [], []
-        for index, item in enumerate(posted):
+        fingerprints = label_fingerprints([item.labels for item in posted])
+        for index, (item, fingerprint) in enumerate(zip(posted, fingerprints, strict=True)):
             try:
-                valid.append(
-                    from_posted(
-                        PostedAlert(
-                            item.labels,
-                            item.annotations,
-                            item.starts_at,
-                            item.ends_at,
-                            item.generator_url,
-                        ),
-                        now,
-                        resolve_timeout,
-                    )
-                )
+                valid.append(from_posted(item, now, resolve_timeout, fingerprint))
             except InvalidAlert as exc:
                 errors.append(f"alert {index}: {exc}")
-        async with self.state.lock:
-            await self.state.post_alerts(valid)
+        await self.state.post_alerts(valid)  # takes the lock for the merge only
         if errors:
             # Like Alertmanager: the valid alerts are kept, the response lists the others.
             raise web.HTTPBadRequest(text="; ".join(errors[:50]))

@@ -42,14 +42,32 @@ class AlertBook:
         return [a for a in self._alerts.values() if not a.resolved(now)]
 
     def restore(self, alerts: Iterable[StoredAlert], now: float) -> None:
+        """Take alerts read back from the durable book, except where the one held is newer:
+        merged here, its row is still on its way (through Kafka) to its group's owner."""
+        for alert in alerts:
+            old = self._alerts.get(alert.fingerprint)
+            if old is None or old.updated_at <= alert.updated_at:
+                self._store(alert, now)
+
+    def replace_all(
+        self, alerts: Iterable[StoredAlert], now: float, *, forgotten_after_s: float = 0.0
+    ) -> None:
+        """Become ``alerts`` (a full re-read of the durable book), but keep what is held
+        here and newer than its row or without a row yet (on its way to the owner, as in
+        ``restore``) — unless it has been resolved for ``forgotten_after_s``: a row that
+        old and gone was collected by a replica's maintenance."""
+        held = self._alerts
+        self._alerts = {}
+        self._active_by_name = {}
         for alert in alerts:
             self._store(alert, now)
-
-    def replace_all(self, alerts: Iterable[StoredAlert], now: float) -> None:
-        """Become exactly ``alerts`` (a full re-read of the durable book)."""
-        self._alerts.clear()
-        self._active_by_name.clear()
-        self.restore(alerts, now)
+        for fingerprint, alert in held.items():
+            row = self._alerts.get(fingerprint)
+            if row is not None:
+                if row.updated_at < alert.updated_at:
+                    self._store(alert, now)
+            elif alert.ends_at is None or alert.ends_at + forgotten_after_s > now:
+                self._store(alert, now)
 
     def put(self, alert: StoredAlert, now: float) -> tuple[IngestOutcome, StoredAlert | None]:
         old = self._alerts.get(alert.fingerprint)

@@ -18,6 +18,8 @@ from alert_engine.core.routing import Route
 from alert_engine.core.silences import SilenceBook
 from opsmesh.events.alerts import AlertStatus
 
+_GROUP_KEY_CACHE = 65_536
+
 
 @dataclass(frozen=True, slots=True)
 class AlertView:
@@ -49,6 +51,11 @@ class Engine:
         self.silences = silences
         self.dispatcher = Dispatcher(config.route)
         self._routes_by_id = {r.id: r for r in config.route.walk()}
+        self._group_keys: dict[tuple[str, tuple[str | None, ...]], str] = {}
+        # A route walk depends only on the values of the label names some matcher names
+        # (a missing label matches as ""), so walks are remembered by those values.
+        self._matched_names = sorted({m.name for r in config.route.walk() for m in r.matchers})
+        self._walks: dict[tuple[str, ...], list[Route]] = {}
 
     def apply(self, alert: StoredAlert, now: float) -> list[AggregationGroup]:
         """An alert changed: (re)insert it into every group its route walk gives."""
@@ -56,15 +63,39 @@ class Engine:
 
     def routes_for(self, alert: StoredAlert) -> list[tuple[Route, str]]:
         """(route, group key) for every group the alert belongs to."""
-        return [(r, r.group_key(alert.labels)) for r in self.config.route.match(alert.labels)]
+        labels = alert.labels
+        return [(r, self.group_key(r, labels)) for r in self.routes(labels)]
+
+    def routes(self, labels: Mapping[str, str]) -> list[Route]:
+        """``config.route.match(labels)``, remembered (do not mutate the list)."""
+        walk_key = tuple([labels.get(name, "") for name in self._matched_names])
+        found = self._walks.get(walk_key)
+        if found is None:
+            if len(self._walks) >= _GROUP_KEY_CACHE:
+                self._walks.clear()
+            found = self._walks[walk_key] = self.config.route.match(labels)
+        return found
+
+    def group_key(self, route: Route, labels: Mapping[str, str]) -> str:
+        """``route.group_key``, remembered per (route, grouping values): formatting it
+        (quoted, escaped) costs more than the rest of routing an alert."""
+        if route.groups_by_all:
+            return route.group_key(labels)
+        cache_key = (route.id, tuple([labels.get(name) for name in route.group_by]))
+        key = self._group_keys.get(cache_key)
+        if key is None:
+            if len(self._group_keys) >= _GROUP_KEY_CACHE:
+                self._group_keys.clear()
+            key = self._group_keys[cache_key] = route.group_key(labels)
+        return key
 
     def apply_routed(
-        self, route_id: str, alert: GroupedAlert, now: float
+        self, route_id: str, alert: GroupedAlert, now: float, key: str | None = None
     ) -> AggregationGroup | None:
         route = self._routes_by_id.get(route_id)
         if route is None:
             return None  # routed under a configuration that no longer has that route
-        return self.dispatcher.insert_into(route, alert, now)
+        return self.dispatcher.insert_into(route, alert, now, key)
 
     def rebuild_owned(self, now: float, owns: Callable[[str], bool]) -> None:
         """Groups for the group keys this replica owns, from the book."""
@@ -72,7 +103,7 @@ class Engine:
             g = grouped(alert)
             for route, key in self.routes_for(alert):
                 if owns(key):
-                    self.dispatcher.insert_into(route, g, now)
+                    self.dispatcher.insert_into(route, g, now, key)
 
     def drop_unowned(self, owns: Callable[[str], bool]) -> int:
         return self.dispatcher.drop(lambda group: owns(group.key))
@@ -95,13 +126,19 @@ class Engine:
         if not due:
             return []
         inhibitor = self.inhibitor(now)
+        # Without silences or inhibition rules nothing can be muted: skip the per-alert scan.
+        can_mute = bool(self.config.inhibit_rules) or self.silences.any_active(now)
         plans = []
         for group in due:
-            muted = {
-                a.fingerprint
-                for a in group.alerts.values()
-                if self.silences.muting(a.labels, now) or inhibitor.inhibited_by(a.labels)
-            }
+            muted = (
+                {
+                    a.fingerprint
+                    for a in group.alerts.values()
+                    if self.silences.muting(a.labels, now) or inhibitor.inhibited_by(a.labels)
+                }
+                if can_mute
+                else set()
+            )
             plans.append(
                 plan_flush(
                     group,

@@ -69,13 +69,23 @@ def plan_flush(
     receiver = group.route.receiver
     if time_mute is not None:
         return FlushPlan(group, receiver, None, covered, None, None, at=now, mute=time_mute)
-    sent = tuple(a for a in covered if a.fingerprint not in muted)
+    sent = tuple(a for a in covered if a.fingerprint not in muted) if muted else covered
     if covered and not sent:
         return FlushPlan(
             group, receiver, None, covered, None, None, at=now, mute=MuteReason.ALL_MUTED
         )
-    firing = frozenset(a.fingerprint for a in sent if a.status_at(now) is AlertStatus.FIRING)
-    resolved = frozenset(a.fingerprint for a in sent if a.status_at(now) is AlertStatus.RESOLVED)
+    # One pass (``status_at`` inlined): every due group is planned every group_interval.
+    firing_fps: list[str] = []
+    resolved_fps: list[str] = []
+    resolved_status = AlertStatus.RESOLVED
+    for a in sent:
+        ends = a.ends_at
+        if a.status is resolved_status or (ends is not None and ends <= now):
+            resolved_fps.append(a.fingerprint)
+        else:
+            firing_fps.append(a.fingerprint)
+    firing = frozenset(firing_fps)
+    resolved = frozenset(resolved_fps)
     reason = needs_update(
         last, firing, resolved, repeat_interval_s=group.route.repeat_interval_s, now=now
     )

@@ -70,9 +70,13 @@ class Dispatcher:
     def insert(self, alert: GroupedAlert, now: float) -> list[AggregationGroup]:
         return [self.insert_into(route, alert, now) for route in self._route.match(alert.labels)]
 
-    def insert_into(self, route: Route, alert: GroupedAlert, now: float) -> AggregationGroup:
-        """Insert into the group of one route (the route walk was done by the sender)."""
-        key = route.group_key(alert.labels)
+    def insert_into(
+        self, route: Route, alert: GroupedAlert, now: float, key: str | None = None
+    ) -> AggregationGroup:
+        """Insert into the group of one route (the route walk was done by the sender, which
+        may pass the group key it computed)."""
+        if key is None:
+            key = route.group_key(alert.labels)
         group = self._groups.get((route.id, key))
         if group is None:
             first_flush = now + route.group_wait_s
@@ -100,7 +104,10 @@ class Dispatcher:
 
     def flushed(self, group: AggregationGroup, covered: Iterable[GroupedAlert], now: float) -> None:
         """After a successful flush: drop the resolved alerts it covered (unless they changed
-        meanwhile), schedule the next flush, and forget an empty group."""
+        meanwhile), schedule the next flush, and forget an empty group. A group that was
+        dropped or rebuilt while its flush was in flight (a rebalance) is left alone."""
+        if self._groups.get((group.route.id, group.key)) is not group:
+            return
         for alert in covered:
             if (
                 alert.status_at(now) is AlertStatus.RESOLVED

@@ -137,6 +137,10 @@ class SilenceBook:
             return new.starts_at == old.starts_at and new.ends_at >= now
         return new.starts_at >= now  # pending: may not move into the past
 
+    def any_active(self, now: float) -> bool:
+        """Whether any silence could mute something at ``now``."""
+        return any(s.state(now) is SilenceState.ACTIVE for s in self._by_id.values())
+
     def muting(self, labels: Mapping[str, str], now: float) -> list[str]:
         """Ids of the active silences that mute these labels."""
         return [s.id for s in self._by_id.values() if s.mutes(labels, now)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from alert_engine.core.evaluation import Transition
 from alert_engine.core.flush import FlushPlan
 from opsmesh.events.alerts import Alert, AlertStateChanged, AlertStatus
@@ -27,13 +29,24 @@ def state_changed(transition: Transition) -> Outgoing:
     return Outgoing(ALERTS, a.fingerprint, event)
 
 
-def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
     if not maps:
         return {}
     common = dict(maps[0])
     for other in maps[1:]:
-        common = {k: v for k, v in common.items() if other.get(k) == v}
+        if other is maps[0]:
+            continue
+        for k in [k for k, v in common.items() if other.get(k) != v]:
+            del common[k]
+        if not common:
+            break
     return common
+
+
+def _plain(values: Mapping[str, str]) -> dict[str, str]:
+    """The mapping itself when it is a dict already (alerts are never mutated in place):
+    a flush builds one notification per due group, and copies were most of its cost."""
+    return values if type(values) is dict else dict(values)
 
 
 def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
@@ -43,8 +56,8 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
         Alert(
             fingerprint=a.fingerprint,
             status=a.status_at(plan.at),
-            labels=dict(a.labels),
-            annotations=dict(a.annotations),
+            labels=_plain(a.labels),
+            annotations=_plain(a.annotations),
             starts_at=a.starts_at,
             ends_at=a.ends_at,
             generator_url=a.generator_url,
@@ -59,8 +72,8 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
         status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
         reason=plan.reason,
         group_labels=dict(plan.group.labels),
-        common_labels=_common([dict(a.labels) for a in alerts]),
-        common_annotations=_common([dict(a.annotations) for a in alerts]),
+        common_labels=_common([a.labels for a in alerts]),
+        common_annotations=_common([a.annotations for a in alerts]),
         alerts=alerts,
         external_url=external_url,
         requested_at=now,

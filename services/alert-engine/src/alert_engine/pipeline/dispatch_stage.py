@@ -2,6 +2,9 @@
 
 Kafka's group assignment of ``opsmesh.alert-groups`` partitions decides which replica
 owns which groups; assignment and revocation hand groups over, rebuilt from PostgreSQL.
+Each batch is made durable in the alert book (one statement) before it is applied to
+the groups, and the kit commits its offsets only after ``handle`` returns: a crash at
+any point replays the batch, and the write is idempotent.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alert_engine.pipeline.state import EngineState
-from opsmesh.events.alerts import AlertRouted
+from opsmesh.events.alerts import AlertsRouted
 from opsmesh.kafka.consumer import BatchResult, Partition, Received
 from opsmesh.topics import ALERT_GROUPS
 
@@ -18,8 +21,9 @@ class DispatchStage:
     def __init__(self, state: EngineState) -> None:
         self._state = state
 
-    async def handle(self, batch: Sequence[Received[AlertRouted]]) -> BatchResult:
+    async def handle(self, batch: Sequence[Received[AlertsRouted]]) -> BatchResult:
         if batch:
+            await self._state.persist([r.message.value for r in batch])
             async with self._state.lock:
                 self._state.on_routed([r.event for r in batch])
         return BatchResult()

@@ -26,14 +26,15 @@ async def run_flusher(
     failures = 0
     while not stop.is_set():
         try:
-            async with state.lock:
-                if state.clock.monotonic() - last_sync >= sync_every_s:
+            if state.clock.monotonic() - last_sync >= sync_every_s:
+                async with state.lock:
                     await state.sync()
-                    last_sync = state.clock.monotonic()
-                await state.flush()
-                if state.clock.monotonic() - last_maintenance >= maintain_every_s:
+                last_sync = state.clock.monotonic()
+            await state.flush()  # locks for planning and applying, not for its I/O
+            if state.clock.monotonic() - last_maintenance >= maintain_every_s:
+                async with state.flushing, state.lock:
                     await state.maintain(retention_days)
-                    last_maintenance = state.clock.monotonic()
+                last_maintenance = state.clock.monotonic()
             failures = 0
         except Exception:
             # Kafka or PostgreSQL unavailable: nothing was marked done, so the same groups

@@ -17,6 +17,7 @@ delivers once.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -31,20 +32,35 @@ from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
+from alert_engine.pipeline.route_out import Ingested, RouteOut
 from alert_engine.ratelimit import RateLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
-from opsmesh.events.alerts import AlertRouted, AlertState, AlertStatus
-from opsmesh.kafka.producer import EventProducer, Outgoing
+from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
+from opsmesh.kafka.producer import EventProducer, acknowledged
 from opsmesh.logging import get_logger
-from opsmesh.topics import ALERT_GROUPS, partition_for
 
 log = get_logger(__name__)
 
 RESOLVED_RETENTION_S = 15 * 60  # resolved alerts stay visible (and re-sendable) this long
+SYNC_MARGIN_S = 10.0  # how far back each incremental re-read of the book reaches
+
+
+def _stored(r: RoutedAlert) -> StoredAlert:
+    return StoredAlert(
+        r.fingerprint,
+        r.labels,
+        r.annotations,
+        r.starts_at,
+        r.ends_at,
+        r.updated_at,
+        r.generator_url,
+        r.timeout,
+        AlertSource(r.source),
+    )
 
 
 class EngineMetrics:
@@ -91,6 +107,7 @@ class EngineState:
         rule_groups: RuleGroupStore,
         file_rules: Sequence[Rule] = (),
         producer: EventProducer,
+        routing_producer: EventProducer | None = None,
         limiter: RateLimiter,
         clock: Clock,
         registry: CollectorRegistry,
@@ -107,11 +124,16 @@ class EngineState:
         self.api_rule_sources: dict[str, str] = {}
         self._rules_version: tuple[int, float] = (0, 0.0)
         self._producer = producer
+        # Records to the groups' owners; a producer without linger, as a POST waits on it.
+        self._routing_producer = routing_producer or producer
+        self.origin = uuid.uuid4().hex[:16]  # this process, in the rows it writes
+        self._route_out = RouteOut(self.origin)
         self._limiter = limiter
         self.clock = clock
         self._external_url = external_url
         self.metrics = EngineMetrics(registry)
         self.lock = asyncio.Lock()
+        self.flushing = asyncio.Lock()  # held for a whole flush; taken before ``lock``
         self.entries: dict[tuple[str, str], LogEntry] = {}
         self.restored = asyncio.Event()
         self.owned: set[int] = set()
@@ -152,86 +174,98 @@ class EngineState:
         await self._rules.record(transitions, updates)
         stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
         accepted = self._ingest(stored, now, AlertSource.RULE)
-        await self.store.save(accepted)
+        await self.store.save(accepted, origin=self.origin)
         if transitions:
             await self._producer.publish_many(state_changed(t) for t in transitions)
         for transition in transitions:
             self.metrics.transitions.labels(transition.alert.state.value).inc()
-        await self._route_out(accepted)
+        await acknowledged(
+            await self._routing_producer.enqueue(
+                self._route_out.records(self.engine, [(a, None, None) for a in accepted])
+            )
+        )
 
     async def post_alerts(self, alerts: Sequence[StoredAlert]) -> tuple[int, int]:
-        """Alerts from the API; returns (accepted, dropped by the ingest limit)."""
-        now = self.clock.now()
-        history = []
-        for alert in alerts:
-            old = self.engine.book.get(alert.fingerprint)
-            was_firing = old is not None and not old.resolved(now)
-            if not was_firing and not alert.resolved(now):
-                history.append((alert, AlertState.INACTIVE.value, AlertState.FIRING.value, now))
-            elif was_firing and alert.resolved(now):
-                history.append((alert, AlertState.FIRING.value, AlertState.RESOLVED.value, now))
-        accepted = self._ingest(alerts, now, AlertSource.API)
-        accepted_ids = {a.fingerprint for a in accepted}
-        await self.store.save(accepted, [h for h in history if h[0].fingerprint in accepted_ids])
-        await self._route_out(accepted)
+        """Alerts from the API; returns (accepted, dropped by the ingest limit).
+
+        Merged into the book and queued to their groups' partitions under the lock, so
+        the records of concurrent POSTs are in merge order; answered once Kafka has them
+        (acks=all). The groups' owners make them durable in PostgreSQL (``persist``)."""
+        async with self.lock:
+            now = self.clock.now()
+            accepted = self._ingest_api(alerts, now)
+            acks = await self._routing_producer.enqueue(
+                self._route_out.records(self.engine, accepted)
+            )
+        await acknowledged(acks)
         return len(accepted), len(alerts) - len(accepted)
 
-    async def _route_out(self, alerts: Sequence[StoredAlert]) -> None:
-        """To every group the alerts belong to, on the partition that owns the group."""
-        await self._producer.publish_many(
-            Outgoing(
-                ALERT_GROUPS,
-                key,
-                AlertRouted(
-                    route_id=route.id,
-                    group_key=key,
-                    fingerprint=a.fingerprint,
-                    labels=dict(a.labels),
-                    annotations=dict(a.annotations),
-                    starts_at=a.starts_at,
-                    ends_at=a.ends_at,
-                    updated_at=a.updated_at,
-                    generator_url=a.generator_url,
-                ),
-                partition=partition_for(key, ALERT_GROUPS.partitions),
-            )
-            for a in alerts
-            for route, key in self.engine.routes_for(a)
-        )
+    def _ingest_api(self, alerts: Sequence[StoredAlert], now: float) -> list[Ingested]:
+        book = self.engine.book
+        counts = dict.fromkeys(IngestOutcome, 0)
+        out: list[Ingested] = []
+        for alert in alerts:
+            old = book.get(alert.fingerprint)
+            was_firing = old is not None and not old.resolved(now)
+            outcome, merged = book.put(alert, now)
+            counts[outcome] += 1
+            if outcome is IngestOutcome.LIMITED or merged is None:
+                continue
+            if not was_firing and not alert.resolved(now):
+                out.append((merged, AlertState.INACTIVE, AlertState.FIRING))
+            elif was_firing and alert.resolved(now):
+                out.append((merged, AlertState.FIRING, AlertState.RESOLVED))
+            else:
+                out.append((merged, None, None))
+        for outcome, count in counts.items():
+            if count:
+                self.metrics.alerts_received.labels(AlertSource.API.value, outcome.value).inc(count)
+        return out
 
     # -- group ownership -----------------------------------------------------------
 
     def owns(self, group_key: str) -> bool:
-        return partition_for(group_key, ALERT_GROUPS.partitions) in self.owned
+        return self._route_out.partition(group_key) in self.owned
 
-    def on_routed(self, records: Sequence[AlertRouted]) -> None:
+    async def persist(self, records: Sequence[bytes]) -> None:
+        """Make routed alerts durable (book rows and history) before they are applied:
+        the consumer commits only after, so a crash replays them."""
+        await self.store.persist_routed(records, self.origin)
+
+    def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
         now = self.clock.now()
-        for r in records:
-            if not self.owns(r.group_key):
-                continue  # a stale record from before a rebalance
-            alert = GroupedAlert(
-                r.fingerprint,
-                r.labels,
-                r.annotations,
-                r.starts_at,
-                r.ends_at,
-                AlertStatus.FIRING,
-                r.generator_url,
-            )
-            self.engine.apply_routed(r.route_id, alert, now)
+        book = self.engine.book
+        firing = AlertStatus.FIRING
+        for batch in batches:
+            mine = batch.origin == self.origin
+            for r in batch.alerts:
+                if not self.owns(r.group_key):
+                    continue  # a stale record from before a rebalance
+                if not mine:
+                    held = book.get(r.fingerprint)
+                    if held is None or held.updated_at < r.updated_at:
+                        book.restore([_stored(r)], now)
+                alert = GroupedAlert(
+                    r.fingerprint,
+                    r.labels,
+                    r.annotations,
+                    r.starts_at,
+                    r.ends_at,
+                    firing,
+                    r.generator_url,
+                )
+                self.engine.apply_routed(r.route_id, alert, now, r.group_key)
         self.wake.set()
 
     async def assigned(self, partitions: set[int]) -> None:
         """Take over groups: re-read the shared state, then rebuild the new partitions' groups."""
-        async with self.lock:
+        async with self.flushing, self.lock:
             now = self.clock.now()
             await self._read_book(now, full=True)
             self.entries = await self._log.load()
             new = partitions - self.owned
             self.owned |= partitions
-            self.engine.rebuild_owned(
-                now, lambda key: partition_for(key, ALERT_GROUPS.partitions) in new
-            )
+            self.engine.rebuild_owned(now, lambda key: self._route_out.partition(key) in new)
             log.info(
                 "groups assigned",
                 partitions=sorted(partitions),
@@ -240,7 +274,7 @@ class EngineState:
         self.wake.set()
 
     async def revoked(self, partitions: set[int]) -> None:
-        async with self.lock:
+        async with self.flushing, self.lock:
             self.owned -= partitions
             dropped = self.engine.drop_unowned(self.owns)
             log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
@@ -284,10 +318,13 @@ class EngineState:
         self.evaluator = evaluator
 
     async def _read_book(self, now: float, *, full: bool) -> None:
-        alerts = await self.store.load(None if full else self._synced_to)
         if full:
-            self.engine.book.replace_all(alerts, now)
+            alerts = await self.store.load()
+            self.engine.book.replace_all(alerts, now, forgotten_after_s=RESOLVED_RETENTION_S)
         else:
+            # Rows reach the table after their owner consumes them, not in updated_at
+            # order: re-read a margin, the book keeps the newer of what it holds.
+            alerts = await self.store.load(self._synced_to - SYNC_MARGIN_S, not_from=self.origin)
             self.engine.book.restore(alerts, now)
         if alerts:
             self._synced_to = max(self._synced_to, *(a.updated_at for a in alerts))
@@ -338,41 +375,52 @@ class EngineState:
     # -- flushing ------------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Plan every due group, send what needs sending; returns requests produced."""
-        now = self.clock.now()
-        plans = self.engine.plan(now, self.entries)
-        if not plans:
-            return 0
-        sending: list[FlushPlan] = []
-        postponed: list[FlushPlan] = []
-        for plan in plans:
-            if plan.reason is None:
-                if plan.mute is not None:
-                    self.metrics.suppressed.labels(plan.receiver, plan.mute.value).inc()
-                continue
-            if await self._limiter.allow(plan.receiver, now):
-                sending.append(plan)
-            else:
-                postponed.append(plan)
-        await self._producer.publish_many(notification(p, now, self._external_url) for p in sending)
-        await self._log.record(sending)
-        for plan in sending:
-            if plan.entry is not None and plan.reason is not None:
-                self.entries[(plan.group.key, plan.receiver)] = plan.entry
-                self.metrics.notifications.labels(plan.receiver, plan.reason.value).inc()
-        for plan in postponed:
-            self.metrics.suppressed.labels(plan.receiver, MuteReason.RATE_LIMITED.value).inc()
-            await self.store.suppressed(
-                plan.group.key, plan.receiver, MuteReason.RATE_LIMITED.value, len(plan.sent)
+        """Plan every due group, send what needs sending; returns requests produced.
+
+        Planned under the lock; the I/O (rate limits, requests, log) runs outside it, so
+        ingest is never queued behind a flush; the outcome is applied under the lock
+        again. ``flushing`` keeps a rebalance from handing groups over mid-flush."""
+        async with self.flushing:
+            async with self.lock:
+                now = self.clock.now()
+                plans = self.engine.plan(now, self.entries)
+            if not plans:
+                return 0
+            candidates: list[FlushPlan] = []
+            for plan in plans:
+                if plan.reason is None:
+                    if plan.mute is not None:
+                        self.metrics.suppressed.labels(plan.receiver, plan.mute.value).inc()
+                    continue
+                candidates.append(plan)
+            allowed = await self._limiter.allow_many([p.receiver for p in candidates], now)
+            sending = [p for p, ok in zip(candidates, allowed, strict=True) if ok]
+            postponed = [p for p, ok in zip(candidates, allowed, strict=True) if not ok]
+            await self._producer.publish_many(
+                notification(p, now, self._external_url) for p in sending
             )
-        postponed_ids = {id(p) for p in postponed}
-        for plan in plans:
-            if id(plan) in postponed_ids:
-                self.engine.postpone(plan, now)
-            else:
-                self.engine.done(plan, now)
-        self.metrics.groups.set(len(self.engine.dispatcher.groups()))
-        return len(sending)
+            await self._log.record(sending)
+            for plan in postponed:
+                self.metrics.suppressed.labels(plan.receiver, MuteReason.RATE_LIMITED.value).inc()
+            await self.store.suppressed(
+                [
+                    (p.group.key, p.receiver, MuteReason.RATE_LIMITED.value, len(p.sent))
+                    for p in postponed
+                ]
+            )
+            async with self.lock:
+                for plan in sending:
+                    if plan.entry is not None and plan.reason is not None:
+                        self.entries[(plan.group.key, plan.receiver)] = plan.entry
+                        self.metrics.notifications.labels(plan.receiver, plan.reason.value).inc()
+                postponed_ids = {id(p) for p in postponed}
+                for plan in plans:
+                    if id(plan) in postponed_ids:
+                        self.engine.postpone(plan, now)
+                    else:
+                        self.engine.done(plan, now)
+                self.metrics.groups.set(len(self.engine.dispatcher.groups()))
+            return len(sending)
 
     async def maintain(self, retention_days: float) -> None:
         """Forget resolved alerts nobody needs, expired silences and old history."""

@@ -15,12 +15,60 @@ from alert_engine.core.silences import Silence
 _UPSERT_ALERT = """
 INSERT INTO alert_engine.stored_alerts
     (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout,
-     source)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+     source, origin, persisted_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (fingerprint) DO UPDATE SET
     labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
     starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
-    generator_url = EXCLUDED.generator_url, timeout = EXCLUDED.timeout, source = EXCLUDED.source
+    generator_url = EXCLUDED.generator_url, timeout = EXCLUDED.timeout, source = EXCLUDED.source,
+    origin = EXCLUDED.origin, persisted_by = EXCLUDED.persisted_by
+WHERE alert_engine.stored_alerts.updated_at <= EXCLUDED.updated_at
+"""
+# The alerts of a batch of AlertsRouted records (their JSON as consumed, in one array):
+# the newest report per fingerprint upserts its row unless the row is newer already (a
+# replay, or another owner of a ``continue`` route got there first), and each carried
+# transition is added to the history unless a replay added it before. One statement.
+_PERSIST_ROUTED = """
+WITH incoming AS (
+    SELECT x.*, r.ev ->> 'origin' AS origin, r.n AS record_no
+    FROM jsonb_array_elements(%s) WITH ORDINALITY AS r(ev, n),
+         ROWS FROM (jsonb_to_recordset(r.ev -> 'alerts') AS (
+             fingerprint text, labels jsonb, annotations jsonb, starts_at float8,
+             ends_at float8, updated_at float8, generator_url text, timeout boolean,
+             source text, previous text, state text))
+         WITH ORDINALITY AS x(
+             fingerprint, labels, annotations, starts_at, ends_at, updated_at,
+             generator_url, timeout, source, previous, state, n)
+), newest AS (
+    SELECT DISTINCT ON (fingerprint) *
+    FROM incoming
+    ORDER BY fingerprint, updated_at DESC, record_no DESC, n DESC
+), upserted AS (
+    INSERT INTO alert_engine.stored_alerts AS s
+        (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url,
+         timeout, source, origin, persisted_by)
+    SELECT fingerprint, labels, coalesce(annotations, '{}'), starts_at, ends_at, updated_at,
+           coalesce(generator_url, ''), coalesce(timeout, false), coalesce(source, 'api'),
+           coalesce(origin, ''), %s
+    FROM newest
+    ON CONFLICT (fingerprint) DO UPDATE SET
+        labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
+        starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+        updated_at = EXCLUDED.updated_at, generator_url = EXCLUDED.generator_url,
+        timeout = EXCLUDED.timeout, source = EXCLUDED.source, origin = EXCLUDED.origin,
+        persisted_by = EXCLUDED.persisted_by
+    WHERE s.updated_at <= EXCLUDED.updated_at
+    RETURNING 1
+)
+INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
+SELECT i.fingerprint, coalesce(i.labels ->> 'alertname', ''), i.labels, i.previous, i.state,
+       NULL, to_timestamp(i.updated_at)
+FROM incoming i
+WHERE i.state IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM alert_engine.alert_history h
+      WHERE h.fingerprint = i.fingerprint AND h.at = to_timestamp(i.updated_at)
+        AND h.state = i.state)
 """
 _HISTORY = """
 INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
@@ -36,6 +84,16 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+def _as_is(data: Any) -> Any:
+    return data
+
+
+def raw_jsonb(encoded: bytes) -> Jsonb:
+    """A jsonb parameter from JSON already encoded (msgspec, or a consumed record): no
+    Python-side dumping, the server parses it."""
+    return Jsonb(encoded, dumps=_as_is)
+
+
 def matcher_json(m: Matcher) -> dict[str, Any]:
     return {"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
 
@@ -44,10 +102,21 @@ class BookStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
+    async def persist_routed(self, records: Sequence[bytes], persisted_by: str = "") -> None:
+        """The alerts of ``AlertsRouted`` records (their JSON values, already validated by
+        decoding), in one statement; idempotent, so a replayed batch changes nothing.
+        ``persisted_by``: the writing process, which holds these alerts already."""
+        if not records:
+            return
+        array = b"[" + b",".join(records) + b"]"
+        async with self._pool.connection() as conn:
+            await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array), persisted_by))
+
     async def save(
         self,
         alerts: Sequence[StoredAlert],
         history: Sequence[tuple[StoredAlert, str, str, float]] = (),
+        origin: str = "",
     ) -> None:
         """Upsert alerts; ``history`` rows are (alert, previous, state, at) for API alerts."""
         if not alerts and not history:
@@ -67,6 +136,8 @@ class BookStore:
                             a.generator_url,
                             a.timeout,
                             a.source.value,
+                            origin,
+                            origin,
                         )
                         for a in alerts
                     ],
@@ -96,15 +167,19 @@ class BookStore:
                 (list(fingerprints),),
             )
 
-    async def load(self, updated_after: float | None = None) -> list[StoredAlert]:
+    async def load(
+        self, updated_after: float | None = None, not_from: str | None = None
+    ) -> list[StoredAlert]:
+        """Every alert, or those updated after ``updated_after`` that process ``not_from``
+        neither merged nor wrote (it holds those already)."""
         query = (
             "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
             " generator_url, timeout, source FROM alert_engine.stored_alerts"
         )
-        params: tuple[float, ...] = ()
+        params: tuple[float | str, ...] = ()
         if updated_after is not None:
-            query += " WHERE updated_at > %s"
-            params = (updated_after,)
+            query += " WHERE updated_at > %s AND origin <> %s AND persisted_by <> %s"
+            params = (updated_after, not_from or "", not_from or "")
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
             rows = await cursor.fetchall()
@@ -163,12 +238,15 @@ class BookStore:
                     "DELETE FROM alert_engine.silences WHERE id = ANY(%s)", (list(ids),)
                 )
 
-    async def suppressed(self, group_key: str, receiver: str, reason: str, alerts: int) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(
+    async def suppressed(self, rows: Sequence[tuple[str, str, str, int]]) -> None:
+        """Notifications held back: (group key, receiver, reason, alerts) each."""
+        if not rows:
+            return
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
                 "INSERT INTO alert_engine.suppressed_notifications"
                 " (group_key, receiver, reason, alerts) VALUES (%s, %s, %s, %s)",
-                (group_key, receiver, reason, alerts),
+                rows,
             )
 
     async def list_suppressed(self, limit: int) -> list[dict[str, Any]]:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan
+from alert_engine.storage.book import raw_jsonb
 
+# One statement per flush, whatever its number of groups: the rows as one JSON array.
 _UPSERT = """
 INSERT INTO alert_engine.notification_log
     (group_key, receiver, firing, resolved, sequence, reason, idempotency_key, notified_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+SELECT g, r, ARRAY(SELECT jsonb_array_elements_text(f)), ARRAY(SELECT jsonb_array_elements_text(v)),
+       s, why, k, t
+FROM jsonb_to_recordset(%s) AS u(
+    g text, r text, f jsonb, v jsonb, s bigint, why text, k text, t float8)
 ON CONFLICT (group_key, receiver) DO UPDATE SET
     firing = EXCLUDED.firing, resolved = EXCLUDED.resolved, sequence = EXCLUDED.sequence,
     reason = EXCLUDED.reason, idempotency_key = EXCLUDED.idempotency_key,
     notified_at = EXCLUDED.notified_at
 """
+
+
+_json = msgspec.json.Encoder()
 
 
 class NotificationLog:
@@ -38,21 +47,19 @@ class NotificationLog:
         sent = [p for p in plans if p.entry is not None and p.reason is not None]
         if not sent:
             return
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(
-                _UPSERT,
-                [
-                    (
-                        p.group.key,
-                        p.receiver,
-                        sorted(p.entry.firing),
-                        sorted(p.entry.resolved),
-                        p.entry.sequence,
-                        p.reason.value,
-                        p.idempotency_key,
-                        p.entry.notified_at,
-                    )
-                    for p in sent
-                    if p.entry is not None and p.reason is not None
-                ],
-            )
+        rows = [
+            {
+                "g": p.group.key,
+                "r": p.receiver,
+                "f": sorted(p.entry.firing),
+                "v": sorted(p.entry.resolved),
+                "s": p.entry.sequence,
+                "why": p.reason.value,
+                "k": p.idempotency_key or "",
+                "t": p.entry.notified_at,
+            }
+            for p in sent
+            if p.entry is not None and p.reason is not None
+        ]
+        async with self._pool.connection() as conn:
+            await conn.execute(_UPSERT, (raw_jsonb(_json.encode(rows)),))
