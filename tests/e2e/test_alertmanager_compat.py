@@ -412,3 +412,46 @@ def test_opsmesh_alerts_explain(engine_url) -> None:
     assert 'route 0.0 {}/{team="night-shift"} -> receiver default' in result.stdout
     assert "time-muted now: time_muted" in result.stdout
     assert "silenced by: nothing" in result.stdout
+
+
+def test_opsmesh_silence_add_list_expire(engine_url, unique) -> None:
+    def opsmesh(*args: str, token: str | None = API_TOKEN) -> subprocess.CompletedProcess[str]:
+        env_token = ["--token", token] if token else []
+        return subprocess.run(
+            ["opsmesh", "silence", *args, "--url", engine_url, *env_token],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    denied = opsmesh("add", f'team="{unique}"', "-c", "no token", token=None)
+    assert denied.returncode != 0
+    assert "401" in denied.stderr
+    bad = opsmesh("add", "team~x", "-c", "bad matcher")
+    assert bad.returncode == 2, "a usage error, before any request"
+    assert "bad matcher" in bad.stderr
+
+    added = opsmesh("add", f'team="{unique}"', 'job=~"api|web"', "-d", "2h", "-c", "deploy")
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.strip()
+    status, body = api(f"{engine_url}/api/v2/silence/{silence_id}")
+    assert status == 200
+    assert body["status"]["state"] == "active"
+    assert body["comment"] == "deploy"
+    assert {(m["name"], m["value"], m["isRegex"]) for m in body["matchers"]} == {
+        ("team", unique, False),
+        ("job", "api|web", True),
+    }
+    listed = opsmesh("list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [ln for ln in listed.stdout.splitlines() if ln.startswith(silence_id)]
+    assert f'team="{unique}"' in line
+    assert 'job=~"api|web"' in line
+    assert "active" in line
+
+    expired = opsmesh("expire", silence_id)
+    assert expired.returncode == 0, expired.stderr
+    assert api(f"{engine_url}/api/v2/silence/{silence_id}")[1]["status"]["state"] == "expired"
+    assert silence_id not in opsmesh("list").stdout
+    assert silence_id in opsmesh("list", "--expired").stdout
