@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import gc
+import threading
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from notifier.channels.email import EmailChannel
 from notifier.core.retry import FailureKind
@@ -31,6 +34,8 @@ class Mailbox:
     reply: str = "250 Message accepted for delivery"
     messages: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    open_connections: int = 0  # counted by the server thread
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if not self.reply.startswith("250"):
@@ -41,8 +46,32 @@ class Mailbox:
         return self.reply
 
 
+class _CountedSMTP(SMTP):
+    """The server side of one connection, telling the mailbox when it ends."""
+
+    def __init__(self, box: Mailbox, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._box = box
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        with self._box.lock:
+            self._box.open_connections -= 1
+
+
+class _CountingController(Controller):  # type: ignore[misc]
+    def __init__(self, box: Mailbox, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._box = box
+
+    def factory(self) -> SMTP:
+        with self._box.lock:
+            self._box.open_connections += 1
+        return _CountedSMTP(self._box, self.handler, **self.SMTP_kwargs)
+
+
 @pytest.fixture
-def mailbox(certs: Any) -> Iterator[Mailbox]:
+async def mailbox(certs: Any) -> AsyncIterator[Mailbox]:
     box = Mailbox(port=free_port())
 
     def authenticate(
@@ -53,7 +82,8 @@ def mailbox(certs: Any) -> Iterator[Mailbox]:
             box.logins.append(data.login.decode())
         return AuthResult(success=ok, handled=False)
 
-    controller = Controller(
+    controller = _CountingController(
+        box,
         box,
         hostname="127.0.0.1",
         port=box.port,
@@ -65,6 +95,12 @@ def mailbox(certs: Any) -> Iterator[Mailbox]:
     controller.start()
     try:
         yield box
+        # A client's TLS connection finishes closing after its last reply; wait for that
+        # in this test's loop, so no socket is left to a later garbage collection.
+        deadline = time.monotonic() + 10
+        while box.open_connections > 0:
+            assert time.monotonic() < deadline, "an SMTP client connection was never closed"
+            await asyncio.sleep(0.01)  # polling interval of the condition wait
     finally:
         controller.stop()
 
