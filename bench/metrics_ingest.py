@@ -115,9 +115,10 @@ class Gated:
             await self.go.wait()
         result = await self.stage.handle(batch)
         self.seen += len(batch)
-        for record in batch:
-            partition = record.message.partition
-            self._reached[partition] = max(self._reached.get(partition, -1), record.offset)
+        reached = self._reached
+        for record in batch:  # offsets only grow within a partition: the last one is the max
+            message = record.message
+            reached[message.partition] = message.offset
         if self.ends and not self.done.is_set() and self._all_reached():
             self.finished = time.monotonic()
             self.done.set()

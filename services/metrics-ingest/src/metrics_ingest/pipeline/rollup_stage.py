@@ -98,7 +98,8 @@ class RollupStage:
     def _add(self, batch: Sequence[Received[MetricSampledFields]]) -> list[Rejection]:
         """Every sample into its windows; returns the records to dead-letter."""
         add = self._rollups.add
-        counts = dict.fromkeys(SampleOutcome, 0)
+        accepted = SampleOutcome.ACCEPTED
+        others: dict[SampleOutcome, int] = {}  # every outcome but the common one
         invalid: list[Rejection] = []
         partition: Partition = ("", -1)
         for record in batch:
@@ -106,14 +107,17 @@ class RollupStage:
             if message.partition != partition[1] or message.topic != partition[0]:
                 partition = (message.topic, message.partition)
             outcome = add(record.event, partition, message.offset, message.key)
-            counts[outcome] += 1
+            if outcome is accepted:
+                continue
+            others[outcome] = others.get(outcome, 0) + 1
             if outcome is SampleOutcome.INVALID_NAME:
                 event = record.event
                 problem = name_problem(event.name, event.labels) or "invalid name"
                 invalid.append(Rejection(record.raw, DeadLetterReason.SCHEMA_VIOLATION, problem))
-        for outcome, n in counts.items():
-            if n:
-                self._outcome_counters[outcome].inc(n)
+        if len(batch) > sum(others.values()):
+            self._outcome_counters[accepted].inc(len(batch) - sum(others.values()))
+        for outcome, n in others.items():
+            self._outcome_counters[outcome].inc(n)
         return invalid
 
     async def _admit(self, admission: SeriesAdmission, now: float) -> None:
