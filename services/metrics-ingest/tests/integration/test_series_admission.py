@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -14,35 +14,18 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
+from metrics_ingest.pipeline.history import MemoryHistory
+from metrics_ingest.pipeline.publish import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
-from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import Endpoints
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import Received
-from opsmesh.kafka.producer import Outgoing
 from opsmesh.labels import series_id
 
 T0 = 1_700_000_400.0
-
-
-class KeptHistory:
-    def __init__(self) -> None:
-        self.windows: list[ClosedWindow] = []
-
-    async def store(self, windows: Sequence[ClosedWindow], now: float) -> int:
-        self.windows.extend(windows)
-        return 0
-
-
-class KeptSignals:
-    def __init__(self) -> None:
-        self.items: list[Outgoing] = []
-
-    async def publish_many(self, items: Sequence[Outgoing]) -> None:
-        self.items.extend(items)
 
 
 @pytest.fixture
@@ -56,8 +39,8 @@ async def pool(infra: Endpoints) -> AsyncIterator[AsyncConnectionPool]:
 
 def replica(
     admission: PgSeriesAdmission, clock: FakeClock, limit: int
-) -> tuple[RollupStage, KeptHistory, KeptSignals]:
-    history, signals = KeptHistory(), KeptSignals()
+) -> tuple[RollupStage, MemoryHistory, MemoryPublisher]:
+    history, signals = MemoryHistory(), MemoryPublisher()
     stage = RollupStage(
         rollups=Rollups(WindowConfig((10.0,), 0.0, 0.0, max_series_per_metric=limit)),
         history=history,

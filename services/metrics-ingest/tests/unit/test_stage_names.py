@@ -3,39 +3,20 @@ by the rollup stage without touching the windows of the good records around it."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
+from metrics_ingest.pipeline.history import MemoryHistory
+from metrics_ingest.pipeline.publish import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
-from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
 from opsmesh.clock import FakeClock
 from opsmesh.events.metrics import MetricSampledFields, name_problem
 from opsmesh.kafka.consumer import Received
 from opsmesh.kafka.dlq import DeadLetterReason
-from opsmesh.kafka.producer import Outgoing
 
 T0 = 1_700_000_400.0
 P0 = ("opsmesh.metrics", 0)
-
-
-class KeptHistory:
-    def __init__(self) -> None:
-        self.windows: list[ClosedWindow] = []
-
-    async def store(self, windows: Sequence[ClosedWindow], now: float) -> int:
-        self.windows.extend(windows)
-        return 0
-
-
-class KeptSignals:
-    def __init__(self) -> None:
-        self.items: list[Outgoing] = []
-
-    async def publish_many(self, items: Sequence[Outgoing]) -> None:
-        self.items.extend(items)
 
 
 def sample(name: str, at: float, **labels: str) -> MetricSampledFields:
@@ -67,7 +48,7 @@ def test_a_new_series_with_a_bad_name_is_rejected_and_moves_no_watermark() -> No
 
 async def test_the_stage_dead_letters_bad_names_and_rolls_up_the_rest() -> None:
     clock = FakeClock(T0 + 30)
-    history, signals = KeptHistory(), KeptSignals()
+    history, signals = MemoryHistory(), MemoryPublisher()
     stage = RollupStage(
         rollups=Rollups(WindowConfig((10.0,), allowed_lateness_s=0.0)),
         history=history,

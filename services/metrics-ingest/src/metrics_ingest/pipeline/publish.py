@@ -125,3 +125,15 @@ class SpanPublisher:
         partition: int = self._partitioner(key, partitions, partitions)
         self._by_key[(topic, key)] = partition
         return partition
+
+
+class MemoryPublisher:
+    """The in-repo fake of the publisher port: keeps every record it is given."""
+
+    def __init__(self) -> None:
+        self.items: list[Outgoing] = []
+
+    async def publish_many(
+        self, items: Sequence[Outgoing], trace: TraceContext | None = None
+    ) -> None:
+        self.items.extend(items)
