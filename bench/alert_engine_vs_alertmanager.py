@@ -44,7 +44,7 @@ import aiohttp
 from aiohttp import web
 
 from opsmesh.devinfra import Endpoints, LocalStack
-from opsmesh.devinfra.process import free_port, spawn, terminate
+from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
 from opsmesh.devtools.mesh import Mesh
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -244,19 +244,12 @@ receivers:
 """
 
 
-def _wait_http(url: str, process: Any, log_file: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited:\n{log_file.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)  # polling interval of the readiness wait
-    raise TimeoutError(f"{url} not ready:\n{log_file.read_text()[-3000:]}")
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def start_alertmanager(workdir: Path, sink_url: str) -> tuple[Any, int]:
@@ -275,7 +268,10 @@ def start_alertmanager(workdir: Path, sink_url: str) -> tuple[Any, int]:
         ],
         log_file=log_file,
     )
-    _wait_http(f"http://127.0.0.1:{port}/-/ready", process, log_file)
+    ready = f"http://127.0.0.1:{port}/-/ready"
+    wait_until(
+        lambda: _http_ok(ready), timeout_s=60, what=ready, process=process, log_file=log_file
+    )
     return process, port
 
 

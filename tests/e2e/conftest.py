@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,14 @@ class Sink:
         # The sink may be mid-write: only complete lines (ending in a newline) are read.
         complete = self.file.read_text().rpartition("\n")[0]
         return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+    def notifications(self, **common_labels: str) -> list[dict[str, Any]]:
+        """Payloads received so far whose common labels include ``common_labels``."""
+        return [
+            e["payload"]
+            for e in self.received()
+            if all(e["payload"]["commonLabels"].get(k) == v for k, v in common_labels.items())
+        ]
 
 
 @pytest.fixture(scope="session")

@@ -19,14 +19,6 @@ from tests.fixtures.kafka import eventually
 pytestmark = pytest.mark.e2e
 
 
-def _ours(sink: Sink, service: str) -> list[dict]:
-    return [
-        e["payload"]
-        for e in sink.received()
-        if e["payload"]["commonLabels"].get("service") == service
-    ]
-
-
 async def _signal(producer: EventProducer, service: str, value: float) -> None:
     labels = {"service": service, "env": "e2e"}
     signal = SignalObserved(
@@ -51,7 +43,7 @@ async def test_sigkill_between_firing_and_resolve_loses_no_resolve(
         await _signal(producer, service, 0.9)
 
         async def statuses() -> list[str]:
-            return [p["status"] for p in _ours(sink, service)]
+            return [p["status"] for p in sink.notifications(service=service)]
 
         await eventually(statuses, until=lambda s: s == ["firing"], what="the firing notification")
         mesh.kill("alert-engine")  # SIGKILL: no drain, no commit, nothing flushed
@@ -73,7 +65,7 @@ async def test_sigkill_between_firing_and_resolve_loses_no_resolve(
             (group_key,),
         )
         assert await cursor.fetchall() == [(2, "all_resolved")]
-    fingerprint = _ours(sink, service)[0]["alerts"][0]["fingerprint"]
+    fingerprint = sink.notifications(service=service)[0]["alerts"][0]["fingerprint"]
     found = mesh.get_json("alert-engine", f"/api/v1/alerts/{fingerprint}/history")
     assert isinstance(found, dict)
     history = found["history"]

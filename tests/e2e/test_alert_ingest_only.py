@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from opsmesh.devinfra.process import wait_until
 from opsmesh.devtools.mesh import Mesh
 from tests.e2e.conftest import Sink
-from tests.e2e.test_alert_replicas import counts, post_alerts, wait_for
+from tests.e2e.test_alert_replicas import counts, post_alerts
 
 pytestmark = pytest.mark.e2e
 
@@ -34,23 +35,21 @@ def test_an_ingest_only_process_hands_every_alert_to_the_group_owners(
             return body
 
         post_alerts(url, [alert(s) for s in services])
-        wait_for(
+        wait_until(
             lambda: sum(1 for (_, status) in counts(sink, prefix) if status == "firing") == GROUPS,
-            "every group's firing notification, sent by the owning process",
+            timeout_s=90.0,
+            what="every group's firing notification, sent by the owning process",
         )
         post_alerts(url, [alert(s, resolved=True) for s in services])
-        wait_for(
+        wait_until(
             lambda: (
                 sum(1 for (_, status) in counts(sink, prefix) if status == "resolved") == GROUPS
             ),
-            "every group's resolved notification",
+            timeout_s=90.0,
+            what="every group's resolved notification",
         )
         # The history the owner wrote for alerts it never received over HTTP.
-        fingerprint = next(
-            e["payload"]["alerts"][0]["fingerprint"]
-            for e in sink.received()
-            if e["payload"]["commonLabels"].get("service") == services[0]
-        )
+        fingerprint = sink.notifications(service=services[0])[0]["alerts"][0]["fingerprint"]
         found = mesh.get_json("alert-engine", f"/api/v1/alerts/{fingerprint}/history")
         assert isinstance(found, dict)
         assert [(h["previous"], h["state"]) for h in found["history"]] == [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from opsmesh.devinfra.process import wait_until
 from opsmesh.devtools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, Sink
 
@@ -40,13 +41,6 @@ def counts(sink: Sink, prefix: str) -> dict[tuple[str, str], int]:
     return out
 
 
-def wait_for(probe: Any, what: str, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # polling interval of a condition wait
-
-
 def test_a_replica_killed_mid_stream_loses_and_duplicates_nothing(
     mesh: Mesh, sink: Sink, unique: str
 ) -> None:
@@ -65,19 +59,21 @@ def test_a_replica_killed_mid_stream_loses_and_duplicates_nothing(
         # Alerts arrive at both replicas; each group is flushed by its partition's owner.
         post_alerts(first, [alert(s) for s in services[::2]])
         post_alerts(second, [alert(s) for s in services[1::2]])
-        wait_for(
+        wait_until(
             lambda: sum(1 for (_, status) in counts(sink, prefix) if status == "firing") == GROUPS,
-            "every group's firing notification",
+            timeout_s=90.0,
+            what="every group's firing notification",
         )
 
         post_alerts(first, [alert(s, resolved=True) for s in services[: GROUPS // 2]])
         mesh.kill("alert-engine")  # mid-stream: some resolves may be flushed, some not
         post_alerts(second, [alert(s, resolved=True) for s in services[GROUPS // 2 :]])
-        wait_for(
+        wait_until(
             lambda: (
                 sum(1 for (_, status) in counts(sink, prefix) if status == "resolved") == GROUPS
             ),
-            "every group's resolved notification (after the survivor took over)",
+            timeout_s=90.0,
+            what="every group's resolved notification (after the survivor took over)",
         )
     finally:
         mesh.stop(replica)

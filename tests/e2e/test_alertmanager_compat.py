@@ -59,25 +59,6 @@ def amtool(engine_url: str, tmp_path_factory: pytest.TempPathFactory) -> Callabl
     return run
 
 
-def wait_for(probe: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)  # polling interval of a condition wait
-
-
-def notifications(sink: Sink, **labels: str) -> list[dict[str, Any]]:
-    return [
-        e["payload"]
-        for e in sink.received()
-        if all(e["payload"]["commonLabels"].get(k) == v for k, v in labels.items())
-    ]
-
-
 def api(
     url: str, method: str = "GET", body: Any = None, token: str | None = API_TOKEN
 ) -> tuple[int, Any]:
@@ -121,7 +102,9 @@ def test_amtool_posts_queries_and_resolves_alerts(amtool, engine_url, sink: Sink
     assert listed[0]["annotations"] == {"summary": "posted by amtool"}
     assert listed[0]["status"]["state"] == "active"
 
-    firing = wait_for(lambda: notifications(sink, service=service), "the firing notification")
+    firing = wait_until(
+        lambda: sink.notifications(service=service), timeout_s=30.0, what="the firing notification"
+    )
     assert firing[0]["status"] == "firing"
     assert firing[0]["alerts"][0]["generatorURL"] == "http://example.test/g"
 
@@ -134,9 +117,10 @@ def test_amtool_posts_queries_and_resolves_alerts(amtool, engine_url, sink: Sink
         "severity=warning",
         f"--end={ends}",
     )
-    resolved = wait_for(
-        lambda: [p for p in notifications(sink, service=service) if p["status"] == "resolved"],
-        "the resolved notification",
+    resolved = wait_until(
+        lambda: [p for p in sink.notifications(service=service) if p["status"] == "resolved"],
+        timeout_s=30.0,
+        what="the resolved notification",
     )
     assert resolved[0]["notificationReason"] == "all_resolved"
     assert json.loads(amtool("alert", "query", f"service={service}", "-o", "json")) == []
@@ -165,21 +149,26 @@ def test_amtool_silences_mute_and_expire(amtool, engine_url, sink: Sink, unique)
     assert json.loads(amtool("alert", "query", f"service={service}", "-o", "json")) == [], (
         "amtool hides silenced alerts by default"
     )
-    wait_for(
+    wait_until(
         lambda: (
             metric(engine_url, "alert_engine_notifications_suppressed_total", reason="all_muted")
             > before
         ),
-        "the muted flush",
+        timeout_s=30.0,
+        what="the muted flush",
     )
-    assert notifications(sink, service=service) == [], "a silenced alert is not notified"
+    assert sink.notifications(service=service) == [], "a silenced alert is not notified"
 
     amtool("silence", "expire", silence_id)
     expired = json.loads(
         amtool("silence", "query", "--expired", f"service={service}", "-o", "json")
     )
     assert expired[0]["status"]["state"] == "expired"
-    wait_for(lambda: notifications(sink, service=service), "the notification once unsilenced")
+    wait_until(
+        lambda: sink.notifications(service=service),
+        timeout_s=30.0,
+        what="the notification once unsilenced",
+    )
 
 
 def test_inhibition_time_muting_and_explain(engine_url, sink: Sink, unique) -> None:
@@ -193,13 +182,17 @@ def test_inhibition_time_muting_and_explain(engine_url, sink: Sink, unique) -> N
         ],
     )
     assert status == 200
-    wait_for(lambda: notifications(sink, service=service), "the critical notification")
+    wait_until(
+        lambda: sink.notifications(service=service),
+        timeout_s=30.0,
+        what="the critical notification",
+    )
     status, alerts = api(f"{engine_url}/api/v2/alerts?filter=service%3D%22{service}%22")
     by_name = {a["labels"]["alertname"]: a for a in alerts}
     assert by_name["Slow"]["status"]["state"] == "suppressed"
     assert by_name["Slow"]["status"]["inhibitedBy"] == [by_name["Outage"]["fingerprint"]]
     assert by_name["Outage"]["status"]["state"] == "active"
-    assert {p["commonLabels"]["alertname"] for p in notifications(sink, service=service)} == {
+    assert {p["commonLabels"]["alertname"] for p in sink.notifications(service=service)} == {
         "Outage"
     }
 
@@ -301,17 +294,19 @@ alerting:
 
 def test_prometheus_alerts_to_the_engine(prometheus: str, engine_url, sink: Sink, unique) -> None:
     service = f"prom-{unique}"
-    alerts = wait_for(
+    alerts = wait_until(
         lambda: api(f"{engine_url}/api/v2/alerts?filter=service%3D%22{service}%22")[1],
-        "Prometheus' alert to arrive",
         timeout_s=60,
+        what="Prometheus' alert to arrive",
     )
     (alert,) = alerts
     assert alert["labels"] == {"alertname": "PrometheusE2E", "service": service, "severity": "page"}
     port = prometheus.rsplit(":", 1)[1]
     expected = rf"http://[^/]+:{port}/graph\?g0\.expr=vector%281%29.*"
     assert re.fullmatch(expected, alert["generatorURL"])
-    (payload, *_) = wait_for(lambda: notifications(sink, service=service), "the notification")
+    (payload, *_) = wait_until(
+        lambda: sink.notifications(service=service), timeout_s=30.0, what="the notification"
+    )
     assert payload["alerts"][0]["annotations"] == {"summary": "raised by Prometheus"}
     assert payload["status"] == "firing"
 
@@ -380,7 +375,9 @@ groups:
             await producer.stop()
 
     asyncio.run(send())
-    payloads = wait_for(lambda: notifications(sink, service=service), "the API rule's alert")
+    payloads = wait_until(
+        lambda: sink.notifications(service=service), timeout_s=30.0, what="the API rule's alert"
+    )
     assert payloads[0]["commonLabels"] == {
         "alertname": "ApiRule",
         "service": service,

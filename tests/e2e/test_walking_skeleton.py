@@ -21,14 +21,6 @@ from tests.e2e.conftest import Sink
 pytestmark = pytest.mark.e2e
 
 
-def _ours(sink: Sink, service: str) -> list[dict]:
-    return [
-        e["payload"]
-        for e in sink.received()
-        if e["payload"]["commonLabels"].get("service") == service
-    ]
-
-
 async def _publish_until(
     producer: EventProducer, service: str, value: float, arrived, *, timeout_s: float = 60.0
 ) -> None:
@@ -61,18 +53,18 @@ async def test_an_alert_fires_once_and_resolves_once(
             producer,
             service,
             0.9,
-            lambda: any(p["status"] == "firing" for p in _ours(sink, service)),
+            lambda: any(p["status"] == "firing" for p in sink.notifications(service=service)),
         )
         await _publish_until(
             producer,
             service,
             0.1,
-            lambda: any(p["status"] == "resolved" for p in _ours(sink, service)),
+            lambda: any(p["status"] == "resolved" for p in sink.notifications(service=service)),
         )
     finally:
         await producer.stop()
 
-    payloads = _ours(sink, service)
+    payloads = sink.notifications(service=service)
     assert [p["status"] for p in payloads] == ["firing", "resolved"]
     firing, resolved = payloads
     assert firing["version"] == "4"

@@ -3,23 +3,16 @@ on the next assignment, to handlers that ask for it (``CommitMetadataAware``).""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import CollectorRegistry
-from tests.fixtures.kafka import eventually
+from tests.fixtures.kafka import eventually, group_offsets, run_consumer
 
-from opsmesh.clock import SystemClock
 from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
-    BatchConsumer,
     BatchResult,
-    ConsumerConfig,
-    DeadLetterPublisher,
     EventProducer,
     Outgoing,
     Received,
@@ -49,20 +42,7 @@ class Marking(StatelessHandler):
 async def _run(connection: dict, topic: Topic, group: str, handler: Marking) -> None:
     producer = EventProducer(connection, source="/tests/kit")
     await producer.start()
-    registry = CollectorRegistry()
-    consumer = BatchConsumer(
-        connection=connection,
-        config=ConsumerConfig(group_id=group, topics=(topic,)),
-        event_type=MetricSampled,
-        handler=handler,
-        dead_letters=DeadLetterPublisher(
-            producer, service="tests", clock=SystemClock(), registry=registry
-        ),
-        registry=registry,
-        client_id=group,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
+    stop, task, _ = await run_consumer(connection, topic, group, handler, producer)
     try:
         await eventually(
             lambda: _seen(handler), until=lambda n: n >= 3 or bool(handler.restored), what="run"
@@ -96,13 +76,7 @@ async def test_commit_metadata_round_trips_through_the_group(infra: Endpoints, u
     await _run(connection, topic, group, first)
     assert first.restored == [{(topic.name, 0): ""}], "nothing committed before"
 
-    admin = AIOKafkaAdminClient(**connection)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    (meta,) = offsets.values()
+    (meta,) = (await group_offsets(connection, group)).values()
     assert (meta.offset, meta.metadata) == (3, "wm=3")
 
     second = Marking()

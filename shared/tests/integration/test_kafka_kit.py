@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import CollectorRegistry
-from tests.fixtures.kafka import eventually, header, read_all
+from tests.fixtures.kafka import eventually, group_offsets, header, read_all, run_consumer
 
-from opsmesh.clock import SystemClock
 from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
-    BatchConsumer,
     BatchResult,
-    ConsumerConfig,
-    DeadLetterPublisher,
     EventProducer,
     Outgoing,
     Received,
@@ -69,33 +62,8 @@ async def kit(infra: Endpoints, unique: str) -> AsyncIterator[tuple[EventProduce
         await producer.stop()
 
 
-async def run_consumer(
-    connection: dict, topic: Topic, group: str, handler: Recorder, producer: EventProducer
-) -> tuple[asyncio.Event, asyncio.Task[None], BatchConsumer[MetricSampled]]:
-    registry = CollectorRegistry()
-    consumer = BatchConsumer(
-        connection=connection,
-        config=ConsumerConfig(group_id=group, topics=(topic,), retry_initial_s=0.05),
-        event_type=MetricSampled,
-        handler=handler,
-        dead_letters=DeadLetterPublisher(
-            producer, service="tests", clock=SystemClock(), registry=registry
-        ),
-        registry=registry,
-        client_id=group,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    return stop, task, consumer
-
-
 async def committed(connection: dict, group: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(**connection)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+    offsets = await group_offsets(connection, group)
     return {tp.partition: meta.offset for tp, meta in offsets.items()}
 
 

@@ -10,6 +10,9 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class InfrastructureUnavailable(RuntimeError):
@@ -35,20 +38,23 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def wait_until(
-    condition: Callable[[], bool],
+    condition: Callable[[], T],
     *,
     timeout_s: float,
     what: str,
-    process: subprocess.Popen[bytes] | None = None,
+    process: subprocess.Popen[Any] | None = None,
     log_file: Path | None = None,
-) -> None:
+) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that; raise
+    ``TimeoutError`` after ``timeout_s``, or ``RuntimeError`` once ``process`` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if condition():
-            return
+        result = condition()
+        if result:
+            return result
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}{_tail(log_file)}")
-        time.sleep(0.1)
+        time.sleep(0.1)  # polling interval of the condition wait
     raise TimeoutError(f"{what} not ready after {timeout_s}s{_tail(log_file)}")
 
 

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsmesh.devinfra.process import free_port, spawn, terminate
+from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
 from opsmesh.devinfra.stack import Endpoints
 
 
@@ -106,25 +105,28 @@ class Mesh:
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> None:
         service = self.running[name]
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with {service.process.returncode}:\n{_tail(service.log_file)}"
-                )
+        last = ["no answer"]  # the latest answer, for the timeout's message
+
+        def ready() -> bool:
             try:
                 with urllib.request.urlopen(f"{service.url}/health/ready", timeout=2) as response:  # noqa: S310 - http to our own child
-                    if response.status == 200:
-                        return
+                    return bool(response.status == 200)
             except urllib.error.HTTPError as exc:
-                last = exc.read().decode(errors="replace")
+                last[0] = exc.read().decode(errors="replace")
             except OSError as exc:
-                last = str(exc)
-            time.sleep(0.2)  # polling interval of the readiness wait
-        raise TimeoutError(
-            f"{name} not ready after {timeout_s}s: {last}\n{_tail(service.log_file)}"
-        )
+                last[0] = str(exc)
+            return False
+
+        try:
+            wait_until(
+                ready,
+                timeout_s=timeout_s,
+                what=name,
+                process=service.process,
+                log_file=service.log_file,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\nlast answer: {last[0]}") from None
 
     def stop(self, name: str, *, grace_s: float = 10.0) -> int | None:
         """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
@@ -155,9 +157,3 @@ class Mesh:
     def get_json(self, name: str, path: str) -> object:
         with urllib.request.urlopen(f"{self.running[name].url}{path}", timeout=5) as response:  # noqa: S310
             return json.loads(response.read())
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

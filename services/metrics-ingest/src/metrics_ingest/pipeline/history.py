@@ -22,7 +22,7 @@ from metrics_ingest.rollup.retention import (
     RetentionPolicy,
     bounds,
     day_of,
-    oldest_kept_day,
+    is_retained,
     parse_partition_name,
     partition_name,
     plan,
@@ -99,12 +99,11 @@ class RollupHistory:
     async def store(self, windows: Sequence[ClosedWindow], now: float) -> int:
         # Windows of a batch share a few starts: each start's day is worked out once.
         retained: dict[float, bool] = {}
-        oldest = oldest_kept_day(now, self._policy)
         kept = []
         for w in windows:
             keep = retained.get(w.start)
             if keep is None:
-                keep = retained[w.start] = day_of(w.start) >= oldest
+                keep = retained[w.start] = is_retained(w.start, now, self._policy)
             if keep:
                 kept.append(w)
         if not kept:
