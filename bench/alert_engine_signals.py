@@ -40,6 +40,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from bench.kafka_kit import raw_consume
+from bench.profiling import start_profilers, stop_profilers
 from opsmesh.devinfra import Endpoints, LocalStack
 from opsmesh.devtools.mesh import Mesh
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -141,6 +142,29 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> str | None:
         return None
 
 
+def _outcome(metrics: str) -> tuple[list[tuple[str, str]], list[str]]:
+    return _TRANSITIONS.findall(metrics), _NOTIFY.findall(metrics)
+
+
+async def settled_metrics(
+    session: aiohttp.ClientSession,
+    url: str,
+    metrics: str,
+    *,
+    quiet_s: float = 1.0,
+    timeout_s: float = 10.0,
+) -> str:
+    """The engine's metrics once the transition and notification counters have not moved
+    for ``quiet_s`` (ten flush ticks: the last flushes have landed); bounded."""
+    started = changed = time.perf_counter()
+    while (now := time.perf_counter()) - changed < quiet_s and now - started < timeout_s:
+        await asyncio.sleep(0.1)  # the metrics scrape interval of the measurement
+        latest = await scrape(session, url)
+        if latest is not None and _outcome(latest) != _outcome(metrics):
+            metrics, changed = latest, time.perf_counter()
+    return await scrape(session, url) or metrics
+
+
 def consumed(metrics: str) -> float:
     return sum(float(v) for v in _OK.findall(metrics))
 
@@ -167,7 +191,7 @@ async def engine_consume(
     url = f"http://127.0.0.1:{mesh.port('alert-engine')}/metrics"
     spawned = time.perf_counter()
     starting = asyncio.create_task(asyncio.to_thread(mesh.start, ["alert-engine"]))
-    profiler = None
+    profilers: list[subprocess.Popen[bytes]] = []
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             first: tuple[float, float] | None = None
@@ -184,16 +208,14 @@ async def engine_consume(
                     count = consumed(text)
                     if count > 0 and first is None:
                         first = (now, count)
-                        if profile is not None:
-                            profiler = start_profiler(mesh, profile)
+                        profilers = start_profilers(mesh, profile, ["alert-engine"])
                     last = (now, count)
                     if count >= signals:
                         break
                 await asyncio.sleep(0.1)  # the metrics scrape interval of the measurement
             else:
                 raise TimeoutError(f"consumed {last[1]:,.0f} of {signals:,} in 600 s")
-            await asyncio.sleep(1.5)  # let the last flushes land before reading the counters
-            metrics = await scrape(session, url) or metrics
+            metrics = await settled_metrics(session, url, metrics)
         await starting
         if first is None or last[0] <= first[0]:
             raise RuntimeError("the engine consumed everything between two polls; use more")
@@ -202,35 +224,10 @@ async def engine_consume(
         notifications = sum(float(v) for v in _NOTIFY.findall(metrics))
         return rate, transitions, notifications, first[0] - spawned
     finally:
-        if profiler is not None:
-            profiler.send_signal(2)  # SIGINT: py-spy writes its output
-            profiler.wait(timeout=30)
+        stop_profilers(profilers)
         if not starting.done():
             await asyncio.wait([starting])
         await asyncio.to_thread(mesh.stop_all)
-
-
-def start_profiler(mesh: Mesh, out: Path) -> subprocess.Popen[bytes]:
-    py_spy = shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy on PATH (uv tool install py-spy)")
-    out.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [
-            py_spy,
-            "record",
-            "--pid",
-            str(mesh.running["alert-engine"].process.pid),
-            "--format",
-            "raw",
-            "--rate",
-            "200",
-            "--output",
-            str(out / "alert-engine-signals.txt"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def run(endpoints: Endpoints, workdir: Path, signals: int, profile: Path | None) -> None:

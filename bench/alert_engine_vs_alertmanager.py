@@ -27,8 +27,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.profiling import start_profilers, stop_profilers
 from opsmesh.devinfra import Endpoints, LocalStack
 from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
 from opsmesh.devtools.mesh import Mesh
@@ -325,42 +324,6 @@ def report(am: Result, engine: Result, group_size: int) -> None:
     print(f"  p99 latency engine / Alertmanager: {p99_ratio:.2f} (bar: <= 1.00)")
     met = ratio >= 2.0 and p99_ratio <= 1.0 and engine.missing == 0
     print(f"  bar met: {'yes' if met else 'NO'}")
-
-
-def start_profilers(mesh: Mesh, out: Path | None) -> list[subprocess.Popen[bytes]]:
-    """``py-spy record`` on the engine and the notifier (collapsed stacks in ``out``)."""
-    if out is None:
-        return []
-    py_spy = shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy on PATH (uv tool install py-spy)")
-    out.mkdir(parents=True, exist_ok=True)
-    return [
-        subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(service.process.pid),
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "--output",
-                str(out / f"{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, service in mesh.running.items()
-    ]
-
-
-def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
-    for profiler in profilers:
-        profiler.send_signal(signal.SIGINT)
-    for profiler in profilers:
-        profiler.wait(timeout=30)
 
 
 async def run(  # noqa: PLR0917
