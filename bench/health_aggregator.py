@@ -84,7 +84,9 @@ async def heartbeats(  # noqa: PLR0917
     return sent
 
 
-async def probe_health(url: str, until: float, latencies: list[float], codes: dict) -> None:
+async def probe_health(
+    url: str, until: float, latencies: list[float], codes: dict[int, int]
+) -> None:
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < until:
             started = time.perf_counter()
@@ -96,7 +98,10 @@ async def probe_health(url: str, until: float, latencies: list[float], codes: di
 
 
 async def watch_expiry(
-    bootstrap: str, stopped: set[tuple[str, str]], seen: dict[tuple[str, str], float]
+    bootstrap: str,
+    stopped: set[tuple[str, str]],
+    seen: dict[tuple[str, str], float],
+    watching: asyncio.Event,
 ) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -104,6 +109,9 @@ async def watch_expiry(
         partitions = [TopicPartition(SIGNALS.name, p) for p in range(SIGNALS.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end offsets now: later signals are all read
+            await consumer.position(tp)
+        watching.set()
         while len(seen) < len(stopped):
             batch = await consumer.getmany(timeout_ms=200)
             for messages in batch.values():
@@ -127,8 +135,9 @@ async def run(mesh: Mesh, bootstrap: str, count: int, seconds: float) -> None:
         print(f"warm-up: one {INTERVAL_S:g} s round of {count:,} heartbeats")
         await heartbeats(producer, instances, time.monotonic() + INTERVAL_S, set(), 0.0, last_beat)
         seen: dict[tuple[str, str], float] = {}
-        watcher = asyncio.create_task(watch_expiry(bootstrap, stopped, seen))
-        await asyncio.sleep(1.0)  # the watcher seeks to the end before anything expires
+        watching = asyncio.Event()
+        watcher = asyncio.create_task(watch_expiry(bootstrap, stopped, seen, watching))
+        await watching.wait()  # the watcher is at the end before anything can expire
         latencies: list[float] = []
         codes: dict[int, int] = {}
         until = time.monotonic() + seconds
@@ -145,7 +154,10 @@ async def run(mesh: Mesh, bootstrap: str, count: int, seconds: float) -> None:
         await producer.stop()
     delays = sorted(seen[k] - last_beat[k] for k in seen)
     latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+
+    def p(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
     print(
         f"health-aggregator: {count:,} instances, heartbeat every {INTERVAL_S:g} s, TTL {TTL_S:g} s"
     )
