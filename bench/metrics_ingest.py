@@ -33,7 +33,6 @@ from bench.kafka_kit import PARTITIONS, consume_until_done, raw_consume
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
-from metrics_ingest.pipeline.publish import SpanPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
@@ -149,14 +148,14 @@ async def replica(bootstrap: str, dsn: str, topic: Topic, group: str) -> None:
     """One metrics-ingest replica (the kit's consumer + RollupStage + PostgreSQL +
     signals), driven by its parent over stdin/stdout."""
     connection = {"bootstrap_servers": bootstrap}
-    producer = EventProducer(connection, source="/bench")
+    producer = EventProducer(connection, source="/bench", partition_cache=1_000_000)
     await producer.start()
     pool = await open_pool(dsn, name="bench")
     registry = CollectorRegistry()
     stage = RollupStage(
         rollups=Rollups(WindowConfig((10.0, 60.0), 5.0, 5.0, max_series_per_metric=100_000)),
         history=RollupHistory(pool),
-        producer=SpanPublisher(producer.client, source="/bench", clock=SystemClock()),
+        producer=producer,
         clock=SystemClock(),
         registry=registry,
         max_series_per_metric=100_000,
@@ -298,10 +297,9 @@ async def rollups_with_replicas(
 
 async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: int) -> float:
     connection = {"bootstrap_servers": bootstrap}
-    producer = EventProducer(connection, source="/bench")
+    producer = EventProducer(connection, source="/bench", partition_cache=1_000_000)
     await producer.start()
     token = "bench-token"
-    publisher = SpanPublisher(producer.client, source="/bench", clock=SystemClock())
     api = HttpApi(
         token=token,
         limits=IngestLimits(max_samples=per_request),
@@ -309,7 +307,7 @@ async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: 
         rollups=Rollups(WindowConfig()),
         clock=SystemClock(),
         registry=CollectorRegistry(),
-        producer=lambda: publisher,
+        producer=lambda: producer,
         pool=lambda: None,  # type: ignore[arg-type,return-value]
     )
     app = web.Application(client_max_size=16 * 1024 * 1024)

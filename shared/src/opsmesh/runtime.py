@@ -42,8 +42,10 @@ class Runtime:
         settings: CommonSettings,
         registry: CollectorRegistry | None = None,
         clock: Clock | None = None,
+        partition_cache: int = 65_536,
     ) -> None:
         self.service = service
+        self._partition_cache = partition_cache  # keys whose partition the producer keeps
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.clock = clock or SystemClock()
@@ -61,7 +63,10 @@ class Runtime:
     async def kafka_ctx(self, _: web.Application) -> AsyncIterator[None]:
         await ensure_topics(self.connection)
         producer = EventProducer(
-            self.connection, source=f"/opsmesh/{self.service}", clock=self.clock
+            self.connection,
+            source=f"/opsmesh/{self.service}",
+            clock=self.clock,
+            partition_cache=self._partition_cache,
         )
         await producer.start()
         self._producer = producer

@@ -21,7 +21,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.headers import new_trace, parse_traceparent
-from opsmesh.topics import DLQ, Topic
+from opsmesh.topics import DLQ, Topic, partition_for
 
 pytestmark = pytest.mark.integration
 
@@ -164,6 +164,32 @@ async def test_records_carry_cloudevents_headers_and_continue_the_trace(kit):
     assert child is not None
     assert child.trace_id == trace.trace_id
     assert child.span_id != trace.span_id
+
+
+async def test_records_published_together_share_one_span_and_land_on_their_keys_partition(kit):
+    producer, topic, connection = kit
+    trace = new_trace()
+    keys = [f"series-{i}" for i in range(6)]
+    items = [Outgoing(topic, key, sample(float(i))) for i, key in enumerate(keys)]
+    items[2] = Outgoing(topic, keys[2], sample(2.0), event_id="stable-id")
+    await producer.publish_batched(items, trace)
+    records = await read_all(connection["bootstrap_servers"], topic.name)
+    by_key = {r.key.decode(): r for r in records}
+    assert set(by_key) == set(keys)
+    spans = {header(r, "traceparent") for r in records}
+    assert len(spans) == 1, "one span for the whole call"
+    (span,) = spans
+    child = parse_traceparent(span)
+    assert child is not None
+    assert child.trace_id == trace.trace_id
+    assert child.span_id != trace.span_id
+    assert len({header(r, "ce_time") for r in records}) == 1
+    ids = [header(by_key[key], "ce_id").decode() for key in keys]
+    assert ids[2] == "stable-id"
+    assert ids[:2] + ids[3:] == [f"{child.trace_id}-{child.span_id}-{i}" for i in (0, 1, 3, 4, 5)]
+    for key, record in by_key.items():
+        assert record.partition == partition_for(key, topic.partitions), "Kafka's default"
+        assert msgspec.json.decode(record.value, type=MetricSampled).value == keys.index(key)
 
 
 async def test_the_producer_is_idempotent_with_acks_all(kit):

@@ -9,7 +9,6 @@ from aiohttp import web
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
-from metrics_ingest.pipeline.publish import SpanPublisher
 from metrics_ingest.pipeline.rollup_stage import TOUCH_INTERVAL_S, RollupStage
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy
@@ -28,7 +27,9 @@ log = get_logger(__name__)
 
 
 def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Application:
-    runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
+    # Every series key is published (its windows' signals, HTTP samples): remember the
+    # partitions of up to a million keys.
+    runtime = Runtime(service=SERVICE, settings=settings, clock=clock, partition_cache=1_000_000)
     rollups = Rollups(
         WindowConfig(
             sizes_s=settings.window_sizes_s,
@@ -38,18 +39,6 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         )
     )
     policy = RetentionPolicy(settings.retention_days, settings.partitions_ahead_days)
-    publishers: list[SpanPublisher] = []
-
-    def publisher() -> SpanPublisher:
-        """One per process (it caches key partitions), made once Kafka is open."""
-        if not publishers:
-            publishers.append(
-                SpanPublisher(
-                    runtime.producer.client, source=f"/opsmesh/{SERVICE}", clock=runtime.clock
-                )
-            )
-        return publishers[0]
-
     token = settings.api_token.get_secret_value() if settings.api_token else None
     api = HttpApi(
         token=token or None,
@@ -62,7 +51,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         rollups=rollups,
         clock=runtime.clock,
         registry=runtime.registry,
-        producer=publisher,
+        producer=lambda: runtime.producer,
         pool=lambda: runtime.pool,
     )
 
@@ -73,7 +62,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         stage = RollupStage(
             rollups=rollups,
             history=history,
-            producer=publisher(),
+            producer=runtime.producer,
             clock=runtime.clock,
             registry=runtime.registry,
             max_series_per_metric=settings.max_series_per_metric,

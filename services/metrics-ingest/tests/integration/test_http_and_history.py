@@ -38,7 +38,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
 
-    async def publish_many(self, items: Iterable[Outgoing]) -> None:
+    async def publish_batched(self, items: Iterable[Outgoing]) -> None:
         self.sent.extend(items)
 
 

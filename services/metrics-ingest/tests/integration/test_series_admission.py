@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.publish import MemoryPublisher
+from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import FakeClock

@@ -7,7 +7,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.publish import MemoryPublisher
+from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
 from opsmesh.clock import FakeClock

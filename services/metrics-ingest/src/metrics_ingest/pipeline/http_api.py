@@ -33,9 +33,20 @@ _ENCODINGS = {"", "identity", "gzip", "deflate"}
 
 
 class Publisher(Protocol):
-    """The producer port (``SpanPublisher``): returns once the broker acknowledged all."""
+    """The producer port (``EventProducer.publish_batched``): the records of one request or
+    batch published together; returns once the broker acknowledged all."""
 
-    async def publish_many(self, items: Sequence[Outgoing]) -> None: ...
+    async def publish_batched(self, items: Sequence[Outgoing]) -> None: ...
+
+
+class MemoryPublisher:
+    """The in-repo fake of ``Publisher``: keeps every record it is given."""
+
+    def __init__(self) -> None:
+        self.items: list[Outgoing] = []
+
+    async def publish_batched(self, items: Sequence[Outgoing]) -> None:
+        self.items.extend(items)
 
 
 @dataclass
@@ -98,7 +109,7 @@ class HttpApi:
             status = 413 if exc.reason.value == "too_many_samples" else 400
             return self._fail(status, exc.reason.value, exc.detail)
         if parsed.samples:
-            await self.producer().publish_many(
+            await self.producer().publish_batched(
                 [Outgoing(METRICS, series_id(s.name, s.labels), s) for s in parsed.samples]
             )
             self._samples.labels("accepted").inc(len(parsed.samples))

@@ -141,7 +141,7 @@ class RollupStage:
             if skipped:
                 self._expired.inc(skipped)
             outgoing.extend(to_signal(w, now) for w in self._unsaved)
-        await self._producer.publish_many(outgoing)
+        await self._producer.publish_batched(outgoing)
         self._closed.inc(len(self._unsaved))
         self._unsaved = []
 
