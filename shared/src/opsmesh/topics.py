@@ -67,6 +67,25 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+class KeyPartitions:
+    """``partition_for`` remembered per key, for one partition count: keys repeat (a
+    series, a group) and murmur2 in Python costs microseconds each. Bounded: past
+    ``max_keys`` it starts over."""
+
+    def __init__(self, partitions: int, max_keys: int = 65_536) -> None:
+        self.partitions = partitions
+        self._max_keys = max_keys
+        self._known: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int:
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self._max_keys:
+                self._known.clear()
+            found = self._known[key] = partition_for(key, self.partitions)
+        return found
+
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 

@@ -22,9 +22,9 @@ from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.headers import Headers, TraceContext, cloudevent_headers, new_trace
-from opsmesh.topics import Topic, partition_for
+from opsmesh.topics import KeyPartitions, Topic
 
-_PARTITION_CACHE = 65_536
+_PARTITION_CACHE = 65_536  # keys per topic
 
 
 class RecordTooLarge(ValueError):
@@ -59,7 +59,7 @@ class EventProducer:
         partition_cache: int = _PARTITION_CACHE,
     ) -> None:
         self._source = source
-        self._partitions: dict[tuple[str, str], int] = {}
+        self._partitions: dict[str, KeyPartitions] = {}  # per topic
         self._partition_cache = partition_cache
         self._clock = clock or SystemClock()
         self._producer = AIOKafkaProducer(
@@ -162,22 +162,18 @@ class EventProducer:
         return future
 
     def _partition(self, item: Outgoing) -> int | None:
-        """Kafka's default partition for the key, computed once per key: aiokafka's
-        pure-Python murmur2 costs tens of microseconds per keyed send."""
+        """Kafka's default partition for the key, remembered per key (``KeyPartitions``)."""
         if item.partition is not None:
             return item.partition
-        cache_key = (item.topic.name, item.key)
-        cached = self._partitions.get(cache_key)
-        if cached is not None:
-            return cached
-        known = self._producer.client.cluster.partitions_for_topic(item.topic.name)
-        if not known:
-            return None  # metadata not loaded yet: let the client partition this one
-        partition = partition_for(item.key, len(known))
-        if len(self._partitions) >= self._partition_cache:
-            self._partitions.clear()
-        self._partitions[cache_key] = partition
-        return partition
+        partitions = self._partitions.get(item.topic.name)
+        if partitions is None:
+            known = self._producer.client.cluster.partitions_for_topic(item.topic.name)
+            if not known:
+                return None  # metadata not loaded yet: let the client partition this one
+            partitions = self._partitions[item.topic.name] = KeyPartitions(
+                len(known), self._partition_cache
+            )
+        return partitions(item.key)
 
     async def _send(self, item: Outgoing) -> asyncio.Future[Any]:
         trace = item.trace.child() if item.trace else new_trace()

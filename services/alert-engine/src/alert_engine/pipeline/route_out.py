@@ -17,11 +17,10 @@ from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.engine import Engine
 from opsmesh.events.alerts import AlertsRouted, AlertState, RoutedAlert
 from opsmesh.kafka.producer import Outgoing
-from opsmesh.topics import ALERT_GROUPS, partition_for
+from opsmesh.topics import ALERT_GROUPS, KeyPartitions
 
 # Under Kafka's default message.max.bytes (1 MiB) and the consumers' record limit.
 MAX_RECORD_BYTES = 900_000
-_PARTITION_CACHE = 65_536
 _encoder = msgspec.json.Encoder()
 
 
@@ -33,17 +32,8 @@ Ingested = tuple[StoredAlert, AlertState | None, AlertState | None]
 class RouteOut:
     def __init__(self, origin: str, partitions: int = ALERT_GROUPS.partitions) -> None:
         self._origin = origin
-        self._count = partitions
-        self._partitions: dict[str, int] = {}
-
-    def partition(self, group_key: str) -> int:
-        """``partition_for`` remembered per key: its pure-Python murmur2 costs ~10 µs."""
-        found = self._partitions.get(group_key)
-        if found is None:
-            if len(self._partitions) >= _PARTITION_CACHE:
-                self._partitions.clear()
-            found = self._partitions[group_key] = partition_for(group_key, self._count)
-        return found
+        # The partition of a group key, remembered (also asked on every routed record).
+        self.partition = KeyPartitions(partitions)
 
     def records(self, engine: Engine, items: Sequence[Ingested]) -> list[Outgoing]:
         by_partition: dict[int, list[RoutedAlert]] = {}
