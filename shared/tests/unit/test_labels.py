@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from opsmesh.labels import _fnv1a_add, fingerprint, fingerprints, series_id
+from opsmesh.label_batches import fingerprints
+from opsmesh.labels import _fnv1a_add, fingerprint, series_id
 
 FNV_OFFSET = 0xCBF29CE484222325
 

@@ -19,7 +19,7 @@ from alert_engine.api.shapes import (
 from alert_engine.core.alerts import InvalidAlert, from_posted, rfc3339
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
-from opsmesh.labels import fingerprints as label_fingerprints
+from opsmesh.label_batches import fingerprints as label_fingerprints
 
 VERSION = "0.1.0"
 _STARTED = time.time()
