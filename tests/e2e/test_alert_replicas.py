@@ -82,5 +82,17 @@ def test_a_replica_killed_mid_stream_loses_and_duplicates_nothing(
 
     seen = counts(sink, prefix)
     assert seen == {(s, status): 1 for s in services for status in ("firing", "resolved")}, (
-        "every group notified exactly once per state"
+        "every group notified exactly once per state; the repeated ones: "
+        + repeated(sink, {key for key, n in seen.items() if n > 1})
+    )
+
+
+def repeated(sink: Sink, keys: set[tuple[str, str]]) -> str:
+    """What tells a re-sent flush (same webhook id: the notifier's dedup) from a second
+    flush (another id: the engine planned twice)."""
+    return "; ".join(
+        f"{e['payload']['commonLabels'].get('service')} {e['payload']['status']}"
+        f" reason={e['payload'].get('notificationReason')} webhook_id={e.get('webhook_id')}"
+        for e in sink.received()
+        if (e["payload"]["commonLabels"].get("service", ""), e["payload"]["status"]) in keys
     )
