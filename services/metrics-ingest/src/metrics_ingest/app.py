@@ -53,6 +53,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         registry=runtime.registry,
         producer=lambda: runtime.producer,
         pool=lambda: runtime.pool,
+        max_body_bytes=settings.max_body_bytes,
     )
 
     def workers() -> list[tuple[str, Worker]]:

@@ -101,6 +101,8 @@ def silence_json(s: Silence, now: float) -> dict[str, Any]:
         "endsAt": rfc3339(s.ends_at),
         "createdBy": s.created_by,
         "comment": s.comment,
+        # Alertmanager 0.34 requires the field (silence annotations); the engine keeps none.
+        "annotations": {},
     }
 
 

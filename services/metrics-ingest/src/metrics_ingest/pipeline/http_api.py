@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
+from metrics_ingest.openapi import openapi_document
 from metrics_ingest.pipeline.series import query_series
 from metrics_ingest.rollup.exposition import CONTENT_TYPE, render
 from metrics_ingest.rollup.ingest import BadBody, IngestLimits, parse_batch
@@ -28,6 +30,7 @@ from opsmesh.clock import Clock
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import METRICS
+from opsmesh.web.openapi import add_openapi_route
 
 _ENCODINGS = {"", "identity", "gzip", "deflate"}
 
@@ -59,6 +62,7 @@ class HttpApi:
     registry: CollectorRegistry
     producer: Callable[[], Publisher]
     pool: Callable[[], AsyncConnectionPool]
+    max_body_bytes: int = 8 * 1024 * 1024  # the app's client_max_size, for the document
 
     def __post_init__(self) -> None:
         self._samples = Counter(
@@ -78,6 +82,7 @@ class HttpApi:
         app.router.add_post("/api/v1/metrics", self.ingest)
         app.router.add_get("/metrics/apps", self.apps)
         app.router.add_get("/api/v1/series", self.series)
+        add_openapi_route(app, openapi_document(self.limits, self.max_body_bytes))
 
     def _fail(self, status: int, reason: str, detail: str) -> web.Response:
         self._requests.labels(str(status)).inc()
@@ -102,6 +107,8 @@ class HttpApi:
             body = await request.read()  # gzip is undone by aiohttp; the size limit is after
         except web.HTTPRequestEntityTooLarge as exc:
             return self._fail(413, "too_large", exc.text or "body too large")
+        except RequestPayloadError as exc:  # data that does not match its Content-Encoding
+            return self._fail(400, "unreadable_body", str(exc).strip()[:300])
         now = self.clock.now()
         try:
             parsed = parse_batch(body, now, self.limits)
