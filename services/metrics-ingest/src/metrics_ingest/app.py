@@ -112,5 +112,6 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             routes=api.routes,
             drain_timeout_s=settings.shutdown_timeout_s,
             client_max_size=settings.max_body_bytes,
+            auto_decompress=False,  # HttpApi decompresses, bounded (rollup/decompress.py)
         )
     )

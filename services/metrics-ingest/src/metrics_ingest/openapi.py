@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
 from metrics_ingest.rollup.query import MATCHER_PATTERN, MAX_MATCHERS, QueryError
 from opsmesh.events.base import LABEL_NAME_PATTERN
@@ -84,7 +85,10 @@ _RESULT = {
 _BODY_ERROR = {
     **ERROR_SCHEMA,
     "properties": {
-        "error": {"type": "string", "enum": [*(e.value for e in BodyError), "unreadable_body"]},
+        "error": {
+            "type": "string",
+            "enum": [*(e.value for e in BodyError), DecodeProblem.UNREADABLE.value],
+        },
         "detail": {"type": "string"},
     },
 }
@@ -120,7 +124,10 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                     {
                         "name": "Content-Encoding",
                         "in": "header",
-                        "schema": {"type": "string", "enum": ["identity", "gzip", "deflate"]},
+                        "schema": {
+                            "type": "string",
+                            "enum": sorted(ENCODINGS - {""}),
+                        },
                         "description": "the body may be compressed; the size limit applies "
                         "to the decompressed body",
                     }

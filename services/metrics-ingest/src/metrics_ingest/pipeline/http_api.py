@@ -22,6 +22,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.openapi import openapi_document
 from metrics_ingest.pipeline.series import query_series
+from metrics_ingest.rollup.decompress import (
+    ENCODINGS,
+    BodyDecodeError,
+    DecodeProblem,
+    decompress,
+)
 from metrics_ingest.rollup.exposition import CONTENT_TYPE, render
 from metrics_ingest.rollup.ingest import BadBody, IngestLimits, parse_batch
 from metrics_ingest.rollup.query import BadQuery, parse_query
@@ -31,8 +37,6 @@ from opsmesh.kafka.producer import Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import METRICS
 from opsmesh.web.openapi import add_openapi_route
-
-_ENCODINGS = {"", "identity", "gzip", "deflate"}
 
 
 class Publisher(Protocol):
@@ -99,16 +103,22 @@ class HttpApi:
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if encoding not in _ENCODINGS:
+        if encoding not in ENCODINGS:
             return self._fail(415, "unsupported_encoding", f"{encoding}: use gzip or none")
         if request.content_type not in ("application/json", ""):
             return self._fail(415, "unsupported_media_type", "send application/json")
         try:
-            body = await request.read()  # gzip is undone by aiohttp; the size limit is after
+            # The app leaves Content-Encoding to us (auto_decompress=False): aiohttp's
+            # size limit bounds the body as sent, decompress() the body it inflates to.
+            raw = await request.read()
+            body = decompress(raw, encoding, self.max_body_bytes)
         except web.HTTPRequestEntityTooLarge as exc:
             return self._fail(413, "too_large", exc.text or "body too large")
-        except RequestPayloadError as exc:  # data that does not match its Content-Encoding
+        except RequestPayloadError as exc:  # a broken chunked body
             return self._fail(400, "unreadable_body", str(exc).strip()[:300])
+        except BodyDecodeError as exc:
+            status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
+            return self._fail(status, exc.problem.value, exc.detail)
         now = self.clock.now()
         try:
             parsed = parse_batch(body, now, self.limits)

@@ -75,7 +75,7 @@ def parse_query(
     equal: dict[str, str] = {}
     not_equal: dict[str, str] = {}
     for text in matchers:
-        match = _MATCHER.match(text)
+        match = None if "\x00" in text else _MATCHER.match(text)
         if match is None:
             raise BadQuery(QueryError.BAD_MATCHER, f'{text!r}: expected label="value"')
         label, op, value = match.groups()
