@@ -10,6 +10,7 @@ document fuzzed here. ``bench/api_fuzz.py`` runs the same with many more example
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -37,9 +38,11 @@ notifier = SCHEMAS["notifier"]
 query_analyzer = SCHEMAS["query-analyzer"]
 health_aggregator = SCHEMAS["health-aggregator"]
 
-# A few examples per operation keep the whole run near a minute; the bench runs thousands.
+# A few examples per operation keep the whole run near a minute; bench/api_fuzz.py sets
+# OPSMESH_FUZZ_EXAMPLES for a longer run of the same tests.
+EXAMPLES = int(os.environ.get("OPSMESH_FUZZ_EXAMPLES", "10"))
 FAST = settings(
-    max_examples=10,
+    max_examples=EXAMPLES,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
