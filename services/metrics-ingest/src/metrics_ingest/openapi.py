@@ -126,7 +126,7 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                         "in": "header",
                         "schema": {
                             "type": "string",
-                            "enum": sorted(ENCODINGS - {""}),
+                            "enum": sorted(ENCODINGS),
                         },
                         "description": "the body may be compressed; the size limit applies "
                         "to the decompressed body",
