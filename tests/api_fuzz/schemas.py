@@ -119,8 +119,16 @@ EXCEPTIONS: list[tuple[dict[str, Any], list[str], str]] = [
 ]
 
 
-# (operation selector, check, statuses it takes as a refusal, why)
+# (operation selector, check, statuses it takes as expected, why)
 STATUSES: list[tuple[dict[str, Any], str, list[str], str]] = [
+    (
+        {"include-path-regex": "^/health/"},
+        "not_a_server_error",
+        ["2xx", "3xx", "4xx", "503"],
+        "health endpoints answer 503 when what they report on fails (a probe that "
+        "reports fail, Kubernetes and draft-inadarei semantics), as their documents state; "
+        "any other 5xx is still a failure.",
+    ),
     (
         {"include-path": "/api/v1/metrics", "include-method": "POST"},
         "negative_data_rejection",
