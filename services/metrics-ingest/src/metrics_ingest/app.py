@@ -53,6 +53,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         registry=runtime.registry,
         producer=lambda: runtime.producer,
         pool=lambda: runtime.pool,
+        max_body_bytes=settings.max_body_bytes,
     )
 
     def workers() -> list[tuple[str, Worker]]:
@@ -111,5 +112,6 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             routes=api.routes,
             drain_timeout_s=settings.shutdown_timeout_s,
             client_max_size=settings.max_body_bytes,
+            auto_decompress=False,  # HttpApi decompresses, bounded (rollup/decompress.py)
         )
     )

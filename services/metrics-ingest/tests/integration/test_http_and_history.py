@@ -64,8 +64,10 @@ async def api(pool: AsyncConnectionPool) -> AsyncIterator[tuple[TestClient, Fake
         registry=CollectorRegistry(),
         producer=lambda: producer,
         pool=lambda: pool,
+        max_body_bytes=64 * 1024,
     )
-    app = web.Application(client_max_size=64 * 1024)
+    # As the service runs it: HttpApi undoes Content-Encoding itself.
+    app = web.Application(client_max_size=64 * 1024, handler_args={"auto_decompress": False})
     http.routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -221,6 +221,10 @@ def test_query_step_picks_the_largest_dividing_window() -> None:
         ({"name": "cpu", "match": "host~a"}, QueryError.BAD_MATCHER),
         ({"name": "cpu", "start": "yesterday"}, QueryError.BAD_TIME),
         ({"name": "cpu", "start": "-5"}, QueryError.BAD_TIME),
+        # Past what PostgreSQL's to_timestamp takes: a 400, never the database's 500.
+        ({"name": "cpu", "start": "0", "end": "1e20"}, QueryError.BAD_TIME),
+        ({"name": "cpu", "end": "9999-12-31T23:59:59-23:59"}, QueryError.BAD_TIME),
+        ({"name": "cpu", "step": "99999999999999999999d"}, QueryError.BAD_STEP),
         ({"name": "cpu", "start": str(NOW), "end": str(NOW - 1)}, QueryError.BAD_RANGE),
         ({"name": "cpu", "step": "15s"}, QueryError.BAD_STEP),
         ({"name": "cpu", "step": "5s"}, QueryError.BAD_STEP),

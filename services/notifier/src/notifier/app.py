@@ -15,6 +15,7 @@ from notifier.core.targets import TargetPolicy
 from notifier.delivery.log import DeliveryLog
 from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
+from notifier.openapi import DOCUMENT as OPENAPI
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Sender
 from notifier.receivers import load_receivers
@@ -25,6 +26,7 @@ from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.runtime import Runtime
 from opsmesh.topics import NOTIFICATIONS, Topic
 from opsmesh.web.app import ServiceSpec, Worker, init_app
+from opsmesh.web.openapi import add_openapi_route
 
 SERVICE = "notifier"
 _SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
@@ -114,6 +116,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             )
 
         app.router.add_get("/api/v1/receivers", list_receivers)
+        add_openapi_route(app, OPENAPI)
 
     return init_app(
         ServiceSpec(

@@ -16,6 +16,8 @@ from query_analyzer.storage.findings import FindingStore
 from query_analyzer.storage.stats import QueryStats
 
 _MAX_LIMIT = 500
+# 9999-12-31T23:59:59Z, past which PostgreSQL's to_timestamp fails instead of answering.
+MAX_EPOCH_S = 253_402_300_799.0
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -47,7 +49,20 @@ def _database(request: web.Request) -> str | None:
     database = request.query.get("database")
     if database is not None and not 1 <= len(database) <= 200:
         raise _bad("database must be 1 to 200 characters")
+    if database is not None and not _storable(database):
+        # PostgreSQL text holds neither NUL nor lone surrogates: no stored name has them.
+        raise _bad("database must not contain NUL or unpaired surrogate characters")
     return database
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def routes(app: web.Application, pool: Callable[[], AsyncConnectionPool]) -> None:
@@ -63,6 +78,8 @@ def routes(app: web.Application, pool: Callable[[], AsyncConnectionPool]) -> Non
                 since = float(request.query["since"])
             except ValueError:
                 raise _bad("since must be epoch seconds (a number)") from None
+            if not 0 <= since <= MAX_EPOCH_S:  # NaN fails this too
+                raise _bad("since must be epoch seconds between 1970 and 9999")
         return _json(await stats.top(limit, database=database, since=since))
 
     async def one_query(request: web.Request) -> web.Response:

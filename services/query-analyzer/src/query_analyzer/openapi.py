@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
-    "description": "Bad input",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"error": {"type": "string"}},
-                "required": ["error"],
-            }
-        }
-    },
-}
+from opsmesh.web.openapi import error, service_document
+
+_ERROR = error("bad input: `error` says what is wrong")
 _LIMIT = {
     "name": "limit",
     "in": "query",
     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
 }
-_DATABASE = {"name": "database", "in": "query", "schema": {"type": "string"}}
+_DATABASE = {
+    "name": "database",
+    "in": "query",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
 _QUERY = {
     "type": "object",
     "properties": {
@@ -52,10 +47,12 @@ def _list(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "opsmesh query-analyzer", "version": "1"},
-    "paths": {
+DOCUMENT: dict[str, Any] = service_document(
+    title="opsmesh query-analyzer",
+    version="1",
+    description="Slow-query statistics per fingerprint, findings and index advice. "
+    "Read-only; no token. Errors are JSON with an `error` message.",
+    paths={
         "/api/v1/queries": {
             "get": {
                 "summary": "Top query fingerprints by total time",
@@ -66,7 +63,7 @@ DOCUMENT: dict[str, Any] = {
                         "name": "since",
                         "in": "query",
                         "description": "epoch seconds; statistics from windows since then",
-                        "schema": {"type": "number"},
+                        "schema": {"type": "number", "minimum": 0, "maximum": 253402300799},
                     },
                 ],
                 "responses": {"200": _list(_QUERY), "400": _ERROR},
@@ -142,4 +139,4 @@ DOCUMENT: dict[str, Any] = {
             }
         },
     },
-}
+)

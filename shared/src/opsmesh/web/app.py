@@ -55,10 +55,18 @@ class ServiceSpec:
     drain_timeout_s: float = 8.0
     middlewares: Sequence[Middleware] = field(default_factory=list)
     client_max_size: int = 1024 * 1024
+    # False: request bodies reach the handlers as sent, Content-Encoding undone by the
+    # service itself (with its own bounds), instead of by aiohttp's parser, which answers
+    # a body that does not decompress by resetting the connection.
+    auto_decompress: bool = True
 
 
 def init_app(spec: ServiceSpec) -> web.Application:
-    app = web.Application(middlewares=list(spec.middlewares), client_max_size=spec.client_max_size)
+    app = web.Application(
+        middlewares=list(spec.middlewares),
+        client_max_size=spec.client_max_size,
+        handler_args={"auto_decompress": spec.auto_decompress},
+    )
     app[SERVICE_KEY] = spec.name
     app[REGISTRY_KEY] = spec.registry
     app[_STARTED_KEY] = time.time()

@@ -1,10 +1,15 @@
-"""The OpenAPI 3 document for the REST API v1 (Alertmanager's v2 keeps its own spec)."""
+"""The OpenAPI 3 document of the REST API v1, the management endpoints and the kit's probes.
+
+Alertmanager's API v2 (``/api/v2``) is described by Alertmanager's own specification
+(``tests/fixtures/openapi/alertmanager-v2.yaml``). Errors are plain text, as Alertmanager's.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from alert_engine.api.v2 import VERSION
+from opsmesh.web.openapi import service_document
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -15,16 +20,31 @@ _ERROR = {
     "description": "bad request (the body says why)",
     "content": {"text/plain": {"schema": {"type": "string"}}},
 }
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _TEXT}
+
+
 _AUTH = {
-    "401": {"description": "missing or unknown bearer token"},
-    "403": {"description": "the token lacks the write scope"},
+    "401": {
+        "description": "missing or unknown bearer token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": _TEXT,
+    },
+    "403": _text("the token lacks the write scope"),
+}
+_READ_AUTH = {
+    "401": {**_AUTH["401"], "description": "only with ALERT_ENGINE_READ_REQUIRES_TOKEN"},
+    "403": _text("only with ALERT_ENGINE_READ_REQUIRES_TOKEN: the token lacks read"),
 }
 _MATCHER = {
     "type": "object",
     "required": ["name", "value", "isRegex"],
     "properties": {
-        "name": {"type": "string"},
-        "value": {"type": "string"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "value": {"type": "string", "maxLength": 4096},
         "isRegex": {"type": "boolean"},
         "isEqual": {"type": "boolean"},
     },
@@ -37,11 +57,11 @@ _SILENCE: dict[str, Any] = {
             "type": "object",
             "properties": {"state": {"type": "string", "enum": ["pending", "active", "expired"]}},
         },
-        "matchers": {"type": "array", "items": _MATCHER},
+        "matchers": {"type": "array", "items": _MATCHER, "minItems": 1, "maxItems": 64},
         "startsAt": {"type": "string", "format": "date-time"},
         "endsAt": {"type": "string", "format": "date-time"},
-        "createdBy": {"type": "string"},
-        "comment": {"type": "string"},
+        "createdBy": {"type": "string", "maxLength": 256},
+        "comment": {"type": "string", "maxLength": 4096},
         "updatedAt": {"type": "string", "format": "date-time"},
     },
 }
@@ -84,17 +104,24 @@ _LIMIT = {
 
 
 def openapi_document() -> dict[str, Any]:
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "opsmesh alert-engine REST API",
-            "version": VERSION,
-            "description": "Rules, alerts, silences, history and explain. Mutating "
-            "endpoints need a bearer token with the write scope. "
-            "Alertmanager's API v2 is served under /api/v2.",
-        },
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": {
+    document = _document()
+    for path, item in document["paths"].items():
+        if path.startswith("/api/v1/") and "get" in item:
+            item["get"]["responses"].update(_READ_AUTH)
+    return document
+
+
+def _document() -> dict[str, Any]:
+    return service_document(
+        title="opsmesh alert-engine REST API",
+        version=VERSION,
+        description="Rules, alerts, silences, history and explain. Mutating "
+        "endpoints need a bearer token with the write scope; reads need one with the read "
+        "scope when ALERT_ENGINE_READ_REQUIRES_TOKEN is set (401/403 otherwise). "
+        "Alertmanager's API v2 is served under /api/v2 and described by Alertmanager's own "
+        "specification. Errors are plain text.",
+        components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        paths={
             "/api/v1/rules": {
                 "get": {
                     "summary": "Loaded rules (origin: file or api)",
@@ -107,13 +134,35 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/yaml": {"schema": {"type": "string"}},
-                            "application/json": {"schema": {"type": "object"}},
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["groups"],
+                                    "properties": {
+                                        "groups": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "items": {
+                                                "type": "object",
+                                                "required": ["name", "rules"],
+                                                "properties": {
+                                                    "name": {"type": "string", "minLength": 1},
+                                                    "rules": {
+                                                        "type": "array",
+                                                        "items": {"type": "object"},
+                                                    },
+                                                },
+                                            },
+                                        }
+                                    },
+                                }
+                            },
                         },
                     },
                     "responses": {
                         "201": _json({"type": "object"}, "stored"),
                         "400": _ERROR,
-                        "409": {"description": "the group comes from a rule file"},
+                        "409": _text("the group comes from a rule file"),
                         **_AUTH,
                     },
                 },
@@ -132,8 +181,8 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json({"type": "object"}),
-                        "404": {"description": "unknown"},
-                        "409": {"description": "the group comes from a rule file"},
+                        "404": _text("unknown"),
+                        "409": _text("the group comes from a rule file"),
                         **_AUTH,
                     },
                 },
@@ -172,7 +221,8 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json({"type": "object"}),
-                        "404": {"description": "unknown"},
+                        "400": _ERROR,
+                        "404": _text("unknown"),
                     },
                 }
             },
@@ -191,7 +241,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "201": _json(_SILENCE, "created"),
                         "400": _ERROR,
-                        "404": {"description": "no silence with that id"},
+                        "404": _text("no silence with that id"),
                         **_AUTH,
                     },
                 },
@@ -211,7 +261,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_SILENCE),
                         "400": _ERROR,
-                        "404": {"description": "unknown"},
+                        "404": _text("unknown"),
                         **_AUTH,
                     },
                 }
@@ -224,7 +274,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "labels",
                             "in": "query",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "minLength": 1},
                             "example": '{alertname="X",team="db"}',
                         }
                     ],
@@ -235,11 +285,25 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Notifications held back by a receiver's rate limit",
                     "parameters": [_LIMIT],
-                    "responses": {"200": _json({"type": "array", "items": {"type": "object"}})},
+                    "responses": {
+                        "200": _json({"type": "array", "items": {"type": "object"}}),
+                        "400": _ERROR,
+                    },
                 }
             },
-            "/api/v1/openapi.json": {
-                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
+            "/-/healthy": {
+                "get": {
+                    "summary": "Alertmanager's liveness endpoint",
+                    "tags": ["probes"],
+                    "responses": {"200": _text("OK")},
+                }
+            },
+            "/-/ready": {
+                "get": {
+                    "summary": "Alertmanager's readiness endpoint: state restored",
+                    "tags": ["probes"],
+                    "responses": {"200": _text("OK"), "503": _text("restoring state")},
+                }
             },
         },
-    }
+    )

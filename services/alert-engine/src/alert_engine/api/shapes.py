@@ -53,6 +53,8 @@ def decode_alerts(body: bytes) -> list[PostableAlert]:
         alerts = _alerts_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise web.HTTPBadRequest(text=f"invalid alerts: {exc}") from None
+    except RecursionError:  # msgspec's answer to JSON nested past its recursion limit
+        raise web.HTTPBadRequest(text="invalid alerts: JSON nested too deeply") from None
     if len(alerts) > MAX_ALERTS_PER_POST:
         raise web.HTTPRequestEntityTooLarge(
             max_size=MAX_ALERTS_PER_POST,
@@ -67,6 +69,8 @@ def decode_silence(body: bytes) -> PostableSilence:
         return _silence_decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise web.HTTPBadRequest(text=f"invalid silence: {exc}") from None
+    except RecursionError:
+        raise web.HTTPBadRequest(text="invalid silence: JSON nested too deeply") from None
 
 
 def to_silence(posted: PostableSilence, now: float) -> Silence:
@@ -101,6 +105,8 @@ def silence_json(s: Silence, now: float) -> dict[str, Any]:
         "endsAt": rfc3339(s.ends_at),
         "createdBy": s.created_by,
         "comment": s.comment,
+        # Alertmanager 0.34 requires the field (silence annotations); the engine keeps none.
+        "annotations": {},
     }
 
 

@@ -47,6 +47,9 @@ class RestApi(StateApi):
             parsed = parse_rules(source, source="request body")
         except RuleFileError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
+        except UnicodeEncodeError:  # YAML/JSON escapes of surrogates ("\ud852") decode to text
+            # that is not valid Unicode and cannot be stored or rendered.
+            raise web.HTTPBadRequest(text="the rule file has invalid Unicode escapes") from None
         groups = sorted({r.group for r in parsed})
         if not groups:
             raise web.HTTPBadRequest(text="the body defines no rule group")

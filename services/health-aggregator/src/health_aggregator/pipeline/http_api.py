@@ -26,10 +26,12 @@ from health_aggregator.core.render import (
     self_document,
     service_document,
 )
+from health_aggregator.openapi import openapi_document
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.events.health import HealthStatus
 from opsmesh.web.app import ReadinessCheck
+from opsmesh.web.openapi import add_openapi_route
 
 
 def _health(doc: dict[str, Any], status: int) -> web.Response:
@@ -52,6 +54,7 @@ class HealthApi:
         app.router.add_get("/health/check/{name}/", self.check)
         app.router.add_get("/api/v1/services", self.services)
         app.router.add_get("/api/v1/services/{name}", self.service)
+        add_openapi_route(app, openapi_document(self.history_limit))
 
     async def fleet(self, _: web.Request) -> web.Response:
         status, body = self.view.fleet()

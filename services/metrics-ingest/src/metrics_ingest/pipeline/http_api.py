@@ -16,10 +16,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
+from metrics_ingest.openapi import openapi_document
 from metrics_ingest.pipeline.series import query_series
+from metrics_ingest.rollup.decompress import (
+    ENCODINGS,
+    BodyDecodeError,
+    DecodeProblem,
+    decompress,
+)
 from metrics_ingest.rollup.exposition import CONTENT_TYPE, render
 from metrics_ingest.rollup.ingest import BadBody, IngestLimits, parse_batch
 from metrics_ingest.rollup.query import BadQuery, parse_query
@@ -28,8 +36,7 @@ from opsmesh.clock import Clock
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import METRICS
-
-_ENCODINGS = {"", "identity", "gzip", "deflate"}
+from opsmesh.web.openapi import add_openapi_route
 
 
 class Publisher(Protocol):
@@ -59,6 +66,7 @@ class HttpApi:
     registry: CollectorRegistry
     producer: Callable[[], Publisher]
     pool: Callable[[], AsyncConnectionPool]
+    max_body_bytes: int = 8 * 1024 * 1024  # the app's client_max_size, for the document
 
     def __post_init__(self) -> None:
         self._samples = Counter(
@@ -78,6 +86,7 @@ class HttpApi:
         app.router.add_post("/api/v1/metrics", self.ingest)
         app.router.add_get("/metrics/apps", self.apps)
         app.router.add_get("/api/v1/series", self.series)
+        add_openapi_route(app, openapi_document(self.limits, self.max_body_bytes))
 
     def _fail(self, status: int, reason: str, detail: str) -> web.Response:
         self._requests.labels(str(status)).inc()
@@ -94,14 +103,22 @@ class HttpApi:
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if encoding not in _ENCODINGS:
+        if encoding not in ENCODINGS:
             return self._fail(415, "unsupported_encoding", f"{encoding}: use gzip or none")
         if request.content_type not in ("application/json", ""):
             return self._fail(415, "unsupported_media_type", "send application/json")
         try:
-            body = await request.read()  # gzip is undone by aiohttp; the size limit is after
+            # The app leaves Content-Encoding to us (auto_decompress=False): aiohttp's
+            # size limit bounds the body as sent, decompress() the body it inflates to.
+            raw = await request.read()
+            body = decompress(raw, encoding, self.max_body_bytes)
         except web.HTTPRequestEntityTooLarge as exc:
             return self._fail(413, "too_large", exc.text or "body too large")
+        except RequestPayloadError as exc:  # a broken chunked body
+            return self._fail(400, "unreadable_body", str(exc).strip()[:300])
+        except BodyDecodeError as exc:
+            status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
+            return self._fail(status, exc.problem.value, exc.detail)
         now = self.clock.now()
         try:
             parsed = parse_batch(body, now, self.limits)

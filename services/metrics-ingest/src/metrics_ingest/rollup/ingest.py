@@ -27,6 +27,7 @@ class RejectReason(enum.StrEnum):
     BUCKETS_ON_NON_HISTOGRAM = "buckets_on_non_histogram"
     TOO_FAR_IN_FUTURE = "too_far_in_future"
     TOO_OLD = "too_old"
+    UNSTORABLE_TEXT = "unstorable_text"
 
 
 class BodyError(enum.StrEnum):
@@ -96,6 +97,8 @@ def parse_batch(body: bytes, now: float, limits: IngestLimits) -> Parsed:
         raise BadBody(BodyError.NOT_A_BATCH, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BadBody(BodyError.INVALID_JSON, str(exc)) from None
+    except RecursionError:
+        raise BadBody(BodyError.INVALID_JSON, "JSON nested too deeply") from None
     if len(raw.samples) > limits.max_samples:
         raise BadBody(
             BodyError.TOO_MANY_SAMPLES, f"{len(raw.samples)} samples > limit {limits.max_samples}"
@@ -119,6 +122,12 @@ def _one(
         wire = _WIRE.decode(item)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return RejectReason.SCHEMA_VIOLATION, str(exc)
+    except RecursionError:
+        return RejectReason.SCHEMA_VIOLATION, "JSON nested too deeply"
+    if _has_nul(wire.name, wire.labels):
+        # PostgreSQL stores no NUL character (text or jsonb): refused here, not by the
+        # rollup history long after the sample was acknowledged.
+        return RejectReason.UNSTORABLE_TEXT, "names and label values must not contain NUL"
     if not math.isfinite(wire.value):
         return RejectReason.NOT_FINITE, "value must be finite"
     at = wire.sampled_at if wire.sampled_at is not None else wire.timestamp
@@ -156,6 +165,10 @@ def _one(
         )
     except msgspec.ValidationError as exc:
         return RejectReason.SCHEMA_VIOLATION, str(exc)
+
+
+def _has_nul(name: str, labels: dict[str, str]) -> bool:
+    return "\x00" in name or any("\x00" in k or "\x00" in v for k, v in labels.items())
 
 
 def _le(value: float | str | None) -> float | None:

@@ -19,11 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)\s*"?(.*?)"?\s*$')
+MATCHER_PATTERN = r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)\s*"?(.*?)"?\s*$'
+_MATCHER = re.compile(MATCHER_PATTERN)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MAX_POINTS = 11_000  # per series, as Prometheus bounds a range query
 MAX_MATCHERS = 20
+# 9999-12-31T23:59:59Z: PostgreSQL's timestamps go further, but nothing is stored past it;
+# a bound here turns an absurd time or step into a 400 instead of an out-of-range 500.
+MAX_EPOCH_S = 253_402_300_799.0
 
 
 class QueryError(enum.StrEnum):
@@ -71,7 +75,7 @@ def parse_query(
     equal: dict[str, str] = {}
     not_equal: dict[str, str] = {}
     for text in matchers:
-        match = _MATCHER.match(text)
+        match = None if "\x00" in text else _MATCHER.match(text)
         if match is None:
             raise BadQuery(QueryError.BAD_MATCHER, f'{text!r}: expected label="value"')
         label, op, value = match.groups()
@@ -114,9 +118,11 @@ def _time(text: str | None, default: float, what: str) -> float:
             ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value) or value < 0:
-        raise BadQuery(QueryError.BAD_TIME, f"{what}={text!r} is out of range")
+        value = parsed.timestamp()
+    if not math.isfinite(value) or not 0 <= value <= MAX_EPOCH_S:
+        raise BadQuery(
+            QueryError.BAD_TIME, f"{what}={text!r} is out of range (1970 to 9999, in UTC)"
+        )
     return value
 
 
@@ -125,6 +131,6 @@ def _duration(text: str) -> float:
     if match is None:
         raise BadQuery(QueryError.BAD_STEP, f"step={text!r}: seconds or a duration like 30s")
     value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value <= 0:
-        raise BadQuery(QueryError.BAD_STEP, "step must be positive")
+    if not 0 < value <= MAX_EPOCH_S:
+        raise BadQuery(QueryError.BAD_STEP, "step must be positive and at most 9999 years")
     return value

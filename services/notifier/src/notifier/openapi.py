@@ -1,0 +1,50 @@
+"""The OpenAPI 3 document of notifier's HTTP API (served at /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifier.receivers import IntegrationKind
+from opsmesh.web.openapi import response, service_document
+
+DOCUMENT: dict[str, Any] = service_document(
+    title="opsmesh notifier",
+    version="1",
+    description="Delivery of alert-engine's notification requests. Its HTTP API is "
+    "read-only and never shows a receiver's settings (URLs, keys, addresses): only names "
+    "and integration kinds.",
+    paths={
+        "/api/v1/receivers": {
+            "get": {
+                "summary": "The receivers this notifier delivers to, and their integrations",
+                "tags": ["receivers"],
+                "responses": {
+                    "200": response(
+                        "the receivers",
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "integrations"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "integrations": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "string",
+                                            "description": "<kind>-<index>",
+                                            "pattern": "^("
+                                            + "|".join(k.value for k in IntegrationKind)
+                                            + r")-[0-9]+$",
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    )
+                },
+            }
+        }
+    },
+)
