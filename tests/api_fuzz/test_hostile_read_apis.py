@@ -102,6 +102,15 @@ def _notifier() -> list[Probe]:
     ]
 
 
+async def _publish(fuzz_mesh: FuzzMesh, item: Outgoing) -> None:
+    producer = EventProducer({"bootstrap_servers": fuzz_mesh.kafka_bootstrap}, source="/tests")
+    await producer.start()
+    try:
+        await producer.publish(item)
+    finally:
+        await producer.stop()
+
+
 async def _get(session: aiohttp.ClientSession, url: str) -> Any:
     async with session.get(url, headers={"Authorization": f"Bearer {FOREIGN_TOKEN}"}) as r:
         return await r.json() if r.status == 200 else None
@@ -115,19 +124,14 @@ async def test_query_analyzer_refuses_hostile_requests_and_keeps_analysing(
     assert problems == [], "\n".join(problems)
 
     database = f"after_hostile_{uuid.uuid4().hex[:8]}"
-    producer = EventProducer({"bootstrap_servers": fuzz_mesh.kafka_bootstrap}, source="/tests")
-    await producer.start()
-    try:
-        event = SlowQueryObserved(
-            sql="SELECT * FROM orders WHERE id = 42",
-            duration_ms=250.0,
-            database=database,
-            application="hostile",
-            started_at=time.time(),
-        )
-        await producer.publish_many([Outgoing(SLOW_QUERIES, database, event)])
-    finally:
-        await producer.stop()
+    event = SlowQueryObserved(
+        sql="SELECT * FROM orders WHERE id = 42",
+        duration_ms=250.0,
+        database=database,
+        application="hostile",
+        started_at=time.time(),
+    )
+    await _publish(fuzz_mesh, Outgoing(SLOW_QUERIES, database, event))
     async with aiohttp.ClientSession() as session:
         rows = await eventually(
             lambda: _get(session, f"{base}/api/v1/queries?database={database}"),
@@ -146,15 +150,10 @@ async def test_health_aggregator_refuses_hostile_requests_and_keeps_aggregating(
     assert problems == [], "\n".join(problems)
 
     service = f"after-hostile-{uuid.uuid4().hex[:8]}"
-    producer = EventProducer({"bootstrap_servers": fuzz_mesh.kafka_bootstrap}, source="/tests")
-    await producer.start()
-    try:
-        event = HealthReported(
-            service=service, instance="i-1", status=HealthStatus.PASS, reported_at=time.time()
-        )
-        await producer.publish_many([Outgoing(HEALTH, f"{service}/i-1", event)])
-    finally:
-        await producer.stop()
+    event = HealthReported(
+        service=service, instance="i-1", status=HealthStatus.PASS, reported_at=time.time()
+    )
+    await _publish(fuzz_mesh, Outgoing(HEALTH, f"{service}/i-1", event))
     async with aiohttp.ClientSession() as session:
         detail = await eventually(
             lambda: _get(session, f"{base}/api/v1/services/{service}"),
