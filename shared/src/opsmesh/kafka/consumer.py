@@ -74,6 +74,27 @@ E = TypeVar("E", bound=Event)
 
 log = get_logger(__name__)
 
+# JSON can only carry a NUL character escaped; the byte search is the cheap first test.
+_NUL_ESCAPE = b"\\u0000"
+_NUL_PROBLEM = "a string holds a NUL character (\\u0000), which PostgreSQL cannot store"
+
+
+def holds_nul(value: bytes) -> bool:
+    """Whether any string (or key) of the JSON document ``value`` contains NUL; for
+    documents the typed decoder accepted (so they parse)."""
+    stack: list[Any] = [msgspec.json.decode(value)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
@@ -329,6 +350,16 @@ class BatchConsumer(Generic[E]):
             return
         except msgspec.DecodeError as exc:
             bad.append(Rejection(raw_record(message), DeadLetterReason.INVALID_JSON, str(exc)))
+            return
+        except RecursionError:  # nesting deeper than the decoder follows (free-form fields)
+            bad.append(
+                Rejection(raw_record(message), DeadLetterReason.INVALID_JSON, "nested too deep")
+            )
+            return
+        if _NUL_ESCAPE in value and holds_nul(value):
+            bad.append(
+                Rejection(raw_record(message), DeadLetterReason.SCHEMA_VIOLATION, _NUL_PROBLEM)
+            )
             return
         if event.schema_version > self._event_type.SCHEMA_VERSION:
             bad.append(
