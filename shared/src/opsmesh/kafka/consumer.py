@@ -4,8 +4,9 @@ The handler's contract is in ``opsmesh.kafka.handler``. Offsets are committed on
 the handler has returned and every dead letter of the batch is acknowledged, so a crash
 replays rather than loses. Failures are classified:
 
-- a bad record (not JSON, not the schema, too large, a newer schema version, no value)
-  → DLQ with its reason, and go on;
+- a bad record (not JSON or nested deeper than the decoder follows, not the schema, a
+  string holding NUL, too large, a newer schema version, no value) → DLQ with its
+  reason, and go on;
 - a transient handler failure (``opsmesh.kafka.failures``: connections, timeouts, an
   outage) → back-pressure: the same batch again with exponential backoff, nothing
   committed meanwhile;
