@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -28,10 +29,15 @@ from opsmesh.kafka.dlq import DeadLetterPublisher
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
 from opsmesh.settings import CommonSettings
+from opsmesh.shutdown import finish_within
 from opsmesh.web.app import ReadinessCheck, Worker
 
 E = TypeVar("E", bound=Event)
 log = get_logger(__name__)
+
+# Bounds on closing resources at shutdown, after the workers' drain (see opsmesh.shutdown).
+POOL_CLOSE_S = 1.0
+REDIS_CLOSE_S = 0.5
 
 
 class Runtime:
@@ -76,7 +82,7 @@ class Runtime:
         try:
             yield
         finally:
-            await producer.stop()
+            await producer.stop()  # bounded by the producer itself
 
     def postgres_ctx(self, migrations_package: str | None) -> Any:
         async def ctx(_: web.Application) -> AsyncIterator[None]:
@@ -89,7 +95,7 @@ class Runtime:
             try:
                 yield
             finally:
-                await self._pool.close()
+                await finish_within(self._pool.close(), POOL_CLOSE_S, "postgres pool close")
 
         return ctx
 
@@ -111,7 +117,7 @@ class Runtime:
         try:
             yield
         finally:
-            await client.aclose()
+            await finish_within(client.aclose(), REDIS_CLOSE_S, "redis close")
 
     # -- accessors -------------------------------------------------------------------
 
@@ -170,7 +176,12 @@ class Runtime:
             consumer = BatchConsumer(
                 metrics=self._consumer_metrics,
                 connection=self.connection,
-                config=config,
+                config=replace(
+                    config,
+                    stall_after_s=self.settings.consumer_stall_after_s,
+                    give_up_after_s=self.settings.consumer_give_up_after_s,
+                ),
+                clock=self.clock,
                 event_type=event_type,
                 handler=handler,
                 dead_letters=self.dead_letters,

@@ -30,9 +30,11 @@ def serve(service: str, settings_type: type[S], build: Callable[[S], web.Applica
     get_logger(__name__).info("starting", port=port, kafka=settings.kafka_bootstrap)
     app = build(settings)
     tune_gc()
-    run_service(
+    status = run_service(
         app,
         host=settings.http_host,
         port=port,
         shutdown_timeout_s=HTTP_SHUTDOWN_S,
     )
+    if status:
+        raise SystemExit(int(status))

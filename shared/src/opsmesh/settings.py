@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
@@ -44,6 +44,20 @@ class CommonSettings(BaseSettings):
     # Bounded graceful drain: how long SIGTERM may take before in-flight work is abandoned.
     shutdown_timeout_s: float = Field(6.0, gt=0, le=60, alias="OPSMESH_SHUTDOWN_TIMEOUT_S")
     instance_id: str | None = Field(None, alias="OPSMESH_INSTANCE_ID")
+    # A consumer whose handler makes no progress (transient failures retried, or a failure
+    # no record can be blamed for) turns readiness red after this long...
+    consumer_stall_after_s: float = Field(30.0, gt=0, alias="OPSMESH_CONSUMER_STALL_AFTER_S")
+    # ...and gives up after this long: the process exits non-zero for its supervisor to
+    # restart it (replaying from the last commit).
+    consumer_give_up_after_s: float = Field(300.0, gt=0, alias="OPSMESH_CONSUMER_GIVE_UP_AFTER_S")
+
+    @model_validator(mode="after")
+    def _give_up_after_stall(self) -> CommonSettings:
+        if self.consumer_give_up_after_s < self.consumer_stall_after_s:
+            raise ValueError(
+                "OPSMESH_CONSUMER_GIVE_UP_AFTER_S must be at least OPSMESH_CONSUMER_STALL_AFTER_S"
+            )
+        return self
 
 
 def load_settings(settings_type: type[S]) -> S:

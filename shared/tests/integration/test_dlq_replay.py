@@ -39,6 +39,9 @@ def test_replay_sends_dead_letters_back_only_with_apply(infra: Endpoints, unique
                     source.name, 0, i, f"k{i}".encode(), f"v{i}".encode(), (("origin", b"app"),), 0
                 )
                 await publisher.send(raw, reason, "boom")
+            # Decompressed past every limit: only a prefix of it fits a dead letter.
+            huge = RawRecord(source.name, 0, 2, b"k2", b"x" * 3_000_000, (), 0)
+            await publisher.send(huge, DeadLetterReason.TOO_LARGE, "3000000 bytes > limit")
             await publisher.flush()
         finally:
             await producer.stop()
@@ -49,7 +52,7 @@ def test_replay_sends_dead_letters_back_only_with_apply(infra: Endpoints, unique
 
     listed = runner.invoke(cli, ["dlq", "list", "--topic", source.name], env=env)
     assert listed.exit_code == 0, listed.output
-    assert "2 dead letter(s)" in listed.output
+    assert "3 dead letter(s)" in listed.output
     assert "invalid_json" in listed.output
 
     dry = runner.invoke(
@@ -70,3 +73,13 @@ def test_replay_sends_dead_letters_back_only_with_apply(infra: Endpoints, unique
     assert header(record, "origin") == b"app"
     assert header(record, "dlq_reason") is None, "the dead-letter headers are dropped"
     assert header(record, "dlq_replayed_from") is not None
+
+    truncated = runner.invoke(
+        cli,
+        ["dlq", "replay", "--topic", source.name, "--reason", "too_large", "--apply"],
+        env=env,
+    )
+    assert truncated.exit_code == 0, truncated.output
+    assert "skipping 1 dead letter(s) whose value was truncated" in truncated.output
+    assert "replayed 0 dead letter(s)" in truncated.output
+    assert len(asyncio.run(read_all(infra.kafka_bootstrap, source.name))) == 1, "no prefix sent"

@@ -40,7 +40,7 @@ class Recorder(StatelessHandler):
             self.calls_with_records += 1
             if self.fail_times > 0:
                 self.fail_times -= 1
-                raise RuntimeError("database is down (simulated)")
+                raise ConnectionRefusedError(111, "database is down (simulated)")
             self.seen.extend(batch)
         return BatchResult(hold_from=dict(self.hold))
 

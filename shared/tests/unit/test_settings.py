@@ -88,3 +88,15 @@ def test_the_error_does_not_echo_secret_values(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(SettingsError) as info:
         load_settings(ServiceSettings)
     assert "hunter2" not in str(info.value)
+
+
+def test_consumer_bounds_have_documented_defaults_and_must_be_ordered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings(ServiceSettings)
+    assert settings.consumer_stall_after_s == 30.0
+    assert settings.consumer_give_up_after_s == 300.0
+    monkeypatch.setenv("OPSMESH_CONSUMER_STALL_AFTER_S", "60")
+    monkeypatch.setenv("OPSMESH_CONSUMER_GIVE_UP_AFTER_S", "30")
+    with pytest.raises(SettingsError, match="OPSMESH_CONSUMER_GIVE_UP_AFTER_S"):
+        load_settings(ServiceSettings)

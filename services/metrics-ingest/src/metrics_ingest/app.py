@@ -69,6 +69,7 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             max_series_per_metric=settings.max_series_per_metric,
             series_idle_s=settings.series_idle_s,
             admission=admission,
+            max_future_s=settings.max_future_s,
         )
         config = ConsumerConfig(group_id=GROUP_METRICS_INGEST, topics=(METRICS,))
 

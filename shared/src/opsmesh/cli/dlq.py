@@ -75,6 +75,11 @@ def select(
     ]
 
 
+def replayable(letter: DeadLetter) -> bool:
+    """Whether the dead letter holds the original record (not a truncated prefix)."""
+    return not letter.header(dead.HEADER_VALUE_TRUNCATED)
+
+
 async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
@@ -83,7 +88,7 @@ async def replay(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
             await producer.send(
                 d.header(dead.HEADER_TOPIC),
                 key=d.key,
-                value=d.value,
+                value=None if d.header(dead.HEADER_VALUE_NULL) else d.value,
                 headers=[
                     *d.original_headers(),
                     ("dlq_replayed_from", f"{d.partition}:{d.offset}".encode()),
@@ -141,7 +146,13 @@ def list_(bootstrap: str, topic: str | None, reason: str | None) -> None:
 @click.option("--apply", is_flag=True, help="Produce them; without it, only say what would be.")
 def replay_(bootstrap: str, topic: str | None, reason: str | None, apply: bool) -> None:
     """Send dead letters back to their source topics (a dry run unless --apply)."""
-    letters = select(asyncio.run(read_dead_letters(bootstrap)), topic, reason)
+    found = select(asyncio.run(read_dead_letters(bootstrap)), topic, reason)
+    letters = [d for d in found if replayable(d)]
+    if len(letters) < len(found):
+        click.echo(
+            f"skipping {len(found) - len(letters)} dead letter(s) whose value was truncated "
+            f"({dead.HEADER_VALUE_TRUNCATED}): the original is not in the DLQ"
+        )
     if not apply:
         click.echo(f"would replay {len(letters)} dead letter(s); add --apply to do it")
         return

@@ -17,7 +17,10 @@ LabelName = Annotated[str, msgspec.Meta(pattern=LABEL_NAME_PATTERN, max_length=1
 LabelValue = Annotated[str, msgspec.Meta(max_length=1024)]
 Labels = Annotated[dict[LabelName, LabelValue], msgspec.Meta(max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=16_384)]
-EpochSeconds = Annotated[float, msgspec.Meta(ge=0)]
+# Up to 9999-12-31T23:59:59Z, the last second a datetime holds: a later stamp (the year
+# 10000) cannot be rendered or converted anywhere downstream.
+MAX_EPOCH_SECONDS = 253_402_300_799
+EpochSeconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_EPOCH_SECONDS)]
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=False, gc=False):

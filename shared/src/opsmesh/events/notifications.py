@@ -43,7 +43,7 @@ class NotificationRequested(Event, kw_only=True, frozen=True):
         default_factory=dict
     )
     alerts: Annotated[list[Alert], msgspec.Meta(max_length=1000)]
-    truncated_alerts: int = 0
+    truncated_alerts: Annotated[int, msgspec.Meta(ge=0)] = 0
     external_url: Annotated[str, msgspec.Meta(max_length=2048)] = ""
     requested_at: EpochSeconds
 

@@ -11,22 +11,29 @@ from opsmesh.kafka.consumer import (
     Rejection,
     StatelessHandler,
 )
-from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason, RawRecord
+from opsmesh.kafka.dlq import DeadLetterFailed, DeadLetterPublisher, DeadLetterReason, RawRecord
+from opsmesh.kafka.failures import ClassifiesFailures, FailureClass, classify
+from opsmesh.kafka.handling import ConsumerStalled
 from opsmesh.kafka.producer import EventProducer, Outgoing
 
 __all__ = [
     "BatchConsumer",
     "BatchHandler",
     "BatchResult",
+    "ClassifiesFailures",
     "CommitMetadataAware",
     "ConsumerConfig",
+    "ConsumerStalled",
+    "DeadLetterFailed",
     "DeadLetterPublisher",
     "DeadLetterReason",
     "EventProducer",
+    "FailureClass",
     "Outgoing",
     "RawRecord",
     "Received",
     "Rejection",
     "StatelessHandler",
+    "classify",
     "connection_options",
 ]

@@ -8,7 +8,10 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from opsmesh.shutdown import finish_within
 from opsmesh.topics import ALL_TOPICS, Topic
+
+CLOSE_TIMEOUT_S = 1.0
 
 
 async def ensure_topics(
@@ -35,7 +38,7 @@ async def ensure_topics(
             if code and code != TopicAlreadyExistsError.errno:
                 raise RuntimeError(f"creating topic {name} failed: error {code} {message}")
     finally:
-        await admin.close()
+        await finish_within(admin.close(), CLOSE_TIMEOUT_S, "admin client close")
 
 
 def _errors(response: Any) -> list[tuple[str, int, str | None]]:

@@ -22,9 +22,11 @@ from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.headers import Headers, TraceContext, cloudevent_headers, new_trace
+from opsmesh.shutdown import finish_within
 from opsmesh.topics import KeyPartitions, Topic
 
 _PARTITION_CACHE = 65_536  # keys per topic
+STOP_TIMEOUT_S = 1.0
 
 
 class RecordTooLarge(ValueError):
@@ -74,8 +76,10 @@ class EventProducer:
     async def start(self) -> None:
         await self._producer.start()
 
-    async def stop(self) -> None:
-        await self._producer.stop()
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Flush and close within ``timeout_s``: with the broker gone, the flush of pending
+        records would otherwise wait out the request timeout (40 s), and a SIGTERM with it."""
+        await finish_within(self._producer.stop(), timeout_s, "producer stop")
 
     @property
     def client(self) -> AIOKafkaProducer:

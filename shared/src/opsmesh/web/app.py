@@ -6,11 +6,17 @@
 - ``/metrics``: the service's Prometheus registry.
 Resources open in ``cleanup_ctx`` order and close in reverse; background workers get a
 stop event on shutdown and a bounded time to drain (commit offsets, flush producers).
+
+A worker that fails (raises) stops the service, and the process then exits with
+``ExitStatus.WORKER_FAILED``, so a restart-on-failure supervisor restarts it. A shutdown
+that overruns its deadline (HTTP drain + worker drain + ``RESOURCES_CLOSE_S``) ends the
+process with ``ExitStatus.SHUTDOWN_DEADLINE``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import signal
 import time
@@ -23,6 +29,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from opsmesh.logging import get_logger
+from opsmesh.shutdown import CANCEL_GRACE_S, ShutdownDeadline
 
 log = get_logger(__name__)
 
@@ -33,6 +40,17 @@ SERVICE_KEY = web.AppKey("service", str)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 _STOP_KEY = web.AppKey("stop", asyncio.Event)
 _STARTED_KEY = web.AppKey("started_at", float)
+_FAILED_KEY = web.AppKey("failed_workers", list[str])
+_DRAIN_KEY = web.AppKey("drain_timeout_s", float)
+
+# Closing resources after the workers' drain (each bounded in opsmesh.runtime/kafka).
+RESOURCES_CLOSE_S = 1.5
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    WORKER_FAILED = 70  # EX_SOFTWARE: a background worker raised
+    SHUTDOWN_DEADLINE = 75  # EX_TEMPFAIL: the shutdown overran its bound and was cut short
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +88,8 @@ def init_app(spec: ServiceSpec) -> web.Application:
     app[SERVICE_KEY] = spec.name
     app[REGISTRY_KEY] = spec.registry
     app[_STARTED_KEY] = time.time()
+    app[_FAILED_KEY] = []
+    app[_DRAIN_KEY] = spec.drain_timeout_s
 
     async def live(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive", "service": spec.name})
@@ -115,43 +135,58 @@ def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         stop = asyncio.Event()
         app[_STOP_KEY] = stop
+        failed = app[_FAILED_KEY]
+
+        def crash_is_fatal(task: asyncio.Task[None]) -> None:
+            """A background worker that dies takes the process down: better a restart by
+            the supervisor than a live process that silently stopped consuming."""
+            if task.cancelled() or task.exception() is None:
+                return
+            failed.append(tasks[task])
+            log.error(
+                "worker failed; stopping the service"
+                if not stop.is_set()
+                else "worker ended with an error",
+                worker=tasks[task],
+                error=repr(task.exception()),
+            )
+            if not stop.is_set():  # once stopping, a second SIGTERM would cut the drain short
+                os.kill(os.getpid(), signal.SIGTERM)
+
         tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(worker(stop), name=f"{spec.name}:{name}"): name
             for name, worker in spec.workers()
         }
         for task in tasks:
-            task.add_done_callback(_crash_is_fatal)
+            task.add_done_callback(crash_is_fatal)
         yield
         stop.set()
         if not tasks:
             return
-        done, pending = await asyncio.wait(tasks, timeout=spec.drain_timeout_s)
+        _, pending = await asyncio.wait(tasks, timeout=spec.drain_timeout_s)
         for task in pending:
             log.warning("worker did not drain in time; cancelling", worker=tasks[task])
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error(
-                    "worker ended with an error", worker=tasks[task], error=repr(task.exception())
-                )
+        if pending:
+            # Bounded too: a worker that does not unwind on cancellation is left behind.
+            await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
 
     return ctx
 
 
-def _crash_is_fatal(task: asyncio.Task[None]) -> None:
-    """A background worker that dies unexpectedly takes the process down: better a restart
-    by the supervisor than a live process that silently stopped consuming."""
-    if task.cancelled() or task.exception() is None:
-        return
-    log.error(
-        "worker crashed; stopping the service", worker=task.get_name(), error=repr(task.exception())
+def run_service(
+    app: web.Application, *, host: str, port: int, shutdown_timeout_s: float
+) -> ExitStatus:
+    """Serve until SIGTERM/SIGINT (aiohttp turns them into a graceful shutdown); returns
+    the process's exit status."""
+    deadline = ShutdownDeadline(
+        shutdown_timeout_s + app[_DRAIN_KEY] + RESOURCES_CLOSE_S, ExitStatus.SHUTDOWN_DEADLINE
     )
-    os.kill(os.getpid(), signal.SIGTERM)
 
+    async def start_deadline(_: web.Application) -> None:
+        deadline.start()
 
-def run_service(app: web.Application, *, host: str, port: int, shutdown_timeout_s: float) -> None:
-    """Serve until SIGTERM/SIGINT; aiohttp turns them into a graceful shutdown."""
+    app.on_shutdown.append(start_deadline)
     web.run_app(
         app,
         host=host,
@@ -161,3 +196,9 @@ def run_service(app: web.Application, *, host: str, port: int, shutdown_timeout_
         access_log=None,
         handle_signals=True,
     )
+    deadline.cancel()
+    failed = app[_FAILED_KEY]
+    if failed:
+        log.error("exiting after a worker failed", workers=sorted(set(failed)))
+        return ExitStatus.WORKER_FAILED
+    return ExitStatus.OK

@@ -6,6 +6,7 @@ watermark checkpoint to commit with the offset, so a restart resumes exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -42,6 +43,7 @@ class RollupStage:
         max_series_per_metric: int = 0,
         series_idle_s: float = 3600.0,
         admission: SeriesAdmission | None = None,
+        max_future_s: float = math.inf,
     ) -> None:
         self._rollups = rollups
         self._admission = admission
@@ -50,6 +52,7 @@ class RollupStage:
         self._clock = clock
         self._limit = max_series_per_metric
         self._series_idle_s = series_idle_s
+        self._max_future_s = max_future_s
         self._next_reap = clock.now() + TOUCH_INTERVAL_S
         # Windows closed but not yet durable; kept across a failed attempt so none is lost.
         self._unsaved: list[ClosedWindow] = []
@@ -102,10 +105,23 @@ class RollupStage:
         others: dict[SampleOutcome, int] = {}  # every outcome but the common one
         invalid: list[Rejection] = []
         partition: Partition = ("", -1)
+        horizon = self._clock.now() + self._max_future_s
+        future = SampleOutcome.TOO_FAR_IN_FUTURE
         for record in batch:
             message = record.message
             if message.partition != partition[1] or message.topic != partition[0]:
                 partition = (message.topic, message.partition)
+            if record.event.sampled_at > horizon:
+                others[future] = others.get(future, 0) + 1
+                invalid.append(
+                    Rejection(
+                        record.raw,
+                        DeadLetterReason.SCHEMA_VIOLATION,
+                        f"sampled_at {record.event.sampled_at} is more than "
+                        f"{self._max_future_s}s ahead of this consumer's clock",
+                    )
+                )
+                continue
             outcome = add(record.event, partition, message.offset, message.key)
             if outcome is accepted:
                 continue

@@ -48,6 +48,10 @@ class SampleOutcome(enum.StrEnum):
     REPLAYED = "replayed"  # replay after a restart; its window was already emitted in full
     OVER_CARDINALITY = "over_cardinality"  # a new series beyond its metric's limit
     INVALID_NAME = "invalid_name"  # a new series whose metric or label name is not valid
+    # Stamped further ahead than the consumer's max_future_s (checked before ``add``): its
+    # window would never close and it would move the partition's watermark past every
+    # sample to come, for good (the watermark is committed with the offsets).
+    TOO_FAR_IN_FUTURE = "too_far_in_future"
 
 
 @dataclass(slots=True, eq=False)
