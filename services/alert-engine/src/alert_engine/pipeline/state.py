@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from alert_engine.core.alerts import AlertSource, StoredAlert
 from alert_engine.core.book import IngestOutcome
 from alert_engine.core.decision import LogEntry
-from alert_engine.core.engine import Engine
+from alert_engine.core.engine import Engine, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
@@ -327,6 +327,10 @@ class EngineState:
         await self.store.persist_routed(records, self.origin)
 
     def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
+        """Apply persisted records to this replica's groups (under ``lock``). A record
+        older than the version the book holds (a replay after a crash or a rebalance, or
+        a merge that overtook it) applies that newer version instead: a replayed firing
+        record must not bring back an alert whose resolve was already notified."""
         now = self.clock.now()
         book = self.engine.book
         firing = AlertStatus.FIRING
@@ -335,10 +339,12 @@ class EngineState:
             for r in batch.alerts:
                 if not self.owns(r.group_key):
                     continue  # a stale record from before a rebalance
-                if not mine:
-                    held = book.get(r.fingerprint)
-                    if held is None or held.updated_at < r.updated_at:
-                        book.restore([_stored(r)], now)
+                held = book.get(r.fingerprint)
+                if held is not None and held.updated_at > r.updated_at:
+                    self.engine.apply_routed(r.route_id, grouped(held), now, r.group_key)
+                    continue
+                if not mine and (held is None or held.updated_at < r.updated_at):
+                    book.restore([_stored(r)], now)
                 alert = GroupedAlert(
                     r.fingerprint,
                     r.labels,
