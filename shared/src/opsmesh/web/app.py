@@ -23,6 +23,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from opsmesh.logging import get_logger
+from opsmesh.web.connections import ConnectionLimits, start_guarded
 
 log = get_logger(__name__)
 
@@ -142,14 +143,36 @@ def _crash_is_fatal(task: asyncio.Task[None]) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def run_service(app: web.Application, *, host: str, port: int, shutdown_timeout_s: float) -> None:
-    """Serve until SIGTERM/SIGINT; aiohttp turns them into a graceful shutdown."""
-    web.run_app(
+def run_service(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    limits: ConnectionLimits | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully: open requests get
+    ``shutdown_timeout_s``, then the cleanup contexts run (workers drain). Connections go
+    through the ``ConnectionGuard`` (limit, header deadline, keep-alive timeout)."""
+    asyncio.run(_serve(app, host, port, shutdown_timeout_s, limits or ConnectionLimits()))
+
+
+async def _serve(
+    app: web.Application, host: str, port: int, shutdown_timeout_s: float, limits: ConnectionLimits
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, _ = await start_guarded(
         app,
         host=host,
         port=port,
-        shutdown_timeout=shutdown_timeout_s,
-        print=None,
-        access_log=None,
-        handle_signals=True,
+        limits=limits,
+        registry=app[REGISTRY_KEY],
+        shutdown_timeout_s=shutdown_timeout_s,
     )
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
