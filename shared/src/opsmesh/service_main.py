@@ -40,5 +40,6 @@ def serve(service: str, settings_type: type[S], build: Callable[[S], web.Applica
             max_connections=settings.http_max_connections,
             keepalive_timeout_s=settings.http_keepalive_timeout_s,
             header_timeout_s=settings.http_header_timeout_s,
+            request_timeout_s=settings.http_request_timeout_s,
         ),
     )

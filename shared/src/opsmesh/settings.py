@@ -45,6 +45,8 @@ class CommonSettings(BaseSettings):
     # its first request's headers within the header timeout (slowloris).
     http_keepalive_timeout_s: float = Field(75.0, gt=0, alias="OPSMESH_HTTP_KEEPALIVE_TIMEOUT_S")
     http_header_timeout_s: float = Field(10.0, gt=0, alias="OPSMESH_HTTP_HEADER_TIMEOUT_S")
+    # A request, body included, is read and answered within this (408/503 past it).
+    http_request_timeout_s: float = Field(60.0, gt=0, alias="OPSMESH_HTTP_REQUEST_TIMEOUT_S")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="OPSMESH_LOG_LEVEL"
     )

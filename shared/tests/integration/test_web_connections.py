@@ -1,6 +1,7 @@
 """The web kit's connection guard on a real service app over loopback: connections past
 the limit are answered 503 and closed, a normal request succeeds once under the limit
-again, a slowloris client is disconnected, and the metrics count both."""
+again, slowloris clients (headers or body one byte at a time) are cut off, and the
+metrics count it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from opsmesh.web.app import ServiceSpec, init_app
@@ -16,13 +18,23 @@ from opsmesh.web.connections import ConnectionLimits, start_guarded
 
 pytestmark = pytest.mark.integration
 
-LIMITS = ConnectionLimits(max_connections=3, keepalive_timeout_s=30.0, header_timeout_s=0.5)
+LIMITS = ConnectionLimits(
+    max_connections=3, keepalive_timeout_s=30.0, header_timeout_s=0.5, request_timeout_s=1.0
+)
+
+
+async def echo(request: web.Request) -> web.Response:
+    return web.Response(body=await request.read())
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_post("/echo", echo)
 
 
 @pytest.fixture
 async def service() -> AsyncIterator[tuple[int, CollectorRegistry]]:
     registry = CollectorRegistry()
-    app = init_app(ServiceSpec(name="guarded", registry=registry))
+    app = init_app(ServiceSpec(name="guarded", registry=registry, routes=routes))
     runner, site = await start_guarded(
         app,
         host="127.0.0.1",
@@ -110,8 +122,11 @@ async def test_a_slowloris_client_is_disconnected(service: tuple[int, CollectorR
         for byte in request:  # one byte at a time, each 50 ms apart (the client's pace)
             if closed.done():
                 return
-            writer.write(bytes([byte]))
-            await writer.drain()
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:  # closed between the check and the write
+                return
             await asyncio.sleep(0.05)
 
     sending: Awaitable[None] = asyncio.create_task(trickle())
@@ -120,3 +135,24 @@ async def test_a_slowloris_client_is_disconnected(service: tuple[int, CollectorR
     writer.close()
     assert metric(registry, "opsmesh_http_connections_refused_total", reason="header_timeout") == 1
     assert await get(port, "/health/live") == 200, "others are served meanwhile"
+
+
+async def test_a_body_sent_one_byte_at_a_time_is_cut_off(
+    service: tuple[int, CollectorRegistry],
+) -> None:
+    port, _ = service
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+    answer = asyncio.create_task(closed_by_server(reader))
+    for _ in range(1000):  # one byte every 50 ms: 50 s for the body, if nothing cut it off
+        if answer.done():
+            break
+        try:
+            writer.write(b"a")
+            await writer.drain()
+        except ConnectionError:  # closed between the check and the write
+            break
+        await asyncio.sleep(0.05)
+    assert (await answer).startswith(b"HTTP/1.1 408"), "answered 408 and closed"
+    writer.close()
+    assert await get(port, "/health/live") == 200

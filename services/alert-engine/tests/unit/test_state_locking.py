@@ -15,7 +15,7 @@ from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
-from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition
+from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.state import EngineState
@@ -170,6 +170,10 @@ def firing(name: str) -> Transition:
     return Transition(alert, AlertState.PENDING, T0)
 
 
+def seen_at(at: float) -> SeriesSeen:
+    return SeriesSeen("g/absent", "series", {"job": "x"}, at)
+
+
 async def all_waiting(db: Database, count: int) -> None:
     async def wait() -> None:
         async with db.changed:
@@ -223,12 +227,9 @@ async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None
 async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost() -> None:
     db, producer, clock = Database(), Producer(), FakeClock(T0)
     state = make_state(db, producer, clock)
-    db.failures = 2  # the series write succeeds, then rule state and its retry fail
-
     async with state.lock:
-        first = state.evaluated([firing("One")], [])
-    db.calls.clear()
-    db.failures = 1
+        first = state.evaluated([firing("One")], [], [seen_at(T0)])
+    db.failures = 1  # PostgreSQL refuses the first write: the series' last-seen times
     try:
         await state.write_rules(first)
     except OSError:
@@ -238,8 +239,9 @@ async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost()
     assert producer.routed() == [], "nothing routed before it is durable"
 
     async with state.lock:  # the next batch (the evaluator has moved on)
-        second = state.evaluated([firing("Two")], [])
+        second = state.evaluated([firing("Two")], [], [seen_at(T0 + 1)])
     await state.write_rules(second)
 
     assert [fp for fp, _ in producer.routed()] == ["rule-One", "rule-Two"]
     assert db.calls.count("record") == 2, "each evaluation's rule state written once"
+    assert db.calls.count("save") == 3, "last-seen times once (the newest), book rows twice"

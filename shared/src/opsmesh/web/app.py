@@ -23,7 +23,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from opsmesh.logging import get_logger
-from opsmesh.web.connections import ConnectionLimits, start_guarded
+from opsmesh.web.connections import ConnectionLimits, request_deadline, start_guarded
 
 log = get_logger(__name__)
 
@@ -59,7 +59,9 @@ class ServiceSpec:
 
 
 def init_app(spec: ServiceSpec) -> web.Application:
-    app = web.Application(middlewares=list(spec.middlewares), client_max_size=spec.client_max_size)
+    app = web.Application(
+        middlewares=[request_deadline, *spec.middlewares], client_max_size=spec.client_max_size
+    )
     app[SERVICE_KEY] = spec.name
     app[REGISTRY_KEY] = spec.registry
     app[_STARTED_KEY] = time.time()

@@ -7,14 +7,16 @@ request forever), so 20k idle sockets or a slowloris client exhaust the process'
 descriptors. The guard wraps aiohttp's protocol factory: a connection beyond the limit is
 answered ``503`` and closed before aiohttp sees it; one whose first request's headers are
 not complete within ``header_timeout_s`` is closed (later requests on a connection are
-bounded by aiohttp's own ``keepalive_timeout``).
+bounded by aiohttp's own ``keepalive_timeout``). A request, body included, must be read
+and answered within ``request_timeout_s`` (``request_deadline``, a middleware every
+service app has): a body sent one byte at a time is cut off there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,33 @@ class ConnectionLimits:
     max_connections: int = 512
     keepalive_timeout_s: float = 75.0
     header_timeout_s: float = 10.0
+    request_timeout_s: float = 60.0
+
+
+LINGERING_S = 2.0
+REQUEST_TIMEOUT_KEY = web.AppKey("request_timeout_s", float)
+
+
+@web.middleware
+async def request_deadline(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bound a request's time to be read and answered (set by ``start_guarded``): 408 if
+    its body had not all arrived, 503 otherwise; the connection is closed either way."""
+    timeout = request.app.get(REQUEST_TIMEOUT_KEY)
+    if timeout is None:
+        return await handler(request)
+    try:
+        async with asyncio.timeout(timeout):
+            return await handler(request)
+    except TimeoutError:
+        slow_body = request.can_read_body and not request.content.at_eof()
+        response = web.Response(
+            status=408 if slow_body else 503,
+            text="request body too slow" if slow_body else "request timed out",
+        )
+        response.force_close()
+        return response
 
 
 class ConnectionGuard:
@@ -183,10 +212,15 @@ async def start_guarded(
 ) -> tuple[web.AppRunner, GuardedSite]:
     """Set up ``app`` and listen on ``host:port`` behind the guard; the caller cleans the
     runner up (``await runner.cleanup()``)."""
+    app[REQUEST_TIMEOUT_KEY] = limits.request_timeout_s
     runner = web.AppRunner(
         app,
         access_log=None,
         keepalive_timeout=limits.keepalive_timeout_s,
+        # After answering a request whose body was not read to its end, aiohttp reads and
+        # drops the rest for this long (so the client sees the answer, not a reset): a
+        # slow body must not keep its connection for aiohttp's default 10 s more.
+        lingering_time=LINGERING_S,
         shutdown_timeout=shutdown_timeout_s,
     )
     await runner.setup()

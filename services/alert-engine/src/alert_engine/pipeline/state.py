@@ -86,7 +86,6 @@ class WriteStep(enum.IntEnum):
     """How far an evaluation's write got: a failed one resumes at the step that failed,
     so no history row is written twice and nothing is skipped."""
 
-    SERIES = 0
     RULES = 1
     BOOK = 2
     EVENTS = 3
@@ -100,13 +99,12 @@ class RuleWrite:
 
     transitions: list[Transition]
     updates: list[AlertInstance]
-    seen: list[SeriesSeen]
     accepted: list[StoredAlert]  # as merged into the book
-    step: WriteStep = WriteStep.SERIES
+    step: WriteStep = WriteStep.RULES
     ticket: Ticket | None = None  # its routing records, once queued
 
     def empty(self) -> bool:
-        return not (self.transitions or self.updates or self.seen or self.accepted)
+        return not (self.transitions or self.updates or self.accepted)
 
 
 RuleSet = tuple[tuple[int, float], dict[str, str], list[Rule]]  # version, sources, parsed
@@ -179,6 +177,7 @@ class EngineState:
         self._route_out = RouteOut(self.origin)
         # Evaluations not yet durable and sent, oldest first (written by the evaluate stage).
         self._unwritten: deque[RuleWrite] = deque()
+        self._seen_unwritten: dict[tuple[str, str], SeriesSeen] = {}
         # Bumped on every local change, so an apply can tell its read went stale meanwhile.
         self._silences_version = 0
         self._rules_generation = 0
@@ -231,7 +230,9 @@ class EngineState:
         now = self.clock.now()
         stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
         accepted = self._ingest(stored, now, AlertSource.RULE) if stored else []
-        return RuleWrite(list(transitions), list(updates), list(seen), accepted)
+        for one in seen:  # the newest per series: a retried batch adds no more of them
+            self._seen_unwritten[(one.rule, one.fingerprint)] = one
+        return RuleWrite(list(transitions), list(updates), accepted)
 
     async def write_rules(self, work: RuleWrite) -> None:
         """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
@@ -241,14 +242,19 @@ class EngineState:
         although the evaluator has moved on."""
         if not work.empty():
             self._unwritten.append(work)
+        if self._seen_unwritten:
+            seen = self._seen_unwritten
+            self._seen_unwritten = {}
+            try:
+                await self._series.save(list(seen.values()))
+            except BaseException:
+                self._seen_unwritten = {**seen, **self._seen_unwritten}
+                raise
         while self._unwritten:
             await self._write(self._unwritten[0])
             self._unwritten.popleft()
 
     async def _write(self, work: RuleWrite) -> None:
-        if work.step is WriteStep.SERIES:
-            await self._series.save(work.seen)
-            work.step = WriteStep.RULES
         if work.step is WriteStep.RULES:
             await self._rules.record(work.transitions, work.updates)
             work.step = WriteStep.BOOK
