@@ -96,14 +96,31 @@ def init_app(spec: ServiceSpec) -> web.Application:
     return app
 
 
+# Probes that timed out, still unwinding; kept referenced until they end.
+_abandoned: set[asyncio.Task[None]] = set()
+
+
 async def _run_check(check: ReadinessCheck) -> tuple[str, str]:
-    try:
-        await asyncio.wait_for(check.probe(), timeout=check.timeout_s)
-    except TimeoutError:
+    task: asyncio.Task[None] = asyncio.ensure_future(check.probe())
+    done, _ = await asyncio.wait({task}, timeout=check.timeout_s)
+    if not done:
+        # Cancelled but not awaited: a probe stuck in I/O may take long to unwind (psycopg
+        # cancelling a query on a hung server waits on that server), and readiness must
+        # answer within its bound, naming what is down.
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_forget)
         return check.name, f"timeout after {check.timeout_s}s"
-    except Exception as exc:
+    exc = task.exception()
+    if exc is not None:
         return check.name, f"error: {type(exc).__name__}: {exc}"[:300]
     return check.name, "ok"
+
+
+def _forget(task: asyncio.Task[None]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned probe's failure is already reported
 
 
 def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
