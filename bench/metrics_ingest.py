@@ -34,6 +34,7 @@ from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.rollup_stage import RollupStage
+from metrics_ingest.rollup.cardinality import SeriesLimits
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import SystemClock
@@ -152,14 +153,26 @@ async def replica(bootstrap: str, dsn: str, topic: Topic, group: str) -> None:
     await producer.start()
     pool = await open_pool(dsn, name="bench")
     registry = CollectorRegistry()
+    # As the service wires them: the per-metric limit raised for the benchmark's series,
+    # the global limits at their defaults.
+    limits = SeriesLimits(per_metric=100_000, series=1_000_000, metric_names=10_000)
     stage = RollupStage(
-        rollups=Rollups(WindowConfig((10.0, 60.0), 5.0, 5.0, max_series_per_metric=100_000)),
+        rollups=Rollups(
+            WindowConfig(
+                (10.0, 60.0),
+                5.0,
+                5.0,
+                max_series_per_metric=limits.per_metric,
+                max_series=limits.series,
+                max_metric_names=limits.metric_names,
+            )
+        ),
         history=RollupHistory(pool),
         producer=producer,
         clock=SystemClock(),
         registry=registry,
-        max_series_per_metric=100_000,
-        admission=PgSeriesAdmission(pool, 100_000),  # as the service wires it
+        limits=limits,
+        admission=PgSeriesAdmission(pool, limits),
     )
     handler = Gated(stage)
 

@@ -11,6 +11,7 @@ from opsmesh.logging import configure_logging, get_logger
 from opsmesh.runtime import tune_gc
 from opsmesh.settings import CommonSettings, load_settings
 from opsmesh.web.app import run_service
+from opsmesh.web.connections import ConnectionLimits
 
 # aiohttp waits this long for open HTTP requests; the rest of the budget drains workers.
 HTTP_SHUTDOWN_S = 2.0
@@ -35,6 +36,12 @@ def serve(service: str, settings_type: type[S], build: Callable[[S], web.Applica
         host=settings.http_host,
         port=port,
         shutdown_timeout_s=HTTP_SHUTDOWN_S,
+        limits=ConnectionLimits(
+            max_connections=settings.http_max_connections,
+            keepalive_timeout_s=settings.http_keepalive_timeout_s,
+            header_timeout_s=settings.http_header_timeout_s,
+            request_timeout_s=settings.http_request_timeout_s,
+        ),
     )
     if status:
         raise SystemExit(int(status))

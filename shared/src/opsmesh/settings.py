@@ -38,6 +38,15 @@ class CommonSettings(BaseSettings):
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), alias="OPSMESH_REDIS_URL")
 
     http_host: str = Field("0.0.0.0", alias="OPSMESH_HTTP_HOST")  # noqa: S104 - a server's bind
+    # Open HTTP connections per process; more are answered 503 and closed (file descriptors
+    # are finite: 20k idle sockets would exhaust them).
+    http_max_connections: int = Field(512, ge=1, alias="OPSMESH_HTTP_MAX_CONNECTIONS")
+    # An idle keep-alive connection is closed after this; a new connection must have sent
+    # its first request's headers within the header timeout (slowloris).
+    http_keepalive_timeout_s: float = Field(75.0, gt=0, alias="OPSMESH_HTTP_KEEPALIVE_TIMEOUT_S")
+    http_header_timeout_s: float = Field(10.0, gt=0, alias="OPSMESH_HTTP_HEADER_TIMEOUT_S")
+    # A request, body included, is read and answered within this (408/503 past it).
+    http_request_timeout_s: float = Field(60.0, gt=0, alias="OPSMESH_HTTP_REQUEST_TIMEOUT_S")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="OPSMESH_LOG_LEVEL"
     )

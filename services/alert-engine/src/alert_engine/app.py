@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
@@ -21,7 +22,12 @@ from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import RedisTokenBuckets, parse_limits
+from alert_engine.ratelimit import (
+    FallbackBuckets,
+    MemoryTokenBuckets,
+    RedisTokenBuckets,
+    parse_limits,
+)
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
@@ -88,6 +94,19 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             runtime.connection, source=f"/opsmesh/{SERVICE}", clock=runtime.clock, linger_ms=0
         )
         await routing.start()
+        fallbacks = Counter(
+            "alert_engine_rate_limit_fallback",
+            "Rate-limit decisions made in process because Redis did not answer",
+            registry=runtime.registry,
+        )
+        limiter = FallbackBuckets(
+            RedisTokenBuckets(runtime.redis, limits),
+            MemoryTokenBuckets(limits),
+            timeout_s=settings.rate_limit_timeout_s,
+            retry_after_s=settings.rate_limit_retry_s,
+            monotonic=runtime.clock.monotonic,
+            on_fallback=fallbacks.inc,
+        )
         holder["state"] = EngineState(
             engine=engine,
             evaluator=evaluator,
@@ -99,7 +118,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             file_rules=file_rules,
             producer=runtime.producer,
             routing_producer=routing,
-            limiter=RedisTokenBuckets(runtime.redis, limits),
+            limiter=limiter,
             clock=runtime.clock,
             registry=runtime.registry,
             external_url=settings.external_url,

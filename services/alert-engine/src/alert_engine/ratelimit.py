@@ -3,16 +3,26 @@
 A bucket holds up to ``burst`` tokens and refills at ``per_minute / 60`` per second; a
 flush that finds it empty is not sent now but retried at the group's next interval, so
 a limited receiver delays only itself and nothing is lost.
+
+While Redis does not answer (an error, or no answer within a timeout), ``FallbackBuckets``
+decides with the same buckets in this process instead: the limit then holds per replica
+rather than for the group, and notifications are never held up by Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
 
 _TAKE = """
 local rate = tonumber(ARGV[1])
@@ -140,3 +150,52 @@ class MemoryTokenBuckets:
 
     async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
         return [await self.allow(r, now) for r in receivers]
+
+
+class FallbackBuckets:
+    """``primary`` (Redis), or ``fallback`` (in process) while the primary fails or does
+    not answer within ``timeout_s``; the primary is asked again ``retry_after_s`` after
+    its last failure. ``on_fallback`` is told of every decision the fallback made."""
+
+    def __init__(
+        self,
+        primary: RateLimiter,
+        fallback: RateLimiter,
+        *,
+        timeout_s: float,
+        retry_after_s: float,
+        monotonic: Callable[[], float],
+        on_fallback: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._timeout_s = timeout_s
+        self._retry_after_s = retry_after_s
+        self._monotonic = monotonic
+        self._on_fallback = on_fallback
+        self._down_until: float | None = None
+
+    async def allow(self, receiver: str, now: float) -> bool:
+        return (await self.allow_many([receiver], now))[0]
+
+    async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        if self._down_until is None or self._monotonic() >= self._down_until:
+            try:
+                allowed = await asyncio.wait_for(
+                    self._primary.allow_many(receivers, now), self._timeout_s
+                )
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._down_until is None:
+                    log.warning(
+                        "rate limits fall back to in-process buckets",
+                        error=f"{type(exc).__name__}: {exc}"[:200],
+                        retry_after_s=self._retry_after_s,
+                    )
+                self._down_until = self._monotonic() + self._retry_after_s
+            else:
+                if self._down_until is not None:
+                    log.info("rate limits back on Redis")
+                self._down_until = None
+                return allowed
+        self._on_fallback(len(receivers))
+        return await self._fallback.allow_many(receivers, now)

@@ -35,6 +35,10 @@ class AlertEngineSettings(CommonSettings):
     receiver_burst: int = Field(10, ge=1, alias="ALERT_ENGINE_RECEIVER_BURST")
     # Per receiver: "pager=10/20,chat=60/60" (notifications per minute / burst).
     receiver_limits: str = Field("", alias="ALERT_ENGINE_RECEIVER_LIMITS")
+    # Redis answers a flush's rate-limit check within this, or the flush decides with
+    # in-process buckets (per replica) and asks Redis again after the retry time.
+    rate_limit_timeout_s: float = Field(1.0, gt=0, le=30, alias="ALERT_ENGINE_RATE_LIMIT_TIMEOUT_S")
+    rate_limit_retry_s: float = Field(30.0, gt=0, alias="ALERT_ENGINE_RATE_LIMIT_RETRY_S")
     alerts_per_alertname: int = Field(0, ge=0, alias="ALERT_ENGINE_ALERTS_PER_ALERTNAME")
     retention_days: float = Field(30.0, gt=0, alias="ALERT_RETENTION_DAYS")
     flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")

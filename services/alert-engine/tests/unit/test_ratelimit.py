@@ -1,10 +1,22 @@
-"""Per-receiver limits: parsing the overrides and the in-memory token buckets."""
+"""Per-receiver limits: parsing the overrides, the in-memory token buckets, and the
+fall-back to them while Redis does not answer."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from collections.abc import Sequence
 
-from alert_engine.ratelimit import Limit, Limits, MemoryTokenBuckets, parse_limits
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from alert_engine.ratelimit import (
+    FallbackBuckets,
+    Limit,
+    Limits,
+    MemoryTokenBuckets,
+    parse_limits,
+)
+from opsmesh.clock import FakeClock
 
 T0 = 1_700_000_000.0
 
@@ -102,3 +114,56 @@ async def test_unlimited_receivers() -> None:
     assert all([await buckets.allow("free", T0) for _ in range(1000)])
     assert await buckets.allow("r", T0)
     assert not await buckets.allow("r", T0)
+
+
+class _Primary:
+    """A stand-in for Redis: answers, fails, or never answers, as told."""
+
+    def __init__(self) -> None:
+        self.mode = "up"
+        self.calls = 0
+
+    async def allow(self, receiver: str, now: float) -> bool:
+        return (await self.allow_many([receiver], now))[0]
+
+    async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        self.calls += 1
+        if self.mode == "error":
+            raise RedisConnectionError("Connection refused")
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        return [True] * len(receivers)
+
+
+def _fallback_buckets(clock: FakeClock) -> tuple[FallbackBuckets, _Primary, list[int]]:
+    primary = _Primary()
+    told: list[int] = []
+    limits = Limits(per_receiver={"r": Limit(per_minute=60, burst=1)})
+    buckets = FallbackBuckets(
+        primary,
+        MemoryTokenBuckets(limits),
+        timeout_s=0.05,
+        retry_after_s=30,
+        monotonic=clock.monotonic,
+        on_fallback=told.append,
+    )
+    return buckets, primary, told
+
+
+@pytest.mark.parametrize("failure", ["error", "hang"])
+async def test_without_redis_the_same_buckets_decide_in_process(failure: str) -> None:
+    clock = FakeClock(T0)
+    buckets, primary, told = _fallback_buckets(clock)
+    assert await buckets.allow_many(["r"], T0) == [True]  # Redis answered
+    primary.mode = failure
+    # Redis failing or silent: the in-process bucket (burst 1) decides, and keeps deciding
+    # without asking Redis again until the retry time.
+    assert await buckets.allow_many(["r", "r"], T0) == [True, False]
+    assert await buckets.allow_many(["r"], T0 + 0.5) == [False]
+    assert primary.calls == 2
+    assert told == [2, 1]
+    primary.mode = "up"
+    clock.advance(30)
+    assert await buckets.allow_many(["r"], T0 + 30) == [True]
+    assert primary.calls == 3, "asked again after the retry time"
+    assert told == [2, 1]

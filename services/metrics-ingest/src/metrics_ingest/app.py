@@ -10,6 +10,7 @@ from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
 from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.rollup_stage import TOUCH_INTERVAL_S, RollupStage
+from metrics_ingest.rollup.cardinality import SeriesLimits
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
@@ -36,7 +37,12 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             allowed_lateness_s=settings.allowed_lateness_s,
             idle_grace_s=settings.idle_grace_s,
             max_series_per_metric=settings.max_series_per_metric,
+            max_series=settings.max_series,
+            max_metric_names=settings.max_metric_names,
         )
+    )
+    limits = SeriesLimits(
+        settings.max_series_per_metric, settings.max_series, settings.max_metric_names
     )
     policy = RetentionPolicy(settings.retention_days, settings.partitions_ahead_days)
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -58,15 +64,14 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
 
     def workers() -> list[tuple[str, Worker]]:
         history = RollupHistory(runtime.pool, policy)
-        limit = settings.max_series_per_metric
-        admission = PgSeriesAdmission(runtime.pool, limit) if limit else None
+        admission = PgSeriesAdmission(runtime.pool, limits) if limits else None
         stage = RollupStage(
             rollups=rollups,
             history=history,
             producer=runtime.producer,
             clock=runtime.clock,
             registry=runtime.registry,
-            max_series_per_metric=settings.max_series_per_metric,
+            limits=limits,
             series_idle_s=settings.series_idle_s,
             admission=admission,
             max_future_s=settings.max_future_s,

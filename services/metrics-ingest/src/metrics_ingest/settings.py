@@ -19,6 +19,10 @@ class MetricsIngestSettings(CommonSettings):
     idle_grace_s: float = Field(5.0, ge=0, alias="METRICS_INGEST_IDLE_GRACE_S")
     # Cardinality guard: new series of one metric name beyond this are rejected (0: off).
     max_series_per_metric: int = Field(10_000, ge=0, alias="METRICS_INGEST_MAX_SERIES_PER_METRIC")
+    # Global guards, for the whole consumer group: series in all, and distinct metric
+    # names (new series of a name beyond it are rejected). 0: off.
+    max_series: int = Field(1_000_000, ge=0, alias="METRICS_INGEST_MAX_SERIES")
+    max_metric_names: int = Field(10_000, ge=0, alias="METRICS_INGEST_MAX_METRIC_NAMES")
     # A series with no sample for this long frees its slot under the limit.
     series_idle_s: float = Field(3600.0, gt=0, alias="METRICS_INGEST_SERIES_IDLE_S")
     # HTTP ingest. Without a token, POST /api/v1/metrics answers 503 (never open by default).

@@ -17,6 +17,7 @@ from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import MemoryHistory
 from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
+from metrics_ingest.rollup.cardinality import SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
@@ -71,7 +72,7 @@ async def test_two_replicas_share_one_limit_per_metric(
 ) -> None:
     name = f"cpu_{unique}"
     clock = FakeClock(T0 + 100)
-    admission = PgSeriesAdmission(pool, max_per_metric=3)
+    admission = PgSeriesAdmission(pool, SeriesLimits(per_metric=3))
     one, one_history, _ = replica(admission, clock, limit=3)
     two, two_history, two_signals = replica(admission, clock, limit=3)
 
@@ -101,23 +102,26 @@ async def test_racing_admissions_never_exceed_the_limit(
     pool: AsyncConnectionPool, unique: str
 ) -> None:
     name = f"race_{unique}"
-    admission = PgSeriesAdmission(pool, max_per_metric=10)
+    admission = PgSeriesAdmission(pool, SeriesLimits(per_metric=10))
     candidates = [[(name, f'{name}{{r="{r}",i="{i}"}}') for i in range(8)] for r in range(4)]
     refused = await asyncio.gather(*(admission.admit(c, time.time()) for c in candidates))
     assert sum(len(r) for r in refused) == 32 - 10
     again = await admission.admit(candidates[0], time.time())
-    admitted_first = {key for key in candidates[0] if key not in refused[0]}
-    assert set(again) == set(candidates[0]) - admitted_first, "admitted series stay admitted"
+    admitted_first = {key for key in candidates[0] if key not in {k for k, _ in refused[0]}}
+    assert {key for key, _ in again} == set(candidates[0]) - admitted_first, (
+        "admitted series stay admitted"
+    )
+    assert {reason for r in refused for _, reason in r} == {SeriesRefusal.PER_METRIC}
 
 
 async def test_released_and_purged_series_free_their_slots(
     pool: AsyncConnectionPool, unique: str
 ) -> None:
     name = f"slots_{unique}"
-    admission = PgSeriesAdmission(pool, max_per_metric=2)
+    admission = PgSeriesAdmission(pool, SeriesLimits(per_metric=2))
     a, b, c = ((name, f"{name}-{x}") for x in "abc")
     now = time.time()
-    assert await admission.admit([a, b, c], now - 600) == [c]
+    assert await admission.admit([a, b, c], now - 600) == [(c, SeriesRefusal.PER_METRIC)]
     await admission.release([a])
     assert await admission.admit([c], now - 600) == []
     await admission.touch([c], now)

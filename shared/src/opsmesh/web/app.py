@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from opsmesh.logging import get_logger
 from opsmesh.shutdown import CANCEL_GRACE_S, ShutdownDeadline
+from opsmesh.web.connections import ConnectionLimits, request_deadline, start_guarded
 
 log = get_logger(__name__)
 
@@ -81,7 +82,7 @@ class ServiceSpec:
 
 def init_app(spec: ServiceSpec) -> web.Application:
     app = web.Application(
-        middlewares=list(spec.middlewares),
+        middlewares=[request_deadline, *spec.middlewares],
         client_max_size=spec.client_max_size,
         handler_args={"auto_decompress": spec.auto_decompress},
     )
@@ -121,14 +122,31 @@ def init_app(spec: ServiceSpec) -> web.Application:
     return app
 
 
+# Probes that timed out, still unwinding; kept referenced until they end.
+_abandoned: set[asyncio.Task[None]] = set()
+
+
 async def _run_check(check: ReadinessCheck) -> tuple[str, str]:
-    try:
-        await asyncio.wait_for(check.probe(), timeout=check.timeout_s)
-    except TimeoutError:
+    task: asyncio.Task[None] = asyncio.ensure_future(check.probe())
+    done, _ = await asyncio.wait({task}, timeout=check.timeout_s)
+    if not done:
+        # Cancelled but not awaited: a probe stuck in I/O may take long to unwind (psycopg
+        # cancelling a query on a hung server waits on that server), and readiness must
+        # answer within its bound, naming what is down.
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_forget)
         return check.name, f"timeout after {check.timeout_s}s"
-    except Exception as exc:
+    exc = task.exception()
+    if exc is not None:
         return check.name, f"error: {type(exc).__name__}: {exc}"[:300]
     return check.name, "ok"
+
+
+def _forget(task: asyncio.Task[None]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned probe's failure is already reported
 
 
 def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
@@ -175,26 +193,29 @@ def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
 
 
 def run_service(
-    app: web.Application, *, host: str, port: int, shutdown_timeout_s: float
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    limits: ConnectionLimits | None = None,
 ) -> ExitStatus:
-    """Serve until SIGTERM/SIGINT (aiohttp turns them into a graceful shutdown); returns
+    """Serve until SIGTERM/SIGINT, then shut down gracefully: open requests get
+    ``shutdown_timeout_s``, then the cleanup contexts run (workers drain). Connections go
+    through the ``ConnectionGuard`` (limit, header deadline, keep-alive timeout). Returns
     the process's exit status."""
     deadline = ShutdownDeadline(
         shutdown_timeout_s + app[_DRAIN_KEY] + RESOURCES_CLOSE_S, ExitStatus.SHUTDOWN_DEADLINE
     )
-
-    async def start_deadline(_: web.Application) -> None:
-        deadline.start()
-
-    app.on_shutdown.append(start_deadline)
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        shutdown_timeout=shutdown_timeout_s,
-        print=None,
-        access_log=None,
-        handle_signals=True,
+    asyncio.run(
+        _serve(
+            app,
+            host=host,
+            port=port,
+            shutdown_timeout_s=shutdown_timeout_s,
+            limits=limits or ConnectionLimits(),
+            deadline=deadline,
+        )
     )
     deadline.cancel()
     failed = app[_FAILED_KEY]
@@ -202,3 +223,31 @@ def run_service(
         log.error("exiting after a worker failed", workers=sorted(set(failed)))
         return ExitStatus.WORKER_FAILED
     return ExitStatus.OK
+
+
+async def _serve(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout_s: float,
+    limits: ConnectionLimits,
+    deadline: ShutdownDeadline,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, _ = await start_guarded(
+        app,
+        host=host,
+        port=port,
+        limits=limits,
+        registry=app[REGISTRY_KEY],
+        shutdown_timeout_s=shutdown_timeout_s,
+    )
+    try:
+        await stop.wait()
+    finally:
+        deadline.start()
+        await runner.cleanup()

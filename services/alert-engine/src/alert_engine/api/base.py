@@ -26,8 +26,7 @@ class StateApi:
         """Create or update from the body; 400 on invalid input, 404 on an unknown id."""
         posted = decode_silence(await request.read())
         try:
-            async with self.state.lock:
-                return await self.state.set_silence(to_silence(posted, self.state.clock.now()))
+            return await self.state.set_silence(to_silence(posted, self.state.clock.now()))
         except SilenceNotFound:
             raise web.HTTPNotFound(text=f"silence {posted.id} not found") from None
         except SilenceError as exc:
@@ -35,8 +34,7 @@ class StateApi:
 
     async def expire(self, request: web.Request) -> Silence:
         try:
-            async with self.state.lock:
-                return await self.state.expire_silence(request.match_info["silence_id"])
+            return await self.state.expire_silence(request.match_info["silence_id"])
         except SilenceNotFound:
             raise web.HTTPNotFound(text="silence not found") from None
         except SilenceError as exc:

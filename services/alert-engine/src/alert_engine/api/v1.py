@@ -57,18 +57,16 @@ class RestApi(StateApi):
         if clash:
             raise web.HTTPConflict(text=f"group(s) {sorted(clash)} come from rule files")
         document = yaml.safe_load(source)
-        async with self.state.lock:
-            for raw_group in document["groups"]:
-                text = yaml.safe_dump({"groups": [raw_group]}, sort_keys=False)
-                await self.state.put_rule_group(str(raw_group["name"]), text)
+        for raw_group in document["groups"]:  # the state takes its lock only to apply
+            text = yaml.safe_dump({"groups": [raw_group]}, sort_keys=False)
+            await self.state.put_rule_group(str(raw_group["name"]), text)
         return web.json_response({"groups": groups, "rules": len(parsed)}, status=201)
 
     async def delete_rules(self, request: web.Request) -> web.Response:
         name = request.match_info["group"]
         if name in self.state.file_groups:
             raise web.HTTPConflict(text=f"group {name!r} comes from a rule file")
-        async with self.state.lock:
-            deleted = await self.state.delete_rule_group(name)
+        deleted = await self.state.delete_rule_group(name)
         if not deleted:
             raise web.HTTPNotFound(text=f"no rule group {name!r} created through the API")
         return web.json_response({"deleted": name})

@@ -1,5 +1,5 @@
-"""The signals consumer: evaluate the rules on each batch and hand the results to the
-engine state (which makes them durable and routes them)."""
+"""The signals consumer: evaluate the rules on each batch under the engine lock, then,
+after it, make the results durable and route them (``EngineState.write_rules``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class EvaluateStage(StatelessHandler):
             # Time-driven rules (absence, quiet periods, keep_firing_for ending) are
             # evaluated every poll, whether or not signals arrived.
             transitions.extend(evaluator.tick(now))
-            await state.on_transitions(
+            work = state.evaluated(
                 transitions, evaluator.take_updates(), evaluator.take_series_updates()
             )
+        await state.write_rules(work)  # PostgreSQL and Kafka, outside the lock
         return BatchResult()

@@ -27,12 +27,11 @@ async def run_flusher(
     while not stop.is_set():
         try:
             if state.clock.monotonic() - last_sync >= sync_every_s:
-                async with state.lock:
-                    await state.sync()
+                await state.sync()  # reads without the lock, applies under it
                 last_sync = state.clock.monotonic()
             await state.flush()  # locks for planning and applying, not for its I/O
             if state.clock.monotonic() - last_maintenance >= maintain_every_s:
-                async with state.flushing, state.lock:
+                async with state.flushing:
                     await state.maintain(retention_days)
                 last_maintenance = state.clock.monotonic()
             failures = 0

@@ -8,24 +8,42 @@ has one writer; on assignment it rebuilds those groups from PostgreSQL, so a rep
 that dies loses nothing. The book, silences and notification log are shared through
 PostgreSQL and re-read every ``sync`` for inhibition and the APIs.
 
-Order for a flush: plan (pure) → rate limits (Redis) → notification requests to Kafka
-(acks=all) → notification log (PostgreSQL) → groups updated in memory. A crash after the
-requests but before the log re-sends the same idempotency keys, which the notifier
-delivers once.
+Locks, and the one rule: **no I/O is awaited while ``lock`` is held.** Every operation
+is plan → I/O → apply: it computes under ``lock`` (pure, in memory), releases it, does
+its I/O (PostgreSQL, Kafka, Redis), and takes ``lock`` again to apply the outcome,
+checking that what it read is still current (``_silences_version``,
+``_rules_generation``; the book keeps the newer of two versions of an alert by
+``updated_at``). So an outage that makes I/O wait (PostgreSQL paused, Redis gone) never
+queues ``POST /api/v2/alerts`` behind it. The locks, in the order they are taken:
+
+1. ``flushing``: one flush, maintenance or rebalance at a time (a rebalance must not hand
+   groups over mid-flush); held across that operation's I/O, never by ingest.
+2. ``lock``: the in-memory state (book, groups, silences, evaluator, log entries);
+   held only for computation.
+3. The routing outbox's own lock (``RoutingOutbox``): taken after ``lock`` is released;
+   records were queued under ``lock``, so they leave in merge order.
+
+Order for a flush: plan (pure, under ``lock``) → rate limits (Redis) → notification
+requests to Kafka (acks=all) → notification log (PostgreSQL) → groups updated in memory
+(under ``lock``). A crash after the requests but before the log re-sends the same
+idempotency keys, which the notifier delivers once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import uuid
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
 from alert_engine.core.book import IngestOutcome
 from alert_engine.core.decision import LogEntry
-from alert_engine.core.engine import Engine
+from alert_engine.core.engine import Engine, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
@@ -33,6 +51,7 @@ from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.route_out import Ingested, RouteOut
+from alert_engine.pipeline.routing_outbox import RoutingOutbox, Ticket
 from alert_engine.ratelimit import RateLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
@@ -40,7 +59,7 @@ from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
-from opsmesh.kafka.producer import EventProducer, acknowledged
+from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,6 +80,34 @@ def _stored(r: RoutedAlert) -> StoredAlert:
         r.timeout,
         AlertSource(r.source),
     )
+
+
+class WriteStep(enum.IntEnum):
+    """How far an evaluation's write got: a failed one resumes at the step that failed,
+    so no history row is written twice and nothing is skipped."""
+
+    RULES = 1
+    BOOK = 2
+    EVENTS = 3
+    ROUTING = 4
+    DONE = 5
+
+
+@dataclass(eq=False, slots=True)
+class RuleWrite:
+    """What one rule evaluation must make durable and send (planned under the lock)."""
+
+    transitions: list[Transition]
+    updates: list[AlertInstance]
+    accepted: list[StoredAlert]  # as merged into the book
+    step: WriteStep = WriteStep.RULES
+    ticket: Ticket | None = None  # its routing records, once queued
+
+    def empty(self) -> bool:
+        return not (self.transitions or self.updates or self.accepted)
+
+
+RuleSet = tuple[tuple[int, float], dict[str, str], list[Rule]]  # version, sources, parsed
 
 
 class EngineMetrics:
@@ -125,9 +172,15 @@ class EngineState:
         self._rules_version: tuple[int, float] = (0, 0.0)
         self._producer = producer
         # Records to the groups' owners; a producer without linger, as a POST waits on it.
-        self._routing_producer = routing_producer or producer
+        self._outbox = RoutingOutbox(routing_producer or producer)
         self.origin = uuid.uuid4().hex[:16]  # this process, in the rows it writes
         self._route_out = RouteOut(self.origin)
+        # Evaluations not yet durable and sent, oldest first (written by the evaluate stage).
+        self._unwritten: deque[RuleWrite] = deque()
+        self._seen_unwritten: dict[tuple[str, str], SeriesSeen] = {}
+        # Bumped on every local change, so an apply can tell its read went stale meanwhile.
+        self._silences_version = 0
+        self._rules_generation = 0
         self._limiter = limiter
         self.clock = clock
         self._external_url = external_url
@@ -142,62 +195,109 @@ class EngineState:
 
     async def restore(self) -> None:
         """Rebuild everything from PostgreSQL (a restart or failover loses nothing)."""
+        active = await self._rules.load()
+        series = await self._series.load()
+        alerts = await self.store.load()
+        silences = await self.store.load_silences()
+        entries = await self._log.load()
+        rules = await self._read_rules()
         async with self.lock:
             now = self.clock.now()
-            self.evaluator.restore(await self._rules.load())
-            self.evaluator.restore_series(await self._series.load())
-            await self._read_book(now, full=True)
-            self.engine.silences = SilenceBook(await self.store.load_silences())
-            self.entries = await self._log.load()
-            await self._reload_rules()
+            self.evaluator.restore(active)
+            self.evaluator.restore_series(series)
+            self._replace_book(alerts, now)
+            self.engine.silences = SilenceBook(silences)
+            self.entries = entries
+            self._apply_rules(rules)
             self.restored.set()
-            log.info(
-                "state restored",
-                alerts=len(self.engine.book),
-                silences=len(self.engine.silences.all()),
-                log_entries=len(self.entries),
-            )
+        log.info(
+            "state restored",
+            alerts=len(self.engine.book),
+            silences=len(silences),
+            log_entries=len(entries),
+        )
 
     # -- input ---------------------------------------------------------------------
 
-    async def on_transitions(
+    def evaluated(
         self,
         transitions: Sequence[Transition],
         updates: Sequence[AlertInstance],
         seen: Sequence[SeriesSeen] = (),
-    ) -> None:
-        """Rule evaluation results: rule state, alert book, state events, groups."""
-        await self._series.save(seen)
-        if not transitions and not updates:
-            return
+    ) -> RuleWrite:
+        """Rule evaluation results, under ``lock``: merged into the book; ``write_rules``
+        makes them durable and routes them after the lock."""
         now = self.clock.now()
-        await self._rules.record(transitions, updates)
         stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
-        accepted = self._ingest(stored, now, AlertSource.RULE)
-        await self.store.save(accepted, origin=self.origin)
-        if transitions:
-            await self._producer.publish_many(state_changed(t) for t in transitions)
-        for transition in transitions:
-            self.metrics.transitions.labels(transition.alert.state.value).inc()
-        await acknowledged(
-            await self._routing_producer.enqueue(
-                self._route_out.records(self.engine, [(a, None, None) for a in accepted])
-            )
-        )
+        accepted = self._ingest(stored, now, AlertSource.RULE) if stored else []
+        for one in seen:  # the newest per series: a retried batch adds no more of them
+            self._seen_unwritten[(one.rule, one.fingerprint)] = one
+        return RuleWrite(list(transitions), list(updates), accepted)
+
+    async def write_rules(self, work: RuleWrite) -> None:
+        """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
+        rule state and history, the book — then send their state events and routing
+        records, oldest first. One that fails stays queued and resumes where it stopped
+        on the next call (the batch's retry), so a PostgreSQL outage loses no transition
+        although the evaluator has moved on."""
+        if not work.empty():
+            self._unwritten.append(work)
+        if self._seen_unwritten:
+            seen = self._seen_unwritten
+            self._seen_unwritten = {}
+            try:
+                await self._series.save(list(seen.values()))
+            except BaseException:
+                self._seen_unwritten = {**seen, **self._seen_unwritten}
+                raise
+        while self._unwritten:
+            await self._write(self._unwritten[0])
+            self._unwritten.popleft()
+
+    async def _write(self, work: RuleWrite) -> None:
+        if work.step is WriteStep.RULES:
+            await self._rules.record(work.transitions, work.updates)
+            work.step = WriteStep.BOOK
+        if work.step is WriteStep.BOOK:
+            await self.store.save(work.accepted, origin=self.origin)
+            work.step = WriteStep.EVENTS
+        if work.step is WriteStep.EVENTS:
+            if work.transitions:
+                await self._producer.publish_many(state_changed(t) for t in work.transitions)
+            for transition in work.transitions:
+                self.metrics.transitions.labels(transition.alert.state.value).inc()
+            work.step = WriteStep.ROUTING
+        if work.step is WriteStep.ROUTING:
+            if work.ticket is None:
+                # Routed once durable, as the book holds them now: a later merge (a POST
+                # of the same labels) queued since carries no newer version than this.
+                async with self.lock:
+                    book = self.engine.book
+                    current = {a.fingerprint: book.get(a.fingerprint) for a in work.accepted}
+                    work.ticket = self._outbox.add(
+                        self._route_out.records(
+                            self.engine, [(a, None, None) for a in current.values() if a]
+                        )
+                    )
+            try:
+                await self._outbox.sent(work.ticket)
+            except Exception:
+                work.ticket = None
+                raise
+            work.step = WriteStep.DONE
 
     async def post_alerts(self, alerts: Sequence[StoredAlert]) -> tuple[int, int]:
         """Alerts from the API; returns (accepted, dropped by the ingest limit).
 
-        Merged into the book and queued to their groups' partitions under the lock, so
-        the records of concurrent POSTs are in merge order; answered once Kafka has them
-        (acks=all). The groups' owners make them durable in PostgreSQL (``persist``)."""
+        Merged into the book and their records queued for their groups' partitions under
+        the lock (no await), so the records of concurrent writers are in merge order; sent
+        after the lock and answered once Kafka has them (acks=all). The groups' owners make
+        them durable in PostgreSQL (``persist``): no PostgreSQL on this path."""
         async with self.lock:
             now = self.clock.now()
             accepted = self._ingest_api(alerts, now)
-            acks = await self._routing_producer.enqueue(
-                self._route_out.records(self.engine, accepted)
-            )
-        await acknowledged(acks)
+            ticket = self._outbox.add(self._route_out.records(self.engine, accepted))
+        await self._outbox.sent(ticket)
         return len(accepted), len(alerts) - len(accepted)
 
     def _ingest_api(self, alerts: Sequence[StoredAlert], now: float) -> list[Ingested]:
@@ -233,6 +333,10 @@ class EngineState:
         await self.store.persist_routed(records, self.origin)
 
     def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
+        """Apply persisted records to this replica's groups (under ``lock``). A record
+        older than the version the book holds (a replay after a crash or a rebalance, or
+        a merge that overtook it) applies that newer version instead: a replayed firing
+        record must not bring back an alert whose resolve was already notified."""
         now = self.clock.now()
         book = self.engine.book
         firing = AlertStatus.FIRING
@@ -241,10 +345,12 @@ class EngineState:
             for r in batch.alerts:
                 if not self.owns(r.group_key):
                     continue  # a stale record from before a rebalance
-                if not mine:
-                    held = book.get(r.fingerprint)
-                    if held is None or held.updated_at < r.updated_at:
-                        book.restore([_stored(r)], now)
+                held = book.get(r.fingerprint)
+                if held is not None and held.updated_at > r.updated_at:
+                    self.engine.apply_routed(r.route_id, grouped(held), now, r.group_key)
+                    continue
+                if not mine and (held is None or held.updated_at < r.updated_at):
+                    book.restore([_stored(r)], now)
                 alert = GroupedAlert(
                     r.fingerprint,
                     r.labels,
@@ -259,33 +365,43 @@ class EngineState:
 
     async def assigned(self, partitions: set[int]) -> None:
         """Take over groups: re-read the shared state, then rebuild the new partitions' groups."""
-        async with self.flushing, self.lock:
-            now = self.clock.now()
-            await self._read_book(now, full=True)
-            self.entries = await self._log.load()
-            new = partitions - self.owned
-            self.owned |= partitions
-            self.engine.rebuild_owned(now, lambda key: self._route_out.partition(key) in new)
-            log.info(
-                "groups assigned",
-                partitions=sorted(partitions),
-                groups=len(self.engine.dispatcher.groups()),
-            )
+        async with self.flushing:
+            alerts = await self.store.load()
+            entries = await self._log.load()  # only a flush writes entries: ``flushing``
+            async with self.lock:
+                now = self.clock.now()
+                self._replace_book(alerts, now)
+                self.entries = entries
+                new = partitions - self.owned
+                self.owned |= partitions
+                self.engine.rebuild_owned(now, lambda key: self._route_out.partition(key) in new)
+                groups = len(self.engine.dispatcher.groups())
+        log.info("groups assigned", partitions=sorted(partitions), groups=groups)
         self.wake.set()
 
     async def revoked(self, partitions: set[int]) -> None:
         async with self.flushing, self.lock:
             self.owned -= partitions
             dropped = self.engine.drop_unowned(self.owns)
-            log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
+        log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
 
     async def sync(self) -> None:
-        """Pick up what other replicas wrote: alerts, silences, rule groups."""
-        now = self.clock.now()
-        await self._read_book(now, full=False)
-        self.engine.silences = SilenceBook(await self.store.load_silences())
+        """Pick up what other replicas wrote: alerts, silences, rule groups. Read without
+        the lock; applied under it unless a local change made the read stale (the book
+        keeps the newer version of each alert by itself)."""
+        silences_version, rules_generation = self._silences_version, self._rules_generation
+        alerts = await self.store.load(self._synced_to - SYNC_MARGIN_S, not_from=self.origin)
+        silences = await self.store.load_silences()
+        rules = None
         if await self._rule_groups.version() != self._rules_version:
-            await self._reload_rules()
+            rules = await self._read_rules()
+        async with self.lock:
+            self.engine.book.restore(alerts, self.clock.now())
+            self._synced(alerts)
+            if self._silences_version == silences_version:
+                self.engine.silences = SilenceBook(silences)
+            if rules is not None and self._rules_generation == rules_generation:
+                self._apply_rules(rules)
 
     # -- rules ---------------------------------------------------------------------
 
@@ -305,27 +421,46 @@ class EngineState:
         return deleted
 
     async def _reload_rules(self) -> None:
-        """A new evaluator over file + API rules, carrying over the state of rules that stay."""
-        self._rules_version = await self._rule_groups.version()
-        self.api_rule_sources = await self._rule_groups.load()
-        rules = list(self._file_rules)
-        for name, source in sorted(self.api_rule_sources.items()):
-            rules.extend(parse_rules(source, source=f"api:{name}"))
+        generation = self._rules_generation
+        rules = await self._read_rules()
+        async with self.lock:
+            # Another reload applied since this read began: its read is at least as new
+            # (a change it missed is picked up by the next sync, by version).
+            if self._rules_generation == generation:
+                self._apply_rules(rules)
+
+    async def _read_rules(self) -> RuleSet:
+        version = await self._rule_groups.version()
+        sources = await self._rule_groups.load()
+        parsed = [
+            rule
+            for name, source in sorted(sources.items())
+            for rule in parse_rules(source, source=f"api:{name}")
+        ]
+        return version, sources, parsed
+
+    def _apply_rules(self, rules: RuleSet) -> None:
+        """Under ``lock``: a new evaluator over file + API rules, carrying over the state of
+        rules that stay."""
+        version, sources, parsed = rules
+        self._rules_version = version
+        self.api_rule_sources = sources
         old = self.evaluator
-        evaluator = Evaluator(rules)
+        evaluator = Evaluator([*self._file_rules, *parsed])
         evaluator.restore(old.active())
         evaluator.restore_series(old.seen_series())
         self.evaluator = evaluator
+        self._rules_generation += 1
 
-    async def _read_book(self, now: float, *, full: bool) -> None:
-        if full:
-            alerts = await self.store.load()
-            self.engine.book.replace_all(alerts, now, forgotten_after_s=RESOLVED_RETENTION_S)
-        else:
-            # Rows reach the table after their owner consumes them, not in updated_at
-            # order: re-read a margin, the book keeps the newer of what it holds.
-            alerts = await self.store.load(self._synced_to - SYNC_MARGIN_S, not_from=self.origin)
-            self.engine.book.restore(alerts, now)
+    def _replace_book(self, alerts: Sequence[StoredAlert], now: float) -> None:
+        """Under ``lock``: a full re-read of the durable book (kept: what is held here and
+        newer, or still on its way to its owner)."""
+        self.engine.book.replace_all(alerts, now, forgotten_after_s=RESOLVED_RETENTION_S)
+        self._synced(alerts)
+
+    def _synced(self, alerts: Sequence[StoredAlert]) -> None:
+        # Rows reach the table after their owner consumes them, not in updated_at order:
+        # each incremental re-read reaches back a margin before the newest row seen.
         if alerts:
             self._synced_to = max(self._synced_to, *(a.updated_at for a in alerts))
 
@@ -361,16 +496,27 @@ class EngineState:
     # -- silences ------------------------------------------------------------------
 
     async def set_silence(self, silence: Silence) -> Silence:
-        now = self.clock.now()
-        stored, changed = self.engine.silences.set(silence, now)
-        await self.store.save_silences(changed)
+        """Validated and planned on a copy under ``lock``, made durable without it, then
+        applied (a write that fails changes nothing)."""
+        async with self.lock:
+            now = self.clock.now()
+            stored, changed = SilenceBook(self.engine.silences.all()).set(silence, now)
+        await self._save_silences(changed)
         self.wake.set()
         return stored
 
     async def expire_silence(self, silence_id: str) -> Silence:
-        expired = self.engine.silences.expire(silence_id, self.clock.now())
-        await self.store.save_silences([expired])
+        async with self.lock:
+            expired = SilenceBook(self.engine.silences.all()).expire(silence_id, self.clock.now())
+        await self._save_silences([expired])
         return expired
+
+    async def _save_silences(self, changed: Sequence[Silence]) -> None:
+        await self.store.save_silences(changed)
+        async with self.lock:
+            for one in changed:
+                self.engine.silences.restore(one)
+            self._silences_version += 1
 
     # -- flushing ------------------------------------------------------------------
 
@@ -423,24 +569,31 @@ class EngineState:
             return len(sending)
 
     async def maintain(self, retention_days: float) -> None:
-        """Forget resolved alerts nobody needs, expired silences and old history."""
-        now = self.clock.now()
-        await self._read_book(now, full=True)  # also forgets what other replicas collected
-        book = self.engine.book
-        book.refresh_activity(now)
-        # Only a group's owner forgets its alerts, so a resolve another replica still has to
-        # send is never collected under it.
-        gone = [
-            fp
-            for fp in book.collectable(now, RESOLVED_RETENTION_S, self.engine.in_groups())
-            if (alert := book.get(fp)) is not None
-            and all(self.owns(key) for _, key in self.engine.routes_for(alert))
-        ]
-        for fingerprint in gone:
-            book.remove(fingerprint)
+        """Forget resolved alerts nobody needs, expired silences and old history. The
+        caller holds ``flushing`` (ownership must not change meanwhile), not ``lock``."""
+        alerts = await self.store.load()  # also forgets what other replicas collected
+        async with self.lock:
+            now = self.clock.now()
+            self._replace_book(alerts, now)
+            book = self.engine.book
+            book.refresh_activity(now)
+            # Only a group's owner forgets its alerts, so a resolve another replica still
+            # has to send is never collected under it.
+            gone = [
+                (fp, alert.updated_at)
+                for fp in book.collectable(now, RESOLVED_RETENTION_S, self.engine.in_groups())
+                if (alert := book.get(fp)) is not None
+                and all(self.owns(key) for _, key in self.engine.routes_for(alert))
+            ]
+            for fingerprint, _ in gone:
+                book.remove(fingerprint)
+            purged = self.engine.silences.purge(now - retention_days * 86400)
+            if purged:
+                self._silences_version += 1
+            firing = len(book.firing(now))
+            self.metrics.alerts.labels("firing").set(firing)
+            self.metrics.alerts.labels("resolved").set(len(book) - firing)
+        # Each row only as it was judged: one updated since (a new POST) stays.
         await self.store.delete(gone)
-        await self.store.delete_silences(self.engine.silences.purge(now - retention_days * 86400))
+        await self.store.delete_silences(purged)
         await self.store.purge_history(retention_days)
-        firing = len(book.firing(now))
-        self.metrics.alerts.labels("firing").set(firing)
-        self.metrics.alerts.labels("resolved").set(len(book) - firing)

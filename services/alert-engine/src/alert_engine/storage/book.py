@@ -158,13 +158,17 @@ class BookStore:
                     ],
                 )
 
-    async def delete(self, fingerprints: Sequence[str]) -> None:
-        if not fingerprints:
+    async def delete(self, alerts: Sequence[tuple[str, float]]) -> None:
+        """Delete rows (fingerprint, updated_at) as they were judged collectable: a row
+        updated since (the alert came back) is kept."""
+        if not alerts:
             return
         async with self._pool.connection() as conn:
             await conn.execute(
-                "DELETE FROM alert_engine.stored_alerts WHERE fingerprint = ANY(%s)",
-                (list(fingerprints),),
+                "DELETE FROM alert_engine.stored_alerts s"
+                " USING unnest(%s::text[], %s::float8[]) AS g(fingerprint, updated_at)"
+                " WHERE s.fingerprint = g.fingerprint AND s.updated_at <= g.updated_at",
+                ([fp for fp, _ in alerts], [at for _, at in alerts]),
             )
 
     async def load(

@@ -15,6 +15,7 @@ from metrics_ingest.pipeline.admission import SeriesAdmission
 from metrics_ingest.pipeline.history import History
 from metrics_ingest.pipeline.http_api import Publisher
 from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
+from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.checkpoint import Checkpoint
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.windows import Rollups, SampleOutcome
@@ -41,6 +42,7 @@ class RollupStage:
         clock: Clock,
         registry: CollectorRegistry,
         max_series_per_metric: int = 0,
+        limits: SeriesLimits | None = None,
         series_idle_s: float = 3600.0,
         admission: SeriesAdmission | None = None,
         max_future_s: float = math.inf,
@@ -50,7 +52,10 @@ class RollupStage:
         self._history = history
         self._producer = producer
         self._clock = clock
-        self._limit = max_series_per_metric
+        self._limits = limits or SeriesLimits(per_metric=max_series_per_metric)
+        self._limit = self._limits.per_metric
+        self._warned_at: dict[SeriesRefusal, float] = {}  # global refusals, logged per reap
+        self._named: set[str] = set()  # metric names with a series gauge
         self._series_idle_s = series_idle_s
         self._max_future_s = max_future_s
         self._next_reap = clock.now() + TOUCH_INTERVAL_S
@@ -76,6 +81,18 @@ class RollupStage:
         self._series = Gauge(
             "metrics_ingest_series", "Known series per metric name", ["name"], registry=registry
         )
+        self._series_active = Gauge(
+            "metrics_ingest_series_active",
+            "Series this replica holds (every metric name)",
+            registry=registry,
+        )
+        refused = Counter(
+            "metrics_ingest_series_refused",
+            "Samples of new series refused by a series limit, by the limit",
+            ["reason"],
+            registry=registry,
+        )
+        self._refused = {reason: refused.labels(reason.value) for reason in SeriesRefusal}
 
     async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
         invalid = self._add(batch)
@@ -84,14 +101,15 @@ class RollupStage:
             await self._admit(self._admission, now)
         self._unsaved.extend(self._rollups.close_due(now))
         rejected = self._rollups.take_rejected_series()
-        await self._emit(rejected, now)
+        refusals = self._rollups.take_series_refusals()
+        await self._emit(rejected, refusals, now)
         self._open.set(self._rollups.open_windows)
         reaped = now >= self._next_reap
         if reaped:
             await self._reap(now)
-        if rejected or reaped:
-            for name, n in self._rollups.series_count().items():
-                self._series.labels(name).set(n)
+        if rejected or refusals or reaped:
+            self._count_series()
+        self._series_active.set(self._rollups.series_total)
         return BatchResult(
             rejected=invalid,
             hold_from=self._rollups.hold_from(),
@@ -141,17 +159,43 @@ class RollupStage:
         refuses leaves no trace (a failure here retries the batch; they stay unconfirmed)."""
         new = self._rollups.unconfirmed_series()
         if new:
-            self._rollups.refuse_series(await admission.admit(new, now))
+            by_reason: dict[SeriesRefusal, list[SeriesKey]] = {}
+            for key, reason in await admission.admit(new, now):
+                by_reason.setdefault(reason, []).append(key)
+            for reason, keys in by_reason.items():
+                self._rollups.refuse_series(keys, reason)
             self._rollups.confirm_series(new)
 
-    async def _emit(self, rejected: dict[str, int], now: float) -> None:
-        """Closed windows to history, then signals (with one per over-limit metric)."""
-        if not self._unsaved and not rejected:
+    def _count_series(self) -> None:
+        counts = self._rollups.series_count()
+        for name, n in counts.items():
+            self._series.labels(name).set(n)
+        for name in self._named - counts.keys():
+            self._series.remove(name)  # a name this replica no longer holds
+        self._named = set(counts)
+
+    async def _emit(
+        self, rejected: dict[str, int], refusals: dict[SeriesRefusal, int], now: float
+    ) -> None:
+        """Closed windows to history, then signals (with one per over-limit metric, and
+        one per global limit that refused series)."""
+        if not self._unsaved and not rejected and not refusals:
             return
         outgoing = [cardinality_signal(name, n, self._limit, now) for name, n in rejected.items()]
         for name, n in rejected.items():
             self._rejected_series.labels(name).inc(n)
             log.warning("series limit reached", metric=name, rejected=n, limit=self._limit)
+        for reason, n in refusals.items():
+            self._refused[reason].inc(n)
+            if reason is SeriesRefusal.PER_METRIC:
+                continue
+            limit = (
+                self._limits.series if reason is SeriesRefusal.SERIES else self._limits.metric_names
+            )
+            outgoing.append(cardinality_signal("*", n, limit, now, limit_name=reason.value))
+            if now - self._warned_at.get(reason, -TOUCH_INTERVAL_S) >= TOUCH_INTERVAL_S:
+                self._warned_at[reason] = now  # a flood of new names logs once a minute
+                log.warning("global series limit reached", limit=reason.value, max=limit)
         if self._unsaved:
             skipped = await self._history.store(self._unsaved, now)
             if skipped:

@@ -29,17 +29,23 @@ def to_signal(window: ClosedWindow, now: float) -> Outgoing:
 CARDINALITY_SIGNAL = "metrics_ingest_series_limited"
 
 
-def cardinality_signal(name: str, rejected: int, limit: int, now: float) -> Outgoing:
-    """A metric hit its series limit: alertable like any signal (value = samples rejected)."""
+def cardinality_signal(
+    name: str, rejected: int, limit: int, now: float, *, limit_name: str | None = None
+) -> Outgoing:
+    """A metric hit its series limit, or (``name`` "*", ``limit_name`` the
+    ``SeriesRefusal``) the group hit a global one: alertable like any signal (value =
+    samples rejected)."""
+    labels = {"metric": name} if limit_name is None else {"metric": name, "limit": limit_name}
+    what = f"of {name}" if limit_name is None else f"(limit {limit_name})"
     signal = SignalObserved(
         source=SignalSource.METRICS,
         kind=SignalKind.FINDING,
         name=CARDINALITY_SIGNAL,
-        subject=name,
-        labels={"metric": name},
+        subject=name if limit_name is None else f"{name}:{limit_name}",
+        labels=labels,
         value=float(rejected),
         stats={"limit": float(limit), "rejected": float(rejected)},
         observed_at=now,
-        detail=f"{rejected} samples of new series of {name} rejected: limit {limit} series",
+        detail=f"{rejected} samples of new series {what} rejected: limit {limit}",
     )
-    return Outgoing(SIGNALS, name, signal)
+    return Outgoing(SIGNALS, signal.subject, signal)

@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimit
+from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimit, SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.checkpoint import Checkpoint
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.histogram import BucketIncrease, fold_sample
@@ -46,7 +46,7 @@ class SampleOutcome(enum.StrEnum):
     LATE = "late"
     DUPLICATE = "duplicate"  # offset already applied (a retried batch)
     REPLAYED = "replayed"  # replay after a restart; its window was already emitted in full
-    OVER_CARDINALITY = "over_cardinality"  # a new series beyond its metric's limit
+    OVER_CARDINALITY = "over_cardinality"  # a new series beyond a series limit
     INVALID_NAME = "invalid_name"  # a new series whose metric or label name is not valid
     # Stamped further ahead than the consumer's max_future_s (checked before ``add``): its
     # window would never close and it would move the partition's watermark past every
@@ -82,8 +82,11 @@ class WindowConfig:
     sizes_s: tuple[float, ...] = (10.0, 60.0)
     allowed_lateness_s: float = 5.0
     idle_grace_s: float = 5.0
-    # New series per metric name beyond this are rejected (0: no limit).
+    # New series beyond these are rejected (0: no limit): per metric name, in all, and
+    # new metric names beyond a number of distinct ones.
     max_series_per_metric: int = 0
+    max_series: int = 0
+    max_metric_names: int = 0
 
 
 @dataclass(slots=True)
@@ -132,7 +135,9 @@ class Rollups:
         self._parts: dict[Partition, _Partition] = {}
         self._last: tuple[Partition, _Partition] | None = None
         self._open_count = 0
-        self._limit = SeriesLimit(config.max_series_per_metric)
+        self._limit = SeriesLimit(
+            SeriesLimits(config.max_series_per_metric, config.max_series, config.max_metric_names)
+        )
 
     def watermark(self, partition: Partition) -> float:
         part = self._parts.get(partition)
@@ -280,8 +285,17 @@ class Rollups:
         return out
 
     def take_rejected_series(self) -> dict[str, int]:
-        """Samples of new series rejected per metric name since the last call."""
+        """Samples rejected by the per-metric limit per metric name since the last call."""
         return self._limit.take_rejected()
+
+    def take_series_refusals(self) -> dict[SeriesRefusal, int]:
+        """Samples of refused series per reason (every limit) since the last call."""
+        return self._limit.take_refusals()
+
+    @property
+    def series_total(self) -> int:
+        """Series held (the cardinality this replica carries)."""
+        return self._limit.total
 
     def series_count(self) -> dict[str, int]:
         return self._limit.counts()
@@ -296,11 +310,13 @@ class Rollups:
     def confirm_series(self, series: Iterable[SeriesKey]) -> None:
         self._limit.confirmed(series)
 
-    def refuse_series(self, series: Iterable[SeriesKey]) -> None:
+    def refuse_series(
+        self, series: Iterable[SeriesKey], reason: SeriesRefusal = SeriesRefusal.PER_METRIC
+    ) -> None:
         """Undo new series the group-wide limit refused: their state and open windows go,
         their samples count as rejected, and their later samples are rejected at once."""
         refused = list(series)
-        self._limit.refuse(refused)
+        self._limit.refuse(refused, reason)
         gone = {one for _, one in refused}
         for part in self._parts.values():
             states = [s for s in map(part.by_series.get, gone) if s is not None]
@@ -315,7 +331,7 @@ class Rollups:
                     ),
                     default=0,
                 )
-                self._limit.count_rejected(state.name, samples)
+                self._limit.count_rejected(state.name, samples, reason)
             ids = {id(state) for state in states}
             part.by_key = {k: v for k, v in part.by_key.items() if id(v) not in ids}
             for end, windows in list(part.by_end.items()):

@@ -1,0 +1,247 @@
+"""The engine state's one rule: no I/O is awaited under its lock. With every PostgreSQL
+call of the state held open (a paused database), posting alerts still completes, and
+everything that waited completes once the database answers — nothing lost, nothing
+routed out of merge order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from alert_engine.core.alerts import StoredAlert
+from alert_engine.core.amconfig import default_config
+from alert_engine.core.book import AlertBook
+from alert_engine.core.engine import Engine
+from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
+from alert_engine.core.matchers import Matcher
+from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.pipeline.state import EngineState
+from alert_engine.ratelimit import Limits, MemoryTokenBuckets
+from opsmesh.clock import FakeClock
+from opsmesh.events.alerts import AlertsRouted, AlertState
+from opsmesh.kafka.producer import Outgoing
+
+T0 = 1_700_000_000.0
+MATCHER = Matcher.from_api("alertname", "x", False, True)
+
+
+class Database:
+    """Every store of the fake database waits on one gate (closed: PostgreSQL paused),
+    and can fail its next calls (PostgreSQL refusing)."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.failures = 0
+        self.calls: list[str] = []
+        self.waiting = 0
+        self.changed = asyncio.Condition()
+
+    async def io(self, what: str) -> None:
+        async with self.changed:
+            self.waiting += 1
+            self.changed.notify_all()
+        try:
+            await self.open.wait()
+        finally:
+            self.waiting -= 1
+        if self.failures:
+            self.failures -= 1
+            raise OSError(f"{what}: connection refused")
+        self.calls.append(what)
+
+
+class Store:
+    """AlertStore, SeriesStore, BookStore and NotificationLog at once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.saved: list[StoredAlert] = []
+        self.silences: list[Silence] = []
+
+    async def load(self, *_: Any, **__: Any) -> list[Any]:
+        await self._db.io("load")
+        return []
+
+    async def save(self, alerts: Sequence[Any] = (), *_: Any, **__: Any) -> None:
+        await self._db.io("save")
+        self.saved.extend(a for a in alerts if isinstance(a, StoredAlert))
+
+    async def record(self, *_: Any) -> None:
+        await self._db.io("record")
+
+    async def load_silences(self) -> list[Silence]:
+        await self._db.io("load_silences")
+        return list(self.silences)
+
+    async def save_silences(self, silences: Sequence[Silence]) -> None:
+        await self._db.io("save_silences")
+        self.silences.extend(silences)
+
+    async def delete(self, *_: Any) -> None:
+        await self._db.io("delete")
+
+    async def delete_silences(self, *_: Any) -> None:
+        await self._db.io("delete_silences")
+
+    async def purge_history(self, *_: Any) -> int:
+        await self._db.io("purge_history")
+        return 0
+
+    async def put(self, *_: Any) -> None:
+        await self._db.io("put")
+
+    async def version(self) -> tuple[int, float]:
+        await self._db.io("version")
+        return (0, 0.0)
+
+
+class RuleGroups(Store):
+    async def load(self, *_: Any, **__: Any) -> dict[str, str]:  # type: ignore[override]
+        await self._db.io("load rule groups")
+        return {}
+
+
+class Producer:
+    """Acknowledges at once; keeps what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+    async def enqueue(self, items: Iterable[Outgoing]) -> list[asyncio.Future[Any]]:
+        out = []
+        for item in items:
+            self.sent.append(item)
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            out.append(done)
+        return out
+
+    async def publish_many(self, items: Iterable[Outgoing]) -> None:
+        await self.enqueue(items)
+
+    def routed(self) -> list[tuple[str, float]]:
+        return [
+            (a.fingerprint, a.updated_at)
+            for o in self.sent
+            if isinstance(o.event, AlertsRouted)
+            for a in o.event.alerts
+        ]
+
+
+def make_state(db: Database, producer: Producer, clock: FakeClock) -> EngineState:
+    store = Store(db)
+    return EngineState(
+        engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
+        evaluator=Evaluator([]),
+        rule_store=store,  # type: ignore[arg-type]
+        series_store=store,  # type: ignore[arg-type]
+        book_store=store,  # type: ignore[arg-type]
+        notification_log=store,  # type: ignore[arg-type]
+        rule_groups=RuleGroups(db),  # type: ignore[arg-type]
+        producer=producer,  # type: ignore[arg-type]
+        limiter=MemoryTokenBuckets(Limits()),
+        clock=clock,
+        registry=CollectorRegistry(),
+        external_url="http://engine",
+    )
+
+
+def posted(name: str, at: float, ends_at: float | None = None) -> StoredAlert:
+    return StoredAlert(name, {"alertname": name}, {}, at, ends_at, at)
+
+
+def firing(name: str) -> Transition:
+    alert = AlertInstance(
+        fingerprint=f"rule-{name}",
+        rule=name,
+        labels={"alertname": name},
+        annotations={},
+        state=AlertState.FIRING,
+        value=1.0,
+        active_at=T0,
+        fired_at=T0,
+        resolved_at=None,
+        last_true_at=T0,
+    )
+    return Transition(alert, AlertState.PENDING, T0)
+
+
+def seen_at(at: float) -> SeriesSeen:
+    return SeriesSeen("g/absent", "series", {"job": "x"}, at)
+
+
+async def all_waiting(db: Database, count: int) -> None:
+    async def wait() -> None:
+        async with db.changed:
+            await db.changed.wait_for(lambda: db.waiting == count)
+
+    await asyncio.wait_for(wait(), timeout=10)  # a bound, not a timing claim
+
+
+async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None:
+    db, producer, clock = Database(), Producer(), FakeClock(T0)
+    state = make_state(db, producer, clock)
+    db.open.clear()  # PostgreSQL paused: every call waits
+
+    async with state.lock:
+        work = state.evaluated([firing("RuleAlert")], [])
+    waiting = [
+        asyncio.create_task(state.write_rules(work)),
+        asyncio.create_task(state.sync()),
+        asyncio.create_task(
+            state.set_silence(
+                Silence(
+                    "",
+                    (Matcher.from_api("alertname", "x", False, True),),
+                    T0,
+                    T0 + 60,
+                    "me",
+                    "c",
+                    T0,
+                )
+            )
+        ),
+        asyncio.create_task(state.maintain(30)),
+        asyncio.create_task(state.put_rule_group("g", "groups: []")),
+    ]
+    await all_waiting(db, len(waiting))  # every other path waits on PostgreSQL
+
+    accepted = await asyncio.wait_for(state.post_alerts([posted("Api", T0)]), timeout=10)
+
+    assert accepted == (1, 0)
+    assert state.engine.book.get("Api") is not None
+    assert all(not t.done() for t in waiting), "the database is still paused"
+    # The rule alert is routed only once durable; the POST needs no PostgreSQL.
+    assert producer.routed() == [("Api", T0)]
+
+    db.open.set()
+    await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
+    assert ("rule-RuleAlert", T0) in producer.routed()
+    assert state.engine.silences.all(), "the silence is applied once durable"
+
+
+async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost() -> None:
+    db, producer, clock = Database(), Producer(), FakeClock(T0)
+    state = make_state(db, producer, clock)
+    async with state.lock:
+        first = state.evaluated([firing("One")], [], [seen_at(T0)])
+    db.failures = 1  # PostgreSQL refuses the first write: the series' last-seen times
+    try:
+        await state.write_rules(first)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write should have failed")
+    assert producer.routed() == [], "nothing routed before it is durable"
+
+    async with state.lock:  # the next batch (the evaluator has moved on)
+        second = state.evaluated([firing("Two")], [], [seen_at(T0 + 1)])
+    await state.write_rules(second)
+
+    assert [fp for fp, _ in producer.routed()] == ["rule-One", "rule-Two"]
+    assert db.calls.count("record") == 2, "each evaluation's rule state written once"
+    assert db.calls.count("save") == 3, "last-seen times once (the newest), book rows twice"
