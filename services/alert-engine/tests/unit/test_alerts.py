@@ -18,8 +18,8 @@ from alert_engine.core.alerts import (
     from_posted,
     merge,
     overlaps,
-    rfc3339,
 )
+from alert_engine.core.validation import rfc3339
 from opsmesh.labels import fingerprint
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -29,7 +29,7 @@ from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
-from alert_engine.core.rules import Rule, parse_rules
+from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.route_out import Ingested, RouteOut
@@ -310,7 +310,12 @@ class EngineState:
         self.api_rule_sources = await self._rule_groups.load()
         rules = list(self._file_rules)
         for name, source in sorted(self.api_rule_sources.items()):
-            rules.extend(parse_rules(source, source=f"api:{name}"))
+            try:
+                rules.extend(parse_rules(source, source=f"api:{name}", aliases=False))
+            except RuleFileError as exc:
+                # Stored before a check that now refuses it: leaving it out keeps every
+                # other group (and the engine's start) working; the log says which.
+                log.error("stored rule group skipped", group=name, error=str(exc)[:500])
         old = self.evaluator
         evaluator = Evaluator(rules)
         evaluator.restore(old.active())
