@@ -10,6 +10,7 @@ from aiohttp import web
 
 from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.api.guard import parameter_guard
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.book import AlertBook, IngestLimits
 from alert_engine.core.engine import Engine
@@ -151,7 +152,14 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             workers=workers,
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
-            middlewares=[auth_middleware(tokens, read_requires_token=settings.read_requires_token)],
+            middlewares=[
+                auth_middleware(
+                    tokens,
+                    read_requires_token=settings.read_requires_token,
+                    public_status=settings.public_status,
+                ),
+                parameter_guard,
+            ],
             client_max_size=MAX_BODY,
         )
     )
