@@ -17,7 +17,7 @@ import enum
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 MAX_LABELS = 64
 MAX_LABEL_NAME = 100  # opsmesh.events.base.LabelName
@@ -38,6 +38,11 @@ MIN_EPOCH = 0.0
 END_EPOCH = 253_402_300_800.0  # 10000-01-01T00:00:00Z, excluded
 LAST_EPOCH = END_EPOCH - 1  # 9999-12-31T23:59:59Z: what a formatter prints for anything later
 RANGE_TEXT = "1970-01-01T00:00:00Z..9999-12-31T23:59:59Z"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = timedelta(0)
+_END = timedelta(seconds=END_EPOCH)
+_LARGEST = math.nextafter(END_EPOCH, 0.0)  # the last float before year 10000
 
 _CLASSIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -158,14 +163,14 @@ def epoch_of(field: str, stamp: datetime) -> float:
     """Epoch seconds of an RFC 3339 time (naive = UTC), within years 1970..9999 in UTC."""
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    epoch = stamp.timestamp()
-    if not MIN_EPOCH <= epoch < END_EPOCH:
+    since = stamp - _EPOCH  # exact, where a float could round 9999-12-31T23:59:59.999999 up
+    if not _ZERO <= since < _END:
         raise InvalidInput(
             field,
             f"{stamp.isoformat()} is outside the accepted range {RANGE_TEXT} "
             "(after conversion to UTC)",
         )
-    return epoch
+    return min(since.total_seconds(), _LARGEST)
 
 
 def check_epoch(field: str, epoch: float | None) -> None:
