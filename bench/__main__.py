@@ -16,6 +16,7 @@ BENCHMARKS = (
     "notifier",
     "alert_engine_signals",
     "alert_engine_vs_alertmanager",
+    "alert_engine_inputs",
 )
 
 

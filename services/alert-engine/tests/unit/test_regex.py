@@ -146,3 +146,12 @@ def test_property_anchoring_equals_the_reference(pattern: str, texts: list[str])
     reference = re.compile(f"(?s:{pattern})")
     for text in texts:
         assert matches(text) is (reference.fullmatch(text) is not None), (pattern, text)
+
+
+def test_remembered_answers_stay_right_past_the_bound() -> None:
+    matches = anchored("web-[0-9]+")
+    for i in range(2_000):  # more values than a pattern remembers
+        assert matches(f"web-{i}")
+        assert not matches(f"web-{i}x")
+    assert matches("web-1")
+    assert not matches("web-" + "1" * 100 + "x")  # long texts are not remembered
