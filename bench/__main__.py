@@ -17,6 +17,7 @@ BENCHMARKS = (
     "alert_engine_signals",
     "alert_engine_vs_alertmanager",
     "api_fuzz",
+    "alert_engine_inputs",
 )
 
 

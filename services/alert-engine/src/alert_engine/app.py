@@ -12,6 +12,7 @@ from prometheus_client import Counter
 from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
 from alert_engine.api.errors import error_bodies
+from alert_engine.api.guard import parameter_guard
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.book import AlertBook, IngestLimits
 from alert_engine.core.engine import Engine
@@ -173,7 +174,12 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             drain_timeout_s=settings.shutdown_timeout_s,
             middlewares=[
                 error_bodies,
-                auth_middleware(tokens, read_requires_token=settings.read_requires_token),
+                auth_middleware(
+                    tokens,
+                    read_requires_token=settings.read_requires_token,
+                    public_status=settings.public_status,
+                ),
+                parameter_guard,
             ],
             client_max_size=MAX_BODY,
         )

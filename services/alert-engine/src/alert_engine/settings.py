@@ -29,6 +29,9 @@ class AlertEngineSettings(CommonSettings):
     api_tokens: SecretStr | None = Field(None, alias="ALERT_ENGINE_API_TOKENS")
     api_tokens_file: str | None = Field(None, alias="ALERT_ENGINE_API_TOKENS_FILE")
     read_requires_token: bool = Field(False, alias="ALERT_ENGINE_READ_REQUIRES_TOKEN")
+    # /api/v2/status shows the configuration (secrets masked as "<secret>"); it needs a
+    # read token unless opened here.
+    public_status: bool = Field(False, alias="ALERT_ENGINE_PUBLIC_STATUS")
     receiver_rate_per_minute: float = Field(
         0.0, ge=0, alias="ALERT_ENGINE_RECEIVER_RATE_PER_MINUTE"
     )

@@ -24,6 +24,7 @@ from alert_engine.core.matchers import (
     format_matchers,
     parse_matcher,
 )
+from alert_engine.core.validation import END_EPOCH
 
 _URL = click.option(
     "--url",
@@ -92,6 +93,8 @@ def add(
     if seconds <= 0:
         raise click.BadParameter("--duration must be positive")
     now = time.time()
+    if now + seconds >= END_EPOCH:
+        raise click.BadParameter("--duration must end before the year 10000")
     created = _call(
         url,
         "/api/v1/silences",

@@ -6,13 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from alert_engine.core.alerts import AlertSource
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan
 from alert_engine.core.grouping import AggregationGroup
 from alert_engine.core.routing import Route
+from alert_engine.core.validation import LAST_EPOCH, rfc3339
+from alert_engine.pipeline.screening import Unacceptable, check_routed
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.devinfra import Endpoints
@@ -117,3 +122,55 @@ async def test_notification_log_records_a_flush_in_one_statement(
     group = plans[0].group
     await log.record([FlushPlan(group, "team", NotifyReason.NEW_ALERTS, (), newer, "k9")])
     assert (await log.load())[(group.key, "team")] == newer
+
+
+async def test_values_stored_before_validation_load_without_failing(
+    pool: AsyncConnectionPool,
+) -> None:
+    """Rows an older version wrote (a year-10000 end, a Python-only regex) must not make
+    every read, or the next start, fail: times are clamped, such a silence skipped."""
+    store = BookStore(pool)
+    fp = uuid.uuid4().hex[:16]
+    bad_silence, good_silence = uuid.uuid4().hex, uuid.uuid4().hex
+    lookahead = [{"name": "a", "value": "(?=x)x", "isRegex": True, "isEqual": True}]
+    plain = [{"name": "a", "value": "x", "isRegex": False, "isEqual": True}]
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO alert_engine.stored_alerts (fingerprint, labels, annotations,"
+            " starts_at, ends_at, updated_at, source) VALUES (%s, %s, '{}', %s, %s, %s, %s)",
+            (fp, Jsonb({"alertname": "Old", "fp": fp}), -5.0, 253_402_387_139.0, 1e300, "martian"),
+        )
+        for silence_id, matchers in ((bad_silence, lookahead), (good_silence, plain)):
+            await conn.execute(
+                "INSERT INTO alert_engine.silences (id, matchers, starts_at, ends_at,"
+                " created_by, comment, updated_at) VALUES (%s, %s, %s, %s, 'me', 'c', %s)",
+                (silence_id, Jsonb(matchers), T0, 1e300, T0),
+            )
+    try:
+        (old,) = [a for a in await store.load() if a.fingerprint == fp]
+        assert (old.starts_at, old.ends_at, old.updated_at) == (0.0, LAST_EPOCH, LAST_EPOCH)
+        assert old.source is AlertSource.API
+        assert rfc3339(old.ends_at) == "9999-12-31T23:59:59.000Z"
+        silences = {s.id: s for s in await store.load_silences()}
+        assert bad_silence not in silences
+        assert silences[good_silence].ends_at == LAST_EPOCH
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM alert_engine.stored_alerts WHERE fingerprint = %s", (fp,)
+            )
+            await conn.execute(
+                "DELETE FROM alert_engine.silences WHERE id = ANY(%s)",
+                ([bad_silence, good_silence],),
+            )
+
+
+async def test_postgresql_refuses_what_screening_dead_letters(pool: AsyncConnectionPool) -> None:
+    """Why the alert-groups consumer screens records: one NUL fails the whole batch's
+    statement, on every retry."""
+    store = BookStore(pool)
+    poison = AlertsRouted(alerts=[routed(uuid.uuid4().hex[:16], T0, summary="bad\x00")])
+    with pytest.raises(psycopg.errors.UntranslatableCharacter):
+        await store.persist_routed([encode(poison)], "owner")
+    with pytest.raises(Unacceptable, match="NUL"):
+        check_routed(poison)

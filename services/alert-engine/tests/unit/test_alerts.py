@@ -18,8 +18,8 @@ from alert_engine.core.alerts import (
     from_posted,
     merge,
     overlaps,
-    rfc3339,
 )
+from alert_engine.core.validation import rfc3339
 from opsmesh.labels import fingerprint
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -245,3 +245,36 @@ def test_common_labels() -> None:
     assert common_labels([]) == {}
     assert common_labels([{"a": "1", "b": "2"}, {"a": "1", "b": "3"}, {"a": "1"}]) == {"a": "1"}
     assert common_labels([{"a": "1"}]) == {"a": "1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # issue 10 item 2: year 9999 locally is year 10000 in UTC
+        (
+            {"ends": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(minutes=1439)))},
+            r"^endsAt: 9999-12-31T23:59:59-23:59 is outside the accepted range",
+        ),
+        ({"starts": datetime(1969, 7, 20, tzinfo=UTC)}, r"^startsAt: 1969-07-20"),
+        ({"labels": {"alertname": "A", "team": "db\x00"}}, r"^labels\.team: contains a NUL"),
+        ({"labels": {"alertname": "A", "v": "x" * 1025}}, r"^labels\.v: is longer than 1024"),
+        ({"annotations": {"summary": "\ud800"}}, r"^annotations\.summary: contains a lone"),
+    ],
+)
+def test_unstorable_and_out_of_range_alerts_are_invalid(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidAlert, match=message):
+        from_posted(posted(**changes), now=T0, resolve_timeout_s=RT)  # type: ignore[arg-type]
+
+
+def test_generator_url_must_be_storable() -> None:
+    alert = PostedAlert(LABELS, {}, None, None, "http://prom/\x00")
+    with pytest.raises(InvalidAlert, match=r"^generatorURL: contains a NUL"):
+        from_posted(alert, now=T0, resolve_timeout_s=RT)
+
+
+def test_the_last_accepted_moment_prints() -> None:
+    last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    a = from_posted(posted(ends=last), now=T0, resolve_timeout_s=RT)
+    assert rfc3339(a.ends_at).startswith("9999-12-31T23:59:59.99")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import yaml
 
 from alert_engine.core.amconfig import (
     DEFAULT_RESOLVE_TIMEOUT_S,
@@ -94,7 +95,14 @@ def cfg() -> EngineConfig:
 
 def test_global_and_original(cfg: EngineConfig) -> None:
     assert cfg.resolve_timeout_s == 120
-    assert cfg.original == CONFIG
+    # As Alertmanager's config.original: the configuration, its secrets masked.
+    shown = yaml.safe_load(cfg.original)
+    assert shown["global"] == {"resolve_timeout": "2m", "slack_api_url": "<secret>"}
+    assert shown["route"] == yaml.safe_load(CONFIG)["route"]
+    assert shown["receivers"][2]["pagerduty_configs"] == [{"routing_key": "<secret>"}]
+    assert shown["receivers"][1]["webhook_configs"] == [{"url": "<secret>"}]
+    assert "hooks.example" not in cfg.original
+    assert "routing_key: k" not in cfg.original
     assert parse_config("route: {receiver: r}\nreceivers: [{name: r}]").resolve_timeout_s == (
         DEFAULT_RESOLVE_TIMEOUT_S
     )

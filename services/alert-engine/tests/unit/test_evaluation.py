@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 import pytest
 
-from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition
+from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition, alert_labels
 from alert_engine.core.rules import Comparison, ThresholdRule
 from alert_engine.core.templating import render
+from alert_engine.core.validation import MAX_LABEL_VALUE, text_problem
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.labels import fingerprint
@@ -379,3 +380,18 @@ def test_templates_cannot_build_huge_values(source: str) -> None:
     out = render(source, {}, 1.0)
     assert out.startswith("<template error:")
     assert len(out) < 300
+
+
+def test_rendered_labels_and_annotations_are_always_storable() -> None:
+    """A template can print NUL ('%c' % 0) or build a long text; the alert it makes must
+    still be stored and fit the events, so the output is mended rather than refused."""
+    rule = ThresholdRule(
+        name="A",
+        signal="s",
+        threshold=1.0,
+        labels={"nul": "{{ '%c' % 0 }}", "long": "{{ 'z' * 5000 }}"},
+    )
+    labels = alert_labels(rule, {"host": "h"}, 2.0)
+    assert labels["nul"] == "\ufffd"
+    assert len(labels["long"]) == MAX_LABEL_VALUE
+    assert all(text_problem(v) is None for v in labels.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alert_engine.core.matchers import (
     Matcher,
@@ -188,3 +190,67 @@ def test_equality_ignores_the_compiled_pattern() -> None:
     assert parse_matcher('a=~"b"') == Matcher("a", MatchType.REGEX, "b")
     assert hash(parse_matcher('a=~"b"')) == hash(Matcher("a", MatchType.REGEX, "b"))
     assert parse_matcher('a=~"b"') != parse_matcher('a="b"')
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('a="x\\u0000"', "NUL"),
+        ('"a\\u0000"="x"', "NUL"),
+        (
+            'a=~"(a)\\\\1"',
+            r"invalid regex in a=~'\(a\)\\\\1': error parsing regexp: invalid escape",
+        ),
+        ('a=~"(?=x)"', "invalid or unsupported Perl syntax"),
+        ("a=~" + "x" * 4097, "longer than 4096"),
+    ],
+)
+def test_hostile_matchers_are_matcher_errors(text: str, message: str) -> None:
+    with pytest.raises(MatcherError, match=message):
+        parse_matcher(text)
+
+
+def test_a_long_run_of_spaces_parses_in_linear_time() -> None:
+    """The grammar's old lazy ``(.*?)\\s*$`` took ~0.7 s on this (and grew quadratically)."""
+    with pytest.raises(MatcherError):
+        parse_matchers("a=x" + " " * 100_000 + '"')
+    assert parse_matcher("a=x" + " " * 100_000).value == "x"
+
+
+def test_a_catastrophic_regex_matcher_runs_in_linear_time() -> None:
+    m = parse_matcher('job=~"(a*)*b"')
+    assert not m.matches({"job": "a" * 100_000})
+    assert m.matches({"job": "a" * 1000 + "b"})
+
+
+# -- property: parse → str → parse --------------------------------------------------
+
+PROPERTY = settings(derandomize=True, database=None, deadline=None, max_examples=200)
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
+_names = st.one_of(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True), _text)
+_regex_values = st.sampled_from(["a|b", ".*", "x+", "(?:é|\\n)?", '[^"]*', "\\{\\}", ""])
+
+
+@st.composite
+def _matchers(draw: st.DrawFn) -> Matcher:
+    kind = draw(st.sampled_from(list(MatchType)))
+    name = draw(_names.filter(bool))
+    value = draw(_regex_values if kind in (MatchType.REGEX, MatchType.NOT_REGEX) else _text)
+    return Matcher(name, kind, value)
+
+
+@PROPERTY
+@given(_matchers())
+def test_property_a_matcher_prints_as_it_parses(m: Matcher) -> None:
+    assert parse_matcher(str(m)) == m
+
+
+@PROPERTY
+@given(st.lists(_matchers(), max_size=5))
+def test_property_a_set_prints_as_it_parses(ms: list[Matcher]) -> None:
+    assert parse_matchers(format_matchers(ms)) == ms

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from alert_engine.core.matchers import parse_matchers
-from alert_engine.core.routing import Route, child_key, format_label_set
+from alert_engine.core.routing import MAX_GROUP_KEY, Route, child_key, format_label_set
 
 
 def node(receiver: str, matchers: str, parent_key: str = "{}", **kw: Any) -> Route:
@@ -134,3 +134,16 @@ def test_walk_is_depth_first_in_order() -> None:
     inner = node("b1", '{b="1"}')
     root = Route("root", routes=(node("a", '{a="1"}', routes=(inner,)), node("c", '{c="1"}')))
     assert [r.receiver for r in root.walk()] == ["root", "a", "b1", "c"]
+
+
+def test_group_keys_are_bounded_to_what_the_events_carry() -> None:
+    route = Route(receiver="r", group_by=("...",))
+    labels = {f"l{i}": "v" * 1000 for i in range(40)}
+    key = route.group_key(labels)
+    assert len(key) <= MAX_GROUP_KEY
+    assert key.startswith('{}:{l0="vvv')
+    other = route.group_key({**labels, "l39": "w" * 1000})
+    assert other != key, "different groups keep different keys"
+    assert len(other) <= MAX_GROUP_KEY
+    small = {"alertname": "A"}
+    assert route.group_key(small) == '{}:{alertname="A"}', "short keys are unchanged"

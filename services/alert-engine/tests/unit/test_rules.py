@@ -332,3 +332,47 @@ def test_every_error_is_reported_not_just_the_first() -> None:
     assert len(errors) == 2
     assert "rules[0] (CpuHot)" in errors[0]
     assert "rules[1] (Two)" in errors[1]
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+_ONE = """
+groups:
+  - name: {group}
+    rules:
+      - alert: A
+        signal: s
+        op: ">"
+        threshold: 1
+        labels: {labels}
+"""
+
+
+@pytest.mark.parametrize(
+    ("group", "labels", "message"),
+    [
+        ("g", '{team: "db\\0"}', r"groups\[0\]\.rules\[0\]\.labels\.team: contains a NUL"),
+        ("g", '{team: "\\ud800"}', r"labels\.team: contains a lone UTF-16 surrogate"),
+        ('"g\\x00"', "{}", r"groups\[0\]\.name: contains a NUL"),
+        ("g", '{"bad-name": x}', r"rules\[0\] \(A\): .*labels"),
+        ("g", "{" + "n" * 101 + ": x}", r"rules\[0\] \(A\): .*labels"),
+        ('""', "{}", r"groups\[0\]"),
+        ("g" * 201, "{}", r"groups\[0\]"),
+    ],
+)
+def test_unstorable_text_and_bad_names_are_located(group: str, labels: str, message: str) -> None:
+    with pytest.raises(RuleFileError, match=message):
+        parse_rules(_ONE.format(group=group, labels=labels), source="body")
+
+
+def test_the_api_refuses_yaml_aliases() -> None:
+    """A few hundred bytes of aliases expand to 9^9 nodes on every walk."""
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\ngroups: []\n"
+    with pytest.raises(RuleFileError, match="aliases"):
+        parse_rules(bomb, source="body", aliases=False)
+    anchored = _ONE.format(group="g", labels="&l {team: db}") + "      - alert: B\n"
+    anchored += "        signal: s\n        op: '>'\n        threshold: 1\n        labels: *l\n"
+    # Rule files (trusted) keep YAML's anchors.
+    assert [r.labels for r in parse_rules(anchored)] == [{"team": "db"}, {"team": "db"}]
+    with pytest.raises(RuleFileError, match="aliases"):
+        parse_rules(anchored, aliases=False)

@@ -3,8 +3,10 @@
 Tokens come from ``ALERT_ENGINE_API_TOKENS`` (``token:scope+scope;token2:scope``) or a
 file of such lines. Every mutating request (POST, PUT, PATCH, DELETE) under ``/api/``
 needs a token with the ``write`` scope; reads need ``read`` when
-``ALERT_ENGINE_READ_REQUIRES_TOKEN`` is set. With no tokens configured, writes are refused:
-secure by default.
+``ALERT_ENGINE_READ_REQUIRES_TOKEN`` is set. Reads that expose the configuration
+(``/api/v2/status``; secrets masked all the same) need ``read`` unless
+``ALERT_ENGINE_PUBLIC_STATUS`` opens them. With no tokens configured, writes (and
+configuration reads) are refused: secure by default.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from aiohttp import web
 WRITE = "write"
 READ = "read"
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Reads whose answer includes the configuration (receivers, routes, integration settings).
+CONFIGURATION_READS = frozenset({"/api/v2/status"})
 _AUTHENTICATED = web.AppKey("authenticated_scopes", frozenset)
 
 
@@ -65,14 +69,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def auth_middleware(
-    tokens: TokenBook, *, read_requires_token: bool
+    tokens: TokenBook, *, read_requires_token: bool, public_status: bool = False
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/") or request.match_info.http_exception:
             # Outside the API, or no such route or method (404/405): nothing to protect.
             return await handler(request)
-        needed = WRITE if request.method in _MUTATING else (READ if read_requires_token else None)
+        if request.method in _MUTATING:
+            needed: str | None = WRITE
+        elif read_requires_token or (request.path in CONFIGURATION_READS and not public_status):
+            needed = READ
+        else:
+            needed = None
         if needed is None:
             return await handler(request)
         header = request.headers.get("Authorization", "")

@@ -3,6 +3,7 @@ notifications held back by rate limits. Described by the OpenAPI document it ser
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import yaml
@@ -12,9 +13,18 @@ from alert_engine.api.base import StateApi
 from alert_engine.api.openapi import openapi_document
 from alert_engine.api.shapes import alert_json, bool_param, silence_json
 from alert_engine.core.matchers import MatcherError, parse_matchers
-from alert_engine.core.rules import RuleFileError, parse_rules
+from alert_engine.core.rules import Rule, RuleFileError, load_yaml, parse_rules
 
 _MAX_LIMIT = 1000
+# Rule groups are a few KiB; the body limit keeps parsing them (pure-Python YAML) short.
+MAX_RULES_BODY = 256 * 1024
+
+
+def _parse_rule_body(source: str) -> tuple[list[Rule], Any]:
+    """The rules and the document, YAML aliases refused (an alias bomb expands
+    exponentially on every walk)."""
+    parsed = parse_rules(source, source="request body", aliases=False)
+    return parsed, load_yaml(source, aliases=False)
 
 
 class RestApi(StateApi):
@@ -42,9 +52,20 @@ class RestApi(StateApi):
 
     async def put_rules(self, request: web.Request) -> web.Response:
         """Create or replace rule groups from a rule file (YAML or JSON) in the body."""
-        source = (await request.read()).decode("utf-8", "replace")
+        body = await request.read()
+        if len(body) > MAX_RULES_BODY:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_RULES_BODY,
+                actual_size=len(body),
+                text=f"a rule file over the API is at most {MAX_RULES_BODY} bytes",
+            )
         try:
-            parsed = parse_rules(source, source="request body")
+            source = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise web.HTTPBadRequest(text=f"the body is not UTF-8 (byte {exc.start})") from None
+        try:
+            # Parsing YAML is pure Python (~7 s per MiB): off the event loop.
+            parsed, document = await asyncio.to_thread(_parse_rule_body, source)
         except RuleFileError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         except UnicodeEncodeError:  # YAML/JSON escapes of surrogates ("\ud852") decode to text
@@ -56,7 +77,6 @@ class RestApi(StateApi):
         clash = set(groups) & self.state.file_groups
         if clash:
             raise web.HTTPConflict(text=f"group(s) {sorted(clash)} come from rule files")
-        document = yaml.safe_load(source)
         for raw_group in document["groups"]:  # the state takes its lock only to apply
             text = yaml.safe_dump({"groups": [raw_group]}, sort_keys=False)
             await self.state.put_rule_group(str(raw_group["name"]), text)

@@ -16,9 +16,10 @@ from alert_engine.api.shapes import (
     receiver_param,
     silence_json,
 )
-from alert_engine.core.alerts import InvalidAlert, from_posted, rfc3339
+from alert_engine.core.alerts import InvalidAlert, from_posted
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
+from alert_engine.core.validation import rfc3339
 from opsmesh.label_batches import fingerprints as label_fingerprints
 
 VERSION = "0.1.0"

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
+from alert_engine.core.validation import (
+    MAX_URL,
+    InvalidInput,
+    check_annotations,
+    check_labels,
+    check_text,
+    epoch_of,
+    is_go_zero,
+)
 from opsmesh.labels import fingerprint as label_fingerprint
-
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-MAX_LABELS = 64
-MAX_VALUE = 4096
 
 
 class AlertSource(enum.StrEnum):
@@ -107,20 +111,26 @@ class PostedAlert:
 def from_posted(
     posted: Posted, now: float, resolve_timeout_s: float, fingerprint: str | None = None
 ) -> StoredAlert:
-    """Apply ``postAlertsHandler``'s defaults, then validate. ``fingerprint``: the label
-    set's, when the caller computed a batch of them at once (``opsmesh.labels``)."""
-    starts = _epoch(posted.starts_at)
-    ends = _epoch(posted.ends_at)
+    """Apply ``postAlertsHandler``'s defaults, then validate (``core/validation.py``: label
+    names and values, text that can be stored, times within years 1970..9999).
+    ``fingerprint``: the label set's, when the caller computed a batch of them at once
+    (``opsmesh.labels``)."""
+    try:
+        starts = _epoch("startsAt", posted.starts_at)
+        ends = _epoch("endsAt", posted.ends_at)
+        check_labels("labels", posted.labels)
+        check_annotations("annotations", posted.annotations)
+        check_text("generatorURL", posted.generator_url, MAX_URL)
+    except InvalidInput as exc:
+        raise InvalidAlert(str(exc)) from None
     timeout = False
     if starts is None:
         starts = ends if ends is not None else now
     if ends is None:
         timeout = True
         ends = now + resolve_timeout_s
-    validate_labels(posted.labels, "labels")
     if not posted.labels:
         raise InvalidAlert("at least one label is required")
-    validate_labels(posted.annotations, "annotations", names_strict=False)
     if ends < starts:
         raise InvalidAlert("endsAt is before startsAt")
     return StoredAlert(
@@ -136,43 +146,10 @@ def from_posted(
     )
 
 
-def validate_labels(labels: Mapping[str, str], what: str, *, names_strict: bool = True) -> None:
-    if len(labels) > MAX_LABELS:
-        raise InvalidAlert(f"{what}: more than {MAX_LABELS} entries")
-    known = _VALID_NAMES
-    for name, value in labels.items():
-        if names_strict:
-            if name not in known:
-                if not _LABEL_NAME.match(name):
-                    raise InvalidAlert(f"{what}: invalid label name {name!r}")
-                if len(known) < _VALID_NAMES_MAX:
-                    known.add(name)
-            if value == "":
-                raise InvalidAlert(f"{what}: label {name!r} has an empty value")
-        if len(value) > MAX_VALUE:
-            raise InvalidAlert(f"{what}: value of {name!r} longer than {MAX_VALUE}")
-
-
-# Label names already checked against the pattern: a POST repeats a handful of names
-# hundreds of times, and the regex was the largest cost of validating it.
-_VALID_NAMES: set[str] = set()
-_VALID_NAMES_MAX = 4096
-
-
-def _epoch(stamp: datetime | None) -> float | None:
-    if stamp is None or stamp.year <= 1:  # Go's zero time means "unset"
+def _epoch(field: str, stamp: datetime | None) -> float | None:
+    if stamp is None or is_go_zero(stamp):  # Go's zero time means "unset"
         return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
-
-
-def rfc3339(epoch: float | None) -> str:
-    if epoch is None or math.isinf(epoch):
-        return "0001-01-01T00:00:00.000Z"
-    return (
-        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return epoch_of(field, stamp)
 
 
 def common_labels(label_sets: Sequence[Mapping[str, str]]) -> dict[str, str]:

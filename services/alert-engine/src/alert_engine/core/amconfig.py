@@ -3,7 +3,9 @@
 The ``global.resolve_timeout``, ``route``, ``inhibit_rules``, ``time_intervals`` (and the
 older ``mute_time_intervals``) and ``receivers`` sections are read; other sections
 (``templates``, integration globals) are ignored here (the notifier reads receivers'
-integration settings). Errors name where they are, e.g. ``route.routes[1].matchers[0]``.
+integration settings). Errors name where they are, e.g. ``route.routes[1].matchers[0]``,
+and never quote the file (a line may hold a secret). The configuration kept for
+``/api/v2/status`` is the parsed document with its secrets masked (``core/redaction.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from alert_engine.core.matchers import (
     MatchType,
     parse_matchers,
 )
+from alert_engine.core.redaction import redacted_yaml, yaml_error_text
 from alert_engine.core.routing import Route, child_key
 from alert_engine.core.timeintervals import TimeInterval, TimeIntervalError, parse_time_interval
+from alert_engine.core.validation import text_problem
 
 DEFAULT_RESOLVE_TIMEOUT_S = 300.0
 DEFAULT_GROUP_WAIT_S = 30.0
 DEFAULT_GROUP_INTERVAL_S = 300.0
 DEFAULT_REPEAT_INTERVAL_S = 4 * 3600.0
+MAX_RECEIVER_NAME = 200  # opsmesh.events.base.Name
 
 
 class ConfigError(ValueError):
@@ -49,7 +54,7 @@ class EngineConfig:
     inhibit_rules: tuple[InhibitRule, ...] = ()
     time_intervals: Mapping[str, TimeInterval] = field(default_factory=dict)
     resolve_timeout_s: float = DEFAULT_RESOLVE_TIMEOUT_S
-    original: str = ""
+    original: str = ""  # the configuration as YAML, secrets masked (Alertmanager's)
 
     def receiver_names(self) -> list[str]:
         return [r.name for r in self.receivers]
@@ -63,7 +68,7 @@ def parse_config(text: str) -> EngineConfig:
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}") from None
+        raise ConfigError(f"not valid YAML: {yaml_error_text(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError("the configuration must be a mapping")
     glob = _mapping(raw.get("global") or {}, "global")
@@ -97,7 +102,9 @@ def parse_config(text: str) -> EngineConfig:
         _inhibit(_mapping(item, f"inhibit_rules[{i}]"), f"inhibit_rules[{i}]")
         for i, item in enumerate(_list(raw.get("inhibit_rules") or [], "inhibit_rules"))
     )
-    return EngineConfig(root, tuple(receivers), inhibit, intervals, resolve_timeout, text)
+    return EngineConfig(
+        root, tuple(receivers), inhibit, intervals, resolve_timeout, redacted_yaml(raw)
+    )
 
 
 def _receivers(items: Any) -> list[Receiver]:
@@ -108,6 +115,11 @@ def _receivers(items: Any) -> list[Receiver]:
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"receivers[{i}]: name is required")
+        if len(name) > MAX_RECEIVER_NAME or text_problem(name) is not None:
+            # Receiver names travel in every notification request (at most 200 chars).
+            raise ConfigError(
+                f"receivers[{i}]: name must be 1..{MAX_RECEIVER_NAME} characters of text"
+            )
         if name in seen:
             raise ConfigError(f"receivers[{i}]: receiver {name!r} defined twice")
         seen.add(name)

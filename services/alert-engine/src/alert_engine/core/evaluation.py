@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 from alert_engine.core.rules import Rule, RuleKind
 from alert_engine.core.templating import render_all
+from alert_engine.core.validation import MAX_ANNOTATION_VALUE, MAX_LABEL_VALUE, storable_map
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalObserved
 from opsmesh.labels import fingerprint
@@ -83,9 +84,15 @@ def alert_labels(
     a label that renders the value changes the alert's identity whenever the value does.
     """
     labels = dict(signal_labels)
-    labels.update(render_all(rule.labels, signal_labels, value))
+    # Rendered text is the engine's own: made storable and cut to the events' limit
+    # rather than refused (a template can print "\0"; its output must still be stored).
+    labels.update(storable_map(render_all(rule.labels, signal_labels, value), MAX_LABEL_VALUE))
     labels[ALERTNAME] = rule.name
     return labels
+
+
+def _annotations(rule: Rule, labels: Mapping[str, str], value: float) -> dict[str, str]:
+    return storable_map(render_all(rule.annotations, labels, value), MAX_ANNOTATION_VALUE)
 
 
 class Evaluator:
@@ -274,7 +281,7 @@ class Evaluator:
                     fingerprint=fp,
                     rule=rule.name,
                     labels=labels,
-                    annotations=render_all(rule.annotations, labels, value),
+                    annotations=_annotations(rule, labels, value),
                     state=state,
                     value=value,
                     active_at=now,
@@ -290,7 +297,7 @@ class Evaluator:
                 value=value,
                 last_true_at=now,
                 keep_firing_since=None,
-                annotations=render_all(rule.annotations, labels, value),
+                annotations=_annotations(rule, labels, value),
             )
             if current.keep_firing_since is not None:
                 self._updated[fp] = updated

@@ -1,7 +1,9 @@
 """Label matchers as Alertmanager writes them: ``name op value`` with op ``= != =~ !~``.
 
-Regexes are anchored (the whole value must match), like Prometheus' RE2 matchers. A
-missing label matches as the empty string. Sets are written ``{a="x", b=~"y|z"}``.
+Regexes are anchored (the whole value must match) and run by RE2 in linear time, with
+Go's syntax and error messages (``core/regex.py``). A missing label matches as the empty
+string. Sets are written ``{a="x", b=~"y|z"}``. Names and values are checked as every
+input is (``core/validation.py``): no NUL, no lone surrogate, bounded lengths.
 """
 
 from __future__ import annotations
@@ -12,9 +14,21 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from alert_engine.core.regex import Predicate, RegexError, anchored
+from alert_engine.core.validation import (
+    MAX_MATCHER_NAME,
+    MAX_MATCHER_VALUE,
+    describe,
+    text_problem,
+)
+
+# The matcher grammar itself is a fixed pattern (linear on any input); only users'
+# values go to RE2.
 _NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 _NAME_RE = re.compile(_NAME)
-_MATCHER = re.compile(rf'^\s*({_NAME}|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
+# No lazy ``(.*?)\s*$``: that backtracks quadratically over a long run of spaces; the
+# value's trailing space is stripped afterwards instead.
+_MATCHER = re.compile(rf'^\s*({_NAME}|"(?:[^"\\]|\\.)*")\s*(=~|!~|!=|=)\s*(.*)$', re.S)
 
 
 class MatchType(enum.StrEnum):
@@ -33,18 +47,25 @@ class Matcher:
     name: str
     type: MatchType
     value: str
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _pattern: Predicate | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name:
             # Alertmanager rejects empty label names, even in UTF-8 mode.
             raise MatcherError(f"empty label name in {self.type}{self.value!r}")
+        for what, text, limit in (
+            ("label name", self.name, MAX_MATCHER_NAME),
+            ("value", self.value, MAX_MATCHER_VALUE),
+        ):
+            problem = text_problem(text, limit)
+            if problem is not None:
+                raise MatcherError(f"matcher {what} {_shown(text)} {describe(problem, limit)}")
         if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
             try:
-                pattern = re.compile(f"(?:{self.value})", re.S)
-            except re.error as exc:
+                pattern = anchored(self.value)
+            except RegexError as exc:
                 raise MatcherError(
-                    f"invalid regex in {self.name}{self.type}{self.value!r}: {exc}"
+                    f"invalid regex in {self.name}{self.type}{_shown(self.value)}: {exc}"
                 ) from None
             object.__setattr__(self, "_pattern", pattern)
 
@@ -55,7 +76,7 @@ class Matcher:
         if self.type is MatchType.NOT_EQUAL:
             return actual != self.value
         assert self._pattern is not None
-        found = self._pattern.fullmatch(actual) is not None
+        found = self._pattern(actual)
         return found if self.type is MatchType.REGEX else not found
 
     @property
@@ -86,11 +107,17 @@ class Matcher:
         return cls(name, kind, value)
 
 
+def _shown(text: str, limit: int = 64) -> str:
+    shown = repr(text[:limit])
+    return shown if len(text) <= limit else shown + "..."
+
+
 def parse_matcher(text: str) -> Matcher:
     match = _MATCHER.match(text)
     if not match:
         raise MatcherError(f'bad matcher {text!r} (want name="value", with = != =~ or !~)')
     name, op, raw = match.groups()
+    raw = raw.rstrip()
     if name.startswith('"'):
         name = _unquote(name, text)
     value = _unquote(raw, text) if raw.startswith('"') else raw

@@ -9,6 +9,7 @@ they do not inherit its mute/active time intervals.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -71,8 +72,22 @@ class Route:
         return {k: labels[k] for k in self.group_by if k in labels}
 
     def group_key(self, labels: Mapping[str, str]) -> str:
-        """``<route key>:<group labels>``, printed as Alertmanager prints them."""
-        return f"{self.key}:{format_label_set(self.group_labels(labels))}"
+        """``<route key>:<group labels>``, printed as Alertmanager prints them (bounded:
+        ``bounded_key``)."""
+        return bounded_key(f"{self.key}:{format_label_set(self.group_labels(labels))}")
+
+
+MAX_GROUP_KEY = 4096  # the events' limit (AlertsRouted, NotificationRequested)
+
+
+def bounded_key(key: str) -> str:
+    """The key as it is, or, past ``MAX_GROUP_KEY`` (grouping by many long labels), its
+    start and a SHA-256 of the whole: still one key per group, and one the events carry
+    (a longer one made the record undeliverable, the alert silently lost)."""
+    if len(key) <= MAX_GROUP_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: MAX_GROUP_KEY - 80]}...sha256:{digest}"
 
 
 def format_label_set(labels: Mapping[str, str]) -> str:

@@ -49,6 +49,7 @@ from jinja2 import TemplateSyntaxError
 
 from alert_engine.core.durations import parse_duration
 from alert_engine.core.templating import check_syntax
+from alert_engine.core.validation import MAX_LABEL_NAME, find_unstorable
 from opsmesh.events.signals import SignalObserved
 
 Duration = str | float | int
@@ -148,6 +149,10 @@ ThresholdRule = Rule
 # -- file format ---------------------------------------------------------------------
 
 _Name = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
+# A rule's labels become the alert's: classic names within the events' limit.
+_LabelName = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=MAX_LABEL_NAME)
+]
 
 
 class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, rename={"for_": "for"}):
@@ -164,12 +169,13 @@ class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, rename={"for_": "for
     absent_for: Duration | None = None
     window: Duration | None = None
     quiet_for: Duration | None = None
-    labels: dict[str, str] = {}
+    labels: dict[_LabelName, str] = {}
     annotations: dict[str, str] = {}
 
 
 class _GroupSpec(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
+    # Also the group's key in the API (a path segment) and in PostgreSQL.
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     rules: list[dict[str, Any]]
 
 
@@ -286,12 +292,34 @@ def _build(spec: _RuleSpec, group: str) -> tuple[Rule | None, list[str]]:
     return rule, []
 
 
-def parse_rules(text: str, source: str = "<rules>") -> list[Rule]:
-    """Every rule in ``text``; raises RuleFileError listing every error found."""
+class _NoAliasLoader(yaml.SafeLoader):
+    """Refuses aliases: ``*a`` nine deep over nine-item lists is a few hundred bytes that
+    expand to 9^9 nodes for every walk of the document ("billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, *, aliases: bool = True) -> Any:
+    return yaml.load(text, Loader=yaml.SafeLoader if aliases else _NoAliasLoader)  # noqa: S506
+
+
+def parse_rules(text: str, source: str = "<rules>", *, aliases: bool = True) -> list[Rule]:
+    """Every rule in ``text``; raises RuleFileError listing every error found.
+    ``aliases=False`` for text from the API, refusing YAML aliases."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, aliases=aliases)
     except yaml.YAMLError as exc:
         raise RuleFileError([f"{source}: not valid YAML: {exc}"]) from None
+    # YAML's escapes ("\0", "\ud800") make text PostgreSQL cannot store; refused here
+    # for files and the API alike, before anything is stored or evaluated.
+    unstorable = find_unstorable(raw)
+    if unstorable is not None:
+        path, problem = unstorable
+        raise RuleFileError([f"{source}: {path}: {problem.value}"])
     try:
         spec = msgspec.convert(raw, _FileSpec)
     except msgspec.ValidationError as exc:

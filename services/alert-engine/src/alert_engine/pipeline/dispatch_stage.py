@@ -4,13 +4,15 @@ Kafka's group assignment of ``opsmesh.alert-groups`` partitions decides which re
 owns which groups; assignment and revocation hand groups over, rebuilt from PostgreSQL.
 Each batch is made durable in the alert book (one statement) before it is applied to
 the groups, and the kit commits its offsets only after ``handle`` returns: a crash at
-any point replays the batch, and the write is idempotent.
+any point replays the batch, and the write is idempotent. A record that could never be
+written (``screening``: NUL, a time past year 9999) is dead-lettered, not retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from alert_engine.pipeline.screening import check_routed, screen
 from alert_engine.pipeline.state import EngineState
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.kafka.consumer import BatchResult, Partition, Received
@@ -22,11 +24,12 @@ class DispatchStage:
         self._state = state
 
     async def handle(self, batch: Sequence[Received[AlertsRouted]]) -> BatchResult:
-        if batch:
-            await self._state.persist([r.message.value for r in batch])
+        good, rejected = screen(batch, check_routed)
+        if good:
+            await self._state.persist([r.message.value for r in good])
             async with self._state.lock:
-                self._state.on_routed([r.event for r in batch])
-        return BatchResult()
+                self._state.on_routed([r.event for r in good])
+        return BatchResult(rejected=rejected)
 
     async def on_assigned(self, partitions: set[Partition]) -> None:
         await self._state.restored.wait()

@@ -47,7 +47,7 @@ from alert_engine.core.engine import Engine, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
-from alert_engine.core.rules import Rule, parse_rules
+from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.route_out import Ingested, RouteOut
@@ -432,11 +432,14 @@ class EngineState:
     async def _read_rules(self) -> RuleSet:
         version = await self._rule_groups.version()
         sources = await self._rule_groups.load()
-        parsed = [
-            rule
-            for name, source in sorted(sources.items())
-            for rule in parse_rules(source, source=f"api:{name}")
-        ]
+        parsed: list[Rule] = []
+        for name, source in sorted(sources.items()):
+            try:
+                parsed.extend(parse_rules(source, source=f"api:{name}", aliases=False))
+            except RuleFileError as exc:
+                # Stored before a check that now refuses it: leaving it out keeps every
+                # other group (and the engine's start) working; the log says which.
+                log.error("stored rule group skipped", group=name, error=str(exc)[:500])
         return version, sources, parsed
 
     def _apply_rules(self, rules: RuleSet) -> None:

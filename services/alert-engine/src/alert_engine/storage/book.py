@@ -9,8 +9,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
-from alert_engine.core.matchers import Matcher
+from alert_engine.core.matchers import Matcher, MatcherError
 from alert_engine.core.silences import Silence
+from alert_engine.core.validation import clamp_epoch
+from opsmesh.logging import get_logger
+
+log = get_logger(__name__)
 
 _UPSERT_ALERT = """
 INSERT INTO alert_engine.stored_alerts
@@ -84,6 +88,13 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+def _source(value: str) -> AlertSource:
+    try:
+        return AlertSource(value)
+    except ValueError:
+        return AlertSource.API
+
+
 def _as_is(data: Any) -> Any:
     return data
 
@@ -101,6 +112,7 @@ def matcher_json(m: Matcher) -> dict[str, Any]:
 class BookStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._skipped: set[str] = set()  # silences left out on load, already logged
 
     async def persist_routed(self, records: Sequence[bytes], persisted_by: str = "") -> None:
         """The alerts of ``AlertsRouted`` records (their JSON values, already validated by
@@ -187,8 +199,20 @@ class BookStore:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
             rows = await cursor.fetchall()
+        # Times clamped into years 1970..9999: rows written before times were checked
+        # must still print (and notify) rather than fail every read.
         return [
-            StoredAlert(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], AlertSource(r[8]))
+            StoredAlert(
+                r[0],
+                r[1],
+                r[2],
+                clamp_epoch(r[3]),
+                None if r[4] is None else clamp_epoch(r[4]),
+                clamp_epoch(r[5]),
+                r[6],
+                r[7],
+                _source(r[8]),
+            )
             for r in rows
         ]
 
@@ -219,21 +243,33 @@ class BookStore:
                 " FROM alert_engine.silences"
             )
             rows = await cursor.fetchall()
-        return [
-            Silence(
-                id=r[0],
-                matchers=tuple(
+        silences = []
+        for r in rows:
+            try:
+                matchers = tuple(
                     Matcher.from_api(m["name"], m["value"], m["isRegex"], m["isEqual"])
                     for m in r[1]
-                ),
-                starts_at=r[2],
-                ends_at=r[3],
-                created_by=r[4],
-                comment=r[5],
-                updated_at=r[6],
+                )
+            except MatcherError as exc:
+                # Stored when Python's regex syntax was accepted (lookarounds,
+                # backreferences): skipped, so the others (and restarts) keep working.
+                # Logged once: silences are re-read every sync.
+                if r[0] not in self._skipped:
+                    self._skipped.add(r[0])
+                    log.error("stored silence skipped", silence=r[0], error=str(exc)[:500])
+                continue
+            silences.append(
+                Silence(
+                    id=r[0],
+                    matchers=matchers,
+                    starts_at=clamp_epoch(r[2]),
+                    ends_at=clamp_epoch(r[3]),
+                    created_by=r[4],
+                    comment=r[5],
+                    updated_at=clamp_epoch(r[6]),
+                )
             )
-            for r in rows
-        ]
+        return silences
 
     async def delete_silences(self, ids: Sequence[str]) -> None:
         if ids:

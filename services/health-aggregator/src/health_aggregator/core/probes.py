@@ -2,16 +2,22 @@
 
 A probe's result is a ``HealthReported`` like any other report, with a TTL of three
 intervals by default, so a probe that stops running shows as failed (Consul TTL).
+
+``body_regex`` is searched with RE2 (Go's syntax, as blackbox_exporter's
+``fail_if_body_not_matches_regexp``): linear in the body's length whatever the pattern,
+since the body comes from the target; ``$`` is the end of the body, not of a line
+(``(?m)`` for lines).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgspec
+import re2
 
 from opsmesh.events.health import HealthReported, HealthStatus, ReportKind
 
@@ -87,11 +93,24 @@ def parse_specs(raw: Any) -> list[ProbeSpec]:
             raise ValueError(f"probe #{index}: interval_s and timeout_s must be positive")
         if spec.body_regex is not None:
             try:
-                re.compile(spec.body_regex)
-            except re.error as exc:
-                raise ValueError(f"probe #{index}: body_regex: {exc}") from None
+                body_pattern(spec.body_regex)
+            except re2.error as exc:
+                raise ValueError(f"probe #{index}: body_regex: {_error_text(exc)}") from None
         specs.append(spec)
     return specs
+
+
+@lru_cache(maxsize=256)
+def body_pattern(pattern: str) -> re2._Regexp[str]:
+    options = re2.Options()
+    options.log_errors = False  # raised, not written to stderr
+    options.max_mem = 1 << 20
+    return re2.compile(pattern, options)
+
+
+def _error_text(exc: re2.error) -> str:
+    raw = exc.args[0] if exc.args else ""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
 def failed(error: str, *, timed_out: bool = False) -> Outcome:
@@ -133,7 +152,7 @@ def http_outcome(
             f"body does not contain {spec.body_contains!r}",
             latency_ms,
         )
-    if spec.body_regex is not None and re.search(spec.body_regex, body) is None:
+    if spec.body_regex is not None and body_pattern(spec.body_regex).search(body) is None:
         return Outcome(
             HealthStatus.FAIL, Why.BODY_MISMATCH, f"body does not match {spec.body_regex!r}"
         )
