@@ -133,6 +133,8 @@ class EngineState:
         self._external_url = external_url
         self.metrics = EngineMetrics(registry)
         self.lock = asyncio.Lock()
+        # Held while the evaluator runs in a render thread (see evaluate_stage).
+        self.evaluating = asyncio.Lock()
         self.flushing = asyncio.Lock()  # held for a whole flush; taken before ``lock``
         self.entries: dict[tuple[str, str], LogEntry] = {}
         self.restored = asyncio.Event()
@@ -311,11 +313,12 @@ class EngineState:
         rules = list(self._file_rules)
         for name, source in sorted(self.api_rule_sources.items()):
             rules.extend(parse_rules(source, source=f"api:{name}"))
-        old = self.evaluator
-        evaluator = Evaluator(rules)
-        evaluator.restore(old.active())
-        evaluator.restore_series(old.seen_series())
-        self.evaluator = evaluator
+        async with self.evaluating:
+            old = self.evaluator
+            evaluator = Evaluator(rules)
+            evaluator.restore(old.active())
+            evaluator.restore_series(old.seen_series())
+            self.evaluator = evaluator
 
     async def _read_book(self, now: float, *, full: bool) -> None:
         if full:
