@@ -88,7 +88,7 @@ def test_a_heavy_but_allowed_template_renders() -> None:
 class SpyEvaluator(Evaluator):
     def __init__(self, rules: Sequence[ThresholdRule]) -> None:
         super().__init__(rules)
-        self.threads = []
+        self.threads: list[str] = []
 
     def observe(self, event: SignalObserved, now: float) -> list[Transition]:
         self.threads.append(threading.current_thread().name)
