@@ -9,8 +9,10 @@ handed a socket already connected to a checked address (``connect_checked``).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 import aiosmtplib
 
@@ -53,6 +55,7 @@ class EmailChannel:
         policy: TargetPolicy,
         timeout_s: float,
         tls_context: ssl.SSLContext | None = None,
+        resolve: Callable[..., Awaitable[list[Any]]] | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -62,6 +65,7 @@ class EmailChannel:
         self._host = host.removeprefix("[").removesuffix("]")
         self._port = int(port)
         self._policy = policy
+        self._resolve = resolve  # getaddrinfo's shape; None: the event loop's
         password = config.auth_password.get_secret_value() if config.auth_password else None
         self._redact = Redactor([password])
         self._timeout_s = timeout_s
@@ -76,7 +80,11 @@ class EmailChannel:
         password = config.auth_password.get_secret_value() if config.auth_password else None
         try:
             sock = await connect_checked(
-                self._host, self._port, self._policy, timeout_s=self._timeout_s
+                self._host,
+                self._port,
+                self._policy,
+                timeout_s=self._timeout_s,
+                resolve=self._resolve,
             )
         except TargetRefused as exc:
             return SendResult(

@@ -218,6 +218,13 @@ class Redactor:
             return SendResult(
                 ok=False, failure=FailureKind.REFUSED_TARGET, error=self(str(refused))
             )
+        if isinstance(exc, aiohttp.InvalidURL):
+            # e.g. a host in a form the client will not connect to (``2130706433``).
+            return SendResult(
+                ok=False,
+                failure=FailureKind.REFUSED_TARGET,
+                error=self(f"invalid target URL: {type(exc).__name__}: {exc}"),
+            )
         if isinstance(exc, RedirectRefused):
             return SendResult(
                 ok=False,
