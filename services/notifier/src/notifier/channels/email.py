@@ -59,9 +59,7 @@ class EmailChannel:
     ) -> None:
         self.name = name
         self._config = config
-        host, _, port = config.smarthost.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"smarthost {config.smarthost!r} is not host:port")
+        host, _, port = config.smarthost.rpartition(":")  # checked when the file loaded
         self._host = host.removeprefix("[").removesuffix("]")
         self._port = int(port)
         self._policy = policy
