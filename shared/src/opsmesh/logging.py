@@ -74,11 +74,11 @@ _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20})://([^\s/?#'\"<>()]*)([^\s'\"<
 def _reduce(match: re.Match[str]) -> str:
     scheme, authority, rest = match.group(1), match.group(2), match.group(3)
     host = authority.rpartition("@")[2]  # drop user:password@
-    return f"{scheme}://{host}/…" if rest.strip("/") or "@" in authority else f"{scheme}://{host}"
+    return f"{scheme}://{host}/..." if rest.strip("/") or "@" in authority else f"{scheme}://{host}"
 
 
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host:port/path?query`` → ``scheme://host:port/…``.
+    """``scheme://user:secret@host:port/path?query`` → ``scheme://host:port/...``.
 
     Secrets live in every other part of a URL (Slack webhook paths, tokens in query
     strings, passwords in userinfo), so logs and errors keep only where it went."""

@@ -17,7 +17,7 @@ to, not on the URL it came from:
   socket already connected to a checked address (TLS still verifies the host name).
 
 ``Redactor`` turns an exception or a response into an error message that holds no
-secret: the destination's own secrets are replaced, URLs are cut to ``scheme://host/…``
+secret: the destination's own secrets are replaced, URLs are cut to ``scheme://host/...``
 (aiohttp's messages carry the whole URL, and a Slack webhook's path is its secret), and
 characters PostgreSQL cannot store are escaped. Errors go to logs, the delivery log, DLQ
 headers and ``NotificationDelivered``; all of them come through here.

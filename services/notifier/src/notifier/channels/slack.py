@@ -14,7 +14,7 @@ import hashlib
 from typing import Any, Protocol
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -157,7 +157,7 @@ class SlackChannel:
             if self._webhook is not None:
                 return await self._send_webhook(fallback, layout)
             return await self._send_web(request, fallback, layout)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
             return self._redact.failure(exc)
 
     async def _send_webhook(self, text: str, layout: list[dict[str, Any]]) -> SendResult:
@@ -198,11 +198,15 @@ class SlackChannel:
         except SlackApiError as exc:
             status = int(exc.response.status_code)
             failure = classify_status(status) or FailureKind.CLIENT_ERROR
+            data = exc.response.data
+            # Slack answers JSON with an "error" code; anything else (a proxy's page) is
+            # shown briefly, redacted like every error.
+            reason = data.get("error", "") if isinstance(data, dict) else str(data)[:200]
             return SendResult(
                 ok=False,
                 status_code=status,
                 failure=failure,
-                error=self._redact(f"Slack API {status}: {exc.response.get('error', '')}"),
+                error=self._redact(f"Slack API {status}: {reason}"),
                 retry_after_s=_retry_after(exc.response.headers),
             )
         posted_in = str(response.get("channel") or self._config.channel)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -261,12 +262,15 @@ async def _send_once(destination: Destination, request: NotificationRequested) -
         )
     except Exception as exc:
         # Deterministic as far as anyone knows: the same request would fail the same way.
-        log.exception("channel raised; dead-lettering", destination=destination.id)
-        return SendResult(
-            ok=False,
-            failure=FailureKind.INTERNAL,
-            error=_redact(f"{type(exc).__name__}: {exc}"),
+        error = _redact(f"{type(exc).__name__}: {exc}")
+        # Where, not the traceback's text: chained messages may quote a server's answer
+        # (credentials it echoed back) that only the channel knew to redact.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-4:]]
+        log.error(
+            "channel raised; dead-lettering", destination=destination.id, error=error, at=where
         )
+        return SendResult(ok=False, failure=FailureKind.INTERNAL, error=error)
 
 
 def _past_deadline(last: SendResult, why: str) -> SendResult:
