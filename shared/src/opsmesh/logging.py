@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -90,7 +91,9 @@ def redact_urls(text: str) -> str:
     return _URL.sub(_reduce, text) if "://" in text else text
 
 
-def _redact_urls_in_event(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact_urls_in_event(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
         if isinstance(value, str) and "://" in value:
             event_dict[key] = redact_urls(value)
