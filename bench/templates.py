@@ -62,6 +62,10 @@ def _compile_all(html_env: Any, text_env: Any) -> list[Template]:
     ]
 
 
+def _render_all(templates: list[Template], data: dict[str, Any]) -> Callable[[], object]:
+    return lambda: [t.render(data) for t in templates]
+
+
 async def _hop_us(repeat: int) -> float:
     started = time.perf_counter()
     for _ in range(repeat):
@@ -83,9 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = _data(alerts)
         rows = []
         for label, (html_env, text_env) in (("jinja sandbox", plain), ("bounded", bounded)):
-            templates = _compile_all(html_env, text_env)
             cost = _per_call_us(
-                lambda templates=templates, data=data: [t.render(data) for t in templates],
+                _render_all(_compile_all(html_env, text_env), data),
                 max(10, args.repeat // alerts),
             )
             rows.append(cost)
