@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -276,8 +277,9 @@ async def results(infra: Endpoints, keys: set[str]) -> list[dict[str, Any]]:
     return out
 
 
-async def _async(value: Any) -> Any:
-    return value
+def _metrics(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as page:
+        return str(page.read().decode())
 
 
 def test_a_receivers_file_with_an_unusable_target_is_refused_at_load(tmp_path: Path) -> None:
@@ -373,6 +375,11 @@ async def test_every_hostile_case_ends_and_a_good_one_follows(
     assert "delivery failed" in log
     assert all(secret not in log for secret in SECRETS)
     assert "lane job crashed" not in log
+    # Metric labels: configured names and named reasons only, never a request's text.
+    metrics = await asyncio.to_thread(_metrics, hostile.mesh.running["notifier"].url)
+    assert 'receiver="nobody"' not in metrics
+    assert 'receiver="unconfigured"' in metrics
+    assert all(secret not in metrics for secret in SECRETS)
 
     # After all of that, the notifier still delivers.
     last = sample_request("good", key=_key("after"))

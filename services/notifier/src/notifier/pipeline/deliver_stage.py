@@ -305,7 +305,8 @@ class DeliverStage(StatelessHandler):
                 entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
             )
         )
-        self._outcomes.labels(request.receiver, "none", "failed").inc()
+        # Not the request's receiver name: any name can arrive, and labels must stay few.
+        self._outcomes.labels("unconfigured", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
