@@ -278,6 +278,12 @@ def _size_of(value: Any) -> int:
     return weight(value, _meter().budget.max_size)
 
 
+def _text(value: Any) -> str:
+    """The text a filter will work on. Only called once the value has been measured
+    (every non-structural filter's value is, before its check runs), so it is bounded."""
+    return value if isinstance(value, str) else str(value)
+
+
 def _lines(text: str) -> int:
     return text.count("\n") + 1
 
@@ -290,18 +296,17 @@ def _check_center(m: _Meter, a: dict[str, Any]) -> None:
 def _check_indent(m: _Meter, a: dict[str, Any]) -> None:
     width = a["width"]
     prefix = width if isinstance(width, int) else _size_of(width)
-    text = str(a["s"]) if isinstance(a["s"], str) else ""
-    m.build(_size_of(a["s"]) + max(prefix, 0) * _lines(text), "indent")
+    text = _text(a["s"])
+    m.build(len(text) + max(prefix, 0) * _lines(text), "indent")
 
 
 def _check_format(m: _Meter, a: dict[str, Any]) -> None:
-    value = a["value"]
-    fmt = value if isinstance(value, str) else ""
+    fmt = _text(a["value"])
     m.build(_printf_size(fmt, a["kwargs"] or a["args"], m.budget.max_size), "format")
 
 
 def _check_wordwrap(m: _Meter, a: dict[str, Any]) -> None:
-    text = a["s"] if isinstance(a["s"], str) else ""
+    text = _text(a["s"])
     width = a["width"] if isinstance(a["width"], int) and a["width"] > 0 else 1
     wrap = a["wrapstring"]
     wrap_len = _size_of(wrap) if wrap is not None else 2
@@ -323,7 +328,7 @@ def _replace_size(text: str | bytes, old: Any, new: Any, count: Any) -> int:
 
 
 def _check_replace(m: _Meter, a: dict[str, Any]) -> None:
-    text = a["s"] if isinstance(a["s"], str) else str(_size_of(a["s"]) * " ")
+    text = _text(a["s"])
     m.build(_replace_size(text, a["old"], a["new"], a["count"]), "replace")
 
 
@@ -337,7 +342,7 @@ def _check_pprint(m: _Meter, a: dict[str, Any]) -> None:
 
 
 def _check_urlize(m: _Meter, a: dict[str, Any]) -> None:
-    text = a["value"] if isinstance(a["value"], str) else ""
+    text = _text(a["value"])
     extra = sum(_size_of(a[k]) for k in ("target", "rel") if a[k] is not None) + 64
     m.build(3 * len(text) + len(text.split()) * extra, "urlize")
 
