@@ -8,10 +8,11 @@ during a broker outage aiokafka logs every failed reconnect, ~100k lines in 8 mi
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # After tracebacks are text: an exception's message often holds the URL it
+            # failed on (aiohttp's do), and URLs carry secrets (Slack webhook paths,
+            # tokens in query strings, passwords in userinfo).
+            _redact_urls_in_event,
             structlog.processors.JSONRenderer(),
         ],
     )
@@ -146,11 +151,34 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
+# scheme://authority then anything up to whitespace or a quote/bracket that ends a URL
+# written inside a message or a repr.
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20})://([^\s/?#'\"<>()]*)([^\s'\"<>()]*)")
+
+
+def _reduce(match: re.Match[str]) -> str:
+    scheme, authority, rest = match.group(1), match.group(2), match.group(3)
+    host = authority.rpartition("@")[2]  # drop user:password@
+    return f"{scheme}://{host}/..." if rest.strip("/") or "@" in authority else f"{scheme}://{host}"
+
+
 def redact_url(url: str) -> str:
-    """``scheme://user:secret@host`` → ``scheme://user:***@host`` for logs and errors."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:{_REDACTED}@{host}" if ":" in creds else url
+    """``scheme://user:secret@host:port/path?query`` → ``scheme://host:port/...``.
+
+    Secrets live in every other part of a URL (Slack webhook paths, tokens in query
+    strings, passwords in userinfo), so logs and errors keep only where it went."""
+    return _URL.sub(_reduce, url)
+
+
+def redact_urls(text: str) -> str:
+    """Every URL in ``text`` reduced as by :func:`redact_url`."""
+    return _URL.sub(_reduce, text) if "://" in text else text
+
+
+def _redact_urls_in_event(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "://" in value:
+            event_dict[key] = redact_urls(value)
+    return event_dict

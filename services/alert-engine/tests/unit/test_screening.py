@@ -152,7 +152,7 @@ async def test_dispatch_dead_letters_the_poison_record_and_keeps_the_batch() -> 
     batch = [
         _received(AlertsRouted(alerts=[routed()]), 1),
         _received(AlertsRouted(alerts=[routed(labels={"alertname": "\x00"})]), 2),
-        _received(AlertsRouted(alerts=[routed(ends_at=1e300)]), 3),
+        _received(AlertsRouted(alerts=[routed(source="martian")]), 3),
         _received(AlertsRouted(alerts=[routed(fingerprint="e" * 16)]), 4),
     ]
     result = await stage.handle(batch)

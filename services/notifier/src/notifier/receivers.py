@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import yaml
 from pydantic import SecretStr
+from yarl import URL
 
 
 class IntegrationKind(enum.StrEnum):
@@ -29,11 +30,27 @@ class IntegrationKind(enum.StrEnum):
     WEBHOOK = "webhook"
 
 
+def _check_url(url: str, field: str, *, secret: bool = False) -> None:
+    """An http(s) URL with a host, or a clear error at load (the URL itself is not
+    repeated when it is a secret)."""
+    shown = "the URL" if secret else repr(url)
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        raise ValueError(f"{field}: {shown} is not a URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{field}: {shown} must be an http:// or https:// URL with a host")
+
+
 class WebhookConfig(msgspec.Struct, forbid_unknown_fields=False):
     url: str
     # Standard Webhooks secrets ("whsec_<base64>"); several may be active during rotation.
     secrets: list[SecretStr] = []
     send_resolved: bool = True
+
+    def __post_init__(self) -> None:
+        # Tokens often ride in a webhook URL's query: not shown in the error.
+        _check_url(self.url, "webhook_configs.url", secret=True)
 
 
 class EmailConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"from_": "from"}):
@@ -51,6 +68,11 @@ class EmailConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"from_": 
     text: str | None = None
     send_resolved: bool = False  # Alertmanager's default for email
 
+    def __post_init__(self) -> None:
+        host, _, port = self.smarthost.rpartition(":")
+        if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"email_configs.smarthost: {self.smarthost!r} is not host:port")
+
 
 class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
     # Incoming webhook URL, or a bot token + channel for chat.postMessage/chat.update.
@@ -67,6 +89,9 @@ class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
             raise ValueError("slack_configs: set exactly one of api_url or token")
         if self.token is not None and not self.channel:
             raise ValueError("slack_configs: token needs a channel")
+        if self.api_url is not None:
+            _check_url(self.api_url.get_secret_value(), "slack_configs.api_url", secret=True)
+        _check_url(self.api_base_url, "slack_configs.api_base_url")
 
 
 class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False):
@@ -78,6 +103,9 @@ class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False):
     send_resolved: bool = True
     # Events API v2 allows about 120 events/min per routing key.
     rate_per_min: float = 120.0
+
+    def __post_init__(self) -> None:
+        _check_url(self.url, "pagerduty_configs.url")
 
 
 IntegrationConfig = EmailConfig | SlackConfig | PagerDutyConfig | WebhookConfig

@@ -1,8 +1,14 @@
 """Rendering notification text: default templates per channel, user templates sandboxed.
 
 Every template, default or user-written, renders in ``BoundedSandbox`` (no Python
-internals, bounded work per render). Alert labels and annotations are input from
-outside, so HTML templates autoescape; text templates do not (they would show ``&lt;``).
+internals; output size, steps and time bounded by ``BUDGET`` while rendering). Alert
+labels and annotations are input from outside, so HTML templates autoescape; text
+templates do not (they would show ``&lt;``). Labels and annotations are data: they are
+passed to templates as values and never compiled as templates themselves.
+
+Any failure of a template, its budget included, is a ``RenderError``: the same request
+fails the same way every time, so channels report it as a non-retryable failure and the
+request is dead-lettered with the reason. Channels render in ``render_off_loop``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from jinja2.exceptions import TemplateError
 
 from notifier.core.webhook_payload import webhook_payload
 from opsmesh.events.notifications import NotificationRequested
-from opsmesh.templating import BoundedSandbox
+from opsmesh.templating import BoundedSandbox, Budget
 
 MAX_OUTPUT = 200_000  # characters of one rendered template
+BUDGET = Budget(max_size=MAX_OUTPUT, max_steps=1_000_000, max_seconds=2.0)
 
 
 class RenderError(ValueError):
@@ -47,6 +54,7 @@ def template_data(request: NotificationRequested) -> dict[str, Any]:
 
 def _environment(*, html: bool, strict: bool) -> BoundedSandbox:
     return BoundedSandbox(
+        budget=BUDGET,
         autoescape=html,
         undefined=StrictUndefined if strict else Undefined,
         trim_blocks=False,
@@ -65,6 +73,8 @@ def _compile(source: str, html: bool) -> Template:
         return env.from_string(source)
     except TemplateError as exc:
         raise RenderError(f"template does not compile: {exc}") from None
+    except (RecursionError, MemoryError) as exc:  # absurdly nested source
+        raise RenderError(f"template does not compile: {type(exc).__name__}") from None
 
 
 def default_template(name: str) -> str:
@@ -77,6 +87,9 @@ def render(source: str, data: dict[str, Any], *, html: bool = False) -> str:
         out = template.render(data)
     except TemplateError as exc:
         raise RenderError(f"template failed: {exc}") from None
+    except Exception as exc:
+        # 1/0, 'a' + 1, a MemoryError: the template's fault, and deterministic.
+        raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from None
     if len(out) > MAX_OUTPUT:
         raise RenderError(f"rendered {len(out)} characters, above {MAX_OUTPUT}")
     return out

@@ -21,11 +21,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from notifier.channels.email import EmailChannel
 from notifier.core.retry import FailureKind
 from notifier.core.summary import Transition, summarise
+from notifier.core.targets import TargetPolicy
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
 from notifier.summary.job import send_summary
 from opsmesh.devinfra.process import free_port
 from opsmesh.events.alerts import AlertStatus
+
+LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 
 
 @dataclass
@@ -120,6 +123,7 @@ def channel(mailbox: Mailbox, certs: Any, **overrides: Any) -> EmailChannel:
     return EmailChannel(
         name="email-0",
         config=receiver.email_configs[0],
+        policy=LOOPBACK,
         timeout_s=5.0,
         tls_context=certs.client_context(),
     )
@@ -170,7 +174,8 @@ async def test_a_template_that_escapes_the_sandbox_is_a_permanent_failure(
         mailbox, certs, subject="{{ ''.__class__.__mro__[1].__subclasses__() }}"
     ).send(sample_request("ops"))
     assert not result.ok
-    assert result.failure is FailureKind.CLIENT_ERROR
+    assert result.failure is FailureKind.TEMPLATE
+    assert not result.failure.retryable
     assert mailbox.messages == []
 
 
@@ -215,7 +220,9 @@ async def test_an_untrusted_certificate_is_refused(mailbox: Mailbox, certs: Any)
         }
     )["ops"]
     # The system trust store does not know the test CA: verification is on by default.
-    plain = EmailChannel(name="email-0", config=receiver.email_configs[0], timeout_s=5.0)
+    plain = EmailChannel(
+        name="email-0", config=receiver.email_configs[0], policy=LOOPBACK, timeout_s=5.0
+    )
     with warnings.catch_warnings():
         # asyncio's start_tls (CPython 3.11) leaves the plain socket of a failed TLS
         # handshake to the garbage collector; collect it here, inside this test, so its

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -137,3 +139,30 @@ def test_test_refuses_private_targets_without_the_allow_list(
     assert result.exit_code != 0
     assert "refused_target" in result.output
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("integration", "message"),
+    [
+        (
+            {"webhook_configs": [{"url": "file:///etc/passwd?token=SECRET-T"}]},
+            "webhook_configs.url",
+        ),
+        ({"webhook_configs": [{"url": "gopher://h:70/SECRET-T"}]}, "http:// or https://"),
+        ({"slack_configs": [{"api_url": "ftp://hooks/SECRET-T"}]}, "slack_configs.api_url"),
+        (
+            {"pagerduty_configs": [{"routing_key": "SECRET-T", "url": "//no-scheme"}]},
+            "pagerduty_configs.url",
+        ),
+        (
+            {"email_configs": [{"to": ["a@x"], "from": "b@x", "smarthost": "mail.example"}]},
+            "is not host:port",
+        ),
+    ],
+)
+def test_unusable_targets_are_refused_when_the_file_loads(
+    integration: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ReceiversError, match=re.escape(message)) as info:
+        parse_receivers({"receivers": [{"name": "r", **integration}]})
+    assert "SECRET-T" not in str(info.value)

@@ -156,3 +156,38 @@ async def test_a_full_lane_refuses_more() -> None:
     )
     assert lane.submit(job(lane.destination, "1"))
     assert not lane.submit(job(lane.destination, "2"))
+
+
+@dataclass
+class RaisingChannel:
+    name: str
+    error: Exception
+    calls: int = 0
+
+    async def send(self, request: NotificationRequested) -> SendResult:
+        self.calls += 1
+        raise self.error
+
+
+async def test_a_channel_that_raises_is_a_failure_not_a_crashed_lane() -> None:
+    channel = RaisingChannel("boom", ValueError("year 10000 is out of range"))
+    dest = Destination(
+        receiver="r", integration="boom", channel=channel, send_resolved=True, concurrency=1
+    )
+    result = await sender().send(job(dest))
+    assert result.failure is FailureKind.INTERNAL
+    assert not result.failure.retryable  # the same request fails the same way: dead-letter
+    assert result.error == "ValueError: year 10000 is out of range"
+    assert channel.calls == 1
+
+
+async def test_a_channel_raising_a_connection_error_is_retried() -> None:
+    channel = RaisingChannel("net", ConnectionResetError("reset by http://h/secret-path"))
+    dest = Destination(
+        receiver="r", integration="net", channel=channel, send_resolved=True, concurrency=1
+    )
+    result = await sender(deadline_s=0.2).send(job(dest))
+    assert result.failure is FailureKind.NETWORK
+    assert channel.calls >= 2
+    assert result.error is not None
+    assert "secret-path" not in result.error

@@ -270,6 +270,10 @@ async def test_redirects_are_not_followed(
     receiver.headers = {"Location": "http://169.254.169.254/latest/meta-data/"}
     result = await channel(receiver.url, session, clock).send(request())
     assert not result.ok
-    assert result.failure is FailureKind.CLIENT_ERROR
+    assert result.failure is FailureKind.REDIRECTED
+    assert not result.failure.retryable
     assert result.status_code == 307
+    assert result.error is not None
+    assert "redirects are not followed" in result.error
+    assert "meta-data" not in result.error  # a Location's path may carry secrets
     assert len(receiver.seen) == 1

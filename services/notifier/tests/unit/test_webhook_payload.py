@@ -6,7 +6,12 @@ import json
 import re
 from datetime import datetime, timedelta
 
-from notifier.core.webhook_payload import webhook_payload
+import msgspec
+import pytest
+
+from notifier.core import pagerduty_event
+from notifier.core.webhook_payload import rfc3339, webhook_payload
+from notifier.samples import sample_request
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
@@ -139,3 +144,35 @@ def test_resolved_group_status() -> None:
 def test_payload_is_plain_json() -> None:
     body = webhook_payload(request())
     assert json.loads(json.dumps(body)) == body
+
+
+@pytest.mark.parametrize(
+    ("epoch", "shown"),
+    [
+        (253_402_300_800.0, "9999-12-31T23:59:59.999999Z"),  # 10000-01-01T00:00:00Z
+        (253_402_387_140.0, "9999-12-31T23:59:59.999999Z"),  # 9999-12-31T23:59:59-23:59
+        (1e300, "9999-12-31T23:59:59.999999Z"),
+        (float("inf"), "9999-12-31T23:59:59.999999Z"),
+        (253_402_300_799.0, "9999-12-31T23:59:59Z"),
+        (0.0, "1970-01-01T00:00:00Z"),
+    ],
+)
+def test_times_past_year_9999_are_clamped_never_raised(epoch: float, shown: str) -> None:
+    assert rfc3339(epoch) == shown
+
+
+def test_a_far_future_ends_at_builds_a_payload() -> None:
+    alert = Alert(
+        fingerprint="f",
+        status=AlertStatus.FIRING,
+        labels={"alertname": "A"},
+        starts_at=1_700_000_000.0,
+        ends_at=253_402_387_140.0,
+    )
+    request = sample_request("r")
+    far = msgspec.structs.replace(request, alerts=[alert])
+    assert webhook_payload(far)["alerts"][0]["endsAt"] == "9999-12-31T23:59:59.999999Z"
+    summary = pagerduty_event.event(
+        far, routing_key="k", summary="s", source="x", default_severity="error"
+    )
+    assert summary["payload"]["timestamp"] == "2023-11-14T22:13:20Z"

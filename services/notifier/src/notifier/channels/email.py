@@ -1,22 +1,29 @@
 """Email over SMTP (aiosmtplib): STARTTLS or implicit TLS, optional auth, HTML and text.
 
 SMTP replies classify like HTTP ones: 4xx are transient (retry), 5xx and authentication
-failures are permanent; connection errors and timeouts retry.
+failures are permanent; connection errors and timeouts retry. The smarthost is a
+receiver's setting, so it is held to the target policy like any URL: aiosmtplib is
+handed a socket already connected to a checked address (``connect_checked``).
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 import aiosmtplib
 
 from notifier.channels.base import SendResult
+from notifier.channels.safe_http import Redactor, connect_checked
 from notifier.core.retry import FailureKind
+from notifier.core.targets import TargetPolicy, TargetRefused
 from notifier.receivers import EmailConfig
 from notifier.rendering import RenderError, render_named, template_data
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.templating import render_off_loop
 
 
 def build_message(config: EmailConfig, request: NotificationRequested) -> EmailMessage:
@@ -45,39 +52,62 @@ class EmailChannel:
         *,
         name: str,
         config: EmailConfig,
+        policy: TargetPolicy,
         timeout_s: float,
         tls_context: ssl.SSLContext | None = None,
+        resolve: Callable[..., Awaitable[list[Any]]] | None = None,
     ) -> None:
         self.name = name
         self._config = config
-        host, _, port = config.smarthost.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"smarthost {config.smarthost!r} is not host:port")
-        self._host = host
+        host, _, port = config.smarthost.rpartition(":")  # checked when the file loaded
+        self._host = host.removeprefix("[").removesuffix("]")
         self._port = int(port)
+        self._policy = policy
+        self._resolve = resolve  # getaddrinfo's shape; None: the event loop's
+        password = config.auth_password.get_secret_value() if config.auth_password else None
+        self._redact = Redactor([password])
         self._timeout_s = timeout_s
         self._tls_context = tls_context or ssl.create_default_context()
 
     async def send(self, request: NotificationRequested) -> SendResult:
         config = self._config
         try:
-            message = build_message(config, request)
+            message = await render_off_loop(build_message, config, request)
         except RenderError as exc:
-            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
+            return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
         password = config.auth_password.get_secret_value() if config.auth_password else None
         try:
-            refused, _ = await aiosmtplib.send(
-                message,
-                recipients=[*config.to, *config.cc],
-                hostname=self._host,
-                port=self._port,
-                username=config.auth_username,
-                password=password,
-                use_tls=config.tls,
-                start_tls=config.require_tls and not config.tls,
-                tls_context=self._tls_context,
-                timeout=self._timeout_s,
+            sock = await connect_checked(
+                self._host,
+                self._port,
+                self._policy,
+                timeout_s=self._timeout_s,
+                resolve=self._resolve,
             )
+        except TargetRefused as exc:
+            return SendResult(
+                ok=False, failure=FailureKind.REFUSED_TARGET, error=self._redact(str(exc))
+            )
+        except (OSError, TimeoutError) as exc:
+            return self._redact.failure(exc)
+        client = aiosmtplib.SMTP(
+            hostname=self._host,  # TLS verifies this name, not the address
+            sock=sock,
+            username=config.auth_username,
+            password=password,
+            use_tls=config.tls,
+            start_tls=config.require_tls and not config.tls,
+            tls_context=self._tls_context,
+            timeout=self._timeout_s,
+        )
+        try:
+            try:
+                await client.connect()
+            except BaseException:
+                sock.close()  # not yet a transport's: ours to close
+                raise
+            async with client:  # from here the transport owns the socket and closes it
+                refused, _ = await client.send_message(message, recipients=[*config.to, *config.cc])
         except aiosmtplib.SMTPAuthenticationError as exc:
             return SendResult(
                 ok=False, failure=FailureKind.CLIENT_ERROR, error=f"SMTP auth: {exc.code}"
@@ -88,18 +118,18 @@ class EmailChannel:
                 ok=False,
                 failure=kind,
                 status_code=exc.code,
-                error=f"SMTP {exc.code}: {exc.message}",
+                error=self._redact(f"SMTP {exc.code}: {exc.message}"),
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc)[:500])
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return SendResult(
-                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
+                ok=False, failure=FailureKind.CLIENT_ERROR, error=self._redact(str(exc))
             )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return self._redact.failure(exc)
         if refused:
             return SendResult(
                 ok=False,
                 failure=FailureKind.CLIENT_ERROR,
-                error=f"recipients refused: {sorted(refused)}",
+                error=self._redact(f"recipients refused: {sorted(refused)}"),
             )
         return SendResult(ok=True, status_code=250)

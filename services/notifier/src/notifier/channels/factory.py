@@ -63,7 +63,7 @@ def destinations(
         elif kind is IntegrationKind.EMAIL:
             assert isinstance(config, EmailConfig)
             channel = EmailChannel(
-                name=integration, config=config, timeout_s=timeout_s, tls_context=tls
+                name=integration, config=config, policy=policy, timeout_s=timeout_s, tls_context=tls
             )
             lanes = min(concurrency, 4)  # SMTP servers dislike many parallel sessions
         elif kind is IntegrationKind.SLACK:

@@ -14,13 +14,14 @@ import aiohttp
 import msgspec
 
 from notifier.channels.base import SendResult
-from notifier.channels.safe_http import check_literal_host
+from notifier.channels.safe_http import Redactor
 from notifier.core import pagerduty_event
 from notifier.core.retry import FailureKind, classify_status
-from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.core.targets import TargetPolicy
 from notifier.receivers import PagerDutyConfig
 from notifier.rendering import RenderError, render_named, template_data
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.templating import render_off_loop
 
 _encoder = msgspec.json.Encoder()
 
@@ -37,7 +38,8 @@ class PagerDutyChannel:
         self.name = name
         self._config = config
         self._session = session
-        self._policy = policy
+        self._policy = policy  # enforced by the session's connector, on every connection
+        self._redact = Redactor([config.routing_key.get_secret_value(), config.url])
 
     @property
     def rate_key(self) -> str:
@@ -48,9 +50,9 @@ class PagerDutyChannel:
     async def send(self, request: NotificationRequested) -> SendResult:
         config = self._config
         try:
-            summary = render_named(config.summary, "pagerduty_summary.j2", template_data(request))
+            summary = await render_off_loop(_render_summary, config, request)
         except RenderError as exc:
-            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
+            return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
         body = _encoder.encode(
             pagerduty_event.event(
                 request,
@@ -61,7 +63,6 @@ class PagerDutyChannel:
             )
         )
         try:
-            check_literal_host(config.url, self._policy)
             async with self._session.post(
                 config.url,
                 data=body,
@@ -82,12 +83,12 @@ class PagerDutyChannel:
                     ok=False,
                     status_code=response.status,
                     failure=failure,
-                    error=f"PagerDuty answered {response.status}: {text[:200]}",
+                    error=self._redact(f"PagerDuty answered {response.status}: {text[:200]}"),
                     retry_after_s=retry_after,
                 )
-        except TargetRefused as exc:
-            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(
-                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
-            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return self._redact.failure(exc)
+
+
+def _render_summary(config: PagerDutyConfig, request: NotificationRequested) -> str:
+    return render_named(config.summary, "pagerduty_summary.j2", template_data(request))

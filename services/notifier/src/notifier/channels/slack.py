@@ -14,18 +14,19 @@ import hashlib
 from typing import Any, Protocol
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from notifier.channels.base import SendResult
-from notifier.channels.safe_http import check_literal_host
+from notifier.channels.safe_http import Redactor
 from notifier.core.retry import FailureKind, classify_status
-from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.core.targets import TargetPolicy
 from notifier.receivers import SlackConfig
 from notifier.rendering import RenderError, render_named, template_data
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.templating import render_off_loop
 
 _TEXT_MAX = 3000  # Block Kit section text limit
 
@@ -113,7 +114,7 @@ class SlackChannel:
         self.name = name
         self._receiver = receiver
         self._config = config
-        self._policy = policy
+        self._policy = policy  # enforced by the session's connector, on every connection
         self._refs = refs
         timeout = max(1, int(timeout_s))
         self._webhook: AsyncWebhookClient | None = None
@@ -134,6 +135,10 @@ class SlackChannel:
                 session=session,
                 retry_handlers=[],
             )
+        # The webhook URL is the secret (its path), and so is the bot token.
+        self._redact = Redactor(
+            [s.get_secret_value() for s in (config.api_url, config.token) if s is not None]
+        )
 
     @property
     def rate_key(self) -> str:
@@ -143,22 +148,17 @@ class SlackChannel:
 
     async def send(self, request: NotificationRequested) -> SendResult:
         try:
-            title, text = render_slack(self._config, request)
+            title, text = await render_off_loop(render_slack, self._config, request)
         except RenderError as exc:
-            return SendResult(ok=False, failure=FailureKind.CLIENT_ERROR, error=str(exc))
+            return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
         fallback = f"{title}\n{text}"[:_TEXT_MAX]
         layout = blocks(title, text, request)
         try:
-            check_literal_host(self._url, self._policy)
             if self._webhook is not None:
                 return await self._send_webhook(fallback, layout)
             return await self._send_web(request, fallback, layout)
-        except TargetRefused as exc:
-            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(
-                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
-            )
+        except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
+            return self._redact.failure(exc)
 
     async def _send_webhook(self, text: str, layout: list[dict[str, Any]]) -> SendResult:
         assert self._webhook is not None
@@ -170,7 +170,9 @@ class SlackChannel:
             ok=False,
             status_code=response.status_code,
             failure=failure or FailureKind.CLIENT_ERROR,
-            error=f"Slack webhook answered {response.status_code}: {response.body[:200]}",
+            error=self._redact(
+                f"Slack webhook answered {response.status_code}: {response.body[:200]}"
+            ),
             retry_after_s=_retry_after(response.headers),
         )
 
@@ -196,11 +198,15 @@ class SlackChannel:
         except SlackApiError as exc:
             status = int(exc.response.status_code)
             failure = classify_status(status) or FailureKind.CLIENT_ERROR
+            data = exc.response.data
+            # Slack answers JSON with an "error" code; anything else (a proxy's page) is
+            # shown briefly, redacted like every error.
+            reason = data.get("error", "") if isinstance(data, dict) else str(data)[:200]
             return SendResult(
                 ok=False,
                 status_code=status,
                 failure=failure,
-                error=f"Slack API {status}: {exc.response.get('error', '')}",
+                error=self._redact(f"Slack API {status}: {reason}"),
                 retry_after_s=_retry_after(exc.response.headers),
             )
         posted_in = str(response.get("channel") or self._config.channel)

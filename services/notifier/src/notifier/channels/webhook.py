@@ -17,9 +17,9 @@ import msgspec
 from standardwebhooks.webhooks import Webhook
 
 from notifier.channels.base import SendResult
-from notifier.channels.safe_http import check_literal_host
-from notifier.core.retry import FailureKind, classify_status
-from notifier.core.targets import TargetPolicy, TargetRefused
+from notifier.channels.safe_http import Redactor
+from notifier.core.retry import classify_status
+from notifier.core.targets import TargetPolicy
 from notifier.core.webhook_payload import webhook_payload
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
@@ -42,29 +42,23 @@ class WebhookChannel:
         self._url = url
         self._signers = [Webhook(secret) for secret in secrets]
         self._session = session
-        self._policy = policy
+        self._policy = policy  # enforced by the session's connector, on every connection
         self._clock = clock
+        # Tokens in a webhook URL's path or query, and the signing secrets, never show.
+        self._redact = Redactor([url, *secrets])
 
     async def send(self, request: NotificationRequested) -> SendResult:
         body = _encoder.encode(webhook_payload(request))
         headers = {"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"}
         headers.update(self._signature_headers(request.idempotency_key, body))
         try:
-            check_literal_host(self._url, self._policy)
-            # Redirects are not followed (Standard Webhooks: a 3xx is a failure); the
-            # target must be configured where it is.
+            # Redirects are refused by the session (Standard Webhooks: a 3xx is a
+            # failure); the target must be configured where it is.
             async with self._session.post(
                 self._url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 await response.read()
                 failure = classify_status(response.status)
-                if failure is None and response.status >= 300:
-                    return SendResult(
-                        ok=False,
-                        status_code=response.status,
-                        failure=FailureKind.CLIENT_ERROR,
-                        error=f"HTTP {response.status} redirect from webhook; not followed",
-                    )
                 if failure is None:
                     return SendResult(ok=True, status_code=response.status)
                 return SendResult(
@@ -74,12 +68,8 @@ class WebhookChannel:
                     error=f"HTTP {response.status} from webhook",
                     retry_after_s=_retry_after(response.headers.get("Retry-After"), self._clock),
                 )
-        except TargetRefused as exc:
-            return SendResult(ok=False, failure=FailureKind.REFUSED_TARGET, error=str(exc))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult(
-                ok=False, failure=FailureKind.NETWORK, error=f"{type(exc).__name__}: {exc}"
-            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return self._redact.failure(exc)
 
     def _signature_headers(self, message_id: str, body: bytes) -> dict[str, str]:
         now = self._clock.now()

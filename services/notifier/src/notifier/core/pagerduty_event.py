@@ -8,9 +8,9 @@ record) is merged by PagerDuty instead of paging twice.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
+from notifier.core.webhook_payload import rfc3339
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 
@@ -84,9 +84,7 @@ def event(
             "summary": summary[:_SUMMARY_MAX] or "opsmesh alert",
             "source": source,
             "severity": severity(dict(request.common_labels), default_severity),
-            "timestamp": datetime.fromtimestamp(
-                min((a.starts_at for a in firing), default=request.requested_at), UTC
-            ).isoformat(),
+            "timestamp": rfc3339(min((a.starts_at for a in firing), default=request.requested_at)),
             "group": request.group_labels.get("alertname", ""),
             "class": request.common_labels.get("alertname", ""),
             "custom_details": {

@@ -1,7 +1,10 @@
 """Retry policy: exponential backoff with full jitter, bounded by a deadline.
 
 Errors are classified at the boundary: network errors, 5xx and 429 retry (honouring
-Retry-After); other 4xx do not, since sending the same request again cannot succeed.
+Retry-After); other 4xx do not, since sending the same request again cannot succeed;
+neither do a refused target, a redirect (never followed), a template that fails or a
+channel that raised unexpectedly (``INTERNAL``: the same request would fail the same
+way, so it is dead-lettered with its reason instead of crashing its lane).
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ class FailureKind(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     CLIENT_ERROR = "client_error"
     REFUSED_TARGET = "refused_target"
+    REDIRECTED = "redirected"
     NOT_CONFIGURED = "not_configured"
+    TEMPLATE = "template"
+    UNSTORABLE = "unstorable"
+    INTERNAL = "internal"
 
     @property
     def retryable(self) -> bool:

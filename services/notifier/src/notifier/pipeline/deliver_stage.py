@@ -47,6 +47,14 @@ class _Record:
     open: int
 
 
+def _unstorable(request: NotificationRequested) -> str | None:
+    # Text PostgreSQL cannot store; these fields key the delivery log and Slack refs.
+    for name in ("idempotency_key", "receiver", "group_key"):
+        if "\x00" in getattr(request, name):
+            return f"{name} contains a NUL character"
+    return None
+
+
 class DeliverStage(StatelessHandler):
     def __init__(
         self,
@@ -123,6 +131,7 @@ class DeliverStage(StatelessHandler):
         plans: list[tuple[Received[NotificationRequested], list[Destination] | None]] = []
         fresh: list[tuple[Pair, Destination]] = []
         seen: set[Pair] = set()
+        batch = self._admit(batch)
         for record in batch:
             request = record.event
             found = self._destinations(request.receiver)
@@ -296,7 +305,38 @@ class DeliverStage(StatelessHandler):
                 entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
             )
         )
-        self._outcomes.labels(request.receiver, "none", "failed").inc()
+        # Not the request's receiver name: any name can arrive, and labels must stay few.
+        self._outcomes.labels("unconfigured", "none", "failed").inc()
+        await self._finish(
+            entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
+        )
+
+    def _admit(
+        self, batch: Sequence[Received[NotificationRequested]]
+    ) -> list[Received[NotificationRequested]]:
+        """The batch less the requests that cannot be recorded, which are dead-lettered."""
+        admitted: list[Received[NotificationRequested]] = []
+        for record in batch:
+            problem = _unstorable(record.event)
+            if problem is None:
+                admitted.append(record)
+                continue
+            self._inflight.add(record.partition, record.offset)
+            self._spawn(self._reject(_Record(record, open=1), problem))
+        return admitted
+
+    async def _reject(self, entry: _Record, problem: str) -> None:
+        """A request that cannot be recorded (PostgreSQL refuses its key): dead-lettered
+        with the reason, before any I/O that would fail on it forever."""
+        request = entry.received.event
+        error = f"{FailureKind.UNSTORABLE}: {problem}"
+        log.warning("request rejected; dead-lettering", error=error)
+        await (
+            await self._dead_letters.send(
+                entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
+            )
+        )
+        self._outcomes.labels("invalid", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )

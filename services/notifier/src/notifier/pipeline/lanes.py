@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import psycopg
+
 from notifier.channels.base import Channel, SendResult
+from notifier.channels.safe_http import Redactor
 from notifier.core.breaker import CircuitBreaker
 from notifier.core.bucket import TokenBucket
 from notifier.core.retry import FailureKind, RetryPolicy
@@ -214,7 +218,7 @@ class Sender:
             ):
                 return _past_deadline(last, "rate limit")
             job.attempts += 1
-            outcome = await destination.channel.send(job.request)
+            outcome = await _send_once(destination, job.request)
             if self.on_attempt is not None:
                 self.on_attempt(destination, outcome)
             if outcome.ok:
@@ -241,6 +245,32 @@ class Sender:
                 error=outcome.error,
                 delay_s=round(delay, 3),
             )
+
+
+_redact = Redactor()
+
+
+async def _send_once(destination: Destination, request: NotificationRequested) -> SendResult:
+    """One attempt; a channel that raises is classified here, never left to crash the
+    lane (which would hold the request's offset for good)."""
+    try:
+        return await destination.channel.send(request)
+    except (psycopg.OperationalError, OSError, TimeoutError) as exc:
+        # The database behind a channel (Slack message refs) or the network: transient.
+        return SendResult(
+            ok=False, failure=FailureKind.NETWORK, error=_redact(f"{type(exc).__name__}: {exc}")
+        )
+    except Exception as exc:
+        # Deterministic as far as anyone knows: the same request would fail the same way.
+        error = _redact(f"{type(exc).__name__}: {exc}")
+        # Where, not the traceback's text: chained messages may quote a server's answer
+        # (credentials it echoed back) that only the channel knew to redact.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-4:]]
+        log.error(
+            "channel raised; dead-lettering", destination=destination.id, error=error, at=where
+        )
+        return SendResult(ok=False, failure=FailureKind.INTERNAL, error=error)
 
 
 def _past_deadline(last: SendResult, why: str) -> SendResult:

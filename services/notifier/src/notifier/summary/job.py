@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -21,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifier.channels.factory import tls_context
 from notifier.core.summary import Summary, Transition, next_run, summarise
+from notifier.core.webhook_payload import rfc3339
 from notifier.rendering import render_named
 from notifier.settings import NotifierSettings
 from opsmesh.clock import sleep_until_stopped
@@ -53,7 +53,7 @@ async def load_day(pool: AsyncConnectionPool, start: float, end: float) -> Summa
 
 
 def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return rfc3339(epoch)[:16].replace("T", " ") + " UTC"
 
 
 def summary_message(summary: Summary, *, sender: str, recipients: list[str]) -> EmailMessage:

@@ -1,0 +1,142 @@
+"""Rule templates under a budget: a hostile label or annotation renders the budget's error
+instead of an alert's text (and never stalls evaluation), and evaluation runs in the
+render threads, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
+from alert_engine.core.rules import Comparison, ThresholdRule
+from alert_engine.core.templating import BUDGET, render
+from alert_engine.pipeline.evaluate_stage import EvaluateStage
+from opsmesh.events.alerts import AlertState
+from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
+from opsmesh.kafka.consumer import Received
+
+T0 = 1_700_000_000.0
+
+HOSTILE = [
+    '{{ "x"|center(10**9) }}',
+    '{{ "%*s"|format(10**9, "") }}',
+    '{{ "x"|indent(10**9) }}',
+    "{% for a in range(10**6) %}{% for b in range(10**6) %}{% endfor %}{% endfor %}",
+    "{% for a in range(60000) %}{% for b in range(60000) %}{% endfor %}{% endfor %}",
+    '{% set x = "a" ~ "b" * 60000 %}{{ ((x ~ x) ~ x) ~ x }}',
+    "{% macro f(n) %}{{ f(n + 1) }}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}"
+    "{{ f(0) }}",
+    '{{ "x".ljust(10**9) }}',
+    "{{ labels.host * 10**9 }}",
+]
+
+
+def rule(**overrides: object) -> ThresholdRule:
+    fields: dict[str, object] = {
+        "name": "CpuHot",
+        "signal": "cpu",
+        "op": Comparison.GT,
+        "threshold": 0.9,
+    }
+    fields.update(overrides)
+    return ThresholdRule(**fields)  # type: ignore[arg-type]
+
+
+def signal(value: float = 0.95) -> SignalObserved:
+    return SignalObserved(
+        source=SignalSource.METRICS,
+        kind=SignalKind.ROLLUP,
+        name="cpu",
+        subject="cpu",
+        labels={"host": "a"},
+        value=value,
+        stats={},
+        observed_at=T0,
+    )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("source", HOSTILE)
+def test_hostile_annotations_render_the_budget_error(source: str) -> None:
+    ev = Evaluator([rule(annotations={"x": source, "fine": "{{ labels.host }}"})])
+    (t,) = ev.observe(signal(), T0)
+    assert t.alert.state is AlertState.FIRING
+    assert t.alert.annotations["x"].startswith("<template error: template budget exceeded: ")
+    assert t.alert.annotations["fine"] == "a"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("source", HOSTILE)
+def test_hostile_labels_render_the_budget_error(source: str) -> None:
+    ev = Evaluator([rule(labels={"team": source})])
+    (t,) = ev.observe(signal(), T0)
+    assert t.alert.labels["team"].startswith("<template error: template budget exceeded: ")
+
+
+def test_a_heavy_but_allowed_template_renders() -> None:
+    steps = BUDGET.max_steps // 2
+    out = render(f"{{% for i in range({steps}) %}}{{% endfor %}}done", {}, None)
+    assert out == "done"
+
+
+class SpyEvaluator(Evaluator):
+    def __init__(self, rules: Sequence[ThresholdRule]) -> None:
+        super().__init__(rules)
+        self.threads: list[str] = []
+
+    def observe(self, event: SignalObserved, now: float) -> list[Transition]:
+        self.threads.append(threading.current_thread().name)
+        return super().observe(event, now)
+
+
+@dataclass
+class FakeState:
+    """The parts of EngineState the evaluate stage touches."""
+
+    evaluator: Evaluator
+    clock: Any
+    restored: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    results: list[tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]] = field(
+        default_factory=list
+    )
+
+    def evaluated(
+        self,
+        transitions: Sequence[Transition],
+        updates: Sequence[AlertInstance],
+        seen: Sequence[SeriesSeen] = (),
+    ) -> tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]:
+        return list(transitions), list(updates), list(seen)
+
+    async def write_rules(
+        self, work: tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]
+    ) -> None:
+        self.results.append(work)
+
+
+@dataclass
+class FixedClock:
+    at: float
+
+    def now(self) -> float:
+        return self.at
+
+
+async def test_the_evaluate_stage_evaluates_in_a_render_thread() -> None:
+    evaluator = SpyEvaluator([rule(annotations={"v": "{{ value }}"})])
+    state = FakeState(evaluator=evaluator, clock=FixedClock(T0))
+    state.restored.set()
+    stage = EvaluateStage(state)  # type: ignore[arg-type]
+    record = Received(signal(), message=None)
+    await stage.handle([record])
+    assert evaluator.threads
+    assert all(name.startswith("opsmesh-render") for name in evaluator.threads)
+    ((transitions, _, _),) = state.results
+    assert [t.alert.annotations["v"] for t in transitions] == ["0.95"]
