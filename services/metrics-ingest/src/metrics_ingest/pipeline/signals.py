@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from metrics_ingest.rollup.closed import ClosedWindow
+from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import SIGNALS
 
 
 def to_signal(window: ClosedWindow, now: float) -> Outgoing:
+    """A rollup: named after the metric, stats of its kind (``opsmesh.catalogue.ROLLUPS``).
+    Built without a per-signal check: this is the hot path, proven by the contract tests."""
     signal = SignalObserved(
         source=SignalSource.METRICS,
         kind=SignalKind.ROLLUP,
@@ -26,15 +29,9 @@ def to_signal(window: ClosedWindow, now: float) -> Outgoing:
     return Outgoing(SIGNALS, window.series, signal, event_id=event_id)
 
 
-CARDINALITY_SIGNAL = "metrics_ingest_series_limited"
-
-
 def cardinality_signal(name: str, rejected: int, limit: int, now: float) -> Outgoing:
     """A metric hit its series limit: alertable like any signal (value = samples rejected)."""
-    signal = SignalObserved(
-        source=SignalSource.METRICS,
-        kind=SignalKind.FINDING,
-        name=CARDINALITY_SIGNAL,
+    signal = METRICS_SERIES_LIMITED.observe(
         subject=name,
         labels={"metric": name},
         value=float(rejected),
