@@ -33,6 +33,7 @@ class Service(enum.StrEnum):
     METRICS_INGEST = "metrics-ingest"
     QUERY_ANALYZER = "query-analyzer"
     HEALTH_AGGREGATOR = "health-aggregator"
+    EVERY_SERVICE = "every service"  # the mesh observing itself
 
 
 class RollupStat(enum.StrEnum):
@@ -326,12 +327,46 @@ METRICS_SERIES_LIMITED = SignalSpec(
     },
 )
 
+# The mesh observing itself: every service reports its own readings periodically, so
+# the pipeline is alertable without a Prometheus server.
+MESH_DEAD_LETTERS = SignalSpec(
+    name="mesh_dead_letters",
+    source=SignalSource.MESH,
+    kind=SignalKind.STATUS,
+    emitted_by=Service.EVERY_SERVICE,
+    summary="records a service instance sent to the dead-letter topic, reported periodically",
+    value="dead-lettered records since the instance started (a running total; a restart"
+    " starts again from 0, so read it with a rate rule)",
+    labels={
+        "service": "the reporting service",
+        "instance": "its instance",
+        "source_topic": "the topic the dead-lettered records came from",
+    },
+)
+MESH_CONSUMER_LAG = SignalSpec(
+    name="mesh_consumer_lag",
+    source=SignalSource.MESH,
+    kind=SignalKind.STATUS,
+    emitted_by=Service.EVERY_SERVICE,
+    summary="how far a service instance's consumer is behind a partition, reported"
+    " periodically for every partition it owns",
+    value="records between the consumer's position and the partition's high watermark",
+    labels={
+        "service": "the reporting service",
+        "instance": "its instance",
+        "topic": "the consumed topic",
+        "partition": "the partition number",
+    },
+)
+
 SERVICE_SIGNALS: tuple[SignalSpec, ...] = (
     QUERY_P95_REGRESSION,
     QUERY_N_PLUS_ONE,
     QUERY_INDEX_ADVISED,
     HEALTH_CHECK_STATUS,
     METRICS_SERIES_LIMITED,
+    MESH_DEAD_LETTERS,
+    MESH_CONSUMER_LAG,
 )
 
 
