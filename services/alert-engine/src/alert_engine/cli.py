@@ -97,33 +97,53 @@ def _default_output() -> Path | None:
     return Path(first) if first else None
 
 
+def tests_path(rules_path: Path) -> Path:
+    """Where the rule tests go: beside the rules, ``<name>_test<suffix>``."""
+    return rules_path.with_name(f"{rules_path.stem}_test{rules_path.suffix or '.yml'}")
+
+
+_RULE_FILES_LINE = re.compile(r"^rule_files: \[.*\]$", re.MULTILINE)
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # needs no YAML quotes
+
+
 @click.command("setup-default-alerts")
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help=f"Where to write the rules (default: the first file in ${RULES_FILES_ENV}).",
+    help=f"Where to write the rules (default: the first file in ${RULES_FILES_ENV}); their"
+    " unit tests go beside them as <name>_test.yml.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option(
     "--runbook-base",
     metavar="URL",
     help="Link runbooks under URL instead of the repository-relative runbooks/ path.",
 )
 def setup_default_alerts(output: Path | None, force: bool, runbook_base: str | None) -> None:
-    """Install the built-in alerting rules (errors, latency, queries, health, pipeline)."""
+    """Install the built-in alerting rules (errors, latency, queries, health, pipeline)
+    and their unit tests (`opsmesh rules test <name>_test.yml`)."""
     target = output or _default_output()
     if target is None:
         raise click.UsageError(f"give --output or set {RULES_FILES_ENV}")
-    if target.exists() and not force:
-        click.echo(f"{target} exists; use --force to overwrite it", err=True)
-        raise SystemExit(1)
-    text = builtin_text()
+    tests_target = tests_path(target)
+    for path in (target, tests_target):
+        if path.exists() and not force:
+            click.echo(f"{path} exists; use --force to overwrite it", err=True)
+            raise SystemExit(1)
+    text, tests = builtin_text(), builtin_text(BUILTIN_TESTS)
+    # The tests name the rule file and expect its runbook links: both follow the install.
+    name = target.name if _PLAIN_NAME.match(target.name) else json.dumps(target.name)
+    tests = _RULE_FILES_LINE.sub(f"rule_files: [{name}]", tests, count=1)
+    text = text.replace(BUILTIN_TESTS, tests_target.name)  # the header's pointer to them
     if runbook_base:
-        text = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{runbook_base.rstrip('/')}/", text)
+        base = runbook_base.rstrip("/")
+        text = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{base}/", text)
+        tests = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{base}/", tests)
     installed = parse_rules(text, source=str(target))  # never write a file the engine rejects
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, "utf-8")
-    click.echo(f"wrote {len(installed)} rules to {target}")
+    tests_target.write_text(tests, "utf-8")
+    click.echo(f"wrote {len(installed)} rules to {target} and their tests to {tests_target}")
 
 
 @click.group()

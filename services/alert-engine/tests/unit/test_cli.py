@@ -115,21 +115,50 @@ def test_test_with_a_missing_rule_file_is_an_error(files: Path) -> None:
     assert "lost.yml" in result.output
 
 
-def test_setup_default_alerts_writes_the_builtin_rules(tmp_path: Path) -> None:
+def test_setup_default_alerts_writes_the_builtin_rules_and_their_tests(tmp_path: Path) -> None:
     target = tmp_path / "rules" / "default.yml"
     result = CliRunner().invoke(setup_default_alerts, ["--output", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text() == builtin_text()
-    assert result.output == f"wrote 9 rules to {target}\n"
+    tests = tmp_path / "rules" / "default_test.yml"
+    assert tests.read_text() == builtin_text("default_test.yml")
+    assert result.output == f"wrote 9 rules to {target} and their tests to {tests}\n"
 
 
-def test_setup_default_alerts_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("default.yml", []),
+        ("team rules.yaml", []),
+        ("alerts.yml", ["--runbook-base", "https://wiki.example.com/runbooks"]),
+    ],
+)
+def test_the_installed_rule_tests_pass_against_the_installed_rules(
+    tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    target = tmp_path / name
+    installed = CliRunner().invoke(setup_default_alerts, ["--output", str(target), *extra])
+    assert installed.exit_code == 0, installed.output
+    tests = target.with_name(f"{target.stem}_test{target.suffix}")
+    assert f"`opsmesh rules test {tests.name}`" in target.read_text()
+    result = CliRunner().invoke(cli, ["rules", "test", str(tests)])
+    assert result.exit_code == 0, result.output
+    assert "9/9 passed" in result.output
+    if extra:
+        assert "https://wiki.example.com/runbooks/high-error-rate.md" in tests.read_text()
+
+
+@pytest.mark.parametrize("existing", ["default.yml", "default_test.yml"])
+def test_setup_default_alerts_refuses_to_overwrite_without_force(
+    tmp_path: Path, existing: str
+) -> None:
     target = tmp_path / "default.yml"
-    target.write_text("mine")
+    (tmp_path / existing).write_text("mine")
     result = CliRunner().invoke(setup_default_alerts, ["--output", str(target)])
     assert result.exit_code == 1
     assert "use --force" in result.output
-    assert target.read_text() == "mine"
+    assert (tmp_path / existing).read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == [existing]
     forced = CliRunner().invoke(setup_default_alerts, ["--output", str(target), "--force"])
     assert forced.exit_code == 0, forced.output
     assert target.read_text() == builtin_text()
