@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.ruletest import RuleTestError, run_tests
 
@@ -39,12 +40,28 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
-    """Validate rule FILES; every error names its file, group, rule and field."""
+@click.option(
+    "--catalogue",
+    "against_catalogue",
+    is_flag=True,
+    help="Also fail on signals, stats and labels no service emits (`opsmesh signals`);"
+    " for rules on the mesh's own signals, not on your applications' metrics.",
+)
+def check(files: tuple[Path, ...], against_catalogue: bool) -> None:
+    """Validate rule FILES; every error in a file is reported in one run, each naming
+    its file, group, rule and field."""
     failed = False
     for path in files:
         try:
             found = parse_rules(path.read_text("utf-8"), source=str(path))
+            if against_catalogue:
+                errors = [
+                    f"{path}: group {rule.group} rule {rule.name}: {problem}"
+                    for rule in found
+                    for problem in rule_problems(rule)
+                ]
+                if errors:
+                    raise RuleFileError(errors)
         except OSError as exc:
             click.echo(f"{path}: cannot read: {exc.strerror or exc}", err=True)
             failed = True

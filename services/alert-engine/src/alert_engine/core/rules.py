@@ -287,35 +287,85 @@ def _build(spec: _RuleSpec, group: str) -> tuple[Rule | None, list[str]]:
 
 
 def parse_rules(text: str, source: str = "<rules>") -> list[Rule]:
-    """Every rule in ``text``; raises RuleFileError listing every error found."""
+    """Every rule in ``text``; raises RuleFileError listing every error found.
+
+    Every error in one run: each group and each field of each rule is checked on its
+    own, so a file with several mistakes is fixed in one edit, not one per run.
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleFileError([f"{source}: not valid YAML: {exc}"]) from None
-    try:
-        spec = msgspec.convert(raw, _FileSpec)
-    except msgspec.ValidationError as exc:
-        raise RuleFileError([f"{source}: {_group_where(raw, str(exc))}{exc}"]) from None
-    rules: list[Rule] = []
     errors: list[str] = []
+    groups = _groups(raw, source, errors)
+    rules: list[Rule] = []
     seen: set[str] = set()
-    for g_index, group in enumerate(spec.groups):
-        for r_index, raw_rule in enumerate(group.rules):
-            where = _rule_where(source, g_index, group.name, r_index, raw_rule)
-            try:
-                rule_spec = msgspec.convert(raw_rule, _RuleSpec)
-            except msgspec.ValidationError as exc:
-                errors.append(f"{where}: {exc}")
-                continue
-            rule, problems = _build(rule_spec, group.name)
+    for g_index, group, raw_rules in groups:
+        for r_index, raw_rule in enumerate(raw_rules):
+            where = _rule_where(source, g_index, group, r_index, raw_rule)
+            rule, problems = _rule(raw_rule, group)
             errors.extend(f"{where}: {problem}" for problem in problems)
             if rule is None:
                 continue
             if rule.key in seen:
-                errors.append(f"{where}: duplicate rule {rule.name!r} in group {group.name!r}")
+                errors.append(f"{where}: duplicate rule {rule.name!r} in group {group!r}")
                 continue
             seen.add(rule.key)
             rules.append(rule)
     if errors:
         raise RuleFileError(errors)
     return rules
+
+
+def _groups(raw: object, source: str, errors: list[str]) -> list[tuple[int, str, list[Any]]]:
+    """(index, name, raw rules) of each well-formed group; the rest become errors."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list):
+        errors.append(f"{source}: expected an object (a mapping) with a `groups` list")
+        return []
+    errors.extend(f"{source}: field `{key}`: unknown field" for key in raw if key != "groups")
+    out = []
+    for g_index, group in enumerate(raw["groups"]):
+        name = group.get("name") if isinstance(group, dict) else None
+        where = f"{source}: groups[{g_index}]" + (f" ({name})" if isinstance(name, str) else "")
+        if not isinstance(group, dict):
+            errors.append(f"{where}: expected a mapping with `name` and `rules`")
+            continue
+        problems = [f"field `{key}`: unknown field" for key in group if key not in _GROUP_KEYS]
+        if not isinstance(name, str):
+            problems.append("field `name`: required, a string")
+        if not isinstance(group.get("rules"), list):
+            problems.append("field `rules`: required, a list")
+        errors.extend(f"{where}: {problem}" for problem in problems)
+        if isinstance(name, str) and isinstance(group.get("rules"), list):
+            out.append((g_index, name, group["rules"]))
+    return out
+
+
+_GROUP_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(_GroupSpec))
+
+
+def _rule(raw: object, group: str) -> tuple[Rule | None, list[str]]:
+    """The rule, or every error in it: each field is converted on its own, then the
+    fields that converted are checked together (kinds, durations, templates)."""
+    if not isinstance(raw, dict):
+        return None, [f"expected a mapping, got {type(raw).__name__}"]
+    fields = {f.encode_name: f for f in msgspec.structs.fields(_RuleSpec)}
+    errors = [f"field `{key}`: unknown field" for key in raw if key not in fields]
+    bad: set[str] = set()
+    for name, info in fields.items():
+        if name in raw:
+            try:
+                msgspec.convert(raw[name], info.type)
+            except msgspec.ValidationError as exc:
+                errors.append(f"field `{name}`: {exc}")
+                bad.add(name)
+        elif info.required:
+            errors.append(f"field `{name}`: required")
+            bad.add(name)
+    good = {k: v for k, v in raw.items() if k in fields and k not in bad}
+    # Placeholders for a bad name or signal, so the other fields are still checked.
+    spec = msgspec.convert({"alert": "_", "signal": "_", **good}, _RuleSpec)
+    rule, problems = _build(spec, group)
+    # A field already reported as malformed is not reported again as missing.
+    errors.extend(p for p in problems if not any(p.startswith(f"field `{b}`") for b in bad))
+    return (rule if not errors else None), errors
