@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from alert_engine.core.contract import input_problems, rule_problems
 from alert_engine.core.rules import Rule, parse_rules
@@ -24,11 +25,14 @@ from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh import catalogue
+from opsmesh.clock import FakeClock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
 from opsmesh.events.signals import SignalObserved, SignalSource
+from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import Outgoing
-from opsmesh.topics import SIGNALS
+from opsmesh.selfreport import dead_letter_signals, lag_signals
+from opsmesh.topics import NOTIFICATIONS, SIGNALS
 from query_analyzer.core.advice import Measured, choose
 from query_analyzer.core.candidates import IndexCandidate
 from query_analyzer.core.findings import (
@@ -246,10 +250,26 @@ def health_aggregator_signals() -> list[SignalObserved]:
     return [_signal(health_signal(c)) for c in changes]
 
 
+def self_report_signals() -> list[SignalObserved]:
+    """Every service's own readings: the DLQ publisher's counter, lag per partition."""
+    dead_letters = DeadLetterPublisher(
+        producer=None,  # type: ignore[arg-type]  # only its counter is read
+        service="notifier",
+        clock=FakeClock(T0),
+        registry=CollectorRegistry(),
+    ).records_total
+    dead_letters.labels(NOTIFICATIONS.name, DeadLetterReason.DELIVERY_FAILED.value).inc(2)
+    signals = dead_letter_signals(
+        dead_letters, service="notifier", instance="n-1", topics=[NOTIFICATIONS.name], now=T0
+    )
+    return signals + lag_signals({("g", NOTIFICATIONS.name, 0): 12}, service="notifier", now=T0)
+
+
 EMITTERS = {
     "metrics-ingest": metrics_ingest_signals,
     "query-analyzer": query_analyzer_signals,
     "health-aggregator": health_aggregator_signals,
+    "every service (self-report)": self_report_signals,
 }
 
 
@@ -274,9 +294,9 @@ def test_histogram_rollups_carry_every_quantile_and_the_latency_rule_reads_one()
 
 
 def test_every_catalogued_service_signal_is_emitted_by_some_service() -> None:
-    """The catalogue lists nothing that no code produces (mesh signals: their own test)."""
+    """The catalogue lists nothing that no code produces."""
     emitted = {s.name for produce in EMITTERS.values() for s in produce()}
-    declared = {s.name for s in catalogue.SERVICE_SIGNALS if s.source is not SignalSource.MESH}
+    declared = {s.name for s in catalogue.SERVICE_SIGNALS}
     declared |= {m.name for m in catalogue.APPLICATION_METRICS}
     assert declared <= emitted
 
@@ -284,8 +304,7 @@ def test_every_catalogued_service_signal_is_emitted_by_some_service() -> None:
 def test_every_builtin_rule_reads_a_signal_a_service_emits() -> None:
     emitted = {s.name: s for produce in EMITTERS.values() for s in produce()}
     rules = parse_rules(RULE_FILES[0].read_text())
-    mesh = {s.name for s in catalogue.SERVICE_SIGNALS if s.source is SignalSource.MESH}
-    unread = [r.name for r in rules if r.signal not in emitted and r.signal not in mesh]
+    unread = [r.name for r in rules if r.signal not in emitted]
     assert unread == []
     for rule in rules:
         if rule.signal in emitted and rule.stat is not None:

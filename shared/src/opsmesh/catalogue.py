@@ -327,8 +327,8 @@ METRICS_SERIES_LIMITED = SignalSpec(
     },
 )
 
-# The mesh observing itself: every service reports its own readings periodically, so
-# the pipeline is alertable without a Prometheus server.
+# The mesh observing itself: every service reports its own readings periodically
+# (``opsmesh.selfreport``), so the pipeline is alertable without a Prometheus server.
 MESH_DEAD_LETTERS = SignalSpec(
     name="mesh_dead_letters",
     source=SignalSource.MESH,
@@ -348,12 +348,13 @@ MESH_CONSUMER_LAG = SignalSpec(
     source=SignalSource.MESH,
     kind=SignalKind.STATUS,
     emitted_by=Service.EVERY_SERVICE,
-    summary="how far a service instance's consumer is behind a partition, reported"
-    " periodically for every partition it owns",
-    value="records between the consumer's position and the partition's high watermark",
+    summary="how far a service's consumer group is behind each partition it consumes,"
+    " reported periodically by each instance (replicas report the same readings)",
+    value="records between the group's committed offset and the partition's end offset"
+    " (what kafka-consumer-groups shows; it grows while a consumer is stalled)",
     labels={
-        "service": "the reporting service",
-        "instance": "its instance",
+        "service": "the consuming service",
+        "group": "its consumer group",
         "topic": "the consumed topic",
         "partition": "the partition number",
     },

@@ -44,6 +44,9 @@ class CommonSettings(BaseSettings):
     # Bounded graceful drain: how long SIGTERM may take before in-flight work is abandoned.
     shutdown_timeout_s: float = Field(6.0, gt=0, le=60, alias="OPSMESH_SHUTDOWN_TIMEOUT_S")
     instance_id: str | None = Field(None, alias="OPSMESH_INSTANCE_ID")
+    # How often each service reports its dead letters and consumer lag as signals
+    # (``opsmesh.selfreport``); 0 turns the reports off.
+    self_report_s: float = Field(30.0, ge=0, le=3600, alias="OPSMESH_SELF_REPORT_S")
 
 
 def load_settings(settings_type: type[S]) -> S:

@@ -148,7 +148,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 state_ctx,
             ],
             readiness=runtime.readiness,
-            workers=workers,
+            workers=runtime.with_self_report(workers),
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
             middlewares=[auth_middleware(tokens, read_requires_token=settings.read_requires_token)],
