@@ -177,12 +177,24 @@ class SelfReporter:
         return len(signals)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval_s)
-            if stop.is_set():
-                return
-            try:
-                await self.report_once()
-            except Exception as exc:  # a missed report must not stop the service
-                log.warning("self-report failed; trying again next interval", error=str(exc)[:300])
+        """Report every interval until ``stop``; a report in flight at ``stop`` (a broker
+        that went away) is abandoned, so shutdown never waits on it."""
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopped), self._interval_s)
+                if stop.is_set():
+                    return
+                report = asyncio.create_task(self.report_once())
+                await asyncio.wait({report, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not report.done():
+                    report.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await report
+                    return
+                if (error := report.exception()) is not None:
+                    # A missed report must not stop the service; the next one tries again.
+                    log.warning("self-report failed", error=str(error)[:300])
+        finally:
+            stopped.cancel()

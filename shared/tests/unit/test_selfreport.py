@@ -112,3 +112,34 @@ async def test_the_reporter_reports_every_interval_and_survives_a_failed_report(
     assert names == {catalogue.MESH_DEAD_LETTERS.name, catalogue.MESH_CONSUMER_LAG.name}
     assert len(lag.asked) >= 3  # the failed report was tried again at the next interval
     assert all(o.key == o.event.subject for o in producer.sent)
+
+
+class _Hanging:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def lag(self, groups: Sequence[ConsumedGroup]) -> PartitionLag:
+        self.started.set()
+        await asyncio.Event().wait()  # a broker that never answers
+        raise AssertionError("unreachable")
+
+
+async def test_stop_abandons_a_report_in_flight() -> None:
+    lag = _Hanging()
+    reporter = SelfReporter(
+        service="s",
+        instance="i",
+        dead_letters=_counter,
+        groups=lambda: [ConsumedGroup("g", ("t",))],
+        lag=lag,
+        producer=_Producer,  # type: ignore[arg-type]
+        clock=FakeClock(),
+        interval_s=0.01,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(reporter.run(stop))
+    async with asyncio.timeout(10):
+        await lag.started.wait()
+        stop.set()
+        await task  # returns: the hanging report is cancelled, not awaited
+    assert task.exception() is None
