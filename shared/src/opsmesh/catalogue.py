@@ -21,6 +21,7 @@ Two families:
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -371,7 +372,8 @@ SERVICE_SIGNALS: tuple[SignalSpec, ...] = (
 )
 
 
-def declared() -> dict[str, SignalSpec]:
+@functools.cache
+def declared() -> Mapping[str, SignalSpec]:
     """Every signal a rule may name, by name: the service signals and the conventional
     application metrics' rollups."""
     out: dict[str, SignalSpec] = {}
@@ -379,7 +381,7 @@ def declared() -> dict[str, SignalSpec]:
         if spec.name in out:
             raise ValueError(f"signal {spec.name} is declared twice")
         out[spec.name] = spec
-    return out
+    return MappingProxyType(out)
 
 
 def problems(signal: SignalObserved) -> list[str]:
