@@ -39,8 +39,9 @@ integration:  ## only the integration tests
 e2e:  ## only the end-to-end tests
 	$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
 
-schemas:  ## export the events' JSON Schemas to docs/schemas
+schemas:  ## export the events' JSON Schemas to docs/schemas and the signal catalogue to docs/signals.md
 	$(UV) run --frozen opsmesh schema export docs/schemas
+	$(UV) run --frozen opsmesh signals --markdown > docs/signals.md
 
 bench: deps  ## run the benchmarks (never part of the tests)
 	$(UV) run --frozen python -m bench

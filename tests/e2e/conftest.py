@@ -105,6 +105,7 @@ def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory)
     running = Mesh(
         infra,
         workdir,
+        common_env={"OPSMESH_SELF_REPORT_S": "1"},  # the mesh's own signals, often
         env={
             "metrics-ingest": {
                 "METRICS_INGEST_WINDOWS_S": "1",

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from opsmesh.catalogue import QUERY_N_PLUS_ONE
 from opsmesh.devinfra import Endpoints
 from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import SlowQueryObserved
@@ -72,7 +73,7 @@ async def test_an_n_plus_one_request_becomes_a_finding_and_a_signal(
         return [s for s in map(_signal, records) if s and s.labels.get("database") == database]
 
     [signal] = await eventually(signals, until=bool, what="the N+1 signal")
-    assert signal.name == "query_n_plus_one"
+    assert signal.name == QUERY_N_PLUS_ONE.name
     assert signal.subject == finding["id"]
 
 

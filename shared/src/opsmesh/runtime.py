@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from opsmesh.kafka.consumer import BatchConsumer, BatchHandler, ConsumerConfig, 
 from opsmesh.kafka.dlq import DeadLetterPublisher
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
+from opsmesh.selfreport import ConsumedGroup, KafkaLagReader, SelfReporter
 from opsmesh.settings import CommonSettings
 from opsmesh.shutdown import finish_within
 from opsmesh.web.app import ReadinessCheck, Worker
@@ -62,6 +63,8 @@ class Runtime:
         self._redis: aioredis.Redis | None = None
         self._dead_letters: DeadLetterPublisher | None = None
         self.consumers: list[BatchConsumer[Any]] = []
+        # What the self-report reads the lag of, by group.
+        self._consumed: dict[str, ConsumedGroup] = {}
         self._consumer_metrics: ConsumerMetrics | None = None
 
     # -- resources (cleanup contexts) ------------------------------------------------
@@ -169,6 +172,8 @@ class Runtime:
         self, config: ConsumerConfig, event_type: type[E], handler: BatchHandler[E]
     ) -> Worker:
         """A background worker that consumes ``config.topics`` into ``handler``."""
+        topics = tuple(t.name for t in config.topics)
+        self._consumed[config.group_id] = ConsumedGroup(config.group_id, topics)
 
         async def work(stop: asyncio.Event) -> None:
             if self._consumer_metrics is None:
@@ -192,6 +197,38 @@ class Runtime:
             await consumer.run(stop)
 
         return work
+
+    def with_self_report(
+        self, workers: Callable[[], Sequence[tuple[str, Worker]]]
+    ) -> Callable[[], list[tuple[str, Worker]]]:
+        """``workers`` plus the self-report (for ``ServiceSpec.workers``)."""
+
+        def all_workers() -> list[tuple[str, Worker]]:
+            found = list(workers())
+            report = self.self_report()
+            if report is not None:
+                found.append(("self-report", report))
+            return found
+
+        return all_workers
+
+    def self_report(self) -> Worker | None:
+        """The worker that reports this instance's dead letters and its groups' consumer
+        lag as signals every ``OPSMESH_SELF_REPORT_S``; None when that is 0. Add it after
+        the consumers, so their groups are known."""
+        if self.settings.self_report_s <= 0:
+            return None
+        reporter = SelfReporter(
+            service=self.service,
+            instance=self.instance,
+            dead_letters=lambda: self.dead_letters.records_total,
+            groups=lambda: list(self._consumed.values()),
+            lag=KafkaLagReader(self.connection),
+            producer=lambda: self.producer,
+            clock=self.clock,
+            interval_s=self.settings.self_report_s,
+        )
+        return reporter.run
 
 
 def tune_gc() -> None:

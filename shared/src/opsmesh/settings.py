@@ -59,6 +59,9 @@ class CommonSettings(BaseSettings):
     # ...and gives up after this long: the process exits non-zero for its supervisor to
     # restart it (replaying from the last commit).
     consumer_give_up_after_s: float = Field(300.0, gt=0, alias="OPSMESH_CONSUMER_GIVE_UP_AFTER_S")
+    # How often each service reports its dead letters and consumer lag as signals
+    # (``opsmesh.selfreport``); 0 turns the reports off.
+    self_report_s: float = Field(30.0, ge=0, le=3600, alias="OPSMESH_SELF_REPORT_S")
 
     @model_validator(mode="after")
     def _give_up_after_stall(self) -> CommonSettings:

@@ -169,7 +169,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 state_ctx,
             ],
             readiness=runtime.readiness,
-            workers=workers,
+            workers=runtime.with_self_report(workers),
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
             middlewares=[

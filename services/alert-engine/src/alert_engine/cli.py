@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.ruletest import RuleTestError, run_tests
 
@@ -39,12 +40,28 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
-    """Validate rule FILES; every error names its file, group, rule and field."""
+@click.option(
+    "--catalogue",
+    "against_catalogue",
+    is_flag=True,
+    help="Also fail on signals, stats and labels no service emits (`opsmesh signals`);"
+    " for rules on the mesh's own signals, not on your applications' metrics.",
+)
+def check(files: tuple[Path, ...], against_catalogue: bool) -> None:
+    """Validate rule FILES; every error in a file is reported in one run, each naming
+    its file, group, rule and field."""
     failed = False
     for path in files:
         try:
             found = parse_rules(path.read_text("utf-8"), source=str(path))
+            if against_catalogue:
+                errors = [
+                    f"{path}: group {rule.group} rule {rule.name}: {problem}"
+                    for rule in found
+                    for problem in rule_problems(rule)
+                ]
+                if errors:
+                    raise RuleFileError(errors)
         except OSError as exc:
             click.echo(f"{path}: cannot read: {exc.strerror or exc}", err=True)
             failed = True
@@ -97,33 +114,53 @@ def _default_output() -> Path | None:
     return Path(first) if first else None
 
 
+def tests_path(rules_path: Path) -> Path:
+    """Where the rule tests go: beside the rules, ``<name>_test<suffix>``."""
+    return rules_path.with_name(f"{rules_path.stem}_test{rules_path.suffix or '.yml'}")
+
+
+_RULE_FILES_LINE = re.compile(r"^rule_files: \[.*\]$", re.MULTILINE)
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # needs no YAML quotes
+
+
 @click.command("setup-default-alerts")
 @click.option(
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help=f"Where to write the rules (default: the first file in ${RULES_FILES_ENV}).",
+    help=f"Where to write the rules (default: the first file in ${RULES_FILES_ENV}); their"
+    " unit tests go beside them as <name>_test.yml.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option(
     "--runbook-base",
     metavar="URL",
     help="Link runbooks under URL instead of the repository-relative runbooks/ path.",
 )
 def setup_default_alerts(output: Path | None, force: bool, runbook_base: str | None) -> None:
-    """Install the built-in alerting rules (errors, latency, queries, health, pipeline)."""
+    """Install the built-in alerting rules (errors, latency, queries, health, pipeline)
+    and their unit tests (`opsmesh rules test <name>_test.yml`)."""
     target = output or _default_output()
     if target is None:
         raise click.UsageError(f"give --output or set {RULES_FILES_ENV}")
-    if target.exists() and not force:
-        click.echo(f"{target} exists; use --force to overwrite it", err=True)
-        raise SystemExit(1)
-    text = builtin_text()
+    tests_target = tests_path(target)
+    for path in (target, tests_target):
+        if path.exists() and not force:
+            click.echo(f"{path} exists; use --force to overwrite it", err=True)
+            raise SystemExit(1)
+    text, tests = builtin_text(), builtin_text(BUILTIN_TESTS)
+    # The tests name the rule file and expect its runbook links: both follow the install.
+    name = target.name if _PLAIN_NAME.match(target.name) else json.dumps(target.name)
+    tests = _RULE_FILES_LINE.sub(f"rule_files: [{name}]", tests, count=1)
+    text = text.replace(BUILTIN_TESTS, tests_target.name)  # the header's pointer to them
     if runbook_base:
-        text = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{runbook_base.rstrip('/')}/", text)
+        base = runbook_base.rstrip("/")
+        text = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{base}/", text)
+        tests = _RUNBOOK_LINK.sub(lambda m: f"{m.group(1)}{base}/", tests)
     installed = parse_rules(text, source=str(target))  # never write a file the engine rejects
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, "utf-8")
-    click.echo(f"wrote {len(installed)} rules to {target}")
+    tests_target.write_text(tests, "utf-8")
+    click.echo(f"wrote {len(installed)} rules to {target} and their tests to {tests_target}")
 
 
 @click.group()

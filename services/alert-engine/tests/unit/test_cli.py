@@ -73,6 +73,66 @@ def test_check_lists_every_located_error_and_exits_1(files: Path) -> None:
     assert "good.yml: SUCCESS" in result.output
 
 
+SEVERAL = """
+groups:
+  - name: g
+    rules:
+      - alert: One
+        signal: cpu
+        op: "=~"
+        threshold: high
+        for: soon
+      - alert: Two
+        kind: absence
+        signal: beat
+        absent_for: 0s
+        window: 5m
+      - alert: Three
+        signal: cpu
+        op: ">"
+        threshold: 1
+        colour: red
+"""
+
+
+def test_check_reports_every_error_of_every_rule_in_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "several.yml"
+    path.write_text(SEVERAL)
+    result = CliRunner().invoke(rules, ["check", str(path)])
+    assert result.exit_code == 1
+    where = f"{path}: groups[0] (g)"
+    for error in (
+        "rules[0] (One): field `op`: Invalid enum value '=~'",
+        "rules[0] (One): field `threshold`: Expected `float | null`, got `str`",
+        "rules[0] (One): field `for`: invalid duration 'soon'",
+        "rules[1] (Two): field `window`: not used by kind absence",
+        "rules[1] (Two): field `absent_for`: must be more than 0s",
+        "rules[2] (Three): field `colour`: unknown field",
+    ):
+        assert f"{where} {error}" in result.output
+    assert f"{path}: FAILED, 6 error(s)" in result.output
+
+
+def test_check_against_the_catalogue_names_what_no_service_emits(tmp_path: Path) -> None:
+    path = tmp_path / "queries.yml"
+    path.write_text(
+        "groups:\n  - name: q\n    rules:\n"
+        "      - {alert: A, kind: finding, signal: n_plus_one}\n"
+        "      - {alert: B, kind: finding, signal: query_n_plus_one, stat: p95,"
+        " op: '>', threshold: 1}\n"
+    )
+    plain = CliRunner().invoke(rules, ["check", str(path)])
+    assert plain.exit_code == 0, plain.output
+    result = CliRunner().invoke(rules, ["check", "--catalogue", str(path)])
+    assert result.exit_code == 1
+    assert "rule A: signal `n_plus_one`: no service emits it" in result.output
+    assert "rule B: stat `p95`: query_n_plus_one carries" in result.output
+    assert f"{path}: FAILED, 2 error(s)" in result.output
+    builtin = tmp_path / "default.yml"
+    CliRunner().invoke(setup_default_alerts, ["--output", str(builtin)])
+    assert CliRunner().invoke(rules, ["check", "--catalogue", str(builtin)]).exit_code == 0
+
+
 def test_check_reports_a_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(rules, ["check", str(tmp_path / "nope.yml")])
     assert result.exit_code == 1
@@ -115,21 +175,50 @@ def test_test_with_a_missing_rule_file_is_an_error(files: Path) -> None:
     assert "lost.yml" in result.output
 
 
-def test_setup_default_alerts_writes_the_builtin_rules(tmp_path: Path) -> None:
+def test_setup_default_alerts_writes_the_builtin_rules_and_their_tests(tmp_path: Path) -> None:
     target = tmp_path / "rules" / "default.yml"
     result = CliRunner().invoke(setup_default_alerts, ["--output", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text() == builtin_text()
-    assert result.output == f"wrote 9 rules to {target}\n"
+    tests = tmp_path / "rules" / "default_test.yml"
+    assert tests.read_text() == builtin_text("default_test.yml")
+    assert result.output == f"wrote 9 rules to {target} and their tests to {tests}\n"
 
 
-def test_setup_default_alerts_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("default.yml", []),
+        ("team rules.yaml", []),
+        ("alerts.yml", ["--runbook-base", "https://wiki.example.com/runbooks"]),
+    ],
+)
+def test_the_installed_rule_tests_pass_against_the_installed_rules(
+    tmp_path: Path, name: str, extra: list[str]
+) -> None:
+    target = tmp_path / name
+    installed = CliRunner().invoke(setup_default_alerts, ["--output", str(target), *extra])
+    assert installed.exit_code == 0, installed.output
+    tests = target.with_name(f"{target.stem}_test{target.suffix}")
+    assert f"`opsmesh rules test {tests.name}`" in target.read_text()
+    result = CliRunner().invoke(cli, ["rules", "test", str(tests)])
+    assert result.exit_code == 0, result.output
+    assert "9/9 passed" in result.output
+    if extra:
+        assert "https://wiki.example.com/runbooks/high-error-rate.md" in tests.read_text()
+
+
+@pytest.mark.parametrize("existing", ["default.yml", "default_test.yml"])
+def test_setup_default_alerts_refuses_to_overwrite_without_force(
+    tmp_path: Path, existing: str
+) -> None:
     target = tmp_path / "default.yml"
-    target.write_text("mine")
+    (tmp_path / existing).write_text("mine")
     result = CliRunner().invoke(setup_default_alerts, ["--output", str(target)])
     assert result.exit_code == 1
     assert "use --force" in result.output
-    assert target.read_text() == "mine"
+    assert (tmp_path / existing).read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == [existing]
     forced = CliRunner().invoke(setup_default_alerts, ["--output", str(target), "--force"])
     assert forced.exit_code == 0, forced.output
     assert target.read_text() == builtin_text()

@@ -329,9 +329,59 @@ def test_every_error_is_reported_not_just_the_first() -> None:
     with pytest.raises(RuleFileError) as info:
         parse_rules(text, SOURCE)
     errors = info.value.errors
-    assert len(errors) == 2
-    assert "rules[0] (CpuHot)" in errors[0]
-    assert "rules[1] (Two)" in errors[1]
+    assert len(errors) == 3
+    assert "rules[0] (CpuHot): field `window`" in errors[0]
+    assert "rules[1] (Two): field `op`: Invalid enum value 'bad'" in errors[1]
+    assert "rules[1] (Two): field `threshold`: required for kind threshold" in errors[2]
+
+
+def test_every_error_of_every_rule_and_group_in_one_run() -> None:
+    text = textwrap.dedent(
+        """
+        groups:
+          - name: one
+            interval: 1m
+            rules:
+              - alert: "bad name"
+                signal: cpu
+                op: "=~"
+                threshold: high
+                severity: page
+                for: soon
+              - alert: NoSignal
+                kind: rate
+              - just a string
+          - rules: []
+          - name: two
+            rules:
+              - {alert: Fine, signal: cpu, op: ">", threshold: 1}
+              - {alert: Late, signal: s, kind: absence, absent_for: 0s, window: 1m}
+        extra: 1
+        """
+    )
+    with pytest.raises(RuleFileError) as info:
+        parse_rules(text, SOURCE)
+    errors = [e.removeprefix(f"{SOURCE}: ") for e in info.value.errors]
+    expected = [
+        "field `extra`: unknown field",
+        "groups[0] (one): field `interval`: unknown field",
+        "groups[1]: field `name`: required, a string",
+        "groups[0] (one) rules[0] (bad name): field `severity`: unknown field",
+        "groups[0] (one) rules[0] (bad name): field `alert`: Expected `str` matching regex",
+        "groups[0] (one) rules[0] (bad name): field `op`: Invalid enum value '=~'",
+        "groups[0] (one) rules[0] (bad name): field `threshold`: Expected `float | null`",
+        "groups[0] (one) rules[0] (bad name): field `for`: invalid duration 'soon'",
+        "groups[0] (one) rules[1] (NoSignal): field `signal`: required",
+        "groups[0] (one) rules[1] (NoSignal): field `window`: required for kind rate",
+        "groups[0] (one) rules[1] (NoSignal): field `op`: required for kind rate",
+        "groups[0] (one) rules[1] (NoSignal): field `threshold`: required for kind rate",
+        "groups[0] (one) rules[2]: expected a mapping, got str",
+        "groups[2] (two) rules[1] (Late): field `window`: not used by kind absence",
+        "groups[2] (two) rules[1] (Late): field `absent_for`: must be more than 0s",
+    ]
+    for part in expected:
+        assert any(e.startswith(part) for e in errors), (part, errors)
+    assert len(errors) == len(expected)
 
 
 # -- hostile input ----------------------------------------------------------------------

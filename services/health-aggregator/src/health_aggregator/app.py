@@ -102,7 +102,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
             registry=runtime.registry,
             resources=[runtime.kafka_ctx, runtime.postgres_ctx("health_aggregator.migrations")],
             readiness=runtime.readiness,
-            workers=workers,
+            workers=runtime.with_self_report(workers),
             routes=api.routes,
             drain_timeout_s=settings.shutdown_timeout_s,
         )

@@ -19,6 +19,7 @@ from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.cardinality import SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import Endpoints
@@ -83,9 +84,7 @@ async def test_two_replicas_share_one_limit_per_metric(
 
     held = {w.labels["host"] for w in one_history.windows + two_history.windows}
     assert held == {"a", "b", "c"}, "each replica alone would have taken three"
-    limited = [
-        o.event for o in two_signals.items if o.event.name == "metrics_ingest_series_limited"
-    ]
+    limited = [o.event for o in two_signals.items if o.event.name == METRICS_SERIES_LIMITED.name]
     assert [s.stats for s in limited] == [{"limit": 3.0, "rejected": 2.0}] * 2, (
         "d and e refused in the first batch, rejected at once in the second"
     )

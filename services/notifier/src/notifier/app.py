@@ -129,7 +129,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
                 http_ctx,
             ],
             readiness=runtime.readiness,
-            workers=workers,
+            workers=runtime.with_self_report(workers),
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
         )

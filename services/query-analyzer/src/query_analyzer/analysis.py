@@ -12,10 +12,12 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.clock import Clock
+from opsmesh.events.signals import SignalObserved
 from opsmesh.logging import get_logger
-from query_analyzer.core.advice import AdviceRules
+from query_analyzer.core.advice import AdviceReason, AdviceRules
 from query_analyzer.core.findings import (
     FindingKind,
+    index_advice_signal,
     plan_problem_id,
     regression_id,
     regression_signal,
@@ -26,7 +28,7 @@ from query_analyzer.core.regression import RegressionRules, RegressionVerdict, a
 from query_analyzer.pipeline.signals import SignalSink
 from query_analyzer.storage.findings import Finding, FindingStore, Recommendation
 from query_analyzer.storage.stats import QueryStats
-from query_analyzer.target.advisor import advise
+from query_analyzer.target.advisor import Advice, advise
 from query_analyzer.target.explain import ExplainError, TargetDatabase
 
 log = get_logger(__name__)
@@ -152,6 +154,7 @@ class Analyzer:
         top = await self._stats.top(
             c.top_n, database=self._target_database, since=now - c.lookback_s
         )
+        advised: list[SignalObserved] = []
         for row in top:
             if row["mean_ms"] < c.slow_mean_ms:
                 continue
@@ -214,3 +217,28 @@ class Analyzer:
             )
             await self._findings.save_recommendation(rec, now)
             report.recommendations.append(rec)
+            signal = _advice_signal(advice, database, fingerprint, now)
+            if signal is not None:
+                advised.append(signal)
+        if advised:
+            await self._signals.publish(advised)
+
+
+def _advice_signal(
+    advice: Advice, database: str, fingerprint: str, now: float
+) -> SignalObserved | None:
+    """Only advice the planner validated (HypoPG) is alertable: unvalidated candidates
+    are guesses from the parse tree, listed in the report but not paged on."""
+    if not (advice.validated and advice.reason is AdviceReason.RECOMMENDED):
+        return None
+    if advice.candidate is None or advice.cost_before is None or advice.cost_after is None:
+        return None
+    return index_advice_signal(
+        advice.candidate,
+        database=database,
+        fingerprint=fingerprint,
+        cost_before=advice.cost_before,
+        cost_after=advice.cost_after,
+        ddl=advice.ddl or "",
+        observed_at=now,
+    )

@@ -107,7 +107,7 @@ def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Ap
             registry=runtime.registry,
             resources=[runtime.kafka_ctx, runtime.postgres_ctx("query_analyzer.migrations")],
             readiness=runtime.readiness,
-            workers=workers,
+            workers=runtime.with_self_report(workers),
             routes=routes,
             drain_timeout_s=settings.shutdown_timeout_s,
         )

@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually, read_all
 
+from opsmesh.catalogue import QUERY_N_PLUS_ONE, QUERY_P95_REGRESSION
 from opsmesh.clock import FakeClock, SystemClock
 from opsmesh.db.pool import open_pool
 from opsmesh.devinfra import Endpoints
@@ -34,7 +35,6 @@ from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.consumer import Received
 from opsmesh.topics import DLQ, SIGNALS, Topic
 from query_analyzer.analysis import AnalysisConfig, Analyzer
-from query_analyzer.core.findings import SIGNAL_N_PLUS_ONE, SIGNAL_P95_REGRESSION
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import KafkaSignalSink, MemorySignalSink
@@ -182,7 +182,7 @@ async def test_events_in_stats_findings_and_signals_out(
         for s in (msgspec.json.decode(r.value, type=SignalObserved) for r in records)
         if s.labels.get("database") == database
     ]
-    assert [s.name for s in mine] == [SIGNAL_N_PLUS_ONE]
+    assert [s.name for s in mine] == [QUERY_N_PLUS_ONE.name]
     assert mine[0].source == "queries"
     assert mine[0].kind == "finding"
     assert mine[0].value == 6
@@ -231,7 +231,7 @@ async def test_a_p95_regression_against_its_baseline_becomes_a_signal(
     )
     report = await analyzer.run_once()
     mine = [s for s in signals.published if s.labels.get("database") == database]
-    assert [s.name for s in mine] == [SIGNAL_P95_REGRESSION]
+    assert [s.name for s in mine] == [QUERY_P95_REGRESSION.name]
     assert mine[0].labels["fingerprint"] == fingerprint(steady).value
     assert mine[0].stats["p95_now_ms"] == pytest.approx(90, rel=0.02)
     assert mine[0].stats["p95_baseline_ms"] == pytest.approx(20, rel=0.02)

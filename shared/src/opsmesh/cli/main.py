@@ -84,6 +84,16 @@ def schema_export(directory: Path) -> None:
         click.echo(str(path))
 
 
+@cli.command()
+@click.option("--markdown", is_flag=True, help="The catalogue as docs/signals.md.")
+def signals(markdown: bool) -> None:
+    """List the signal catalogue: every signal the services emit, its value, labels, stats
+    (a stat marked ? is present only when there is data for it)."""
+    from opsmesh import catalogue_doc
+
+    click.echo(catalogue_doc.markdown() if markdown else catalogue_doc.listing(), nl=not markdown)
+
+
 @cli.command("demo-traffic")
 @click.option("--bootstrap", envvar="OPSMESH_KAFKA_BOOTSTRAP", required=True)
 @click.option("--interval", type=float, default=0.5, show_default=True)

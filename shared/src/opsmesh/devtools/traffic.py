@@ -8,11 +8,11 @@ import asyncio
 import random
 import signal
 
+from opsmesh.catalogue import HTTP_ERROR_RATIO
 from opsmesh.clock import SystemClock
 from opsmesh.events import (
     HealthReported,
     HealthStatus,
-    MetricKind,
     MetricSampled,
     SlowQueryObserved,
 )
@@ -60,10 +60,10 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
             items = [
                 Outgoing(
                     METRICS,
-                    series_id("http_error_ratio", labels),
+                    series_id(HTTP_ERROR_RATIO.name, labels),
                     MetricSampled(
-                        name="http_error_ratio",
-                        kind=MetricKind.GAUGE,
+                        name=HTTP_ERROR_RATIO.name,
+                        kind=HTTP_ERROR_RATIO.metric_kind,
                         value=error_ratio(now - started, rng),
                         labels=labels,
                         sampled_at=now,

@@ -1,7 +1,9 @@
 """Signals: what the analysing services tell alert-engine.
 
 A signal is one observation about a subject: a closed rollup window of a series, a
-query finding, or a health status change. Rules match on ``name`` and ``labels``.
+query finding, a health status change, or a service's reading of itself (its dead
+letters, its consumer lag). Rules match on ``name`` and ``labels``; every signal the
+mesh emits is declared in ``opsmesh.catalogue``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class SignalSource(enum.StrEnum):
     METRICS = "metrics"
     QUERIES = "queries"
     HEALTH = "health"
+    MESH = "mesh"  # a service reporting on itself (``opsmesh.selfreport``)
 
 
 class SignalKind(enum.StrEnum):

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import enum
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -173,14 +172,13 @@ class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, rename={"for_": "for
     annotations: dict[str, str] = {}
 
 
+# Also the group's key in the API (a path segment) and in PostgreSQL.
+_GroupName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class _GroupSpec(msgspec.Struct, forbid_unknown_fields=True):
-    # Also the group's key in the API (a path segment) and in PostgreSQL.
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: _GroupName
     rules: list[dict[str, Any]]
-
-
-class _FileSpec(msgspec.Struct, forbid_unknown_fields=True):
-    groups: list[_GroupSpec]
 
 
 # Which kind-specific fields each kind requires and allows; the rest are errors, so a
@@ -206,24 +204,6 @@ class RuleFileError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-_ERROR_PATH = re.compile(r"`\$\.groups\[(\d+)\]")
-
-
-def _group_where(raw: object, message: str) -> str:
-    """``groups[i] (name): `` for a schema error inside a group.
-
-    msgspec's error path has indexes only; a rule file's author thinks in names.
-    """
-    match = _ERROR_PATH.search(message)
-    if match is None:
-        return ""
-    index = int(match.group(1))
-    groups = raw.get("groups") if isinstance(raw, dict) else None
-    group = groups[index] if isinstance(groups, list) and index < len(groups) else None
-    name = group.get("name") if isinstance(group, dict) else None
-    return f"groups[{index}]" + (f" ({name})" if isinstance(name, str) else "") + ": "
 
 
 def _rule_where(source: str, g_index: int, group: str, r_index: int, raw: object) -> str:
@@ -309,7 +289,11 @@ def load_yaml(text: str, *, aliases: bool = True) -> Any:
 
 def parse_rules(text: str, source: str = "<rules>", *, aliases: bool = True) -> list[Rule]:
     """Every rule in ``text``; raises RuleFileError listing every error found.
-    ``aliases=False`` for text from the API, refusing YAML aliases."""
+    ``aliases=False`` for text from the API, refusing YAML aliases.
+
+    Every error in one run: each group and each field of each rule is checked on its
+    own, so a file with several mistakes is fixed in one edit, not one per run.
+    """
     try:
         raw = load_yaml(text, aliases=aliases)
     except yaml.YAMLError as exc:
@@ -320,30 +304,82 @@ def parse_rules(text: str, source: str = "<rules>", *, aliases: bool = True) -> 
     if unstorable is not None:
         path, problem = unstorable
         raise RuleFileError([f"{source}: {path}: {problem.value}"])
-    try:
-        spec = msgspec.convert(raw, _FileSpec)
-    except msgspec.ValidationError as exc:
-        raise RuleFileError([f"{source}: {_group_where(raw, str(exc))}{exc}"]) from None
-    rules: list[Rule] = []
     errors: list[str] = []
+    groups = _groups(raw, source, errors)
+    rules: list[Rule] = []
     seen: set[str] = set()
-    for g_index, group in enumerate(spec.groups):
-        for r_index, raw_rule in enumerate(group.rules):
-            where = _rule_where(source, g_index, group.name, r_index, raw_rule)
-            try:
-                rule_spec = msgspec.convert(raw_rule, _RuleSpec)
-            except msgspec.ValidationError as exc:
-                errors.append(f"{where}: {exc}")
-                continue
-            rule, problems = _build(rule_spec, group.name)
+    for g_index, group, raw_rules in groups:
+        for r_index, raw_rule in enumerate(raw_rules):
+            where = _rule_where(source, g_index, group, r_index, raw_rule)
+            rule, problems = _rule(raw_rule, group)
             errors.extend(f"{where}: {problem}" for problem in problems)
             if rule is None:
                 continue
             if rule.key in seen:
-                errors.append(f"{where}: duplicate rule {rule.name!r} in group {group.name!r}")
+                errors.append(f"{where}: duplicate rule {rule.name!r} in group {group!r}")
                 continue
             seen.add(rule.key)
             rules.append(rule)
     if errors:
         raise RuleFileError(errors)
     return rules
+
+
+def _groups(raw: object, source: str, errors: list[str]) -> list[tuple[int, str, list[Any]]]:
+    """(index, name, raw rules) of each well-formed group; the rest become errors."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list):
+        errors.append(f"{source}: expected an object (a mapping) with a `groups` list")
+        return []
+    errors.extend(f"{source}: field `{key}`: unknown field" for key in raw if key != "groups")
+    out = []
+    for g_index, group in enumerate(raw["groups"]):
+        name = group.get("name") if isinstance(group, dict) else None
+        where = f"{source}: groups[{g_index}]" + (f" ({name})" if isinstance(name, str) else "")
+        if not isinstance(group, dict):
+            errors.append(f"{where}: expected a mapping with `name` and `rules`")
+            continue
+        problems = [f"field `{key}`: unknown field" for key in group if key not in _GROUP_KEYS]
+        if not isinstance(name, str):
+            problems.append("field `name`: required, a string")
+        else:
+            try:
+                msgspec.convert(name, _GroupName)
+            except msgspec.ValidationError as exc:
+                problems.append(f"field `name`: {exc}")
+                name = None
+        if not isinstance(group.get("rules"), list):
+            problems.append("field `rules`: required, a list")
+        errors.extend(f"{where}: {problem}" for problem in problems)
+        if isinstance(name, str) and isinstance(group.get("rules"), list):
+            out.append((g_index, name, group["rules"]))
+    return out
+
+
+_GROUP_KEYS = frozenset(f.encode_name for f in msgspec.structs.fields(_GroupSpec))
+
+
+def _rule(raw: object, group: str) -> tuple[Rule | None, list[str]]:
+    """The rule, or every error in it: each field is converted on its own, then the
+    fields that converted are checked together (kinds, durations, templates)."""
+    if not isinstance(raw, dict):
+        return None, [f"expected a mapping, got {type(raw).__name__}"]
+    fields = {f.encode_name: f for f in msgspec.structs.fields(_RuleSpec)}
+    errors = [f"field `{key}`: unknown field" for key in raw if key not in fields]
+    bad: set[str] = set()
+    for name, info in fields.items():
+        if name in raw:
+            try:
+                msgspec.convert(raw[name], info.type)
+            except msgspec.ValidationError as exc:
+                errors.append(f"field `{name}`: {exc}")
+                bad.add(name)
+        elif info.required:
+            errors.append(f"field `{name}`: required")
+            bad.add(name)
+    good = {k: v for k, v in raw.items() if k in fields and k not in bad}
+    # Placeholders for a bad name or signal, so the other fields are still checked.
+    spec = msgspec.convert({"alert": "_", "signal": "_", **good}, _RuleSpec)
+    rule, problems = _build(spec, group)
+    # A field already reported as malformed is not reported again as missing.
+    errors.extend(p for p in problems if not any(p.startswith(f"field `{b}`") for b in bad))
+    return (rule if not errors else None), errors

@@ -10,7 +10,8 @@ A test file::
         input_signals:
           - name: http_error_ratio   # the signal name
             labels: {service: checkout}
-            source: metrics          # metrics (default) | queries | health
+            source: metrics          # metrics | queries | health | mesh; default: the
+                                     # catalogue's for a catalogued signal, else metrics
             kind: rollup             # rollup | finding | status; default from source
             values: "0.01x4 0.2x10"  # expanding notation, one sample per interval
             stats: {max: "1+1x14"}   # optional window statistics, aligned with values
@@ -48,6 +49,7 @@ import yaml
 from alert_engine.core.durations import format_duration, parse_duration
 from alert_engine.core.evaluation import ALERTNAME, AlertInstance, Evaluator
 from alert_engine.core.rules import Rule
+from opsmesh import catalogue
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 
@@ -62,6 +64,7 @@ _DEFAULT_KIND = {
     SignalSource.METRICS: SignalKind.ROLLUP,
     SignalSource.QUERIES: SignalKind.FINDING,
     SignalSource.HEALTH: SignalKind.STATUS,
+    SignalSource.MESH: SignalKind.STATUS,
 }
 
 
@@ -100,7 +103,7 @@ class _InputSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     values: str
     labels: dict[str, str] = {}
-    source: SignalSource = SignalSource.METRICS
+    source: SignalSource | None = None
     kind: SignalKind | None = None
     stats: dict[str, str] = {}
 
@@ -230,7 +233,7 @@ def _samples(inputs: list[_InputSpec], interval: float) -> dict[float, list[Sign
             stats = {stat: expand(text) for stat, text in spec.stats.items()}
         except ValueError as exc:
             raise ValueError(f"input_signals[{index}] ({spec.name}): {exc}") from None
-        kind = spec.kind if spec.kind is not None else _DEFAULT_KIND[spec.source]
+        source, kind = _source_and_kind(spec)
         for step, value in enumerate(values):
             if value is None:
                 continue
@@ -241,7 +244,7 @@ def _samples(inputs: list[_InputSpec], interval: float) -> dict[float, list[Sign
                 if step < len(series) and series[step] is not None
             }
             signal = SignalObserved(
-                source=spec.source,
+                source=source,
                 kind=kind,
                 name=spec.name,
                 subject=spec.name,
@@ -254,6 +257,20 @@ def _samples(inputs: list[_InputSpec], interval: float) -> dict[float, list[Sign
             )
             by_time.setdefault(at, []).append(signal)
     return by_time
+
+
+def _source_and_kind(spec: _InputSpec) -> tuple[SignalSource, SignalKind]:
+    """As given; else as the catalogue declares the signal; else a metrics rollup."""
+    declared = catalogue.declared().get(spec.name)
+    if spec.source is not None:
+        source = spec.source
+    else:
+        source = declared.source if declared is not None else SignalSource.METRICS
+    if spec.kind is not None:
+        return source, spec.kind
+    if declared is not None and declared.source is source:
+        return source, declared.kind
+    return source, _DEFAULT_KIND[source]
 
 
 def _render(labels: dict[str, str], annotations: dict[str, str] | None) -> str:

@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from health_aggregator.core.book import CheckState, HealthBook, StatusChange
 from health_aggregator.storage.checks import CheckStore
+from opsmesh.catalogue import HEALTH_CHECK_STATUS
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported, HealthStatus
-from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.consumer import BatchResult, Partition, Received
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
@@ -24,18 +24,14 @@ from opsmesh.topics import SIGNALS
 
 log = get_logger(__name__)
 
-# Signal values rules compare: 0 pass, 1 warn, 2 fail.
+# Signal values rules compare: 0 pass, 1 warn, 2 fail (the catalogue's HEALTH_CHECK_STATUS).
 STATUS_VALUE = {HealthStatus.PASS: 0.0, HealthStatus.WARN: 1.0, HealthStatus.FAIL: 2.0}
-SIGNAL_NAME = "health_check_status"
 
 
 def to_signal(change: StatusChange) -> Outgoing:
     state = change.state
     subject = f"{state.service}/{state.instance}/{state.check}"
-    signal = SignalObserved(
-        source=SignalSource.HEALTH,
-        kind=SignalKind.STATUS,
-        name=SIGNAL_NAME,
+    signal = HEALTH_CHECK_STATUS.observe(
         subject=subject,
         labels={
             "service": state.service,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from metrics_ingest.rollup.cardinality import SeriesRefusal
 from metrics_ingest.rollup.closed import ClosedWindow
+from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import SIGNALS
 
 
 def to_signal(window: ClosedWindow, now: float) -> Outgoing:
+    """A rollup: named after the metric, stats of its kind (``opsmesh.catalogue.ROLLUPS``).
+    Built without a per-signal check: this is the hot path, proven by the contract tests."""
     signal = SignalObserved(
         source=SignalSource.METRICS,
         kind=SignalKind.ROLLUP,
@@ -26,23 +30,16 @@ def to_signal(window: ClosedWindow, now: float) -> Outgoing:
     return Outgoing(SIGNALS, window.series, signal, event_id=event_id)
 
 
-CARDINALITY_SIGNAL = "metrics_ingest_series_limited"
-
-
 def cardinality_signal(
     name: str, rejected: int, limit: int, now: float, *, limit_name: str | None = None
 ) -> Outgoing:
     """A metric hit its series limit, or (``name`` "*", ``limit_name`` the
     ``SeriesRefusal``) the group hit a global one: alertable like any signal (value =
     samples rejected)."""
-    labels = {"metric": name} if limit_name is None else {"metric": name, "limit": limit_name}
     what = f"of {name}" if limit_name is None else f"(limit {limit_name})"
-    signal = SignalObserved(
-        source=SignalSource.METRICS,
-        kind=SignalKind.FINDING,
-        name=CARDINALITY_SIGNAL,
+    signal = METRICS_SERIES_LIMITED.observe(
         subject=name if limit_name is None else f"{name}:{limit_name}",
-        labels=labels,
+        labels={"metric": name, "limit": limit_name or SeriesRefusal.PER_METRIC},
         value=float(rejected),
         stats={"limit": float(limit), "rejected": float(rejected)},
         observed_at=now,

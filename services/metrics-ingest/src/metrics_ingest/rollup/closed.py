@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from opsmesh.catalogue import RollupStat
 from opsmesh.events.metrics import MetricKind
 
 
@@ -25,7 +26,7 @@ class ClosedWindow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     maximum: float
     last: float
     increase: float
-    quantiles: Mapping[str, float] = msgspec.field(default_factory=dict)  # "p50" -> value
+    quantiles: Mapping[str, float] = msgspec.field(default_factory=dict)  # RollupStat.P95 -> value
 
     @property
     def size(self) -> float:
@@ -41,16 +42,17 @@ class ClosedWindow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return self.total / self.count if self.count else 0.0
 
     def stats(self) -> dict[str, float]:
-        out = {
-            "count": float(self.count),
-            "sum": self.total,
-            "min": self.minimum,
-            "max": self.maximum,
-            "last": self.last,
-            "mean": self.total / self.count if self.count else 0.0,
+        """The stats the catalogue declares for the window's metric kind (``ROLLUPS``)."""
+        out: dict[str, float] = {
+            RollupStat.COUNT: float(self.count),
+            RollupStat.SUM: self.total,
+            RollupStat.MIN: self.minimum,
+            RollupStat.MAX: self.maximum,
+            RollupStat.LAST: self.last,
+            RollupStat.MEAN: self.total / self.count if self.count else 0.0,
         }
         if self.kind is MetricKind.COUNTER:
-            out["increase"] = self.increase
-            out["rate"] = self.value
+            out[RollupStat.INCREASE] = self.increase
+            out[RollupStat.RATE] = self.value
         out.update(self.quantiles)
         return out

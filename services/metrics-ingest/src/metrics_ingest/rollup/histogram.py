@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from opsmesh.catalogue import HISTOGRAM_QUANTILES
 from opsmesh.events.metrics import MetricSampledFields
 
-QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
 _INF = math.inf
 
 
@@ -36,12 +36,12 @@ class BucketIncrease:
         self.last, self.last_at = counts, at
 
     def quantiles(self) -> dict[str, float]:
-        """``{"p50": ..., "p90": ..., "p99": ...}`` for the quantiles that have data."""
+        """The catalogue's quantile stats (p50 ... p99) that have data."""
         out: dict[str, float] = {}
-        for q in QUANTILES:
+        for q, stat in HISTOGRAM_QUANTILES.items():
             value = bucket_quantile(q, self.bounds, self.increase)
             if value is not None:
-                out[f"p{q * 100:g}"] = value
+                out[stat] = value
         return out
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
+from opsmesh.catalogue import QUERY_INDEX_ADVISED, QUERY_N_PLUS_ONE, QUERY_P95_REGRESSION
+from opsmesh.events.signals import SignalObserved
+from query_analyzer.core.candidates import IndexCandidate
 from query_analyzer.core.nplusone import NPlusOne
 from query_analyzer.core.plans import PlanProblem
 from query_analyzer.core.regression import RegressionAssessment
@@ -16,9 +18,8 @@ class FindingKind(enum.StrEnum):
     PLAN_PROBLEM = "plan_problem"
 
 
-# Signal names alert rules match on.
-SIGNAL_N_PLUS_ONE = "query_n_plus_one"
-SIGNAL_P95_REGRESSION = "query_p95_regression"
+# Index advice is stored as a recommendation, not a finding; its signal says so here.
+INDEX_ADVICE = "index_advised"
 
 
 def n_plus_one_id(database: str, found: NPlusOne) -> str:
@@ -33,13 +34,14 @@ def plan_problem_id(database: str, fingerprint: str, problem: PlanProblem) -> st
     return f"{FindingKind.PLAN_PROBLEM}:{problem.kind}:{database}:{fingerprint}"
 
 
+def index_advice_id(database: str, fingerprint: str, candidate: IndexCandidate) -> str:
+    return f"{INDEX_ADVICE}:{database}:{fingerprint}:{candidate.label}"
+
+
 def n_plus_one_signal(
     found: NPlusOne, *, database: str, application: str, observed_at: float
 ) -> SignalObserved:
-    return SignalObserved(
-        source=SignalSource.QUERIES,
-        kind=SignalKind.FINDING,
-        name=SIGNAL_N_PLUS_ONE,
+    return QUERY_N_PLUS_ONE.observe(
         subject=n_plus_one_id(database, found),
         labels={
             "database": database,
@@ -67,10 +69,7 @@ def regression_signal(
     window_end: float,
     observed_at: float,
 ) -> SignalObserved:
-    return SignalObserved(
-        source=SignalSource.QUERIES,
-        kind=SignalKind.FINDING,
-        name=SIGNAL_P95_REGRESSION,
+    return QUERY_P95_REGRESSION.observe(
         subject=regression_id(database, fingerprint),
         labels={
             "database": database,
@@ -91,4 +90,32 @@ def regression_signal(
             f"p95 {assessment.p95_now or 0:.1f} ms vs baseline {assessment.p95_baseline or 0:.1f}"
             f" ms: {display[:500]}"
         ),
+    )
+
+
+def index_advice_signal(
+    candidate: IndexCandidate,
+    *,
+    database: str,
+    fingerprint: str,
+    cost_before: float,
+    cost_after: float,
+    ddl: str,
+    observed_at: float,
+) -> SignalObserved:
+    """An index the planner, given it as a hypothetical index, says would help."""
+    savings = 1 - cost_after / cost_before if cost_before > 0 else 0.0
+    return QUERY_INDEX_ADVISED.observe(
+        subject=index_advice_id(database, fingerprint, candidate),
+        labels={
+            "database": database,
+            "fingerprint": fingerprint,
+            "table": candidate.table,
+            "columns": ",".join(candidate.columns),
+            "finding": INDEX_ADVICE,
+        },
+        value=savings,
+        stats={"cost_before": cost_before, "cost_after": cost_after},
+        observed_at=observed_at,
+        detail=f"{ddl} (planned cost {cost_before:.0f} -> {cost_after:.0f})",
     )
