@@ -16,7 +16,7 @@ deps:  ## install what is missing: Debian packages, uv, the locked workspace, Ka
 up: deps  ## start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic
 	$(UV) run --frozen opsmesh up
 
-test: deps lint  ## lint, then unit, integration and end-to-end tests over real infrastructure
+test: deps lint  ## lint, then unit, integration, end-to-end and fault tests over real infrastructure
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: typecheck  ## ruff (lint + format check) and mypy

@@ -86,9 +86,10 @@ receivers:
 _QUERY = "SELECT * FROM fault_orders WHERE customer_id = 42"
 _QUERY_CALLS = 25  # above query-analyzer's 20 calls per side of a regression
 # query-analyzer runs with 10 s windows and compares the last 5 closed ones with the 60
-# before: slow calls 38 s old are in the compared range at once and for 2-12 s more.
+# before: slow calls 38 s old are in the compared range at once and for 2-12 s more;
+# fast calls 100 s old are in the baseline for another 500 s.
 _QUERY_NOW_AGE_S = 38.0
-_QUERY_BASELINE_AGE_S = 200.0
+_QUERY_BASELINE_AGE_S = 100.0
 
 
 class Kind(enum.StrEnum):
@@ -100,8 +101,11 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
+    """Each kind's groups start evenly over ``span_s``, so every kind has groups that
+    begin before, during and after a fault injected a few seconds in."""
+
     groups: dict[Kind, int]
-    spacing_s: float = 0.4  # between two groups' starts, per kind
+    span_s: float = 9.0
     notify_timeout_s: float = 90.0  # for a firing notification, before resolving anyway
     accept_timeout_s: float = 90.0  # for the engine (or broker) to accept an alert
 
@@ -215,7 +219,7 @@ class LoadDriver:
             }
             await asyncio.gather(
                 *(
-                    self._later(i * self.plan.spacing_s, runs[kind](fault_id(self.case, kind, i)))
+                    self._later(i * self.plan.span_s / n, runs[kind](fault_id(self.case, kind, i)))
                     for kind, n in self.plan.groups.items()
                     for i in range(n)
                 )
@@ -277,9 +281,13 @@ class LoadDriver:
     async def _query_group(self, fid: str) -> None:
         """A regression that lasts until it is notified: slow calls, back-dated into the
         analysed windows, keep coming until the firing notification arrives; then they
-        stop, the regression leaves the analysed range and the finding goes quiet."""
+        stop, the regression leaves the analysed range and the finding goes quiet.
 
-        def calls(age_s: float, duration_ms: float) -> list[Outgoing]:
+        Fast calls come with them, back-dated into the baseline, forty to one: slow calls
+        that age into the baseline (a long outage) must not become the new normal, as they
+        would for a real regression that lasts longer than the compared range."""
+
+        def calls(age_s: float, duration_ms: float, count: int) -> list[Outgoing]:
             now = time.time()
             return [
                 Outgoing(
@@ -290,16 +298,20 @@ class LoadDriver:
                         duration_ms=duration_ms,
                         database=fid,
                         application="faults",
-                        started_at=now - age_s + 0.01 * k,
+                        started_at=now - age_s + 0.001 * k,
                     ),
                 )
-                for k in range(_QUERY_CALLS)
+                for k in range(count)
             ]
 
-        await self._publish(calls(_QUERY_BASELINE_AGE_S, 5.0))
+        await self._publish(calls(_QUERY_BASELINE_AGE_S, 5.0, 200))
+        slow = _QUERY_CALLS  # enough for one analysis at once, a trickle after
         deadline = time.monotonic() + self.plan.notify_timeout_s
         while True:
-            await self._publish(calls(_QUERY_NOW_AGE_S, 120.0))
+            await self._publish(
+                calls(_QUERY_NOW_AGE_S, 120.0, slow) + calls(_QUERY_BASELINE_AGE_S, 5.0, 200)
+            )
+            slow = 5
             if await self.sink.wait(fid, "firing", 1.0):
                 return
             if time.monotonic() > deadline:

@@ -23,6 +23,7 @@ class CaseRow:
     ready_s: float | None  # restart (or the part's start) to every service ready
     ingest_failures: str
     lag: str  # uncommitted records left when the case ended ("0" when drained)
+    log_lines: int  # what the five services logged during the case
     crashes: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -47,6 +48,7 @@ HEADER = (
     "ready s",
     "ingest retries",
     "lag",
+    "log lines",
     "result",
 )
 
@@ -78,6 +80,7 @@ class FaultReport:
                 "-" if row.ready_s is None else f"{row.ready_s:.1f}",
                 row.ingest_failures,
                 row.lag,
+                str(row.log_lines),
                 "ok" if row.passed else "FAILED",
             )
             lines.append("| " + " | ".join(cells) + " |")
