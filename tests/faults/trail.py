@@ -1,6 +1,7 @@
 """Where a lost notification's trail stops: read back only when a case lost something.
 
-A group's alert passes ``opsmesh.signals`` (rule-evaluated kinds only), then
+A group's alert passes ``opsmesh.signals`` (rule-evaluated kinds; a finding's resolve is
+its quiet period, with no signal), then
 ``opsmesh.alert-groups`` (routed to its group), then ``opsmesh.notifications`` (the
 engine decided to notify), then the webhook. The last topic that saw it names the
 service that dropped it.
@@ -43,6 +44,9 @@ async def trails(bootstrap: str, lost: Iterable[tuple[str, str]]) -> list[str]:
             where = "follows from its lost firing: nothing announced, nothing to resolve"
         elif last is not None:
             where = _HOLDER[last]
+        elif ".query." in fault_id and status == "resolved":
+            # A finding resolves by its quiet period, on alert-engine's clock: no signal.
+            where = "alert-engine (the quiet period's resolve) dropped it"
         elif ".api." in fault_id:
             where = "alert-engine never routed the posted alert"
         else:
