@@ -5,7 +5,7 @@ UV := uv
 PYTEST_ARGS ?=
 SOURCES := shared/src services/metrics-ingest/src services/alert-engine/src services/notifier/src services/query-analyzer/src services/health-aggregator/src bench
 
-.PHONY: help deps up test lint format typecheck unit integration e2e schemas bench clean
+.PHONY: help deps up test lint format typecheck unit integration e2e faults schemas bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ deps:  ## install what is missing: Debian packages, uv, the locked workspace, Ka
 up: deps  ## start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic
 	$(UV) run --frozen opsmesh up
 
-test: deps lint  ## lint, then unit, integration and end-to-end tests over real infrastructure
+test: deps lint  ## lint, then unit, integration, end-to-end and fault tests over real infrastructure
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: typecheck  ## ruff (lint + format check) and mypy
@@ -31,13 +31,16 @@ format:  ## apply ruff's fixes and formatting
 	$(UV) run --frozen ruff format .
 
 unit:  ## only the fast tests (no infrastructure)
-	$(UV) run --frozen pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
 
 integration:  ## only the integration tests
 	$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
 
 e2e:  ## only the end-to-end tests
 	$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
+
+faults:  ## only the fault suite: SIGKILL each service, restart Kafka/PostgreSQL/Redis under load
+	$(UV) run --frozen pytest -m faults $(PYTEST_ARGS)
 
 schemas:  ## export the events' JSON Schemas to docs/schemas and the signal catalogue to docs/signals.md
 	$(UV) run --frozen opsmesh schema export docs/schemas

@@ -1,8 +1,10 @@
 """Apache Kafka 4.x, KRaft mode, single node, from jars resolved by Maven.
 
 The jars come from Maven Central through ``resources/kafka-pom.xml`` into a cache
-(``$OPSMESH_CACHE_DIR``, default ``~/.cache/opsmesh``); storage is formatted on every
-start because each run gets a throwaway log directory.
+(``$OPSMESH_CACHE_DIR``, default ``~/.cache/opsmesh``). Storage is formatted, with a new
+cluster id, only on the first start in a work directory: a ``stop()`` then ``start()``
+(or ``restart()``) keeps the log directory, the cluster id and both ports, so topics,
+records and committed offsets survive, as they do when a real broker restarts.
 """
 
 from __future__ import annotations
@@ -125,10 +127,30 @@ class KafkaServer:
     def log_file(self) -> Path:
         return self.workdir / "logs" / "server.log"
 
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def cluster_id(self) -> str | None:
+        """The cluster id the storage was formatted with (None before the first start)."""
+        meta = self.data_dir / "meta.properties"
+        if not meta.exists():
+            return None
+        for line in meta.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+        return None
+
     def start(self, timeout_s: float = 90.0) -> str:
+        """Start the broker; the first start in this work directory formats its storage."""
         libs = ensure_jars()
         java = _java()
-        data = self.workdir / "data"
+        data = self.data_dir
         logs = self.workdir / "logs"
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
@@ -153,6 +175,19 @@ class KafkaServer:
             "-cp",
             classpath,
         ]
+        if self.cluster_id() is None:
+            self._format(jvm, config)
+        self._process = spawn([*jvm, "kafka.Kafka", str(config)], log_file=logs / "stdout.log")
+        wait_until(
+            lambda: port_open(self.port),
+            timeout_s=timeout_s,
+            what="Kafka broker",
+            process=self._process,
+            log_file=logs / "stdout.log",
+        )
+        return self.bootstrap
+
+    def _format(self, jvm: list[str], config: Path) -> None:
         cluster_id = new_cluster_id()
         fmt = subprocess.run(
             [
@@ -163,7 +198,6 @@ class KafkaServer:
                 cluster_id,
                 "-c",
                 str(config),
-                "--ignore-formatted",
             ],
             capture_output=True,
             text=True,
@@ -176,20 +210,17 @@ class KafkaServer:
                 f"kafka-storage format failed: {(fmt.stdout + fmt.stderr)[-1500:]}",
                 _REMEDY,
             )
-        self._process = spawn([*jvm, "kafka.Kafka", str(config)], log_file=logs / "stdout.log")
-        wait_until(
-            lambda: port_open(self.port),
-            timeout_s=timeout_s,
-            what="Kafka broker",
-            process=self._process,
-            log_file=logs / "stdout.log",
-        )
-        return self.bootstrap
 
     def stop(self) -> None:
+        """A controlled shutdown (SIGTERM); the data stays for the next ``start()``."""
         if self._process is not None:
             terminate(self._process, grace_s=20)
             self._process = None
+
+    def restart(self, timeout_s: float = 90.0) -> str:
+        """Stop and start again on the same ports with the same data and cluster id."""
+        self.stop()
+        return self.start(timeout_s)
 
     def _properties(self, data: Path) -> str:
         return "\n".join(

@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL 15 cluster (Debian's packages, with hypopg) on a free port.
 
 PostgreSQL refuses to run as root; as root the cluster runs as Debian's ``postgres``
-user with its data directory owned by that user.
+user with its data directory owned by that user. The first start in a work directory
+creates the cluster and its database; a ``stop()`` then ``start()`` (or ``restart()``)
+keeps the data directory and the port.
 """
 
 from __future__ import annotations
@@ -64,7 +66,17 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout_s: float = 60.0) -> str:
+        """Start the server; the first start in this work directory runs initdb and
+        creates the database."""
         bindir = pg_bindir()
         if not hypopg_installed(bindir):
             raise InfrastructureUnavailable(
@@ -75,7 +87,8 @@ class PostgresServer:
         self._user = "postgres" if running_as_root() else None
         if self._user and shutil.which("runuser") is None:
             raise InfrastructureUnavailable("PostgreSQL", "runuser not found", _REMEDY)
-        data = self.workdir / "data"
+        data = self.data_dir
+        fresh = not (data / "PG_VERSION").exists()
         sockets = self.workdir / "run"
         for path in (self.workdir, data, sockets):
             path.mkdir(parents=True, exist_ok=True)
@@ -85,20 +98,8 @@ class PostgresServer:
         log_file.touch()
         if self._user:
             shutil.chown(log_file, self._user, self._user)
-        self._run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            "initdb",
-        )
+        if fresh:
+            self._initdb(bindir, data)
         self._process = spawn(
             [
                 str(bindir / "postgres"),
@@ -133,20 +134,37 @@ class PostgresServer:
             process=self._process,
             log_file=log_file,
         )
+        if fresh:
+            self._run(
+                [
+                    str(bindir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    DATABASE,
+                ],
+                "createdb",
+            )
+        return self.dsn
+
+    def _initdb(self, bindir: Path, data: Path) -> None:
         self._run(
             [
-                str(bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
                 "-U",
                 "postgres",
-                DATABASE,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
             ],
-            "createdb",
+            "initdb",
         )
-        return self.dsn
 
     def _accepts(self) -> bool:
         bindir = pg_bindir()
@@ -169,7 +187,13 @@ class PostgresServer:
             )
 
     def stop(self) -> None:
+        """A fast shutdown; the data directory stays for the next ``start()``."""
         if self._process is not None:
             # SIGINT is PostgreSQL's "fast" shutdown: roll back sessions and exit cleanly.
             terminate(self._process, grace_s=20, sig=signal.SIGINT)
             self._process = None
+
+    def restart(self, timeout_s: float = 60.0) -> str:
+        """Stop and start again on the same port with the same data directory."""
+        self.stop()
+        return self.start(timeout_s)

@@ -1,4 +1,12 @@
-"""redis-server from Debian's packages on a free loopback port, no persistence."""
+"""redis-server from Debian's packages on a free loopback port.
+
+Persistence is an append-only file fsynced every second in the work directory, as a
+production Redis holding rate-limit buckets and delivery claims would run: a ``stop()``
+then ``start()`` (or ``restart()``) keeps the port and the data, so buckets and claims
+survive a restart. (Neither strictly needs to: a lost bucket starts full again, and a lost
+claim matters only if a rebalance moves a request between notifier replicas mid-send,
+when both may send it once; the idempotency key lets receivers drop the second.)
+"""
 
 from __future__ import annotations
 
@@ -32,6 +40,10 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout_s: float = 20.0) -> str:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -48,7 +60,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--dir",
                 str(self.workdir),
                 "--protected-mode",
@@ -66,6 +80,12 @@ class RedisServer:
         return self.url
 
     def stop(self) -> None:
+        """SIGTERM: Redis fsyncs its append-only file and exits; the data stays."""
         if self._process is not None:
             terminate(self._process, grace_s=10)
             self._process = None
+
+    def restart(self, timeout_s: float = 20.0) -> str:
+        """Stop and start again on the same port, reloading the append-only file."""
+        self.stop()
+        return self.start(timeout_s)
