@@ -35,18 +35,22 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
 }
 
 _WRITES = (("/alerts", "post"), ("/silences", "post"), ("/silence/{silenceID}", "delete"))
+# The status shows the configuration (secrets masked): a read token unless
+# ALERT_ENGINE_PUBLIC_STATUS opens it.
+_GUARDED = (*_WRITES, ("/status", "get"))
 
 
 def alertmanager_document() -> dict[str, Any]:
     """Alertmanager's v2 specification plus the one thing the engine adds on purpose:
-    writes need a bearer token (Alertmanager itself has no authentication), so they
-    declare it and its 401/403 answers, and schemathesis checks that they enforce it."""
+    writes and the status need a bearer token (Alertmanager itself has no
+    authentication), so they declare it and its 401/403 answers, and schemathesis checks
+    that they enforce it."""
     spec: dict[str, Any] = yaml.safe_load(ALERTMANAGER_SPEC.read_text())
     spec = copy.deepcopy(spec)
     spec["securityDefinitions"] = {
         "bearer": {"type": "apiKey", "in": "header", "name": "Authorization"}
     }
-    for path, method in _WRITES:
+    for path, method in _GUARDED:
         operation = spec["paths"][path][method]
         operation["security"] = [{"bearer": []}]
         operation["responses"]["401"] = {
@@ -54,7 +58,7 @@ def alertmanager_document() -> dict[str, Any]:
             "schema": {"type": "string"},
         }
         operation["responses"]["403"] = {
-            "description": "the token lacks the write scope",
+            "description": "the token lacks the scope",
             "schema": {"type": "string"},
         }
     return spec
