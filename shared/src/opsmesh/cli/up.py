@@ -17,21 +17,30 @@ import click
 from opsmesh.db.migrations import apply_all
 from opsmesh.devinfra.process import port_open, spawn, terminate, wait_until
 from opsmesh.devinfra.stack import LocalStack
+from opsmesh.devtools.demo_db import DEMO_DATABASE, create_demo_database
 from opsmesh.devtools.mesh import SERVICES, Mesh
 
 SINK_PORT = 8099
 
 
-def _demo_rules() -> str:
-    return str(resources.files("opsmesh.devtools.resources") / "demo-rules.yml")
+def _rules_files() -> str:
+    """The demo rule (fast timings, so the demo incident fires it within a minute) and the
+    built-in rules as `opsmesh setup-default-alerts` installs them (the query, health and
+    pipeline rules fire from the demo traffic too)."""
+    demo = resources.files("opsmesh.devtools.resources") / "demo-rules.yml"
+    builtin = resources.files("alert_engine.builtin_rules") / "default.yml"
+    return f"{demo},{builtin}"
+
+
+def ports_in_use() -> list[int]:
+    """Which of the fixed ports `opsmesh up` serves on are taken."""
+    return [port for port in (*(s.default_port for s in SERVICES), SINK_PORT) if port_open(port)]
 
 
 def run_up(workdir: Path, *, demo: bool) -> int:
     run_dir = (workdir / time.strftime("run-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    busy = [s.default_port for s in SERVICES if port_open(s.default_port)]
-    if port_open(SINK_PORT):
-        busy.append(SINK_PORT)
+    busy = ports_in_use()
     if busy:
         click.echo(f"ports already in use: {busy}; stop what holds them and retry", err=True)
         return 1
@@ -53,6 +62,8 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo("starting Kafka, PostgreSQL and Redis ...")
         endpoints = stack.start()
         asyncio.run(apply_all(endpoints.pg_dsn))
+        click.echo("creating the demo shop database ...")
+        shop_dsn = create_demo_database(endpoints.pg_dsn)
         notifications = run_dir / "notifications.jsonl"
         sink = spawn(
             [
@@ -80,10 +91,16 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                 },
                 "alert-engine": {
                     "ALERT_ENGINE_API_TOKENS": f"{token}:write",
-                    "ALERT_ENGINE_RULES_FILES": _demo_rules(),
+                    "ALERT_ENGINE_RULES_FILES": _rules_files(),
                     "ALERT_ENGINE_GROUP_WAIT": "2s",
                     "ALERT_ENGINE_GROUP_INTERVAL": "10s",
                     "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
+                },
+                "query-analyzer": {
+                    "QUERY_ANALYZER_TARGET_DSN": shop_dsn,
+                    "QUERY_ANALYZER_TARGET_DATABASE": DEMO_DATABASE,
+                    "QUERY_ANALYZER_ANALYSIS_INTERVAL_S": "15",
+                    "QUERY_ANALYZER_TRACE_SETTLE_S": "2",
                 },
                 "notifier": {
                     "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
@@ -155,7 +172,9 @@ def _print_banner(
         *(f"  {k}={v}" for k, v in env.items()),
         f"  logs:          {run_dir}",
         "",
-        "The demo traffic trips HighErrorRate within a minute and resolves it after ~25 s."
+        "The demo traffic trips HighErrorRate within a minute and resolves it after ~25 s;"
+        " NPlusOneDetected and MissingIndexAdvised (query-analyzer on the demo database"
+        f" {DEMO_DATABASE!r}) fire within a minute too."
         if demo
         else "Demo traffic is off.",
         "Ctrl-C stops everything.",

@@ -1,15 +1,19 @@
 """Demo traffic: an error ratio that trips the demo alert and then recovers, heartbeats
-from a few instances, and some slow queries. Loops until stopped."""
+from a few instances, slow queries against the demo shop (``opsmesh.devtools.demo_db``;
+one lacks an index) and, every few seconds, a page that loads its customers one query
+per order (N+1). Loops until stopped."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import random
+import secrets
 import signal
 
 from opsmesh.catalogue import HTTP_ERROR_RATIO
 from opsmesh.clock import SystemClock
+from opsmesh.devtools.demo_db import CUSTOMER_BY_ID, DEMO_DATABASE, ORDERS_OF_CUSTOMER
 from opsmesh.events import (
     HealthReported,
     HealthStatus,
@@ -27,11 +31,36 @@ INCIDENT_S = 25.0
 CYCLE_S = HEALTHY_S + INCIDENT_S + HEALTHY_S
 
 _QUERIES = [
-    "SELECT * FROM orders WHERE customer_id = {n}",
-    "SELECT id, total FROM orders WHERE status = 'open'"
-    " AND created_at > now() - interval '{n} days'",
-    "UPDATE carts SET updated_at = now() WHERE id = {n}",
+    ORDERS_OF_CUSTOMER,
+    "SELECT id, total FROM orders WHERE status = 'pending' AND total > {n}",
+    "UPDATE customers SET created_at = now() WHERE id = {n}",
 ]
+# A page of recent orders, then each order's customer on its own (N+1).
+RECENT_ORDERS = "SELECT id, customer_id FROM orders ORDER BY created_at DESC LIMIT {n}"
+PAGE_SIZE = 8
+N_PLUS_ONE_EVERY = 10  # ticks
+
+
+def n_plus_one_page(now: float, rng: random.Random) -> list[SlowQueryObserved]:
+    """One request's queries, as the producer SDK reports them: one trace, one parent span."""
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    queries = [RECENT_ORDERS.format(n=PAGE_SIZE)] + [
+        CUSTOMER_BY_ID.format(n=rng.randint(1, 200_000)) for _ in range(PAGE_SIZE)
+    ]
+    return [
+        SlowQueryObserved(
+            sql=text,
+            duration_ms=rng.uniform(8, 15),
+            rows=1,
+            database=DEMO_DATABASE,
+            application="checkout",
+            trace_id=trace_id,
+            span_id=secrets.token_hex(8),
+            parent_span_id=parent,
+            started_at=now + index * 0.02,
+        )
+        for index, text in enumerate(queries)
+    ]
 
 
 def error_ratio(elapsed: float, rng: random.Random) -> float:
@@ -53,8 +82,10 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
         loop.add_signal_handler(sig, stop.set)
     rng = random.Random(7)  # noqa: S311 - demo data, not security
     started = clock.now()
+    tick = 0
     try:
         while not stop.is_set():
+            tick += 1
             now = clock.now()
             labels = {"service": "checkout", "env": "demo"}
             items = [
@@ -89,17 +120,22 @@ async def run(bootstrap: str, interval_s: float = 0.5) -> None:
             items.append(
                 Outgoing(
                     SLOW_QUERIES,
-                    "shop",
+                    DEMO_DATABASE,
                     SlowQueryObserved(
                         sql=template.format(n=rng.randint(1, 999)),
                         duration_ms=rng.uniform(150, 900),
                         rows=rng.randint(0, 50),
-                        database="shop",
+                        database=DEMO_DATABASE,
                         application="checkout",
                         started_at=now,
                     ),
                 )
             )
+            if tick % N_PLUS_ONE_EVERY == 0:
+                items.extend(
+                    Outgoing(SLOW_QUERIES, DEMO_DATABASE, query)
+                    for query in n_plus_one_page(now, rng)
+                )
             await producer.publish_many(items)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -1,0 +1,131 @@
+"""`opsmesh up` as a new user runs it: its own Kafka, PostgreSQL and Redis, the five
+services, the demo shop database and the demo traffic. Every service is seen at work:
+the error-rate incident fires and resolves, query-analyzer explains the demo queries and
+validates an index with HypoPG, and the N+1 page and the missing index page too."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsmesh.cli.up import ports_in_use
+from opsmesh.devinfra import Endpoints
+from opsmesh.devinfra.process import terminate
+from opsmesh.devtools.demo_db import DEMO_DATABASE
+from opsmesh.devtools.mesh import BY_NAME
+
+# Starting a whole stack, then waiting for the demo incident and the first analysis.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
+
+# Stack start (~30 s), the first incident (20 s healthy + 5 s `for`), the first analysis.
+FIRST_FIRING_S = 180.0
+
+
+class Demo:
+    def __init__(self, process: subprocess.Popen[bytes], workdir: Path) -> None:
+        self.process = process
+        self.workdir = workdir
+
+    def notifications(self) -> list[dict[str, Any]]:
+        runs = sorted(self.workdir.glob("run-*/notifications.jsonl"))
+        if not runs:
+            return []
+        return [json.loads(line)["payload"] for line in runs[-1].read_text().splitlines()]
+
+    def seen(self, alertname: str, status: str) -> bool:
+        return any(
+            payload["status"] == status
+            and any(a["labels"].get("alertname") == alertname for a in payload["alerts"])
+            for payload in self.notifications()
+        )
+
+    def wait_for(self, what: str, check: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not check():
+            assert self.process.poll() is None, f"opsmesh up exited: {self.output()}"
+            assert time.monotonic() < deadline, f"{what} not seen within {timeout_s} s"
+            time.sleep(0.5)  # polling a file another process appends to
+
+    def output(self) -> str:
+        log = self.workdir / "up.log"
+        return log.read_text()[-4000:] if log.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    busy = ports_in_use()
+    if busy:
+        pytest.fail(f"`opsmesh up` needs its fixed ports; in use: {busy}")
+    # Readable by all: PostgreSQL runs as its own user when the tests run as root.
+    workdir = Path(tempfile.mkdtemp(prefix="opsmesh-up-"))
+    workdir.chmod(0o755)
+    # As a user runs it: its own Kafka, PostgreSQL and Redis, not the tests' ones.
+    env = {k: v for k, v in os.environ.items() if k not in Endpoints("", "", "").as_env()}
+    with (workdir / "up.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "opsmesh"), "up", "--workdir", str(workdir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    running = Demo(process, workdir)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                terminate(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _get(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+def test_the_demo_trips_the_error_rate_and_query_rules(demo: Demo) -> None:
+    demo.wait_for(
+        "HighErrorRate firing", lambda: demo.seen("HighErrorRate", "firing"), FIRST_FIRING_S
+    )
+    demo.wait_for("NPlusOneDetected", lambda: demo.seen("NPlusOneDetected", "firing"), 60)
+    demo.wait_for("MissingIndexAdvised", lambda: demo.seen("MissingIndexAdvised", "firing"), 60)
+    # The incident lasts 25 s; the rule resolves when the ratio drops.
+    demo.wait_for("HighErrorRate resolved", lambda: demo.seen("HighErrorRate", "resolved"), 90)
+
+
+def test_query_analyzer_shows_plans_and_validated_advice(demo: Demo) -> None:
+    port = BY_NAME["query-analyzer"].default_port
+
+    def validated() -> list[dict[str, Any]]:
+        found = _get(port, f"/api/v1/recommendations?database={DEMO_DATABASE}&actionable=true")
+        return [r for r in found if r["validated"] and r["table_name"] == "orders"]
+
+    demo.wait_for("a validated recommendation on orders", lambda: bool(validated()), 90)
+    (advice, *_) = validated()
+    assert advice["columns"] == ["customer_id"]
+    assert advice["ddl"].startswith("CREATE INDEX CONCURRENTLY")
+    assert advice["cost_after"] < advice["cost_before"]
+    query = _get(port, f"/api/v1/queries/{advice['fingerprint']}")
+    assert query["plans"], "the EXPLAIN plan behind the advice is shown with the query"
+
+
+def test_ctrl_c_stops_everything(demo: Demo) -> None:
+    demo.process.send_signal(signal.SIGINT)
+    assert demo.process.wait(timeout=60) == 0, demo.output()
+    assert "stopped; logs in" in demo.output()
+    assert not ports_in_use(), "a process of the demo outlived it"
