@@ -243,9 +243,9 @@ class EngineState:
     async def write_rules(self, work: RuleWrite) -> None:
         """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
         the book, then their state events and routing records, then the rule state and
-        history (``WriteStep``), oldest first. One that fails stays queued and resumes where it stopped
-        on the next call (the batch's retry), so a PostgreSQL outage loses no transition
-        although the evaluator has moved on."""
+        history (``WriteStep``), oldest first. One that fails stays queued and resumes
+        where it stopped on the next call (the batch's retry), so a PostgreSQL outage
+        loses no transition although the evaluator has moved on."""
         if not work.empty():
             self._unwritten.append(work)
         if self._seen_unwritten:
