@@ -20,7 +20,8 @@ class CaseRow:
     loads: str
     tally: Tally
     resent_bound: int
-    ready_s: float | None  # restart (or the part's start) to every service ready
+    # Per affected service: its restart (or the part's start) to its first ready answer.
+    ready: dict[str, float]
     ingest_failures: str
     lag: str  # uncommitted records left when the case ended ("0" when drained)
     log_lines: int  # what the five services logged during the case
@@ -45,7 +46,7 @@ HEADER = (
     "lost",
     "dup resent (bound)",
     "dup renotified",
-    "ready s",
+    "ready s (slowest)",
     "ingest retries",
     "lag",
     "log lines",
@@ -77,7 +78,7 @@ class FaultReport:
                 str(len(t.lost)),
                 f"{t.count(DuplicateKind.RESENT)} ({row.resent_bound})",
                 str(t.count(DuplicateKind.RENOTIFIED)),
-                "-" if row.ready_s is None else f"{row.ready_s:.1f}",
+                _slowest(row.ready),
                 row.ingest_failures,
                 row.lag,
                 str(row.log_lines),
@@ -91,9 +92,19 @@ class FaultReport:
             details += [f"- {row.case}: duplicate {d.describe()}" for d in t.duplicates]
             details += [f"- {row.case}: crashed {c}" for c in row.crashes]
             details += [f"- {row.case}: {n}" for n in row.notes]
+            if len(row.ready) > 1:
+                times = ", ".join(f"{name} {s:.1f}" for name, s in sorted(row.ready.items()))
+                details.append(f"- {row.case}: seconds to ready: {times}")
         if details:
             lines += ["", *details]
         return "\n".join(lines)
+
+
+def _slowest(ready: dict[str, float]) -> str:
+    if not ready:
+        return "-"
+    name, seconds = max(ready.items(), key=lambda item: item[1])
+    return f"{seconds:.1f} ({name})"
 
 
 REPORT_KEY = pytest.StashKey[FaultReport]()

@@ -107,8 +107,10 @@ class KafkaLagReader:
     async def _read(self, groups: Sequence[ConsumedGroup]) -> PartitionLag:
         admin = AIOKafkaAdminClient(**self._connection)
         consumer = AIOKafkaConsumer(**self._connection, enable_auto_commit=False)
-        await admin.start()
+        # Both are closed whatever fails: a consumer left unclosed when the admin client
+        # could not start (the broker down) was reported by asyncio at each self-report.
         try:
+            await admin.start()
             await consumer.start()
             cluster = await consumer._client.fetch_all_metadata()  # as cli.dlq does
             out: dict[tuple[str, str, int], int] = {}
@@ -132,7 +134,8 @@ class KafkaLagReader:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-            await admin.close()
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 class SelfReporter:

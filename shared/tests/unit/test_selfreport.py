@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from opsmesh import catalogue
 from opsmesh.clock import FakeClock
+from opsmesh.devinfra.process import free_port
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.selfreport import (
     ConsumedGroup,
+    KafkaLagReader,
     PartitionLag,
     SelfReporter,
     dead_letter_signals,
@@ -143,3 +148,18 @@ async def test_stop_abandons_a_report_in_flight() -> None:
         stop.set()
         await task  # returns: the hanging report is cancelled, not awaited
     assert task.exception() is None
+
+
+async def test_the_lag_reader_closes_its_clients_when_the_broker_is_away() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(str(context.get("message"))))
+    try:
+        reader = KafkaLagReader({"bootstrap_servers": f"127.0.0.1:{free_port()}"}, timeout_s=10)
+        with pytest.raises(KafkaError):
+            await reader.lag([ConsumedGroup("g", ("t",))])
+        gc.collect()  # an unclosed aiokafka client reports itself when collected
+    finally:
+        loop.set_exception_handler(previous)
+    assert not [m for m in reported if "Unclosed" in m]

@@ -184,3 +184,41 @@ def test_restore() -> None:
     assert book.observe(report(PASS, T0 - 1)) is None  # older than restored
     (change,) = book.expire(T0 + 30)
     assert change.previous is PASS
+
+
+def test_a_plan_leaves_the_book_alone_until_applied() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, ttl=10))
+    plan = book.plan()
+    assert plan.observe(report(WARN, T0 + 1)) is not None
+    (expired,) = plan.expire(T0 + 40)  # the new report's own TTL (T0 + 31) ran out too
+    assert (expired.previous, expired.state.status) == (WARN, FAIL)
+    assert book.get(("api", "i-1", "db")) == CheckState(
+        "api", "i-1", "db", PASS, True, None, T0, T0 + 10
+    )
+    assert book.plan().expire(T0 + 10)[0].previous is PASS, "the deadline is still due"
+
+    book.apply(plan)
+    state = book.get(("api", "i-1", "db"))
+    assert state is not None
+    assert (state.status, state.reported_at) == (FAIL, T0 + 1)
+    assert book.expire(T0 + 1000) == []
+
+
+def test_an_applied_plan_keeps_the_deadlines_its_expiry_did_not_reach() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, check="slow", ttl=60))
+    plan = book.plan()
+    plan.observe(report(PASS, check="fast", ttl=5))
+    assert plan.expire(T0 + 1) == []
+    book.apply(plan)
+    assert [c.state.check for c in book.expire(T0 + 5)] == ["fast"]
+    assert [c.state.check for c in book.expire(T0 + 60)] == ["slow"]
+
+
+def test_due_reads_the_heap_in_order_without_popping() -> None:
+    book = HealthBook()
+    for i, ttl in enumerate((50, 10, 40, 20, 30)):
+        book.observe(report(PASS, check=f"c{i}", ttl=ttl))
+    assert [key[2] for _, key in book.due(T0 + 35)] == ["c1", "c3", "c4"]
+    assert len(book.due(T0 + 35)) == 3

@@ -267,6 +267,23 @@ def test_a_replaying_partition_is_not_idle_so_old_samples_are_not_late() -> None
     assert feed.add(sample(T0 + 5), P1) is SampleOutcome.LATE, "P1's clock is its own"
 
 
+def test_a_partition_not_read_to_its_end_is_not_idle_however_long_it_is_quiet() -> None:
+    feed = Feed(lateness=5.0, idle=5.0)
+    feed.add(sample(T0 + 1))
+    feed.add(sample(T0 + 1), P1)
+    feed.rollups.close_due(T0 + 2)
+    # A minute without arrivals: P0's samples wait on the broker (the consumer is stalled
+    # or catching up), P1 has none.
+    closed = feed.rollups.close_due(T0 + 62, lagging={P0})
+    assert [w.series for w in closed] == [series_id("cpu", {"host": "a"})]
+    assert feed.rollups.watermark(P0) == T0 + 1 - 5, "event time only"
+    assert feed.rollups.watermark(P1) == T0 + 62 - 10
+    # The samples that waited are not late once they are read.
+    assert feed.add(sample(T0 + 30)) is SampleOutcome.ACCEPTED
+    (window,) = feed.rollups.close_due(T0 + 63, lagging={P0})
+    assert (window.start, window.count) == (T0, 1)
+
+
 def test_watermark_never_moves_back() -> None:
     feed = Feed()
     feed.add(sample(T0 + 100))

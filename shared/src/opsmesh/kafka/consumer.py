@@ -46,6 +46,7 @@ from opsmesh.kafka.handler import (
     BatchResult,
     CommitMetadataAware,
     Partition,
+    ProgressAware,
     Received,
     Rejection,
     StatelessHandler,
@@ -66,6 +67,7 @@ __all__ = [
     "ConsumerMetrics",
     "ConsumerStalled",
     "Partition",
+    "ProgressAware",
     "Received",
     "Rejection",
     "StatelessHandler",
@@ -215,11 +217,16 @@ class BatchConsumer(Generic[E]):
         self._lock = asyncio.Lock()
         self._committed: dict[Partition, int] = {}
         self._consumed_to: dict[Partition, int] = {}
+        # Past the last record handed to the handler (set before it is called, so it
+        # includes the batch being handled and retried).
+        self._handed_to: dict[Partition, int] = {}
         self._hold_from: dict[Partition, int] = {}
         self._commit_metadata: dict[Partition, str] = {}
         self._last_commit = 0.0
         self.started = asyncio.Event()
         self._joined_once = False
+        if isinstance(handler, ProgressAware):
+            handler.watch_progress(self)
 
     @property
     def kafka(self) -> AIOKafkaConsumer:
@@ -242,6 +249,23 @@ class BatchConsumer(Generic[E]):
         reason = self.stalled()
         if reason is not None:
             raise RuntimeError(f"consumer stalled: {reason}")
+
+    def lagging(self) -> set[Partition]:
+        """Assigned partitions with records on the broker (as of its last fetch answer)
+        beyond the last one handed to the handler, or whose end is not known yet
+        (``ReadProgress``). The end is the last stable offset (``read_committed``); a
+        partition whose last records are a transaction's markers stays lagging until its
+        next record (none of opsmesh's producers is transactional)."""
+        behind: set[Partition] = set()
+        for tp in self._consumer.assignment():
+            partition = (tp.topic, tp.partition)
+            end = self._consumer.last_stable_offset(tp)
+            if end is None or end < 0:
+                end = self._consumer.highwater(tp)
+            handed = self._handed_to.get(partition)
+            if end is None or handed is None or handed < end:
+                behind.add(partition)
+        return behind
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; raises ``ConsumerStalled`` when the handler made no
@@ -283,6 +307,7 @@ class BatchConsumer(Generic[E]):
                 self._decode_into(message, good, rejected)
             if messages:
                 consumed[(tp.topic, tp.partition)] = messages[-1].offset + 1
+        self._handed_to.update(consumed)
         handled = await self._runner.run(good, stop)
         if handled is None:  # stopped while the handler kept failing: commit nothing of it
             return
@@ -421,6 +446,7 @@ class BatchConsumer(Generic[E]):
             await self._handler.on_revoked(partitions)
             for partition in partitions:
                 self._consumed_to.pop(partition, None)
+                self._handed_to.pop(partition, None)
                 self._committed.pop(partition, None)
                 self._hold_from.pop(partition, None)
                 self._commit_metadata.pop(partition, None)

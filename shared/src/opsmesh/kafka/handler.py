@@ -108,6 +108,23 @@ class CommitMetadataAware(Protocol):
     async def on_committed_metadata(self, metadata: dict[Partition, str]) -> None: ...
 
 
+class ReadProgress(Protocol):
+    def lagging(self) -> set[Partition]:
+        """Assigned partitions not handed to the handler in full: the broker's last fetch
+        answer showed records beyond the last one handed over (or none came yet)."""
+        ...
+
+
+@runtime_checkable
+class ProgressAware(Protocol):
+    """Optional for handlers: given the consumer's read progress before the first batch.
+    A handler that infers "no data" from quiet time (an idle partition's windows closed
+    by wall clock) asks it first: while the handler is stalled (its database down) or
+    catching up after, the partition is not quiet, the consumer is just not reading it."""
+
+    def watch_progress(self, progress: ReadProgress) -> None: ...
+
+
 class StatelessHandler:
     """Base for handlers that keep no per-partition state."""
 

@@ -84,12 +84,18 @@ def _stored(r: RoutedAlert) -> StoredAlert:
 
 class WriteStep(enum.IntEnum):
     """How far an evaluation's write got: a failed one resumes at the step that failed,
-    so no history row is written twice and nothing is skipped."""
+    so no history row is written twice and nothing is skipped.
 
-    RULES = 1
-    BOOK = 2
-    EVENTS = 3
-    ROUTING = 4
+    The rule state is written last: it is what a restart restores the evaluator from, so
+    until every effect of a transition (book row, state event, routing record) is
+    durable, a crash must find the rule in its previous state and make the transition
+    again on replay. Written first, a crash before routing restored a resolved rule that
+    never routed its resolve (nothing to re-evaluate; the alert stayed firing)."""
+
+    BOOK = 1
+    EVENTS = 2
+    ROUTING = 3
+    RULES = 4
     DONE = 5
 
 
@@ -100,7 +106,7 @@ class RuleWrite:
     transitions: list[Transition]
     updates: list[AlertInstance]
     accepted: list[StoredAlert]  # as merged into the book
-    step: WriteStep = WriteStep.RULES
+    step: WriteStep = WriteStep.BOOK
     ticket: Ticket | None = None  # its routing records, once queued
 
     def empty(self) -> bool:
@@ -236,10 +242,10 @@ class EngineState:
 
     async def write_rules(self, work: RuleWrite) -> None:
         """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
-        rule state and history, the book — then send their state events and routing
-        records, oldest first. One that fails stays queued and resumes where it stopped
-        on the next call (the batch's retry), so a PostgreSQL outage loses no transition
-        although the evaluator has moved on."""
+        the book, then their state events and routing records, then the rule state and
+        history (``WriteStep``), oldest first. One that fails stays queued and resumes
+        where it stopped on the next call (the batch's retry), so a PostgreSQL outage
+        loses no transition although the evaluator has moved on."""
         if not work.empty():
             self._unwritten.append(work)
         if self._seen_unwritten:
@@ -255,9 +261,6 @@ class EngineState:
             self._unwritten.popleft()
 
     async def _write(self, work: RuleWrite) -> None:
-        if work.step is WriteStep.RULES:
-            await self._rules.record(work.transitions, work.updates)
-            work.step = WriteStep.BOOK
         if work.step is WriteStep.BOOK:
             await self.store.save(work.accepted, origin=self.origin)
             work.step = WriteStep.EVENTS
@@ -284,6 +287,9 @@ class EngineState:
             except Exception:
                 work.ticket = None
                 raise
+            work.step = WriteStep.RULES
+        if work.step is WriteStep.RULES:
+            await self._rules.record(work.transitions, work.updates)
             work.step = WriteStep.DONE
 
     async def post_alerts(self, alerts: Sequence[StoredAlert]) -> tuple[int, int]:

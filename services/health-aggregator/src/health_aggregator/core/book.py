@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -91,9 +92,92 @@ class HealthBook:
     def get(self, key: CheckKey) -> CheckState | None:
         return self._checks.get(key)
 
+    def plan(self) -> BookPlan:
+        """Changes to compute against the book without touching it (``apply`` them)."""
+        return BookPlan(self)
+
+    def apply(self, plan: BookPlan) -> None:
+        """Make a plan's states the book's (once they are durable)."""
+        if plan.book is not self:
+            raise ValueError("a plan applies to the book it was made from")
+        self._checks.update(plan.states)
+        deadlines = self._deadlines
+        # Every entry due by the plan's expiry was read by it: settled, or stale.
+        while deadlines and deadlines[0][0] <= plan.expired_to:
+            heapq.heappop(deadlines)
+        for index, entry in enumerate(plan.deadlines):
+            if index < plan.deadlines_read and entry[0] <= plan.expired_to:
+                continue
+            heapq.heappush(deadlines, entry)
+
     def observe(self, report: HealthReported, partition: int | None = None) -> StatusChange | None:
+        """Observe one report and apply it at once (``plan`` for a batch)."""
+        plan = self.plan()
+        change = plan.observe(report, partition)
+        self.apply(plan)
+        return change
+
+    def expire(self, now: float) -> list[StatusChange]:
+        """Expire what is due and apply it at once (``plan`` for a batch)."""
+        plan = self.plan()
+        changes = plan.expire(now)
+        self.apply(plan)
+        return changes
+
+    def due(self, now: float) -> list[tuple[float, CheckKey]]:
+        """The deadlines due by ``now``, in order, read without popping them: the heap's
+        subtrees whose root is not due hold nothing due, so this costs what is due."""
+        heap = self._deadlines
+        found = []
+        stack = [0] if heap else []
+        while stack:
+            index = stack.pop()
+            if index >= len(heap) or heap[index][0] > now:
+                continue
+            found.append(heap[index])
+            stack += (2 * index + 1, 2 * index + 2)
+        found.sort()
+        return found
+
+    def service_status(self, service: str) -> HealthStatus:
+        statuses = []
+        for state in self._checks.values():
+            if state.service != service:
+                continue
+            if state.critical or state.status is not HealthStatus.FAIL:
+                statuses.append(state.status)
+            else:
+                statuses.append(HealthStatus.WARN)
+        return worst(statuses)
+
+    def services(self) -> list[str]:
+        return sorted({s.service for s in self._checks.values()})
+
+
+class BookPlan:
+    """One batch's changes, computed against a book without changing it: plan → write →
+    apply. A write that fails (PostgreSQL down) leaves the book as it was, so the retry of
+    the batch finds the same changes again instead of "no change" — and a record whose
+    write fails for good can be set aside without its effects lingering in the book.
+    Reports first, then ``expire`` (once, last)."""
+
+    def __init__(self, book: HealthBook) -> None:
+        self.book = book
+        self.states: dict[CheckKey, CheckState] = {}  # new or refreshed: to store, then apply
+        self.changes: list[StatusChange] = []
+        self.deadlines: list[tuple[float, CheckKey]] = []  # to push on apply
+        self.deadlines_read = 0  # how many of them ``expire`` read
+        self.expired_to = -math.inf
+
+    def get(self, key: CheckKey) -> CheckState | None:
+        state = self.states.get(key)
+        return state if state is not None else self.book.get(key)
+
+    def observe(self, report: HealthReported, partition: int | None = None) -> StatusChange | None:
+        if self.deadlines_read:
+            raise RuntimeError("reports are planned before expiry")
         key = (report.service, report.instance, report.check)
-        previous = self._checks.get(key)
+        previous = self.get(key)
         if previous is not None and report.reported_at < previous.reported_at:
             return None  # an older report arriving late never overrides a newer one
         state = CheckState(
@@ -109,21 +193,26 @@ class HealthBook:
             if partition is not None or previous is None
             else previous.partition,
         )
-        self._checks[key] = state
-        heapq.heappush(self._deadlines, (state.expires_at, key))
+        self.states[key] = state
+        self.deadlines.append((state.expires_at, key))
         if previous is not None and previous.status is state.status:
             return None
-        return StatusChange(
+        change = StatusChange(
             state, previous.status if previous else None, ChangeCause.REPORTED, report.reported_at
         )
+        self.changes.append(change)
+        return change
 
     def expire(self, now: float) -> list[StatusChange]:
+        self.deadlines_read = len(self.deadlines)
+        self.expired_to = max(self.expired_to, now)
+        due = self.book.due(now)
+        due.extend(d for d in self.deadlines if d[0] <= now)
+        due.sort()
         changes = []
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            due, key = heapq.heappop(deadlines)
-            state = self._checks.get(key)
-            if state is None or state.expires_at != due:
+        for at, key in due:
+            state = self.get(key)
+            if state is None or state.expires_at != at:
                 continue  # refreshed since, or no longer held
             if state.status is HealthStatus.FAIL:
                 continue
@@ -132,20 +221,7 @@ class HealthBook:
                 status=HealthStatus.FAIL,
                 output=f"no report within its TTL (last at {state.reported_at:.0f})",
             )
-            self._checks[key] = failed
+            self.states[key] = failed
             changes.append(StatusChange(failed, state.status, ChangeCause.TTL_EXPIRED, now))
+        self.changes.extend(changes)
         return changes
-
-    def service_status(self, service: str) -> HealthStatus:
-        statuses = []
-        for state in self._checks.values():
-            if state.service != service:
-                continue
-            if state.critical or state.status is not HealthStatus.FAIL:
-                statuses.append(state.status)
-            else:
-                statuses.append(HealthStatus.WARN)
-        return worst(statuses)
-
-    def services(self) -> list[str]:
-        return sorted({s.service for s in self._checks.values()})

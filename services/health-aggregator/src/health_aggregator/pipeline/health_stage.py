@@ -1,5 +1,9 @@
 """The health consumer: apply reports, expire silent checks, store, signal every change.
 
+Each batch is planned against the book, signalled, stored, and only then applied
+(``BookPlan``): a store that fails changes nothing, so its retry finds the same changes
+(and does not signal them twice).
+
 Ownership follows the partitions: on assignment the stage loads those partitions' checks
 from PostgreSQL into its book, on revocation it drops them, and it expires only what it
 holds, so replicas never expire (or signal) each other's checks.
@@ -12,7 +16,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from health_aggregator.core.book import CheckState, HealthBook, StatusChange
+from health_aggregator.core.book import ChangeCause, HealthBook, StatusChange
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.catalogue import HEALTH_CHECK_STATUS
 from opsmesh.clock import Clock
@@ -26,6 +30,15 @@ log = get_logger(__name__)
 
 # Signal values rules compare: 0 pass, 1 warn, 2 fail (the catalogue's HEALTH_CHECK_STATUS).
 STATUS_VALUE = {HealthStatus.PASS: 0.0, HealthStatus.WARN: 1.0, HealthStatus.FAIL: 2.0}
+
+
+# A change as its retry plans it again (a TTL expiry's time is the retry's own).
+_ChangeId = tuple[str, str, str, HealthStatus | None, HealthStatus, ChangeCause, float]
+
+
+def _identity(change: StatusChange) -> _ChangeId:
+    state = change.state
+    return (*state.key, change.previous, state.status, change.cause, state.reported_at)
 
 
 def to_signal(change: StatusChange) -> Outgoing:
@@ -71,6 +84,8 @@ class HealthStage:
         self._producer = producer
         self._clock = clock
         self.warmed = False  # state of the assigned partitions loaded (readiness)
+        # Changes signalled whose store failed: their retry does not signal them again.
+        self._signalled: set[_ChangeId] = set()
         self._changes = Counter(
             "health_aggregator_status_changes",
             "Check status changes",
@@ -84,27 +99,25 @@ class HealthStage:
         )
 
     async def handle(self, batch: Sequence[Received[HealthReported]]) -> BatchResult:
-        changes: list[StatusChange] = []
-        touched: dict[tuple[str, str, str], CheckState] = {}
-        observe = self._book.observe
+        # Plan → signal → store → apply. The book changes only once the batch's states
+        # and history are stored, so a store that fails (PostgreSQL down) leaves it as it
+        # was and the retry of the batch finds the same changes again. Signals go first,
+        # like the engine's notification requests before its log: a crash between them
+        # re-signals on replay (a repeated status is harmless) instead of losing one.
+        plan = self._book.plan()
         for record in batch:
-            change = observe(record.event, record.message.partition)
-            if change is not None:
-                changes.append(change)
-        for record in batch:
-            e = record.event
-            current = self._book.get((e.service, e.instance, e.check))
-            if current is not None:
-                touched[current.key] = current
-        expired = self._book.expire(self._clock.now())
-        changes.extend(expired)
-        for change in expired:
-            touched[change.state.key] = change.state
-        await self._store.save(list(touched.values()), changes)
-        if changes:
-            await self._producer.publish_many(to_signal(c) for c in changes)
-            for change in changes:
-                self._changes.labels(change.cause.value, change.state.status.value).inc()
+            plan.observe(record.event, record.message.partition)
+        plan.expire(self._clock.now())
+        # A retry after a failed store does not signal again what it already signalled.
+        fresh = [c for c in plan.changes if _identity(c) not in self._signalled]
+        if fresh:
+            await self._producer.publish_many(to_signal(c) for c in fresh)
+            self._signalled.update(_identity(c) for c in fresh)
+        await self._store.save(list(plan.states.values()), plan.changes)
+        self._signalled.clear()
+        self._book.apply(plan)
+        for change in plan.changes:
+            self._changes.labels(change.cause.value, change.state.status.value).inc()
         self._held.set(len(self._book))
         return BatchResult()
 

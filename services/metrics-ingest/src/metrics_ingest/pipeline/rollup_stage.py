@@ -23,6 +23,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampledFields, name_problem
 from opsmesh.kafka.consumer import BatchResult, Partition, Received, Rejection
 from opsmesh.kafka.dlq import DeadLetterReason
+from opsmesh.kafka.handler import ReadProgress
 from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,6 +62,7 @@ class RollupStage:
         self._next_reap = clock.now() + TOUCH_INTERVAL_S
         # Windows closed but not yet durable; kept across a failed attempt so none is lost.
         self._unsaved: list[ClosedWindow] = []
+        self._progress: ReadProgress | None = None  # the consumer's, once it is built
         self._samples = Counter(
             "metrics_ingest_samples", "Samples by outcome", ["outcome"], registry=registry
         )
@@ -99,7 +101,8 @@ class RollupStage:
         now = self._clock.now()
         if self._admission is not None:
             await self._admit(self._admission, now)
-        self._unsaved.extend(self._rollups.close_due(now))
+        lagging = self._progress.lagging() if self._progress is not None else frozenset()
+        self._unsaved.extend(self._rollups.close_due(now, lagging))
         rejected = self._rollups.take_rejected_series()
         refusals = self._rollups.take_series_refusals()
         await self._emit(rejected, refusals, now)
@@ -211,6 +214,9 @@ class RollupStage:
             await self._admission.release(gone)
             await self._admission.touch(self._rollups.held_series(), now)
         self._next_reap = now + TOUCH_INTERVAL_S
+
+    def watch_progress(self, progress: ReadProgress) -> None:
+        self._progress = progress
 
     async def on_committed_metadata(self, metadata: dict[Partition, str]) -> None:
         for partition, text in metadata.items():

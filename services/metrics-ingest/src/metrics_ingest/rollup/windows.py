@@ -3,10 +3,12 @@
 Each Kafka partition has its own watermark: the newest sample time seen in it minus the
 allowed lateness. A window ``[start, end)`` closes when its partition's watermark passes
 its end; a sample for a window already behind the watermark is late, counted and dropped.
-When a partition goes quiet (no sample arrived for ``idle_grace_s`` of processing time),
-wall-clock time minus lateness and grace moves its watermark on, so quiet series still
-close. A partition that is replaying old samples keeps receiving them, so it is never
-idle and its replay is not mistaken for late data.
+When a partition goes quiet (no sample arrived for ``idle_grace_s`` of processing time,
+and the consumer has read it to its end), wall-clock time minus lateness and grace moves
+its watermark on, so quiet series still close. A partition that is replaying old samples
+keeps receiving them, and one whose samples wait on the broker (the handler stalled on
+PostgreSQL, a backlog after it) is not read to its end, so neither is idle and neither
+has its samples mistaken for late data.
 
 Each open window remembers the lowest offset that contributed to it, so the consumer
 commits only up to samples whose windows are durable.
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimit, SeriesLimits, SeriesRefusal
@@ -369,18 +371,29 @@ class Rollups:
             if part.applied_to >= 0 and not math.isinf(part.clock.watermark)
         }
 
-    def close_due(self, now: float) -> list[ClosedWindow]:
-        """Advance each partition's watermark and close every window it has passed."""
+    def close_due(
+        self, now: float, lagging: Collection[Partition] = frozenset()
+    ) -> list[ClosedWindow]:
+        """Advance each partition's watermark and close every window it has passed.
+
+        ``lagging``: partitions the consumer has not read to their end. They are never
+        idle, however long nothing arrived: their samples are waiting on the broker (the
+        handler stalled on its database, or catching up after), and moving their
+        watermark by wall clock would close the windows those samples belong to."""
         lateness = self._config.allowed_lateness_s
         grace = self._config.idle_grace_s
         closed = []
-        for part in self._parts.values():
+        for partition, part in self._parts.items():
             clock = part.clock
             if part.arrived:
                 clock.last_arrival = now
                 part.arrived = False
             candidate = clock.newest_event - lateness
-            if clock.last_arrival is not None and now - clock.last_arrival >= grace:
+            if (
+                clock.last_arrival is not None
+                and now - clock.last_arrival >= grace
+                and partition not in lagging
+            ):
                 candidate = max(candidate, now - lateness - grace)
             clock.watermark = max(clock.watermark, candidate)
             for end in [e for e in part.by_end if e <= clock.watermark]:
