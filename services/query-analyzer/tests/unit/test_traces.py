@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from opsmesh.clock import FakeClock
 from query_analyzer.core.nplusone import QuerySpan, detect
 from query_analyzer.core.traces import TraceBuffer
+from query_analyzer.pipeline.signals import MemorySignalSink
+from query_analyzer.pipeline.stats_stage import StatsStage
 
 CONTEXT = ("shop", "web")
 
@@ -53,3 +60,25 @@ def test_taken_traces_can_be_put_back_when_their_findings_were_not_stored() -> N
     buffer.restore(taken)
     assert len(buffer) == 2
     assert [t.trace_id for t in buffer.settled(now=10.0)] == ["a", "b"]
+
+
+async def test_the_consumer_reads_the_trace_buffer_it_is_given() -> None:
+    """QUERY_ANALYZER_TRACE_SETTLE_S reaches the stage: an empty buffer (len 0) was
+    replaced by a default one (settle 5 s), so the setting was silently ignored."""
+    clock = FakeClock()
+    buffer = TraceBuffer(settle_s=0.5)
+    unused: Any = None  # a quiet single-span trace touches no storage
+    stage = StatsStage(
+        pool=unused,
+        stats=unused,
+        findings=unused,
+        signals=MemorySignalSink(),
+        consumer="unit",
+        registry=CollectorRegistry(),
+        clock=clock,
+        traces=buffer,
+    )
+    buffer.add(span("t1", "posts", 0.0), CONTEXT, now=clock.now())
+    clock.advance(1.0)
+    await stage.handle([])
+    assert len(buffer) == 0, "the stage read the quiet trace from the buffer it was given"

@@ -62,7 +62,8 @@ class StatsStage(StatelessHandler):
         self._clock = clock
         self._window_s = window_s
         self._rules = n_plus_one or NPlusOneRules()
-        self._traces = traces or TraceBuffer()
+        # Not `traces or ...`: an empty buffer has len 0, and its settings must stand.
+        self._traces = traces if traces is not None else TraceBuffer()
         self._cache = FingerprintCache()
         self._queries = Counter(
             "query_analyzer_queries",
