@@ -126,9 +126,7 @@ async def test_another_replica_holding_the_table_makes_this_one_leave_it(
     await fill(pool, table, [T0 - days(40)] * 3)
     run = purger(TablePurge(pool, table, "at", days(30)))
     async with await psycopg.AsyncConnection.connect(infra.pg_dsn) as other:
-        await other.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)", (0x6F707267, _lock_key(table))
-        )
+        await other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x6F707267, _lock_key(table)))
         (report,) = await run.run_once()
         await other.rollback()
     assert (report.stopped, report.rows) == (PurgeStop.BUSY, 0)

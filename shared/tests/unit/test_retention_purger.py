@@ -26,6 +26,7 @@ class FakeTable:
 
     def __init__(self, table: str, retention_s: float, times: list[float]) -> None:
         self.table = table
+        self.column = "at"
         self.retention_s = retention_s
         self.times = sorted(times)
         self.cutoffs: list[float] = []
@@ -120,9 +121,7 @@ async def test_a_failing_table_is_counted_and_the_others_still_purge() -> None:
     assert [r.stopped for r in reports] == [PurgeStop.FAILED, PurgeStop.DONE]
     assert not fine.times
     assert (
-        registry.get_sample_value(
-            "opsmesh_retention_purge_failures_total", {"table": "t.broken"}
-        )
+        registry.get_sample_value("opsmesh_retention_purge_failures_total", {"table": "t.broken"})
         == 1
     )
     assert (
@@ -170,9 +169,7 @@ async def test_a_stop_ends_the_run_between_batches() -> None:
 
     reports = await purger.run_once(stop)
 
-    assert [(r.table, r.rows, r.stopped) for r in reports] == [
-        ("t.log", 10, PurgeStop.STOPPED)
-    ]
+    assert [(r.table, r.rows, r.stopped) for r in reports] == [("t.log", 10, PurgeStop.STOPPED)]
     assert later.times, "no table is started once stopping"
 
 

@@ -90,6 +90,11 @@ class PurgeJob(Protocol):
     def table(self) -> str: ...
 
     @property
+    def column(self) -> str:
+        """The time column the retention is measured on (indexed)."""
+        ...
+
+    @property
     def retention_s(self) -> float: ...
 
     def batches(self, cutoff: float, limit: int) -> AsyncGenerator[Batch, None]: ...
@@ -223,6 +228,9 @@ class Purger:
         self.jobs = list(jobs)
         self._clock = clock
         self._metrics = metrics
+        for job in self.jobs:  # exported from the start (0), so rates have a beginning
+            metrics.purged.labels(job.table)
+            metrics.failures.labels(job.table)
         self._interval_s = interval_s
         self._batch_rows = batch_rows
         self._max_batches = max_batches
