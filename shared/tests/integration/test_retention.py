@@ -82,7 +82,7 @@ def purger(*jobs: TablePurge, batch_rows: int = 10, max_batches: int = 100) -> P
 async def test_old_rows_go_in_batches_and_young_rows_stay(
     pool: AsyncConnectionPool, table: str, column: str, column_type: TimeColumn
 ) -> None:
-    old = [T0 - days(31) - i for i in range(25)]
+    old = [T0 - days(31) - i // 3 for i in range(25)]  # equal times across batch edges
     young = [T0 - days(29), T0 - 1, T0 + 60]
     await fill(pool, table, old + young)
     job = TablePurge(pool, table, column, days(30), column_type=column_type)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import enum
+import math
 import zlib
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -131,18 +132,29 @@ class TablePurge:
         self.retention_s = retention_s
         self._timeouts = (f"{lock_timeout_ms}ms", f"{statement_timeout_ms}ms")
         target = sql.Identifier(schema, name) if schema else sql.Identifier(name)
-        cutoff = (
-            sql.SQL("to_timestamp(%(cutoff)s)")
-            if column_type is TimeColumn.TIMESTAMPTZ
-            else sql.SQL("%(cutoff)s")
-        )
+        col = sql.Identifier(column)
+        at, epoch = sql.SQL("{}"), sql.SQL("{}").format(col)
+        if column_type is TimeColumn.TIMESTAMPTZ:
+            at = sql.SQL("to_timestamp({})")
+            epoch = sql.SQL("extract(epoch FROM {})::float8").format(col)
+        # Oldest first, each batch from where the previous one ended (the newest time it
+        # deleted): the index range a batch walks does not start over the entries the
+        # earlier batches left dead, which vacuum has not removed yet.
         self._delete = sql.SQL(
             "DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-            "SELECT ctid FROM {table} WHERE {column} < {cutoff}"
-            " LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
-        ).format(table=target, column=sql.Identifier(column), cutoff=cutoff)
+            "SELECT ctid FROM {table} WHERE {col} >= {after} AND {col} < {cutoff}"
+            " ORDER BY {col} LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
+            " RETURNING {epoch}"
+        ).format(
+            table=target,
+            col=col,
+            after=at.format(sql.Placeholder("after")),
+            cutoff=at.format(sql.Placeholder("cutoff")),
+            epoch=epoch,
+        )
 
     async def batches(self, cutoff: float, limit: int) -> AsyncGenerator[Batch, None]:
+        after = -math.inf
         while True:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(
@@ -156,16 +168,20 @@ class TablePurge:
                 )
                 row = await cursor.fetchone()
                 held = bool(row and row[0])
-                deleted = 0
+                times: list[float] = []
                 if held:
-                    cursor = await conn.execute(self._delete, {"cutoff": cutoff, "limit": limit})
-                    deleted = cursor.rowcount
+                    cursor = await conn.execute(
+                        self._delete, {"after": after, "cutoff": cutoff, "limit": limit}
+                    )
+                    times = [r[0] for r in await cursor.fetchall()]
             if not held:
                 yield Batch(0, busy=True)
                 return
+            deleted = len(times)
             yield Batch(deleted, more=deleted >= limit)
             if deleted < limit:
                 return
+            after = max(after, *times)
 
 
 class RetentionMetrics:

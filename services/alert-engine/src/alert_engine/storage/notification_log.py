@@ -40,6 +40,8 @@ USING unnest(%s::text[], %s::text[], %s::float8[]) AS f(g, r, t)
 WHERE l.group_key = f.g AND l.receiver = f.r AND l.notified_at = f.t
 """
 
+# The purge runs under ``flushing``: a database that does not answer must not hold it.
+_PURGE_TIMEOUT = "SELECT set_config('statement_timeout', '30s', true)"
 # (group key, receiver, notified at): one entry as a purge judges it.
 LoggedAt = tuple[str, str, float]
 
@@ -87,6 +89,7 @@ class NotificationLog:
         """Entries last notified before ``cutoff``, oldest first, from after ``after``."""
         at, g, r = (after[2], after[0], after[1]) if after else (None, None, None)
         async with self._pool.connection() as conn:
+            await conn.execute(_PURGE_TIMEOUT)
             cursor = await conn.execute(
                 _EXPIRED, {"cutoff": cutoff, "at": at, "g": g, "r": r, "limit": limit}
             )
@@ -97,6 +100,7 @@ class NotificationLog:
         if not entries:
             return 0
         async with self._pool.connection() as conn:
+            await conn.execute(_PURGE_TIMEOUT)
             cursor = await conn.execute(
                 _FORGET,
                 ([e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries]),
