@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic_settings import BaseSettings
 from psycopg_pool import AsyncConnectionPool
+from pydantic_settings import BaseSettings
 
 from alert_engine.pipeline.retention import purge_jobs as alert_engine_jobs
 from alert_engine.settings import AlertEngineSettings
@@ -98,29 +98,30 @@ async def test_every_table_is_accounted_for_and_every_purge_is_indexed(
     infra: Endpoints,
 ) -> None:
     rows = documented()
-    async with AsyncConnectionPool(infra.pg_dsn, min_size=1, max_size=1, open=False) as pool:
-        async with pool.connection() as conn:
+    pool = AsyncConnectionPool(infra.pg_dsn, min_size=1, max_size=1, open=False)
+    async with pool, pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
+            " AND n.nspname = ANY(%s)"
+            " UNION SELECT c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'opsmesh\\_%%'",
+            (list(SCHEMAS),),
+        )
+        tables = {r[0] for r in await cursor.fetchall()}
+        assert tables == set(rows), (
+            "docs/services.md must list exactly the tables the migrations create: "
+            f"missing {sorted(tables - set(rows))}, stale {sorted(set(rows) - tables)}"
+        )
+        for job, _ in service_jobs(pool):
             cursor = await conn.execute(
-                "SELECT n.nspname || '.' || c.relname FROM pg_class c"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
-                " AND n.nspname = ANY(%s)"
-                " UNION SELECT c.relname FROM pg_class c"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname LIKE 'opsmesh\\_%%'",
-                (list(SCHEMAS),),
+                "SELECT count(*) FROM pg_index i"
+                " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+                " WHERE i.indrelid = %s::regclass AND a.attname = %s",
+                (job.table, job.column),
             )
-            tables = {r[0] for r in await cursor.fetchall()}
-            assert tables == set(rows), (
-                "docs/services.md must list exactly the tables the migrations create: "
-                f"missing {sorted(tables - set(rows))}, stale {sorted(set(rows) - tables)}"
-            )
-            for job, _ in service_jobs(pool):
-                cursor = await conn.execute(
-                    "SELECT count(*) FROM pg_index i"
-                    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-                    " WHERE i.indrelid = %s::regclass AND a.attname = %s",
-                    (job.table, job.column),
-                )
-                row = await cursor.fetchone()
-                assert row and row[0] > 0, f"{job.table}: no index leads with {job.column}"
+            row = await cursor.fetchone()
+            assert row is not None
+            assert row[0] > 0, f"{job.table}: no index leads with {job.column}"

@@ -287,15 +287,17 @@ class Purger:
         if stopped is PurgeStop.DONE:
             self._metrics.last_purge.labels(job.table).set(self._clock.now())
         report = PurgeReport(job.table, rows, batches, stopped, cutoff)
-        if rows or stopped not in (PurgeStop.DONE, PurgeStop.FAILED):
-            log.info(
-                "retention purge",
-                table=job.table,
-                rows=rows,
-                batches=batches,
-                stopped=stopped.value,
-                older_than=dt.datetime.fromtimestamp(cutoff, dt.UTC).isoformat(),
-            )
+        # Quiet runs (nothing old, or another replica at it) are debug: every replica
+        # runs every table every interval.
+        quiet = not rows and stopped in (PurgeStop.DONE, PurgeStop.BUSY, PurgeStop.FAILED)
+        (log.debug if quiet else log.info)(
+            "retention purge",
+            table=job.table,
+            rows=rows,
+            batches=batches,
+            stopped=stopped.value,
+            older_than=dt.datetime.fromtimestamp(cutoff, dt.UTC).isoformat(),
+        )
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
