@@ -19,6 +19,7 @@ BENCHMARKS = (
     "api_fuzz",
     "alert_engine_inputs",
     "pool_reconnect",
+    "retention",
 )
 
 

@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.db.migrations import apply_migrations
 from opsmesh.db.pool import open_pool, ping
+from opsmesh.db.retention import PurgeJob, Purger, RetentionMetrics
 from opsmesh.events.base import Event
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.connection import connection_options
@@ -66,6 +67,7 @@ class Runtime:
         # What the self-report reads the lag of, by group.
         self._consumed: dict[str, ConsumedGroup] = {}
         self._consumer_metrics: ConsumerMetrics | None = None
+        self._retention_metrics: RetentionMetrics | None = None
 
     # -- resources (cleanup contexts) ------------------------------------------------
 
@@ -229,6 +231,25 @@ class Runtime:
             interval_s=self.settings.self_report_s,
         )
         return reporter.run
+
+    # -- retention --------------------------------------------------------------------
+
+    @property
+    def retention_metrics(self) -> RetentionMetrics:
+        if self._retention_metrics is None:
+            self._retention_metrics = RetentionMetrics(self.registry)
+        return self._retention_metrics
+
+    def purger(self, jobs: Sequence[PurgeJob]) -> Purger:
+        """The retention worker over ``jobs`` (``OPSMESH_RETENTION_*`` settings); add its
+        ``run`` to the workers."""
+        return Purger(
+            jobs,
+            clock=self.clock,
+            metrics=self.retention_metrics,
+            interval_s=self.settings.retention_interval_s,
+            batch_rows=self.settings.retention_batch_rows,
+        )
 
 
 def tune_gc() -> None:

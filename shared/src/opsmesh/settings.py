@@ -62,6 +62,10 @@ class CommonSettings(BaseSettings):
     # How often each service reports its dead letters and consumer lag as signals
     # (``opsmesh.selfreport``); 0 turns the reports off.
     self_report_s: float = Field(30.0, ge=0, le=3600, alias="OPSMESH_SELF_REPORT_S")
+    # Retention purges (``opsmesh.db.retention``): how often each service deletes rows past
+    # its tables' retention, and how many rows one delete statement may take.
+    retention_interval_s: float = Field(600.0, gt=0, alias="OPSMESH_RETENTION_INTERVAL_S")
+    retention_batch_rows: int = Field(1_000, ge=1, le=100_000, alias="OPSMESH_RETENTION_BATCH_ROWS")
 
     @model_validator(mode="after")
     def _give_up_after_stall(self) -> CommonSettings:

@@ -22,6 +22,7 @@ from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
+from alert_engine.pipeline.retention import purge_jobs
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import (
     FallbackBuckets,
@@ -144,9 +145,18 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 retention_days=settings.retention_days,
             )
 
+        purger = runtime.purger(
+            purge_jobs(
+                runtime.pool,
+                state,
+                retention_days=settings.retention_days,
+                notification_log_retention_days=settings.notification_log_retention_days,
+            )
+        )
         workers: list[tuple[str, Worker]] = [
             ("evaluate", runtime.consumer(signals, SignalObserved, EvaluateStage(state()))),
             ("flush", flusher),  # with no groups owned it only re-reads shared state
+            ("retention", purger.run),
         ]
         if settings.owns_groups:
             workers.append(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from alert_engine.core.durations import parse_duration
+from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommonSettings
 
 
@@ -43,7 +44,13 @@ class AlertEngineSettings(CommonSettings):
     rate_limit_timeout_s: float = Field(1.0, gt=0, le=30, alias="ALERT_ENGINE_RATE_LIMIT_TIMEOUT_S")
     rate_limit_retry_s: float = Field(30.0, gt=0, alias="ALERT_ENGINE_RATE_LIMIT_RETRY_S")
     alerts_per_alertname: int = Field(0, ge=0, alias="ALERT_ENGINE_ALERTS_PER_ALERTNAME")
-    retention_days: float = Field(30.0, gt=0, alias="ALERT_RETENTION_DAYS")
+    # Alert history, rate-limited flushes and expired silences are kept this long.
+    retention_days: float = Field(30.0, gt=0, le=3650, alias="ALERT_RETENTION_DAYS")
+    # Notification log entries of groups that are gone; longer than the notifier's
+    # NOTIFIER_DELIVERY_RETENTION_DAYS (pipeline/retention.py says why).
+    notification_log_retention_days: float = Field(
+        45.0, gt=0, le=3650, alias="ALERT_ENGINE_NOTIFICATION_LOG_RETENTION_DAYS"
+    )
     flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")
     # How often a replica re-reads alerts and silences other replicas wrote.
     sync_every_s: float = Field(1.0, gt=0, alias="ALERT_ENGINE_SYNC_EVERY_S")
@@ -52,6 +59,17 @@ class AlertEngineSettings(CommonSettings):
     # the group owners' work (persist, group, flush) to the other replicas, so ingest has
     # an event loop (and a core) to itself.
     owns_groups: bool = Field(True, alias="ALERT_ENGINE_OWNS_GROUPS")
+
+    @model_validator(mode="after")
+    def _log_outlives_delivery_keys(self) -> AlertEngineSettings:
+        if self.notification_log_retention_days <= NOTIFICATION_REDELIVERY_DAYS:
+            raise ValueError(
+                "ALERT_ENGINE_NOTIFICATION_LOG_RETENTION_DAYS must be more than"
+                f" {NOTIFICATION_REDELIVERY_DAYS:g} (and than NOTIFIER_DELIVERY_RETENTION_DAYS):"
+                " a group whose entry is purged reuses idempotency keys the notifier must"
+                " have forgotten"
+            )
+        return self
 
     @field_validator("rules_files", "group_by", mode="before")
     @classmethod

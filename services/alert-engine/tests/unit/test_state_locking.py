@@ -87,10 +87,6 @@ class Store:
     async def delete_silences(self, *_: Any) -> None:
         await self._db.io("delete_silences")
 
-    async def purge_history(self, *_: Any) -> int:
-        await self._db.io("purge_history")
-        return 0
-
     async def put(self, *_: Any) -> None:
         await self._db.io("put")
 

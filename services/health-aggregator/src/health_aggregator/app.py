@@ -13,6 +13,7 @@ from health_aggregator.pipeline.http_api import HealthApi
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.settings import HealthAggregatorSettings
 from health_aggregator.storage.checks import CheckStore
+from health_aggregator.storage.retention import purge_jobs
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported
 from opsmesh.kafka.consumer import ConsumerConfig
@@ -82,9 +83,13 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
                 except TimeoutError:
                     continue
 
+        purger = runtime.purger(
+            purge_jobs(runtime.pool, history_retention_days=settings.history_retention_days)
+        )
         found: list[tuple[str, Worker]] = [
             ("health", runtime.consumer(config, HealthReported, stage)),
             ("view", refresh),
+            ("retention", purger.run),
         ]
         return found + probes
 

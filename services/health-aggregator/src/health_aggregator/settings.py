@@ -21,6 +21,10 @@ class HealthAggregatorSettings(CommonSettings):
     default_policy: Policy = Field(Policy.ALL, alias="HEALTH_AGGREGATOR_DEFAULT_POLICY")
     view_refresh_s: float = Field(0.5, gt=0, le=60, alias="HEALTH_AGGREGATOR_VIEW_REFRESH_S")
     history_limit: int = Field(100, ge=1, le=10_000, alias="HEALTH_AGGREGATOR_HISTORY_LIMIT")
+    # Status changes older than this are purged.
+    history_retention_days: float = Field(
+        30.0, gt=0, le=3650, alias="HEALTH_AGGREGATOR_HISTORY_RETENTION_DAYS"
+    )
     # Active probes (YAML or JSON list); none when unset.
     probes_file: Path | None = Field(None, alias="HEALTH_AGGREGATOR_PROBES_FILE")
     probe_jitter: float = Field(0.1, ge=0, le=0.5, alias="HEALTH_AGGREGATOR_PROBE_JITTER")

@@ -77,6 +77,9 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
             max_future_s=settings.max_future_s,
         )
         config = ConsumerConfig(group_id=GROUP_METRICS_INGEST, topics=(METRICS,))
+        retention = runtime.retention_metrics
+        retention.dropped_partitions.labels("metrics_ingest.rollups")
+        retention.purged.labels("metrics_ingest.series_admitted")
 
         async def maintenance(stop: asyncio.Event) -> None:
             """The purge job: partitions ahead, expired days dropped, admitted series that
@@ -85,11 +88,15 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
                 try:
                     now = runtime.clock.now()
                     done = await history.maintain(now)
+                    retention.dropped_partitions.labels("metrics_ingest.rollups").inc(
+                        len(done.drop)
+                    )
                     if admission is not None:
                         # Touched every TOUCH_INTERVAL_S by their owner while held.
-                        await admission.purge(
+                        forgotten = await admission.purge(
                             now - max(settings.series_idle_s, 5 * TOUCH_INTERVAL_S)
                         )
+                        retention.purged.labels("metrics_ingest.series_admitted").inc(forgotten)
                     if done.create or done.drop:
                         log.info(
                             "rollup partitions maintained",

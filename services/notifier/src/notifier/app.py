@@ -15,6 +15,7 @@ from notifier.core.targets import TargetPolicy
 from notifier.delivery.log import DeliveryLog
 from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
+from notifier.delivery.retention import purge_jobs
 from notifier.openapi import DOCUMENT as OPENAPI
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Sender
@@ -93,9 +94,13 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             else Topic(settings.requests_topic, NOTIFICATIONS.partitions, NOTIFICATIONS.key)
         )
         config = ConsumerConfig(group_id=settings.consumer_group, topics=(topic,))
+        purger = runtime.purger(
+            purge_jobs(runtime.pool, delivery_retention_days=settings.delivery_retention_days)
+        )
         out: list[tuple[str, Worker]] = [
             ("deliver", runtime.consumer(config, NotificationRequested, stage)),
             ("lanes", stage.run),
+            ("retention", purger.run),
         ]
         if settings.summary_recipients:
             from notifier.summary.job import summary_worker  # noqa: PLC0415 - optional

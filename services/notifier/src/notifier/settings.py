@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommonSettings
 from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
 
@@ -34,6 +35,11 @@ class NotifierSettings(CommonSettings):
     slack_rate_per_s: float = Field(1.0, gt=0, alias="NOTIFIER_SLACK_RATE_PER_S")
     requests_topic: str = Field(NOTIFICATIONS.name, alias="NOTIFIER_REQUESTS_TOPIC")
     consumer_group: str = Field(GROUP_NOTIFIER, alias="NOTIFIER_CONSUMER_GROUP")
+    # The delivery log (and Slack message references) are kept this long; at least the
+    # redelivery window (notifier/delivery/retention.py says why).
+    delivery_retention_days: float = Field(
+        35.0, gt=0, le=3650, alias="NOTIFIER_DELIVERY_RETENTION_DAYS"
+    )
 
     # The daily summary email (empty: off). SMTP settings are the summary's own.
     summary_recipients: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -45,6 +51,17 @@ class NotifierSettings(CommonSettings):
     summary_password: SecretStr | None = Field(None, alias="NOTIFIER_SUMMARY_PASSWORD")
     summary_require_tls: bool = Field(True, alias="NOTIFIER_SUMMARY_REQUIRE_TLS")
     summary_hour_utc: int = Field(8, ge=0, le=23, alias="NOTIFIER_SUMMARY_HOUR_UTC")
+
+    @model_validator(mode="after")
+    def _outlives_redelivery(self) -> NotifierSettings:
+        if self.delivery_retention_days < NOTIFICATION_REDELIVERY_DAYS:
+            floor = NOTIFICATION_REDELIVERY_DAYS
+            raise ValueError(
+                f"NOTIFIER_DELIVERY_RETENTION_DAYS must be at least {floor:g}:"
+                " a request can come back (DLQ replay, consumer offsets reset) as long as"
+                " its topic keeps it, and must find its delivered row"
+            )
+        return self
 
     @field_validator("allowed_networks", "summary_recipients", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from query_analyzer.pipeline.signals import KafkaSignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.settings import QueryAnalyzerSettings
 from query_analyzer.storage.findings import FindingStore
+from query_analyzer.storage.retention import purge_jobs
 from query_analyzer.storage.stats import QueryStats
 from query_analyzer.target.explain import TargetDatabase
 
@@ -92,9 +93,17 @@ def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Ap
                     log.exception("analysis failed; retrying at the next interval")
 
         config = ConsumerConfig(group_id=GROUP_QUERY_ANALYZER, topics=(SLOW_QUERIES,))
+        purger = runtime.purger(
+            purge_jobs(
+                runtime.pool,
+                window_retention_days=settings.window_retention_days,
+                retention_days=settings.retention_days,
+            )
+        )
         return [
             ("stats", runtime.consumer(config, SlowQueryObserved, stage)),
             ("analysis", analysis),
+            ("retention", purger.run),
         ]
 
     def routes(app: web.Application) -> None:

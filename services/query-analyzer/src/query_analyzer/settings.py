@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
+from opsmesh.db.retention import DAY_S
 from opsmesh.settings import CommonSettings
+from query_analyzer.storage.retention import windows_needed_s
 
 
 class QueryAnalyzerSettings(CommonSettings):
@@ -29,3 +31,20 @@ class QueryAnalyzerSettings(CommonSettings):
     trace_buffer_spans: int = Field(200_000, alias="QUERY_ANALYZER_TRACE_BUFFER_SPANS", gt=0)
     regression_factor: float = Field(2.0, alias="QUERY_ANALYZER_REGRESSION_FACTOR", gt=1)
     min_cost_savings: float = Field(0.5, alias="QUERY_ANALYZER_MIN_COST_SAVINGS", gt=0, lt=1)
+    # Per-window statistics are kept this long (at least what the analysis reads back);
+    # fingerprints' totals, findings, plans and advice not seen again for this long go.
+    window_retention_days: float = Field(
+        14.0, gt=0, le=3650, alias="QUERY_ANALYZER_WINDOW_RETENTION_DAYS"
+    )
+    retention_days: float = Field(30.0, gt=0, le=3650, alias="QUERY_ANALYZER_RETENTION_DAYS")
+
+    @model_validator(mode="after")
+    def _windows_cover_the_analysis(self) -> QueryAnalyzerSettings:
+        needed = windows_needed_s(self.window_s) / DAY_S
+        if self.window_retention_days < needed:
+            raise ValueError(
+                f"QUERY_ANALYZER_WINDOW_RETENTION_DAYS must be at least {needed:.3g} with"
+                f" QUERY_ANALYZER_WINDOW_S={self.window_s}: regressions compare against"
+                " baseline windows that far back"
+            )
+        return self

@@ -578,8 +578,9 @@ class EngineState:
             return len(sending)
 
     async def maintain(self, retention_days: float) -> None:
-        """Forget resolved alerts nobody needs, expired silences and old history. The
-        caller holds ``flushing`` (ownership must not change meanwhile), not ``lock``."""
+        """Forget resolved alerts nobody needs and expired silences (history and the
+        notification log are purged by the retention worker, ``pipeline/retention.py``).
+        The caller holds ``flushing`` (ownership must not change meanwhile), not ``lock``."""
         alerts = await self.store.load()  # also forgets what other replicas collected
         async with self.lock:
             now = self.clock.now()
@@ -605,4 +606,3 @@ class EngineState:
         # Each row only as it was judged: one updated since (a new POST) stays.
         await self.store.delete(gone)
         await self.store.delete_silences(purged)
-        await self.store.purge_history(retention_days)

@@ -321,18 +321,3 @@ class BookStore:
             }
             for r in rows
         ]
-
-    async def purge_history(self, older_than_days: float) -> int:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM alert_engine.alert_history"
-                " WHERE at < now() - make_interval(secs => %s)",
-                (older_than_days * 86400,),
-            )
-            deleted = cursor.rowcount
-            await conn.execute(
-                "DELETE FROM alert_engine.suppressed_notifications"
-                " WHERE at < now() - make_interval(secs => %s)",
-                (older_than_days * 86400,),
-            )
-            return deleted

@@ -26,6 +26,25 @@ ON CONFLICT (group_key, receiver) DO UPDATE SET
 """
 
 
+_EXPIRED = """
+SELECT group_key, receiver, notified_at FROM alert_engine.notification_log
+WHERE notified_at < %(cutoff)s
+  AND (%(at)s::float8 IS NULL OR (notified_at, group_key, receiver) > (%(at)s, %(g)s, %(r)s))
+ORDER BY notified_at, group_key, receiver
+LIMIT %(limit)s
+"""
+# Only an entry still as it was judged: a flush that logged the group since keeps it.
+_FORGET = """
+DELETE FROM alert_engine.notification_log l
+USING unnest(%s::text[], %s::text[], %s::float8[]) AS f(g, r, t)
+WHERE l.group_key = f.g AND l.receiver = f.r AND l.notified_at = f.t
+"""
+
+# The purge runs under ``flushing``: a database that does not answer must not hold it.
+_PURGE_TIMEOUT = "SELECT set_config('statement_timeout', '30s', true)"
+# (group key, receiver, notified at): one entry as a purge judges it.
+LoggedAt = tuple[str, str, float]
+
 _json = msgspec.json.Encoder()
 
 
@@ -63,3 +82,27 @@ class NotificationLog:
         ]
         async with self._pool.connection() as conn:
             await conn.execute(_UPSERT, (raw_jsonb(_json.encode(rows)),))
+
+    async def expired(
+        self, cutoff: float, limit: int, after: LoggedAt | None = None
+    ) -> list[LoggedAt]:
+        """Entries last notified before ``cutoff``, oldest first, from after ``after``."""
+        at, g, r = (after[2], after[0], after[1]) if after else (None, None, None)
+        async with self._pool.connection() as conn:
+            await conn.execute(_PURGE_TIMEOUT)
+            cursor = await conn.execute(
+                _EXPIRED, {"cutoff": cutoff, "at": at, "g": g, "r": r, "limit": limit}
+            )
+            return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+
+    async def forget(self, entries: Sequence[LoggedAt]) -> int:
+        """Delete entries not notified again since they were judged; returns how many."""
+        if not entries:
+            return 0
+        async with self._pool.connection() as conn:
+            await conn.execute(_PURGE_TIMEOUT)
+            cursor = await conn.execute(
+                _FORGET,
+                ([e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries]),
+            )
+            return cursor.rowcount

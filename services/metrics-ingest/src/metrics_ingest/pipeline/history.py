@@ -61,6 +61,7 @@ WHERE n.nspname = 'metrics_ingest' AND p.relname = 'rollups'
 
 
 _IDENTITY_CACHE_MAX = 200_000
+_MAINTENANCE_LOCK_TIMEOUT = "2s"
 _json = msgspec.json.Encoder().encode
 # COPY's text format: backslash, tab, newline and carriage return are escaped.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -157,29 +158,68 @@ class RollupHistory:
         return sorted(d for d in map(parse_partition_name, names) if d is not None)
 
     async def maintain(self, now: float) -> PartitionPlan:
-        """The purge job: create the coming days' partitions, drop expired ones whole."""
+        """The purge job: create the coming days' partitions, drop expired ones whole.
+        Returns what was done. Adding or dropping a partition locks the whole table
+        (ACCESS EXCLUSIVE), and every read and write of the history would queue behind a
+        step waiting for that lock: each step is its own transaction, gives up after
+        ``_MAINTENANCE_LOCK_TIMEOUT`` while a reader holds the table, and is left for the
+        next run (a write creates the partition it needs itself). Replicas may run it
+        together: every step is idempotent."""
         todo = plan(now, await self.partitions(), self._policy)
-        await self._create(set(todo.create))
+        created = await self._create(set(todo.create), lock_timeout=_MAINTENANCE_LOCK_TIMEOUT)
+        dropped = []
         async with self._pool.connection() as conn:
             for day in todo.drop:
-                await conn.execute(
-                    sql.SQL("DROP TABLE IF EXISTS metrics_ingest.{}").format(
-                        sql.Identifier(partition_name(day))
-                    )
-                )
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "SELECT set_config('lock_timeout', %s, true)",
+                            (_MAINTENANCE_LOCK_TIMEOUT,),
+                        )
+                        await conn.execute(
+                            sql.SQL("DROP TABLE IF EXISTS metrics_ingest.{}").format(
+                                sql.Identifier(partition_name(day))
+                            )
+                        )
+                except psycopg.errors.LockNotAvailable:
+                    continue
                 self._known_days.discard(day)
-        return todo
+                dropped.append(day)
+        return PartitionPlan(tuple(created), tuple(dropped))
 
-    async def _create(self, days: set[dt.date]) -> None:
+    async def _create(
+        self, days: set[dt.date], *, lock_timeout: str | None = None
+    ) -> list[dt.date]:
+        """Create the partitions of ``days``; returns those created. With ``lock_timeout``,
+        a partition that could not get its lock in time is skipped."""
+        created = []
         async with self._pool.connection() as conn:
             for day in sorted(days):
                 start, end = bounds(day)
-                await conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS metrics_ingest.{} PARTITION OF "
-                        "metrics_ingest.rollups FOR VALUES FROM ({}) TO ({})"
-                    ).format(
-                        sql.Identifier(partition_name(day)), sql.Literal(start), sql.Literal(end)
-                    )
-                )
+                try:
+                    async with conn.transaction():
+                        if lock_timeout is not None:
+                            await conn.execute(
+                                "SELECT set_config('lock_timeout', %s, true)", (lock_timeout,)
+                            )
+                        await conn.execute(
+                            sql.SQL(
+                                "CREATE TABLE IF NOT EXISTS metrics_ingest.{} PARTITION OF "
+                                "metrics_ingest.rollups FOR VALUES FROM ({}) TO ({})"
+                            ).format(
+                                sql.Identifier(partition_name(day)),
+                                sql.Literal(start),
+                                sql.Literal(end),
+                            )
+                        )
+                except psycopg.errors.LockNotAvailable:
+                    if lock_timeout is None:
+                        raise
+                    continue
+                except (psycopg.errors.DuplicateTable, psycopg.errors.UniqueViolation):
+                    # IF NOT EXISTS does not cover a replica creating it at the same moment.
+                    self._known_days.add(day)
+                    continue
                 self._known_days.add(day)
+                created.append(day)
+        return created
