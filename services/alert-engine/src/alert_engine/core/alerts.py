@@ -45,6 +45,9 @@ class StoredAlert:
     generator_url: str = ""
     timeout: bool = False
     source: AlertSource = AlertSource.API
+    # The W3C traceparent of what fired this occurrence (a signal, a POST), kept while it
+    # lasts: its routing records and notifications continue that trace. "": unknown.
+    trace: str = ""
 
     def resolved(self, now: float) -> bool:
         return self.ends_at is not None and self.ends_at <= now
@@ -54,10 +57,14 @@ class StoredAlert:
 
 
 def merge(old: StoredAlert, new: StoredAlert, now: float) -> StoredAlert:
-    """Combine two reports of one alert whose activity ranges overlap."""
+    """Combine two reports of one alert whose activity ranges overlap. The occurrence
+    keeps the trace of the report that began it (Prometheus re-sends firing alerts every
+    evaluation, each in a trace of its own)."""
     if new.updated_at < old.updated_at:
         old, new = new, old
     result = new
+    if old.trace and result.trace != old.trace:
+        result = replace(result, trace=old.trace)
     if old.starts_at < new.starts_at:
         result = replace(result, starts_at=old.starts_at)
     if new.resolved(now):
@@ -109,12 +116,16 @@ class PostedAlert:
 
 
 def from_posted(
-    posted: Posted, now: float, resolve_timeout_s: float, fingerprint: str | None = None
+    posted: Posted,
+    now: float,
+    resolve_timeout_s: float,
+    fingerprint: str | None = None,
+    trace: str = "",
 ) -> StoredAlert:
     """Apply ``postAlertsHandler``'s defaults, then validate (``core/validation.py``: label
     names and values, text that can be stored, times within years 1970..9999).
     ``fingerprint``: the label set's, when the caller computed a batch of them at once
-    (``opsmesh.labels``)."""
+    (``opsmesh.labels``); ``trace``: the request's traceparent."""
     try:
         starts = _epoch("startsAt", posted.starts_at)
         ends = _epoch("endsAt", posted.ends_at)
@@ -143,6 +154,7 @@ def from_posted(
         generator_url=posted.generator_url,
         timeout=timeout,
         source=AlertSource.API,
+        trace=trace,
     )
 
 

@@ -61,6 +61,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
+from opsmesh.tracing.context import new_trace
 
 log = get_logger(__name__)
 
@@ -79,6 +80,7 @@ def _stored(r: RoutedAlert) -> StoredAlert:
         r.generator_url,
         r.timeout,
         AlertSource(r.source),
+        r.traceparent,
     )
 
 
@@ -100,6 +102,7 @@ class RuleWrite:
     transitions: list[Transition]
     updates: list[AlertInstance]
     accepted: list[StoredAlert]  # as merged into the book
+    traces: list[str]  # per transition: the traceparent its state change continues
     step: WriteStep = WriteStep.RULES
     ticket: Ticket | None = None  # its routing records, once queued
 
@@ -224,15 +227,27 @@ class EngineState:
         transitions: Sequence[Transition],
         updates: Sequence[AlertInstance],
         seen: Sequence[SeriesSeen] = (),
+        causes: Sequence[str] = (),
     ) -> RuleWrite:
         """Rule evaluation results, under ``lock``: merged into the book; ``write_rules``
-        makes them durable and routes them after the lock."""
+        makes them durable and routes them after the lock. ``causes``: per transition, the
+        traceparent of the signal that caused it ("": time-driven). Its state change
+        continues that, else the alert's trace; an alert without one (an absence alert)
+        starts a trace, which the book keeps for its routing and notifications."""
         now = self.clock.now()
-        stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
+        stored: list[StoredAlert] = []
+        traces: list[str] = []
+        for i, t in enumerate(transitions):
+            trace = t.alert.trace or new_trace().header()
+            alert = self._from_rule(t.alert, now, trace)
+            if alert is not None:
+                stored.append(alert)
+            cause = causes[i] if i < len(causes) else ""
+            traces.append(cause or trace)
         accepted = self._ingest(stored, now, AlertSource.RULE) if stored else []
         for one in seen:  # the newest per series: a retried batch adds no more of them
             self._seen_unwritten[(one.rule, one.fingerprint)] = one
-        return RuleWrite(list(transitions), list(updates), accepted)
+        return RuleWrite(list(transitions), list(updates), accepted, traces)
 
     async def write_rules(self, work: RuleWrite) -> None:
         """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
@@ -263,7 +278,10 @@ class EngineState:
             work.step = WriteStep.EVENTS
         if work.step is WriteStep.EVENTS:
             if work.transitions:
-                await self._producer.publish_many(state_changed(t) for t in work.transitions)
+                await self._producer.publish_many(
+                    state_changed(t, trace)
+                    for t, trace in zip(work.transitions, work.traces, strict=True)
+                )
             for transition in work.transitions:
                 self.metrics.transitions.labels(transition.alert.state.value).inc()
             work.step = WriteStep.ROUTING
@@ -359,6 +377,7 @@ class EngineState:
                     r.ends_at,
                     firing,
                     r.generator_url,
+                    r.traceparent,
                 )
                 self.engine.apply_routed(r.route_id, alert, now, r.group_key)
         self.wake.set()
@@ -478,7 +497,7 @@ class EngineState:
                 accepted.append(merged)
         return accepted
 
-    def _from_rule(self, alert: AlertInstance, now: float) -> StoredAlert | None:
+    def _from_rule(self, alert: AlertInstance, now: float, trace: str) -> StoredAlert | None:
         if alert.state is AlertState.FIRING:
             ends = None
         elif alert.state is AlertState.RESOLVED:
@@ -494,6 +513,7 @@ class EngineState:
             updated_at=now,
             generator_url=f"{self._external_url}/api/v1/rules?name={alert.rule}",
             source=AlertSource.RULE,
+            trace=trace,
         )
 
     # -- silences ------------------------------------------------------------------

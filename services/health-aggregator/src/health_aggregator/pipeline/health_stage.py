@@ -3,6 +3,9 @@
 Ownership follows the partitions: on assignment the stage loads those partitions' checks
 from PostgreSQL into its book, on revocation it drops them, and it expires only what it
 holds, so replicas never expire (or signal) each other's checks.
+
+A change a report made continues that report's trace; an expiry (no report behind it)
+starts one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from opsmesh.kafka.consumer import BatchResult, Partition, Received
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
+from opsmesh.tracing.context import TraceContext
 
 log = get_logger(__name__)
 
@@ -28,7 +32,7 @@ log = get_logger(__name__)
 STATUS_VALUE = {HealthStatus.PASS: 0.0, HealthStatus.WARN: 1.0, HealthStatus.FAIL: 2.0}
 
 
-def to_signal(change: StatusChange) -> Outgoing:
+def to_signal(change: StatusChange, trace: TraceContext | None = None) -> Outgoing:
     state = change.state
     subject = f"{state.service}/{state.instance}/{state.check}"
     signal = HEALTH_CHECK_STATUS.observe(
@@ -43,7 +47,7 @@ def to_signal(change: StatusChange) -> Outgoing:
         observed_at=change.at,
         detail=state.output,
     )
-    return Outgoing(SIGNALS, subject, signal)
+    return Outgoing(SIGNALS, subject, signal, trace=trace)
 
 
 class OwnershipListener(Protocol):
@@ -85,12 +89,14 @@ class HealthStage:
 
     async def handle(self, batch: Sequence[Received[HealthReported]]) -> BatchResult:
         changes: list[StatusChange] = []
+        traces: list[TraceContext | None] = []  # per change: the report that made it
         touched: dict[tuple[str, str, str], CheckState] = {}
         observe = self._book.observe
         for record in batch:
             change = observe(record.event, record.message.partition)
             if change is not None:
                 changes.append(change)
+                traces.append(record.trace)
         for record in batch:
             e = record.event
             current = self._book.get((e.service, e.instance, e.check))
@@ -102,7 +108,9 @@ class HealthStage:
             touched[change.state.key] = change.state
         await self._store.save(list(touched.values()), changes)
         if changes:
-            await self._producer.publish_many(to_signal(c) for c in changes)
+            await self._producer.publish_many(
+                to_signal(c, traces[i] if i < len(traces) else None) for i, c in enumerate(changes)
+            )
             for change in changes:
                 self._changes.labels(change.cause.value, change.state.status.value).inc()
         self._held.set(len(self._book))
