@@ -60,7 +60,8 @@ class Received(Generic[E_co]):
     def trace(self) -> TraceContext | None:
         """The record's ``traceparent``, parsed (None when absent or invalid): what a
         handler passes on as ``Outgoing.trace`` for the records it produces in response."""
-        return parse_traceparent(traceparent_of(self.message.headers))
+        message = self.message
+        return None if message is None else parse_traceparent(traceparent_of(message.headers))
 
 
 def raw_record(message: Any) -> RawRecord:
