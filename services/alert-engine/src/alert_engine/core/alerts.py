@@ -57,14 +57,10 @@ class StoredAlert:
 
 
 def merge(old: StoredAlert, new: StoredAlert, now: float) -> StoredAlert:
-    """Combine two reports of one alert whose activity ranges overlap. The occurrence
-    keeps the trace of the report that began it (Prometheus re-sends firing alerts every
-    evaluation, each in a trace of its own)."""
+    """Combine two reports of one alert whose activity ranges overlap."""
     if new.updated_at < old.updated_at:
         old, new = new, old
     result = new
-    if old.trace and result.trace != old.trace:
-        result = replace(result, trace=old.trace)
     if old.starts_at < new.starts_at:
         result = replace(result, starts_at=old.starts_at)
     if new.resolved(now):
@@ -82,9 +78,15 @@ def overlaps(old: StoredAlert, new: StoredAlert) -> bool:
 
 
 def accept(old: StoredAlert | None, new: StoredAlert, now: float) -> StoredAlert:
+    """What the book keeps of a new report. A report of an alert still firing keeps the
+    trace it has: Prometheus re-sends firing alerts every evaluation, each POST in a
+    trace of its own, and the trace belongs to what fired the alert."""
     if old is None:
         return new
-    return merge(old, new, now) if overlaps(old, new) else new
+    result = merge(old, new, now) if overlaps(old, new) else new
+    if old.trace and result.trace != old.trace and not old.resolved(now):
+        result = replace(result, trace=old.trace)
+    return result
 
 
 class InvalidAlert(ValueError):
