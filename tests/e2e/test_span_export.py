@@ -82,9 +82,7 @@ async def collector(collector_spans: list[Span]) -> TestServer:
 
 
 @pytest.fixture
-def exporting_ingest(
-    infra: Endpoints, collector: TestServer, tmp_path: Path
-) -> Iterator[Mesh]:
+def exporting_ingest(infra: Endpoints, collector: TestServer, tmp_path: Path) -> Iterator[Mesh]:
     mesh = Mesh(
         infra,
         tmp_path,
@@ -113,11 +111,14 @@ async def test_a_service_exports_its_spans_over_otlp_when_the_endpoint_is_set(
     caller = new_trace()
     url = f"{exporting_ingest.running['metrics-ingest'].url}/api/v1/metrics"
     sample = {"name": f"export_{unique}", "kind": "gauge", "value": 1.0, "sampled_at": time.time()}
-    async with aiohttp.ClientSession() as session, session.post(
-        url,
-        json={"samples": [sample]},
-        headers={"Authorization": f"Bearer {TOKEN}", "traceparent": caller.header()},
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url,
+            json={"samples": [sample]},
+            headers={"Authorization": f"Bearer {TOKEN}", "traceparent": caller.header()},
+        ) as response,
+    ):
         assert response.status == 200, await response.text()
 
     def ours(name: str) -> list[Span]:

@@ -83,9 +83,7 @@ class RouteOut:
             self._chunk(partition, alerts[:half], out)
             self._chunk(partition, alerts[half:], out)
             return
-        trace = fan_in(
-            parse_traceparent(a.traceparent) if a.traceparent else None for a in alerts
-        )
+        trace = fan_in(parse_traceparent(a.traceparent) if a.traceparent else None for a in alerts)
         out.append(
             Outgoing(
                 ALERT_GROUPS,
