@@ -16,11 +16,14 @@ from alert_engine.core.grouping import Dispatcher, GroupedAlert, Route
 from alert_engine.core.rules import Comparison, ThresholdRule
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
+from alert_engine.pipeline.evaluate_stage import evaluate
 from alert_engine.pipeline.route_out import RouteOut
+from alert_engine.pipeline.state import _valid
 from opsmesh.events import AlertsRouted, AlertState
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.codec import decode
+from opsmesh.kafka.handler import Received
 from opsmesh.labels import fingerprint
 from opsmesh.tracing.context import new_trace
 
@@ -117,3 +120,22 @@ def test_a_notification_continues_its_newest_alert_with_the_others_as_links() ->
     out = notification(plan, T0 + 5, "http://engine")
     assert out.trace == C, "the newest alert (by starts_at) is the parent"
     assert set(out.links) == {A, B}
+
+
+class _Message:
+    def __init__(self, traceparent: bytes | None) -> None:
+        self.headers = [] if traceparent is None else [("traceparent", traceparent)]
+
+
+def test_evaluation_keeps_a_signals_header_and_drops_what_storage_would_refuse() -> None:
+    evaluator = Evaluator([rule()])
+    good = Received(signal(1.0), _Message(A.header().encode()))
+    transitions, causes, _, _ = evaluate(evaluator, [good], T0)
+    assert causes == [A.header()]
+    assert transitions[0].alert.trace == A.header()
+    hostile = A.header().encode()[:-2] + b"\x00\x00"  # 55 bytes, with NULs
+    other = Evaluator([rule()])
+    _, causes, _, _ = evaluate(other, [Received(signal(1.0), _Message(hostile))], T0)
+    assert causes == [""]
+    assert _valid("00-" + "z" * 52) == ""
+    assert _valid(A.header()) == A.header()

@@ -21,6 +21,9 @@ from alert_engine.pipeline.state import EngineState
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
 from opsmesh.templating import render_off_loop
+from opsmesh.tracing.context import traceparent_of
+
+_SIZE = 55  # a version-00 traceparent; anything else is not kept
 
 Evaluated = tuple[list[Transition], list[str], list[AlertInstance], list[SeriesSeen]]
 
@@ -36,8 +39,12 @@ def evaluate(
         event = record.event
         if not evaluator.watches(event.name):
             continue  # no rule reads it: not even its header is parsed
-        context = record.trace
-        trace = context.header() if context is not None else ""
+        # The header as sent, parsed only when it makes a transition (``evaluated``):
+        # parsing every signal's would cost the hot path a microsecond each. Kept only if
+        # it is 55 ASCII letters, digits and dashes (never a NUL that storage refuses).
+        raw = traceparent_of(getattr(record.message, "headers", None))
+        plain = raw is not None and len(raw) == _SIZE and raw.replace(b"-", b"").isalnum()
+        trace = raw.decode("ascii") if plain and raw is not None else ""
         found = evaluator.observe(event, now, trace)
         transitions.extend(found)
         causes.extend(trace for _ in found)

@@ -61,7 +61,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
-from opsmesh.tracing.context import new_trace
+from opsmesh.tracing.context import new_trace, parse_traceparent
 
 log = get_logger(__name__)
 
@@ -82,6 +82,13 @@ def _stored(r: RoutedAlert) -> StoredAlert:
         AlertSource(r.source),
         r.traceparent,
     )
+
+
+def _valid(traceparent: str) -> str:
+    """The traceparent normalised, or "" when it is not one (signals' headers are only
+    checked once they make a transition)."""
+    context = parse_traceparent(traceparent) if traceparent else None
+    return context.header() if context is not None else ""
 
 
 class WriteStep(enum.IntEnum):
@@ -238,12 +245,11 @@ class EngineState:
         stored: list[StoredAlert] = []
         traces: list[str] = []
         for i, t in enumerate(transitions):
-            trace = t.alert.trace or new_trace().header()
+            trace = _valid(t.alert.trace) or new_trace().header()
             alert = self._from_rule(t.alert, now, trace)
             if alert is not None:
                 stored.append(alert)
-            cause = causes[i] if i < len(causes) else ""
-            traces.append(cause or trace)
+            traces.append(_valid(causes[i] if i < len(causes) else "") or trace)
         accepted = self._ingest(stored, now, AlertSource.RULE) if stored else []
         for one in seen:  # the newest per series: a retried batch adds no more of them
             self._seen_unwritten[(one.rule, one.fingerprint)] = one
