@@ -20,6 +20,7 @@ BENCHMARKS = (
     "alert_engine_inputs",
     "pool_reconnect",
     "retention",
+    "tracing",
 )
 
 

@@ -10,11 +10,14 @@ from aiohttp import web
 from opsmesh.logging import configure_logging, get_logger
 from opsmesh.runtime import tune_gc
 from opsmesh.settings import CommonSettings, load_settings
+from opsmesh.tracing.setup import configure_tracing
 from opsmesh.web.app import run_service
 from opsmesh.web.connections import ConnectionLimits
 
 # aiohttp waits this long for open HTTP requests; the rest of the budget drains workers.
 HTTP_SHUTDOWN_S = 2.0
+# After the service stopped: the spans still queued get this long to reach the collector.
+TRACES_FLUSH_S = 2.0
 
 
 class _HasPort(Protocol):
@@ -27,8 +30,11 @@ S = TypeVar("S", bound=CommonSettings)
 def serve(service: str, settings_type: type[S], build: Callable[[S], web.Application]) -> None:
     settings = load_settings(settings_type)
     configure_logging(service, settings.log_level)
+    tracer = configure_tracing(service)  # OTEL_* from the environment; off without them
     port: int = getattr(settings, "http_port")  # noqa: B009 - every service setting has one
-    get_logger(__name__).info("starting", port=port, kafka=settings.kafka_bootstrap)
+    get_logger(__name__).info(
+        "starting", port=port, kafka=settings.kafka_bootstrap, span_export=tracer.enabled
+    )
     app = build(settings)
     tune_gc()
     status = run_service(
@@ -43,5 +49,6 @@ def serve(service: str, settings_type: type[S], build: Callable[[S], web.Applica
             request_timeout_s=settings.http_request_timeout_s,
         ),
     )
+    tracer.shutdown(TRACES_FLUSH_S)
     if status:
         raise SystemExit(int(status))

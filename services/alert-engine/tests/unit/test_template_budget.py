@@ -90,9 +90,9 @@ class SpyEvaluator(Evaluator):
         super().__init__(rules)
         self.threads: list[str] = []
 
-    def observe(self, event: SignalObserved, now: float) -> list[Transition]:
+    def observe(self, event: SignalObserved, now: float, trace: str = "") -> list[Transition]:
         self.threads.append(threading.current_thread().name)
-        return super().observe(event, now)
+        return super().observe(event, now, trace)
 
 
 @dataclass
@@ -112,6 +112,7 @@ class FakeState:
         transitions: Sequence[Transition],
         updates: Sequence[AlertInstance],
         seen: Sequence[SeriesSeen] = (),
+        causes: Sequence[str] = (),
     ) -> tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]:
         return list(transitions), list(updates), list(seen)
 

@@ -37,6 +37,7 @@ from opsmesh.devinfra import Endpoints
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import HEALTH, partition_for
+from opsmesh.tracing.context import TraceContext, new_trace
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,7 @@ class Msg:
 class Rec:
     event: HealthReported
     message: Msg
+    trace: TraceContext | None = None  # the record's traceparent, as Received.trace
 
 
 @pytest.fixture
@@ -139,6 +141,29 @@ async def _client(view: HealthView, store: CheckStore) -> TestClient:
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
+
+
+async def test_a_change_signal_continues_its_reports_trace_and_an_expiry_starts_one(store, unique):
+    now = time.time()
+    producer = FakeProducer()
+    clock = FakeClock(now)
+    stage = HealthStage(
+        book=HealthBook(),
+        store=store,
+        producer=producer,
+        clock=clock,
+        registry=CollectorRegistry(),
+    )
+    service = f"traced-{unique}"
+    report = new_trace()
+    await stage.handle([Rec(beat(service, "a", now), Msg(partition_of(service, "a")), report)])
+    [changed] = producer.sent
+    assert changed.trace == report
+    clock.advance(10)
+    await stage.handle([])
+    [_, expired] = producer.sent
+    assert expired.event.labels["cause"] == "ttl_expired"
+    assert expired.trace is None, "no report behind an expiry: the producer starts a trace"
 
 
 async def test_endpoints_aggregate_with_policies_in_health_json(store, unique):

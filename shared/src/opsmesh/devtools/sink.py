@@ -42,6 +42,7 @@ def sink_app(state: SinkState) -> web.Application:
         entry = {
             "hook": request.match_info.get("name", ""),
             "webhook_id": request.headers.get("webhook-id"),
+            "traceparent": request.headers.get("traceparent"),  # the notification's trace
             "payload": payload,
         }
         state.received.append(entry)

@@ -81,6 +81,9 @@ class RoutedAlert(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     source: Annotated[str, msgspec.Meta(max_length=32)] = "api"
     previous: AlertState | None = None
     state: AlertState | None = None
+    # The alert's W3C trace context (the signal or request that fired it), so the group's
+    # owner continues it in the notification; "" when unknown (records of older engines).
+    traceparent: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class AlertsRouted(Event, kw_only=True, frozen=True):

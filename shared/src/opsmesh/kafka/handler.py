@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from opsmesh.events.base import Event
 from opsmesh.kafka.dlq import DeadLetterReason, RawRecord
-from opsmesh.kafka.headers import TraceContext, header_value, parse_traceparent
+from opsmesh.tracing.context import TraceContext, parse_traceparent, traceparent_of
 
 E_contra = TypeVar("E_contra", bound=Event, contravariant=True)
 E_co = TypeVar("E_co", bound=Event, covariant=True)
@@ -58,7 +58,10 @@ class Received(Generic[E_co]):
 
     @property
     def trace(self) -> TraceContext | None:
-        return parse_traceparent(header_value(self.message.headers, "traceparent"))
+        """The record's ``traceparent``, parsed (None when absent or invalid): what a
+        handler passes on as ``Outgoing.trace`` for the records it produces in response."""
+        # Test doubles of a record may carry no headers at all.
+        return parse_traceparent(traceparent_of(getattr(self.message, "headers", None)))
 
 
 def raw_record(message: Any) -> RawRecord:

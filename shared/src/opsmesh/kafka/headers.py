@@ -1,59 +1,41 @@
 """CloudEvents 1.0 binary-mode Kafka headers and W3C trace context.
 
 Binary mode: the record value is the event data; attributes travel as ``ce_*`` headers
-(CloudEvents Kafka protocol binding). ``traceparent`` follows one trace through the mesh.
+(CloudEvents Kafka protocol binding). ``traceparent`` follows one trace through the mesh
+(``opsmesh.tracing``).
 """
 
 from __future__ import annotations
 
-import random
-import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from opsmesh.tracing.context import (
+    TRACEPARENT,
+    TraceContext,
+    new_trace,
+    parse_traceparent,
+    random_bits,
+    traceparent_of,
+)
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SPEC_VERSION",
+    "TRACEPARENT",
+    "Headers",
+    "TraceContext",
+    "cloudevent_headers",
+    "header_value",
+    "new_trace",
+    "parse_traceparent",
+    "traceparent_of",
+]
 
 Headers = list[tuple[str, bytes]]
 
-# Trace and event ids need uniqueness, not secrecy: a seeded PRNG is ~20x cheaper per record
-# than reading the OS's random source on the produce hot path.
-_random = random.Random()  # noqa: S311
-
-
-def _hex(bits: int) -> str:
-    return f"{_random.getrandbits(bits):0{bits // 4}x}"
-
-
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-
-
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    trace_id: str
-    span_id: str
-    flags: str = "01"
-
-    def header(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
-
-    def child(self) -> TraceContext:
-        """A new span in the same trace, for the record this service produces."""
-        return TraceContext(self.trace_id, _hex(64), self.flags)
-
-
-def new_trace() -> TraceContext:
-    return TraceContext(_hex(128), _hex(64))
-
-
-def parse_traceparent(value: str | bytes | None) -> TraceContext | None:
-    if value is None:
-        return None
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    match = _TRACEPARENT.match(text.strip().lower())
-    if not match or match.group(1) == "0" * 32 or match.group(2) == "0" * 16:
-        return None
-    return TraceContext(match.group(1), match.group(2), match.group(3))
 
 
 def cloudevent_headers(
@@ -67,14 +49,14 @@ def cloudevent_headers(
     stamp = datetime.fromtimestamp(time_s, UTC).isoformat().replace("+00:00", "Z")
     headers: Headers = [
         ("ce_specversion", SPEC_VERSION.encode()),
-        ("ce_id", (event_id or str(uuid.UUID(int=_random.getrandbits(128), version=4))).encode()),
+        ("ce_id", (event_id or str(uuid.UUID(int=random_bits(128), version=4))).encode()),
         ("ce_type", event_type.encode()),
         ("ce_source", source.encode()),
         ("ce_time", stamp.encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
     if trace is not None:
-        headers.append(("traceparent", trace.header().encode()))
+        headers.append((TRACEPARENT, trace.header().encode()))
     return headers
 
 

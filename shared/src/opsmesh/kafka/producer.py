@@ -2,11 +2,17 @@
 
 ``publish_many`` queues every record first and then awaits all acknowledgements, so a
 batch costs one round of broker acks, not one per record (see DESIGN §5). Each record gets
-its own trace span, uuid and timestamp, which on paths of tens of thousands of records a
-second is most of the cost: ``publish_batched`` publishes the records of one span (an HTTP
-request, a batch of closed windows) together, sharing the CloudEvents time, source and
-``traceparent`` (each keeps its own ``ce_id``), in one record batch per partition through
-the client's batch API.
+its own headers, uuid and timestamp, which on paths of tens of thousands of records a
+second is most of the cost: ``publish_batched`` publishes records together, sharing the
+CloudEvents time and source (each keeps its own ``ce_id``) and, per trace context, one
+``traceparent``, in one record batch per partition through the client's batch API.
+
+Trace context (``opsmesh.tracing``): a record continues ``Outgoing.trace`` (the consumed
+record it answers), else the current context (an HTTP request's), else starts a trace.
+With span export off that context goes on the record unchanged; with it on, each record
+(each distinct context of a ``publish_batched`` call) is a ``send <topic>`` PRODUCER span,
+child of that context with ``Outgoing.links`` as its links, ended on the broker's ack, and
+the record carries the span's context.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from aiokafka import AIOKafkaProducer
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka.codec import encode
-from opsmesh.kafka.headers import Headers, TraceContext, cloudevent_headers, new_trace
+from opsmesh.kafka.headers import TRACEPARENT, Headers, cloudevent_headers
 from opsmesh.shutdown import finish_within
 from opsmesh.topics import KeyPartitions, Topic
+from opsmesh.tracing.context import TraceContext, new_trace, random_hex
+from opsmesh.tracing.spans import Span, SpanKind, context_of, current_trace, end_span, tracing
 
 _PARTITION_CACHE = 65_536  # keys per topic
 STOP_TIMEOUT_S = 1.0
@@ -38,10 +46,15 @@ class Outgoing:
     topic: Topic
     key: str
     event: Event
+    # The context this record continues (the consumed record it answers); None: the
+    # current context, else a new trace.
     trace: TraceContext | None = None
     event_id: str | None = None
     partition: int | None = None  # None: Kafka's default partitioner on the key
     encoded: bytes | None = None  # the event already encoded (a caller that checked its size)
+    # Other contexts that led to this record (the other alerts of a notification), as span
+    # links when spans are exported.
+    links: tuple[TraceContext, ...] = ()
 
 
 async def acknowledged(futures: Sequence[asyncio.Future[Any]]) -> None:
@@ -101,49 +114,53 @@ class EventProducer:
     async def publish_batched(
         self, items: Sequence[Outgoing], trace: TraceContext | None = None
     ) -> None:
-        """The records of one span, sharing its headers but their ``ce_id`` (the item's
-        ``event_id``, or the span id and the item's index), in one record batch per
+        """Records sharing their headers but ``ce_id`` (the item's ``event_id``, or a
+        per-call id and the item's index) and ``traceparent`` (the item's ``trace``, else
+        ``trace``, else the current context, else a new trace), in one record batch per
         partition; returns once the broker acknowledged all (acks=all)."""
         if not items:
             return
-        span = trace.child() if trace else new_trace()
         now = self._clock.now()
-        common: dict[str, Headers] = {}
+        call_id = random_hex(64)  # unique per call, whatever context the caller passes
+        traces = _BatchTraces(trace or current_trace(), self._source)
+        common: dict[str, Headers] = {}  # per event type, without the traceparent
         open_batches: dict[tuple[str, int], Any] = {}  # aiokafka's BatchBuilder
         futures = []
-        for index, item in enumerate(items):
-            topic = item.topic.name
-            key = item.key.encode()
-            partition = self._partition(item)
-            if partition is None:  # metadata not loaded yet
-                await self._producer.partitions_for(topic)
+        try:
+            for index, item in enumerate(items):
+                topic = item.topic.name
+                key = item.key.encode()
                 partition = self._partition(item)
-                if partition is None:
-                    raise KeyError(f"no partitions known for {topic}")
-            event_type = item.event.EVENT_TYPE
-            base = common.get(event_type)
-            if base is None:
-                base = common[event_type] = cloudevent_headers(
-                    event_type=event_type,
-                    source=self._source,
-                    time_s=now,
-                    trace=span,
-                    event_id="-",
-                )
-            event_id = item.event_id or f"{span.trace_id}-{span.span_id}-{index}"
-            headers = [(k, event_id.encode()) if k == "ce_id" else (k, v) for k, v in base]
-            value = item.encoded if item.encoded is not None else encode(item.event)
-            batch = open_batches.get((topic, partition))
-            if batch is None:
-                batch = open_batches[(topic, partition)] = self._producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                futures.append(await self._send_batch(batch, topic, partition))
-                batch = open_batches[(topic, partition)] = self._producer.create_batch()
+                if partition is None:  # metadata not loaded yet
+                    await self._producer.partitions_for(topic)
+                    partition = self._partition(item)
+                    if partition is None:
+                        raise KeyError(f"no partitions known for {topic}")
+                event_type = item.event.EVENT_TYPE
+                base = common.get(event_type)
+                if base is None:
+                    base = common[event_type] = cloudevent_headers(
+                        event_type=event_type, source=self._source, time_s=now, trace=None
+                    )
+                event_id = item.event_id or f"{call_id}-{index}"
+                headers = [(k, event_id.encode()) if k == "ce_id" else (k, v) for k, v in base]
+                headers.append((TRACEPARENT, traces.traceparent(item, topic, event_type)))
+                value = item.encoded if item.encoded is not None else encode(item.event)
+                batch = open_batches.get((topic, partition))
+                if batch is None:
+                    batch = open_batches[(topic, partition)] = self._producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    raise RecordTooLarge(f"{len(value)}-byte record does not fit a batch")
-        for (topic, partition), batch in open_batches.items():
-            futures.append(await self._send_batch(batch, topic, partition))
-        await acknowledged(futures)
+                    futures.append(await self._send_batch(batch, topic, partition))
+                    batch = open_batches[(topic, partition)] = self._producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        raise RecordTooLarge(f"{len(value)}-byte record does not fit a batch")
+            for (topic, partition), batch in open_batches.items():
+                futures.append(await self._send_batch(batch, topic, partition))
+            await acknowledged(futures)
+        except BaseException as exc:
+            traces.end(exc)
+            raise
+        traces.end()
 
     async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
         batch.close()
@@ -180,19 +197,102 @@ class EventProducer:
         return partitions(item.key)
 
     async def _send(self, item: Outgoing) -> asyncio.Future[Any]:
-        trace = item.trace.child() if item.trace else new_trace()
+        parent = item.trace or current_trace()
+        tracer = tracing()
+        event_type = item.event.EVENT_TYPE
+        topic = item.topic.name
+        span = None
+        if tracer.enabled:
+            span = tracer.start(
+                f"send {topic}",
+                kind=SpanKind.PRODUCER,
+                parent=parent,
+                links=item.links,
+                attributes=_send_attributes(topic, event_type, self._source),
+            )
+            carried = context_of(span)
+        else:
+            carried = parent or new_trace()
         headers: Headers = cloudevent_headers(
-            event_type=item.event.EVENT_TYPE,
+            event_type=event_type,
             source=self._source,
             time_s=self._clock.now(),
-            trace=trace,
+            trace=carried,
             event_id=item.event_id,
         )
         value = item.encoded if item.encoded is not None else encode(item.event)
-        return await self.send_raw(
-            item.topic.name, item.key.encode(), value, headers, self._partition(item)
-        )
+        try:
+            future = await self.send_raw(
+                topic, item.key.encode(), value, headers, self._partition(item)
+            )
+        except BaseException as exc:
+            if span is not None:
+                end_span(span, exc)
+            raise
+        if span is not None:
+            future.add_done_callback(_ender(span))
+        return future
 
     async def ping(self) -> None:
         """Readiness: the broker answers a metadata request."""
         await self._producer.client.fetch_all_metadata()
+
+
+class _BatchTraces:
+    """The ``traceparent`` per parent context of one ``publish_batched`` call, with a send
+    span per context when spans are exported."""
+
+    def __init__(self, default: TraceContext | None, source: str) -> None:
+        self._default = default
+        self._source = source
+        self._tracer = tracing()
+        self._carried: dict[TraceContext | None, bytes] = {}
+        self._spans: list[Span] = []
+
+    def traceparent(self, item: Outgoing, topic: str, event_type: str) -> bytes:
+        parent = item.trace or self._default
+        found = self._carried.get(parent)
+        if found is not None:
+            return found
+        if self._tracer.enabled:
+            span = self._tracer.start(
+                f"send {topic}",
+                kind=SpanKind.PRODUCER,
+                parent=parent,
+                links=item.links,
+                attributes=_send_attributes(topic, event_type, self._source),
+            )
+            self._spans.append(span)
+            carried = context_of(span)
+        else:
+            carried = parent or new_trace()
+        found = self._carried[parent] = carried.header().encode()
+        return found
+
+    def end(self, error: BaseException | None = None) -> None:
+        for span in self._spans:
+            end_span(span, error)
+
+
+def _send_attributes(topic: str, event_type: str, source: str) -> dict[str, str]:
+    """OpenTelemetry's messaging and CloudEvents attributes of a send span."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+        "cloudevents.event_type": event_type,
+        "cloudevents.event_source": source,
+    }
+
+
+def _ender(span: Span) -> Any:
+    """A done-callback that ends ``span`` with the send's outcome."""
+
+    def done(future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            end_span(span, "cancelled")
+        else:
+            end_span(span, future.exception())
+
+    return done

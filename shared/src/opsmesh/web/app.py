@@ -4,6 +4,8 @@
   liveness semantics: restarting us would not fix a broken dependency).
 - ``/health/ready``: each of the service's own dependencies answers within a timeout.
 - ``/metrics``: the service's Prometheus registry.
+Every request's ``traceparent`` is its trace context while it is handled
+(``opsmesh.tracing.http``), so what a handler publishes continues the caller's trace.
 Resources open in ``cleanup_ctx`` order and close in reverse; background workers get a
 stop event on shutdown and a bounded time to drain (commit offsets, flush producers).
 
@@ -30,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from opsmesh.logging import get_logger
 from opsmesh.shutdown import CANCEL_GRACE_S, ShutdownDeadline
+from opsmesh.tracing.http import trace_requests
 from opsmesh.web.connections import ConnectionLimits, request_deadline, start_guarded
 
 log = get_logger(__name__)
@@ -82,7 +85,8 @@ class ServiceSpec:
 
 def init_app(spec: ServiceSpec) -> web.Application:
     app = web.Application(
-        middlewares=[request_deadline, *spec.middlewares],
+        # Outermost: a request's trace context (and span) covers every other middleware.
+        middlewares=[trace_requests, request_deadline, *spec.middlewares],
         client_max_size=spec.client_max_size,
         handler_args={"auto_decompress": spec.auto_decompress},
     )

@@ -21,6 +21,8 @@ from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
 from alert_engine.core.validation import rfc3339
 from opsmesh.label_batches import fingerprints as label_fingerprints
+from opsmesh.tracing.context import new_trace
+from opsmesh.tracing.spans import current_trace
 
 VERSION = "0.1.0"
 _STARTED = time.time()
@@ -46,9 +48,11 @@ class AlertmanagerApi(StateApi):
         resolve_timeout = self.state.engine.config.resolve_timeout_s
         valid, errors = [], []
         fingerprints = label_fingerprints([item.labels for item in posted])
+        # The request's trace (its traceparent, or its span): the alerts it fires keep it.
+        trace = (current_trace() or new_trace()).header()
         for index, (item, fingerprint) in enumerate(zip(posted, fingerprints, strict=True)):
             try:
-                valid.append(from_posted(item, now, resolve_timeout, fingerprint))
+                valid.append(from_posted(item, now, resolve_timeout, fingerprint, trace))
             except InvalidAlert as exc:
                 errors.append(f"alert {index}: {exc}")
         await self.state.post_alerts(valid)  # takes the lock for the merge only

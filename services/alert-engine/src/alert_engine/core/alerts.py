@@ -45,6 +45,9 @@ class StoredAlert:
     generator_url: str = ""
     timeout: bool = False
     source: AlertSource = AlertSource.API
+    # The W3C traceparent of what fired this occurrence (a signal, a POST), kept while it
+    # lasts: its routing records and notifications continue that trace. "": unknown.
+    trace: str = ""
 
     def resolved(self, now: float) -> bool:
         return self.ends_at is not None and self.ends_at <= now
@@ -75,9 +78,15 @@ def overlaps(old: StoredAlert, new: StoredAlert) -> bool:
 
 
 def accept(old: StoredAlert | None, new: StoredAlert, now: float) -> StoredAlert:
+    """What the book keeps of a new report. A report of an alert still firing keeps the
+    trace it has: Prometheus re-sends firing alerts every evaluation, each POST in a
+    trace of its own, and the trace belongs to what fired the alert."""
     if old is None:
         return new
-    return merge(old, new, now) if overlaps(old, new) else new
+    result = merge(old, new, now) if overlaps(old, new) else new
+    if old.trace and result.trace != old.trace and not old.resolved(now):
+        result = replace(result, trace=old.trace)
+    return result
 
 
 class InvalidAlert(ValueError):
@@ -109,12 +118,16 @@ class PostedAlert:
 
 
 def from_posted(
-    posted: Posted, now: float, resolve_timeout_s: float, fingerprint: str | None = None
+    posted: Posted,
+    now: float,
+    resolve_timeout_s: float,
+    fingerprint: str | None = None,
+    trace: str = "",
 ) -> StoredAlert:
     """Apply ``postAlertsHandler``'s defaults, then validate (``core/validation.py``: label
     names and values, text that can be stored, times within years 1970..9999).
     ``fingerprint``: the label set's, when the caller computed a batch of them at once
-    (``opsmesh.labels``)."""
+    (``opsmesh.labels``); ``trace``: the request's traceparent."""
     try:
         starts = _epoch("startsAt", posted.starts_at)
         ends = _epoch("endsAt", posted.ends_at)
@@ -143,6 +156,7 @@ def from_posted(
         generator_url=posted.generator_url,
         timeout=timeout,
         source=AlertSource.API,
+        trace=trace,
     )
 
 

@@ -41,6 +41,7 @@ def grouped(alert: StoredAlert) -> GroupedAlert:
         ends_at=alert.ends_at,
         status=AlertStatus.FIRING,
         generator_url=alert.generator_url,
+        trace=alert.trace,
     )
 
 

@@ -51,6 +51,9 @@ class AlertInstance:
     # Set at the first false evaluation of a firing alert with keep_firing_for (Prometheus'
     # KeepFiringSince); cleared when the condition holds again.
     keep_firing_since: float | None = None
+    # The W3C traceparent of the signal that fired it (while pending: that made it
+    # pending; a finding promoted by time keeps that one). "": none (absence alerts).
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,10 @@ class Evaluator:
     def rules(self) -> list[Rule]:
         return list(self._rules)
 
+    def watches(self, signal_name: str) -> bool:
+        """Whether any rule reads signals of this name."""
+        return signal_name in self._by_signal
+
     def active(self) -> list[AlertInstance]:
         return list(self._active.values())
 
@@ -153,7 +160,8 @@ class Evaluator:
             if current is None or current.last_seen < entry.last_seen:
                 by_fp[entry.fingerprint] = entry
 
-    def observe(self, signal: SignalObserved, now: float) -> list[Transition]:
+    def observe(self, signal: SignalObserved, now: float, trace: str = "") -> list[Transition]:
+        """``trace``: the signal's traceparent, which an alert it activates or fires keeps."""
         transitions: list[Transition] = []
         for rule in self._by_signal.get(signal.name, ()):
             if not rule.applies_to(signal):
@@ -175,7 +183,7 @@ class Evaluator:
                 # evaluation changes nothing; skip templating and fingerprinting.
                 continue
             labels = alert_labels(rule, series, value)
-            transition = self._evaluate(rule, labels, value, holds, now)
+            transition = self._evaluate(rule, labels, value, holds, now, trace)
             if transition is not None:
                 transitions.append(transition)
         return transitions
@@ -269,8 +277,14 @@ class Evaluator:
             return None
         return (value - base_v) / (now - base_t)
 
-    def _evaluate(
-        self, rule: Rule, labels: dict[str, str], value: float, holds: bool, now: float
+    def _evaluate(  # noqa: PLR0917 - the hot path's one call per signal
+        self,
+        rule: Rule,
+        labels: dict[str, str],
+        value: float,
+        holds: bool,
+        now: float,
+        trace: str = "",
     ) -> Transition | None:
         fp = fingerprint(labels)
         current = self._active.get(fp)
@@ -288,6 +302,7 @@ class Evaluator:
                     fired_at=now if state is AlertState.FIRING else None,
                     resolved_at=None,
                     last_true_at=now,
+                    trace=trace,
                 )
                 self._activate(instance)
                 self._rule_of[fp] = rule
@@ -303,7 +318,9 @@ class Evaluator:
                 self._updated[fp] = updated
             active_at = current.active_at if current.active_at is not None else now
             if current.state is AlertState.PENDING and now - active_at >= rule.for_s:
-                updated = replace(updated, state=AlertState.FIRING, fired_at=now)
+                updated = replace(
+                    updated, state=AlertState.FIRING, fired_at=now, trace=trace or current.trace
+                )
                 self._active[fp] = updated
                 return Transition(updated, AlertState.PENDING, now)
             self._active[fp] = updated

@@ -26,6 +26,7 @@ class GroupedAlert:
     ends_at: float | None
     status: AlertStatus
     generator_url: str = ""
+    trace: str = ""  # the alert's traceparent (``StoredAlert.trace``)
 
     def status_at(self, now: float) -> AlertStatus:
         """Resolved when reported so or once ``ends_at`` has passed (Alertmanager: an alert

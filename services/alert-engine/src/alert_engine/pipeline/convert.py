@@ -1,4 +1,8 @@
-"""Conversions between the core's values and the wire events."""
+"""Conversions between the core's values and the wire events.
+
+Traces: a state change continues what caused it; a notification the newest of its
+alerts' traces (by ``starts_at``, the order it lists them), the others as span links
+(``FanIn``)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from opsmesh.events.alerts import Alert, AlertStateChanged, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import ALERTS, NOTIFICATIONS
+from opsmesh.tracing.context import fan_in, parse_traceparent
 
 
-def state_changed(transition: Transition) -> Outgoing:
+def state_changed(transition: Transition, trace: str = "") -> Outgoing:
+    """``trace``: the traceparent of what caused the transition."""
     a = transition.alert
     event = AlertStateChanged(
         fingerprint=a.fingerprint,
@@ -26,7 +32,7 @@ def state_changed(transition: Transition) -> Outgoing:
         ends_at=a.resolved_at,
         changed_at=transition.at,
     )
-    return Outgoing(ALERTS, a.fingerprint, event)
+    return Outgoing(ALERTS, a.fingerprint, event, trace=parse_traceparent(trace))
 
 
 def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
@@ -52,6 +58,7 @@ def _plain(values: Mapping[str, str]) -> dict[str, str]:
 def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
     if plan.reason is None or plan.idempotency_key is None:
         raise ValueError("a plan without a reason sends nothing")
+    ordered = sorted(plan.sent, key=lambda a: (a.starts_at, a.fingerprint))
     alerts = [
         Alert(
             fingerprint=a.fingerprint,
@@ -62,8 +69,9 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
             ends_at=a.ends_at,
             generator_url=a.generator_url,
         )
-        for a in sorted(plan.sent, key=lambda a: (a.starts_at, a.fingerprint))
+        for a in ordered
     ]
+    trace = fan_in(parse_traceparent(a.trace) if a.trace else None for a in ordered)
     firing = any(a.status is AlertStatus.FIRING for a in alerts)
     request = NotificationRequested(
         idempotency_key=plan.idempotency_key,
@@ -78,4 +86,10 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
         external_url=external_url,
         requested_at=now,
     )
-    return Outgoing(NOTIFICATIONS, f"{plan.group.key}|{plan.receiver}", request)
+    return Outgoing(
+        NOTIFICATIONS,
+        f"{plan.group.key}|{plan.receiver}",
+        request,
+        trace=trace.parent,
+        links=trace.links,
+    )

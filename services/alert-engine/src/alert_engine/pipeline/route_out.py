@@ -5,6 +5,10 @@ key, so the replica owning the partition owns the group. One record per partitio
 ingest batch, alerts in merge order, split only where a record would outgrow
 ``MAX_RECORD_BYTES``: per-record costs (ids, headers, a broker ack each) are paid per
 batch, not per alert.
+
+Each routed alert carries its own trace (``RoutedAlert.traceparent``), which its group's
+notification continues; the record's header continues the newest of them (the last),
+the other traces as span links.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from alert_engine.core.engine import Engine
 from opsmesh.events.alerts import AlertsRouted, AlertState, RoutedAlert
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import ALERT_GROUPS, KeyPartitions
+from opsmesh.tracing.context import fan_in, parse_traceparent
 
 # Under Kafka's default message.max.bytes (1 MiB) and the consumers' record limit.
 MAX_RECORD_BYTES = 900_000
@@ -56,6 +61,7 @@ class RouteOut:
                     source=a.source.value,
                     previous=previous,
                     state=state,
+                    traceparent=a.trace,
                 )
                 previous = state = None  # history is written with the first route only
                 partition = self.partition(key)
@@ -77,6 +83,7 @@ class RouteOut:
             self._chunk(partition, alerts[:half], out)
             self._chunk(partition, alerts[half:], out)
             return
+        trace = fan_in(parse_traceparent(a.traceparent) if a.traceparent else None for a in alerts)
         out.append(
             Outgoing(
                 ALERT_GROUPS,
@@ -84,5 +91,7 @@ class RouteOut:
                 event,
                 partition=partition,
                 encoded=encoded,
+                trace=trace.parent,
+                links=trace.links,
             )
         )

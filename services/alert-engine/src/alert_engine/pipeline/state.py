@@ -61,6 +61,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
+from opsmesh.tracing.context import new_trace, parse_traceparent
 
 log = get_logger(__name__)
 
@@ -79,7 +80,15 @@ def _stored(r: RoutedAlert) -> StoredAlert:
         r.generator_url,
         r.timeout,
         AlertSource(r.source),
+        r.traceparent,
     )
+
+
+def _valid(traceparent: str) -> str:
+    """The traceparent normalised, or "" when it is not one (signals' headers are only
+    checked once they make a transition)."""
+    context = parse_traceparent(traceparent) if traceparent else None
+    return context.header() if context is not None else ""
 
 
 class WriteStep(enum.IntEnum):
@@ -106,6 +115,7 @@ class RuleWrite:
     transitions: list[Transition]
     updates: list[AlertInstance]
     accepted: list[StoredAlert]  # as merged into the book
+    traces: list[str]  # per transition: the traceparent its state change continues
     step: WriteStep = WriteStep.BOOK
     ticket: Ticket | None = None  # its routing records, once queued
 
@@ -230,15 +240,26 @@ class EngineState:
         transitions: Sequence[Transition],
         updates: Sequence[AlertInstance],
         seen: Sequence[SeriesSeen] = (),
+        causes: Sequence[str] = (),
     ) -> RuleWrite:
         """Rule evaluation results, under ``lock``: merged into the book; ``write_rules``
-        makes them durable and routes them after the lock."""
+        makes them durable and routes them after the lock. ``causes``: per transition, the
+        traceparent of the signal that caused it ("": time-driven). Its state change
+        continues that, else the alert's trace; an alert without one (an absence alert)
+        starts a trace, which the book keeps for its routing and notifications."""
         now = self.clock.now()
-        stored = [s for s in (self._from_rule(t.alert, now) for t in transitions) if s is not None]
+        stored: list[StoredAlert] = []
+        traces: list[str] = []
+        for i, t in enumerate(transitions):
+            trace = _valid(t.alert.trace) or new_trace().header()
+            alert = self._from_rule(t.alert, now, trace)
+            if alert is not None:
+                stored.append(alert)
+            traces.append(_valid(causes[i] if i < len(causes) else "") or trace)
         accepted = self._ingest(stored, now, AlertSource.RULE) if stored else []
         for one in seen:  # the newest per series: a retried batch adds no more of them
             self._seen_unwritten[(one.rule, one.fingerprint)] = one
-        return RuleWrite(list(transitions), list(updates), accepted)
+        return RuleWrite(list(transitions), list(updates), accepted, traces)
 
     async def write_rules(self, work: RuleWrite) -> None:
         """Outside ``lock`` (one caller, the evaluate stage): make evaluations durable —
@@ -266,7 +287,10 @@ class EngineState:
             work.step = WriteStep.EVENTS
         if work.step is WriteStep.EVENTS:
             if work.transitions:
-                await self._producer.publish_many(state_changed(t) for t in work.transitions)
+                await self._producer.publish_many(
+                    state_changed(t, trace)
+                    for t, trace in zip(work.transitions, work.traces, strict=True)
+                )
             for transition in work.transitions:
                 self.metrics.transitions.labels(transition.alert.state.value).inc()
             work.step = WriteStep.ROUTING
@@ -365,6 +389,7 @@ class EngineState:
                     r.ends_at,
                     firing,
                     r.generator_url,
+                    r.traceparent,
                 )
                 self.engine.apply_routed(r.route_id, alert, now, r.group_key)
         self.wake.set()
@@ -484,7 +509,7 @@ class EngineState:
                 accepted.append(merged)
         return accepted
 
-    def _from_rule(self, alert: AlertInstance, now: float) -> StoredAlert | None:
+    def _from_rule(self, alert: AlertInstance, now: float, trace: str) -> StoredAlert | None:
         if alert.state is AlertState.FIRING:
             ends = None
         elif alert.state is AlertState.RESOLVED:
@@ -500,6 +525,7 @@ class EngineState:
             updated_at=now,
             generator_url=f"{self._external_url}/api/v1/rules?name={alert.rule}",
             source=AlertSource.RULE,
+            trace=trace,
         )
 
     # -- silences ------------------------------------------------------------------

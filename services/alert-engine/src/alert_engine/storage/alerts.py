@@ -13,14 +13,14 @@ from opsmesh.events.alerts import AlertState
 _UPSERT = """
 INSERT INTO alert_engine.alerts
     (fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
-     last_true_at, keep_firing_since, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+     last_true_at, keep_firing_since, traceparent, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (fingerprint) DO UPDATE SET
     rule = EXCLUDED.rule, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
     state = EXCLUDED.state, value = EXCLUDED.value, active_at = EXCLUDED.active_at,
     fired_at = EXCLUDED.fired_at, resolved_at = EXCLUDED.resolved_at,
     last_true_at = EXCLUDED.last_true_at, keep_firing_since = EXCLUDED.keep_firing_since,
-    updated_at = now()
+    traceparent = EXCLUDED.traceparent, updated_at = now()
 """
 _HISTORY = """
 INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
@@ -28,7 +28,7 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
 """
 _SELECT = """
 SELECT fingerprint, rule, labels, annotations, state, value, active_at, fired_at, resolved_at,
-       last_true_at, keep_firing_since
+       last_true_at, keep_firing_since, traceparent
 FROM alert_engine.alerts
 """
 
@@ -90,6 +90,7 @@ class AlertStore:
                 resolved_at=r[8],
                 last_true_at=r[9],
                 keep_firing_since=r[10],
+                trace=r[11],
             )
             for r in rows
         ]
@@ -108,6 +109,7 @@ def _row(a: AlertInstance) -> tuple[object, ...]:
         a.resolved_at,
         a.last_true_at,
         a.keep_firing_since,
+        a.trace,
     )
 
 

@@ -19,13 +19,14 @@ log = get_logger(__name__)
 _UPSERT_ALERT = """
 INSERT INTO alert_engine.stored_alerts
     (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout,
-     source, origin, persisted_by)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     source, origin, persisted_by, traceparent)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (fingerprint) DO UPDATE SET
     labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
     starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
     generator_url = EXCLUDED.generator_url, timeout = EXCLUDED.timeout, source = EXCLUDED.source,
-    origin = EXCLUDED.origin, persisted_by = EXCLUDED.persisted_by
+    origin = EXCLUDED.origin, persisted_by = EXCLUDED.persisted_by,
+    traceparent = EXCLUDED.traceparent
 WHERE alert_engine.stored_alerts.updated_at <= EXCLUDED.updated_at
 """
 # The alerts of a batch of AlertsRouted records (their JSON as consumed, in one array):
@@ -39,10 +40,10 @@ WITH incoming AS (
          ROWS FROM (jsonb_to_recordset(r.ev -> 'alerts') AS (
              fingerprint text, labels jsonb, annotations jsonb, starts_at float8,
              ends_at float8, updated_at float8, generator_url text, timeout boolean,
-             source text, previous text, state text))
+             source text, previous text, state text, traceparent text))
          WITH ORDINALITY AS x(
              fingerprint, labels, annotations, starts_at, ends_at, updated_at,
-             generator_url, timeout, source, previous, state, n)
+             generator_url, timeout, source, previous, state, traceparent, n)
 ), newest AS (
     SELECT DISTINCT ON (fingerprint) *
     FROM incoming
@@ -50,17 +51,17 @@ WITH incoming AS (
 ), upserted AS (
     INSERT INTO alert_engine.stored_alerts AS s
         (fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url,
-         timeout, source, origin, persisted_by)
+         timeout, source, origin, persisted_by, traceparent)
     SELECT fingerprint, labels, coalesce(annotations, '{}'), starts_at, ends_at, updated_at,
            coalesce(generator_url, ''), coalesce(timeout, false), coalesce(source, 'api'),
-           coalesce(origin, ''), %s
+           coalesce(origin, ''), %s, coalesce(traceparent, '')
     FROM newest
     ON CONFLICT (fingerprint) DO UPDATE SET
         labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
         starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
         updated_at = EXCLUDED.updated_at, generator_url = EXCLUDED.generator_url,
         timeout = EXCLUDED.timeout, source = EXCLUDED.source, origin = EXCLUDED.origin,
-        persisted_by = EXCLUDED.persisted_by
+        persisted_by = EXCLUDED.persisted_by, traceparent = EXCLUDED.traceparent
     WHERE s.updated_at <= EXCLUDED.updated_at
     RETURNING 1
 )
@@ -150,6 +151,7 @@ class BookStore:
                             a.source.value,
                             origin,
                             origin,
+                            a.trace,
                         )
                         for a in alerts
                     ],
@@ -190,7 +192,7 @@ class BookStore:
         neither merged nor wrote (it holds those already)."""
         query = (
             "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
-            " generator_url, timeout, source FROM alert_engine.stored_alerts"
+            " generator_url, timeout, source, traceparent FROM alert_engine.stored_alerts"
         )
         params: tuple[float | str, ...] = ()
         if updated_after is not None:
@@ -212,6 +214,7 @@ class BookStore:
                 r[6],
                 r[7],
                 _source(r[8]),
+                r[9],
             )
             for r in rows
         ]

@@ -7,6 +7,9 @@ Each batch is planned against the book, signalled, stored, and only then applied
 Ownership follows the partitions: on assignment the stage loads those partitions' checks
 from PostgreSQL into its book, on revocation it drops them, and it expires only what it
 holds, so replicas never expire (or signal) each other's checks.
+
+A change a report made continues that report's trace; an expiry (no report behind it)
+starts one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from opsmesh.kafka.consumer import BatchResult, Partition, Received
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
+from opsmesh.tracing.context import TraceContext
 
 log = get_logger(__name__)
 
@@ -41,7 +45,7 @@ def _identity(change: StatusChange) -> _ChangeId:
     return (*state.key, change.previous, state.status, change.cause, state.reported_at)
 
 
-def to_signal(change: StatusChange) -> Outgoing:
+def to_signal(change: StatusChange, trace: TraceContext | None = None) -> Outgoing:
     state = change.state
     subject = f"{state.service}/{state.instance}/{state.check}"
     signal = HEALTH_CHECK_STATUS.observe(
@@ -56,7 +60,7 @@ def to_signal(change: StatusChange) -> Outgoing:
         observed_at=change.at,
         detail=state.output,
     )
-    return Outgoing(SIGNALS, subject, signal)
+    return Outgoing(SIGNALS, subject, signal, trace=trace)
 
 
 class OwnershipListener(Protocol):
@@ -105,13 +109,17 @@ class HealthStage:
         # like the engine's notification requests before its log: a crash between them
         # re-signals on replay (a repeated status is harmless) instead of losing one.
         plan = self._book.plan()
+        # The report that made each change (an expiry has none: it starts a new trace).
+        traces: dict[int, TraceContext | None] = {}
         for record in batch:
-            plan.observe(record.event, record.message.partition)
+            change = plan.observe(record.event, record.message.partition)
+            if change is not None:
+                traces[id(change)] = record.trace
         plan.expire(self._clock.now())
         # A retry after a failed store does not signal again what it already signalled.
         fresh = [c for c in plan.changes if _identity(c) not in self._signalled]
         if fresh:
-            await self._producer.publish_many(to_signal(c) for c in fresh)
+            await self._producer.publish_many(to_signal(c, traces.get(id(c))) for c in fresh)
             self._signalled.update(_identity(c) for c in fresh)
         await self._store.save(list(plan.states.values()), plan.changes)
         self._signalled.clear()

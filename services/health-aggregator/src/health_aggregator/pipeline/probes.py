@@ -44,6 +44,8 @@ from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.runtime import Runtime
 from opsmesh.topics import HEALTH, partition_for
+from opsmesh.tracing.http import trace_outgoing
+from opsmesh.tracing.spans import traced
 from opsmesh.web.app import Worker
 
 log = get_logger(__name__)
@@ -196,12 +198,15 @@ async def probe_loop(
         delay = next_delay(spec.interval_s, jitter, rng.random())
         if not runs_here(spec):
             continue  # another replica owns where this probe's results land
-        outcome = await run_probe(spec, session)
-        report = to_report(spec, outcome, clock.now())
-        try:
-            await publish(Outgoing(HEALTH, probe_key(spec), report))
-        except Exception:
-            log.exception("probe result not published", probe=spec.check, service=spec.service)
+        # Each run starts a trace: the probe request carries it (``traceparent``), and so
+        # does its report, and what the report changes downstream.
+        with traced(f"probe {spec.check}", attributes={"opsmesh.probe.service": spec.service}):
+            outcome = await run_probe(spec, session)
+            report = to_report(spec, outcome, clock.now())
+            try:
+                await publish(Outgoing(HEALTH, probe_key(spec), report))
+            except Exception:
+                log.exception("probe result not published", probe=spec.check, service=spec.service)
 
 
 def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: ProbeShare) -> Worker:
@@ -211,7 +216,7 @@ def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: Pr
     async def work(stop: asyncio.Event) -> None:
         producer: EventProducer = runtime.producer
         rng = random.Random()  # noqa: S311 - jitter, not security
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(middlewares=(trace_outgoing,)) as session:
             await asyncio.gather(
                 *(
                     probe_loop(

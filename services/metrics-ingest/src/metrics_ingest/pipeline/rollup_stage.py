@@ -143,7 +143,7 @@ class RollupStage:
                     )
                 )
                 continue
-            outcome = add(record.event, partition, message.offset, message.key)
+            outcome = add(record.event, partition, message.offset, message.key, message.headers)
             if outcome is accepted:
                 continue
             others[outcome] = others.get(outcome, 0) + 1

@@ -8,6 +8,7 @@ from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import SIGNALS
+from opsmesh.tracing.context import parse_traceparent
 
 
 def to_signal(window: ClosedWindow, now: float) -> Outgoing:
@@ -27,7 +28,9 @@ def to_signal(window: ClosedWindow, now: float) -> Outgoing:
     )
     # The id is stable per window, so a re-emitted window is recognisably the same signal.
     event_id = f"{window.series}@{window.end - window.start:g}s@{window.start:.3f}"
-    return Outgoing(SIGNALS, window.series, signal, event_id=event_id)
+    # The trace of the sample that opened the window (an invalid header: a new trace).
+    trace = parse_traceparent(window.origin)
+    return Outgoing(SIGNALS, window.series, signal, event_id=event_id, trace=trace)
 
 
 def cardinality_signal(

@@ -27,6 +27,7 @@ class ClosedWindow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     last: float
     increase: float
     quantiles: Mapping[str, float] = msgspec.field(default_factory=dict)  # RollupStat.P95 -> value
+    origin: bytes | None = None  # traceparent of the record that opened the window, as sent
 
     @property
     def size(self) -> float:

@@ -21,6 +21,11 @@ window from a partial replay.
 
 Histograms fold into per-bucket increases (``rollup.histogram``).
 
+A window remembers the ``traceparent`` of the record whose sample opened it (``origin``,
+read from the record's headers only then, not per sample): its signal continues that
+trace. One parent and no links, on purpose: a window folds thousands of samples, and
+reading every record's context would cost the hot path more than the rollup itself.
+
 ``add`` is the hot path (every sample): it avoids calls and allocations where it can; a
 sample of a series whose key, name and labels were seen before touches only dictionaries
 and the open windows' fields.
@@ -39,6 +44,7 @@ from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.histogram import BucketIncrease, fold_sample
 from opsmesh.events.metrics import MetricKind, MetricSampledFields, name_problem
 from opsmesh.labels import series_id
+from opsmesh.tracing.context import traceparent_of
 
 Partition = tuple[str, int]
 
@@ -77,6 +83,7 @@ class OpenWindow:
     # Counter increase within the window, reset-aware: a drop means the counter restarted.
     increase: float = 0.0
     buckets: BucketIncrease | None = None
+    origin: bytes | None = None  # the traceparent of the record that opened the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +172,10 @@ class Rollups:
         partition: Partition,
         offset: int,
         key: bytes | None = None,
+        headers: Iterable[tuple[str, bytes]] | None = None,
     ) -> SampleOutcome:
+        """``headers``: the record's (Kafka) headers; read only when the sample opens a
+        window (for its ``traceparent``)."""
         last = self._last
         part = last[1] if last is not None and last[0] == partition else self._part(partition)
         if offset < part.applied_to:
@@ -199,7 +209,7 @@ class Rollups:
                 start = math.floor(at / size) * size
                 if start + size <= watermark:
                     continue
-                window = self._window(part, state, i, size, start, sample, offset)
+                window = self._window(part, state, i, size, start, sample, offset, headers)
             accepted = True
             if counter and window.count and at >= window.last_at:
                 previous = window.last
@@ -228,6 +238,7 @@ class Rollups:
         start: float,
         sample: MetricSampledFields,
         offset: int,
+        headers: Iterable[tuple[str, bytes]] | None,
     ) -> OpenWindow:
         current = state.current[index]
         if current is not None and current.start == start:
@@ -238,6 +249,7 @@ class Rollups:
         window = OpenWindow(
             sample.name, sample.kind, state.labels, start, size, start + size, offset
         )
+        window.origin = traceparent_of(headers)
         if current is None or start > current.start:
             if current is not None:
                 state.others[(index, current.start)] = current
@@ -480,4 +492,5 @@ def _close(series: str, window: OpenWindow) -> ClosedWindow:
         last=window.last,
         increase=window.increase,
         quantiles=window.buckets.quantiles() if window.buckets is not None else {},
+        origin=window.origin,
     )

@@ -39,6 +39,7 @@ from notifier.channels.base import SendResult
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy, TargetRefused
 from opsmesh.logging import redact_urls
+from opsmesh.tracing.http import trace_outgoing
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ERROR_MAX = 1000
@@ -137,7 +138,9 @@ def safe_session(
     return aiohttp.ClientSession(
         connector=safe_connector(policy, ssl_context=ssl_context, resolver=resolver),
         timeout=aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s)),
-        middlewares=(_no_redirects,),
+        # The current trace context goes out as ``traceparent`` (a span per request when
+        # spans are exported); outermost, so a refused redirect ends that span too.
+        middlewares=(trace_outgoing, _no_redirects),
         # Proxies from the environment would connect somewhere the policy never saw.
         trust_env=False,
         **kwargs,

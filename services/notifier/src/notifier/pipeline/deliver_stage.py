@@ -6,6 +6,10 @@ integration) pairs are already delivered, claims the rest, queues them on their 
 and returns at once with ``hold_from``: per partition, the lowest offset whose request
 is not finished. The kit commits below that, so a crash replays unfinished requests
 and the delivery log skips the integrations that had already succeeded.
+
+Trace: each delivery runs under the request's trace context (a ``deliver`` span when
+spans are exported), so every HTTP attempt sends it as ``traceparent``
+(``opsmesh.tracing.http``) and the ``NotificationDelivered`` result continues it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import DELIVERIES
+from opsmesh.tracing.context import TraceContext
+from opsmesh.tracing.spans import SpanKind, traced
 
 log = get_logger(__name__)
 
@@ -234,10 +240,28 @@ class DeliverStage(StatelessHandler):
                 self._mine.add(pair)
             if not job.claimed and await sleep_until_stopped(self._stopping, 1.0):
                 raise LaneStopped
-        outcome = await self._sender.send(job)
-        await self._deliver_result(job, outcome)
+        destination = job.destination
+        with traced(
+            f"deliver {destination.integration}",
+            kind=SpanKind.CONSUMER,
+            parent=job.context.received.trace,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": job.context.received.topic,
+                "opsmesh.receiver": destination.receiver,
+                "opsmesh.integration": destination.integration,
+                "opsmesh.idempotency_key": request.idempotency_key,
+            },
+        ) as trace:
+            outcome = await self._sender.send(job)
+        await self._deliver_result(job, outcome, trace)
 
-    async def _deliver_result(self, job: Job, outcome: SendResult) -> None:
+    async def _deliver_result(
+        self, job: Job, outcome: SendResult, trace: TraceContext | None = None
+    ) -> None:
+        """``trace``: the delivery's context, which its result continues (else the
+        request's)."""
         request = job.request
         destination = job.destination
         error = None if outcome.ok else f"{outcome.failure}: {outcome.error}"
@@ -273,7 +297,12 @@ class DeliverStage(StatelessHandler):
                 status_code=outcome.status_code,
                 error=error,
             ),
-            result,
+            Outgoing(
+                DELIVERIES,
+                result.idempotency_key,
+                result,
+                trace=trace or job.context.received.trace,
+            ),
         )
         # The worker waits for its row before its next send: that bounds the sends a
         # crash can leave unrecorded (and so repeat) to the lane's concurrency.
@@ -342,7 +371,9 @@ class DeliverStage(StatelessHandler):
         )
 
     async def _finish(self, entry: _Record, result: NotificationDelivered) -> None:
-        await self._producer.publish(Outgoing(DELIVERIES, result.idempotency_key, result))
+        await self._producer.publish(
+            Outgoing(DELIVERIES, result.idempotency_key, result, trace=entry.received.trace)
+        )
         self._done(entry)
 
     def _done(self, entry: _Record) -> None:
@@ -350,10 +381,8 @@ class DeliverStage(StatelessHandler):
         if entry.open == 0:
             self._inflight.done(entry.received.partition, entry.received.offset)
 
-    async def _publish_results(self, results: list[NotificationDelivered]) -> None:
-        await self._producer.publish_many(
-            Outgoing(DELIVERIES, r.idempotency_key, r) for r in results
-        )
+    async def _publish_results(self, results: list[Outgoing]) -> None:
+        await self._producer.publish_many(results)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

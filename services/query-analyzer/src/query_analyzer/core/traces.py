@@ -5,6 +5,9 @@ when the broker has nothing more), and there is no "request finished" event. So 
 trace's spans are collected until none arrived for ``settle_s`` (processing time), and only
 then read for N+1 runs, as Sentry reads a finished transaction. The buffer is bounded:
 beyond ``max_spans`` the longest-quiet traces are read early.
+
+Each trace also folds the W3C trace contexts of the records that brought its spans
+(``FanIn``: the newest is the parent of the N+1 signal it may become, other traces links).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from opsmesh.tracing.context import FanIn, TraceContext
 from query_analyzer.core.nplusone import QuerySpan
 
 Context = tuple[str, str]  # (database, application) of the trace
@@ -23,6 +27,7 @@ class SettledTrace:
     context: Context
     spans: list[QuerySpan] = field(default_factory=list)
     last_seen: float = 0.0
+    origin: FanIn = field(default_factory=FanIn)  # the records' trace contexts
 
 
 class TraceBuffer:
@@ -38,11 +43,15 @@ class TraceBuffer:
     def __len__(self) -> int:
         return self._spans
 
-    def add(self, span: QuerySpan, context: Context, now: float) -> None:
+    def add(
+        self, span: QuerySpan, context: Context, now: float, origin: TraceContext | None = None
+    ) -> None:
+        """``origin``: the trace context of the record that brought the span."""
         trace = self._traces.pop(span.trace_id, None)
         if trace is None:
             trace = SettledTrace(span.trace_id, context)
         trace.spans.append(span)
+        trace.origin.add(origin)
         trace.context = context
         trace.last_seen = now
         self._traces[span.trace_id] = trace

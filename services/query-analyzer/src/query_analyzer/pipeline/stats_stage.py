@@ -1,7 +1,10 @@
 """The slow-query consumer: fingerprint, aggregate per batch and window, read plans
 carried by events; merge everything in one transaction with the offsets, then publish
 the batch's signals. Traced queries go to the trace buffer once committed, and traces that
-went quiet are read for N+1 runs on every call (empty batches too).
+went quiet are read for N+1 runs on every call (empty batches too). An N+1 signal
+continues the trace of the newest record of its request (``TraceBuffer``); the periodic
+analysis's signals (regressions, index advice) have no one record behind them and start
+their own.
 
 Signals go out after the commit: a crash in between loses them (at most once) rather
 than repeating them on replay; a finding's row is already stored either way. Traces still
@@ -22,6 +25,7 @@ from opsmesh.db.offsets import mark_applied, unapplied
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import BatchResult, Received, StatelessHandler
+from opsmesh.tracing.context import FanIn, TraceContext
 from query_analyzer.core.aggregate import QueryAggregate
 from query_analyzer.core.cache import FingerprintCache
 from query_analyzer.core.findings import FindingKind, n_plus_one_id, n_plus_one_signal
@@ -89,7 +93,7 @@ class StatsStage(StatelessHandler):
         return BatchResult()
 
     async def _apply(self, batch: Sequence[Received[SlowQueryObserved]], now: float) -> None:
-        spans: list[tuple[QuerySpan, Context]] = []
+        spans: list[tuple[QuerySpan, Context, TraceContext | None]] = []
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             fresh = await unapplied(cur, self._consumer, batch)
             aggregates: dict[AggregateKey, QueryAggregate] = {}
@@ -122,7 +126,7 @@ class StatsStage(StatelessHandler):
                         # does not parse is most often truncated too.
                         truncated=fp.kind is FingerprintKind.REGEX or "..." in event.sql[-8:],
                     )
-                    spans.append((span, (event.database, event.application)))
+                    spans.append((span, (event.database, event.application), record.trace))
                 if event.plan is not None and len(with_plans) < _MAX_PLANS_PER_BATCH:
                     with_plans.append((fp.value, event))
             await self._stats.merge(cur, list(aggregates.values()))
@@ -130,8 +134,8 @@ class StatsStage(StatelessHandler):
             await self._findings.add(cur, findings)
             await mark_applied(cur, self._consumer, batch)
         # Only once committed: a retried batch must not put its spans in twice.
-        for span, context in spans:
-            self._traces.add(span, context, now)
+        for span, context, origin in spans:
+            self._traces.add(span, context, now, origin)
         parsed = len(fresh) - regex_kind
         if parsed:
             self._queries.labels(FingerprintKind.PARSED.value).inc(parsed)
@@ -144,6 +148,7 @@ class StatsStage(StatelessHandler):
         """N+1 runs of the traces that went quiet: findings, then their signals."""
         findings: list[Finding] = []
         signals: list[SignalObserved] = []
+        traces: list[FanIn | None] = []
         for trace in settled:
             database, application = trace.context
             for found in detect(trace.spans, self._rules):
@@ -164,13 +169,14 @@ class StatsStage(StatelessHandler):
                         found, database=database, application=application, observed_at=now
                     )
                 )
+                traces.append(trace.origin)
         if not findings:
             return
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await self._findings.add(cur, findings)
         for finding in findings:
             self._found.labels(finding.kind).inc()
-        await self._signals.publish(signals)
+        await self._signals.publish(signals, traces)
 
     async def _read_plans(
         self, cur: Any, with_plans: list[tuple[str, SlowQueryObserved]], now: float
