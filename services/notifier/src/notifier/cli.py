@@ -89,7 +89,7 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
                 request,
                 routing_key="<routing key>",
                 summary=" ".join(summary.split()),
-                source=item.source,
+                source=item.source or "opsmesh",
                 default_severity=item.severity,
             )
             click.echo(json.dumps(event, indent=2))

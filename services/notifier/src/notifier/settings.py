@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from notifier.receivers import TemplateLanguage
 from opsmesh.settings import CommonSettings
 from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
 
@@ -15,6 +16,19 @@ class NotifierSettings(CommonSettings):
     http_port: int = Field(8083, alias="NOTIFIER_HTTP_PORT", ge=1, le=65535)
     receivers_file: str | None = Field(None, alias="NOTIFIER_RECEIVERS_FILE")
     default_webhook_url: str | None = Field(None, alias="NOTIFIER_DEFAULT_WEBHOOK_URL")
+    # How the receivers file's templates are written: "go" (Alertmanager's), "jinja2"
+    # (opsmesh's), or "auto": go for an Alertmanager configuration (a file with a `route`
+    # or `templates`), jinja2 for a file of `receivers` alone.
+    template_language: Literal["auto", "go", "jinja2"] = Field(
+        "auto", alias="NOTIFIER_TEMPLATE_LANGUAGE"
+    )
+    # The Go renderer of Alertmanager templates (default: the one `make deps` builds).
+    amtemplate_bin: str | None = Field(None, alias="NOTIFIER_AMTEMPLATE_BIN")
+    amtemplate_workers: int = Field(2, ge=1, le=32, alias="NOTIFIER_AMTEMPLATE_WORKERS")
+    # Address space one renderer process may add while rendering (its memory budget).
+    amtemplate_max_memory_mb: int = Field(
+        256, ge=32, le=16_384, alias="NOTIFIER_AMTEMPLATE_MAX_MEMORY_MB"
+    )
     # Networks a webhook may reach although they are loopback/private (e.g. 127.0.0.0/8 in dev).
     allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
         (), alias="NOTIFIER_ALLOWED_NETWORKS"
@@ -45,6 +59,11 @@ class NotifierSettings(CommonSettings):
     summary_password: SecretStr | None = Field(None, alias="NOTIFIER_SUMMARY_PASSWORD")
     summary_require_tls: bool = Field(True, alias="NOTIFIER_SUMMARY_REQUIRE_TLS")
     summary_hour_utc: int = Field(8, ge=0, le=23, alias="NOTIFIER_SUMMARY_HOUR_UTC")
+
+    def template_language_choice(self) -> TemplateLanguage | None:
+        return (
+            None if self.template_language == "auto" else TemplateLanguage(self.template_language)
+        )
 
     @field_validator("allowed_networks", "summary_recipients", mode="before")
     @classmethod
