@@ -8,6 +8,7 @@ handed a socket already connected to a checked address (``connect_checked``).
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -48,6 +49,7 @@ def build_message(config: EmailConfig, request: NotificationRequested) -> EmailM
     return message
 
 
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 # Headers the message's own structure sets; a template cannot replace them.
 _STRUCTURAL_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
 
@@ -63,8 +65,9 @@ def build_am_message(
     for name, value in headers.items():
         if name.lower() in _STRUCTURAL_HEADERS:
             continue
-        # Header injection: a header is one line whatever the labels hold.
-        message[name] = " ".join(str(value).split())[:998]
+        # Header injection: a header is one line whatever the labels hold (Alertmanager
+        # Q-encodes line breaks; they become spaces here). Other whitespace is kept.
+        message[name] = _LINE_BREAKS.sub(" ", str(value))[:998]
     if config.cc and "Cc" not in message:
         message["Cc"] = ", ".join(config.cc)
     message["Date"] = formatdate(localtime=False)

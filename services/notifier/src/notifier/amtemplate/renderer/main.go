@@ -28,6 +28,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// The zone database, for `tz` where the system has none (a slim image); the
+	// system's is used when present.
+	_ "time/tzdata"
 
 	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/template"
