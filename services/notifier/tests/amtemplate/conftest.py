@@ -134,8 +134,8 @@ def alertmanager_factory(
         for name, text in template_files.items():
             (workdir / name).write_text(text)
         wired = []
-        for receiver in receivers:
-            receiver = json.loads(json.dumps(receiver))  # a copy
+        for given in receivers:
+            receiver = json.loads(json.dumps(given))  # a copy
             for slack in receiver.get("slack_configs", []):
                 slack["api_url"] = f"http://127.0.0.1:{http_port}/slack/{receiver['name']}"
             for pd in receiver.get("pagerduty_configs", []):
@@ -165,7 +165,7 @@ def alertmanager_factory(
         external = "http://am.example.com:9093"
         log = (workdir / "alertmanager.log").open("wb")
         logs.append(log)
-        process = subprocess.Popen(  # noqa: S603 - a fixed, local binary
+        process = subprocess.Popen(
             [
                 ALERTMANAGER,
                 f"--config.file={workdir / 'alertmanager.yml'}",

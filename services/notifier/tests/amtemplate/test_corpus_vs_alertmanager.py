@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from notifier.amtemplate import AlertmanagerTemplates, GoRenderer
 from notifier.amtemplate.messages import (
@@ -129,7 +128,11 @@ CASES = [
                     "username": "{{ .Receiver }}",
                     "icon_emoji": ":{{ .GroupLabels.alertname | toLower }}:",
                     "fields": [
-                        {"title": "Instances", "value": "{{ range .Alerts }}{{ .Labels.instance }} {{ end }}", "short": True},
+                        {
+                            "title": "Instances",
+                            "value": "{{ range .Alerts }}{{ .Labels.instance }} {{ end }}",
+                            "short": True,
+                        },
                         {"title": "{{ .CommonLabels.job }}", "value": "{{ len .Alerts }}"},
                     ],
                     "actions": [
@@ -175,8 +178,8 @@ CASES = [
                     "{{ (index .Alerts 0).Fingerprint }} {{ (index .Alerts 0).GeneratorURL }}\n"
                     "{{ .GroupLabels.SortedPairs.Names }} {{ .CommonLabels.Values }}\n"
                     '{{ stringSlice "a" "b" }} {{ len "héllo" }} {{ index "abc" 1 }} {{ slice "abcdef" 1 3 }}\n'
-                    "{{ (.CommonLabels.Remove .GroupLabels.Names).Values | join \" \" }}\n"
-                    "{{ 1.5 }} {{ 1e3 }} {{ 0x1F }} {{ 'a' }} {{ print nil }} {{ print 1 2 \"x\" \"y\" 3 }}",
+                    '{{ (.CommonLabels.Remove .GroupLabels.Names).Values | join " " }}\n'
+                    '{{ 1.5 }} {{ 1e3 }} {{ 0x1F }} {{ \'a\' }} {{ print nil }} {{ print 1 2 "x" "y" 3 }}',
                 }
             ]
         },
@@ -216,7 +219,15 @@ CASES = [
     ),
     Case(
         "slack.resolved-mixed",
-        {"slack_configs": [{"send_resolved": True, "title": SLACK_TITLE, "text": '{{ template "team.text" . }}'}]},
+        {
+            "slack_configs": [
+                {
+                    "send_resolved": True,
+                    "title": SLACK_TITLE,
+                    "text": '{{ template "team.text" . }}',
+                }
+            ]
+        },
         alerts=[_alert("db-1:9100"), _alert("db-2:9100")],
         resolve=["db-2:9100"],
     ),
@@ -226,7 +237,9 @@ CASES = [
         {
             "email_configs": [
                 {
-                    "headers": {"Subject": '{{ template "team.title" . }} – {{ .CommonAnnotations.summary }}'},
+                    "headers": {
+                        "Subject": '{{ template "team.title" . }} \u2013 {{ .CommonAnnotations.summary }}'
+                    },
                     "html": '{{ template "team.email.html" . }}',
                     "text": '{{ template "team.text" . }}',
                 }
@@ -252,8 +265,18 @@ CASES = [
                         "summary text": "{{ .CommonAnnotations.summary }} and more",
                         "instances": "{{ range .Alerts }}{{ .Labels.instance }} {{ end }}",
                     },
-                    "links": [{"href": "{{ (index .Alerts 0).GeneratorURL }}", "text": "Graph of {{ .GroupLabels.alertname }}"}],
-                    "images": [{"src": "https://grafana.example.com/render/{{ .GroupLabels.alertname }}.png", "alt": "panel"}],
+                    "links": [
+                        {
+                            "href": "{{ (index .Alerts 0).GeneratorURL }}",
+                            "text": "Graph of {{ .GroupLabels.alertname }}",
+                        }
+                    ],
+                    "images": [
+                        {
+                            "src": "https://grafana.example.com/render/{{ .GroupLabels.alertname }}.png",
+                            "alt": "panel",
+                        }
+                    ],
                 }
             ]
         },
@@ -266,7 +289,9 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
 
 
-def request_for(case: Case, alerts: list[dict[str, Any]], external_url: str) -> NotificationRequested:
+def request_for(
+    case: Case, alerts: list[dict[str, Any]], external_url: str
+) -> NotificationRequested:
     built = []
     for a in alerts:
         labels = {**a["labels"], "case": case.name}
@@ -317,7 +342,8 @@ def run(alertmanager_factory: Any) -> Run:
     resolved_posts = []
     for case in second:
         after = []
-        for alert in case.alerts:
+        for posted_alert in case.alerts:
+            alert = posted_alert
             if alert["labels"]["instance"] in case.resolve:
                 alert = {**alert, "endsAt": ENDS}
                 resolved_posts.append({**alert, "labels": {**alert["labels"], "case": case.name}})
@@ -337,7 +363,9 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def templates(renderer_binary: Path, corpus_dir: Path) -> AsyncIterator[AlertmanagerTemplates]:
+async def templates(
+    renderer_binary: Path, corpus_dir: Path
+) -> AsyncIterator[AlertmanagerTemplates]:
     renderer = GoRenderer(renderer_binary, workers=1)
     yield AlertmanagerTemplates(renderer, [str(corpus_dir / "*.tmpl")])
     await renderer.close()
@@ -369,7 +397,10 @@ async def test_slack_message_is_alertmanagers(case: Case, run: Run, templates: A
         (our_attachment,) = ours.pop("attachments")
         (their_attachment,) = theirs.pop("attachments")
         for key in sorted(set(our_attachment) | set(their_attachment)):
-            assert our_attachment.get(key) == their_attachment.get(key), (key, their_attachment.get(key))
+            assert our_attachment.get(key) == their_attachment.get(key), (
+                key,
+                their_attachment.get(key),
+            )
         assert ours == theirs
 
 
@@ -417,7 +448,7 @@ async def test_pagerduty_event_is_alertmanagers(case: Case, run: Run, templates:
     our_payload = dict(ours["payload"])
     our_details = our_payload.pop("custom_details")
     assert our_payload == their_payload
-    for name in (config.details or {}):
+    for name in config.details or {}:
         assert our_details[name] == their_details[name], name
     # 0.25 sent every detail as text; 0.28 and later parse YAML out of them.
     assert our_details["num_firing"] == int(their_details["num_firing"])
