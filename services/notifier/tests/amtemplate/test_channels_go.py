@@ -277,3 +277,35 @@ def test_a_missing_renderer_is_an_error_at_start(tmp_path: Path, monkeypatch: An
         alertmanager_templates(settings, load_receivers(str(full), None))
     jinja = load_receivers(str(full), None, TemplateLanguage.JINJA2)
     assert alertmanager_templates(settings, jinja) is None
+
+
+def test_preview_shows_alertmanagers_messages(
+    tmp_path: Path, renderer_binary: Path, monkeypatch: Any
+) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from notifier.cli import notify  # noqa: PLC0415
+
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(
+        """
+route: {receiver: ops}
+receivers:
+  - name: ops
+    slack_configs: [{api_url: "https://hooks.slack.example.com/x", text: "{{ len .Alerts }} alerts"}]
+    pagerduty_configs: [{routing_key: "secret-routing-key"}]
+    email_configs: [{to: [a@example.com], from: am@example.com, smarthost: "mail.example.com:25"}]
+"""
+    )
+    monkeypatch.setenv("NOTIFIER_AMTEMPLATE_BIN", str(renderer_binary))
+    result = CliRunner().invoke(notify, ["preview", "ops", "--receivers-file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "(slack, Alertmanager templates)" in result.output
+    assert '"text": "1 alerts"' in result.output
+    assert "Subject: [FIRING:1] DiskAlmostFull checkout (db-1:9100 page)" in result.output
+    assert '"client": "Alertmanager"' in result.output
+    assert "secret-routing-key" not in result.output
+    path.write_text(path.read_text().replace("{{ len .Alerts }}", "{{ len .Alerts"))
+    broken = CliRunner().invoke(notify, ["preview", "ops", "--receivers-file", str(path)])
+    assert broken.exit_code == 1
+    assert "Error: template failed (text): template: :1:" in broken.output
