@@ -18,6 +18,7 @@ BENCHMARKS = (
     "alert_engine_vs_alertmanager",
     "api_fuzz",
     "alert_engine_inputs",
+    "amtemplates",
 )
 
 

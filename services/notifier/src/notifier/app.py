@@ -46,7 +46,7 @@ def alertmanager_templates(
         find_renderer(settings.amtemplate_bin),
         workers=settings.amtemplate_workers,
         max_seconds=BUDGET.max_seconds,
-        max_output=BUDGET.max_size,
+        max_output=settings.amtemplate_max_output_bytes,
         max_memory_mb=settings.amtemplate_max_memory_mb,
     )
     return AlertmanagerTemplates(renderer, receivers.templates)

@@ -25,6 +25,11 @@ class NotifierSettings(CommonSettings):
     # The Go renderer of Alertmanager templates (default: the one `make deps` builds).
     amtemplate_bin: str | None = Field(None, alias="NOTIFIER_AMTEMPLATE_BIN")
     amtemplate_workers: int = Field(2, ge=1, le=32, alias="NOTIFIER_AMTEMPLATE_WORKERS")
+    # Largest rendered field (bytes). Alertmanager's default email is ~2.6 KB per alert, so
+    # the default fits a group of 1,000 alerts (the most one notification carries).
+    amtemplate_max_output_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, alias="NOTIFIER_AMTEMPLATE_MAX_OUTPUT_BYTES"
+    )
     # Address space one renderer process may add while rendering (its memory budget).
     amtemplate_max_memory_mb: int = Field(
         256, ge=32, le=16_384, alias="NOTIFIER_AMTEMPLATE_MAX_MEMORY_MB"

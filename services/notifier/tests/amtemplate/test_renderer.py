@@ -200,3 +200,34 @@ async def test_a_closed_renderer_refuses(renderer: GoRenderer) -> None:
     await renderer.close()
     with pytest.raises(RuntimeError, match="closed"):
         await one(AlertmanagerTemplates(renderer), "x")
+
+
+async def test_all_fields_together_have_a_budget_too(renderer: GoRenderer) -> None:
+    fields = [Field(f"f{i}", '{{ printf "%9000s" "x" }}') for i in range(5)]
+    with pytest.raises(RenderError, match="output of 45000 bytes in all, above 40000"):
+        await AlertmanagerTemplates(renderer).render(sample_request("r", now=NOW), fields)
+
+
+async def test_alertmanagers_default_email_of_a_large_group_fits_the_default_budget(
+    renderer_binary: Path,
+) -> None:
+    import msgspec  # noqa: PLC0415
+
+    from notifier.amtemplate.messages import email_fields  # noqa: PLC0415
+    from notifier.receivers import EmailConfig  # noqa: PLC0415
+
+    renderer = GoRenderer(renderer_binary, workers=1)
+    one = sample_request("r", now=NOW)
+    alerts = [
+        msgspec.structs.replace(one.alerts[0], labels={**one.alerts[0].labels, "i": str(i)})
+        for i in range(1000)
+    ]
+    config = EmailConfig(to=["a@example.com"], from_="b@example.com", smarthost="h:25")
+    try:
+        out = await AlertmanagerTemplates(renderer).render(
+            msgspec.structs.replace(one, alerts=alerts), email_fields(config)
+        )
+        assert out["html"].count("DiskAlmostFull") >= 1000
+        assert out["header.Subject"] == "[FIRING:1000] DiskAlmostFull checkout (db-1:9100 page)"
+    finally:
+        await renderer.close()

@@ -9,7 +9,8 @@ Budgets (issue 10's, for Alertmanager templates):
 - **memory**: the process limits its own address space (``max_memory_mb`` over what the
   Go runtime reserved at start) and stack; a render past them ends the process, which
   fails that render the same way.
-- **output**: a field longer than ``max_output`` bytes fails the render.
+- **output**: a field longer than ``max_output`` bytes, or fields longer than four times
+  that together, fail the render.
 - **steps** are not counted: Go's text/template has no hook for it, and counting existed
   in the Jinja sandbox only because a thread cannot be stopped; a process can, so the
   wall-clock deadline bounds every kind of work exactly.
@@ -33,7 +34,9 @@ import msgspec
 
 from opsmesh.templating import BUDGET_MESSAGE
 
-_STDOUT_LIMIT = 64 * 1024 * 1024  # one response line: a few fields of at most max_output
+# The renderer answers at most ALL_FIELDS_FACTOR x max_output bytes of fields per request,
+# each byte at most six in JSON (\u0000), plus the keys.
+ALL_FIELDS_FACTOR = 4
 _STDERR_KEEP = 2000
 _encoder = msgspec.json.Encoder()
 
@@ -122,7 +125,7 @@ class GoRenderer:
         *,
         workers: int = 2,
         max_seconds: float = 2.0,
-        max_output: int = 200_000,
+        max_output: int = 4 * 1024 * 1024,
         max_memory_mb: int = 256,
     ) -> None:
         self._binary = binary
@@ -158,7 +161,7 @@ class GoRenderer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
-            limit=_STDOUT_LIMIT,
+            limit=ALL_FIELDS_FACTOR * self._max_output * 6 + (1 << 20),
             start_new_session=True,  # a Ctrl-C to the notifier is the notifier's to handle
         )
         worker = _Worker(process)

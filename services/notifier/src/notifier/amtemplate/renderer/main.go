@@ -77,6 +77,10 @@ type response struct {
 	Fields map[string]any `json:"fields,omitempty"`
 }
 
+// allFieldsFactor bounds one response: its fields together may be this many times
+// max_output, so the reader on the other side knows the longest line it can get.
+const allFieldsFactor = 4
+
 type renderer struct {
 	sets map[string]*template.Template
 }
@@ -136,6 +140,7 @@ func (r *renderer) render(req *request) (resp response) {
 	template.MarkRouteLabelsRendered(data)
 
 	out := make(map[string]any, len(req.Fields))
+	total := 0
 	for i := range req.Fields {
 		f := &req.Fields[i]
 		var value any
@@ -164,6 +169,13 @@ func (r *renderer) render(req *request) (resp response) {
 		if req.MaxOutput > 0 && size > req.MaxOutput {
 			return response{
 				Error: fmt.Sprintf("template budget exceeded: output of %d bytes, above %d", size, req.MaxOutput),
+				Field: f.Name,
+			}
+		}
+		total += size
+		if req.MaxOutput > 0 && total > allFieldsFactor*req.MaxOutput {
+			return response{
+				Error: fmt.Sprintf("template budget exceeded: output of %d bytes in all, above %d", total, allFieldsFactor*req.MaxOutput),
 				Field: f.Name,
 			}
 		}
