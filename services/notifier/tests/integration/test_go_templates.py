@@ -203,19 +203,21 @@ async def test_alertmanager_templates_through_the_real_notifier(
     base = running.mesh.running["notifier"].url
     found = await eventually(
         lambda: _results(infra, keys),
-        until=lambda r: {x["idempotency_key"] for x in r} >= keys,
+        until=lambda r: len(r) >= 5,  # good: Slack and PagerDuty; the others one each
         timeout_s=90,
-        what="a result for every request",
+        what="a result for every integration of every request",
     )
     assert await asyncio.to_thread(_ready, base) == 200
-    by_key = {r["idempotency_key"]: r for r in found}
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for result in found:  # one per integration
+        by_key.setdefault(result["idempotency_key"], []).append(result)
     for name, expect in cases.items():
-        result = by_key[requests[name].idempotency_key]
-        if expect == "delivered":
-            assert result["outcome"] == "delivered", (name, result)
-        else:
-            assert result["outcome"] == "failed", (name, result)
-            assert expect in (result["error"] or ""), (name, result)
+        for result in by_key[requests[name].idempotency_key]:
+            if expect == "delivered":
+                assert result["outcome"] == "delivered", (name, result)
+            else:
+                assert result["outcome"] == "failed", (name, result)
+                assert expect in (result["error"] or ""), (name, result)
 
     [slack] = origin.bodies("/slack/good")
     attachment = json.loads(slack)["attachments"][0]
@@ -230,13 +232,13 @@ async def test_alertmanager_templates_through_the_real_notifier(
     # The renderer processes that were killed are replaced: the next one renders.
     after = sample_request("good", key=_key("after"))
     await _publish(infra, running.topic, [after])
-    [result] = await eventually(
+    results = await eventually(
         lambda: _results(infra, {after.idempotency_key}),
-        until=lambda r: len(r) >= 1,
+        until=lambda r: len(r) >= 2,  # Slack and PagerDuty
         timeout_s=30,
         what="the good request after the hostile ones",
     )
-    assert result["outcome"] == "delivered"
+    assert {r["outcome"] for r in results} == {"delivered"}
     assert len(origin.bodies("/slack/good")) == 2
 
 
