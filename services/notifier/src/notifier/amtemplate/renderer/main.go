@@ -221,6 +221,8 @@ func reservedBytes() (uint64, error) {
 	return 0, fmt.Errorf("no VmSize in /proc/self/status")
 }
 
+const heapArena = 64 << 20
+
 func limitMemory(maxMB int) error {
 	if maxMB <= 0 {
 		return nil
@@ -232,7 +234,9 @@ func limitMemory(maxMB int) error {
 	if err != nil {
 		return err
 	}
-	limit := reserved + budget
+	// The runtime reserves heap address space a 64 MiB arena at a time: one arena of
+	// headroom, so a small budget is not spent by the reservation of the first new one.
+	limit := reserved + budget + heapArena
 	return syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: limit, Max: limit})
 }
 
