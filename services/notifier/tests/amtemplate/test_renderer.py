@@ -231,3 +231,43 @@ async def test_alertmanagers_default_email_of_a_large_group_fits_the_default_bud
         assert out["header.Subject"] == "[FIRING:1000] DiskAlmostFull checkout (db-1:9100 page)"
     finally:
         await renderer.close()
+
+
+async def test_slack_actions_keep_their_confirm_as_alertmanagers_source_sends_it(
+    renderer: GoRenderer,
+) -> None:
+    from notifier.amtemplate.messages import slack_fields, slack_message  # noqa: PLC0415
+    from notifier.receivers import parse_receivers  # noqa: PLC0415
+
+    slack = {
+        "api_url": "https://hooks.example.com/x",
+        "actions": [
+            {
+                "type": "button",
+                "text": "Silence",
+                "url": "{{ .ExternalURL }}",
+                "confirm": {"title": "Sure?", "text": "Silence {{ .GroupLabels.alertname }}"},
+            }
+        ],
+        "fields": [{"title": "n", "value": "{{ len .Alerts }}"}, {"title": "", "value": "x"}],
+        "short_fields": True,
+    }
+    config = parse_receivers({"receivers": [{"name": "r", "slack_configs": [slack]}]})[
+        "r"
+    ].slack_configs[0]
+    rendered = await AlertmanagerTemplates(renderer).render(
+        sample_request("r", now=NOW), slack_fields(config)
+    )
+    attachment = slack_message(config, rendered)["attachments"][0]
+    assert attachment["actions"] == [
+        {
+            "type": "button",
+            "text": "Silence",
+            "url": "https://opsmesh.example.com/groups/checkout",
+            "confirm": {"title": "Sure?", "text": "Silence DiskAlmostFull"},
+        }
+    ]
+    assert attachment["fields"] == [
+        {"title": "n", "value": "1", "short": True},
+        {"value": "x", "short": True},
+    ]
