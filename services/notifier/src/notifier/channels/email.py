@@ -68,8 +68,9 @@ def build_am_message(
         # Header injection: a header is one line whatever the labels hold (Alertmanager
         # Q-encodes line breaks; they become spaces here). Other whitespace is kept.
         message[name] = _LINE_BREAKS.sub(" ", str(value))[:998]
-    if config.cc and "Cc" not in message:
-        message["Cc"] = ", ".join(config.cc)
+    cc = getattr(config, "cc", [])  # opsmesh's field; Alertmanager sets a Cc header
+    if cc and "Cc" not in message:
+        message["Cc"] = ", ".join(cc)
     message["Date"] = formatdate(localtime=False)
     if "Message-Id" not in message:
         domain = config.from_.rpartition("@")[2] or "opsmesh.local"
