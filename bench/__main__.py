@@ -21,6 +21,7 @@ BENCHMARKS = (
     "pool_reconnect",
     "retention",
     "tracing",
+    "amtemplates",
 )
 
 

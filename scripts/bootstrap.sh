@@ -66,6 +66,16 @@ fi
 say "syncing the Python workspace from uv.lock"
 uv sync --frozen --quiet
 
+# The notifier renders Alertmanager-format templates with Alertmanager's own Go package:
+# built once from services/notifier/src/notifier/amtemplate/renderer (Go 1.26, modules
+# from the Go module proxy), cached in ~/.cache/opsmesh/bin.
+say "building the Alertmanager template renderer (cached)"
+if ! uv run --frozen --quiet python -m notifier.amtemplate.build >/dev/null; then
+  say "the renderer did not build: Alertmanager-format receivers will not start; opsmesh"
+  say "receivers files (Jinja2 templates) work without it. Install Go 1.26 and run make deps again."
+  exit 1
+fi
+
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   say "resolving the Kafka broker jars (Maven Central, cached)"
   uv run --frozen --quiet python -c "from opsmesh.devinfra.kafka import ensure_jars; print('[bootstrap] kafka jars:', ensure_jars())"

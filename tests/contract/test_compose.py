@@ -347,6 +347,15 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
         assert (ROOT / src).exists(), f"COPY {src}: no such path in the build context"
 
 
+def test_image_carries_the_alertmanager_template_renderer() -> None:
+    """The notifier of an Alertmanager configuration needs opsmesh-amtemplate (Go)."""
+    text = "\n".join(dockerfile_lines(DOCKERFILE))
+    assert "COPY services/notifier/src/notifier/amtemplate/renderer ./" in text
+    assert "go build -trimpath -mod=readonly -o /opsmesh-amtemplate ." in text
+    assert "COPY --from=amtemplate /opsmesh-amtemplate /usr/local/bin/opsmesh-amtemplate" in text
+    assert "NOTIFIER_AMTEMPLATE_BIN=/usr/local/bin/opsmesh-amtemplate" in text
+
+
 def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
     patterns = [
         line.strip()

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from notifier.amtemplate import AlertmanagerTemplates, GoRenderer
+from notifier.amtemplate.build import find as find_renderer
 from notifier.channels.factory import destinations, tls_context
 from notifier.channels.safe_http import safe_session
 from notifier.core.retry import RetryPolicy
@@ -19,7 +21,8 @@ from notifier.delivery.retention import purge_jobs
 from notifier.openapi import DOCUMENT as OPENAPI
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Sender
-from notifier.receivers import load_receivers
+from notifier.receivers import Receivers, TemplateLanguage, load_receivers
+from notifier.rendering import BUDGET
 from notifier.settings import NotifierSettings
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
@@ -33,9 +36,31 @@ SERVICE = "notifier"
 _SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 
 
+def alertmanager_templates(
+    settings: NotifierSettings, receivers: Receivers
+) -> AlertmanagerTemplates | None:
+    """The Go renderer, when the receivers' templates are Alertmanager's; a missing
+    renderer binary is an error at start that says how to build it."""
+    if receivers.language is not TemplateLanguage.GO:
+        return None
+    renderer = GoRenderer(
+        find_renderer(settings.amtemplate_bin),
+        workers=settings.amtemplate_workers,
+        max_seconds=BUDGET.max_seconds,
+        max_output=settings.amtemplate_max_output_bytes,
+        max_memory_mb=settings.amtemplate_max_memory_mb,
+    )
+    return AlertmanagerTemplates(renderer, receivers.templates)
+
+
 def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Application:
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
-    receivers = load_receivers(settings.receivers_file, settings.default_webhook_url)
+    receivers = load_receivers(
+        settings.receivers_file,
+        settings.default_webhook_url,
+        settings.template_language_choice(),
+    )
+    templates = alertmanager_templates(settings, receivers)
     policy = TargetPolicy.from_strings(settings.allowed_networks)
     tls = tls_context(settings.ca_file)
     sessions: list[aiohttp.ClientSession] = []
@@ -46,6 +71,15 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
         app[_SESSION_KEY] = session
         yield
         await session.close()
+
+    async def templates_ctx(_: web.Application) -> AsyncIterator[None]:
+        if templates is None:
+            yield
+            return
+        # As Alertmanager at start: template files that do not parse stop the service.
+        await templates.check()
+        yield
+        await templates.renderer.close()
 
     def workers() -> list[tuple[str, Worker]]:
         refs = PgMessageRefs(runtime.pool)
@@ -60,6 +94,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
                 tls=tls,
                 concurrency=settings.lane_concurrency,
                 slack_rate_per_s=settings.slack_rate_per_s,
+                templates=templates,
             )
             for name, receiver in receivers.by_name.items()
         }
@@ -132,6 +167,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
                 runtime.postgres_ctx("notifier.migrations"),
                 runtime.redis_ctx,
                 http_ctx,
+                templates_ctx,
             ],
             readiness=runtime.readiness,
             workers=runtime.with_self_report(workers),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,18 +24,78 @@ from notifier.receivers import (
 from notifier.samples import sample_request
 from notifier.settings import NotifierSettings
 from opsmesh.events.alerts import AlertStatus
+from opsmesh.events.notifications import NotificationRequested
 from opsmesh.settings import load_settings
 
+if TYPE_CHECKING:
+    from notifier.amtemplate import AlertmanagerTemplates
 
-def _receiver(settings: NotifierSettings, name: str, receivers_file: str | None) -> ReceiverConfig:
-    receivers: Receivers = load_receivers(
-        receivers_file or settings.receivers_file, settings.default_webhook_url
+
+def _receivers(settings: NotifierSettings, receivers_file: str | None) -> Receivers:
+    return load_receivers(
+        receivers_file or settings.receivers_file,
+        settings.default_webhook_url,
+        settings.template_language_choice(),
     )
+
+
+def _receiver(receivers: Receivers, name: str) -> ReceiverConfig:
     found = receivers.get(name)
     if found is None:
         known = ", ".join(sorted(receivers.by_name)) or "none"
         raise click.ClickException(f"no receiver {name!r} (known: {known})")
     return found
+
+
+def _templates(settings: NotifierSettings, receivers: Receivers) -> AlertmanagerTemplates | None:
+    from notifier.amtemplate.build import RendererUnavailable  # noqa: PLC0415
+    from notifier.app import alertmanager_templates  # noqa: PLC0415
+
+    try:
+        return alertmanager_templates(settings, receivers)
+    except RendererUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _preview_go(
+    templates: AlertmanagerTemplates, config: ReceiverConfig, request: NotificationRequested
+) -> None:
+    """What Alertmanager's templates render for each integration of ``config``."""
+    from notifier.amtemplate import TemplateError, messages  # noqa: PLC0415
+    from notifier.channels.email import build_am_message  # noqa: PLC0415
+    from notifier.core import pagerduty_event  # noqa: PLC0415
+    from notifier.core.webhook_payload import webhook_payload  # noqa: PLC0415
+    from notifier.rendering import RenderError  # noqa: PLC0415
+
+    try:
+        await templates.check()
+        for integration, kind, item in config.integrations():
+            click.secho(f"== {integration} ({kind.value}, Alertmanager templates)", bold=True)
+            if isinstance(item, EmailConfig):
+                rendered = await templates.render(request, messages.email_fields(item))
+                message = build_am_message(item, request, rendered)
+                for name, value in message.items():
+                    click.echo(f"{name}: {value}")
+                for part in ("plain", "html"):
+                    body = message.get_body((part,))
+                    click.echo(f"--- {part}\n{body.get_content() if body else ''}")
+            elif isinstance(item, SlackConfig):
+                rendered = await templates.render(request, messages.slack_fields(item))
+                click.echo(json.dumps(messages.slack_message(item, rendered), indent=2))
+            elif isinstance(item, PagerDutyConfig):
+                rendered = await templates.render(request, messages.pagerduty_fields(item))
+                event = pagerduty_event.am_event(
+                    request, routing_key="<routing key>", rendered=rendered
+                )
+                click.echo(json.dumps(event, indent=2))
+            else:
+                click.echo(json.dumps(webhook_payload(request), indent=2))
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from None
+    except TemplateError as exc:
+        raise click.ClickException(f"templates: {exc}") from None
+    finally:
+        await templates.renderer.close()
 
 
 @click.group()
@@ -65,9 +126,14 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
     from notifier.rendering import render_named, template_data  # noqa: PLC0415
 
     settings = load_settings(NotifierSettings)
-    config = _receiver(settings, receiver, receivers_file)
+    receivers = _receivers(settings, receivers_file)
+    config = _receiver(receivers, receiver)
     status = AlertStatus.RESOLVED if resolved else AlertStatus.FIRING
     request = sample_request(receiver, status=status)
+    templates = _templates(settings, receivers)
+    if templates is not None:
+        asyncio.run(_preview_go(templates, config, request))
+        return
     data = template_data(request)
     for integration, kind, item in config.integrations():
         click.secho(f"== {integration} ({kind.value})", bold=True)
@@ -89,7 +155,7 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
                 request,
                 routing_key="<routing key>",
                 summary=" ".join(summary.split()),
-                source=item.source,
+                source=item.source or "opsmesh",
                 default_severity=item.severity,
             )
             click.echo(json.dumps(event, indent=2))
@@ -104,15 +170,39 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
 def test(receiver: str, resolved: bool, receivers_file: str | None) -> None:
     """Send one sample alert group to each of RECEIVER's integrations, once, no retries."""
     settings = load_settings(NotifierSettings)
-    config = _receiver(settings, receiver, receivers_file)
+    receivers = _receivers(settings, receivers_file)
+    config = _receiver(receivers, receiver)
     status = AlertStatus.RESOLVED if resolved else AlertStatus.FIRING
-    failures = asyncio.run(_send_test(settings, config, status))
+    failures = asyncio.run(_send_test(settings, config, status, _templates(settings, receivers)))
     if failures:
         raise click.ClickException(f"{failures} integration(s) failed")
 
 
 async def _send_test(
-    settings: NotifierSettings, config: ReceiverConfig, status: AlertStatus
+    settings: NotifierSettings,
+    config: ReceiverConfig,
+    status: AlertStatus,
+    templates: AlertmanagerTemplates | None,
+) -> int:
+    request = sample_request(config.name, status=status)
+    if templates is None:
+        return await _send_each(settings, config, request, None)
+    from notifier.amtemplate import TemplateError  # noqa: PLC0415
+
+    try:
+        await templates.check()
+        return await _send_each(settings, config, request, templates)
+    except TemplateError as exc:
+        raise click.ClickException(f"templates: {exc}") from None
+    finally:
+        await templates.renderer.close()
+
+
+async def _send_each(
+    settings: NotifierSettings,
+    config: ReceiverConfig,
+    request: NotificationRequested,
+    templates: AlertmanagerTemplates | None,
 ) -> int:
     from notifier.channels.factory import destinations, tls_context  # noqa: PLC0415
     from notifier.channels.safe_http import safe_session  # noqa: PLC0415
@@ -122,7 +212,6 @@ async def _send_test(
 
     policy = TargetPolicy.from_strings(settings.allowed_networks)
     tls = tls_context(settings.ca_file)
-    request = sample_request(config.name, status=status)
     failures = 0
     async with safe_session(policy, timeout_s=settings.send_timeout_s, ssl_context=tls) as session:
         for destination in destinations(
@@ -135,6 +224,7 @@ async def _send_test(
             tls=tls,
             concurrency=1,
             slack_rate_per_s=settings.slack_rate_per_s,
+            templates=templates,
         ):
             result = await destination.channel.send(request)
             if result.ok:

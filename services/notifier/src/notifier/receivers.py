@@ -23,6 +23,15 @@ from pydantic import SecretStr
 from yarl import URL
 
 
+class TemplateLanguage(enum.StrEnum):
+    """How a receivers file's templates are written. ``go``: Alertmanager's (text/template
+    over Alertmanager's data, its functions and default templates, rendered by
+    ``opsmesh-amtemplate``); ``jinja2``: opsmesh's own (the bounded Jinja2 sandbox)."""
+
+    GO = "go"
+    JINJA2 = "jinja2"
+
+
 class IntegrationKind(enum.StrEnum):
     EMAIL = "email"
     SLACK = "slack"
@@ -58,11 +67,15 @@ class EmailConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"from_": 
     from_: str
     smarthost: str  # "host:port"
     cc: list[str] = []
+    # Alertmanager's templated headers (Go templates only); Subject, To and From default to
+    # Alertmanager's subject template and the addresses above.
+    headers: dict[str, str] = {}
     auth_username: str | None = None
     auth_password: SecretStr | None = None
     require_tls: bool = True  # STARTTLS (Alertmanager's default)
     tls: bool = False  # implicit TLS from the first byte (port 465)
-    # Templates (Jinja2, sandboxed); None: the defaults.
+    # Templates; None: the defaults (opsmesh's for Jinja2, Alertmanager's for Go). ``subject``
+    # is Jinja2's; Go templates set the ``Subject`` header, as in Alertmanager.
     subject: str | None = None
     html: str | None = None
     text: str | None = None
@@ -74,14 +87,56 @@ class EmailConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"from_": 
             raise ValueError(f"email_configs.smarthost: {self.smarthost!r} is not host:port")
 
 
+class SlackConfirm(msgspec.Struct, forbid_unknown_fields=False):
+    title: str = ""
+    text: str = ""
+    ok_text: str = ""
+    dismiss_text: str = ""
+
+
+class SlackAction(msgspec.Struct, forbid_unknown_fields=False):
+    type: str = ""
+    text: str = ""
+    url: str = ""
+    style: str = ""
+    name: str = ""
+    value: str = ""
+    confirm: SlackConfirm | None = None
+
+
+class SlackField(msgspec.Struct, forbid_unknown_fields=False):
+    title: str = ""
+    value: str = ""
+    short: bool | None = None
+
+
 class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
     # Incoming webhook URL, or a bot token + channel for chat.postMessage/chat.update.
     api_url: SecretStr | None = None
     token: SecretStr | None = None
     channel: str | None = None
     api_base_url: str = "https://slack.com/api/"
+    # Templates; None: the defaults (opsmesh's for Jinja2, Alertmanager's for Go). The
+    # fields after ``text`` are Alertmanager's attachment fields, used with Go templates.
     title: str | None = None
     text: str | None = None
+    title_link: str | None = None
+    pretext: str | None = None
+    fallback: str | None = None
+    footer: str | None = None
+    color: str | None = None
+    username: str | None = None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+    callback_id: str | None = None
+    image_url: str | None = None
+    thumb_url: str | None = None
+    message_text: str | None = None
+    fields: list[SlackField] = []
+    short_fields: bool = False
+    actions: list[SlackAction] = []
+    mrkdwn_in: list[str] = []
+    link_names: bool = False
     send_resolved: bool = False
 
     def __post_init__(self) -> None:
@@ -94,12 +149,34 @@ class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
         _check_url(self.api_base_url, "slack_configs.api_base_url")
 
 
-class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False):
+class PagerDutyLink(msgspec.Struct, forbid_unknown_fields=False):
+    href: str = ""
+    text: str = ""
+
+
+class PagerDutyImage(msgspec.Struct, forbid_unknown_fields=False):
+    src: str = ""
+    alt: str = ""
+    href: str = ""
+
+
+class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"class_": "class"}):
     routing_key: SecretStr
     url: str = "https://events.pagerduty.com/v2/enqueue"
-    severity: str = "error"  # when the alerts carry no severity label
-    source: str = "opsmesh"
-    summary: str | None = None
+    # Jinja2: used when the alerts carry no severity label. Go: a template, as Alertmanager's.
+    severity: str = "error"
+    source: str | None = None  # Jinja2: "opsmesh"; Go: the client's template
+    summary: str | None = None  # Jinja2's template of the event summary
+    # Alertmanager's templated fields (Go templates); None: Alertmanager's defaults.
+    description: str | None = None
+    client: str | None = None
+    client_url: str | None = None
+    details: dict[str, Any] | None = None
+    class_: str | None = None
+    component: str | None = None
+    group: str | None = None
+    links: list[PagerDutyLink] = []
+    images: list[PagerDutyImage] = []
     send_resolved: bool = True
     # Events API v2 allows about 120 events/min per routing key.
     rate_per_min: float = 120.0
@@ -141,6 +218,10 @@ class ReceiversFile(msgspec.Struct, forbid_unknown_fields=False):
 @dataclass(frozen=True, slots=True)
 class Receivers:
     by_name: dict[str, ReceiverConfig]
+    language: TemplateLanguage = TemplateLanguage.JINJA2
+    # The file's ``templates:`` globs, absolute (relative ones are taken from the file's
+    # directory, as Alertmanager takes them); Go templates only.
+    templates: tuple[str, ...] = ()
 
     def get(self, name: str) -> ReceiverConfig | None:
         return self.by_name.get(name)
@@ -169,16 +250,47 @@ def parse_receivers(raw: Any, where: str = "receivers") -> dict[str, ReceiverCon
     return configs
 
 
-def load_receivers(path: str | None, default_webhook_url: str | None) -> Receivers:
+def template_language(raw: Any, configured: TemplateLanguage | None) -> TemplateLanguage:
+    """The configured language, or else: Go for an Alertmanager configuration (a file with
+    a ``route``, which Alertmanager requires of every configuration, or ``templates``),
+    Jinja2 for opsmesh's own receivers file (``receivers`` alone)."""
+    if configured is not None:
+        return configured
+    if isinstance(raw, dict) and ("route" in raw or "templates" in raw):
+        return TemplateLanguage.GO
+    return TemplateLanguage.JINJA2
+
+
+def template_globs(raw: Any, path: str) -> tuple[str, ...]:
+    found = raw.get("templates") if isinstance(raw, dict) else None
+    if found is None:
+        return ()
+    if not isinstance(found, list) or not all(isinstance(g, str) for g in found):
+        raise ReceiversError(f"{path}: templates: expected a list of file globs")
+    base = Path(path).resolve().parent
+    return tuple(str(base / g) if not Path(g).is_absolute() else g for g in found)
+
+
+def load_receivers(
+    path: str | None,
+    default_webhook_url: str | None,
+    language: TemplateLanguage | None = None,
+) -> Receivers:
     configs: dict[str, ReceiverConfig] = {}
+    raw: Any = None
+    globs: tuple[str, ...] = ()
     if path:
         try:
             raw = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise ReceiversError(f"{path}: {exc}") from None
         configs = parse_receivers(raw, path)
+        globs = template_globs(raw, path)
+    chosen = template_language(raw, language)
+    if globs and chosen is TemplateLanguage.JINJA2:
+        raise ReceiversError(f"{path}: templates: are Alertmanager (Go) template files")
     if default_webhook_url and "default" not in configs:
         configs["default"] = ReceiverConfig(
             name="default", webhook_configs=[WebhookConfig(url=default_webhook_url)]
         )
-    return Receivers(configs)
+    return Receivers(configs, chosen, globs)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from notifier.receivers import TemplateLanguage
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommonSettings
 from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
@@ -16,6 +17,24 @@ class NotifierSettings(CommonSettings):
     http_port: int = Field(8083, alias="NOTIFIER_HTTP_PORT", ge=1, le=65535)
     receivers_file: str | None = Field(None, alias="NOTIFIER_RECEIVERS_FILE")
     default_webhook_url: str | None = Field(None, alias="NOTIFIER_DEFAULT_WEBHOOK_URL")
+    # How the receivers file's templates are written: "go" (Alertmanager's), "jinja2"
+    # (opsmesh's), or "auto": go for an Alertmanager configuration (a file with a `route`
+    # or `templates`), jinja2 for a file of `receivers` alone.
+    template_language: Literal["auto", "go", "jinja2"] = Field(
+        "auto", alias="NOTIFIER_TEMPLATE_LANGUAGE"
+    )
+    # The Go renderer of Alertmanager templates (default: the one `make deps` builds).
+    amtemplate_bin: str | None = Field(None, alias="NOTIFIER_AMTEMPLATE_BIN")
+    amtemplate_workers: int = Field(2, ge=1, le=32, alias="NOTIFIER_AMTEMPLATE_WORKERS")
+    # Largest rendered field (bytes). Alertmanager's default email is ~2.6 KB per alert, so
+    # the default fits a group of 1,000 alerts (the most one notification carries).
+    amtemplate_max_output_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, alias="NOTIFIER_AMTEMPLATE_MAX_OUTPUT_BYTES"
+    )
+    # Address space one renderer process may add while rendering (its memory budget).
+    amtemplate_max_memory_mb: int = Field(
+        256, ge=32, le=16_384, alias="NOTIFIER_AMTEMPLATE_MAX_MEMORY_MB"
+    )
     # Networks a webhook may reach although they are loopback/private (e.g. 127.0.0.0/8 in dev).
     allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
         (), alias="NOTIFIER_ALLOWED_NETWORKS"
@@ -62,6 +81,11 @@ class NotifierSettings(CommonSettings):
                 " its topic keeps it, and must find its delivered row"
             )
         return self
+
+    def template_language_choice(self) -> TemplateLanguage | None:
+        return (
+            None if self.template_language == "auto" else TemplateLanguage(self.template_language)
+        )
 
     @field_validator("allowed_networks", "summary_recipients", mode="before")
     @classmethod

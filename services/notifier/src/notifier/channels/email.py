@@ -8,6 +8,7 @@ handed a socket already connected to a checked address (``connect_checked``).
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -16,6 +17,8 @@ from typing import Any
 
 import aiosmtplib
 
+from notifier.amtemplate import AlertmanagerTemplates
+from notifier.amtemplate.messages import email_fields, prefixed
 from notifier.channels.base import SendResult
 from notifier.channels.safe_http import Redactor, connect_checked
 from notifier.core.retry import FailureKind
@@ -46,6 +49,43 @@ def build_message(config: EmailConfig, request: NotificationRequested) -> EmailM
     return message
 
 
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+# Headers the message's own structure sets; a template cannot replace them.
+_STRUCTURAL_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+
+
+def build_am_message(
+    config: EmailConfig, request: NotificationRequested, rendered: dict[str, Any]
+) -> EmailMessage:
+    """An email from fields rendered by Alertmanager's templates: every header of
+    ``headers`` (Subject, To and From by default), the HTML body and, when it renders to
+    something, the text body, as Alertmanager sends them."""
+    message = EmailMessage()
+    headers = prefixed(rendered, "header.")
+    for name, value in headers.items():
+        if name.lower() in _STRUCTURAL_HEADERS:
+            continue
+        # Header injection: a header is one line whatever the labels hold (Alertmanager
+        # Q-encodes line breaks; they become spaces here). Other whitespace is kept.
+        message[name] = _LINE_BREAKS.sub(" ", str(value))[:998]
+    cc = getattr(config, "cc", [])  # opsmesh's field; Alertmanager sets a Cc header
+    if cc and "Cc" not in message:
+        message["Cc"] = ", ".join(cc)
+    message["Date"] = formatdate(localtime=False)
+    if "Message-Id" not in message:
+        domain = config.from_.rpartition("@")[2] or "opsmesh.local"
+        message["Message-ID"] = make_msgid(domain=domain)
+    message["X-Opsmesh-Idempotency-Key"] = request.idempotency_key
+    text, html = str(rendered["text"]), str(rendered["html"])
+    if text:
+        message.set_content(text)
+        if html:
+            message.add_alternative(html, "html")
+    else:
+        message.set_content(html, "html")
+    return message
+
+
 class EmailChannel:
     def __init__(
         self,
@@ -56,8 +96,10 @@ class EmailChannel:
         timeout_s: float,
         tls_context: ssl.SSLContext | None = None,
         resolve: Callable[..., Awaitable[list[Any]]] | None = None,
+        templates: AlertmanagerTemplates | None = None,
     ) -> None:
         self.name = name
+        self._templates = templates
         self._config = config
         host, _, port = config.smarthost.rpartition(":")  # checked when the file loaded
         self._host = host.removeprefix("[").removesuffix("]")
@@ -72,7 +114,11 @@ class EmailChannel:
     async def send(self, request: NotificationRequested) -> SendResult:
         config = self._config
         try:
-            message = await render_off_loop(build_message, config, request)
+            if self._templates is not None:
+                rendered = await self._templates.render(request, email_fields(config))
+                message = build_am_message(config, request, rendered)
+            else:
+                message = await render_off_loop(build_message, config, request)
         except RenderError as exc:
             return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
         password = config.auth_password.get_secret_value() if config.auth_password else None

@@ -6,6 +6,7 @@ import ssl
 
 import aiohttp
 
+from notifier.amtemplate import AlertmanagerTemplates
 from notifier.channels.base import Channel
 from notifier.channels.email import EmailChannel
 from notifier.channels.pagerduty import PagerDutyChannel
@@ -42,7 +43,9 @@ def destinations(
     tls: ssl.SSLContext,
     concurrency: int,
     slack_rate_per_s: float,
+    templates: AlertmanagerTemplates | None = None,
 ) -> list[Destination]:
+    """``templates``: render as Alertmanager does (Go templates); None: Jinja2."""
     out: list[Destination] = []
     for integration, kind, config in receiver.integrations():
         channel: Channel
@@ -63,7 +66,12 @@ def destinations(
         elif kind is IntegrationKind.EMAIL:
             assert isinstance(config, EmailConfig)
             channel = EmailChannel(
-                name=integration, config=config, policy=policy, timeout_s=timeout_s, tls_context=tls
+                name=integration,
+                config=config,
+                policy=policy,
+                timeout_s=timeout_s,
+                tls_context=tls,
+                templates=templates,
             )
             lanes = min(concurrency, 4)  # SMTP servers dislike many parallel sessions
         elif kind is IntegrationKind.SLACK:
@@ -76,6 +84,7 @@ def destinations(
                 policy=policy,
                 refs=refs,
                 timeout_s=timeout_s,
+                templates=templates,
             )
             channel, rate_key, rate = slack, slack.rate_key, slack_rate_per_s
             # One message per second per channel: more workers would only queue on it,
@@ -84,7 +93,11 @@ def destinations(
         else:
             assert isinstance(config, PagerDutyConfig)
             pagerduty = PagerDutyChannel(
-                name=integration, config=config, session=session, policy=policy
+                name=integration,
+                config=config,
+                session=session,
+                policy=policy,
+                templates=templates,
             )
             channel, rate_key = pagerduty, pagerduty.rate_key
             rate, burst = config.rate_per_min / 60.0, 10.0

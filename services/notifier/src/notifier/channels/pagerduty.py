@@ -9,10 +9,13 @@ so it is spoken directly, through the SSRF-checking session, with our own retrie
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import aiohttp
 import msgspec
 
+from notifier.amtemplate import AlertmanagerTemplates
+from notifier.amtemplate.messages import pagerduty_fields
 from notifier.channels.base import SendResult
 from notifier.channels.safe_http import Redactor
 from notifier.core import pagerduty_event
@@ -34,8 +37,10 @@ class PagerDutyChannel:
         config: PagerDutyConfig,
         session: aiohttp.ClientSession,
         policy: TargetPolicy,
+        templates: AlertmanagerTemplates | None = None,
     ) -> None:
         self.name = name
+        self._templates = templates
         self._config = config
         self._session = session
         self._policy = policy  # enforced by the session's connector, on every connection
@@ -47,21 +52,27 @@ class PagerDutyChannel:
         secret = self._config.routing_key.get_secret_value()
         return "pagerduty:" + hashlib.sha256(secret.encode()).hexdigest()[:24]
 
+    async def _event(self, request: NotificationRequested) -> dict[str, Any]:
+        config = self._config
+        routing_key = config.routing_key.get_secret_value()
+        if self._templates is not None:
+            rendered = await self._templates.render(request, pagerduty_fields(config))
+            return pagerduty_event.am_event(request, routing_key=routing_key, rendered=rendered)
+        summary = await render_off_loop(_render_summary, config, request)
+        return pagerduty_event.event(
+            request,
+            routing_key=routing_key,
+            summary=" ".join(summary.split()),
+            source=config.source or "opsmesh",
+            default_severity=config.severity,
+        )
+
     async def send(self, request: NotificationRequested) -> SendResult:
         config = self._config
         try:
-            summary = await render_off_loop(_render_summary, config, request)
+            body = _encoder.encode(await self._event(request))
         except RenderError as exc:
             return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
-        body = _encoder.encode(
-            pagerduty_event.event(
-                request,
-                routing_key=config.routing_key.get_secret_value(),
-                summary=" ".join(summary.split()),
-                source=config.source,
-                default_severity=config.severity,
-            )
-        )
         try:
             async with self._session.post(
                 config.url,

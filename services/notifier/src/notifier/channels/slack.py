@@ -18,6 +18,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from notifier.amtemplate import AlertmanagerTemplates
+from notifier.amtemplate.messages import slack_fields, slack_message
 from notifier.channels.base import SendResult
 from notifier.channels.safe_http import Redactor
 from notifier.core.retry import FailureKind, classify_status
@@ -110,8 +112,10 @@ class SlackChannel:
         policy: TargetPolicy,
         refs: MessageRefs,
         timeout_s: float,
+        templates: AlertmanagerTemplates | None = None,
     ) -> None:
         self.name = name
+        self._templates = templates
         self._receiver = receiver
         self._config = config
         self._policy = policy  # enforced by the session's connector, on every connection
@@ -146,23 +150,29 @@ class SlackChannel:
         ident = self._config.channel if self._web is not None else self._url
         return "slack:" + hashlib.sha256(f"{self._url}|{ident}".encode()).hexdigest()[:24]
 
+    async def _body(self, request: NotificationRequested) -> dict[str, Any]:
+        """The message: Alertmanager's (one attachment) for Go templates, else Block Kit."""
+        if self._templates is not None:
+            rendered = await self._templates.render(request, slack_fields(self._config))
+            return slack_message(self._config, rendered)
+        title, text = await render_off_loop(render_slack, self._config, request)
+        return {"text": f"{title}\n{text}"[:_TEXT_MAX], "blocks": blocks(title, text, request)}
+
     async def send(self, request: NotificationRequested) -> SendResult:
         try:
-            title, text = await render_off_loop(render_slack, self._config, request)
+            body = await self._body(request)
         except RenderError as exc:
             return SendResult(ok=False, failure=FailureKind.TEMPLATE, error=self._redact(str(exc)))
-        fallback = f"{title}\n{text}"[:_TEXT_MAX]
-        layout = blocks(title, text, request)
         try:
             if self._webhook is not None:
-                return await self._send_webhook(fallback, layout)
-            return await self._send_web(request, fallback, layout)
+                return await self._send_webhook(body)
+            return await self._send_web(request, body)
         except (aiohttp.ClientError, TimeoutError, OSError, SlackClientError) as exc:
             return self._redact.failure(exc)
 
-    async def _send_webhook(self, text: str, layout: list[dict[str, Any]]) -> SendResult:
+    async def _send_webhook(self, body: dict[str, Any]) -> SendResult:
         assert self._webhook is not None
-        response = await self._webhook.send(text=text, blocks=layout)
+        response = await self._webhook.send_dict(body)
         failure = classify_status(response.status_code)
         if failure is None and response.body.strip() == "ok":
             return SendResult(ok=True, status_code=response.status_code)
@@ -176,25 +186,23 @@ class SlackChannel:
             retry_after_s=_retry_after(response.headers),
         )
 
-    async def _send_web(
-        self, request: NotificationRequested, text: str, layout: list[dict[str, Any]]
-    ) -> SendResult:
+    async def _send_web(self, request: NotificationRequested, body: dict[str, Any]) -> SendResult:
         assert self._web is not None
         assert self._config.channel is not None
+        body = dict(body)
+        channel = body.pop("channel", None) or self._config.channel
         ref_key = f"{self._receiver}|{self.name}|{request.group_key}"
         try:
             if request.status is AlertStatus.RESOLVED:
                 ref = await self._refs.get(ref_key)
                 if ref is not None:
                     channel, ts = ref
-                    await self._web.chat_update(channel=channel, ts=ts, text=text, blocks=layout)
+                    await self._web.chat_update(channel=channel, ts=ts, **body)
                     # The incident is over; the group's next firing is a new message.
                     await self._refs.drop(ref_key)
                     return SendResult(ok=True, status_code=200)
             # New or more alerts post a new message (it notifies people; an edit does not).
-            response = await self._web.chat_postMessage(
-                channel=self._config.channel, text=text, blocks=layout
-            )
+            response = await self._web.chat_postMessage(channel=channel, **body)
         except SlackApiError as exc:
             status = int(exc.response.status_code)
             failure = classify_status(status) or FailureKind.CLIENT_ERROR
@@ -209,7 +217,7 @@ class SlackChannel:
                 error=self._redact(f"Slack API {status}: {reason}"),
                 retry_after_s=_retry_after(exc.response.headers),
             )
-        posted_in = str(response.get("channel") or self._config.channel)
+        posted_in = str(response.get("channel") or channel)
         posted_ts = response.get("ts")
         if posted_ts and request.status is AlertStatus.FIRING:
             await self._refs.put(ref_key, posted_in, str(posted_ts))

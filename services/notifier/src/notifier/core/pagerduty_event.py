@@ -99,3 +99,50 @@ def event(
         "client": "opsmesh",
         "client_url": request.external_url,
     }
+
+
+def am_event(
+    request: NotificationRequested, *, routing_key: str, rendered: dict[str, Any]
+) -> dict[str, Any]:
+    """Alertmanager's Events API v2 message from fields its templates rendered
+    (``notifier.amtemplate.messages.pagerduty_fields``): the same shape for a trigger and a
+    resolve, empty optional fields left out as Alertmanager's JSON tags leave them out.
+    ``dedup_key`` stays opsmesh's (receiver and group), so both ends address one alert."""
+    from notifier.amtemplate.messages import (  # noqa: PLC0415 - core stays import-light
+        PAGERDUTY_SUMMARY_MAX_RUNES,
+        prefixed,
+        truncate_in_runes,
+    )
+
+    action = "resolve" if request.status is AlertStatus.RESOLVED else "trigger"
+    payload: dict[str, Any] = {
+        "summary": truncate_in_runes(str(rendered["description"]), PAGERDUTY_SUMMARY_MAX_RUNES),
+        "source": rendered["source"],
+        "severity": rendered["severity"],
+    }
+    for name in ("class", "component", "group"):
+        if rendered[name]:
+            payload[name] = rendered[name]
+    details = prefixed(rendered, "details.")
+    if details:
+        payload["custom_details"] = details
+    links = prefixed(rendered, "links.")
+    images = prefixed(rendered, "images.")
+    message: dict[str, Any] = {
+        "routing_key": routing_key,
+        "dedup_key": dedup_key(request.receiver, request.group_key),
+        "event_action": action,
+        "payload": payload,
+    }
+    for name in ("client", "client_url"):
+        if rendered[name]:
+            message[name] = rendered[name]
+    count = len({k.split(".")[0] for k in images})
+    found_images = [{n: images[f"{i}.{n}"] for n in ("src", "alt", "href")} for i in range(count)]
+    if any(image["src"] for image in found_images):
+        message["images"] = [image for image in found_images if image["src"]]
+    count = len({k.split(".")[0] for k in links})
+    found_links = [{"href": links[f"{i}.href"], "text": links[f"{i}.text"]} for i in range(count)]
+    if any(link["href"] for link in found_links):
+        message["links"] = [link for link in found_links if link["href"]]
+    return message
