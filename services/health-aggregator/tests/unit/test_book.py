@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, worst
+from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, too_far_ahead, worst
 from opsmesh.events.health import HealthReported, HealthStatus
 
 T0 = 1_700_000_000.0
@@ -184,3 +184,13 @@ def test_restore() -> None:
     assert book.observe(report(PASS, T0 - 1)) is None  # older than restored
     (change,) = book.expire(T0 + 30)
     assert change.previous is PASS
+
+
+def test_a_report_stamped_too_far_ahead_is_refused_with_its_reason() -> None:
+    now = T0
+    assert too_far_ahead(report(PASS, now + 300), now, 300.0) is None
+    assert too_far_ahead(report(PASS, now - 86_400), now, 300.0) is None
+    reason = too_far_ahead(report(PASS, 253_402_300_799.0), now, 300.0)
+    assert reason is not None
+    assert "300s ahead" in reason
+    assert too_far_ahead(report(PASS, now + 301), now, 300.0) is not None

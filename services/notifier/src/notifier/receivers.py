@@ -22,6 +22,8 @@ import yaml
 from pydantic import SecretStr
 from yarl import URL
 
+from opsmesh.yaml_errors import yaml_error_text
+
 
 class IntegrationKind(enum.StrEnum):
     EMAIL = "email"
@@ -174,8 +176,11 @@ def load_receivers(path: str | None, default_webhook_url: str | None) -> Receive
     if path:
         try:
             raw = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except OSError as exc:
             raise ReceiversError(f"{path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            # PyYAML quotes the line, which may hold a webhook URL or a routing key.
+            raise ReceiversError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
         configs = parse_receivers(raw, path)
     if default_webhook_url and "default" not in configs:
         configs["default"] = ReceiverConfig(
