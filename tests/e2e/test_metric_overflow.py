@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-import urllib.request
 import uuid
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -99,10 +99,12 @@ async def test_overflowing_sums_become_finite_signals_and_history(
     assert dead == []
 
     query = f"/api/v1/series?name={name}&start={base - 10}&end={base + 10}&step=2"
-    url = mesh.running["metrics-ingest"].url + query
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200
-        answer = msgspec.json.decode(response.read())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mesh.running["metrics-ingest"].url + query) as response,
+    ):
+        assert response.status == 200, await response.text()
+        answer = msgspec.json.decode(await response.read())
     points = {s["labels"]["kind"]: s["points"] for s in answer["series"]}
     (two_windows,) = points["gauge"]
     assert two_windows["count"] == 4
