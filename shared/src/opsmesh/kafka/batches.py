@@ -11,8 +11,10 @@ arrive, only a producer with write access to a topic:
   default to one of them): ``UnsupportedCodecError``;
 - a compression bomb: the broker bounds a batch by its compressed size
   (``message.max.bytes``, 1 MiB), and gzip inflates ~1000:1, so one batch is ~1 GB in
-  memory. gzip batches are inflated here up to ``MAX_DECOMPRESSED_BATCH_BYTES``; past it
-  the batch is refused.
+  memory. gzip batches are inflated here up to ``MAX_DECOMPRESSED_BATCH_BYTES`` (16 MiB);
+  past it the batch is refused. And one fetch of a partition takes compressed batches
+  only until ``MAX_DECOMPRESSED_FETCH_BYTES`` (16 MiB) were inflated; the next poll
+  fetches the rest.
 
 ``install()`` wraps aiokafka's per-partition record iterator (``PartitionRecords``): a
 compressed batch is decoded eagerly inside a ``try``; one that fails is replaced by a
@@ -33,9 +35,13 @@ from typing import Any
 import aiokafka.consumer.fetcher as _fetcher
 import aiokafka.record.default_records as _records_py
 
-# Far above any batch a producer builds (batch.size 16 KiB to 1 MiB, of records under the
-# 1 MiB request limit), far below what fills a process.
-MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
+# Far above any batch a producer builds (batch.size 16 KiB to 1 MiB of compressed data, of
+# records under the 1 MiB request limit), far below what fills a process.
+MAX_DECOMPRESSED_BATCH_BYTES = 16 * 1024 * 1024
+# One fetch of a partition stops taking compressed batches once this much was inflated;
+# the rest is fetched again by the next poll. Without it a 1 MiB fetch of 64 KiB bombs
+# would be sixteen batches, each up to the batch bound, in one ``getmany``.
+MAX_DECOMPRESSED_FETCH_BYTES = 16 * 1024 * 1024
 HEADER_UNDECODABLE = "opsmesh_undecodable_batch"
 HEADER_FIRST_OFFSET = "opsmesh_batch_first_offset"
 
@@ -107,9 +113,12 @@ class _GuardedRecords:
 
     def __init__(self, records: Any) -> None:
         self._records = records
+        self._inflated = 0  # bytes of records decoded from compressed batches
 
     def has_next(self) -> bool:
-        return bool(self._records.has_next())
+        # Past the fetch budget, the partition's remaining batches wait for the next poll
+        # (aiokafka fetches again from the offset after the last batch taken).
+        return self._inflated < MAX_DECOMPRESSED_FETCH_BYTES and bool(self._records.has_next())
 
     def next_batch(self) -> Any:
         batch = self._records.next_batch()
@@ -121,7 +130,7 @@ class _GuardedRecords:
         ):
             return batch
         try:
-            return _Batch(batch, list(batch))
+            records = list(batch)
         except Exception as exc:  # any failure to inflate or parse: deterministic
             last = batch.next_offset - 1
             stand_in = _StandIn(
@@ -134,6 +143,8 @@ class _GuardedRecords:
                 ),
             )
             return _Batch(batch, [stand_in])
+        self._inflated += sum(len(r.value or b"") + len(r.key or b"") for r in records)
+        return _Batch(batch, records)
 
 
 class GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]
