@@ -66,7 +66,7 @@ async def refused(base_url: str, probes: Iterable[Probe]) -> list[str]:
                     skip_auto_headers=("Content-Type",),
                 ) as response:
                     status, text = response.status, await response.text(errors="replace")
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 problems.append(f"{probe.name}: no answer ({type(exc).__name__}: {exc})")
                 continue
             if probe.status is not None and status != probe.status:

@@ -126,6 +126,10 @@ def _series_probes() -> list[Probe]:
         get("malformed matcher", "name=a&match=%7B%7D%7B"),
         get("NUL in matcher", "name=a&match=l%3D%22%00%22"),
         get("9 KB query", "name=a&match=" + "a" * 9000),
+        # Whitespace runs the old matcher pattern took cubic time over (~20 s each, with
+        # the event loop held): refused at once, never an answer that takes minutes.
+        get("backtracking matchers", "name=a" + ("&match=a%3D" + "+" * 2000 + "x%0Ax") * 3),
+        get("matcher over 2048 characters", "name=a&match=a%3D" + "v" * 2100),
     ]
 
 

@@ -175,6 +175,7 @@ TARGETS = {
             time=("reported_at",),
             count=("ttl_s",),
             nested=("observed_value",),
+            future_bounded=True,  # HEALTH_AGGREGATOR_MAX_FUTURE_S
         ),
         Target(
             SIGNALS,

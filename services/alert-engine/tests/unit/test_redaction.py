@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from alert_engine.core.amconfig import ConfigError, parse_config
-from alert_engine.core.redaction import MASK, SECRET_FIELDS, is_secret, redact, yaml_error_text
+from alert_engine.core.redaction import MASK, SECRET_FIELDS, is_secret, redact
+from opsmesh.yaml_errors import yaml_error_text
 
 # Every value below that starts with "s3cr3t" is a secret; nothing else is.
 CONFIG = textwrap.dedent(

@@ -68,6 +68,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
             clock=runtime.clock,
             registry=runtime.registry,
             ownership=share,
+            max_future_s=settings.max_future_s,
         )
         stages.append(stage)
         config = ConsumerConfig(group_id=GROUP_HEALTH_AGGREGATOR, topics=(HEALTH,))

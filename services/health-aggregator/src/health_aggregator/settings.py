@@ -28,6 +28,9 @@ class HealthAggregatorSettings(CommonSettings):
     # Active probes (YAML or JSON list); none when unset.
     probes_file: Path | None = Field(None, alias="HEALTH_AGGREGATOR_PROBES_FILE")
     probe_jitter: float = Field(0.1, ge=0, le=0.5, alias="HEALTH_AGGREGATOR_PROBE_JITTER")
+    # A report stamped further ahead of this clock is dead-lettered: it would never expire
+    # and would hide every later report of its check.
+    max_future_s: float = Field(300.0, ge=0, alias="HEALTH_AGGREGATOR_MAX_FUTURE_S")
 
     @field_validator("policies", mode="before")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, worst
+from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, too_far_ahead, worst
 from opsmesh.events.health import HealthReported, HealthStatus
 
 T0 = 1_700_000_000.0
@@ -222,3 +222,13 @@ def test_due_reads_the_heap_in_order_without_popping() -> None:
         book.observe(report(PASS, check=f"c{i}", ttl=ttl))
     assert [key[2] for _, key in book.due(T0 + 35)] == ["c1", "c3", "c4"]
     assert len(book.due(T0 + 35)) == 3
+
+
+def test_a_report_stamped_too_far_ahead_is_refused_with_its_reason() -> None:
+    now = T0
+    assert too_far_ahead(report(PASS, now + 300), now, 300.0) is None
+    assert too_far_ahead(report(PASS, now - 86_400), now, 300.0) is None
+    reason = too_far_ahead(report(PASS, 253_402_300_799.0), now, 300.0)
+    assert reason is not None
+    assert "300s ahead" in reason
+    assert too_far_ahead(report(PASS, now + 301), now, 300.0) is not None

@@ -213,3 +213,16 @@ def test_a_refreshed_heartbeat_moves_its_deadline() -> None:
     (change,) = book.expire(T0 + 18)
     assert change.state.partition == 0
     assert len(book) == 1
+
+
+def test_a_probes_file_that_is_not_yaml_is_refused_without_quoting_the_line(tmp_path) -> None:
+    from health_aggregator.pipeline.probes import load_specs  # noqa: PLC0415
+
+    path = tmp_path / "probes.yml"
+    path.write_text(
+        "- service: api\n  check: http\n  kind: http\n"
+        "  target: [https://probe:s3cr3tPW@api.internal/health\n"
+    )
+    with pytest.raises(ValueError, match=r"not valid YAML: line \d+, column \d+") as refused:
+        load_specs(path)
+    assert "s3cr3t" not in str(refused.value)

@@ -9,7 +9,12 @@ from typing import Any
 
 from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
-from metrics_ingest.rollup.query import MATCHER_PATTERN, MAX_MATCHERS, QueryError
+from metrics_ingest.rollup.query import (
+    MATCHER_PATTERN,
+    MAX_MATCHER_LENGTH,
+    MAX_MATCHERS,
+    QueryError,
+)
 from opsmesh.events.base import LABEL_NAME_PATTERN
 from opsmesh.events.metrics import METRIC_NAME_PATTERN, MetricKind
 from opsmesh.web.openapi import ERROR_SCHEMA, error, response, service_document
@@ -206,7 +211,7 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                             "maxItems": MAX_MATCHERS,
                             "items": {
                                 "type": "string",
-                                "maxLength": 2048,
+                                "maxLength": MAX_MATCHER_LENGTH,
                                 "pattern": MATCHER_PATTERN,
                             },
                         },

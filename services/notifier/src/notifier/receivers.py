@@ -22,6 +22,8 @@ import yaml
 from pydantic import SecretStr
 from yarl import URL
 
+from opsmesh.yaml_errors import yaml_error_text
+
 
 class TemplateLanguage(enum.StrEnum):
     """How a receivers file's templates are written. ``go``: Alertmanager's (text/template
@@ -282,8 +284,11 @@ def load_receivers(
     if path:
         try:
             raw = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except OSError as exc:
             raise ReceiversError(f"{path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            # PyYAML quotes the line, which may hold a webhook URL or a routing key.
+            raise ReceiversError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
         configs = parse_receivers(raw, path)
         globs = template_globs(raw, path)
     chosen = template_language(raw, language)

@@ -166,3 +166,27 @@ def test_unusable_targets_are_refused_when_the_file_loads(
     with pytest.raises(ReceiversError, match=re.escape(message)) as info:
         parse_receivers({"receivers": [{"name": "r", **integration}]})
     assert "SECRET-T" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        # An unclosed flow sequence, a stray mapping value, an unclosed quote, a bad
+        # indent: PyYAML quotes the line of each, secret and all.
+        "receivers:\n  - name: r\n    slack_configs:\n"
+        "      - api_url: [https://hooks.slack.com/services/T0/B0/s3cr3tHOOK\n",
+        "receivers:\n  - name: r\n    pagerduty_configs:\n"
+        "      - routing_key: R0UTING: s3cr3tKEY0123456789\n",
+        'receivers:\n  - name: r\n    webhook_configs:\n      - url: "https://h/x?token=s3cr3tTOK\n',
+        "receivers:\n  - name: r\n    email_configs:\n      - auth_password: s3cr3tPW\n"
+        "     to: [a@b]\n",
+    ],
+)
+def test_a_yaml_error_names_the_place_not_the_secret(tmp_path: Path, broken: str) -> None:
+    path = tmp_path / "receivers.yml"
+    path.write_text(broken)
+    with pytest.raises(ReceiversError) as refused:
+        load_receivers(str(path), None)
+    message = str(refused.value)
+    assert "s3cr3t" not in message
+    assert re.search(r"not valid YAML: line \d+, column \d+: \w", message), message

@@ -6,7 +6,8 @@ replays rather than loses. Failures are classified:
 
 - a bad record (not JSON or nested deeper than the decoder follows, not the schema, a
   string holding NUL, too large, a newer schema version, no value) → DLQ with its
-  reason, and go on;
+  reason, and go on; so is a compressed batch that cannot be inflated, as one letter
+  (``opsmesh.kafka.batches``);
 - a transient handler failure (``opsmesh.kafka.failures``: connections, timeouts, an
   outage) → back-pressure: the same batch again with exponential backoff, nothing
   committed meanwhile;
@@ -38,6 +39,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
+from opsmesh.kafka import batches
+from opsmesh.kafka.batches import undecodable
 from opsmesh.kafka.codec import decoder_for
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.failures import FailureClass
@@ -189,6 +192,7 @@ class BatchConsumer(Generic[E]):
         self._clock = clock or SystemClock()
         # A service with several consumers shares one set (metrics are labelled by topic).
         self._metrics = metrics or ConsumerMetrics(registry)
+        batches.install()  # undecodable compressed batches become dead letters
         self._consumer = AIOKafkaConsumer(
             **connection,
             group_id=config.group_id,
@@ -357,6 +361,10 @@ class BatchConsumer(Generic[E]):
     def _decode_into(self, message: Any, good: list[Received[E]], bad: list[Rejection]) -> None:
         value = message.value
         if value is None:
+            why = undecodable(message.headers)
+            if why is not None:
+                bad.append(Rejection(raw_record(message), DeadLetterReason.UNDECODABLE_BATCH, why))
+                return
             bad.append(
                 Rejection(
                     raw_record(message), DeadLetterReason.SCHEMA_VIOLATION, "record has no value"

@@ -50,6 +50,10 @@ class DeadLetterReason(enum.StrEnum):
     HANDLER_FAILED = "handler_failed"
     TOO_LARGE = "too_large"
     DELIVERY_FAILED = "delivery_failed"
+    # A compressed batch that could not be inflated (a codec without its library, a
+    # corrupt stream, or past MAX_DECOMPRESSED_BATCH_BYTES): one letter for the whole
+    # batch, at its last offset, without the original bytes (``opsmesh.kafka.batches``).
+    UNDECODABLE_BATCH = "undecodable_batch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,11 @@ from alert_engine.core.matchers import (
     MatchType,
     parse_matchers,
 )
-from alert_engine.core.redaction import redacted_yaml, yaml_error_text
+from alert_engine.core.redaction import redacted_yaml
 from alert_engine.core.routing import Route, child_key
 from alert_engine.core.timeintervals import TimeInterval, TimeIntervalError, parse_time_interval
 from alert_engine.core.validation import text_problem
+from opsmesh.yaml_errors import yaml_error_text
 
 DEFAULT_RESOLVE_TIMEOUT_S = 300.0
 DEFAULT_GROUP_WAIT_S = 30.0

@@ -9,8 +9,8 @@ are listed here once (``SECRET_FIELDS``: Alertmanager's ``config/config.go``,
 found by where it is, never by a pattern over the text, so a secret with unusual
 characters or a YAML anchor cannot slip through.
 
-YAML's own error messages quote the offending line; ``yaml_error_text`` keeps only the
-position, so an error in a line holding a routing key does not print the key.
+YAML's own error messages quote the offending line; ``opsmesh.yaml_errors`` keeps only
+the position, so an error in a line holding a routing key does not print the key.
 """
 
 from __future__ import annotations
@@ -122,15 +122,3 @@ def redacted_yaml(document: Any) -> str:
     if not document:
         return ""
     return yaml.safe_dump(redact(document), sort_keys=False, allow_unicode=True)
-
-
-def yaml_error_text(exc: yaml.YAMLError) -> str:
-    """What went wrong and where, without the quoted source line (which may hold a
-    secret)."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        if mark is not None:
-            return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
-        return what or type(exc).__name__
-    return type(exc).__name__

@@ -57,6 +57,18 @@ class StatusChange:
     at: float
 
 
+def too_far_ahead(report: HealthReported, now: float, max_future_s: float) -> str | None:
+    """Why a report stamped further ahead than ``max_future_s`` of ``now`` is refused, or
+    None. Accepted, a year-9999 report would never expire, and since an older report never
+    overrides a newer one, every genuine report after it would be ignored for good."""
+    if report.reported_at > now + max_future_s:
+        return (
+            f"reported_at {report.reported_at} is more than {max_future_s:g}s ahead of "
+            f"this consumer's clock ({now:.0f})"
+        )
+    return None
+
+
 def worst(statuses: Iterable[HealthStatus]) -> HealthStatus:
     result = HealthStatus.PASS
     for status in statuses:

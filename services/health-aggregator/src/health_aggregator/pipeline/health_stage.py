@@ -14,17 +14,19 @@ starts one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from health_aggregator.core.book import ChangeCause, HealthBook, StatusChange
+from health_aggregator.core.book import ChangeCause, HealthBook, StatusChange, too_far_ahead
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.catalogue import HEALTH_CHECK_STATUS
 from opsmesh.clock import Clock
 from opsmesh.events.health import HealthReported, HealthStatus
-from opsmesh.kafka.consumer import BatchResult, Partition, Received
+from opsmesh.kafka.consumer import BatchResult, Partition, Received, Rejection
+from opsmesh.kafka.dlq import DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
@@ -81,8 +83,10 @@ class HealthStage:
         clock: Clock,
         registry: CollectorRegistry,
         ownership: OwnershipListener | None = None,
+        max_future_s: float = math.inf,
     ) -> None:
         self._book = book
+        self._max_future_s = max_future_s
         self._ownership = ownership
         self._store = store
         self._producer = producer
@@ -103,6 +107,7 @@ class HealthStage:
         )
 
     async def handle(self, batch: Sequence[Received[HealthReported]]) -> BatchResult:
+        batch, refused = self._within_horizon(batch)
         # Plan → signal → store → apply. The book changes only once the batch's states
         # and history are stored, so a store that fails (PostgreSQL down) leaves it as it
         # was and the retry of the batch finds the same changes again. Signals go first,
@@ -127,7 +132,25 @@ class HealthStage:
         for change in plan.changes:
             self._changes.labels(change.cause.value, change.state.status.value).inc()
         self._held.set(len(self._book))
-        return BatchResult()
+        return BatchResult(rejected=refused)
+
+    def _within_horizon(
+        self, batch: Sequence[Received[HealthReported]]
+    ) -> tuple[Sequence[Received[HealthReported]], list[Rejection]]:
+        """The reports to apply, and a dead letter for each stamped too far ahead."""
+        now = self._clock.now()
+        horizon = now + self._max_future_s
+        if all(record.event.reported_at <= horizon for record in batch):
+            return batch, []
+        kept: list[Received[HealthReported]] = []
+        refused: list[Rejection] = []
+        for record in batch:
+            problem = too_far_ahead(record.event, now, self._max_future_s)
+            if problem is None:
+                kept.append(record)
+            else:
+                refused.append(Rejection(record.raw, DeadLetterReason.SCHEMA_VIOLATION, problem))
+        return kept, refused
 
     async def on_assigned(self, partitions: set[Partition]) -> None:
         numbers = sorted(p for _, p in partitions)

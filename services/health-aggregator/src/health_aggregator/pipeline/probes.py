@@ -47,6 +47,7 @@ from opsmesh.topics import HEALTH, partition_for
 from opsmesh.tracing.http import trace_outgoing
 from opsmesh.tracing.spans import traced
 from opsmesh.web.app import Worker
+from opsmesh.yaml_errors import yaml_error_text
 
 log = get_logger(__name__)
 MAX_BODY = 64 * 1024
@@ -74,7 +75,12 @@ def probe_key(spec: ProbeSpec) -> str:
 
 
 def load_specs(path: Path) -> list[ProbeSpec]:
-    return parse_specs(yaml.safe_load(path.read_text()))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        # PyYAML quotes the line, and a probe's target may carry credentials.
+        raise ValueError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
+    return parse_specs(raw)
 
 
 async def run_probe(spec: ProbeSpec, session: aiohttp.ClientSession | None = None) -> Outcome:

@@ -95,6 +95,14 @@ class RollupStage:
             registry=registry,
         )
         self._refused = {reason: refused.labels(reason.value) for reason in SeriesRefusal}
+        self._out_of_range = Counter(
+            "metrics_ingest_stats_out_of_range",
+            "Window stats beyond float64's range (saturated to +-1.797e308) or not a number"
+            " (dropped), by stat",
+            ["stat", "action"],
+            registry=registry,
+        )
+        self._out_of_range_logged_at = -TOUCH_INTERVAL_S
 
     async def handle(self, batch: Sequence[Received[MetricSampledFields]]) -> BatchResult:
         invalid = self._add(batch)
@@ -200,6 +208,7 @@ class RollupStage:
                 self._warned_at[reason] = now  # a flood of new names logs once a minute
                 log.warning("global series limit reached", limit=reason.value, max=limit)
         if self._unsaved:
+            self._count_out_of_range(self._unsaved, now)
             skipped = await self._history.store(self._unsaved, now)
             if skipped:
                 self._expired.inc(skipped)
@@ -207,6 +216,23 @@ class RollupStage:
         await self._producer.publish_batched(outgoing)
         self._closed.inc(len(self._unsaved))
         self._unsaved = []
+
+    def _count_out_of_range(self, windows: Sequence[ClosedWindow], now: float) -> None:
+        flagged = [(w, stat, action) for w in windows for stat, action in w.out_of_range]
+        if not flagged:
+            return
+        for _, stat, action in flagged:
+            self._out_of_range.labels(stat, action.value).inc()
+        if now - self._out_of_range_logged_at >= TOUCH_INTERVAL_S:
+            self._out_of_range_logged_at = now  # a stream of huge values logs once a minute
+            window, stat, action = flagged[0]
+            log.warning(
+                "window stat out of float64's range",
+                series=window.series,
+                stat=stat,
+                action=action.value,
+                windows=len({id(w) for w, _, _ in flagged}),
+            )
 
     async def _reap(self, now: float) -> None:
         gone = self._rollups.reap_idle(before=now - self._series_idle_s)

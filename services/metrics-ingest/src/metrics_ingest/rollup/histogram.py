@@ -71,6 +71,10 @@ def bucket_quantile(q: float, bounds: tuple[float, ...], cumulative: list[float]
             lower = previous_bound if i > 0 else min(0.0, bound)
             if count == previous_count:
                 return bound
-            return lower + (bound - lower) * (rank - previous_count) / (count - previous_count)
+            width = bound - lower
+            if math.isinf(width):  # bounds near ±1.8e308: interpolate without the overflow
+                fraction = (rank - previous_count) / (count - previous_count)
+                return lower * (1.0 - fraction) + bound * fraction
+            return lower + width * (rank - previous_count) / (count - previous_count)
         previous_bound, previous_count = bound, count
     return previous_bound

@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 
 from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimit, SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.checkpoint import Checkpoint
-from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.closed import ClosedWindow, OutOfRange, bounded
 from metrics_ingest.rollup.histogram import BucketIncrease, fold_sample
+from opsmesh.catalogue import RollupStat
 from opsmesh.events.metrics import MetricKind, MetricSampledFields, name_problem
 from opsmesh.labels import series_id
 from opsmesh.tracing.context import traceparent_of
@@ -213,7 +214,12 @@ class Rollups:
             accepted = True
             if counter and window.count and at >= window.last_at:
                 previous = window.last
-                window.increase += value - previous if value >= previous else value
+                # A reset adds the new value, as Prometheus' increase() does; never a
+                # negative one (no counter restarts below zero), so the increase only
+                # grows and cannot become inf - inf = NaN.
+                window.increase += (
+                    value - previous if value >= previous else (value if value > 0.0 else 0.0)
+                )
             window.count += 1
             window.total += value
             if value < window.minimum:  # noqa: PLR1730 - min() costs a call per sample
@@ -478,6 +484,21 @@ _KEY_CACHE_MAX = 1_000_000
 
 
 def _close(series: str, window: OpenWindow) -> ClosedWindow:
+    """The window's aggregates, each finite (``rollup.closed``): samples are finite, so
+    only the sums (``total``, ``increase``, bucket increases) can overflow; the sums of
+    finite numbers are never NaN, and the increase never (it only grows)."""
+    total, increase = window.total, window.increase
+    quantiles = window.buckets.quantiles() if window.buckets is not None else {}
+    flagged: list[tuple[str, OutOfRange]] = []
+    if not (math.isfinite(total) and math.isfinite(increase)):
+        total = bounded(total, RollupStat.SUM, flagged) or 0.0
+        increase = bounded(increase, RollupStat.INCREASE, flagged) or 0.0
+    if quantiles and not all(map(math.isfinite, quantiles.values())):
+        quantiles = {
+            stat: kept
+            for stat, value in quantiles.items()
+            if (kept := bounded(value, stat, flagged)) is not None
+        }
     return ClosedWindow(
         series=series,
         name=window.name,
@@ -486,11 +507,12 @@ def _close(series: str, window: OpenWindow) -> ClosedWindow:
         start=window.start,
         end=window.end,
         count=window.count,
-        total=window.total,
+        total=total,
         minimum=window.minimum,
         maximum=window.maximum,
         last=window.last,
-        increase=window.increase,
-        quantiles=window.buckets.quantiles() if window.buckets is not None else {},
+        increase=increase,
+        quantiles=quantiles,
         origin=window.origin,
+        out_of_range=tuple(flagged),
     )
