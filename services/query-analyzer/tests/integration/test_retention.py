@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
 from opsmesh.devinfra import Endpoints
+from query_analyzer.core.sketch import Sketch
 from query_analyzer.storage.retention import purge_jobs
 
 pytestmark = pytest.mark.integration
@@ -42,8 +44,9 @@ async def seed(pool: AsyncConnectionPool, fp: str, db: str, at: float, windows: 
         await cur.executemany(
             "INSERT INTO query_analyzer.query_windows (fingerprint, database,"
             " fingerprint_version, window_start, calls, total_ms, min_ms, max_ms, rows, sketch)"
-            " VALUES (%s, %s, 'v1', to_timestamp(%s), 1, 1, 1, 1, 1, '{}')",
-            [(fp, db, at - 60 * i) for i in range(windows)],
+            " VALUES (%s, %s, 'v1', to_timestamp(%s), 1, 1, 1, 1, 1, %s)",
+            # A real sketch: other tests' services read every window of this database.
+            [(fp, db, at - 60 * i, Jsonb(Sketch().to_json())) for i in range(windows)],
         )
         await cur.execute(
             "INSERT INTO query_analyzer.findings (id, kind, fingerprint, database, title,"
