@@ -12,7 +12,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from tests.fixtures.kafka import group_offsets, read_all
+from tests.fixtures.kafka import eventually, group_offsets, read_all
 
 from opsmesh.devinfra.kafka import KafkaServer
 from opsmesh.devinfra.postgres import PostgresServer
@@ -51,7 +51,13 @@ async def test_a_broker_restart_keeps_records_offsets_and_cluster_id(tmp_path: P
         assert cluster_id is not None
         assert (broker.cluster_id(), broker.port) == (cluster_id, port)
         assert [r.value for r in await read_all(broker.bootstrap, TOPIC.name)] == [b"kept"]
-        offsets = await group_offsets(connection, "kept")
+        # The group coordinator loads its offsets partition after the restart; until then a
+        # fetch answers with no offsets (GroupCoordinatorNotAvailable), not the old ones.
+        offsets = await eventually(
+            lambda: group_offsets(connection, "kept"),
+            until=lambda found: TopicPartition(TOPIC.name, 0) in found,
+            what="the group's committed offsets after the restart",
+        )
         assert offsets[TopicPartition(TOPIC.name, 0)] == OffsetAndMetadata(1, "m")
     finally:
         broker.stop()
