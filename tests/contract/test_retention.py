@@ -56,6 +56,7 @@ def service_jobs(pool: AsyncConnectionPool) -> list[tuple[PurgeJob, BaseSettings
                 lambda: pytest.fail("the state is not read when building"),
                 retention_days=alert.retention_days,
                 notification_log_retention_days=alert.notification_log_retention_days,
+                absence_forget_after_days=alert.absence_forget_after_days,
             ),
         ),
         (

@@ -19,6 +19,7 @@ PURGED = {
         "alert_engine.alert_history",
         "alert_engine.suppressed_notifications",
         "alert_engine.notification_log",
+        "alert_engine.series_seen",
     },
     "notifier": {"notifier.delivery_log", "notifier.slack_messages"},
     "health-aggregator": {"health_aggregator.status_history"},

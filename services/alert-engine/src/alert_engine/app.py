@@ -36,6 +36,7 @@ from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
+from opsmesh.db.retention import days
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
@@ -76,7 +77,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             config.route, config.receivers, resolve_timeout_s=settings.resolve_timeout_s
         )
     file_rules = load_rules(settings.rules_files)
-    evaluator = Evaluator(file_rules)
+    evaluator = Evaluator(file_rules, forget_after_s=days(settings.absence_forget_after_days))
     engine = Engine(config, AlertBook(IngestLimits(settings.alerts_per_alertname)), SilenceBook())
     tokens = TokenBook.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
@@ -151,6 +152,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
                 state,
                 retention_days=settings.retention_days,
                 notification_log_retention_days=settings.notification_log_retention_days,
+                absence_forget_after_days=settings.absence_forget_after_days,
             )
         )
         workers: list[tuple[str, Worker]] = [

@@ -51,6 +51,11 @@ class AlertEngineSettings(CommonSettings):
     notification_log_retention_days: float = Field(
         45.0, gt=0, le=3650, alias="ALERT_ENGINE_NOTIFICATION_LOG_RETENTION_DAYS"
     )
+    # How long an absence rule keeps expecting a series that went silent (a rule's own
+    # `forget_after` overrides it); then its alert resolves and its series_seen row goes.
+    absence_forget_after_days: float = Field(
+        1.0, gt=0, le=3650, alias="ALERT_ENGINE_ABSENCE_FORGET_AFTER_DAYS"
+    )
     flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")
     # How often a replica re-reads alerts and silences other replicas wrote.
     sync_every_s: float = Field(1.0, gt=0, alias="ALERT_ENGINE_SYNC_EVERY_S")

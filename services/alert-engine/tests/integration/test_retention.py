@@ -1,7 +1,8 @@
 """alert-engine's retention over real PostgreSQL, in simulated time: history and
 rate-limited flushes older than ``ALERT_RETENTION_DAYS`` go in bounded batches; the
 notification log forgets only the entries of groups this replica owns that are gone and
-were last notified longer ago than its own retention."""
+were last notified longer ago than its own retention; absence rules' series go after
+their rule's ``forget_after``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from alert_engine.core.amconfig import default_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
-from alert_engine.core.evaluation import Evaluator
+from alert_engine.core.evaluation import Evaluator, SeriesSeen
 from alert_engine.core.grouping import GroupedAlert
+from alert_engine.core.rules import Rule, RuleKind
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.retention import NotificationLogPurge, purge_jobs
 from alert_engine.pipeline.state import EngineState
@@ -36,7 +38,7 @@ from opsmesh.topics import ALERT_GROUPS, partition_for
 pytestmark = pytest.mark.integration
 
 T0 = 1_000_000_000.0  # 2001: older than every row other tests write
-HISTORY_DAYS, LOG_DAYS = 30, 45
+HISTORY_DAYS, LOG_DAYS, FORGET_DAYS = 30, 45, 1
 
 
 @pytest.fixture
@@ -85,6 +87,7 @@ def purger(pool: AsyncConnectionPool, state: EngineState, batch_rows: int) -> Pu
             lambda: state,
             retention_days=HISTORY_DAYS,
             notification_log_retention_days=LOG_DAYS,
+            absence_forget_after_days=FORGET_DAYS,
         ),
         clock=state.clock,
         metrics=RetentionMetrics(CollectorRegistry()),
@@ -223,3 +226,41 @@ async def test_the_purger_walks_the_whole_expired_log_in_batches(
     assert report.rows == len(mine)
     assert report.batches > len(keys) // 4, "30 expired entries, 4 read per batch"
     assert await logged(pool, keys) == set(keys) - mine
+
+
+async def test_silent_series_go_after_their_rules_forget_after(pool: AsyncConnectionPool) -> None:
+    """The same cutoffs the evaluator forgets by: a rule's own ``forget_after``, else the
+    default; rows of rules no longer configured after the default."""
+    u = uuid.uuid4().hex[:8]
+    short = Rule(
+        name="Short",
+        signal=f"s-{u}",
+        kind=RuleKind.ABSENCE,
+        absent_for_s=60,
+        forget_after_s=7_200,
+        group=u,
+    )
+    default = Rule(name="Default", signal=f"s-{u}", kind=RuleKind.ABSENCE, absent_for_s=60, group=u)
+    gone_rule = f"{u}/Removed"
+    hour = 3_600.0
+    rows = {
+        (short.key, "old"): T0 - 3 * hour,  # past its own 2 h
+        (short.key, "young"): T0 - 1 * hour,
+        (default.key, "three-hours"): T0 - 3 * hour,  # within the default day
+        (default.key, "two-days"): T0 - 2 * days(1),
+        (gone_rule, "two-days"): T0 - 2 * days(1),
+        (gone_rule, "three-hours"): T0 - 3 * hour,
+    }
+    await SeriesStore(pool).save(
+        [SeriesSeen(rule, fp, {"series": fp}, at) for (rule, fp), at in rows.items()]
+    )
+    state = engine_state(pool, FakeClock(T0))
+    state.evaluator = Evaluator([short, default], forget_after_s=days(FORGET_DAYS))
+
+    reports = {r.table: r for r in await purger(pool, state, batch_rows=1).run_once()}
+
+    report = reports["alert_engine.series_seen"]
+    assert report.stopped is PurgeStop.DONE
+    assert report.batches >= 3, "one row per batch"
+    left = {(s.rule, s.fingerprint) for s in await SeriesStore(pool).load() if s.rule.startswith(u)}
+    assert left == {(short.key, "young"), (default.key, "three-hours"), (gone_rule, "three-hours")}

@@ -179,6 +179,70 @@ def test_restore_series_keeps_the_newest() -> None:
     assert ev.seen_series()[0].last_seen == T0 + 50
 
 
+def test_a_series_silent_for_forget_after_resolves_and_is_forgotten() -> None:
+    ev = Evaluator([absence(forget_after_s=600.0)])
+    ev.observe(signal("heartbeat", labels={"instance": "a"}), T0)
+    ev.observe(signal("heartbeat", labels={"instance": "b"}), T0 + 550)
+    ev.take_series_updates()
+    fired = ev.tick(T0 + 60)
+    assert [t.alert.labels["instance"] for t in fired] == ["a"]
+    assert ev.tick(T0 + 599) == []
+    (resolved,) = ev.tick(T0 + 601)
+    assert states([resolved]) == [(FIRING, RESOLVED)]
+    assert resolved.alert.labels["instance"] == "a"
+    assert resolved.alert.value == 601.0
+    assert [s.labels["instance"] for s in ev.seen_series()] == ["b"]
+    assert ev.take_series_updates() == [], "forgetting writes nothing: the purge deletes"
+    assert [t.alert.labels["instance"] for t in ev.tick(T0 + 610)] == ["b"]
+
+
+def test_a_forgotten_series_that_comes_back_is_expected_again() -> None:
+    ev = Evaluator([absence(by=("instance",), matchers={})], forget_after_s=600.0)
+    ev.observe(signal("heartbeat", labels={"instance": "a"}), T0)
+    ev.observe(signal("heartbeat", labels={"instance": "b"}), T0 + 1_500)
+    ev.tick(T0 + 601)
+    assert [s.labels["instance"] for s in ev.seen_series()] == ["b"]
+    assert ev.observe(signal("heartbeat", labels={"instance": "a"}), T0 + 2_000) == []
+    assert {s.labels["instance"] for s in ev.seen_series()} == {"a", "b"}
+    fired = ev.tick(T0 + 2_060)
+    assert {t.alert.labels["instance"] for t in fired} == {"a", "b"}
+
+
+def test_when_every_series_is_forgotten_the_rule_waits_as_absent_does() -> None:
+    """Nothing sends the signal any more: absent()'s alert on the matcher labels, silent
+    since the last series was seen."""
+    ev = Evaluator([absence(matchers={"service": "checkout"})])
+    ev.observe(signal("heartbeat", labels={"service": "checkout", "instance": "a"}), T0)
+    ev.tick(T0 + 60)
+    day = 86_400.0
+    transitions = ev.tick(T0 + day + 1)
+    assert sorted(states(transitions)) == [(FIRING, RESOLVED), (INACTIVE, FIRING)]
+    fired = next(t for t in transitions if t.alert.state is FIRING)
+    assert dict(fired.alert.labels) == {"service": "checkout", "alertname": "NoHeartbeat"}
+    assert fired.alert.value == day + 1
+    assert ev.seen_series() == []
+
+
+def test_the_default_forget_after_never_cuts_an_alert_short() -> None:
+    long = absence(absent_for_s=2 * 86_400.0, for_s=3_600.0)
+    ev = Evaluator([long], forget_after_s=86_400.0)
+    assert ev.forget_after_s(long) > 2 * 86_400.0 + 3_600.0
+    assert ev.forget_after_s(absence(forget_after_s=7_200.0)) == 7_200.0
+    with pytest.raises(ValueError, match="longer than absent_for"):
+        absence(forget_after_s=60.0)
+
+
+def test_a_restored_row_past_forget_after_is_forgotten_at_the_first_tick() -> None:
+    """A row the purge has not reached yet: forgotten before it could fire its own alert
+    (what fires is absent()'s, the rule's only series being gone)."""
+    rule = absence(forget_after_s=600.0)
+    ev = Evaluator([rule])
+    ev.restore_series([SeriesSeen(rule.key, fingerprint({"instance": "a"}), {"instance": "a"}, T0)])
+    (fired,) = ev.tick(T0 + 700)
+    assert dict(fired.alert.labels) == {"alertname": "NoHeartbeat"}
+    assert ev.seen_series() == []
+
+
 # -- rate of change ------------------------------------------------------------------
 
 

@@ -312,6 +312,18 @@ def test_kind_defaults_to_threshold() -> None:
         ({"kind": "finding", "threshold": None}, "`op`/`threshold`: give both or neither"),
         ({"kind": "rate", "window": "0s"}, "`window`: must be more than 0s"),
         ({"kind": "finding", "quiet_for": "soon"}, "`quiet_for`: invalid duration"),
+        (
+            {
+                "kind": "absence",
+                "op": None,
+                "threshold": None,
+                "absent_for": "1h",
+                "for": "5m",
+                "forget_after": "1h",
+            },
+            "`forget_after`: must be longer than absent_for + for",
+        ),
+        ({"forget_after": "1d"}, "`forget_after`: not used by kind threshold"),
         ({"kind": "sometimes"}, "kind"),
         ({"for": "5 minutes"}, "`for`: invalid duration"),
         ({"annotations": '{summary: "{{ labels.x "}'}, "`annotations.summary`: template error"),

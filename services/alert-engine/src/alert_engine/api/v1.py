@@ -181,6 +181,7 @@ def _rule_json(rule: Any) -> dict[str, Any]:
         "stat",
         "by",
         "absent_for_s",
+        "forget_after_s",
         "window_s",
         "quiet_for_s",
     ):

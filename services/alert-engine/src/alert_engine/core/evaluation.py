@@ -16,7 +16,11 @@ Two entry points drive evaluation:
 
 Durable state beyond the alerts: ``take_updates()`` (alerts whose keep_firing_since
 changed) and ``take_series_updates()`` (when absence rules last saw each series); load
-them back with ``restore()`` and ``restore_series()``. Rate history is not durable: after
+them back with ``restore()`` and ``restore_series()``. A series silent for its rule's
+``forget_after`` (``forget_after_s(rule)``) is dropped by ``tick``; the alert-engine's
+retention job deletes the same rows by the same rule (``pipeline/retention.py``), so
+memory and table agree, and a restart that reloads a row the job has not reached yet
+forgets it again at the first tick. Rate history is not durable: after
 a restart a rate rule waits until its window is covered again.
 """
 
@@ -34,6 +38,9 @@ from opsmesh.events.signals import SignalObserved
 from opsmesh.labels import fingerprint
 
 ALERTNAME = "alertname"
+# How long an absence rule keeps expecting a silent series unless the rule says
+# (``forget_after``); the service's setting ALERT_ENGINE_ABSENCE_FORGET_AFTER_DAYS.
+DEFAULT_FORGET_AFTER_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,12 @@ def _annotations(rule: Rule, labels: Mapping[str, str], value: float) -> dict[st
 
 
 class Evaluator:
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], *, forget_after_s: float = DEFAULT_FORGET_AFTER_S
+    ) -> None:
+        if forget_after_s <= 0:
+            raise ValueError("forget_after_s must be positive")
+        self.default_forget_after_s = forget_after_s
         self._rules = list(rules)
         self._by_signal: dict[str, list[Rule]] = {}
         for rule in self._rules:
@@ -122,6 +134,17 @@ class Evaluator:
     @property
     def rules(self) -> list[Rule]:
         return list(self._rules)
+
+    def forget_after_s(self, rule: Rule) -> float:
+        """How long ``rule`` (an absence rule) keeps expecting a silent series: its own
+        ``forget_after``, else the default — but never so short that the series' alert
+        could not fire first (``absent_for`` + ``for``, plus a minute)."""
+        if rule.forget_after_s is not None:
+            return rule.forget_after_s
+        return max(self.default_forget_after_s, rule.absent_for_s + rule.for_s + 60.0)
+
+    def absence_rules(self) -> list[Rule]:
+        return list(self._absence)
 
     def watches(self, signal_name: str) -> bool:
         """Whether any rule reads signals of this name."""
@@ -192,6 +215,7 @@ class Evaluator:
         """Time-driven evaluation; call every poll with the injected clock's time."""
         transitions: list[Transition] = []
         for rule in self._absence:
+            transitions.extend(self._forget_silent(rule, now))
             silent: list[tuple[dict[str, str], float]] = [
                 (dict(s.labels), s.last_seen) for s in self._seen[rule.key].values()
             ]
@@ -236,6 +260,27 @@ class Evaluator:
             self._active[fired.fingerprint] = fired
             return Transition(fired, AlertState.PENDING, now)
         return None
+
+    def _forget_silent(self, rule: Rule, now: float) -> list[Transition]:
+        """Drop the series silent for ``forget_after``, resolving their absence alerts.
+        If none is left, the rule waits as if it had never seen one (``absent()``), from
+        the last time any was seen."""
+        seen = self._seen[rule.key]
+        cutoff = now - self.forget_after_s(rule)
+        gone = [s for s in seen.values() if s.last_seen < cutoff]
+        transitions: list[Transition] = []
+        for entry in gone:
+            del seen[entry.fingerprint]
+            self._seen_updates.pop((rule.key, entry.fingerprint), None)
+            current = self._active.get(fingerprint(alert_labels(rule, entry.labels)))
+            if current is None:
+                continue
+            transition = self._condition_false(rule, current, now - entry.last_seen, now)
+            if transition is not None:
+                transitions.append(transition)
+        if gone and not seen:
+            self._never_seen_since[rule.key] = max(s.last_seen for s in gone)
+        return transitions
 
     def _rule_for(self, instance: AlertInstance) -> Rule | None:
         return self._rule_of.get(instance.fingerprint) or self._rules_by_name.get(instance.rule)

@@ -21,10 +21,13 @@ A rule file (Prometheus' layout, with a signal and a condition instead of PromQL
 Kinds and the fields each needs (any other kind-specific field is an error):
 
 - ``threshold``: ``op`` and ``threshold`` (``stat`` optional). Evaluated per signal.
-- ``absence``: ``absent_for``. Fires for a series (the signal's labels, or its ``by``
-  labels) that has sent nothing for ``absent_for``; if no series has ever matched, for the
-  matcher labels (like Prometheus' ``absent()``). The value is the seconds of silence.
-  Evaluated by ``Evaluator.tick``.
+- ``absence``: ``absent_for`` (``forget_after`` optional). Fires for a series (the
+  signal's labels, or its ``by`` labels) that has sent nothing for ``absent_for``; if no
+  series has ever matched, for the matcher labels (like Prometheus' ``absent()``). The
+  value is the seconds of silence. A series silent for ``forget_after`` is no longer
+  expected (Consul's "deregister after"): its alert resolves and its memory is dropped,
+  so series that are gone for good (a decommissioned host, a renamed service) do not page
+  or take storage forever. Evaluated by ``Evaluator.tick``.
 - ``rate``: ``window``, ``op``, ``threshold`` (``stat`` optional). The value is
   (value now - value at the window's start) / elapsed seconds, per series; it is not
   evaluated until the series' history covers the window.
@@ -105,12 +108,20 @@ class Rule:
     absent_for_s: float = 0.0  # absence
     window_s: float = 0.0  # rate
     quiet_for_s: float | None = None  # finding; None resolves only on a non-holding signal
+    # absence: how long a silent series stays expected; None: the engine's default
+    # (ALERT_ENGINE_ABSENCE_FORGET_AFTER_DAYS).
+    forget_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind in (RuleKind.THRESHOLD, RuleKind.RATE) and self.threshold is None:
             raise ValueError(f"a {self.kind} rule needs op and threshold")
         if self.kind is RuleKind.ABSENCE and self.absent_for_s <= 0:
             raise ValueError("an absence rule needs absent_for > 0")
+        if (
+            self.forget_after_s is not None
+            and self.forget_after_s <= self.absent_for_s + self.for_s
+        ):
+            raise ValueError("forget_after must be longer than absent_for + for")
         if self.kind is RuleKind.RATE and self.window_s <= 0:
             raise ValueError("a rate rule needs window > 0")
 
@@ -168,6 +179,7 @@ class _RuleSpec(msgspec.Struct, forbid_unknown_fields=True, rename={"for_": "for
     absent_for: Duration | None = None
     window: Duration | None = None
     quiet_for: Duration | None = None
+    forget_after: Duration | None = None
     labels: dict[_LabelName, str] = {}
     annotations: dict[str, str] = {}
 
@@ -191,11 +203,11 @@ _REQUIRED: dict[RuleKind, tuple[str, ...]] = {
 }
 _ALLOWED: dict[RuleKind, frozenset[str]] = {
     RuleKind.THRESHOLD: frozenset({"op", "threshold", "stat"}),
-    RuleKind.ABSENCE: frozenset({"absent_for"}),
+    RuleKind.ABSENCE: frozenset({"absent_for", "forget_after"}),
     RuleKind.RATE: frozenset({"window", "op", "threshold", "stat"}),
     RuleKind.FINDING: frozenset({"op", "threshold", "stat", "quiet_for"}),
 }
-_KIND_FIELDS = ("op", "threshold", "stat", "absent_for", "window", "quiet_for")
+_KIND_FIELDS = ("op", "threshold", "stat", "absent_for", "window", "quiet_for", "forget_after")
 
 
 class RuleFileError(ValueError):
@@ -243,6 +255,9 @@ def _build(spec: _RuleSpec, group: str) -> tuple[Rule | None, list[str]]:
     absent_s = duration("absent_for", spec.absent_for, positive=True)
     window_s = duration("window", spec.window, positive=True)
     quiet_s = duration("quiet_for", spec.quiet_for, positive=True)
+    forget_s = duration("forget_after", spec.forget_after, positive=True)
+    if spec.forget_after is not None and forget_s and forget_s <= absent_s + for_s:
+        errors.append("field `forget_after`: must be longer than absent_for + for")
     for section, templates in (("labels", spec.labels), ("annotations", spec.annotations)):
         for key, text in templates.items():
             try:
@@ -268,6 +283,7 @@ def _build(spec: _RuleSpec, group: str) -> tuple[Rule | None, list[str]]:
         absent_for_s=absent_s,
         window_s=window_s,
         quiet_for_s=quiet_s if spec.quiet_for is not None else None,
+        forget_after_s=forget_s if spec.forget_after is not None else None,
     )
     return rule, []
 

@@ -20,6 +20,14 @@
   meanwhile keeps it; batches take ``flushing`` (no flush plans from an entry being
   deleted) but never ``lock`` across I/O.
 
+- ``alert_engine.series_seen``: when each absence rule last saw each series. A row is
+  what makes its series' absence alert fire after a restart, so it stays as long as the
+  rule expects the series: its ``forget_after`` (or
+  ``ALERT_ENGINE_ABSENCE_FORGET_AFTER_DAYS``), the same cutoff ``Evaluator.tick`` forgets
+  the series in memory by (``Evaluator.forget_after_s``). Rows of rules that no longer
+  exist go after the default. A row purged while a replica still holds it in memory was
+  forgotten there too (same cutoff); a series that comes back is saved again.
+
 Tables bounded by design are not purged here: ``alerts`` (pending and firing rule
 alerts), ``stored_alerts`` (collected 15 minutes after their resolve is sent), expired
 ``silences`` (dropped by the maintenance job after ``ALERT_RETENTION_DAYS``),
@@ -78,16 +86,62 @@ class NotificationLogPurge:
             after = found[-1]
 
 
+class SeriesSeenPurge:
+    """Deletes ``series_seen`` rows silent for longer than their rule's ``forget_after``:
+    one bounded statement per batch, each rule's cutoff passed as arrays."""
+
+    table = "alert_engine.series_seen"
+    column = "last_seen"
+
+    def __init__(
+        self, pool: AsyncConnectionPool, state: Callable[[], EngineState], retention_s: float
+    ) -> None:
+        self._pool = pool
+        self._state = state
+        self.retention_s = retention_s  # the default; rules may keep theirs longer
+
+    async def batches(self, cutoff: float, limit: int) -> AsyncGenerator[Batch, None]:
+        now = cutoff + self.retention_s
+        evaluator = self._state().evaluator
+        rules = evaluator.absence_rules()
+        names = [r.key for r in rules]
+        cutoffs = [now - evaluator.forget_after_s(r) for r in rules]
+        while True:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', '2000ms', true),"
+                    " set_config('statement_timeout', '30000ms', true)"
+                )
+                cursor = await conn.execute(_DELETE_SILENT_SERIES, (names, cutoffs, cutoff, limit))
+                deleted = cursor.rowcount
+            yield Batch(deleted, more=deleted >= limit)
+            if deleted < limit:
+                return
+
+
+# Rows older than their rule's cutoff (rules no longer configured: the default cutoff),
+# found through the last_seen index.
+_DELETE_SILENT_SERIES = """
+DELETE FROM alert_engine.series_seen WHERE ctid = ANY(ARRAY(
+    SELECT s.ctid FROM alert_engine.series_seen s
+    LEFT JOIN unnest(%s::text[], %s::float8[]) AS r(rule, cutoff) ON r.rule = s.rule
+    WHERE s.last_seen < coalesce(r.cutoff, %s)
+    LIMIT %s FOR UPDATE OF s SKIP LOCKED))
+"""
+
+
 def purge_jobs(
     pool: AsyncConnectionPool,
     state: Callable[[], EngineState],
     *,
     retention_days: float,
     notification_log_retention_days: float,
+    absence_forget_after_days: float,
 ) -> list[PurgeJob]:
     kept = days(retention_days)
     return [
         TablePurge(pool, "alert_engine.alert_history", "at", kept),
         TablePurge(pool, "alert_engine.suppressed_notifications", "at", kept),
         NotificationLogPurge(state, NotificationLog(pool), days(notification_log_retention_days)),
+        SeriesSeenPurge(pool, state, days(absence_forget_after_days)),
     ]

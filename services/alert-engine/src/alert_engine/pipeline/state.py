@@ -480,7 +480,9 @@ class EngineState:
         self._rules_version = version
         self.api_rule_sources = sources
         old = self.evaluator
-        evaluator = Evaluator([*self._file_rules, *parsed])
+        evaluator = Evaluator(
+            [*self._file_rules, *parsed], forget_after_s=old.default_forget_after_s
+        )
         evaluator.restore(old.active())
         evaluator.restore_series(old.seen_series())
         self.evaluator = evaluator
