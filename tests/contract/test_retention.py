@@ -63,7 +63,14 @@ def service_jobs(pool: AsyncConnectionPool) -> list[tuple[PurgeJob, BaseSettings
             notifier,
             lambda: notifier_jobs(pool, delivery_retention_days=notifier.delivery_retention_days),
         ),
-        (health, lambda: health_jobs(pool, history_retention_days=health.history_retention_days)),
+        (
+            health,
+            lambda: health_jobs(
+                pool,
+                history_retention_days=health.history_retention_days,
+                deregister_after_days=health.deregister_after_days,
+            ),
+        ),
         (
             query,
             lambda: query_jobs(

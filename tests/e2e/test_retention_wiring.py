@@ -22,7 +22,7 @@ PURGED = {
         "alert_engine.series_seen",
     },
     "notifier": {"notifier.delivery_log", "notifier.slack_messages"},
-    "health-aggregator": {"health_aggregator.status_history"},
+    "health-aggregator": {"health_aggregator.status_history", "health_aggregator.checks"},
     "query-analyzer": {
         "query_analyzer.query_windows",
         "query_analyzer.query_stats",

@@ -305,13 +305,14 @@ HEALTH_CHECK_STATUS = SignalSpec(
     source=SignalSource.HEALTH,
     kind=SignalKind.STATUS,
     emitted_by=Service.HEALTH_AGGREGATOR,
-    summary="a health check changed status (reported, or its TTL expired)",
-    value="0 pass, 1 warn, 2 fail",
+    summary="a health check changed status (reported, or its TTL expired), or was"
+    " deregistered (silent past its TTL for HEALTH_AGGREGATOR_DEREGISTER_AFTER_DAYS)",
+    value="0 pass, 1 warn, 2 fail; 0 when deregistered (it no longer fails anything)",
     labels={
         "service": "the reporting service",
         "instance": "its instance",
         "check": "the check (heartbeat, db ...)",
-        "cause": "reported | ttl_expired",
+        "cause": "reported | ttl_expired | deregistered",
     },
 )
 METRICS_SERIES_LIMITED = SignalSpec(

@@ -65,7 +65,7 @@ def markdown() -> str:
         "|---|---|---|---|",
     ]
     out += [
-        f"| [`{s.name}`](#{s.name}) | {s.emitted_by} | {s.source}/{s.kind} | {s.value} |"
+        f"| [`{s.name}`](#{s.name}) | {s.emitted_by} | {s.source}/{s.kind} | {_cell(s.value)} |"
         for s in catalogue.SERVICE_SIGNALS
     ]
     out.append("")
@@ -119,7 +119,7 @@ def _section(spec: SignalSpec) -> list[str]:
         "",
         "| label | means |",
         "|---|---|",
-        *(f"| `{label}` | {meaning} |" for label, meaning in spec.labels.items()),
+        *(f"| `{label}` | {_cell(meaning)} |" for label, meaning in spec.labels.items()),
         "",
     ]
     if spec.stats:
@@ -136,3 +136,8 @@ def _stats(stats: Mapping[str, StatSpec]) -> list[str]:
             for name, s in stats.items()
         ),
     ]
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a bare ``|`` would end the cell."""
+    return text.replace("|", "\\|")

@@ -15,6 +15,7 @@ from health_aggregator.settings import HealthAggregatorSettings
 from health_aggregator.storage.checks import CheckStore
 from health_aggregator.storage.retention import purge_jobs
 from opsmesh.clock import Clock
+from opsmesh.db.retention import days
 from opsmesh.events.health import HealthReported
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.logging import get_logger
@@ -69,6 +70,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
             registry=runtime.registry,
             ownership=share,
             max_future_s=settings.max_future_s,
+            deregister_after_s=days(settings.deregister_after_days),
         )
         stages.append(stage)
         config = ConsumerConfig(group_id=GROUP_HEALTH_AGGREGATOR, topics=(HEALTH,))
@@ -85,7 +87,11 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
                     continue
 
         purger = runtime.purger(
-            purge_jobs(runtime.pool, history_retention_days=settings.history_retention_days)
+            purge_jobs(
+                runtime.pool,
+                history_retention_days=settings.history_retention_days,
+                deregister_after_days=settings.deregister_after_days,
+            )
         )
         found: list[tuple[str, Worker]] = [
             ("health", runtime.consumer(config, HealthReported, stage)),

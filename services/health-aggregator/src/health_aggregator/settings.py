@@ -25,6 +25,12 @@ class HealthAggregatorSettings(CommonSettings):
     history_retention_days: float = Field(
         30.0, gt=0, le=3650, alias="HEALTH_AGGREGATOR_HISTORY_RETENTION_DAYS"
     )
+    # A check silent this long after its TTL ran out is deregistered (Consul's
+    # deregister_critical_service_after): gone from the fleet view, its alert resolved,
+    # its row purged.
+    deregister_after_days: float = Field(
+        1.0, gt=0, le=3650, alias="HEALTH_AGGREGATOR_DEREGISTER_AFTER_DAYS"
+    )
     # Active probes (YAML or JSON list); none when unset.
     probes_file: Path | None = Field(None, alias="HEALTH_AGGREGATOR_PROBES_FILE")
     probe_jitter: float = Field(0.1, ge=0, le=0.5, alias="HEALTH_AGGREGATOR_PROBE_JITTER")

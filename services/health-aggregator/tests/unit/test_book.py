@@ -232,3 +232,45 @@ def test_a_report_stamped_too_far_ahead_is_refused_with_its_reason() -> None:
     assert reason is not None
     assert "300s ahead" in reason
     assert too_far_ahead(report(PASS, now + 301), now, 300.0) is not None
+
+
+# -- deregistration ------------------------------------------------------------------
+
+
+def test_a_check_lapsed_for_deregister_after_is_removed_and_its_service_recovers() -> None:
+    book = HealthBook()
+    book.observe(report(PASS, instance="gone", ttl=10))
+    book.observe(report(PASS, T0 + 100, instance="alive", ttl=1_000))
+    book.expire(T0 + 10)
+    assert book.service_status("api") is FAIL
+    assert book.deregister(T0 + 10 + 59, 60) == []
+    (change,) = book.deregister(T0 + 10 + 61, 60)
+    assert (change.cause, change.previous, change.state.instance) == (
+        ChangeCause.DEREGISTERED,
+        FAIL,
+        "gone",
+    )
+    assert book.get(("api", "gone", "db")) is None
+    assert book.service_status("api") is PASS
+    assert book.deregister(T0 + 10_000, 60) == [], "deregistered once"
+
+
+def test_deregistration_reads_only_what_lapsed() -> None:
+    book = HealthBook()
+    for i in range(1_000):
+        book.observe(report(PASS, instance=f"i-{i}", ttl=10_000))
+    book.observe(report(PASS, instance="gone", ttl=10))
+    book.expire(T0 + 10)
+    assert len(book.lapsed_before(T0 + 1_000)) == 1
+    (change,) = book.deregister(T0 + 1_000, 60)
+    assert change.state.instance == "gone"
+    assert book.lapsed_before(T0 + 1_000) == [], "read entries are pruned"
+
+
+def test_a_restored_failing_check_long_lapsed_is_deregistered() -> None:
+    book = HealthBook()
+    state = CheckState("api", "i-1", "db", FAIL, True, None, T0, T0 + 30, 0)
+    book.restore([state])
+    (change,) = book.deregister(T0 + 30 + 3_601, 3_600)
+    assert change.state == state
+    assert len(book) == 0

@@ -5,6 +5,7 @@ and signalled exactly once, and the book moves only once the batch is stored."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -34,12 +35,19 @@ class Store:
         self.down_for = 0
         self.states: dict[tuple[str, str, str], CheckState] = {}
         self.history: list[tuple[tuple[str, str, str], HealthStatus, ChangeCause]] = []
+        self.deregistered: dict[tuple[str, str, str], float] = {}
 
-    async def save(self, states: Sequence[CheckState], changes: Sequence[StatusChange]) -> None:
+    async def save(
+        self,
+        states: Sequence[CheckState],
+        changes: Sequence[StatusChange],
+        deregistered: Sequence[tuple[CheckState, float]] = (),
+    ) -> None:
         if self.down_for:
             self.down_for -= 1
             raise ConnectionRefusedError(111, "Connection refused")
         self.states.update((s.key, s) for s in states)
+        self.deregistered.update((s.key, at) for s, at in deregistered)
         self.history.extend((c.state.key, c.state.status, c.cause) for c in changes)
 
     async def load(self, partitions: Sequence[int]) -> list[CheckState]:
@@ -106,7 +114,7 @@ def report(
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, deregister_after_s: float = math.inf) -> None:
         self.clock = FakeClock(T0)
         self.book = HealthBook()
         self.store = Store()
@@ -118,6 +126,7 @@ class World:
             producer=self.producer,  # type: ignore[arg-type]
             clock=self.clock,
             registry=CollectorRegistry(),
+            deregister_after_s=deregister_after_s,
         )
         self.runner = HandlerRunner(
             self.stage,
@@ -198,3 +207,51 @@ async def test_a_failed_store_leaves_the_book_as_it_was() -> None:
     assert (state.status, state.reported_at) == (PASS, T0)
     # Its deadline is still held: the check still expires when nothing more comes.
     assert [c.state.status for c in world.book.expire(T0 + 10)] == [FAIL]
+
+
+async def test_a_check_silent_past_its_ttl_for_deregister_after_is_deregistered_once() -> None:
+    world = World(deregister_after_s=3_600)
+    await world.run(report(PASS, T0, 0, ttl=10))
+    world.clock.advance(10)
+    await world.run()  # expires
+    world.clock.advance(3_599)
+    await world.run()
+    assert world.book.get(KEY) is not None, "not yet: the TTL ran out 3599 s ago"
+    world.clock.advance(2)
+    world.store.down_for = 1  # the first store of the deregistration fails
+
+    await world.run()
+    await world.run()
+
+    assert world.producer.statuses() == [
+        (SUBJECT, 0.0, "reported"),
+        (SUBJECT, 2.0, "ttl_expired"),
+        (SUBJECT, 0.0, "deregistered"),
+    ]
+    assert world.store.history[-1] == (KEY, FAIL, ChangeCause.DEREGISTERED)
+    assert list(world.store.deregistered) == [KEY]
+    assert world.store.deregistered[KEY] >= T0 + 3_611  # the retry's own time
+    assert world.book.get(KEY) is None
+    assert len(world.book) == 0
+
+
+async def test_a_deregistered_check_that_reports_again_is_registered_again() -> None:
+    world = World(deregister_after_s=60)
+    await world.run(report(PASS, T0, 0, ttl=10))
+    world.clock.advance(71)
+    await world.run()
+    assert world.book.get(KEY) is None
+    await world.run(report(PASS, T0 + 80, 1, ttl=10))
+    state = world.book.get(KEY)
+    assert state is not None
+    assert state.status is PASS
+    assert world.producer.statuses()[-1] == (SUBJECT, 0.0, "reported")
+
+
+async def test_a_check_that_keeps_reporting_fail_is_never_deregistered() -> None:
+    world = World(deregister_after_s=60)
+    for i in range(10):
+        await world.run(report(FAIL, T0 + 30 * i, i, ttl=40))
+        world.clock.advance(30)
+    assert world.book.get(KEY) is not None
+    assert all(cause != "deregistered" for *_, cause in world.producer.statuses())

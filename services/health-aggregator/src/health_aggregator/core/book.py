@@ -10,6 +10,13 @@ Kafka partition, and the replica that owns that partition owns the check. The bo
 records each check's partition, drops a partition's checks when it is revoked, and
 expires only what it holds. Expiry uses a heap of deadlines, so a poll with nothing due
 costs nothing however many checks there are.
+
+Deregistration, as Consul's ``deregister_critical_service_after``: a check whose TTL ran
+out longer than ``deregister_after_s`` ago (no report since) is removed — from the book,
+from the fleet view, and later from the table — so instances that are gone for good
+(scaled down, decommissioned) stop counting against their service and stop taking
+storage. A check that reports again is registered again. A check that keeps reporting
+``fail`` is alive and is never deregistered.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ _RANK = {HealthStatus.PASS: 0, HealthStatus.WARN: 1, HealthStatus.FAIL: 2}
 class ChangeCause(enum.StrEnum):
     REPORTED = "reported"
     TTL_EXPIRED = "ttl_expired"
+    DEREGISTERED = "deregistered"  # silent past its TTL for deregister_after: removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,9 @@ class HealthBook:
     def __init__(self) -> None:
         self._checks: dict[CheckKey, CheckState] = {}
         self._deadlines: list[tuple[float, CheckKey]] = []  # lazily pruned heap
+        # Checks whose TTL ran out (or restored failing), by expiry: the candidates for
+        # deregistration, so it never walks the whole book. Lazily pruned like _deadlines.
+        self._lapsed: list[tuple[float, CheckKey]] = []
 
     def __len__(self) -> int:
         return len(self._checks)
@@ -89,6 +100,8 @@ class HealthBook:
         for state in states:
             self._checks[state.key] = state
             heapq.heappush(self._deadlines, (state.expires_at, state.key))
+            if state.status is HealthStatus.FAIL:
+                heapq.heappush(self._lapsed, (state.expires_at, state.key))
 
     def drop_partitions(self, partitions: Iterable[int]) -> list[CheckState]:
         """Forget the checks of partitions this replica no longer owns."""
@@ -113,6 +126,14 @@ class HealthBook:
         if plan.book is not self:
             raise ValueError("a plan applies to the book it was made from")
         self._checks.update(plan.states)
+        for key in plan.removed:
+            self._checks.pop(key, None)
+        lapsed = self._lapsed
+        while lapsed and lapsed[0][0] < plan.deregistered_to:
+            heapq.heappop(lapsed)  # read by the plan's deregister: removed, or stale
+        for change in plan.changes:
+            if change.cause is ChangeCause.TTL_EXPIRED and change.state.key not in plan.removed:
+                heapq.heappush(lapsed, (change.state.expires_at, change.state.key))
         deadlines = self._deadlines
         # Every entry due by the plan's expiry was read by it: settled, or stale.
         while deadlines and deadlines[0][0] <= plan.expired_to:
@@ -136,20 +157,20 @@ class HealthBook:
         self.apply(plan)
         return changes
 
+    def deregister(self, now: float, after_s: float) -> list[StatusChange]:
+        """Deregister what lapsed long enough ago and apply it at once."""
+        plan = self.plan()
+        changes = plan.deregister(now, after_s)
+        self.apply(plan)
+        return changes
+
     def due(self, now: float) -> list[tuple[float, CheckKey]]:
-        """The deadlines due by ``now``, in order, read without popping them: the heap's
-        subtrees whose root is not due hold nothing due, so this costs what is due."""
-        heap = self._deadlines
-        found = []
-        stack = [0] if heap else []
-        while stack:
-            index = stack.pop()
-            if index >= len(heap) or heap[index][0] > now:
-                continue
-            found.append(heap[index])
-            stack += (2 * index + 1, 2 * index + 2)
-        found.sort()
-        return found
+        """The deadlines due by ``now``, in order, read without popping them."""
+        return _heap_until(self._deadlines, now, inclusive=True)
+
+    def lapsed_before(self, cutoff: float) -> list[tuple[float, CheckKey]]:
+        """Checks whose TTL ran out before ``cutoff`` (entries may be stale)."""
+        return _heap_until(self._lapsed, cutoff, inclusive=False)
 
     def service_status(self, service: str) -> HealthStatus:
         statuses = []
@@ -166,6 +187,27 @@ class HealthBook:
         return sorted({s.service for s in self._checks.values()})
 
 
+def _heap_until(
+    heap: list[tuple[float, CheckKey]], limit: float, *, inclusive: bool
+) -> list[tuple[float, CheckKey]]:
+    """A heap's entries up to ``limit``, in order, read without popping them: the
+    subtrees whose root is past the limit hold nothing before it, so this costs what it
+    finds."""
+    found = []
+    stack = [0] if heap else []
+    while stack:
+        index = stack.pop()
+        if index >= len(heap):
+            continue
+        at = heap[index][0]
+        if at > limit or (at == limit and not inclusive):
+            continue
+        found.append(heap[index])
+        stack += (2 * index + 1, 2 * index + 2)
+    found.sort()
+    return found
+
+
 class BookPlan:
     """One batch's changes, computed against a book without changing it: plan → write →
     apply. A write that fails (PostgreSQL down) leaves the book as it was, so the retry of
@@ -180,10 +222,36 @@ class BookPlan:
         self.deadlines: list[tuple[float, CheckKey]] = []  # to push on apply
         self.deadlines_read = 0  # how many of them ``expire`` read
         self.expired_to = -math.inf
+        self.removed: dict[CheckKey, CheckState] = {}  # deregistered: to delete, then drop
+        self.deregistered_to = -math.inf
 
     def get(self, key: CheckKey) -> CheckState | None:
+        if key in self.removed:
+            return None
         state = self.states.get(key)
         return state if state is not None else self.book.get(key)
+
+    def deregister(self, now: float, after_s: float) -> list[StatusChange]:
+        """Remove the checks whose TTL ran out more than ``after_s`` before ``now``. Call
+        after ``expire``; reads only checks that lapsed, never the whole book."""
+        cutoff = now - after_s
+        self.deregistered_to = max(self.deregistered_to, cutoff)
+        lapsed = self.book.lapsed_before(cutoff)
+        lapsed.extend(
+            (c.state.expires_at, c.state.key)
+            for c in self.changes
+            if c.cause is ChangeCause.TTL_EXPIRED and c.state.expires_at < cutoff
+        )
+        changes = []
+        for at, key in sorted(lapsed):
+            state = self.get(key)
+            if state is None or state.expires_at != at:
+                continue  # reported since, or no longer held
+            self.states.pop(key, None)
+            self.removed[key] = state
+            changes.append(StatusChange(state, state.status, ChangeCause.DEREGISTERED, now))
+        self.changes.extend(changes)
+        return changes
 
     def observe(self, report: HealthReported, partition: int | None = None) -> StatusChange | None:
         if self.deadlines_read:

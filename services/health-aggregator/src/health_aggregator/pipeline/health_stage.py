@@ -10,6 +10,10 @@ holds, so replicas never expire (or signal) each other's checks.
 
 A change a report made continues that report's trace; an expiry (no report behind it)
 starts one.
+
+Deregistration (``core.book``): a check silent past its TTL for ``deregister_after_s`` is
+signalled with cause ``deregistered`` and value 0 — it no longer fails anything, so an
+alert on it resolves — and marked in the table, where every replica's view drops it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def _identity(change: StatusChange) -> _ChangeId:
 
 def to_signal(change: StatusChange, trace: TraceContext | None = None) -> Outgoing:
     state = change.state
+    gone = change.cause is ChangeCause.DEREGISTERED
     subject = f"{state.service}/{state.instance}/{state.check}"
     signal = HEALTH_CHECK_STATUS.observe(
         subject=subject,
@@ -58,9 +63,9 @@ def to_signal(change: StatusChange, trace: TraceContext | None = None) -> Outgoi
             "check": state.check,
             "cause": change.cause.value,
         },
-        value=STATUS_VALUE[state.status],
+        value=0.0 if gone else STATUS_VALUE[state.status],
         observed_at=change.at,
-        detail=state.output,
+        detail="deregistered: no report since its TTL ran out" if gone else state.output,
     )
     return Outgoing(SIGNALS, subject, signal, trace=trace)
 
@@ -84,8 +89,10 @@ class HealthStage:
         registry: CollectorRegistry,
         ownership: OwnershipListener | None = None,
         max_future_s: float = math.inf,
+        deregister_after_s: float = math.inf,
     ) -> None:
         self._book = book
+        self._deregister_after_s = deregister_after_s
         self._max_future_s = max_future_s
         self._ownership = ownership
         self._store = store
@@ -120,13 +127,19 @@ class HealthStage:
             change = plan.observe(record.event, record.message.partition)
             if change is not None:
                 traces[id(change)] = record.trace
-        plan.expire(self._clock.now())
+        now = self._clock.now()
+        plan.expire(now)
+        plan.deregister(now, self._deregister_after_s)
         # A retry after a failed store does not signal again what it already signalled.
         fresh = [c for c in plan.changes if _identity(c) not in self._signalled]
         if fresh:
             await self._producer.publish_many(to_signal(c, traces.get(id(c))) for c in fresh)
             self._signalled.update(_identity(c) for c in fresh)
-        await self._store.save(list(plan.states.values()), plan.changes)
+        await self._store.save(
+            list(plan.states.values()),
+            plan.changes,
+            [(state, now) for state in plan.removed.values()],
+        )
         self._signalled.clear()
         self._book.apply(plan)
         for change in plan.changes:

@@ -54,8 +54,19 @@ class HealthView:
     async def refresh(self) -> int:
         """Pull rows whose status changed; returns how many arrived."""
         since = self._since - _OVERLAP if self._since is not None else None
-        rows, newest = await self._store().changed_since(since)
+        rows, gone, newest = await self._store().changed_since(since)
         changed = 0
+        for service, instance, check in gone:
+            checks = self._by_service.get(service, {})
+            if checks.pop((service, instance, check), None) is not None:
+                self._dirty.add(service)
+                changed += 1
+            if not checks:
+                # Its last check deregistered: the service leaves the fleet view.
+                self._by_service.pop(service, None)
+                if self._health.pop(service, None) is not None:
+                    self._fleet_stale = True
+                self._dirty.discard(service)
         for state in rows:
             checks = self._by_service.setdefault(state.service, {})
             old = checks.get(state.key)

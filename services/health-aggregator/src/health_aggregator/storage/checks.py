@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 from psycopg_pool import AsyncConnectionPool
 
-from health_aggregator.core.book import CheckState, StatusChange
+from health_aggregator.core.book import CheckKey, CheckState, StatusChange
 from opsmesh.events.health import HealthStatus
 from opsmesh.topics import HEALTH
 
@@ -22,12 +22,20 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
 ON CONFLICT (service, instance, check_name) DO UPDATE SET
     status = EXCLUDED.status, critical = EXCLUDED.critical, output = EXCLUDED.output,
     reported_at = EXCLUDED.reported_at, expires_at = EXCLUDED.expires_at,
-    kafka_partition = EXCLUDED.kafka_partition,
+    kafka_partition = EXCLUDED.kafka_partition, deregistered_at = NULL,
     changed_at = CASE
         WHEN health_aggregator.checks.status IS DISTINCT FROM EXCLUDED.status
           OR health_aggregator.checks.critical IS DISTINCT FROM EXCLUDED.critical
+          OR health_aggregator.checks.deregistered_at IS NOT NULL
         THEN EXCLUDED.changed_at ELSE health_aggregator.checks.changed_at END
 WHERE health_aggregator.checks.reported_at <= EXCLUDED.reported_at
+"""
+# Marked, not deleted: the fleet views of every replica learn it from the changed row
+# (retention deletes it later). Only if no report came since the owner decided.
+_DEREGISTER = """
+UPDATE health_aggregator.checks SET deregistered_at = %s, changed_at = clock_timestamp()
+WHERE service = %s AND instance = %s AND check_name = %s AND reported_at = %s
+  AND deregistered_at IS NULL
 """
 _HISTORY = """
 INSERT INTO health_aggregator.status_history
@@ -36,8 +44,9 @@ VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
 """
 _COLUMNS = (
     "SELECT service, instance, check_name, status, critical, output, reported_at, expires_at,"
-    " kafka_partition, changed_at FROM health_aggregator.checks"
+    " kafka_partition, changed_at, deregistered_at FROM health_aggregator.checks"
 )
+_REGISTERED = " WHERE deregistered_at IS NULL"
 _PARTITIONER = DefaultPartitioner()
 _ALL = list(range(HEALTH.partitions))
 
@@ -58,10 +67,21 @@ class CheckStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def save(self, states: Sequence[CheckState], changes: Sequence[StatusChange]) -> None:
-        if not states and not changes:
+    async def save(
+        self,
+        states: Sequence[CheckState],
+        changes: Sequence[StatusChange],
+        deregistered: Sequence[tuple[CheckState, float]] = (),
+    ) -> None:
+        """Upsert ``states``, mark ``deregistered`` (state, when), record ``changes``."""
+        if not states and not changes and not deregistered:
             return
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if deregistered:
+                await cur.executemany(
+                    _DEREGISTER,
+                    [(at, s.service, s.instance, s.check, s.reported_at) for s, at in deregistered],
+                )
             if states:
                 await cur.executemany(
                     _UPSERT,
@@ -102,10 +122,12 @@ class CheckStore:
         recorded are placed by their key)."""
         async with self._pool.connection() as conn:
             if partitions is None:
-                cursor = await conn.execute(_COLUMNS)
+                cursor = await conn.execute(_COLUMNS + _REGISTERED)
             else:
                 cursor = await conn.execute(
-                    _COLUMNS + " WHERE kafka_partition = ANY(%s) OR kafka_partition IS NULL",
+                    _COLUMNS
+                    + _REGISTERED
+                    + " AND (kafka_partition = ANY(%s) OR kafka_partition IS NULL)",
                     (list(partitions),),
                 )
             rows = await cursor.fetchall()
@@ -117,9 +139,9 @@ class CheckStore:
 
     async def changed_since(
         self, since: dt.datetime | None
-    ) -> tuple[list[CheckState], dt.datetime | None]:
-        """Rows whose status changed after ``since`` (all when None), and the newest
-        change time seen."""
+    ) -> tuple[list[CheckState], list[CheckKey], dt.datetime | None]:
+        """Rows whose status changed after ``since`` (all when None): the registered
+        checks, the keys of those deregistered, and the newest change time seen."""
         async with self._pool.connection() as conn:
             if since is None:
                 cursor = await conn.execute(_COLUMNS)
@@ -127,12 +149,14 @@ class CheckStore:
                 cursor = await conn.execute(_COLUMNS + " WHERE changed_at > %s", (since,))
             rows = await cursor.fetchall()
         newest = max((r[9] for r in rows), default=since)
-        return [_state(r) for r in rows], newest
+        current = [_state(r) for r in rows if r[10] is None]
+        gone = [(r[0], r[1], r[2]) for r in rows if r[10] is not None]
+        return current, gone, newest
 
     async def of_service(self, service: str) -> list[CheckState]:
         """A service's checks as stored now (fresh report times, unlike the view)."""
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(_COLUMNS + " WHERE service = %s", (service,))
+            cursor = await conn.execute(_COLUMNS + _REGISTERED + " AND service = %s", (service,))
             rows = await cursor.fetchall()
         return [_state(r) for r in rows]
 

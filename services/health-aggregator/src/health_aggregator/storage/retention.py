@@ -4,20 +4,32 @@
   /api/v1/services/{name}`` (the newest ``HEALTH_AGGREGATOR_HISTORY_LIMIT``) and audits.
   Nothing reads it to decide anything (the current state is ``checks``), so rows older
   than the retention simply go.
-
-``health_aggregator.checks`` is not purged: it holds one row per (service, instance,
-check) — it grows with instances, not with traffic — and a row is the check's current
-state, which the fleet view and the owner's TTL expiry act on (``docs/services.md``).
+- ``health_aggregator.checks``: one row per (service, instance, check), the check's
+  current state. A check silent for ``HEALTH_AGGREGATOR_DEREGISTER_AFTER_DAYS`` after its
+  TTL ran out is deregistered by its owner (``core.book``): the row is marked
+  (``deregistered_at``) rather than deleted, because the fleet view of every replica
+  learns changes from changed rows. The mark is kept as long again — far longer than any
+  view takes to refresh — and then the row goes. A check that reports again before that
+  is simply registered again (the upsert clears the mark).
 """
 
 from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
-from opsmesh.db.retention import PurgeJob, TablePurge, days
+from opsmesh.db.retention import PurgeJob, TablePurge, TimeColumn, days
 
 
-def purge_jobs(pool: AsyncConnectionPool, *, history_retention_days: float) -> list[PurgeJob]:
+def purge_jobs(
+    pool: AsyncConnectionPool, *, history_retention_days: float, deregister_after_days: float
+) -> list[PurgeJob]:
     return [
         TablePurge(pool, "health_aggregator.status_history", "at", days(history_retention_days)),
+        TablePurge(
+            pool,
+            "health_aggregator.checks",
+            "deregistered_at",
+            days(deregister_after_days),
+            column_type=TimeColumn.EPOCH_SECONDS,
+        ),
     ]
