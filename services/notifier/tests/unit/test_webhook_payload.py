@@ -38,6 +38,8 @@ TOP_FIELDS = {
     "commonAnnotations",
     "externalURL",
     "alerts",
+    "notification_reason",
+    "routeLabels",
 }
 
 
@@ -164,7 +166,7 @@ def test_times_past_year_9999_are_clamped_never_raised(epoch: float, shown: str)
 def test_a_far_future_ends_at_builds_a_payload() -> None:
     alert = Alert(
         fingerprint="f",
-        status=AlertStatus.FIRING,
+        status=AlertStatus.RESOLVED,
         labels={"alertname": "A"},
         starts_at=1_700_000_000.0,
         ends_at=253_402_387_140.0,
@@ -176,3 +178,41 @@ def test_a_far_future_ends_at_builds_a_payload() -> None:
         far, routing_key="k", summary="s", source="x", default_severity="error"
     )
     assert summary["payload"]["timestamp"] == "2023-11-14T22:13:20Z"
+
+
+def test_a_firing_alert_shows_alertmanagers_zero_ends_at_whatever_is_stored() -> None:
+    """alert.Alerts (alert/alert.go): an end not reached yet is not exposed."""
+    base = request()
+    stored_end = msgspec.structs.replace(base.alerts[0], ends_at=STARTS + 300)
+    body = webhook_payload(msgspec.structs.replace(base, alerts=[stored_end]))
+    assert body["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        (NotifyReason.FIRST_NOTIFICATION, "first notification"),
+        (NotifyReason.NEW_ALERTS, "new alerts added"),
+        (NotifyReason.SOME_RESOLVED, "some alerts resolved"),
+        (NotifyReason.ALL_RESOLVED, "all alerts resolved"),
+        (NotifyReason.REPEAT_INTERVAL_ELAPSED, "repeat interval elapsed"),
+    ],
+)
+def test_the_reason_in_alertmanagers_words(reason: NotifyReason, words: str) -> None:
+    body = webhook_payload(msgspec.structs.replace(request(), reason=reason))
+    assert body["notification_reason"] == words
+    assert body["routeLabels"] == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("team-db", "team-db"),
+        ("team.db", "team\\.db"),
+        ("a+b (pager) [1]|{x}^$*?\\", "a\\+b \\(pager\\) \\[1\\]\\|\\{x\\}\\^\\$\\*\\?\\\\"),
+        ("on call #1 & co ~", "on call #1 & co ~"),
+    ],
+)
+def test_the_receiver_is_quoted_as_gos_regexp_quote_meta(name: str, shown: str) -> None:
+    """Template.Data (template/template.go) stores regexp.QuoteMeta(receiver)."""
+    assert webhook_payload(msgspec.structs.replace(request(), receiver=name))["receiver"] == shown

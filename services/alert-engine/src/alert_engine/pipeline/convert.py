@@ -1,13 +1,14 @@
 """Conversions between the core's values and the wire events.
 
 Traces: a state change continues what caused it; a notification the newest of its
-alerts' traces (by ``starts_at``, the order it lists them), the others as span links
-(``FanIn``)."""
+alerts' traces (by ``starts_at``), the others as span links (``FanIn``). A notification
+lists its alerts in Alertmanager's order (``core.alert_order``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from alert_engine.core.alert_order import alertmanager_order
 from alert_engine.core.evaluation import Transition
 from alert_engine.core.flush import FlushPlan
 from opsmesh.events.alerts import Alert, AlertStateChanged, AlertStatus
@@ -58,7 +59,7 @@ def _plain(values: Mapping[str, str]) -> dict[str, str]:
 def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
     if plan.reason is None or plan.idempotency_key is None:
         raise ValueError("a plan without a reason sends nothing")
-    ordered = sorted(plan.sent, key=lambda a: (a.starts_at, a.fingerprint))
+    ordered = alertmanager_order(plan.sent, lambda a: a.labels)
     alerts = [
         Alert(
             fingerprint=a.fingerprint,
@@ -71,7 +72,8 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
         )
         for a in ordered
     ]
-    trace = fan_in(parse_traceparent(a.trace) if a.trace else None for a in ordered)
+    by_start = sorted(plan.sent, key=lambda a: (a.starts_at, a.fingerprint))
+    trace = fan_in(parse_traceparent(a.trace) if a.trace else None for a in by_start)
     firing = any(a.status is AlertStatus.FIRING for a in alerts)
     request = NotificationRequested(
         idempotency_key=plan.idempotency_key,

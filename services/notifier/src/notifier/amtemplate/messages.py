@@ -15,19 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from notifier.amtemplate.renderer import Field
-from notifier.core.webhook_payload import rfc3339
+from notifier.core.webhook_payload import AM_REASONS, rfc3339
 from notifier.receivers import EmailConfig, PagerDutyConfig, SlackConfig
 from opsmesh.events.alerts import AlertStatus
-from opsmesh.events.notifications import NotificationRequested, NotifyReason
-
-# Alertmanager's names for why a group was notified (notify.NotifyReason.String()).
-REASONS = {
-    NotifyReason.FIRST_NOTIFICATION: "first notification",
-    NotifyReason.NEW_ALERTS: "new alerts added",
-    NotifyReason.SOME_RESOLVED: "some alerts resolved",
-    NotifyReason.ALL_RESOLVED: "all alerts resolved",
-    NotifyReason.REPEAT_INTERVAL_ELAPSED: "repeat interval elapsed",
-}
+from opsmesh.events.notifications import NotificationRequested
 
 SLACK_DEFAULTS = {
     "color": '{{ template "slack.default.color" . }}',
@@ -76,7 +67,7 @@ def template_data(request: NotificationRequested) -> dict[str, Any]:
     """The notification as the renderer takes it (see the module docstring)."""
     return {
         "receiver": request.receiver,
-        "notificationReason": REASONS.get(request.reason, "unknown"),
+        "notificationReason": AM_REASONS.get(request.reason, "unknown"),
         "groupLabels": dict(request.group_labels),
         "externalURL": request.external_url,
         "alerts": [

@@ -1,4 +1,13 @@
-"""Alertmanager's webhook payload (version "4"), so existing receivers work unchanged."""
+"""Alertmanager's webhook payload (version "4"), so existing receivers work unchanged.
+
+Field by field as Alertmanager writes it (``notify/webhook/webhook.go`` ``Message``,
+``template/template.go`` ``Template.Data``, ``alert/alert.go`` ``Alerts``): the receiver
+name passed through Go's ``regexp.QuoteMeta``; a firing alert's ``endsAt`` is Go's zero
+time (Alertmanager does not expose an end that has not been reached); the reason as
+``notification_reason`` in Alertmanager's words; ``routeLabels`` (opsmesh routes carry
+none, so ``{}``). Alerts come in the order the alert-engine lists them, which is
+Alertmanager's (``job``, ``instance``, then the label sets).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from opsmesh.events.notifications import NotificationRequested
+from opsmesh.events.alerts import AlertStatus
+from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"  # what Alertmanager sends for an unset endsAt
 # RFC 3339 has four-digit years: a later instant (an endsAt in year 10000) is shown as
@@ -26,30 +36,49 @@ def rfc3339(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
+# Alertmanager's NotifyReason.String() (notify/notify.go).
+AM_REASONS = {
+    NotifyReason.FIRST_NOTIFICATION: "first notification",
+    NotifyReason.NEW_ALERTS: "new alerts added",
+    NotifyReason.SOME_RESOLVED: "some alerts resolved",
+    NotifyReason.ALL_RESOLVED: "all alerts resolved",
+    NotifyReason.REPEAT_INTERVAL_ELAPSED: "repeat interval elapsed",
+}
+_GO_REGEXP_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def go_quote_meta(text: str) -> str:
+    """Go's ``regexp.QuoteMeta``: a backslash before each of ``\\.+*?()|[]{}^$`` only
+    (Python's ``re.escape`` also escapes ``-``, ``#``, spaces ...)."""
+    return "".join("\\" + c if c in _GO_REGEXP_SPECIAL else c for c in text)
+
+
 def webhook_payload(request: NotificationRequested) -> dict[str, Any]:
     return {
-        "version": "4",
-        "groupKey": request.group_key,
-        "truncatedAlerts": request.truncated_alerts,
+        "receiver": go_quote_meta(request.receiver),
         "status": request.status.value,
-        "receiver": request.receiver,
-        "groupLabels": dict(request.group_labels),
-        "commonLabels": dict(request.common_labels),
-        "commonAnnotations": dict(request.common_annotations),
-        "externalURL": request.external_url,
-        # opsmesh additions; Alertmanager receivers ignore unknown fields.
-        "notificationReason": request.reason.value,
-        "idempotencyKey": request.idempotency_key,
         "alerts": [
             {
                 "status": alert.status.value,
                 "labels": dict(alert.labels),
                 "annotations": dict(alert.annotations),
                 "startsAt": rfc3339(alert.starts_at),
-                "endsAt": rfc3339(alert.ends_at),
+                "endsAt": rfc3339(alert.ends_at if alert.status is AlertStatus.RESOLVED else None),
                 "generatorURL": alert.generator_url,
                 "fingerprint": alert.fingerprint,
             }
             for alert in request.alerts
         ],
+        "notification_reason": AM_REASONS.get(request.reason, "unknown"),
+        "groupLabels": dict(request.group_labels),
+        "commonLabels": dict(request.common_labels),
+        "commonAnnotations": dict(request.common_annotations),
+        "routeLabels": {},
+        "externalURL": request.external_url,
+        "version": "4",
+        "groupKey": request.group_key,
+        "truncatedAlerts": request.truncated_alerts,
+        # opsmesh additions; Alertmanager receivers ignore unknown fields.
+        "notificationReason": request.reason.value,
+        "idempotencyKey": request.idempotency_key,
     }
