@@ -64,7 +64,8 @@ async def test_the_configuration_needs_a_read_token(closed: TestClient) -> None:
     response = await closed.get("/api/v2/status")
     assert response.status == 401
     assert "read" in await response.text()
-    assert (await closed.get("/api/v2/status", headers=bearer("x" * 20))).status == 401
+    unknown = await closed.get("/api/v2/status", headers=bearer("x" * 20))
+    assert unknown.status == 401
     assert (await closed.get("/api/v2/status", headers=bearer(READER))).status == 200
     assert (await closed.get("/api/v2/status", headers=bearer(WRITER))).status == 200
     # Other reads stay open (Prometheus, Grafana and amtool read alerts without one).
@@ -73,6 +74,17 @@ async def test_the_configuration_needs_a_read_token(closed: TestClient) -> None:
 
 async def test_public_status_opens_it(opened: TestClient) -> None:
     assert (await opened.get("/api/v2/status")).status == 200
+
+
+async def test_a_401_says_how_to_give_a_token_with_amtool_and_opsmesh(closed: TestClient) -> None:
+    for headers in ({}, bearer("x" * 20)):
+        response = await closed.get("/api/v2/status", headers=headers)
+        assert response.status == 401
+        text = await response.text()
+        assert "--http.config.file" in text, "amtool's way"
+        assert "authorization: {credentials: <token>}" in text
+        assert "--token" in text
+        assert "$ALERT_ENGINE_TOKEN" in text, "opsmesh's way"
 
 
 async def test_read_requires_token_covers_it_too() -> None:

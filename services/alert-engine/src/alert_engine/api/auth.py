@@ -67,6 +67,14 @@ class TokenBook:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# How a caller gives a token, in the 401 itself: the tools people arrive with are amtool
+# (which takes HTTP client settings from a file) and opsmesh's own CLI.
+HOW_TO = (
+    "Send 'Authorization: Bearer <token>' (tokens: ALERT_ENGINE_API_TOKENS). amtool:"
+    " --http.config.file=FILE where FILE holds 'authorization: {credentials: <token>}';"
+    " opsmesh: --token <token> or $ALERT_ENGINE_TOKEN."
+)
+
 
 def auth_middleware(
     tokens: TokenBook, *, read_requires_token: bool, public_status: bool = False
@@ -88,13 +96,14 @@ def auth_middleware(
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise web.HTTPUnauthorized(
-                text=f"this endpoint needs a bearer token with the {needed!r} scope",
+                text=f"this endpoint needs a bearer token with the {needed!r} scope. {HOW_TO}",
                 headers={"WWW-Authenticate": 'Bearer realm="opsmesh"'},
             )
         scopes = tokens.scopes(token.strip())
         if not scopes:
             raise web.HTTPUnauthorized(
-                text="unknown token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                text=f"unknown token. {HOW_TO}",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         if needed not in scopes:
             raise web.HTTPForbidden(text=f"the token lacks the {needed!r} scope")
