@@ -119,3 +119,19 @@ def test_idempotency_key_differs_across_receivers_and_groups() -> None:
     # notified_at is not part of it: a re-plan at another time is the same flush
     later = LogEntry(frozenset({"a"}), frozenset(), T0 + 5, 1)
     assert idempotency_key('{}:{alertname="X"}', "team", later) == base
+
+
+def test_without_any_integration_sending_resolved_resolves_alone_send_nothing() -> None:
+    """Alertmanager's DedupStage: the resolved set counts only with send_resolved."""
+    last = LogEntry(frozenset({fp("a"), fp("b")}), frozenset(), T0, sequence=1)
+    g = group(alert("a"), alert("b", AlertStatus.RESOLVED))
+    assert plan_flush(g, last, T0 + 300, send_resolved=False).reason is None
+    # Everything resolved is still logged (the firing set is cleared), as Alertmanager does.
+    gone = group(alert("a", AlertStatus.RESOLVED), alert("b", AlertStatus.RESOLVED))
+    assert plan_flush(gone, last, T0 + 300, send_resolved=False).reason is (
+        NotifyReason.ALL_RESOLVED
+    )
+    fresh = group(alert("a"), alert("b", AlertStatus.RESOLVED), alert("c"))
+    assert plan_flush(fresh, last, T0 + 300, send_resolved=False).reason is (
+        NotifyReason.NEW_ALERTS
+    )

@@ -147,6 +147,7 @@ class Engine:
                     now,
                     muted,
                     self.time_mute(group.route, now),
+                    send_resolved=self.config.sends_resolved(group.route.receiver),
                 )
             )
         return plans

@@ -64,7 +64,11 @@ def plan_flush(
     now: float,
     muted: Set[str] = frozenset(),
     time_mute: MuteReason | None = None,
+    *,
+    send_resolved: bool = True,
 ) -> FlushPlan:
+    """``send_resolved``: whether any integration of the receiver sends resolved
+    notifications; without one, resolved alerts alone never cause a notification."""
     covered = tuple(group.alerts.values())
     receiver = group.route.receiver
     if time_mute is not None:
@@ -87,7 +91,12 @@ def plan_flush(
     firing = frozenset(firing_fps)
     resolved = frozenset(resolved_fps)
     reason = needs_update(
-        last, firing, resolved, repeat_interval_s=group.route.repeat_interval_s, now=now
+        last,
+        firing,
+        resolved,
+        repeat_interval_s=group.route.repeat_interval_s,
+        now=now,
+        send_resolved=send_resolved,
     )
     if reason is None:
         return FlushPlan(group, receiver, None, covered, None, None, sent, now)
