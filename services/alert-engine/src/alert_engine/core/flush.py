@@ -13,7 +13,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 
 from alert_engine.core.decision import LogEntry, needs_update
-from alert_engine.core.grouping import AggregationGroup, GroupedAlert
+from alert_engine.core.grouping import AggregationGroup, GroupedAlert, grid_instant
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
 
@@ -90,12 +90,17 @@ def plan_flush(
             firing_fps.append(a.fingerprint)
     firing = frozenset(firing_fps)
     resolved = frozenset(resolved_fps)
+    # The log keeps the instant the flush was due, not when it ran: repeats are then
+    # decided on the grid (notified_at + repeat_interval is a grid instant), so a tick
+    # that runs a little earlier after the due time than the previous one did cannot
+    # push a repeat back by a whole group_interval.
+    due = grid_instant(group.next_flush_at, group.route.group_interval_s, now)
     reason = needs_update(
         last,
         firing,
         resolved,
         repeat_interval_s=group.route.repeat_interval_s,
-        now=now,
+        now=due,
         send_resolved=send_resolved,
     )
     if reason is None:
@@ -103,7 +108,7 @@ def plan_flush(
     entry = LogEntry(
         firing=firing,
         resolved=resolved,
-        notified_at=now,
+        notified_at=due,
         sequence=(last.sequence + 1) if last else 1,
     )
     key = idempotency_key(group.key, receiver, entry)
