@@ -4,6 +4,7 @@ accumulates no lateness. Simulated time: a day of ticks whose lateness varies.""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from alert_engine.core.grouping import grid_instant, next_on_grid
@@ -57,7 +58,7 @@ def test_a_day_of_late_ticks_flushes_on_the_grid_and_repeats_on_time() -> None:
     assert skipped > 0, "the stalls skipped instants instead of bursting to catch up"
     assert all(
         b - a >= GROUP_INTERVAL - 3.0
-        for i, (a, b) in enumerate(zip(flushes, flushes[1:], strict=False))
+        for i, (a, b) in enumerate(itertools.pairwise(flushes))
         if i not in after_stall and i + 1 not in after_stall
     ), "flushes an interval apart"
     # After a stall: one flush for the instant it served, then back on the grid — never a
@@ -71,7 +72,7 @@ def test_a_day_of_late_ticks_flushes_on_the_grid_and_repeats_on_time() -> None:
     assert reasons[0] is NotifyReason.FIRST_NOTIFICATION
     assert set(reasons[1:]) == {NotifyReason.REPEAT_INTERVAL_ELAPSED}
     instants = [grid_instant(first_due, GROUP_INTERVAL, at) for at, _ in notified]
-    gaps = {b - a for a, b in zip(instants, instants[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(instants)}
     assert gaps <= {REPEAT, REPEAT + GROUP_INTERVAL}, gaps  # + one instant only after a stall
     assert len(notified) >= 23
 

@@ -9,7 +9,6 @@ empty group is dropped.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
