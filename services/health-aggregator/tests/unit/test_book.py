@@ -274,3 +274,43 @@ def test_a_restored_failing_check_long_lapsed_is_deregistered() -> None:
     (change,) = book.deregister(T0 + 30 + 3_601, 3_600)
     assert change.state == state
     assert len(book) == 0
+
+
+def test_a_check_that_last_reported_fail_and_went_silent_is_deregistered() -> None:
+    # Consul's case: a critical check whose instance is gone. Its TTL running out is no
+    # status change (it already fails), but it lapsed all the same.
+    book = HealthBook()
+    book.observe(report(FAIL, instance="gone", ttl=10))
+    book.observe(report(PASS, T0 + 100, instance="alive", ttl=1_000))
+    assert book.expire(T0 + 10) == []
+    assert book.deregister(T0 + 10 + 59, 60) == []
+    (change,) = book.deregister(T0 + 10 + 61, 60)
+    assert (change.cause, change.previous, change.state.instance) == (
+        ChangeCause.DEREGISTERED,
+        FAIL,
+        "gone",
+    )
+    assert book.service_status("api") is PASS
+
+
+def test_a_failing_check_that_keeps_reporting_is_never_deregistered() -> None:
+    book = HealthBook()
+    for i in range(100):
+        book.observe(report(FAIL, T0 + i * 10, ttl=10))
+        book.expire(T0 + i * 10 + 10)
+        assert book.deregister(T0 + i * 10 + 10, 60) == []
+    assert book.service_status("api") is FAIL
+
+
+def test_a_batch_that_lapses_and_deregisters_a_silent_failing_check_at_once() -> None:
+    # A restart after a long outage: the check expires and is long past the span.
+    book = HealthBook()
+    book.restore([CheckState("api", "i-1", "db", PASS, True, None, T0, T0 + 30, 0)])
+    book.observe(report(FAIL, T0, instance="i-2", ttl=30))
+    plan = book.plan()
+    (expired,) = plan.expire(T0 + 10_000)
+    assert expired.state.instance == "i-1"
+    gone = plan.deregister(T0 + 10_000, 60)
+    assert sorted(c.state.instance for c in gone) == ["i-1", "i-2"]
+    book.apply(plan)
+    assert len(book) == 0

@@ -255,3 +255,25 @@ async def test_a_check_that_keeps_reporting_fail_is_never_deregistered() -> None
         world.clock.advance(30)
     assert world.book.get(KEY) is not None
     assert all(cause != "deregistered" for *_, cause in world.producer.statuses())
+
+
+async def test_a_check_that_last_reported_fail_and_went_silent_is_deregistered() -> None:
+    world = World(deregister_after_s=60)
+    await world.run(report(FAIL, T0, 0, ttl=10))
+    world.clock.advance(10)
+    world.store.down_for = 1  # the store of the batch its TTL runs out in fails
+    await world.run()  # retried after a simulated backoff
+    assert world.wait.waits == 1
+    world.clock.set(T0 + 10 + 60)
+    await world.run()
+    assert world.book.get(KEY) is not None, "not yet: the TTL ran out 60 s ago"
+    world.clock.advance(1)
+
+    await world.run()
+
+    assert world.producer.statuses() == [
+        (SUBJECT, 2.0, "reported"),
+        (SUBJECT, 0.0, "deregistered"),
+    ]
+    assert list(world.store.deregistered) == [KEY]
+    assert world.book.get(KEY) is None

@@ -131,9 +131,10 @@ class HealthBook:
         lapsed = self._lapsed
         while lapsed and lapsed[0][0] < plan.deregistered_to:
             heapq.heappop(lapsed)  # read by the plan's deregister: removed, or stale
-        for change in plan.changes:
-            if change.cause is ChangeCause.TTL_EXPIRED and change.state.key not in plan.removed:
-                heapq.heappush(lapsed, (change.state.expires_at, change.state.key))
+        for entry in plan.lapsed:
+            # One its deregister read and kept was stale; one it removed is gone.
+            if entry[0] >= plan.deregistered_to and entry[1] not in plan.removed:
+                heapq.heappush(lapsed, entry)
         deadlines = self._deadlines
         # Every entry due by the plan's expiry was read by it: settled, or stale.
         while deadlines and deadlines[0][0] <= plan.expired_to:
@@ -224,6 +225,10 @@ class BookPlan:
         self.expired_to = -math.inf
         self.removed: dict[CheckKey, CheckState] = {}  # deregistered: to delete, then drop
         self.deregistered_to = -math.inf
+        # Checks whose TTL ran out in this plan's expiry, turned to fail or failing
+        # already (a check that last reported fail lapses without a change): to push on
+        # the book's lapsed heap on apply, and read by ``deregister``.
+        self.lapsed: list[tuple[float, CheckKey]] = []
 
     def get(self, key: CheckKey) -> CheckState | None:
         if key in self.removed:
@@ -237,11 +242,7 @@ class BookPlan:
         cutoff = now - after_s
         self.deregistered_to = max(self.deregistered_to, cutoff)
         lapsed = self.book.lapsed_before(cutoff)
-        lapsed.extend(
-            (c.state.expires_at, c.state.key)
-            for c in self.changes
-            if c.cause is ChangeCause.TTL_EXPIRED and c.state.expires_at < cutoff
-        )
+        lapsed.extend(entry for entry in self.lapsed if entry[0] < cutoff)
         changes = []
         for at, key in sorted(lapsed):
             state = self.get(key)
@@ -294,8 +295,9 @@ class BookPlan:
             state = self.get(key)
             if state is None or state.expires_at != at:
                 continue  # refreshed since, or no longer held
+            self.lapsed.append((at, key))
             if state.status is HealthStatus.FAIL:
-                continue
+                continue  # failing already: lapsed, but no change
             failed = replace(
                 state,
                 status=HealthStatus.FAIL,
