@@ -61,12 +61,17 @@ class TraceBuffer:
         """Take the traces quiet for ``settle_s``, and the quietest beyond the bound."""
         out = []
         cutoff = now - self._settle_s
-        for trace_id, trace in list(self._traces.items()):
-            if trace.last_seen > cutoff and self._spans <= self._max_spans:
+        spans = self._spans
+        # Oldest first, stopping at the first trace to keep: no copy of the whole buffer
+        # per call (it is read on every poll, and may hold ``max_spans`` spans).
+        for trace in self._traces.values():
+            if trace.last_seen > cutoff and spans <= self._max_spans:
                 break
-            del self._traces[trace_id]
-            self._spans -= len(trace.spans)
+            spans -= len(trace.spans)
             out.append(trace)
+        for trace in out:
+            del self._traces[trace.trace_id]
+        self._spans = spans
         return out
 
     def restore(self, traces: Iterable[SettledTrace]) -> None:
