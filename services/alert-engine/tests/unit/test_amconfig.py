@@ -413,3 +413,35 @@ def test_a_matchers_entry_may_hold_several_matchers() -> None:
         Matcher("b", MatchType.REGEX, "2|3"),
         Matcher("c", MatchType.NOT_EQUAL, "x,y"),
     }
+
+
+def test_a_receiver_sends_resolved_if_any_integration_does_with_alertmanagers_defaults() -> None:
+    cfg = parse_config(
+        textwrap.dedent(
+            """
+            route: {receiver: hook}
+            receivers:
+              - name: hook
+                webhook_configs: [{url: "http://h.example/x"}]
+              - name: chat
+                slack_configs: [{api_url: "http://h.example/s", channel: "#x"}]
+              - name: mail
+                email_configs: [{to: a@example.com, send_resolved: true}]
+              - name: quiet
+                webhook_configs: [{url: "http://h.example/x", send_resolved: false}]
+                pagerduty_configs: [{routing_key: k, send_resolved: false}]
+              - name: mixed
+                slack_configs: [{api_url: "http://h.example/s", channel: "#x"}]
+                pagerduty_configs: [{routing_key: k}]
+              - name: none
+            """
+        )
+    )
+    assert {r.name: cfg.sends_resolved(r.name) for r in cfg.receivers} == {
+        "hook": True,  # webhook: true by default
+        "chat": False,  # slack: false by default
+        "mail": True,
+        "quiet": False,
+        "mixed": True,  # pagerduty: true by default
+        "none": True,
+    }

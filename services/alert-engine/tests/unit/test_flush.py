@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import idempotency_key, plan_flush
-from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert, Route
+from alert_engine.core.grouping import (
+    AggregationGroup,
+    Dispatcher,
+    GroupedAlert,
+    Route,
+    grid_instant,
+)
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
 from opsmesh.labels import fingerprint
@@ -56,8 +62,11 @@ def test_plan_reasons_follow_the_log() -> None:
     cases = [
         (group(alert("a"), alert("b")), NotifyReason.NEW_ALERTS, T0 + 60),
         (group(alert("a", AlertStatus.RESOLVED)), NotifyReason.ALL_RESOLVED, T0 + 60),
-        (group(alert("a")), NotifyReason.REPEAT_INTERVAL_ELAPSED, T0 + 3600),
-        (group(alert("a")), None, T0 + 3599),
+        # The group's grid: due at T0 + 30, then every 300 s. A repeat is decided at
+        # the grid instant the flush serves (T0 + 3630 is the first one an hour on).
+        (group(alert("a")), NotifyReason.REPEAT_INTERVAL_ELAPSED, T0 + 3630),
+        (group(alert("a")), NotifyReason.REPEAT_INTERVAL_ELAPSED, T0 + 3631),  # a late tick
+        (group(alert("a")), None, T0 + 3629),  # serves T0 + 3330
     ]
     for g, reason, now in cases:
         plan = plan_flush(g, last, now)
@@ -65,7 +74,8 @@ def test_plan_reasons_follow_the_log() -> None:
         if reason is not None:
             assert plan.entry is not None
             assert plan.entry.sequence == 5
-            assert plan.entry.notified_at == now
+            # The log keeps the grid instant, not when the tick ran.
+            assert plan.entry.notified_at == grid_instant(g.next_flush_at, 300, now)
 
 
 def test_some_resolved_is_planned() -> None:
@@ -77,9 +87,11 @@ def test_some_resolved_is_planned() -> None:
 def test_repeat_interval_comes_from_the_route_rounded() -> None:
     route = Route("team", group_interval_s=300, repeat_interval_s=301)  # rounds to 600
     (g,) = Dispatcher(route).insert(alert("a"), T0)
-    last = LogEntry(frozenset({fp("a")}), frozenset(), T0, sequence=1)
-    assert plan_flush(g, last, T0 + 599).reason is None
-    assert plan_flush(g, last, T0 + 600).reason is NotifyReason.REPEAT_INTERVAL_ELAPSED
+    # Grid: T0 + 30 (group_wait), + 300 each; first notified at T0 + 30.
+    last = LogEntry(frozenset({fp("a")}), frozenset(), T0 + 30, sequence=1)
+    assert plan_flush(g, last, T0 + 330).reason is None
+    assert plan_flush(g, last, T0 + 629).reason is None, "serves T0 + 330"
+    assert plan_flush(g, last, T0 + 630).reason is NotifyReason.REPEAT_INTERVAL_ELAPSED
 
 
 def test_idempotency_key_is_stable_for_the_same_flush() -> None:
@@ -119,3 +131,19 @@ def test_idempotency_key_differs_across_receivers_and_groups() -> None:
     # notified_at is not part of it: a re-plan at another time is the same flush
     later = LogEntry(frozenset({"a"}), frozenset(), T0 + 5, 1)
     assert idempotency_key('{}:{alertname="X"}', "team", later) == base
+
+
+def test_without_any_integration_sending_resolved_resolves_alone_send_nothing() -> None:
+    """Alertmanager's DedupStage: the resolved set counts only with send_resolved."""
+    last = LogEntry(frozenset({fp("a"), fp("b")}), frozenset(), T0, sequence=1)
+    g = group(alert("a"), alert("b", AlertStatus.RESOLVED))
+    assert plan_flush(g, last, T0 + 300, send_resolved=False).reason is None
+    # Everything resolved is still logged (the firing set is cleared), as Alertmanager does.
+    gone = group(alert("a", AlertStatus.RESOLVED), alert("b", AlertStatus.RESOLVED))
+    assert plan_flush(gone, last, T0 + 300, send_resolved=False).reason is (
+        NotifyReason.ALL_RESOLVED
+    )
+    fresh = group(alert("a"), alert("b", AlertStatus.RESOLVED), alert("c"))
+    assert plan_flush(fresh, last, T0 + 300, send_resolved=False).reason is (
+        NotifyReason.NEW_ALERTS
+    )

@@ -22,6 +22,7 @@ import yaml
 from pydantic import SecretStr
 from yarl import URL
 
+from opsmesh.send_resolved import SEND_RESOLVED_DEFAULT
 from opsmesh.yaml_errors import yaml_error_text
 
 
@@ -57,7 +58,7 @@ class WebhookConfig(msgspec.Struct, forbid_unknown_fields=False):
     url: str
     # Standard Webhooks secrets ("whsec_<base64>"); several may be active during rotation.
     secrets: list[SecretStr] = []
-    send_resolved: bool = True
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["webhook"]
 
     def __post_init__(self) -> None:
         # Tokens often ride in a webhook URL's query: not shown in the error.
@@ -81,7 +82,7 @@ class EmailConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"from_": 
     subject: str | None = None
     html: str | None = None
     text: str | None = None
-    send_resolved: bool = False  # Alertmanager's default for email
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["email"]
 
     def __post_init__(self) -> None:
         host, _, port = self.smarthost.rpartition(":")
@@ -139,7 +140,7 @@ class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
     actions: list[SlackAction] = []
     mrkdwn_in: list[str] = []
     link_names: bool = False
-    send_resolved: bool = False
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["slack"]
 
     def __post_init__(self) -> None:
         if (self.api_url is None) == (self.token is None):
@@ -179,7 +180,7 @@ class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"clas
     group: str | None = None
     links: list[PagerDutyLink] = []
     images: list[PagerDutyImage] = []
-    send_resolved: bool = True
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["pagerduty"]
     # Events API v2 allows about 120 events/min per routing key.
     rate_per_min: float = 120.0
 

@@ -29,6 +29,7 @@ class Received:
     path: str
     webhook_id: str
     at: float
+    body: bytes = b""
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Sink:
     def ids(self, path: str) -> list[str]:
         with self.lock:
             return [r.webhook_id for r in self.received if r.path == path]
+
+    def bodies(self, path: str) -> list[bytes]:
+        with self.lock:
+            return [r.body for r in self.received if r.path == path]
 
     def all_ids(self, prefix: str) -> list[str]:
         with self.lock:
@@ -61,10 +66,12 @@ def _serve(sink: Sink, started: threading.Event, stop: threading.Event) -> None:
     sink.release = asyncio.Event()
 
     async def hook(request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.read()
         path = request.path
         with sink.lock:
-            sink.received.append(Received(path, request.headers.get("webhook-id", ""), time.time()))
+            sink.received.append(
+                Received(path, request.headers.get("webhook-id", ""), time.time(), body)
+            )
             if path.startswith("/flaky/"):
                 left = sink.flaky_failures.get(path, 0)
                 if left > 0:
@@ -125,6 +132,10 @@ receivers:
     webhook_configs: [{url: "BASE/ok/multi"}, {url: "BASE/down/multi"}]
   - name: slow
     webhook_configs: [{url: "BASE/slow/slow"}]
+  - name: mixed
+    webhook_configs:
+      - {url: "BASE/ok/mixed-resolved"}
+      - {url: "BASE/ok/mixed-firing-only", send_resolved: false}
 """
 
 

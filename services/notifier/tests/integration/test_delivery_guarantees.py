@@ -3,6 +3,7 @@ recovery after failures, the DLQ past the deadline, isolation, and a SIGKILL mid
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -15,7 +16,8 @@ from tests.fixtures.kafka import eventually, header, read_all
 
 from notifier.samples import sample_request
 from opsmesh.devinfra import Endpoints
-from opsmesh.events.notifications import NotificationRequested
+from opsmesh.events.alerts import Alert, AlertStatus
+from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.dlq import HEADER_REASON
 from opsmesh.topics import DELIVERIES, DLQ, NOTIFICATIONS, Topic
@@ -214,3 +216,101 @@ async def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     received = Counter(i for i in sink.all_ids("/slow/") if i in keys)
     resent = sum(n - 1 for n in received.values())
     assert resent <= 8, received.most_common(10)
+
+
+def _group(
+    key: str, reason: NotifyReason, alerts: list[tuple[str, AlertStatus]]
+) -> NotificationRequested:
+    now = time.time()
+    firing = any(status is AlertStatus.FIRING for _, status in alerts)
+    return msgspec.structs.replace(
+        sample_request("mixed", key=key),
+        reason=reason,
+        status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
+        common_labels={"alertname": "DiskAlmostFull"},
+        common_annotations={},
+        alerts=[
+            Alert(
+                fingerprint=f"{i:016x}",
+                status=status,
+                labels={"alertname": "DiskAlmostFull", "instance": name},
+                annotations={"summary": f"{name} {status.value}"},
+                starts_at=now - 600,
+                ends_at=now if status is AlertStatus.RESOLVED else None,
+            )
+            for i, (name, status) in enumerate(alerts)
+        ],
+    )
+
+
+async def test_send_resolved_false_gets_firing_alerts_only_and_nothing_for_resolves_alone(
+    infra: Endpoints, notifier: Notifier, sink: Sink
+) -> None:
+    """As Alertmanager's RetryStage and per-integration dedup: the integration with
+    send_resolved off is sent the firing alerts only, and nothing when a notification
+    exists only because alerts resolved."""
+    firing, resolved = AlertStatus.FIRING, AlertStatus.RESOLVED
+    steps = [
+        _group(
+            _key("mixed-first"), NotifyReason.FIRST_NOTIFICATION, [("a", firing), ("b", firing)]
+        ),
+        _group(_key("mixed-some"), NotifyReason.SOME_RESOLVED, [("a", firing), ("b", resolved)]),
+        _group(
+            _key("mixed-new"),
+            NotifyReason.NEW_ALERTS,
+            [("a", firing), ("b", resolved), ("c", firing)],
+        ),
+        _group(_key("mixed-all"), NotifyReason.ALL_RESOLVED, [("a", resolved), ("c", resolved)]),
+    ]
+    keys = {r.idempotency_key for r in steps}
+    # One at a time, each until every integration it goes to has its result (keys land
+    # on different partitions, so only this orders them): 2, 1 (the resolves alone go
+    # to one integration), 2, 1.
+    for request, integrations in zip(steps, (2, 1, 2, 1), strict=True):
+        await publish(infra, notifier.topic, [request])
+        await eventually(
+            lambda key=request.idempotency_key: results(infra, {key}),
+            until=lambda r, n=integrations: len(r) >= n,
+            what="the step's results",
+        )
+    found = await results(infra, keys)
+    assert all(r["outcome"] == "delivered" for r in found), found
+
+    def shown(path: str) -> list[tuple[str, list[tuple[str, str]], str]]:
+        out = []
+        for body in sink.bodies(path):
+            payload = json.loads(body)
+            if payload["idempotencyKey"] not in keys:
+                continue
+            alerts = [(a["labels"]["instance"], a["status"]) for a in payload["alerts"]]
+            out.append((payload["status"], alerts, payload["commonAnnotations"].get("summary", "")))
+        return out
+
+    assert shown("/ok/mixed-resolved") == [
+        ("firing", [("a", "firing"), ("b", "firing")], ""),
+        ("firing", [("a", "firing"), ("b", "resolved")], ""),
+        ("firing", [("a", "firing"), ("b", "resolved"), ("c", "firing")], ""),
+        ("resolved", [("a", "resolved"), ("c", "resolved")], ""),
+    ]
+    assert shown("/ok/mixed-firing-only") == [
+        ("firing", [("a", "firing"), ("b", "firing")], ""),
+        # SOME_RESOLVED: nothing. NEW_ALERTS: the firing ones, common data over them.
+        ("firing", [("a", "firing"), ("c", "firing")], ""),
+        # ALL_RESOLVED: nothing.
+    ]
+    one_firing = _group(
+        _key("mixed-one"), NotifyReason.NEW_ALERTS, [("a", firing), ("b", resolved)]
+    )
+    await publish(infra, notifier.topic, [one_firing])
+    await eventually(
+        lambda: results(infra, {one_firing.idempotency_key}),
+        until=lambda r: len(r) >= 2,
+        what="the last results",
+    )
+    [*_, last] = [
+        json.loads(b)
+        for b in sink.bodies("/ok/mixed-firing-only")
+        if json.loads(b)["idempotencyKey"] == one_firing.idempotency_key
+    ]
+    assert last["commonAnnotations"] == {"summary": "a firing"}, "computed over what is sent"
+    assert [a["labels"]["instance"] for a in last["alerts"]] == ["a"]

@@ -28,6 +28,7 @@ from alert_engine.core.redaction import redacted_yaml
 from alert_engine.core.routing import Route, child_key
 from alert_engine.core.timeintervals import TimeInterval, TimeIntervalError, parse_time_interval
 from alert_engine.core.validation import text_problem
+from opsmesh.send_resolved import receiver_sends_resolved
 from opsmesh.yaml_errors import yaml_error_text
 
 DEFAULT_RESOLVE_TIMEOUT_S = 300.0
@@ -46,6 +47,10 @@ class Receiver:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     integrations: tuple[str, ...] = ()  # e.g. ("webhook", "slack")
+    # Whether any integration sends resolved notifications (Alertmanager's per-integration
+    # send_resolved, with its defaults): when none does, resolved alerts alone never
+    # cause a notification (the flush decision's dedup).
+    send_resolved: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,16 @@ class EngineConfig:
     time_intervals: Mapping[str, TimeInterval] = field(default_factory=dict)
     resolve_timeout_s: float = DEFAULT_RESOLVE_TIMEOUT_S
     original: str = ""  # the configuration as YAML, secrets masked (Alertmanager's)
+    _without_resolved: frozenset[str] = field(
+        default=frozenset(), init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        quiet = frozenset(r.name for r in self.receivers if not r.send_resolved)
+        object.__setattr__(self, "_without_resolved", quiet)
+
+    def sends_resolved(self, receiver: str) -> bool:
+        return receiver not in self._without_resolved
 
     def receiver_names(self) -> list[str]:
         return [r.name for r in self.receivers]
@@ -131,7 +146,7 @@ def _receivers(items: Any) -> list[Receiver]:
             str(k): str(v)
             for k, v in _mapping(item.get("labels") or {}, f"receivers[{i}].labels").items()
         }
-        out.append(Receiver(name, labels, integrations))
+        out.append(Receiver(name, labels, integrations, receiver_sends_resolved(item)))
     return out
 
 

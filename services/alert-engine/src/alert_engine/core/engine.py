@@ -12,7 +12,7 @@ from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.durations import format_duration
 from alert_engine.core.flush import FlushPlan, MuteReason, plan_flush
-from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert
+from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert, next_on_grid
 from alert_engine.core.inhibition import Inhibitor
 from alert_engine.core.routing import Route
 from alert_engine.core.silences import SilenceBook
@@ -154,6 +154,7 @@ class Engine:
                     now,
                     muted,
                     self.time_mute(group.route, now),
+                    send_resolved=self.config.sends_resolved(group.route.receiver),
                 )
             )
         return plans
@@ -173,7 +174,8 @@ class Engine:
 
     def postpone(self, plan: FlushPlan, now: float) -> None:
         """Not sent (rate-limited): keep every alert, try again next group_interval."""
-        plan.group.next_flush_at = now + plan.group.route.group_interval_s
+        group = plan.group
+        group.next_flush_at = next_on_grid(group.next_flush_at, group.route.group_interval_s, now)
 
     def in_groups(self) -> set[str]:
         return {fp for g in self.dispatcher.groups() for fp in g.alerts}

@@ -13,7 +13,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 
 from alert_engine.core.decision import LogEntry, needs_update
-from alert_engine.core.grouping import AggregationGroup, GroupedAlert
+from alert_engine.core.grouping import AggregationGroup, GroupedAlert, grid_instant
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
 
@@ -64,7 +64,11 @@ def plan_flush(
     now: float,
     muted: Set[str] = frozenset(),
     time_mute: MuteReason | None = None,
+    *,
+    send_resolved: bool = True,
 ) -> FlushPlan:
+    """``send_resolved``: whether any integration of the receiver sends resolved
+    notifications; without one, resolved alerts alone never cause a notification."""
     covered = tuple(group.alerts.values())
     receiver = group.route.receiver
     if time_mute is not None:
@@ -86,15 +90,25 @@ def plan_flush(
             firing_fps.append(a.fingerprint)
     firing = frozenset(firing_fps)
     resolved = frozenset(resolved_fps)
+    # The log keeps the instant the flush was due, not when it ran: repeats are then
+    # decided on the grid (notified_at + repeat_interval is a grid instant), so a tick
+    # that runs a little earlier after the due time than the previous one did cannot
+    # push a repeat back by a whole group_interval.
+    due = grid_instant(group.next_flush_at, group.route.group_interval_s, now)
     reason = needs_update(
-        last, firing, resolved, repeat_interval_s=group.route.repeat_interval_s, now=now
+        last,
+        firing,
+        resolved,
+        repeat_interval_s=group.route.repeat_interval_s,
+        now=due,
+        send_resolved=send_resolved,
     )
     if reason is None:
         return FlushPlan(group, receiver, None, covered, None, None, sent, now)
     entry = LogEntry(
         firing=firing,
         resolved=resolved,
-        notified_at=now,
+        notified_at=due,
         sequence=(last.sequence + 1) if last else 1,
     )
     key = idempotency_key(group.key, receiver, entry)

@@ -8,6 +8,7 @@ empty group is dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -52,6 +53,28 @@ class AggregationGroup:
 
     def resolved(self, now: float) -> list[GroupedAlert]:
         return [a for a in self.alerts.values() if a.status_at(now) is AlertStatus.RESOLVED]
+
+
+def grid_instant(due: float, interval_s: float, now: float) -> float:
+    """The grid instant a flush running at ``now`` serves: ``due``, or — when it runs
+    more than an interval late — the latest instant of ``due``'s grid not after ``now``."""
+    if interval_s <= 0 or now - due < interval_s:
+        return min(due, now)
+    return due + math.floor((now - due) / interval_s) * interval_s
+
+
+def next_on_grid(due: float, interval_s: float, now: float) -> float:
+    """The next flush after one that was due at ``due`` and ran at ``now``: one
+    ``group_interval`` after it was *due*, as Alertmanager's timer (reset when it fires),
+    so a flush that runs late (a slow tick, a busy event loop) never pushes the later
+    ones back. A flush that ran more than an interval late skips to the first grid
+    instant after ``now`` rather than firing a burst to catch up."""
+    if interval_s <= 0:
+        return now
+    late = now - due
+    if late < interval_s:
+        return due + interval_s
+    return due + (math.floor(late / interval_s) + 1) * interval_s
 
 
 class Dispatcher:
@@ -115,7 +138,7 @@ class Dispatcher:
                 and group.alerts.get(alert.fingerprint) == alert
             ):
                 del group.alerts[alert.fingerprint]
-        group.next_flush_at = now + group.route.group_interval_s
+        group.next_flush_at = next_on_grid(group.next_flush_at, group.route.group_interval_s, now)
         group.has_flushed = True
         if not group.alerts:
             self._groups.pop((group.route.id, group.key), None)

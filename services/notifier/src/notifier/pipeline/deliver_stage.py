@@ -25,10 +25,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from notifier.channels.base import SendResult
 from notifier.core.inflight import InFlight
 from notifier.core.retry import FailureKind
+from notifier.core.send_resolved import for_integration
 from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
 from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
 from opsmesh.clock import Clock, sleep_until_stopped
-from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import (
     DeliveryOutcome,
     NotificationDelivered,
@@ -134,7 +134,12 @@ class DeliverStage(StatelessHandler):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained.wait(), timeout=self._drain_wait_s)
             return BatchResult(hold_from=self._inflight.hold_from())
-        plans: list[tuple[Received[NotificationRequested], list[Destination] | None]] = []
+        plans: list[
+            tuple[
+                Received[NotificationRequested],
+                list[tuple[Destination, NotificationRequested]] | None,
+            ]
+        ] = []
         fresh: list[tuple[Pair, Destination]] = []
         seen: set[Pair] = set()
         batch = self._admit(batch)
@@ -144,9 +149,13 @@ class DeliverStage(StatelessHandler):
             if found is None:
                 plans.append((record, None))
                 continue
-            wanted = [d for d in found if d.send_resolved or request.status is AlertStatus.FIRING]
+            wanted = [
+                (d, sent)
+                for d in found
+                if (sent := for_integration(request, d.send_resolved)) is not None
+            ]
             plans.append((record, wanted))
-            for destination in wanted:
+            for destination, _ in wanted:
                 pair = (request.idempotency_key, destination.integration)
                 if pair not in self._active and pair not in seen:
                     seen.add(pair)
@@ -169,14 +178,14 @@ class DeliverStage(StatelessHandler):
                 entry = _Record(record, open=1)
                 self._spawn(self._not_configured(entry))
                 continue
-            if not plan:  # e.g. a resolution to integrations with send_resolved off
+            if not plan:  # e.g. only resolved alerts, to integrations with send_resolved off
                 entry = _Record(record, open=1)
                 self._spawn(
                     self._finish(entry, self._result(request, "none", DeliveryOutcome.DELIVERED, 0))
                 )
                 continue
             entry = _Record(record, open=len(plan))
-            for destination in plan:
+            for destination, sent in plan:
                 pair = (request.idempotency_key, destination.integration)
                 if pair in done or pair in self._active or pair in queued:
                     # Delivered before, or the same request twice in flight: the first
@@ -195,7 +204,7 @@ class DeliverStage(StatelessHandler):
                     continue
                 queued.add(pair)
                 self._active.add(pair)
-                job = Job(request, destination, claims.get(pair, False), started, context=entry)
+                job = Job(sent, destination, claims.get(pair, False), started, context=entry)
                 if not self._lane(destination).submit(job):
                     self._spawn(
                         self._deliver_result(
