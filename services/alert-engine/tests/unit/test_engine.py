@@ -391,7 +391,7 @@ def test_view_lists_receivers() -> None:
 def test_rebuild_regroups_from_the_book() -> None:
     w = World()
     a = w.post(alertname="Disk", host="a")
-    w.engine.rebuild(NOON + 5)
+    w.engine.rebuild(w.engine.book.all(), NOON + 5)
     (group,) = w.engine.dispatcher.groups()
     assert set(group.alerts) == {a.fingerprint}
     assert group.next_flush_at == NOON + 35

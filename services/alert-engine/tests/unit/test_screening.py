@@ -5,7 +5,7 @@ an older version or by hand)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,14 +135,17 @@ class FakeState:
     persisted: list[bytes] = field(default_factory=list)
     applied: list[AlertsRouted] = field(default_factory=list)
 
-    async def persist(self, records: Sequence[bytes]) -> None:
+    async def persist(
+        self, records: Sequence[bytes], batches: Sequence[AlertsRouted]
+    ) -> dict[str, Any]:
         for record in records:
             # As PostgreSQL's jsonb: a NUL escape fails the whole statement.
             if b"\\u0000" in record:
                 raise ValueError("unsupported Unicode escape sequence")
         self.persisted.extend(records)
+        return {}
 
-    def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
+    def on_routed(self, batches: Sequence[AlertsRouted], durable: Mapping[str, Any]) -> None:
         self.applied.extend(batches)
 
 

@@ -70,8 +70,9 @@ class Store:
         await self._db.io("save")
         self.saved.extend(a for a in alerts if isinstance(a, StoredAlert))
 
-    async def record(self, *_: Any) -> None:
+    async def record(self, *_: Any) -> dict[Any, Any]:
         await self._db.io("record")
+        return {}
 
     async def load_silences(self) -> list[Silence]:
         await self._db.io("load_silences")

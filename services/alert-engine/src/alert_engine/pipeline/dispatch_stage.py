@@ -26,9 +26,10 @@ class DispatchStage:
     async def handle(self, batch: Sequence[Received[AlertsRouted]]) -> BatchResult:
         good, rejected = screen(batch, check_routed)
         if good:
-            await self._state.persist([r.message.value for r in good])
+            batches = [r.event for r in good]
+            durable = await self._state.persist([r.message.value for r in good], batches)
             async with self._state.lock:
-                self._state.on_routed([r.event for r in good])
+                self._state.on_routed(batches, durable)
         return BatchResult(rejected=rejected)
 
     async def on_assigned(self, partitions: set[Partition]) -> None:

@@ -8,6 +8,12 @@ has one writer; on assignment it rebuilds those groups from PostgreSQL, so a rep
 that dies loses nothing. The book, silences and notification log are shared through
 PostgreSQL and re-read every ``sync`` for inhibition and the APIs.
 
+Groups hold durable state only: the in-memory book also holds merges on their way to
+their owner, so groups are built from rows read back from PostgreSQL (``assigned``,
+``on_routed``), never from the book; the notification log only goes forwards
+(``NotificationLog.record``). A flush decided again after a crash or a hand-over thus
+decides from the same durable state, with the same idempotency key (issue 18).
+
 Locks, and the one rule: **no I/O is awaited while ``lock`` is held.** Every operation
 is plan → I/O → apply: it computes under ``lock`` (pure, in memory), releases it, does
 its I/O (PostgreSQL, Kafka, Redis), and takes ``lock`` again to apply the outcome,
@@ -35,7 +41,7 @@ import asyncio
 import enum
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -46,7 +52,6 @@ from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
-from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
@@ -58,7 +63,7 @@ from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
-from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStatus, RoutedAlert
+from opsmesh.events.alerts import AlertsRouted, AlertState, RoutedAlert
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
 from opsmesh.tracing.context import new_trace, parse_traceparent
@@ -123,6 +128,8 @@ class RuleWrite:
         return not (self.transitions or self.updates or self.accepted)
 
 
+# The durable book's rows of some alerts, by fingerprint, as read after a write.
+Durable = Mapping[str, StoredAlert]
 RuleSet = tuple[tuple[int, float], dict[str, str], list[Rule]]  # version, sources, parsed
 
 
@@ -357,45 +364,39 @@ class EngineState:
     def owns(self, group_key: str) -> bool:
         return self._route_out.partition(group_key) in self.owned
 
-    async def persist(self, records: Sequence[bytes]) -> None:
+    async def persist(self, records: Sequence[bytes], batches: Sequence[AlertsRouted]) -> Durable:
         """Make routed alerts durable (book rows and history) before they are applied:
-        the consumer commits only after, so a crash replays them."""
-        await self.store.persist_routed(records, self.origin)
+        the consumer commits only after, so a crash replays them. Returns the rows of
+        the batches' alerts as committed, which ``on_routed`` applies."""
+        return await self.store.persist_routed(
+            records, self.origin, [a.fingerprint for b in batches for a in b.alerts]
+        )
 
-    def on_routed(self, batches: Sequence[AlertsRouted]) -> None:
-        """Apply persisted records to this replica's groups (under ``lock``). A record
-        older than the version the book holds (a replay after a crash or a rebalance, or
-        a merge that overtook it) applies that newer version instead: a replayed firing
-        record must not bring back an alert whose resolve was already notified."""
+    def on_routed(self, batches: Sequence[AlertsRouted], durable: Durable) -> None:
+        """Apply persisted records to this replica's groups (under ``lock``).
+
+        A group holds only durable versions: each record applies its alert's row as read
+        back after ``persist`` (``durable``), never the record itself if the row is newer
+        (a replay after a crash or a rebalance: a replayed firing record must not bring
+        back an alert whose resolve was already notified), and never the book's version,
+        which may be a merge that is not durable yet (see ``rebuild_owned``)."""
         now = self.clock.now()
         book = self.engine.book
-        firing = AlertStatus.FIRING
         for batch in batches:
-            mine = batch.origin == self.origin
             for r in batch.alerts:
                 if not self.owns(r.group_key):
                     continue  # a stale record from before a rebalance
-                held = book.get(r.fingerprint)
-                if held is not None and held.updated_at > r.updated_at:
-                    self.engine.apply_routed(r.route_id, grouped(held), now, r.group_key)
-                    continue
-                if not mine and (held is None or held.updated_at < r.updated_at):
-                    book.restore([_stored(r)], now)
-                alert = GroupedAlert(
-                    r.fingerprint,
-                    r.labels,
-                    r.annotations,
-                    r.starts_at,
-                    r.ends_at,
-                    firing,
-                    r.generator_url,
-                    r.traceparent,
-                )
-                self.engine.apply_routed(r.route_id, alert, now, r.group_key)
+                row = durable.get(r.fingerprint)
+                version = row if row is not None and row.updated_at >= r.updated_at else _stored(r)
+                book.restore([version], now)  # keeps a newer merge held here
+                self.engine.apply_routed(r.route_id, grouped(version), now, r.group_key)
         self.wake.set()
 
     async def assigned(self, partitions: set[int]) -> None:
-        """Take over groups: re-read the shared state, then rebuild the new partitions' groups."""
+        """Take over groups: re-read the shared state, then rebuild the new partitions'
+        groups from the rows just read, never from the in-memory book (``rebuild_owned``):
+        the records still on their way are consumed from the partitions, persisted and
+        applied (``on_routed``) before any flush can send them."""
         async with self.flushing:
             alerts = await self.store.load()
             entries = await self._log.load()  # only a flush writes entries: ``flushing``
@@ -405,7 +406,9 @@ class EngineState:
                 self.entries = entries
                 new = partitions - self.owned
                 self.owned |= partitions
-                self.engine.rebuild_owned(now, lambda key: self._route_out.partition(key) in new)
+                self.engine.rebuild_owned(
+                    alerts, now, lambda key: self._route_out.partition(key) in new
+                )
                 groups = len(self.engine.dispatcher.groups())
         log.info("groups assigned", partitions=sorted(partitions), groups=groups)
         self.wake.set()
@@ -582,7 +585,9 @@ class EngineState:
             await self._producer.publish_many(
                 notification(p, now, self._external_url) for p in sending
             )
-            await self._log.record(sending)
+            # Logged only forwards: an entry another replica logged since this one read
+            # the log (a rebalance during this flush) wins, and is decided from next.
+            logged = await self._log.record(sending)
             for plan in postponed:
                 self.metrics.suppressed.labels(plan.receiver, MuteReason.RATE_LIMITED.value).inc()
             await self.store.suppressed(
@@ -594,7 +599,8 @@ class EngineState:
             async with self.lock:
                 for plan in sending:
                     if plan.entry is not None and plan.reason is not None:
-                        self.entries[(plan.group.key, plan.receiver)] = plan.entry
+                        key = (plan.group.key, plan.receiver)
+                        self.entries[key] = logged.get(key, plan.entry)
                         self.metrics.notifications.labels(plan.receiver, plan.reason.value).inc()
                 postponed_ids = {id(p) for p in postponed}
                 for plan in plans:

@@ -115,15 +115,22 @@ class BookStore:
         self._pool = pool
         self._skipped: set[str] = set()  # silences left out on load, already logged
 
-    async def persist_routed(self, records: Sequence[bytes], persisted_by: str = "") -> None:
+    async def persist_routed(
+        self, records: Sequence[bytes], persisted_by: str = "", fingerprints: Sequence[str] = ()
+    ) -> dict[str, StoredAlert]:
         """The alerts of ``AlertsRouted`` records (their JSON values, already validated by
         decoding), in one statement; idempotent, so a replayed batch changes nothing.
-        ``persisted_by``: the writing process, which holds these alerts already."""
+        ``persisted_by``: the writing process, which holds these alerts already.
+
+        Returns the rows of ``fingerprints`` as they are once the write is committed: the
+        durable version of each alert (a replayed record's row may be newer than it), the
+        only version its group's owner may notify from."""
         if not records:
-            return
+            return {}
         array = b"[" + b",".join(records) + b"]"
         async with self._pool.connection() as conn:
             await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array), persisted_by))
+        return {a.fingerprint: a for a in await self.load(fingerprints=fingerprints)}
 
     async def save(
         self,
@@ -186,16 +193,25 @@ class BookStore:
             )
 
     async def load(
-        self, updated_after: float | None = None, not_from: str | None = None
+        self,
+        updated_after: float | None = None,
+        not_from: str | None = None,
+        *,
+        fingerprints: Sequence[str] | None = None,
     ) -> list[StoredAlert]:
         """Every alert, or those updated after ``updated_after`` that process ``not_from``
-        neither merged nor wrote (it holds those already)."""
+        neither merged nor wrote (it holds those already), or those of ``fingerprints``."""
         query = (
             "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
             " generator_url, timeout, source, traceparent FROM alert_engine.stored_alerts"
         )
-        params: tuple[float | str, ...] = ()
-        if updated_after is not None:
+        params: tuple[float | str | list[str], ...] = ()
+        if fingerprints is not None:
+            if not fingerprints:
+                return []
+            query += " WHERE fingerprint = ANY(%s)"
+            params = (list(set(fingerprints)),)
+        elif updated_after is not None:
             query += " WHERE updated_at > %s AND origin <> %s AND persisted_by <> %s"
             params = (updated_after, not_from or "", not_from or "")
         async with self._pool.connection() as conn:

@@ -23,6 +23,15 @@ ON CONFLICT (group_key, receiver) DO UPDATE SET
     firing = EXCLUDED.firing, resolved = EXCLUDED.resolved, sequence = EXCLUDED.sequence,
     reason = EXCLUDED.reason, idempotency_key = EXCLUDED.idempotency_key,
     notified_at = EXCLUDED.notified_at
+WHERE alert_engine.notification_log.sequence < EXCLUDED.sequence
+RETURNING group_key, receiver
+"""
+# The entries a flush could not log because the table holds a later sequence already
+# (another replica logged the group since this one read the log: a rebalance).
+_CURRENT = """
+SELECT group_key, receiver, firing, resolved, notified_at, sequence
+FROM alert_engine.notification_log l
+JOIN unnest(%s::text[], %s::text[]) AS k(g, r) ON l.group_key = k.g AND l.receiver = k.r
 """
 
 
@@ -61,11 +70,15 @@ class NotificationLog:
             rows = await cursor.fetchall()
         return {(r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in rows}
 
-    async def record(self, plans: Sequence[FlushPlan]) -> None:
-        """Log what was sent, once the requests are durable in Kafka."""
+    async def record(self, plans: Sequence[FlushPlan]) -> dict[tuple[str, str], LogEntry]:
+        """Log what was sent, once the requests are durable in Kafka.
+
+        Never backwards: an entry replaces the logged one only with a higher sequence.
+        Returns, for each plan whose entry was not written, the entry the table holds
+        (the caller must decide from that one, not from its own)."""
         sent = [p for p in plans if p.entry is not None and p.reason is not None]
         if not sent:
-            return
+            return {}
         rows = [
             {
                 "g": p.group.key,
@@ -81,7 +94,16 @@ class NotificationLog:
             if p.entry is not None and p.reason is not None
         ]
         async with self._pool.connection() as conn:
-            await conn.execute(_UPSERT, (raw_jsonb(_json.encode(rows)),))
+            cursor = await conn.execute(_UPSERT, (raw_jsonb(_json.encode(rows)),))
+            written = {(r[0], r[1]) for r in await cursor.fetchall()}
+            refused = [(row["g"], row["r"]) for row in rows if (row["g"], row["r"]) not in written]
+            if not refused:
+                return {}
+            cursor = await conn.execute(
+                _CURRENT, ([g for g, _ in refused], [r for _, r in refused])
+            )
+            found = await cursor.fetchall()
+        return {(r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in found}
 
     async def expired(
         self, cutoff: float, limit: int, after: LoggedAt | None = None
