@@ -58,7 +58,8 @@ def load_rules(paths: tuple[str, ...]) -> list[Rule]:
 
 def load_config(settings: AlertEngineSettings) -> EngineConfig:
     if settings.config_file:
-        return parse_config(Path(settings.config_file).read_text())
+        path = Path(settings.config_file)
+        return parse_config(path.read_text(), path.resolve().parent)
     return default_config(
         settings.receiver,
         group_by=settings.group_by,
