@@ -66,11 +66,14 @@ class AlertmanagerConfigError(ValueError):
 class UnimplementedIntegrationError(AlertmanagerConfigError):
     """A valid Alertmanager receiver whose integration the notifier cannot deliver to."""
 
-    def __init__(self, receiver: str, integration: str, where: str) -> None:
+    def __init__(
+        self, receiver: str, integration: str, where: str, written: str | None = None
+    ) -> None:
         super().__init__(
             f"{where}: receiver {receiver!r} uses the {integration} integration "
-            f"({integration}_configs), which opsmesh's notifier does not implement "
-            "(implemented: email, slack, pagerduty, webhook; see docs/alertmanager-compat.md)"
+            f"({written or integration + '_configs'}), which opsmesh's notifier does not "
+            "implement (implemented: email, slack, pagerduty Events API v2, webhook; "
+            "see docs/alertmanager-compat.md)"
         )
         self.receiver = receiver
         self.integration = integration
@@ -144,6 +147,15 @@ def _receivers(receivers: list[dict[str, Any]], glob: dict[str, Any]) -> None:
         for kind in IMPLEMENTED:
             for j, config in enumerate(receiver.get(f"{kind}_configs") or []):
                 _apply_defaults(kind, config, glob, f"receivers[{i}].{kind}_configs[{j}]")
+                if kind == "pagerduty" and not (
+                    config.get("routing_key") or config.get("routing_key_file")
+                ):
+                    raise UnimplementedIntegrationError(
+                        name,
+                        "PagerDuty Events API v1",
+                        f"receivers[{i}].pagerduty_configs[{j}]",
+                        "service_key; set routing_key for Events API v2",
+                    )
 
 
 _FIELD = re.compile(r"at `\$\.?(.*)`$")
@@ -358,3 +370,41 @@ def _read_secret_files(
         if kind in ("slack", "webhook"):
             _check_url(value, f"{where}.{file_field}", secret=True)
         config[value_field] = value
+    if config.get("http_config"):
+        _read_http_files(config["http_config"], base_dir, f"{where}.http_config")
+
+
+# prometheus/common's HTTPClientConfig: (block, file field, value field) of its secrets.
+_HTTP_SECRET_FILES = (
+    ("basic_auth", "password_file", "password"),
+    ("basic_auth", "username_file", "username"),
+    ("authorization", "credentials_file", "credentials"),
+    ("", "bearer_token_file", "bearer_token"),
+)
+
+
+def _absolute(name: str, base_dir: Path | None) -> Path:
+    path = Path(name)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+
+def _read_http_files(http: dict[str, Any], base_dir: Path | None, where: str) -> None:
+    """The credentials files of an ``http_config`` read into their fields; TLS files made
+    absolute (relative ones are taken from the configuration's directory)."""
+    for block, file_field, value_field in _HTTP_SECRET_FILES:
+        holder = http.get(block) if block else http
+        if not isinstance(holder, dict) or not holder.get(file_field):
+            continue
+        path = _absolute(holder.pop(file_field), base_dir)
+        try:
+            holder[value_field] = path.read_text().strip()
+        except OSError as exc:
+            place = f"{where}.{block}.{file_field}" if block else f"{where}.{file_field}"
+            raise AlertmanagerConfigError(
+                f"{place}: cannot read {str(path)!r}: {exc.strerror}"
+            ) from None
+    tls = http.get("tls_config")
+    if isinstance(tls, dict):
+        for name in ("ca_file", "cert_file", "key_file"):
+            if tls.get(name):
+                tls[name] = str(_absolute(tls[name], base_dir))
