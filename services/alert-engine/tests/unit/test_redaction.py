@@ -130,6 +130,9 @@ def test_status_shows_the_masked_configuration() -> None:
             del receiver[key]
     # and Alertmanager refuses authorization beside oauth2, a password beside its file.
     del raw["receivers"][0]["pagerduty_configs"][1]["http_config"]["authorization"]
+    # ... and the notifier speaks PagerDuty's Events API v2 only (routing_key).
+    second = raw["receivers"][0]["pagerduty_configs"][1]
+    second["routing_key"] = second.pop("service_key")
     del raw["receivers"][1]["email_configs"][0]["auth_password_file"]
     raw["global"]["smtp_from"] = "am@example.org"
     config = parse_config(yaml.safe_dump(raw))
