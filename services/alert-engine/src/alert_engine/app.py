@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
 from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
+from alert_engine.api.reload import ReloadApi
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.book import AlertBook, IngestLimits
 from alert_engine.core.engine import Engine
@@ -22,6 +24,12 @@ from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
+from alert_engine.pipeline.reload import (
+    ConfigReloader,
+    ReloadFailed,
+    ReloadTrigger,
+    file_hash,
+)
 from alert_engine.pipeline.retention import purge_jobs
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import (
@@ -59,7 +67,8 @@ def load_rules(paths: tuple[str, ...]) -> list[Rule]:
 
 def load_config(settings: AlertEngineSettings) -> EngineConfig:
     if settings.config_file:
-        return parse_config(Path(settings.config_file).read_text())
+        path = Path(settings.config_file)
+        return parse_config(path.read_text(), path.resolve().parent)
     return default_config(
         settings.receiver,
         group_by=settings.group_by,
@@ -67,6 +76,38 @@ def load_config(settings: AlertEngineSettings) -> EngineConfig:
         group_interval_s=settings.group_interval_s,
         repeat_interval_s=settings.repeat_interval_s,
     )
+
+
+def make_reloader(
+    settings: AlertEngineSettings, state: Callable[[], EngineState], runtime: Runtime
+) -> ConfigReloader | None:
+    if not settings.config_file:
+        return None
+    path = Path(settings.config_file)
+    return ConfigReloader(
+        path, state, loaded_hash=file_hash(path), clock=runtime.clock, registry=runtime.registry
+    )
+
+
+def _sighup_handler(reloader: ConfigReloader | None) -> Callable[[], None]:
+    running: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        if reloader is None:
+            return
+        task: asyncio.Task[object] = asyncio.ensure_future(_quiet(reloader))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    return on_sighup
+
+
+async def _quiet(reloader: ConfigReloader) -> object:
+    """SIGHUP: a refused file is logged and counted by the reloader; nothing to answer."""
+    try:
+        return await reloader.reload(ReloadTrigger.SIGNAL)
+    except ReloadFailed:
+        return None
 
 
 def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:
@@ -90,6 +131,9 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
 
     def state() -> EngineState:
         return holder["state"]
+
+    reloader = make_reloader(settings, state, runtime)
+    on_sighup = _sighup_handler(reloader)
 
     async def state_ctx(_: web.Application) -> AsyncIterator[None]:
         # POSTs wait on the routing records' acks: no linger on that producer.
@@ -126,10 +170,13 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             registry=runtime.registry,
             external_url=settings.external_url,
         )
+        loop = asyncio.get_running_loop()
         try:
             await holder["state"].restore()
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
             yield
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             await routing.stop()
 
     def workers() -> list[tuple[str, Worker]]:
@@ -160,6 +207,13 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             ("flush", flusher),  # with no groups owned it only re-reads shared state
             ("retention", purger.run),
         ]
+        if reloader is not None and settings.config_check_s > 0:
+            check_s = settings.config_check_s
+
+            async def config_watch(stop: asyncio.Event) -> None:
+                await reloader.watch(stop, check_s)
+
+            workers.append(("config-watch", config_watch))
         if settings.owns_groups:
             workers.append(
                 ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state())))
@@ -169,6 +223,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
     def routes(app: web.Application) -> None:
         v2.AlertmanagerApi(state).register(app)
         v1.RestApi(state).register(app)
+        ReloadApi(reloader).register(app)
 
     return init_app(
         ServiceSpec(

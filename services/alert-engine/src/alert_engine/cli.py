@@ -1,4 +1,4 @@
-"""``opsmesh rules check|test`` and ``opsmesh setup-default-alerts``.
+"""``opsmesh rules check|test``, ``opsmesh check-config`` and ``opsmesh setup-default-alerts``.
 
 Joined to the ``opsmesh`` CLI through the ``opsmesh.cli`` entry points in this service's
 pyproject. Exit codes follow promtool: 0 all good, 1 an invalid file or a failed test.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from alert_engine.core.amconfig import ConfigError, parse_config
 from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.ruletest import RuleTestError, run_tests
@@ -209,3 +210,29 @@ def explain(labels: str, url: str) -> None:
             else "nothing"
         )
     )
+
+
+@click.command("check-config")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def check_config(files: tuple[Path, ...]) -> None:
+    """Validate Alertmanager configuration FILES as the alert-engine and the notifier load
+    them (``amtool check-config``'s counterpart): exit 0 when every file is valid, 1 when
+    one is not. An integration the notifier does not implement is an error naming the
+    receiver (docs/alertmanager-compat.md)."""
+    failed = False
+    for path in files:
+        try:
+            config = parse_config(path.read_text("utf-8"), path.resolve().parent)
+        except OSError as exc:
+            click.echo(f"{path}: FAILED: cannot read: {exc.strerror or exc}", err=True)
+            failed = True
+        except ConfigError as exc:
+            click.echo(f"{path}: FAILED: {exc}", err=True)
+            failed = True
+        else:
+            click.echo(
+                f"{path}: SUCCESS, {len(config.receivers)} receiver(s), "
+                f"{len(config.inhibit_rules)} inhibit rule(s), "
+                f"{len(config.time_intervals)} time interval(s)"
+            )
+    raise SystemExit(1 if failed else 0)

@@ -57,6 +57,10 @@ class AlertEngineSettings(CommonSettings):
         1.0, gt=0, le=3650, alias="ALERT_ENGINE_ABSENCE_FORGET_AFTER_DAYS"
     )
     flush_tick_s: float = Field(0.1, gt=0, le=5, alias="ALERT_ENGINE_FLUSH_TICK_S")
+    # How often the configuration file's hash is compared with the loaded one; a change
+    # reloads it as ``POST /-/reload`` does, so every replica picks it up. 0: only on
+    # ``POST /-/reload`` or SIGHUP.
+    config_check_s: float = Field(5.0, ge=0, alias="ALERT_ENGINE_CONFIG_CHECK_S")
     # How often a replica re-reads alerts and silences other replicas wrote.
     sync_every_s: float = Field(1.0, gt=0, alias="ALERT_ENGINE_SYNC_EVERY_S")
     maintenance_every_s: float = Field(60.0, gt=0, alias="ALERT_ENGINE_MAINTENANCE_EVERY_S")

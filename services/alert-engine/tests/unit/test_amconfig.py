@@ -22,7 +22,9 @@ CONFIG = textwrap.dedent(
     """\
     global:
       resolve_timeout: 2m
-      slack_api_url: https://hooks.example/x   # ignored here
+      slack_api_url: https://hooks.example/x   # applied to db's slack_configs
+      smtp_smarthost: mail.example.org:587
+      smtp_from: am@example.org
     templates: ['/etc/am/*.tmpl']
     route:
       receiver: default
@@ -97,10 +99,26 @@ def test_global_and_original(cfg: EngineConfig) -> None:
     assert cfg.resolve_timeout_s == 120
     # As Alertmanager's config.original: the configuration, its secrets masked.
     shown = yaml.safe_load(cfg.original)
-    assert shown["global"] == {"resolve_timeout": "2m", "slack_api_url": "<secret>"}
+    # Alertmanager's global defaults are applied and shown.
+    assert shown["global"] == {
+        "resolve_timeout": "2m",
+        "slack_api_url": "<secret>",
+        "smtp_smarthost": "mail.example.org:587",
+        "smtp_from": "am@example.org",
+        "smtp_hello": "localhost",
+        "smtp_require_tls": True,
+        "pagerduty_url": "https://events.pagerduty.com/v2/enqueue",
+    }
     assert shown["route"] == yaml.safe_load(CONFIG)["route"]
-    assert shown["receivers"][2]["pagerduty_configs"] == [{"routing_key": "<secret>"}]
-    assert shown["receivers"][1]["webhook_configs"] == [{"url": "<secret>"}]
+    # Each integration shown with the defaults Alertmanager applies (send_resolved, url).
+    assert shown["receivers"][2]["pagerduty_configs"] == [
+        {
+            "routing_key": "<secret>",
+            "send_resolved": True,
+            "url": "https://events.pagerduty.com/v2/enqueue",
+        }
+    ]
+    assert shown["receivers"][1]["webhook_configs"] == [{"url": "<secret>", "send_resolved": True}]
     assert "hooks.example" not in cfg.original
     assert "routing_key: k" not in cfg.original
     assert parse_config("route: {receiver: r}\nreceivers: [{name: r}]").resolve_timeout_s == (
@@ -343,7 +361,12 @@ def test_bad_durations_are_located(text: str, where: str) -> None:
 
 def test_duplicate_receiver() -> None:
     bad("route: {receiver: r}\nreceivers: [{name: r}, {name: r}]\n", "receivers[1]", "'r'")
-    bad("route: {receiver: r}\nreceivers: [{name: r}, {url: x}]\n", "receivers[1]", "name")
+    bad("route: {receiver: r}\nreceivers: [{name: r}, {url: x}]\n", "receivers[1]", "unknown field")
+    bad(
+        "route: {receiver: r}\nreceivers: [{name: r}, {email_configs: []}]\n",
+        "receivers[1]",
+        "name",
+    )
 
 
 def test_duplicate_and_bad_time_intervals() -> None:
@@ -419,6 +442,7 @@ def test_a_receiver_sends_resolved_if_any_integration_does_with_alertmanagers_de
     cfg = parse_config(
         textwrap.dedent(
             """
+            global: {smtp_smarthost: "mail.example:25", smtp_from: "am@example.com"}
             route: {receiver: hook}
             receivers:
               - name: hook

@@ -428,3 +428,54 @@ def test_remembered_route_walks_and_group_keys_equal_fresh_ones() -> None:
             alert = StoredAlert("fp", present, {}, NOON, None, NOON)
             expected = [(r, r.group_key(present)) for r in config.route.match(present)]
             assert engine.routes_for(alert) == expected
+
+
+def test_a_reload_keeps_groups_and_timers_and_never_notifies_twice() -> None:
+    w = World()
+    page = w.post(alertname="Down", severity="page", cluster="c1", ends=LATER)
+    plain = w.post(alertname="Disk", host="h", ends=LATER)
+    w.now = NOON + 30
+    assert {p.receiver for p in w.flush()} == {"pager", "default"}
+    timers = {(g.key, g.route.receiver): g.next_flush_at for g in w.engine.dispatcher.groups()}
+    # A new route in front for another team, and a changed inhibition rule: the two
+    # groups above are still there, under the same keys.
+    changed = CONFIG.replace(
+        "  routes:\n",
+        "  routes:\n    - receiver: db\n      matchers: ['team=\"db\"']\n",
+    ).replace("{name: office}]", "{name: office}, {name: db}]")
+    w.now = NOON + 100
+    outcome = w.engine.reconfigure(parse_config(changed), w.now, lambda _key: True)
+    assert (outcome.kept, outcome.added, outcome.dropped) == (2, 0, 0)
+    after = {(g.key, g.route.receiver): g for g in w.engine.dispatcher.groups()}
+    assert {k: g.next_flush_at for k, g in after.items()} == timers
+    assert all(g.has_flushed for g in after.values())
+    # Every flush instant after the reload: nothing is sent again for unchanged groups
+    # until repeat_interval (1h) is up, and then once per group, as without the reload.
+    for step in range(1, 12):
+        w.now = NOON + 30 + step * 300
+        assert [p.reason for p in w.flush() if p.reason is not None] == []
+    w.now = NOON + 30 + 3600
+    repeats = sorted(p.receiver for p in w.flush() if p.reason is not None)
+    assert repeats == ["default", "pager"]
+    # A new alert for the new route gets its own group, with its group_wait.
+    db = w.post(alertname="Slow", team="db")
+    (db_plan,) = [p for p in w.engine.plan(w.now + 30, w.entries) if p.receiver == "db"]
+    assert fps(db_plan.sent) == {db.fingerprint}
+    assert {page.fingerprint, plain.fingerprint} <= w.engine.in_groups()
+
+
+def test_a_reload_drops_the_groups_of_a_route_that_is_gone() -> None:
+    w = World()
+    w.post(alertname="Down", severity="page", cluster="c1")
+    without_pager = CONFIG.replace(
+        "    - receiver: pager\n"
+        "      matchers: ['severity=\"page\"']\n"
+        "      group_by: [alertname, cluster]\n"
+        "      group_wait: 10s\n",
+        "",
+    )
+    outcome = w.engine.reconfigure(parse_config(without_pager), w.now, lambda _key: True)
+    assert (outcome.kept, outcome.added, outcome.dropped) == (0, 1, 1)
+    (group,) = w.engine.dispatcher.groups()
+    assert group.route.receiver == "default"
+    assert group.next_flush_at == NOON + 30

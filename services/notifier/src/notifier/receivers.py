@@ -15,13 +15,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import yaml
 from pydantic import SecretStr
 from yarl import URL
 
+from opsmesh.alertmanager import AlertmanagerConfigError, load_document
 from opsmesh.send_resolved import SEND_RESOLVED_DEFAULT
 from opsmesh.yaml_errors import yaml_error_text
 
@@ -54,11 +55,69 @@ def _check_url(url: str, field: str, *, secret: bool = False) -> None:
         raise ValueError(f"{field}: {shown} must be an http:// or https:// URL with a host")
 
 
+class TLSConfig(msgspec.Struct, forbid_unknown_fields=False):
+    """prometheus/common's ``tls_config`` (files are made absolute by the loader)."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca: str | None = None
+    cert: str | None = None
+    key: SecretStr | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+    min_version: str | None = None
+    max_version: str | None = None
+
+
+class BasicAuth(msgspec.Struct, forbid_unknown_fields=False):
+    username: str = ""
+    password: SecretStr | None = None
+
+
+class Authorization(msgspec.Struct, forbid_unknown_fields=False):
+    type: str = "Bearer"
+    credentials: SecretStr | None = None
+
+
+class HTTPConfig(msgspec.Struct, forbid_unknown_fields=False):
+    """An integration's ``http_config``: the parts the notifier implements (bearer, basic
+    and ``authorization`` credentials, TLS); ``UNSUPPORTED`` ones are refused at load."""
+
+    basic_auth: BasicAuth | None = None
+    authorization: Authorization | None = None
+    bearer_token: SecretStr | None = None
+    tls_config: TLSConfig | None = None
+    follow_redirects: bool | None = None  # redirects are always refused (safe_http)
+    enable_http2: bool | None = None  # HTTP/1.1 is always used
+    oauth2: Any = None
+    proxy_url: str | None = None
+    no_proxy: str | None = None
+    proxy_from_environment: bool | None = None
+    proxy_connect_header: Any = None
+    http_headers: Any = None
+
+    UNSUPPORTED: ClassVar[tuple[str, ...]] = (
+        "oauth2",
+        "proxy_url",
+        "no_proxy",
+        "proxy_from_environment",
+        "proxy_connect_header",
+        "http_headers",
+    )
+
+    def unsupported(self) -> list[str]:
+        return [name for name in self.UNSUPPORTED if getattr(self, name)]
+
+
 class WebhookConfig(msgspec.Struct, forbid_unknown_fields=False):
     url: str
     # Standard Webhooks secrets ("whsec_<base64>"); several may be active during rotation.
     secrets: list[SecretStr] = []
     send_resolved: bool = SEND_RESOLVED_DEFAULT["webhook"]
+    http_config: HTTPConfig | None = None
+    # Alertmanager's ``max_alerts``: at most this many alerts in a payload (0: all).
+    max_alerts: int = 0
 
     def __post_init__(self) -> None:
         # Tokens often ride in a webhook URL's query: not shown in the error.
@@ -141,6 +200,7 @@ class SlackConfig(msgspec.Struct, forbid_unknown_fields=False):
     mrkdwn_in: list[str] = []
     link_names: bool = False
     send_resolved: bool = SEND_RESOLVED_DEFAULT["slack"]
+    http_config: HTTPConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.api_url is None) == (self.token is None):
@@ -181,6 +241,7 @@ class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"clas
     links: list[PagerDutyLink] = []
     images: list[PagerDutyImage] = []
     send_resolved: bool = SEND_RESOLVED_DEFAULT["pagerduty"]
+    http_config: HTTPConfig | None = None
     # Events API v2 allows about 120 events/min per routing key.
     rate_per_min: float = 120.0
 
@@ -240,17 +301,63 @@ def _dec_hook(kind: type, value: Any) -> Any:
     raise NotImplementedError(f"cannot decode {kind}")  # msgspec's dec_hook contract
 
 
-def parse_receivers(raw: Any, where: str = "receivers") -> dict[str, ReceiverConfig]:
+def _addresses(value: Any) -> Any:
+    """``to``/``cc`` as Alertmanager writes them (one comma-separated string) or as a list
+    (opsmesh's older receivers files): a list of addresses either way."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def parse_receivers(
+    raw: Any, where: str = "receivers", base_dir: Path | None = None
+) -> dict[str, ReceiverConfig]:
+    """Through the shared Alertmanager loader (``opsmesh.alertmanager``): strict shape,
+    ``global`` defaults, ``*_file`` secrets read (relative to ``base_dir``), an
+    unimplemented integration refused by name; then the notifier's typed receivers."""
     try:
-        parsed = msgspec.convert(raw, ReceiversFile, dec_hook=_dec_hook)
+        loaded = load_document(raw, base_dir=base_dir, require_route=False)
+    except AlertmanagerConfigError as exc:
+        raise ReceiversError(f"{where}: {exc}") from None
+    document = loaded.document
+    for receiver in document.get("receivers") or []:
+        for email in receiver.get("email_configs") or []:
+            for key in ("to", "cc"):
+                if key in email:
+                    email[key] = _addresses(email[key])
+    try:
+        parsed = msgspec.convert(
+            {"receivers": document.get("receivers") or []}, ReceiversFile, dec_hook=_dec_hook
+        )
     except (msgspec.ValidationError, ValueError) as exc:
         raise ReceiversError(f"{where}: {exc}") from None
     configs: dict[str, ReceiverConfig] = {}
     for receiver in parsed.receivers:
+        _check_http_configs(receiver, where)
         if receiver.name in configs:
             raise ReceiversError(f"{where}: receiver {receiver.name!r} defined twice")
         configs[receiver.name] = receiver
     return configs
+
+
+def _check_http_configs(receiver: ReceiverConfig, where: str) -> None:
+    """An ``http_config`` setting the notifier does not implement is refused by name,
+    never silently dropped (docs/alertmanager-compat.md)."""
+    for integration, kind, config in receiver.integrations():
+        http = getattr(config, "http_config", None)
+        if http is None:
+            continue
+        wanted = http.unsupported()
+        if kind is IntegrationKind.SLACK:
+            # Slack's client is its SDK's: no credentials or TLS of ours on it.
+            auth = ("basic_auth", "authorization", "bearer_token", "tls_config")
+            wanted += [name for name in auth if getattr(http, name)]
+        if wanted:
+            raise ReceiversError(
+                f"{where}: receiver {receiver.name!r} {integration}: http_config."
+                f"{wanted[0]} is not implemented by opsmesh's notifier for {kind.value} "
+                "(see docs/alertmanager-compat.md)"
+            )
 
 
 def template_language(raw: Any, configured: TemplateLanguage | None) -> TemplateLanguage:
@@ -290,7 +397,7 @@ def load_receivers(
         except yaml.YAMLError as exc:
             # PyYAML quotes the line, which may hold a webhook URL or a routing key.
             raise ReceiversError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None
-        configs = parse_receivers(raw, path)
+        configs = parse_receivers(raw, path, Path(path).resolve().parent)
         globs = template_globs(raw, path)
     chosen = template_language(raw, language)
     if globs and chosen is TemplateLanguage.JINJA2:

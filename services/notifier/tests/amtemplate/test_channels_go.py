@@ -264,7 +264,7 @@ def test_the_language_follows_the_file_unless_set(tmp_path: Path) -> None:
         load_receivers(str(with_templates), None, TemplateLanguage.JINJA2)
     bad = tmp_path / "bad.yml"
     bad.write_text("templates: 3\nreceivers: [{name: a}]\n")
-    with pytest.raises(ReceiversError, match="a list of file globs"):
+    with pytest.raises(ReceiversError, match=r"templates: Expected `array"):
         load_receivers(str(bad), None)
 
 

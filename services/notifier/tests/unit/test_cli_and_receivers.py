@@ -146,13 +146,13 @@ def test_test_refuses_private_targets_without_the_allow_list(
     [
         (
             {"webhook_configs": [{"url": "file:///etc/passwd?token=SECRET-T"}]},
-            "webhook_configs.url",
+            "webhook_configs[0].url",
         ),
         ({"webhook_configs": [{"url": "gopher://h:70/SECRET-T"}]}, "http:// or https://"),
-        ({"slack_configs": [{"api_url": "ftp://hooks/SECRET-T"}]}, "slack_configs.api_url"),
+        ({"slack_configs": [{"api_url": "ftp://hooks/SECRET-T"}]}, "slack_configs[0].api_url"),
         (
             {"pagerduty_configs": [{"routing_key": "SECRET-T", "url": "//no-scheme"}]},
-            "pagerduty_configs.url",
+            "pagerduty_configs[0].url",
         ),
         (
             {"email_configs": [{"to": ["a@x"], "from": "b@x", "smarthost": "mail.example"}]},
@@ -190,3 +190,94 @@ def test_a_yaml_error_names_the_place_not_the_secret(tmp_path: Path, broken: str
     message = str(refused.value)
     assert "s3cr3t" not in message
     assert re.search(r"not valid YAML: line \d+, column \d+: \w", message), message
+
+
+AM_FILE = """
+global:
+  smtp_smarthost: mail.example.com:587
+  smtp_from: am@example.com
+  smtp_auth_username: am
+  smtp_auth_password_file: smtp-password
+  slack_api_url_file: slack-url
+route: {receiver: ops}
+receivers:
+  - name: ops
+    email_configs:
+      - to: 'oncall@example.com, boss@example.com'
+    slack_configs:
+      - channel: '#ops'
+    pagerduty_configs:
+      - routing_key_file: /dev/null/unused
+    webhook_configs:
+      - url_file: hook-url
+        max_alerts: 5
+"""
+
+
+def test_an_alertmanager_file_gets_global_defaults_and_file_secrets(tmp_path: Path) -> None:
+    (tmp_path / "smtp-password").write_text("s3cr3t-smtp\n")
+    (tmp_path / "slack-url").write_text("https://hooks.slack.com/services/T/B/s3cr3t\n")
+    (tmp_path / "hook-url").write_text("https://hooks.example.com/s3cr3t\n")
+    (tmp_path / "pd-key").write_text("R0UTING-FROM-FILE\n")
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(AM_FILE.replace("/dev/null/unused", "pd-key"))
+    ops = load_receivers(str(path), None).by_name["ops"]
+    email = ops.email_configs[0]
+    # ``to`` as Alertmanager writes it: one comma-separated string.
+    assert email.to == ["oncall@example.com", "boss@example.com"]
+    assert (email.smarthost, email.from_, email.auth_username) == (
+        "mail.example.com:587",
+        "am@example.com",
+        "am",
+    )
+    assert email.auth_password is not None
+    assert email.auth_password.get_secret_value() == "s3cr3t-smtp"
+    assert ops.slack_configs[0].api_url is not None
+    assert ops.slack_configs[0].api_url.get_secret_value().endswith("/T/B/s3cr3t")
+    assert ops.pagerduty_configs[0].routing_key.get_secret_value() == "R0UTING-FROM-FILE"
+    assert ops.webhook_configs[0].url == "https://hooks.example.com/s3cr3t"
+    assert "s3cr3t" not in repr(ops.email_configs) + repr(ops.slack_configs)
+
+
+@pytest.mark.parametrize(
+    "integration",
+    [
+        "opsgenie",
+        "victorops",
+        "pushover",
+        "sns",
+        "telegram",
+        "webex",
+        "discord",
+        "msteams",
+        "wechat",
+        "jira",
+        "rocketchat",
+    ],
+)
+def test_an_unimplemented_integration_is_refused_naming_receiver_and_integration(
+    integration: str,
+) -> None:
+    raw = {"receivers": [{"name": "team-x", f"{integration}_configs": [{}]}]}
+    with pytest.raises(ReceiversError) as refused:
+        parse_receivers(raw)
+    message = str(refused.value)
+    assert "'team-x'" in message
+    assert f"{integration}_configs" in message
+    assert "does not implement" in message
+
+
+def test_a_misspelt_field_is_refused_as_alertmanager_refuses_it() -> None:
+    raw = {
+        "receivers": [
+            {"name": "a", "webhook_configs": [{"url": "https://h.example/", "sendresolved": True}]}
+        ]
+    }
+    with pytest.raises(ReceiversError, match=r"webhook_configs\[0\]: unknown field `sendresolved`"):
+        parse_receivers(raw)
+
+
+def test_an_unreadable_secret_file_names_the_path_not_a_secret(tmp_path: Path) -> None:
+    raw = {"receivers": [{"name": "a", "webhook_configs": [{"url_file": "missing"}]}]}
+    with pytest.raises(ReceiversError, match=r"url_file: cannot read .*missing"):
+        parse_receivers(raw, base_dir=tmp_path)

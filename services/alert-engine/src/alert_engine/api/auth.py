@@ -81,7 +81,8 @@ def auth_middleware(
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/") or request.match_info.http_exception:
+        protected = request.path.startswith("/api/") or request.path == "/-/reload"
+        if not protected or request.match_info.http_exception:
             # Outside the API, or no such route or method (404/405): nothing to protect.
             return await handler(request)
         if request.method in _MUTATING:

@@ -1,20 +1,21 @@
 """Alertmanager configuration files, accepted as they are.
 
-The ``global.resolve_timeout``, ``route``, ``inhibit_rules``, ``time_intervals`` (and the
-older ``mute_time_intervals``) and ``receivers`` sections are read; other sections
-(``templates``, integration globals) are ignored here (the notifier reads receivers'
-integration settings). Errors name where they are, e.g. ``route.routes[1].matchers[0]``,
-and never quote the file (a line may hold a secret). The configuration kept for
-``/api/v2/status`` is the parsed document with its secrets masked (``core/redaction.py``).
+The shared loader (``opsmesh.alertmanager``) checks the whole file as Alertmanager does
+(shape, ``global`` defaults, integrations, unimplemented integrations); here the
+``global.resolve_timeout``, ``route``, ``inhibit_rules``, ``time_intervals`` (and the
+older ``mute_time_intervals``) and ``receivers`` sections become the engine's values
+(the notifier reads the receivers' integration settings from the same loader). Errors
+name where they are, e.g. ``route.routes[1].matchers[0]``, and never quote the file (a
+line may hold a secret). The configuration kept for ``/api/v2/status`` is the loader's
+document with its secrets masked (``opsmesh.alertmanager.redaction``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-
-import yaml
 
 from alert_engine.core.durations import parse_duration
 from alert_engine.core.inhibition import InhibitRule
@@ -24,12 +25,11 @@ from alert_engine.core.matchers import (
     MatchType,
     parse_matchers,
 )
-from alert_engine.core.redaction import redacted_yaml
 from alert_engine.core.routing import Route, child_key
 from alert_engine.core.timeintervals import TimeInterval, TimeIntervalError, parse_time_interval
 from alert_engine.core.validation import text_problem
+from opsmesh.alertmanager import AlertmanagerConfigError, load_text
 from opsmesh.send_resolved import receiver_sends_resolved
-from opsmesh.yaml_errors import yaml_error_text
 
 DEFAULT_RESOLVE_TIMEOUT_S = 300.0
 DEFAULT_GROUP_WAIT_S = 30.0
@@ -80,13 +80,13 @@ def default_config(receiver: str = "default", **route: Any) -> EngineConfig:
     return EngineConfig(route=Route(receiver=receiver, **route), receivers=(Receiver(receiver),))
 
 
-def parse_config(text: str) -> EngineConfig:
+def parse_config(text: str, base_dir: Path | None = None) -> EngineConfig:
+    """``base_dir``: where relative ``*_file`` paths are taken from (the file's directory)."""
     try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {yaml_error_text(exc)}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError("the configuration must be a mapping")
+        loaded = load_text(text, base_dir=base_dir)
+    except AlertmanagerConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    raw = loaded.document
     glob = _mapping(raw.get("global") or {}, "global")
     resolve_timeout = _duration(
         glob.get("resolve_timeout"), "global.resolve_timeout", DEFAULT_RESOLVE_TIMEOUT_S
@@ -119,7 +119,7 @@ def parse_config(text: str) -> EngineConfig:
         for i, item in enumerate(_list(raw.get("inhibit_rules") or [], "inhibit_rules"))
     )
     return EngineConfig(
-        root, tuple(receivers), inhibit, intervals, resolve_timeout, redacted_yaml(raw)
+        root, tuple(receivers), inhibit, intervals, resolve_timeout, loaded.original
     )
 
 

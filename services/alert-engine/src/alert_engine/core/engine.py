@@ -45,11 +45,21 @@ def grouped(alert: StoredAlert) -> GroupedAlert:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReconfigureOutcome:
+    kept: int  # groups still there, timers kept
+    added: int  # groups the new route tree makes
+    dropped: int  # groups whose route is gone
+
+
 class Engine:
     def __init__(self, config: EngineConfig, book: AlertBook, silences: SilenceBook) -> None:
-        self.config = config
         self.book = book
         self.silences = silences
+        self._configure(config)
+
+    def _configure(self, config: EngineConfig) -> None:
+        self.config = config
         self.dispatcher = Dispatcher(config.route)
         self._routes_by_id = {r.id: r for r in config.route.walk()}
         self._group_keys: dict[tuple[str, tuple[str | None, ...]], str] = {}
@@ -112,6 +122,38 @@ class Engine:
             for route, key in self.routes_for(alert):
                 if owns(key):
                     self.dispatcher.insert_into(route, g, now, key)
+
+    def reconfigure(
+        self, config: EngineConfig, now: float, owns: Callable[[str], bool]
+    ) -> ReconfigureOutcome:
+        """A reloaded configuration. The owned groups are rebuilt from the book under the
+        new route tree; a group that is still there (same group key, same receiver: the
+        key holds the route's matcher path) keeps its timers and whether it has flushed,
+        so nothing is sent earlier than it would have been, and the notification log
+        (keyed by group key and receiver) keeps a group that did not change from being
+        notified again. Groups whose route is gone are dropped, as Alertmanager's reload
+        drops them; new ones start with their ``group_wait``."""
+        before = {(g.key, g.route.receiver): g for g in self.dispatcher.groups()}
+        self._configure(config)
+        for alert in self.book.all():
+            g = grouped(alert)
+            for route, key in self.routes_for(alert):
+                if owns(key):
+                    self.dispatcher.insert_into(route, g, now, key)
+        kept = 0
+        for group in self.dispatcher.groups():
+            old = before.pop((group.key, group.route.receiver), None)
+            if old is None:
+                continue
+            kept += 1
+            group.next_flush_at = old.next_flush_at
+            group.has_flushed = old.has_flushed
+            # Resolved alerts not yet told stay until the group's next flush tells them.
+            for fingerprint, held in old.alerts.items():
+                group.alerts.setdefault(fingerprint, held)
+        return ReconfigureOutcome(
+            kept=kept, added=len(self.dispatcher.groups()) - kept, dropped=len(before)
+        )
 
     def drop_unowned(self, owns: Callable[[str], bool]) -> int:
         return self.dispatcher.drop(lambda group: owns(group.key))

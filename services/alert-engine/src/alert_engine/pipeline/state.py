@@ -47,9 +47,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
+from alert_engine.core.amconfig import EngineConfig
 from alert_engine.core.book import IngestOutcome
 from alert_engine.core.decision import LogEntry
-from alert_engine.core.engine import Engine, grouped
+from alert_engine.core.engine import Engine, ReconfigureOutcome, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
@@ -412,6 +413,15 @@ class EngineState:
                 groups = len(self.engine.dispatcher.groups())
         log.info("groups assigned", partitions=sorted(partitions), groups=groups)
         self.wake.set()
+
+    async def reconfigure(self, config: EngineConfig) -> ReconfigureOutcome:
+        """A reloaded configuration (``pipeline/reload.py``), applied between flushes
+        (``flushing``) so no flush plans with one tree and records under another."""
+        async with self.flushing, self.lock:
+            outcome = self.engine.reconfigure(config, self.clock.now(), self.owns)
+            self.metrics.groups.set(len(self.engine.dispatcher.groups()))
+        self.wake.set()
+        return outcome
 
     async def revoked(self, partitions: set[int]) -> None:
         async with self.flushing, self.lock:

@@ -9,6 +9,7 @@ import aiohttp
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.channels.base import Channel
 from notifier.channels.email import EmailChannel
+from notifier.channels.http_client import http_options
 from notifier.channels.pagerduty import PagerDutyChannel
 from notifier.channels.slack import MessageRefs, SlackChannel
 from notifier.channels.webhook import WebhookChannel
@@ -62,6 +63,8 @@ def destinations(
                 session=session,
                 policy=policy,
                 clock=clock,
+                http=http_options(config.http_config),
+                max_alerts=config.max_alerts,
             )
         elif kind is IntegrationKind.EMAIL:
             assert isinstance(config, EmailConfig)

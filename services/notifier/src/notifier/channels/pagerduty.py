@@ -17,6 +17,7 @@ import msgspec
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import pagerduty_fields
 from notifier.channels.base import SendResult
+from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import Redactor
 from notifier.core import pagerduty_event
 from notifier.core.retry import FailureKind, classify_status
@@ -44,7 +45,10 @@ class PagerDutyChannel:
         self._config = config
         self._session = session
         self._policy = policy  # enforced by the session's connector, on every connection
-        self._redact = Redactor([config.routing_key.get_secret_value(), config.url])
+        self._http = http_options(config.http_config)
+        self._redact = Redactor(
+            [config.routing_key.get_secret_value(), config.url, *self._http.secrets]
+        )
 
     @property
     def rate_key(self) -> str:
@@ -77,8 +81,13 @@ class PagerDutyChannel:
             async with self._session.post(
                 config.url,
                 data=body,
-                headers={"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"},
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "opsmesh-notifier/0.1",
+                    **self._http.headers,
+                },
                 allow_redirects=False,
+                **self._http.request_kwargs(),
             ) as response:
                 text = await response.text()
                 failure = classify_status(response.status)

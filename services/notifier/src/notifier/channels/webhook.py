@@ -11,12 +11,14 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 import msgspec
 from standardwebhooks.webhooks import Webhook
 
 from notifier.channels.base import SendResult
+from notifier.channels.http_client import HttpOptions
 from notifier.channels.safe_http import Redactor
 from notifier.core.retry import classify_status
 from notifier.core.targets import TargetPolicy
@@ -37,25 +39,34 @@ class WebhookChannel:
         session: aiohttp.ClientSession,
         policy: TargetPolicy,
         clock: Clock,
+        http: HttpOptions | None = None,
+        max_alerts: int = 0,
     ) -> None:
         self.name = name
         self._url = url
+        self._http = http or HttpOptions()
+        self._max_alerts = max_alerts
         self._signers = [Webhook(secret) for secret in secrets]
         self._session = session
         self._policy = policy  # enforced by the session's connector, on every connection
         self._clock = clock
         # Tokens in a webhook URL's path or query, and the signing secrets, never show.
-        self._redact = Redactor([url, *secrets])
+        self._redact = Redactor([url, *secrets, *self._http.secrets])
 
     async def send(self, request: NotificationRequested) -> SendResult:
-        body = _encoder.encode(webhook_payload(request))
+        body = _encoder.encode(_truncated(webhook_payload(request), self._max_alerts))
         headers = {"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"}
+        headers.update(self._http.headers)
         headers.update(self._signature_headers(request.idempotency_key, body))
         try:
             # Redirects are refused by the session (Standard Webhooks: a 3xx is a
             # failure); the target must be configured where it is.
             async with self._session.post(
-                self._url, data=body, headers=headers, allow_redirects=False
+                self._url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                **self._http.request_kwargs(),
             ) as response:
                 await response.read()
                 failure = classify_status(response.status)
@@ -82,6 +93,20 @@ class WebhookChannel:
                 for signer in self._signers
             )
         return headers
+
+
+def _truncated(payload: dict[str, Any], max_alerts: int) -> dict[str, Any]:
+    """Alertmanager's ``max_alerts``: the first ``max_alerts`` alerts, and how many were
+    left out added to ``truncatedAlerts``."""
+    alerts = payload.get("alerts") or []
+    if max_alerts <= 0 or len(alerts) <= max_alerts:
+        return payload
+    left_out = len(alerts) - max_alerts
+    return {
+        **payload,
+        "alerts": alerts[:max_alerts],
+        "truncatedAlerts": int(payload.get("truncatedAlerts") or 0) + left_out,
+    }
 
 
 def _retry_after(value: str | None, clock: Clock) -> float | None:
