@@ -33,6 +33,12 @@ from opsmesh.templating import render_off_loop
 _TEXT_MAX = 3000  # Block Kit section text limit
 
 
+def message_ref(receiver: str, integration: str, group_key: str) -> str:
+    """Where a group's message is recorded: a digest, as a group key can outgrow an index
+    entry (migration 0004 moved the earlier plain refs to this form)."""
+    return hashlib.sha256(f"{receiver}|{integration}|{group_key}".encode()).hexdigest()
+
+
 class MessageRefs(Protocol):
     """Where a group's Slack message is (channel id, ts), so it can be updated."""
 
@@ -191,7 +197,7 @@ class SlackChannel:
         assert self._config.channel is not None
         body = dict(body)
         channel = body.pop("channel", None) or self._config.channel
-        ref_key = f"{self._receiver}|{self.name}|{request.group_key}"
+        ref_key = message_ref(self._receiver, self.name, request.group_key)
         try:
             if request.status is AlertStatus.RESOLVED:
                 ref = await self._refs.get(ref_key)
