@@ -128,8 +128,8 @@ async def test_notification_log_records_a_flush_in_one_statement(
 async def test_a_group_key_longer_than_an_index_entry_is_logged_with_the_others(
     pool: AsyncConnectionPool,
 ) -> None:
-    # 64 labels of 1 KiB are accepted: a group over all of them has a ~66 kB key, far
-    # beyond a btree entry (~2.7 kB). It must not fail the flush's one statement.
+    # Group keys reach 4,096 characters (routing.MAX_GROUP_KEY), beyond a btree entry
+    # (~2.7 kB); longer here still. It must not fail the flush's one statement.
     labels = ",".join(f'l{i}="{secrets.token_hex(512)}"' for i in range(64))
     long_key, short_key = f"{{}}:{{{labels}}}", f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'
     log, route = NotificationLog(pool), Route("team")

@@ -1,6 +1,6 @@
--- Group keys are as long as their labels (up to 64 labels of 1 KiB): a btree entry holds
--- at most ~2.7 kB, so one long key made the whole flush's log upsert fail and stalled
--- every group. The log is keyed by a digest of the group key instead.
+-- Group keys reach 4,096 characters (core/routing.py MAX_GROUP_KEY; up to 16 kB of
+-- UTF-8): a btree entry holds at most ~2.7 kB, so one long key made the whole flush's log
+-- upsert fail and stalled every group. The log is keyed by a digest of the group key instead.
 -- convert_to() is STABLE only because the encoding could change; this database's is fixed.
 CREATE OR REPLACE FUNCTION alert_engine.key_digest(key text) RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
