@@ -21,6 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import slack_fields, slack_message
 from notifier.channels.base import SendResult
+from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import Redactor
 from notifier.core.retry import FailureKind, classify_status
 from notifier.core.targets import TargetPolicy
@@ -127,13 +128,22 @@ class SlackChannel:
         self._policy = policy  # enforced by the session's connector, on every connection
         self._refs = refs
         timeout = max(1, int(timeout_s))
+        # Alertmanager's http_config: credentials and TLS on the incoming-webhook POST (a
+        # proxy in front of Slack may want them); TLS only with a bot token, whose
+        # Authorization header is the token (receivers.py refuses credentials there).
+        options = http_options(config.http_config)
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None
         # The session carries the SSRF-checking resolver, TLS verification and timeouts.
         if config.api_url is not None:
             self._url = config.api_url.get_secret_value()
             self._webhook = AsyncWebhookClient(
-                self._url, timeout=timeout, session=session, retry_handlers=[]
+                self._url,
+                timeout=timeout,
+                session=session,
+                ssl=options.ssl_context,
+                default_headers=options.headers,
+                retry_handlers=[],
             )
         else:
             assert config.token is not None
@@ -143,11 +153,13 @@ class SlackChannel:
                 base_url=config.api_base_url,
                 timeout=timeout,
                 session=session,
+                ssl=options.ssl_context,
                 retry_handlers=[],
             )
-        # The webhook URL is the secret (its path), and so is the bot token.
+        # The webhook URL is the secret (its path), and so are the bot token and credentials.
         self._redact = Redactor(
             [s.get_secret_value() for s in (config.api_url, config.token) if s is not None]
+            + list(options.secrets)
         )
 
     @property
