@@ -163,6 +163,22 @@ def test_times_past_year_9999_are_clamped_never_raised(epoch: float, shown: str)
     assert rfc3339(epoch) == shown
 
 
+@pytest.mark.parametrize(
+    ("epoch", "shown"),
+    [
+        (1_700_000_000.5, "2023-11-14T22:13:20.5Z"),
+        (1_700_000_000.25, "2023-11-14T22:13:20.25Z"),
+        (1_700_000_000.125, "2023-11-14T22:13:20.125Z"),
+        (1_700_000_000.000001, "2023-11-14T22:13:20.000001Z"),
+        (1_700_000_000.12345, "2023-11-14T22:13:20.12345Z"),
+        (1_700_000_000.0, "2023-11-14T22:13:20Z"),
+    ],
+)
+def test_fractions_are_written_as_gos_rfc3339nano(epoch: float, shown: str) -> None:
+    """Go trims a fraction's trailing zeros and drops an empty one."""
+    assert rfc3339(epoch) == shown
+
+
 def test_a_far_future_ends_at_builds_a_payload() -> None:
     alert = Alert(
         fingerprint="f",
