@@ -232,3 +232,28 @@ def test_the_reason_in_alertmanagers_words(reason: NotifyReason, words: str) -> 
 def test_the_receiver_is_quoted_as_gos_regexp_quote_meta(name: str, shown: str) -> None:
     """Template.Data (template/template.go) stores regexp.QuoteMeta(receiver)."""
     assert webhook_payload(msgspec.structs.replace(request(), receiver=name))["receiver"] == shown
+
+
+def test_max_alerts_sends_the_first_alerts_with_their_own_common_labels_and_status() -> None:
+    """Alertmanager's webhook truncates before building the template data
+    (``notify/webhook/webhook.go``): status and common labels/annotations are the sent
+    alerts', the group labels stay the group's."""
+    base = request()
+    resolved_first = msgspec.structs.replace(
+        base,
+        alerts=[base.alerts[1], base.alerts[0]],
+        common_labels={"alertname": "DiskFull", "env": "prod"},
+        common_annotations={},
+    )
+    body = webhook_payload(resolved_first, max_alerts=1)
+    assert [a["labels"]["host"] for a in body["alerts"]] == ["b"]
+    assert body["truncatedAlerts"] == 2 + 1  # the request's own, plus the one left out
+    assert body["status"] == "resolved"
+    assert body["commonLabels"] == {"alertname": "DiskFull", "env": "prod", "host": "b"}
+    assert body["commonAnnotations"] == {}
+    assert body["groupLabels"] == {"alertname": "DiskFull"}
+
+
+@pytest.mark.parametrize("max_alerts", [0, 2, 3])
+def test_max_alerts_at_or_above_the_count_changes_nothing(max_alerts: int) -> None:
+    assert webhook_payload(request(), max_alerts=max_alerts) == webhook_payload(request())

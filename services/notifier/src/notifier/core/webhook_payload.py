@@ -15,6 +15,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from notifier.core.subset import carrying
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
@@ -60,7 +61,15 @@ def go_quote_meta(text: str) -> str:
     return "".join("\\" + c if c in _GO_REGEXP_SPECIAL else c for c in text)
 
 
-def webhook_payload(request: NotificationRequested) -> dict[str, Any]:
+def webhook_payload(request: NotificationRequested, max_alerts: int = 0) -> dict[str, Any]:
+    """``max_alerts`` (the integration's; 0: all): as Alertmanager's webhook, only the first
+    ``max_alerts`` alerts are sent, the rest counted in ``truncatedAlerts``, and the
+    status and common labels and annotations are those of the alerts sent (Alertmanager
+    truncates before it builds the template data)."""
+    if 0 < max_alerts < len(request.alerts):
+        request = carrying(
+            request, request.alerts[:max_alerts], truncated=len(request.alerts) - max_alerts
+        )
     return {
         "receiver": go_quote_meta(request.receiver),
         "status": request.status.value,
