@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ def renderer_binary() -> Path:
 
 @dataclass
 class Sink:
-    """What Alertmanager sent, by case: Slack and PagerDuty JSON bodies, emails."""
+    """What was sent, by case: Slack, PagerDuty and webhook JSON bodies, emails."""
 
     bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     mails: dict[str, list[EmailMessage]] = field(default_factory=dict)
@@ -53,12 +54,13 @@ class Sink:
             return len(self.bodies.get(case, [])) + len(self.mails.get(case, []))
 
 
-def _http_sink(sink: Sink) -> tuple[http.server.ThreadingHTTPServer, int]:
+def http_sink(sink: Sink) -> tuple[http.server.ThreadingHTTPServer, int]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
-            sink.add_body(self.path.rsplit("/", 1)[-1], body)
+            # The case is the last path segment, quoted (receiver names may hold any text).
+            sink.add_body(urllib.parse.unquote(self.path.rsplit("/", 1)[-1]), body)
             answer = b"ok" if self.path.startswith("/slack/") else b'{"status":"success"}'
             self.send_response(200 if answer == b"ok" else 202)
             self.send_header("Content-Length", str(len(answer)))
@@ -90,6 +92,7 @@ class Alertmanager:
     url: str
     sink: Sink
     external_url: str
+    config: str  # the configuration it runs, as YAML
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(
@@ -115,19 +118,26 @@ class Alertmanager:
 @pytest.fixture(scope="module")
 def alertmanager_factory(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[list[dict[str, Any]], dict[str, str]], Alertmanager]]:
+) -> Iterator[Callable[..., Alertmanager]]:
     """Starts Debian's Alertmanager with the given receivers (each routed by the label
-    ``case``, grouped by ``alertname`` and ``case``) and template files."""
+    ``case``, grouped by ``alertname`` and ``case``) and template files.
+
+    ``group_wait``: Alertmanager flushes a new group at once when an alert inserted into
+    it started more than ``group_wait`` ago, racing the insertion of the rest of the same
+    POST; a test that needs all of a POST's alerts in the first notification posts alerts
+    younger than a ``group_wait`` long enough to insert them all."""
     if not os.access(ALERTMANAGER, os.X_OK):
         pytest.fail(f"{ALERTMANAGER} is missing: apt-get install prometheus-alertmanager")
     processes: list[subprocess.Popen[bytes]] = []
     servers: list[Any] = []
     logs: list[Any] = []
 
-    def start(receivers: list[dict[str, Any]], template_files: dict[str, str]) -> Alertmanager:
+    def start(
+        receivers: list[dict[str, Any]], template_files: dict[str, str], group_wait: str = "50ms"
+    ) -> Alertmanager:
         workdir = tmp_path_factory.mktemp("alertmanager")
         sink = Sink()
-        http_server, http_port = _http_sink(sink)
+        http_server, http_port = http_sink(sink)
         smtp = Controller(_Mailbox(sink), hostname="127.0.0.1", port=free_port())
         smtp.start()
         servers.extend([http_server, smtp])
@@ -136,10 +146,13 @@ def alertmanager_factory(
         wired = []
         for given in receivers:
             receiver = json.loads(json.dumps(given))  # a copy
+            case = urllib.parse.quote(receiver["name"], safe="")
             for slack in receiver.get("slack_configs", []):
-                slack["api_url"] = f"http://127.0.0.1:{http_port}/slack/{receiver['name']}"
+                slack["api_url"] = f"http://127.0.0.1:{http_port}/slack/{case}"
             for pd in receiver.get("pagerduty_configs", []):
-                pd["url"] = f"http://127.0.0.1:{http_port}/pd/{receiver['name']}"
+                pd["url"] = f"http://127.0.0.1:{http_port}/pd/{case}"
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = f"http://127.0.0.1:{http_port}/hook/{case}"
             for mail in receiver.get("email_configs", []):
                 mail["to"] = f"{receiver['name']}@example.com"
                 mail["from"] = "alertmanager@example.com"
@@ -151,7 +164,7 @@ def alertmanager_factory(
             "route": {
                 "receiver": "null",
                 "group_by": ["alertname", "case"],
-                "group_wait": "50ms",
+                "group_wait": group_wait,
                 "group_interval": "1s",
                 "repeat_interval": "1h",
                 "routes": [
@@ -160,7 +173,8 @@ def alertmanager_factory(
             },
             "receivers": [{"name": "null"}, *wired],
         }
-        (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        config_text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        (workdir / "alertmanager.yml").write_text(config_text, encoding="utf-8")
         port = free_port()
         external = "http://am.example.com:9093"
         log = (workdir / "alertmanager.log").open("wb")
@@ -195,7 +209,7 @@ def alertmanager_factory(
                     + (workdir / "alertmanager.log").read_text()[-2000:]
                 )
             time.sleep(0.05)
-        return Alertmanager(url, sink, external)
+        return Alertmanager(url, sink, external, config_text)
 
     yield start
     for process in processes:
