@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -115,6 +116,24 @@ class Alertmanager:
             time.sleep(0.05)
 
 
+def _ready(url: str, process: subprocess.Popen[bytes], token: str, timeout_s: float) -> bool:
+    """Whether the Alertmanager started as ``process`` serves ``url`` (its status shows the
+    configuration holding ``token``); False once it has exited."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/status", timeout=1) as response:
+                status = json.loads(response.read())
+            if token in status["config"]["original"]:
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Alertmanager at {url} not ready within {timeout_s} s")
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture(scope="module")
 def alertmanager_factory(
     tmp_path_factory: pytest.TempPathFactory,
@@ -136,6 +155,9 @@ def alertmanager_factory(
         receivers: list[dict[str, Any]], template_files: dict[str, str], group_wait: str = "50ms"
     ) -> Alertmanager:
         workdir = tmp_path_factory.mktemp("alertmanager")
+        # Unique to this start: readiness is asked of this Alertmanager, not of whichever
+        # process answers on the port.
+        null_receiver = f"null-{uuid.uuid4().hex[:12]}"
         sink = Sink()
         http_server, http_port = http_sink(sink)
         smtp = Controller(_Mailbox(sink), hostname="127.0.0.1", port=free_port())
@@ -162,7 +184,7 @@ def alertmanager_factory(
         config = {
             "templates": ["*.tmpl"],
             "route": {
-                "receiver": "null",
+                "receiver": null_receiver,
                 "group_by": ["alertname", "case"],
                 "group_wait": group_wait,
                 "group_interval": "1s",
@@ -171,45 +193,40 @@ def alertmanager_factory(
                     {"matchers": [f'case="{r["name"]}"'], "receiver": r["name"]} for r in wired
                 ],
             },
-            "receivers": [{"name": "null"}, *wired],
+            "receivers": [{"name": null_receiver}, *wired],
         }
         config_text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
         (workdir / "alertmanager.yml").write_text(config_text, encoding="utf-8")
-        port = free_port()
         external = "http://am.example.com:9093"
-        log = (workdir / "alertmanager.log").open("wb")
-        logs.append(log)
-        process = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={workdir / 'alertmanager.yml'}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--web.external-url={external}",
-                "--cluster.listen-address=",
-            ],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TZ": "UTC"},
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "Alertmanager did not start: "
-                    + (workdir / "alertmanager.log").read_text()[-2000:]
-                )
-            time.sleep(0.05)
-        return Alertmanager(url, sink, external, config_text)
+        log_path = workdir / "alertmanager.log"
+        for attempt in range(3):
+            # A port found free can be taken before Alertmanager binds it (other test
+            # processes run beside this one): a bind failure is retried on another port.
+            port = free_port()
+            log = log_path.open("wb")
+            logs.append(log)
+            process = subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={workdir / 'alertmanager.yml'}",
+                    f"--storage.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    f"--web.external-url={external}",
+                    "--cluster.listen-address=",
+                ],
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TZ": "UTC"},
+            )
+            processes.append(process)
+            url = f"http://127.0.0.1:{port}"
+            if _ready(url, process, null_receiver, timeout_s=30.0):
+                return Alertmanager(url, sink, external, config_text)
+            text = log_path.read_text()
+            if "address already in use" not in text or attempt == 2:
+                raise AssertionError(f"Alertmanager did not start: {text[-2000:]}")
+        raise AssertionError("unreachable")
 
     yield start
     for process in processes:
