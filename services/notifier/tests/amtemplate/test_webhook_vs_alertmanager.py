@@ -13,7 +13,8 @@ are the ones docs/alertmanager-compat.md lists, each asserted here by name:
 - times are kept to the microsecond: a time posted with nanoseconds comes back rounded.
 
 Each scenario is one receiver (routed by the label ``case``) of one Alertmanager run, so
-the whole comparison costs one Alertmanager start and one ``group_interval``.
+the whole comparison costs one Alertmanager start, one ``group_wait`` and one
+``group_interval`` (about 6 s).
 """
 
 from __future__ import annotations
