@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -77,8 +78,15 @@ SECRET_FIELDS: tuple[str, ...] = (
     *_HTTP_SECRETS,
 )
 
+# A webhook ``url`` was a plain URL before Alertmanager 0.26, and amtool 0.25 (Debian's)
+# parses ``config.original`` back into its own configuration for ``config routes show``:
+# "<secret>" alone is not a URL to it. Such fields keep their scheme and host and mask the
+# rest (user info, path, query), which every amtool reads and which hides a token there.
+URL_SECRET_FIELDS: tuple[str, ...] = ("receivers.*.webhook_configs.*.url",)
+
 Path = tuple[str, ...]
 _PATTERNS: tuple[Path, ...] = tuple(tuple(p.split(".")) for p in SECRET_FIELDS)
+_URL_PATTERNS: tuple[Path, ...] = tuple(tuple(p.split(".")) for p in URL_SECRET_FIELDS)
 
 
 def _matches(pattern: Sequence[str], path: Sequence[str]) -> bool:
@@ -96,6 +104,23 @@ def is_secret(path: Sequence[str]) -> bool:
     return any(_matches(pattern, path) for pattern in _PATTERNS)
 
 
+def _masked_url(value: Any) -> Any:
+    """``https://host:port/<secret>``; ``<secret>`` for anything that is not such a URL."""
+    if value is None or value == "":
+        return value
+    try:
+        parts = urlsplit(str(value))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return MASK
+    if parts.scheme not in ("http", "https") or not host:
+        return MASK
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}/{MASK}"
+
+
 def _masked(value: Any) -> Any:
     """As ``Secret.MarshalYAML``: empty stays empty; a list of secrets is masked item by
     item; anything else set becomes ``<secret>``."""
@@ -108,6 +133,8 @@ def _masked(value: Any) -> Any:
 
 def redact(document: Any, path: Path = ()) -> Any:
     """A copy of a parsed configuration with every secret field masked."""
+    if path and any(_matches(pattern, path) for pattern in _URL_PATTERNS):
+        return _masked_url(document)
     if path and is_secret(path):
         return _masked(document)
     if isinstance(document, Mapping):
