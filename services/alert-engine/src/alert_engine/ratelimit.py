@@ -37,7 +37,10 @@ if tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(math.max(now, at)))
+-- %.17g: every double back exactly (tostring keeps 14 digits, a 0.1 ms grain at today's
+-- epoch seconds, so Redis and the in-process buckets disagreed at a refill's edge)
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+  'at', string.format('%.17g', math.max(now, at)))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return allowed
 """

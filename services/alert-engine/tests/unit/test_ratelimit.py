@@ -1,5 +1,6 @@
-"""Per-receiver limits: parsing the overrides, the in-memory token buckets, and the
-fall-back to them while Redis does not answer."""
+"""Per-receiver limits: parsing the overrides, and the fall-back to the in-process
+buckets while Redis does not answer. The buckets' own contract is one suite run on both
+implementations: ``tests/integration/test_token_buckets.py``."""
 
 from __future__ import annotations
 
@@ -63,57 +64,6 @@ def test_parse_limits_without_a_default() -> None:
 def test_parse_limits_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match="pager"):
         parse_limits(0, 0, spec)
-
-
-async def test_burst_then_empty() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=3)}))
-    assert [await buckets.allow("r", T0) for _ in range(4)] == [True, True, True, False]
-
-
-async def test_refill_over_time() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=6, burst=2)}))
-    assert await buckets.allow("r", T0)
-    assert await buckets.allow("r", T0)
-    assert not await buckets.allow("r", T0)
-    # 6/min = one token every 10 s
-    assert not await buckets.allow("r", T0 + 9.9)
-    assert await buckets.allow("r", T0 + 10)
-    assert not await buckets.allow("r", T0 + 10)
-    # a long pause refills only up to the burst
-    later = T0 + 3600
-    assert [await buckets.allow("r", later) for _ in range(3)] == [True, True, False]
-
-
-async def test_refused_attempts_do_not_cost_tokens() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
-    assert await buckets.allow("r", T0)
-    for i in range(5):
-        assert not await buckets.allow("r", T0 + 0.1 * i)
-    assert await buckets.allow("r", T0 + 1)
-
-
-async def test_time_going_backwards_does_not_refill() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
-    assert await buckets.allow("r", T0 + 100)
-    assert not await buckets.allow("r", T0)  # a replica with a slower clock
-    assert not await buckets.allow("r", T0 + 100.5)
-    assert await buckets.allow("r", T0 + 101)
-
-
-async def test_buckets_are_per_receiver() -> None:
-    limits = Limits(default=Limit(60, 1), per_receiver={"big": Limit(60, 3)})
-    buckets = MemoryTokenBuckets(limits)
-    assert await buckets.allow("a", T0)
-    assert not await buckets.allow("a", T0)
-    assert await buckets.allow("b", T0)  # the default, but its own bucket
-    assert [await buckets.allow("big", T0) for _ in range(4)] == [True, True, True, False]
-
-
-async def test_unlimited_receivers() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(60, 1)}))
-    assert all([await buckets.allow("free", T0) for _ in range(1000)])
-    assert await buckets.allow("r", T0)
-    assert not await buckets.allow("r", T0)
 
 
 class _Primary:
