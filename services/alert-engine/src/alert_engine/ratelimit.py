@@ -12,6 +12,7 @@ rather than for the group, and notifications are never held up by Redis.
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,10 +156,19 @@ class MemoryTokenBuckets:
         return [await self.allow(r, now) for r in receivers]
 
 
+class DecidedBy(enum.Enum):
+    """Which buckets decide a flush's rate limits."""
+
+    REDIS = "redis"
+    IN_PROCESS = "in_process"  # Redis failed or did not answer: this replica's buckets
+
+
 class FallbackBuckets:
     """``primary`` (Redis), or ``fallback`` (in process) while the primary fails or does
     not answer within ``timeout_s``; the primary is asked again ``retry_after_s`` after
-    its last failure. ``on_fallback`` is told of every decision the fallback made."""
+    its last failure. Only Redis' own failures (``RedisError``, ``OSError``, the timeout)
+    fall back; any other exception is a bug and propagates. ``on_fallback`` is told of
+    every decision the fallback made, ``on_switch`` of every change of ``DecidedBy``."""
 
     def __init__(
         self,
@@ -169,6 +179,7 @@ class FallbackBuckets:
         retry_after_s: float,
         monotonic: Callable[[], float],
         on_fallback: Callable[[int], None] = lambda _: None,
+        on_switch: Callable[[DecidedBy], None] = lambda _: None,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
@@ -176,6 +187,7 @@ class FallbackBuckets:
         self._retry_after_s = retry_after_s
         self._monotonic = monotonic
         self._on_fallback = on_fallback
+        self._on_switch = on_switch
         self._down_until: float | None = None
 
     async def allow(self, receiver: str, now: float) -> bool:
@@ -194,10 +206,12 @@ class FallbackBuckets:
                         error=f"{type(exc).__name__}: {exc}"[:200],
                         retry_after_s=self._retry_after_s,
                     )
+                    self._on_switch(DecidedBy.IN_PROCESS)
                 self._down_until = self._monotonic() + self._retry_after_s
             else:
                 if self._down_until is not None:
                     log.info("rate limits back on Redis")
+                    self._on_switch(DecidedBy.REDIS)
                 self._down_until = None
                 return allowed
         self._on_fallback(len(receivers))

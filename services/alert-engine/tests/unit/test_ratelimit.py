@@ -11,6 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from alert_engine.ratelimit import (
+    DecidedBy,
     FallbackBuckets,
     Limit,
     Limits,
@@ -67,7 +68,7 @@ def test_parse_limits_rejects(spec: str) -> None:
 
 
 class _Primary:
-    """A stand-in for Redis: answers, fails, or never answers, as told."""
+    """A stand-in for Redis: answers, fails, never answers, or has a bug, as told."""
 
     def __init__(self) -> None:
         self.mode = "up"
@@ -82,12 +83,17 @@ class _Primary:
             raise RedisConnectionError("Connection refused")
         if self.mode == "hang":
             await asyncio.Event().wait()
+        if self.mode == "bug":
+            raise KeyError("a bug, not an outage")
         return [True] * len(receivers)
 
 
-def _fallback_buckets(clock: FakeClock) -> tuple[FallbackBuckets, _Primary, list[int]]:
+def _fallback_buckets(
+    clock: FakeClock,
+) -> tuple[FallbackBuckets, _Primary, list[int], list[DecidedBy]]:
     primary = _Primary()
     told: list[int] = []
+    switches: list[DecidedBy] = []
     limits = Limits(per_receiver={"r": Limit(per_minute=60, burst=1)})
     buckets = FallbackBuckets(
         primary,
@@ -96,15 +102,17 @@ def _fallback_buckets(clock: FakeClock) -> tuple[FallbackBuckets, _Primary, list
         retry_after_s=30,
         monotonic=clock.monotonic,
         on_fallback=told.append,
+        on_switch=switches.append,
     )
-    return buckets, primary, told
+    return buckets, primary, told, switches
 
 
 @pytest.mark.parametrize("failure", ["error", "hang"])
 async def test_without_redis_the_same_buckets_decide_in_process(failure: str) -> None:
     clock = FakeClock(T0)
-    buckets, primary, told = _fallback_buckets(clock)
+    buckets, primary, told, switches = _fallback_buckets(clock)
     assert await buckets.allow_many(["r"], T0) == [True]  # Redis answered
+    assert switches == []
     primary.mode = failure
     # Redis failing or silent: the in-process bucket (burst 1) decides, and keeps deciding
     # without asking Redis again until the retry time.
@@ -112,8 +120,28 @@ async def test_without_redis_the_same_buckets_decide_in_process(failure: str) ->
     assert await buckets.allow_many(["r"], T0 + 0.5) == [False]
     assert primary.calls == 2
     assert told == [2, 1]
+    assert switches == [DecidedBy.IN_PROCESS], "told once, not per decision"
+    clock.advance(30)
+    # (the buckets' time is the caller's; only the retry runs on the monotonic clock)
+    assert await buckets.allow_many(["r"], T0 + 0.5) == [False], "still down: in process"
+    assert primary.calls == 3
+    assert switches == [DecidedBy.IN_PROCESS]
     primary.mode = "up"
     clock.advance(30)
-    assert await buckets.allow_many(["r"], T0 + 30) == [True]
-    assert primary.calls == 3, "asked again after the retry time"
-    assert told == [2, 1]
+    assert await buckets.allow_many(["r"], T0 + 60) == [True]
+    assert primary.calls == 4, "asked again after the retry time"
+    assert told == [2, 1, 1]
+    assert switches == [DecidedBy.IN_PROCESS, DecidedBy.REDIS]
+
+
+async def test_only_redis_failures_fall_back_a_bug_propagates() -> None:
+    clock = FakeClock(T0)
+    buckets, primary, told, switches = _fallback_buckets(clock)
+    primary.mode = "bug"
+    with pytest.raises(KeyError, match="a bug"):
+        await buckets.allow_many(["r"], T0)
+    assert told == []
+    assert switches == []
+    primary.mode = "up"
+    assert await buckets.allow_many(["r"], T0) == [True], "Redis asked at once, not held off"
+    assert primary.calls == 2
