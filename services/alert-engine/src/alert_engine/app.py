@@ -134,6 +134,7 @@ def rate_limiter(
     return FallbackBuckets(
         RedisTokenBuckets(redis, limits),
         MemoryTokenBuckets(limits),
+        limits,
         timeout_s=settings.rate_limit_timeout_s,
         retry_after_s=settings.rate_limit_retry_s,
         monotonic=clock.monotonic,

@@ -168,12 +168,17 @@ class FallbackBuckets:
     not answer within ``timeout_s``; the primary is asked again ``retry_after_s`` after
     its last failure. Only Redis' own failures (``RedisError``, ``OSError``, the timeout)
     fall back; any other exception is a bug and propagates. ``on_fallback`` is told of
-    every decision the fallback made, ``on_switch`` of every change of ``DecidedBy``."""
+    every decision the fallback made, ``on_switch`` of every change of ``DecidedBy``.
+
+    Receivers without a limit are admitted here, without asking either: a flush of only
+    those needs no bucket, so it never waits on Redis, and it cannot end a fall-back (the
+    primary would answer without Redis, and the switch back would be a false claim)."""
 
     def __init__(
         self,
         primary: RateLimiter,
         fallback: RateLimiter,
+        limits: Limits,
         *,
         timeout_s: float,
         retry_after_s: float,
@@ -183,6 +188,7 @@ class FallbackBuckets:
     ) -> None:
         self._primary = primary
         self._fallback = fallback
+        self._limits = limits
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
         self._monotonic = monotonic
@@ -194,6 +200,15 @@ class FallbackBuckets:
         return (await self.allow_many([receiver], now))[0]
 
     async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        out = [True] * len(receivers)
+        limited = [i for i, r in enumerate(receivers) if self._limits.for_receiver(r) is not None]
+        if limited:
+            decided = await self._decide([receivers[i] for i in limited], now)
+            for i, allowed in zip(limited, decided, strict=True):
+                out[i] = allowed
+        return out
+
+    async def _decide(self, receivers: Sequence[str], now: float) -> list[bool]:
         if self._down_until is None or self._monotonic() >= self._down_until:
             try:
                 allowed = await asyncio.wait_for(

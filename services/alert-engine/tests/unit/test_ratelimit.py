@@ -98,6 +98,7 @@ def _fallback_buckets(
     buckets = FallbackBuckets(
         primary,
         MemoryTokenBuckets(limits),
+        limits,
         timeout_s=0.05,
         retry_after_s=30,
         monotonic=clock.monotonic,
@@ -145,3 +146,22 @@ async def test_only_redis_failures_fall_back_a_bug_propagates() -> None:
     primary.mode = "up"
     assert await buckets.allow_many(["r"], T0) == [True], "Redis asked at once, not held off"
     assert primary.calls == 2
+
+
+async def test_only_limited_receivers_ask_redis_so_only_its_answer_ends_a_fallback() -> None:
+    """A flush of unlimited receivers needs no bucket: it must neither ask Redis nor, by
+    answering without it, claim Redis is back (which made the gauge and the log flap)."""
+    clock = FakeClock(T0)
+    buckets, primary, told, switches = _fallback_buckets(clock)
+    primary.mode = "error"
+    assert await buckets.allow_many(["r", "free"], T0) == [True, True]
+    assert told == [1], "one decision made in process: the limited receiver's"
+    clock.advance(30)
+    assert await buckets.allow_many(["free", "free"], T0 + 1) == [True, True]
+    assert await buckets.allow_many([], T0 + 1) == []
+    assert primary.calls == 1
+    assert switches == [DecidedBy.IN_PROCESS], "not back on Redis without its answer"
+    assert await buckets.allow_many(["free", "r", "r"], T0 + 1) == [True, True, False]
+    assert primary.calls == 2, "a limited receiver asks Redis again after the retry time"
+    assert told == [1, 2]
+    assert switches == [DecidedBy.IN_PROCESS]
