@@ -7,8 +7,9 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from aiohttp import web
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
@@ -34,7 +35,9 @@ from alert_engine.pipeline.reload import (
 from alert_engine.pipeline.retention import purge_jobs
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import (
+    DecidedBy,
     FallbackBuckets,
+    Limits,
     MemoryTokenBuckets,
     RedisTokenBuckets,
     parse_limits,
@@ -111,6 +114,36 @@ async def _quiet(reloader: ConfigReloader) -> object:
         return None
 
 
+def rate_limiter(
+    redis: aioredis.Redis,
+    limits: Limits,
+    settings: AlertEngineSettings,
+    clock: Clock,
+    registry: CollectorRegistry,
+) -> FallbackBuckets:
+    """Token buckets in Redis, shared by the replicas; in process while Redis fails."""
+    fallbacks = Counter(
+        "alert_engine_rate_limit_fallback",
+        "Rate-limit decisions made in process because Redis did not answer",
+        registry=registry,
+    )
+    in_process = Gauge(
+        "alert_engine_rate_limit_in_process",
+        "1 while rate limits are decided in process (Redis failed), 0 while on Redis",
+        registry=registry,
+    )
+    return FallbackBuckets(
+        RedisTokenBuckets(redis, limits),
+        MemoryTokenBuckets(limits),
+        limits,
+        timeout_s=settings.rate_limit_timeout_s,
+        retry_after_s=settings.rate_limit_retry_s,
+        monotonic=clock.monotonic,
+        on_fallback=fallbacks.inc,
+        on_switch=lambda by: in_process.set(1 if by is DecidedBy.IN_PROCESS else 0),
+    )
+
+
 def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
     # Read once, as the process starts: /api/v2/status reports it as the uptime.
@@ -144,19 +177,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             runtime.connection, source=f"/opsmesh/{SERVICE}", clock=runtime.clock, linger_ms=0
         )
         await routing.start()
-        fallbacks = Counter(
-            "alert_engine_rate_limit_fallback",
-            "Rate-limit decisions made in process because Redis did not answer",
-            registry=runtime.registry,
-        )
-        limiter = FallbackBuckets(
-            RedisTokenBuckets(runtime.redis, limits),
-            MemoryTokenBuckets(limits),
-            timeout_s=settings.rate_limit_timeout_s,
-            retry_after_s=settings.rate_limit_retry_s,
-            monotonic=runtime.clock.monotonic,
-            on_fallback=fallbacks.inc,
-        )
+        limiter = rate_limiter(runtime.redis, limits, settings, runtime.clock, runtime.registry)
         holder["state"] = EngineState(
             engine=engine,
             evaluator=evaluator,

@@ -12,6 +12,7 @@ rather than for the group, and notifications are never held up by Redis.
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,10 @@ if tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(math.max(now, at)))
+-- %.17g: every double back exactly (tostring keeps 14 digits, a 0.1 ms grain at today's
+-- epoch seconds, so Redis and the in-process buckets disagreed at a refill's edge)
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+  'at', string.format('%.17g', math.max(now, at)))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
 return allowed
 """
@@ -152,33 +156,59 @@ class MemoryTokenBuckets:
         return [await self.allow(r, now) for r in receivers]
 
 
+class DecidedBy(enum.Enum):
+    """Which buckets decide a flush's rate limits."""
+
+    REDIS = "redis"
+    IN_PROCESS = "in_process"  # Redis failed or did not answer: this replica's buckets
+
+
 class FallbackBuckets:
     """``primary`` (Redis), or ``fallback`` (in process) while the primary fails or does
     not answer within ``timeout_s``; the primary is asked again ``retry_after_s`` after
-    its last failure. ``on_fallback`` is told of every decision the fallback made."""
+    its last failure. Only Redis' own failures (``RedisError``, ``OSError``, the timeout)
+    fall back; any other exception is a bug and propagates. ``on_fallback`` is told of
+    every decision the fallback made, ``on_switch`` of every change of ``DecidedBy``.
+
+    Receivers without a limit are admitted here, without asking either: a flush of only
+    those needs no bucket, so it never waits on Redis, and it cannot end a fall-back (the
+    primary would answer without Redis, and the switch back would be a false claim)."""
 
     def __init__(
         self,
         primary: RateLimiter,
         fallback: RateLimiter,
+        limits: Limits,
         *,
         timeout_s: float,
         retry_after_s: float,
         monotonic: Callable[[], float],
         on_fallback: Callable[[int], None] = lambda _: None,
+        on_switch: Callable[[DecidedBy], None] = lambda _: None,
     ) -> None:
         self._primary = primary
         self._fallback = fallback
+        self._limits = limits
         self._timeout_s = timeout_s
         self._retry_after_s = retry_after_s
         self._monotonic = monotonic
         self._on_fallback = on_fallback
+        self._on_switch = on_switch
         self._down_until: float | None = None
 
     async def allow(self, receiver: str, now: float) -> bool:
         return (await self.allow_many([receiver], now))[0]
 
     async def allow_many(self, receivers: Sequence[str], now: float) -> list[bool]:
+        out = [True] * len(receivers)
+        limited = [i for i, r in enumerate(receivers) if self._limits.for_receiver(r) is not None]
+        if limited:
+            decided = await self._decide([receivers[i] for i in limited], now)
+            for i, allowed in zip(limited, decided, strict=True):
+                out[i] = allowed
+        return out
+
+    async def _decide(self, receivers: Sequence[str], now: float) -> list[bool]:
         if self._down_until is None or self._monotonic() >= self._down_until:
             try:
                 allowed = await asyncio.wait_for(
@@ -191,10 +221,12 @@ class FallbackBuckets:
                         error=f"{type(exc).__name__}: {exc}"[:200],
                         retry_after_s=self._retry_after_s,
                     )
+                    self._on_switch(DecidedBy.IN_PROCESS)
                 self._down_until = self._monotonic() + self._retry_after_s
             else:
                 if self._down_until is not None:
                     log.info("rate limits back on Redis")
+                    self._on_switch(DecidedBy.REDIS)
                 self._down_until = None
                 return allowed
         self._on_fallback(len(receivers))

@@ -1,5 +1,6 @@
-"""Per-receiver limits: parsing the overrides, the in-memory token buckets, and the
-fall-back to them while Redis does not answer."""
+"""Per-receiver limits: parsing the overrides, and the fall-back to the in-process
+buckets while Redis does not answer. The buckets' own contract is one suite run on both
+implementations: ``tests/integration/test_token_buckets.py``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from alert_engine.ratelimit import (
+    DecidedBy,
     FallbackBuckets,
     Limit,
     Limits,
@@ -65,59 +67,8 @@ def test_parse_limits_rejects(spec: str) -> None:
         parse_limits(0, 0, spec)
 
 
-async def test_burst_then_empty() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=3)}))
-    assert [await buckets.allow("r", T0) for _ in range(4)] == [True, True, True, False]
-
-
-async def test_refill_over_time() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=6, burst=2)}))
-    assert await buckets.allow("r", T0)
-    assert await buckets.allow("r", T0)
-    assert not await buckets.allow("r", T0)
-    # 6/min = one token every 10 s
-    assert not await buckets.allow("r", T0 + 9.9)
-    assert await buckets.allow("r", T0 + 10)
-    assert not await buckets.allow("r", T0 + 10)
-    # a long pause refills only up to the burst
-    later = T0 + 3600
-    assert [await buckets.allow("r", later) for _ in range(3)] == [True, True, False]
-
-
-async def test_refused_attempts_do_not_cost_tokens() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
-    assert await buckets.allow("r", T0)
-    for i in range(5):
-        assert not await buckets.allow("r", T0 + 0.1 * i)
-    assert await buckets.allow("r", T0 + 1)
-
-
-async def test_time_going_backwards_does_not_refill() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(per_minute=60, burst=1)}))
-    assert await buckets.allow("r", T0 + 100)
-    assert not await buckets.allow("r", T0)  # a replica with a slower clock
-    assert not await buckets.allow("r", T0 + 100.5)
-    assert await buckets.allow("r", T0 + 101)
-
-
-async def test_buckets_are_per_receiver() -> None:
-    limits = Limits(default=Limit(60, 1), per_receiver={"big": Limit(60, 3)})
-    buckets = MemoryTokenBuckets(limits)
-    assert await buckets.allow("a", T0)
-    assert not await buckets.allow("a", T0)
-    assert await buckets.allow("b", T0)  # the default, but its own bucket
-    assert [await buckets.allow("big", T0) for _ in range(4)] == [True, True, True, False]
-
-
-async def test_unlimited_receivers() -> None:
-    buckets = MemoryTokenBuckets(Limits(per_receiver={"r": Limit(60, 1)}))
-    assert all([await buckets.allow("free", T0) for _ in range(1000)])
-    assert await buckets.allow("r", T0)
-    assert not await buckets.allow("r", T0)
-
-
 class _Primary:
-    """A stand-in for Redis: answers, fails, or never answers, as told."""
+    """A stand-in for Redis: answers, fails, never answers, or has a bug, as told."""
 
     def __init__(self) -> None:
         self.mode = "up"
@@ -132,29 +83,37 @@ class _Primary:
             raise RedisConnectionError("Connection refused")
         if self.mode == "hang":
             await asyncio.Event().wait()
+        if self.mode == "bug":
+            raise KeyError("a bug, not an outage")
         return [True] * len(receivers)
 
 
-def _fallback_buckets(clock: FakeClock) -> tuple[FallbackBuckets, _Primary, list[int]]:
+def _fallback_buckets(
+    clock: FakeClock,
+) -> tuple[FallbackBuckets, _Primary, list[int], list[DecidedBy]]:
     primary = _Primary()
     told: list[int] = []
+    switches: list[DecidedBy] = []
     limits = Limits(per_receiver={"r": Limit(per_minute=60, burst=1)})
     buckets = FallbackBuckets(
         primary,
         MemoryTokenBuckets(limits),
+        limits,
         timeout_s=0.05,
         retry_after_s=30,
         monotonic=clock.monotonic,
         on_fallback=told.append,
+        on_switch=switches.append,
     )
-    return buckets, primary, told
+    return buckets, primary, told, switches
 
 
 @pytest.mark.parametrize("failure", ["error", "hang"])
 async def test_without_redis_the_same_buckets_decide_in_process(failure: str) -> None:
     clock = FakeClock(T0)
-    buckets, primary, told = _fallback_buckets(clock)
+    buckets, primary, told, switches = _fallback_buckets(clock)
     assert await buckets.allow_many(["r"], T0) == [True]  # Redis answered
+    assert switches == []
     primary.mode = failure
     # Redis failing or silent: the in-process bucket (burst 1) decides, and keeps deciding
     # without asking Redis again until the retry time.
@@ -162,8 +121,47 @@ async def test_without_redis_the_same_buckets_decide_in_process(failure: str) ->
     assert await buckets.allow_many(["r"], T0 + 0.5) == [False]
     assert primary.calls == 2
     assert told == [2, 1]
+    assert switches == [DecidedBy.IN_PROCESS], "told once, not per decision"
+    clock.advance(30)
+    # (the buckets' time is the caller's; only the retry runs on the monotonic clock)
+    assert await buckets.allow_many(["r"], T0 + 0.5) == [False], "still down: in process"
+    assert primary.calls == 3
+    assert switches == [DecidedBy.IN_PROCESS]
     primary.mode = "up"
     clock.advance(30)
-    assert await buckets.allow_many(["r"], T0 + 30) == [True]
-    assert primary.calls == 3, "asked again after the retry time"
-    assert told == [2, 1]
+    assert await buckets.allow_many(["r"], T0 + 60) == [True]
+    assert primary.calls == 4, "asked again after the retry time"
+    assert told == [2, 1, 1]
+    assert switches == [DecidedBy.IN_PROCESS, DecidedBy.REDIS]
+
+
+async def test_only_redis_failures_fall_back_a_bug_propagates() -> None:
+    clock = FakeClock(T0)
+    buckets, primary, told, switches = _fallback_buckets(clock)
+    primary.mode = "bug"
+    with pytest.raises(KeyError, match="a bug"):
+        await buckets.allow_many(["r"], T0)
+    assert told == []
+    assert switches == []
+    primary.mode = "up"
+    assert await buckets.allow_many(["r"], T0) == [True], "Redis asked at once, not held off"
+    assert primary.calls == 2
+
+
+async def test_only_limited_receivers_ask_redis_so_only_its_answer_ends_a_fallback() -> None:
+    """A flush of unlimited receivers needs no bucket: it must neither ask Redis nor, by
+    answering without it, claim Redis is back (which made the gauge and the log flap)."""
+    clock = FakeClock(T0)
+    buckets, primary, told, switches = _fallback_buckets(clock)
+    primary.mode = "error"
+    assert await buckets.allow_many(["r", "free"], T0) == [True, True]
+    assert told == [1], "one decision made in process: the limited receiver's"
+    clock.advance(30)
+    assert await buckets.allow_many(["free", "free"], T0 + 1) == [True, True]
+    assert await buckets.allow_many([], T0 + 1) == []
+    assert primary.calls == 1
+    assert switches == [DecidedBy.IN_PROCESS], "not back on Redis without its answer"
+    assert await buckets.allow_many(["free", "r", "r"], T0 + 1) == [True, True, False]
+    assert primary.calls == 2, "a limited receiver asks Redis again after the retry time"
+    assert told == [1, 2]
+    assert switches == [DecidedBy.IN_PROCESS]
