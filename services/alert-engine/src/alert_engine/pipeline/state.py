@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
@@ -53,6 +54,7 @@ from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine, ReconfigureOutcome, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
+from alert_engine.core.listing import Listing, overlay
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
@@ -73,6 +75,14 @@ log = get_logger(__name__)
 
 RESOLVED_RETENTION_S = 15 * 60  # resolved alerts stay visible (and re-sendable) this long
 SYNC_MARGIN_S = 10.0  # how far back each incremental re-read of the book reaches
+LISTING_READ_TIMEOUT_S = 2.0  # the API's read of every alert and silence (``listing``)
+
+
+class ListingSource(enum.StrEnum):
+    """Where an API listing's alerts and silences came from."""
+
+    DURABLE = "durable"  # read from PostgreSQL for the request: the whole deployment, now
+    MEMORY = "memory"  # PostgreSQL did not answer: this replica's copy, as of its last sync
 
 
 def _stored(r: RoutedAlert) -> StoredAlert:
@@ -162,6 +172,12 @@ class EngineMetrics:
         )
         self.alerts = Gauge(
             "alert_engine_alerts", "Alerts in the book", ["state"], registry=registry
+        )
+        self.listings = Counter(
+            "alert_engine_api_listings",
+            "Alert and group listings answered, by where their alerts were read",
+            ["source"],
+            registry=registry,
         )
 
 
@@ -446,6 +462,32 @@ class EngineState:
                 self.engine.silences = SilenceBook(silences)
             if rules is not None and self._rules_generation == rules_generation:
                 self._apply_rules(rules)
+
+    # -- the API's listings ---------------------------------------------------------
+
+    async def listing(self) -> tuple[Listing, ListingSource]:
+        """Every alert of the deployment and its status, for ``GET /api/v2/alerts`` and
+        ``/api/v2/alerts/groups``: the book's rows and the silences read from PostgreSQL
+        now, so every replica lists the same groups (its own groups hold only its
+        partitions'), with this replica's merges not yet durable on top (``overlay``).
+        Read without the lock. While PostgreSQL does not answer within
+        ``LISTING_READ_TIMEOUT_S``, this replica's copy (re-read every ``sync``) answers."""
+        source = ListingSource.DURABLE
+        try:
+            rows, silence_rows = await self.store.snapshot(LISTING_READ_TIMEOUT_S)
+        except psycopg.OperationalError as exc:
+            log.warning("listing from memory: PostgreSQL did not answer", error=str(exc)[:200])
+            source = ListingSource.MEMORY
+        async with self.lock:
+            now = self.clock.now()
+            held = self.engine.book.all()
+            if source is ListingSource.DURABLE:
+                alerts, silences = overlay(rows, held), SilenceBook(silence_rows)
+            else:
+                alerts, silences = held, SilenceBook(self.engine.silences.all())
+        self.metrics.listings.labels(source.value).inc()
+        # The snapshot is this call's own: nothing else changes it once the lock is left.
+        return Listing(self.engine, alerts, silences, now), source
 
     # -- rules ---------------------------------------------------------------------
 
