@@ -588,18 +588,20 @@ class EngineState:
     # -- silences ------------------------------------------------------------------
 
     async def set_silence(self, silence: Silence) -> Silence:
-        """Validated and planned on a copy under ``lock``, made durable without it, then
-        applied (a write that fails changes nothing)."""
-        async with self.lock:
-            now = self.clock.now()
-            stored, changed = SilenceBook(self.engine.silences.all()).set(silence, now)
+        """Planned on the silences as PostgreSQL has them (another replica may have
+        written the one updated since this one's last sync), made durable, then applied
+        (a write that fails changes nothing)."""
+        durable = SilenceBook(await self.store.load_silences())
+        stored, changed = durable.set(silence, self.clock.now())
         await self._save_silences(changed)
         self.wake.set()
         return stored
 
     async def expire_silence(self, silence_id: str) -> Silence:
-        async with self.lock:
-            expired = SilenceBook(self.engine.silences.all()).expire(silence_id, self.clock.now())
+        """As ``set_silence``: a silence made through another replica a moment ago is
+        found (not a 404 until the next sync)."""
+        durable = SilenceBook(await self.store.load_silences())
+        expired = durable.expire(silence_id, self.clock.now())
         await self._save_silences([expired])
         return expired
 
