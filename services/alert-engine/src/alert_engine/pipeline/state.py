@@ -78,11 +78,13 @@ SYNC_MARGIN_S = 10.0  # how far back each incremental re-read of the book reache
 LISTING_READ_TIMEOUT_S = 2.0  # the API's read of every alert and silence (``listing``)
 
 
-class ListingSource(enum.StrEnum):
-    """Where an API listing's alerts and silences came from."""
+class ListingRead(enum.StrEnum):
+    """Where an API listing's alerts and silences came from, and why."""
 
     DURABLE = "durable"  # read from PostgreSQL for the request: the whole deployment, now
-    MEMORY = "memory"  # PostgreSQL did not answer: this replica's copy, as of its last sync
+    # This replica's copy, as of its last sync (``sync``), because:
+    UNAVAILABLE = "postgres_unavailable"  # PostgreSQL did not answer in time
+    BUSY = "busy"  # other listings held the one read a replica runs at a time too long
 
 
 def _stored(r: RoutedAlert) -> StoredAlert:
@@ -176,7 +178,7 @@ class EngineMetrics:
         self.listings = Counter(
             "alert_engine_api_listings",
             "Alert and group listings answered, by where their alerts were read",
-            ["source"],
+            ["read"],
             registry=registry,
         )
 
@@ -232,6 +234,10 @@ class EngineState:
         self.owned: set[int] = set()
         self._synced_to = 0.0
         self.wake = asyncio.Event()  # set when something may be due sooner than the next tick
+        # One listing read of PostgreSQL at a time: the read APIs need no token, so many
+        # clients asking at once cost PostgreSQL one full read per replica, not one each.
+        self._listing_reads = asyncio.Semaphore(1)
+        self.listing_timeout_s = LISTING_READ_TIMEOUT_S
 
     async def restore(self) -> None:
         """Rebuild everything from PostgreSQL (a restart or failover loses nothing)."""
@@ -465,29 +471,38 @@ class EngineState:
 
     # -- the API's listings ---------------------------------------------------------
 
-    async def listing(self) -> tuple[Listing, ListingSource]:
+    async def listing(self) -> tuple[Listing, ListingRead]:
         """Every alert of the deployment and its status, for ``GET /api/v2/alerts`` and
         ``/api/v2/alerts/groups``: the book's rows and the silences read from PostgreSQL
         now, so every replica lists the same groups (its own groups hold only its
         partitions'), with this replica's merges not yet durable on top (``overlay``).
-        Read without the lock. While PostgreSQL does not answer within
-        ``LISTING_READ_TIMEOUT_S``, this replica's copy (re-read every ``sync``) answers."""
-        source = ListingSource.DURABLE
+        Read without the lock. Each wait (for the read before it, a connection, each
+        statement) is bounded by ``LISTING_READ_TIMEOUT_S``; past one, this replica's
+        copy answers (``ListingRead``)."""
+        read = ListingRead.DURABLE
         try:
-            rows, silence_rows = await self.store.snapshot(LISTING_READ_TIMEOUT_S)
-        except psycopg.OperationalError as exc:
-            log.warning("listing from memory: PostgreSQL did not answer", error=str(exc)[:200])
-            source = ListingSource.MEMORY
+            async with asyncio.timeout(self.listing_timeout_s):
+                await self._listing_reads.acquire()
+        except TimeoutError:
+            read = ListingRead.BUSY
+        else:
+            try:
+                rows, silence_rows = await self.store.snapshot(self.listing_timeout_s)
+            except psycopg.OperationalError as exc:
+                log.warning("listing from memory: PostgreSQL did not answer", error=str(exc)[:200])
+                read = ListingRead.UNAVAILABLE
+            finally:
+                self._listing_reads.release()
         async with self.lock:
             now = self.clock.now()
             held = self.engine.book.all()
-            if source is ListingSource.DURABLE:
+            if read is ListingRead.DURABLE:
                 alerts, silences = overlay(rows, held), SilenceBook(silence_rows)
             else:
                 alerts, silences = held, SilenceBook(self.engine.silences.all())
-        self.metrics.listings.labels(source.value).inc()
+        self.metrics.listings.labels(read.value).inc()
         # The snapshot is this call's own: nothing else changes it once the lock is left.
-        return Listing(self.engine, alerts, silences, now), source
+        return Listing(self.engine, alerts, silences, now), read
 
     # -- rules ---------------------------------------------------------------------
 
