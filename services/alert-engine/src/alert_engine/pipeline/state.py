@@ -238,6 +238,7 @@ class EngineState:
         # clients asking at once cost PostgreSQL one full read per replica, not one each.
         self._listing_reads = asyncio.Semaphore(1)
         self.listing_timeout_s = LISTING_READ_TIMEOUT_S
+        self._listing_read: asyncio.Task[tuple[list[StoredAlert], list[Silence]]] | None = None
 
     async def restore(self) -> None:
         """Rebuild everything from PostgreSQL (a restart or failover loses nothing)."""
@@ -476,33 +477,51 @@ class EngineState:
         ``/api/v2/alerts/groups``: the book's rows and the silences read from PostgreSQL
         now, so every replica lists the same groups (its own groups hold only its
         partitions'), with this replica's merges not yet durable on top (``overlay``).
-        Read without the lock. Each wait (for the read before it, a connection, each
-        statement) is bounded by ``LISTING_READ_TIMEOUT_S``; past one, this replica's
-        copy answers (``ListingRead``)."""
+        Read without the lock. The wait for the read before it and for this one are each
+        bounded by ``listing_timeout_s``; past one, this replica's copy answers
+        (``ListingRead``). A read that is late is not cancelled (cancelling a query
+        waits on the server too, which a paused PostgreSQL never answers): it finishes
+        on its own, holding the one read slot, so later requests do not pile up reads."""
         read = ListingRead.DURABLE
+        found: tuple[list[StoredAlert], list[Silence]] = ([], [])
         try:
             async with asyncio.timeout(self.listing_timeout_s):
                 await self._listing_reads.acquire()
         except TimeoutError:
             read = ListingRead.BUSY
         else:
-            try:
-                rows, silence_rows = await self.store.snapshot(self.listing_timeout_s)
-            except psycopg.OperationalError as exc:
-                log.warning("listing from memory: PostgreSQL did not answer", error=str(exc)[:200])
+            task = asyncio.create_task(self.store.snapshot(self.listing_timeout_s))
+            self._listing_read = task
+            task.add_done_callback(self._listing_read_done)
+            done, _ = await asyncio.wait({task}, timeout=self.listing_timeout_s)
+            failure = task.exception() if done else None
+            if not done or isinstance(failure, psycopg.OperationalError):
+                why = str(failure) if failure else f"no answer in {self.listing_timeout_s} s"
+                log.warning("listing from memory: PostgreSQL did not answer", error=why[:200])
                 read = ListingRead.UNAVAILABLE
-            finally:
-                self._listing_reads.release()
+            elif failure is not None:
+                raise failure
+            else:
+                found = task.result()
         async with self.lock:
             now = self.clock.now()
             held = self.engine.book.all()
             if read is ListingRead.DURABLE:
-                alerts, silences = overlay(rows, held), SilenceBook(silence_rows)
+                alerts, silences = overlay(found[0], held), SilenceBook(found[1])
             else:
                 alerts, silences = held, SilenceBook(self.engine.silences.all())
         self.metrics.listings.labels(read.value).inc()
         # The snapshot is this call's own: nothing else changes it once the lock is left.
         return Listing(self.engine, alerts, silences, now), read
+
+    def _listing_read_done(self, task: asyncio.Task[object]) -> None:
+        """The read slot is free again; a late read's outcome is retrieved (logged above
+        when it was awaited, or dropped: its request was already answered)."""
+        self._listing_reads.release()
+        if not task.cancelled():
+            task.exception()
+        if self._listing_read is task:
+            self._listing_read = None
 
     # -- rules ---------------------------------------------------------------------
 
