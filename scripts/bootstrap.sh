@@ -18,9 +18,12 @@ if [ -z "${OPSMESH_REDIS_URL:-}" ]; then
   command -v redis-server >/dev/null || packages+=(redis-server)
 fi
 # The alert-engine's compatibility tests drive it with the real Prometheus and amtool,
-# and its benchmark runs Alertmanager beside it.
+# and its benchmark runs Alertmanager beside it; the notifier's template and webhook
+# tests compare with what Debian's Alertmanager binary (by its path) sends.
 command -v prometheus >/dev/null || packages+=(prometheus)
-command -v amtool >/dev/null || packages+=(prometheus-alertmanager)
+if ! command -v amtool >/dev/null || [ ! -x /usr/bin/prometheus-alertmanager ]; then
+  packages+=(prometheus-alertmanager)
+fi
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   command -v mvn >/dev/null || packages+=(maven)
   command -v java >/dev/null || packages+=(openjdk-17-jre-headless)

@@ -15,6 +15,7 @@ from alert_engine.api.auth import TokenBook, auth_middleware
 from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
 from alert_engine.api.reload import ReloadApi
+from alert_engine.api.status import ServerStatus, build_info
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.book import AlertBook, IngestLimits
 from alert_engine.core.engine import Engine
@@ -112,6 +113,8 @@ async def _quiet(reloader: ConfigReloader) -> object:
 
 def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
+    # Read once, as the process starts: /api/v2/status reports it as the uptime.
+    server_status = ServerStatus(build_info(settings.am_compat_version), runtime.clock.now())
     config = load_config(settings)
     if not settings.config_file:
         config = EngineConfig(
@@ -221,7 +224,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         return workers
 
     def routes(app: web.Application) -> None:
-        v2.AlertmanagerApi(state).register(app)
+        v2.AlertmanagerApi(state, server_status).register(app)
         v1.RestApi(state).register(app)
         ReloadApi(reloader).register(app)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from alert_engine.api.status import DEFAULT_COMPAT_VERSION, compat_version
 from alert_engine.core.durations import parse_duration
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommonSettings
@@ -33,6 +34,9 @@ class AlertEngineSettings(CommonSettings):
     # /api/v2/status shows the configuration (secrets masked as "<secret>"); it needs a
     # read token unless opened here.
     public_status: bool = Field(False, alias="ALERT_ENGINE_PUBLIC_STATUS")
+    # The Alertmanager release /api/v2/status reports (amtool warns when its major.minor
+    # differs from its own); only releases the API is tested against (api/status.py).
+    am_compat_version: str = Field(DEFAULT_COMPAT_VERSION, alias="ALERT_ENGINE_AM_COMPAT_VERSION")
     receiver_rate_per_minute: float = Field(
         0.0, ge=0, alias="ALERT_ENGINE_RECEIVER_RATE_PER_MINUTE"
     )
@@ -95,3 +99,8 @@ class AlertEngineSettings(CommonSettings):
         if isinstance(value, str):
             return parse_duration(value)
         return value
+
+    @field_validator("am_compat_version")
+    @classmethod
+    def _compat_version(cls, value: str) -> str:
+        return compat_version(value)  # UnsupportedCompatVersion is a ValueError

@@ -3,6 +3,7 @@ group's owner persists, and the notification log of a flush."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
@@ -122,6 +123,32 @@ async def test_notification_log_records_a_flush_in_one_statement(
     group = plans[0].group
     await log.record([FlushPlan(group, "team", NotifyReason.NEW_ALERTS, (), newer, "k9")])
     assert (await log.load())[(group.key, "team")] == newer
+
+
+async def test_a_group_key_longer_than_an_index_entry_is_logged_with_the_others(
+    pool: AsyncConnectionPool,
+) -> None:
+    # Group keys reach 4,096 characters (routing.MAX_GROUP_KEY), beyond a btree entry
+    # (~2.7 kB); longer here still. It must not fail the flush's one statement.
+    labels = ",".join(f'l{i}="{secrets.token_hex(512)}"' for i in range(64))
+    long_key, short_key = f"{{}}:{{{labels}}}", f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'
+    log, route = NotificationLog(pool), Route("team")
+
+    def plan(key: str, sequence: int) -> FlushPlan:
+        entry = LogEntry(frozenset({f"f{sequence}"}), frozenset(), T0 + sequence, sequence)
+        group = AggregationGroup(key, route, {}, T0)
+        return FlushPlan(group, "team", NotifyReason.NEW_ALERTS, (), entry, f"k{sequence}")
+
+    assert await log.record([plan(long_key, 1), plan(short_key, 1)]) == {}
+    loaded = await log.load()
+    assert loaded[(long_key, "team")].sequence == 1
+    assert loaded[(short_key, "team")].sequence == 1
+    # A later sequence replaces it; an earlier one is refused and the held entry returned.
+    assert await log.record([plan(long_key, 3)]) == {}
+    held = await log.record([plan(long_key, 2)])
+    assert held[(long_key, "team")].sequence == 3
+    assert await log.forget([(long_key, "team", T0 + 3)]) == 1
+    assert (long_key, "team") not in await log.load()
 
 
 async def test_values_stored_before_validation_load_without_failing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.matchers import parse_matchers
 from alert_engine.core.silences import Silence, SilenceBook
+from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
 
 CONFIG = textwrap.dedent(
@@ -444,7 +446,9 @@ def test_a_reload_keeps_groups_and_timers_and_never_notifies_twice() -> None:
         "  routes:\n    - receiver: db\n      matchers: ['team=\"db\"']\n",
     ).replace("{name: office}]", "{name: office}, {name: db}]")
     w.now = NOON + 100
-    outcome = w.engine.reconfigure(parse_config(changed), w.now, lambda _key: True)
+    outcome = w.engine.reconfigure(
+        parse_config(changed), w.engine.book.all(), w.now, lambda _key: True
+    )
     assert (outcome.kept, outcome.added, outcome.dropped) == (2, 0, 0)
     after = {(g.key, g.route.receiver): g for g in w.engine.dispatcher.groups()}
     assert {k: g.next_flush_at for k, g in after.items()} == timers
@@ -474,8 +478,26 @@ def test_a_reload_drops_the_groups_of_a_route_that_is_gone() -> None:
         "      group_wait: 10s\n",
         "",
     )
-    outcome = w.engine.reconfigure(parse_config(without_pager), w.now, lambda _key: True)
+    outcome = w.engine.reconfigure(
+        parse_config(without_pager), w.engine.book.all(), w.now, lambda _key: True
+    )
     assert (outcome.kept, outcome.added, outcome.dropped) == (0, 1, 1)
     (group,) = w.engine.dispatcher.groups()
     assert group.route.receiver == "default"
     assert group.next_flush_at == NOON + 30
+
+
+def test_a_reload_builds_groups_from_durable_rows_not_from_a_merge_held_in_memory() -> None:
+    w = World()
+    durable = w.post(alertname="Disk", host="h", ends=LATER)
+    w.now = NOON + 30
+    w.flush()
+    # A resolve answered by this replica for a group another one owns: merged into the
+    # book, its record on its way to the owner, not durable yet.
+    w.now = NOON + 40
+    _, merged = w.engine.book.put(replace(durable, ends_at=w.now, updated_at=w.now), w.now)
+    assert merged is not None
+    assert merged.resolved(w.now)
+    w.engine.reconfigure(parse_config(CONFIG), [durable], w.now, lambda _key: True)
+    (group,) = [g for g in w.engine.dispatcher.groups() if durable.fingerprint in g.alerts]
+    assert group.alerts[durable.fingerprint].status_at(w.now) is AlertStatus.FIRING

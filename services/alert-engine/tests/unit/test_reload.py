@@ -38,7 +38,7 @@ class _State:
         self.engine = Engine(config, AlertBook(), SilenceBook())
 
     async def reconfigure(self, config: EngineConfig) -> ReconfigureOutcome:
-        return self.engine.reconfigure(config, 0.0, lambda _key: True)
+        return self.engine.reconfigure(config, self.engine.book.all(), 0.0, lambda _key: True)
 
 
 @pytest.fixture

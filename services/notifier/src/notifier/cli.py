@@ -89,7 +89,7 @@ async def _preview_go(
                 )
                 click.echo(json.dumps(event, indent=2))
             else:
-                click.echo(json.dumps(webhook_payload(request), indent=2))
+                click.echo(json.dumps(webhook_payload(request, item.max_alerts), indent=2))
     except RenderError as exc:
         raise click.ClickException(str(exc)) from None
     except TemplateError as exc:
@@ -160,7 +160,7 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
             )
             click.echo(json.dumps(event, indent=2))
         else:
-            click.echo(json.dumps(webhook_payload(request), indent=2))
+            click.echo(json.dumps(webhook_payload(request, item.max_alerts), indent=2))
 
 
 @notify.command()

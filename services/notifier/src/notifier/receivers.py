@@ -349,9 +349,13 @@ def _check_http_configs(receiver: ReceiverConfig, where: str) -> None:
             continue
         wanted = http.unsupported()
         if kind is IntegrationKind.SLACK:
-            # Slack's client is its SDK's: no credentials or TLS of ours on it.
-            auth = ("basic_auth", "authorization", "bearer_token", "tls_config")
-            wanted += [name for name in auth if getattr(http, name)]
+            # slack-sdk takes our headers and SSL context, not an SNI override; with a bot
+            # token (opsmesh's extension) the Authorization header is the token's.
+            if http.tls_config is not None and http.tls_config.server_name:
+                wanted.append("tls_config.server_name")
+            if getattr(config, "token", None) is not None:
+                auth = ("basic_auth", "authorization", "bearer_token")
+                wanted += [name for name in auth if getattr(http, name)]
         if wanted:
             raise ReceiversError(
                 f"{where}: receiver {receiver.name!r} {integration}: http_config."

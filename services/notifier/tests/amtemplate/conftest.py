@@ -10,7 +10,9 @@ import os
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -34,7 +36,7 @@ def renderer_binary() -> Path:
 
 @dataclass
 class Sink:
-    """What Alertmanager sent, by case: Slack and PagerDuty JSON bodies, emails."""
+    """What was sent, by case: Slack, PagerDuty and webhook JSON bodies, emails."""
 
     bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     mails: dict[str, list[EmailMessage]] = field(default_factory=dict)
@@ -53,12 +55,13 @@ class Sink:
             return len(self.bodies.get(case, [])) + len(self.mails.get(case, []))
 
 
-def _http_sink(sink: Sink) -> tuple[http.server.ThreadingHTTPServer, int]:
+def http_sink(sink: Sink) -> tuple[http.server.ThreadingHTTPServer, int]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
-            sink.add_body(self.path.rsplit("/", 1)[-1], body)
+            # The case is the last path segment, quoted (receiver names may hold any text).
+            sink.add_body(urllib.parse.unquote(self.path.rsplit("/", 1)[-1]), body)
             answer = b"ok" if self.path.startswith("/slack/") else b'{"status":"success"}'
             self.send_response(200 if answer == b"ok" else 202)
             self.send_header("Content-Length", str(len(answer)))
@@ -90,6 +93,7 @@ class Alertmanager:
     url: str
     sink: Sink
     external_url: str
+    config: str  # the configuration it runs, as YAML
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(
@@ -112,22 +116,50 @@ class Alertmanager:
             time.sleep(0.05)
 
 
+def _ready(url: str, process: subprocess.Popen[bytes], token: str, timeout_s: float) -> bool:
+    """Whether the Alertmanager started as ``process`` serves ``url`` (its status shows the
+    configuration holding ``token``); False once it has exited."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/status", timeout=1) as response:
+                status = json.loads(response.read())
+            if token in status["config"]["original"]:
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Alertmanager at {url} not ready within {timeout_s} s")
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture(scope="module")
 def alertmanager_factory(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[list[dict[str, Any]], dict[str, str]], Alertmanager]]:
+) -> Iterator[Callable[..., Alertmanager]]:
     """Starts Debian's Alertmanager with the given receivers (each routed by the label
-    ``case``, grouped by ``alertname`` and ``case``) and template files."""
+    ``case``, grouped by ``alertname`` and ``case``) and template files.
+
+    ``group_wait``: Alertmanager flushes a new group at once when an alert inserted into
+    it started more than ``group_wait`` ago, racing the insertion of the rest of the same
+    POST; a test that needs all of a POST's alerts in the first notification posts alerts
+    younger than a ``group_wait`` long enough to insert them all."""
     if not os.access(ALERTMANAGER, os.X_OK):
         pytest.fail(f"{ALERTMANAGER} is missing: apt-get install prometheus-alertmanager")
     processes: list[subprocess.Popen[bytes]] = []
     servers: list[Any] = []
     logs: list[Any] = []
 
-    def start(receivers: list[dict[str, Any]], template_files: dict[str, str]) -> Alertmanager:
+    def start(
+        receivers: list[dict[str, Any]], template_files: dict[str, str], group_wait: str = "50ms"
+    ) -> Alertmanager:
         workdir = tmp_path_factory.mktemp("alertmanager")
+        # Unique to this start: readiness is asked of this Alertmanager, not of whichever
+        # process answers on the port.
+        null_receiver = f"null-{uuid.uuid4().hex[:12]}"
         sink = Sink()
-        http_server, http_port = _http_sink(sink)
+        http_server, http_port = http_sink(sink)
         smtp = Controller(_Mailbox(sink), hostname="127.0.0.1", port=free_port())
         smtp.start()
         servers.extend([http_server, smtp])
@@ -136,10 +168,13 @@ def alertmanager_factory(
         wired = []
         for given in receivers:
             receiver = json.loads(json.dumps(given))  # a copy
+            case = urllib.parse.quote(receiver["name"], safe="")
             for slack in receiver.get("slack_configs", []):
-                slack["api_url"] = f"http://127.0.0.1:{http_port}/slack/{receiver['name']}"
+                slack["api_url"] = f"http://127.0.0.1:{http_port}/slack/{case}"
             for pd in receiver.get("pagerduty_configs", []):
-                pd["url"] = f"http://127.0.0.1:{http_port}/pd/{receiver['name']}"
+                pd["url"] = f"http://127.0.0.1:{http_port}/pd/{case}"
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = f"http://127.0.0.1:{http_port}/hook/{case}"
             for mail in receiver.get("email_configs", []):
                 mail["to"] = f"{receiver['name']}@example.com"
                 mail["from"] = "alertmanager@example.com"
@@ -149,53 +184,49 @@ def alertmanager_factory(
         config = {
             "templates": ["*.tmpl"],
             "route": {
-                "receiver": "null",
+                "receiver": null_receiver,
                 "group_by": ["alertname", "case"],
-                "group_wait": "50ms",
+                "group_wait": group_wait,
                 "group_interval": "1s",
                 "repeat_interval": "1h",
                 "routes": [
                     {"matchers": [f'case="{r["name"]}"'], "receiver": r["name"]} for r in wired
                 ],
             },
-            "receivers": [{"name": "null"}, *wired],
+            "receivers": [{"name": null_receiver}, *wired],
         }
-        (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_port()
+        config_text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        (workdir / "alertmanager.yml").write_text(config_text, encoding="utf-8")
         external = "http://am.example.com:9093"
-        log = (workdir / "alertmanager.log").open("wb")
-        logs.append(log)
-        process = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={workdir / 'alertmanager.yml'}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--web.external-url={external}",
-                "--cluster.listen-address=",
-            ],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TZ": "UTC"},
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "Alertmanager did not start: "
-                    + (workdir / "alertmanager.log").read_text()[-2000:]
-                )
-            time.sleep(0.05)
-        return Alertmanager(url, sink, external)
+        log_path = workdir / "alertmanager.log"
+        for attempt in range(3):
+            # A port found free can be taken before Alertmanager binds it (other test
+            # processes run beside this one): a bind failure is retried on another port.
+            port = free_port()
+            log = log_path.open("wb")
+            logs.append(log)
+            process = subprocess.Popen(
+                [
+                    ALERTMANAGER,
+                    f"--config.file={workdir / 'alertmanager.yml'}",
+                    f"--storage.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    f"--web.external-url={external}",
+                    "--cluster.listen-address=",
+                ],
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TZ": "UTC"},
+            )
+            processes.append(process)
+            url = f"http://127.0.0.1:{port}"
+            if _ready(url, process, null_receiver, timeout_s=30.0):
+                return Alertmanager(url, sink, external, config_text)
+            text = log_path.read_text()
+            if "address already in use" not in text or attempt == 2:
+                raise AssertionError(f"Alertmanager did not start: {text[-2000:]}")
+        raise AssertionError("unreachable")
 
     yield start
     for process in processes:

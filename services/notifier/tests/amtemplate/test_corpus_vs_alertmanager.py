@@ -36,8 +36,10 @@ from notifier.receivers import parse_receivers
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
+# Replaced by recent instants when posted (``run``): Alertmanager flushes a new group at
+# once for an alert older than group_wait, racing the rest of the POST.
 STARTS = "2024-03-10T14:30:00.123Z"
-ENDS = "2024-03-10T15:05:00Z"
+GROUP_WAIT = "4s"
 
 # A custom `templates:` file as teams write them (define/template, with/else, range over
 # sorted pairs, reReplaceAll, title, match, nested templates, whitespace trimming).
@@ -327,25 +329,32 @@ class Run:
     phases: dict[str, list[list[dict[str, Any]]]]  # case -> the alerts of each notification
 
 
+def _go_time(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @pytest.fixture(scope="module")
 def run(alertmanager_factory: Any) -> Run:
     receivers = [{"name": c.name, **c.receiver} for c in CASES]
-    am = alertmanager_factory(receivers, {"corpus.tmpl": CORPUS_TMPL})
+    am = alertmanager_factory(receivers, {"corpus.tmpl": CORPUS_TMPL}, group_wait=GROUP_WAIT)
+    starts = _go_time(time.time() - 1)
+    fresh = {c.name: [{**a, "startsAt": starts} for a in c.alerts] for c in CASES}
     posted = []
     for case in CASES:
-        for alert in case.alerts:
+        for alert in fresh[case.name]:
             posted.append({**alert, "labels": {**alert["labels"], "case": case.name}})
     am.post(posted)
     am.wait([c.name for c in CASES], 1)
-    phases = {c.name: [c.alerts] for c in CASES}
+    phases = {c.name: [fresh[c.name]] for c in CASES}
     second = [c for c in CASES if c.resolve]
+    ends = _go_time(time.time() - 0.5)  # after ``starts``: group_wait has passed since
     resolved_posts = []
     for case in second:
         after = []
-        for posted_alert in case.alerts:
+        for posted_alert in fresh[case.name]:
             alert = posted_alert
             if alert["labels"]["instance"] in case.resolve:
-                alert = {**alert, "endsAt": ENDS}
+                alert = {**alert, "endsAt": ends}
                 resolved_posts.append({**alert, "labels": {**alert["labels"], "case": case.name}})
             after.append(alert)
         phases[case.name].append(after)

@@ -3,6 +3,7 @@ webhooks, chat.postMessage/chat.update, and 429 with Retry-After."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -120,6 +121,23 @@ async def test_incoming_webhook_gets_block_kit_with_a_text_fallback(
     assert kinds == ["header", "section", "context"]
     # mrkdwn: a label value cannot inject markup.
     assert "Disk &lt;sda1&gt; is 97% full &amp; climbing" in body["blocks"][1]["text"]["text"]
+
+
+async def test_incoming_webhook_sends_http_config_credentials_and_keeps_them_out_of_errors(
+    slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    config = {
+        "api_url": f"{slack.base}/services/T1/B1/X1",
+        "http_config": {"basic_auth": {"username": "am", "password": "proxy-secret-77"}},
+    }
+    channel = make(config, session)
+    assert (await channel.send(sample_request("ops"))).ok
+    [(_, headers, _)] = slack.calls
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"am:proxy-secret-77").decode()
+    slack.throttle = 1
+    throttled = await channel.send(sample_request("ops"))
+    assert throttled.failure is FailureKind.RATE_LIMITED
+    assert "proxy-secret-77" not in (throttled.error or "")
 
 
 async def test_webhook_429_reports_retry_after_for_the_lane(

@@ -141,10 +141,25 @@ async def test_credentials_tls_and_max_alerts_apply_per_webhook(
         (
             {
                 "slack_configs": [
-                    {"api_url": "https://hooks.slack.com/x", "http_config": {"bearer_token": "t"}}
+                    {
+                        "token": "xoxb-t",
+                        "channel": "#c",
+                        "http_config": {"bearer_token": "t"},
+                    }
                 ]
             },
             "bearer_token",
+        ),
+        (
+            {
+                "slack_configs": [
+                    {
+                        "api_url": "https://hooks.slack.com/x",
+                        "http_config": {"tls_config": {"server_name": "s.example"}},
+                    }
+                ]
+            },
+            "tls_config.server_name",
         ),
     ],
 )

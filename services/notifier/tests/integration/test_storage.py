@@ -4,6 +4,7 @@ the daily summary's read of alert-engine's history."""
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from notifier.channels.slack import message_ref
 from notifier.delivery.log import DeliveryLog, Outcome
 from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
@@ -68,7 +70,11 @@ async def test_a_delivered_row_is_never_overwritten(
 
 async def test_slack_message_refs_survive_in_postgres(pool: AsyncConnectionPool) -> None:
     refs = PgMessageRefs(pool)
-    key = f"ops|slack-0|{uuid.uuid4().hex}"
+    # A group key over 64 labels of 1 KiB: far beyond a btree entry, the ref is a digest.
+    labels = ",".join(f'l{i}="{secrets.token_hex(512)}"' for i in range(64))
+    key = message_ref("ops", "slack-0", f"{{}}:{{{labels}}}")
+    assert key == message_ref("ops", "slack-0", f"{{}}:{{{labels}}}")
+    assert key != message_ref("ops", "slack-1", f"{{}}:{{{labels}}}")
     assert await refs.get(key) is None
     await refs.put(key, "C1", "1700000000.0001")
     assert await PgMessageRefs(pool).get(key) == ("C1", "1700000000.0001")

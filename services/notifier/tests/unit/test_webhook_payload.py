@@ -163,6 +163,22 @@ def test_times_past_year_9999_are_clamped_never_raised(epoch: float, shown: str)
     assert rfc3339(epoch) == shown
 
 
+@pytest.mark.parametrize(
+    ("epoch", "shown"),
+    [
+        (1_700_000_000.5, "2023-11-14T22:13:20.5Z"),
+        (1_700_000_000.25, "2023-11-14T22:13:20.25Z"),
+        (1_700_000_000.125, "2023-11-14T22:13:20.125Z"),
+        (1_700_000_000.000001, "2023-11-14T22:13:20.000001Z"),
+        (1_700_000_000.12345, "2023-11-14T22:13:20.12345Z"),
+        (1_700_000_000.0, "2023-11-14T22:13:20Z"),
+    ],
+)
+def test_fractions_are_written_as_gos_rfc3339nano(epoch: float, shown: str) -> None:
+    """Go trims a fraction's trailing zeros and drops an empty one."""
+    assert rfc3339(epoch) == shown
+
+
 def test_a_far_future_ends_at_builds_a_payload() -> None:
     alert = Alert(
         fingerprint="f",
@@ -216,3 +232,28 @@ def test_the_reason_in_alertmanagers_words(reason: NotifyReason, words: str) -> 
 def test_the_receiver_is_quoted_as_gos_regexp_quote_meta(name: str, shown: str) -> None:
     """Template.Data (template/template.go) stores regexp.QuoteMeta(receiver)."""
     assert webhook_payload(msgspec.structs.replace(request(), receiver=name))["receiver"] == shown
+
+
+def test_max_alerts_sends_the_first_alerts_with_their_own_common_labels_and_status() -> None:
+    """Alertmanager's webhook truncates before building the template data
+    (``notify/webhook/webhook.go``): status and common labels/annotations are the sent
+    alerts', the group labels stay the group's."""
+    base = request()
+    resolved_first = msgspec.structs.replace(
+        base,
+        alerts=[base.alerts[1], base.alerts[0]],
+        common_labels={"alertname": "DiskFull", "env": "prod"},
+        common_annotations={},
+    )
+    body = webhook_payload(resolved_first, max_alerts=1)
+    assert [a["labels"]["host"] for a in body["alerts"]] == ["b"]
+    assert body["truncatedAlerts"] == 2 + 1  # the request's own, plus the one left out
+    assert body["status"] == "resolved"
+    assert body["commonLabels"] == {"alertname": "DiskFull", "env": "prod", "host": "b"}
+    assert body["commonAnnotations"] == {}
+    assert body["groupLabels"] == {"alertname": "DiskFull"}
+
+
+@pytest.mark.parametrize("max_alerts", [0, 2, 3])
+def test_max_alerts_at_or_above_the_count_changes_nothing(max_alerts: int) -> None:
+    assert webhook_payload(request(), max_alerts=max_alerts) == webhook_payload(request())

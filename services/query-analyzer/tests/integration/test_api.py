@@ -18,7 +18,9 @@ from opsmesh.devinfra import Endpoints
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
 from query_analyzer import api
+from query_analyzer.core.aggregate import QueryAggregate
 from query_analyzer.core.fingerprint import fingerprint
+from query_analyzer.core.sketch import Sketch
 from query_analyzer.openapi import DOCUMENT
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
@@ -144,3 +146,50 @@ async def test_the_openapi_document_describes_every_route(
     served = {r.resource.canonical for r in http.app.router.routes() if r.resource is not None}
     # The document also describes the service kit's probes, which init_app adds.
     assert served | {"/health/live", "/health/ready", "/metrics"} == set(document["paths"])
+
+
+async def test_a_damaged_stored_sketch_neither_fails_reads_nor_stalls_merges(
+    client: tuple[TestClient[Any, Any], str], infra: Endpoints
+) -> None:
+    http, database = client
+    fp = fingerprint(SQL.format(1))
+    pool = await open_pool(infra.pg_dsn, name="qa-damage", max_size=1)
+    try:
+        async with pool.connection() as conn:
+            damaged = await conn.execute(
+                "UPDATE query_analyzer.query_windows SET sketch = %s::jsonb"
+                " WHERE fingerprint = %s AND database = %s",
+                ('{"accuracy": 0.01, "buckets": {"x": "many"}}', fp.value, database),
+            )
+            assert damaged.rowcount >= 1
+
+        response = await http.get("/api/v1/queries", params={"database": database})
+        assert response.status == 200
+        top = {q["fingerprint"]: q for q in await response.json()}
+        assert top[fp.value]["calls"] == 5  # totals come from the row, not the sketch
+        assert top[fp.value]["p95_ms"] is None
+        response = await http.get(f"/api/v1/queries/{fp.value}")
+        assert response.status == 200
+
+        row = await _window_row(pool, fp.value, database)
+        later = QueryAggregate(fp, database, window_start=row[0])
+        later.add(40.0, 1, row[0] + 1, SQL.format(9))
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await QueryStats(pool).merge(cur, [later])
+        merged = await _window_row(pool, fp.value, database)
+        assert merged[1] == 6
+        assert Sketch.from_json(merged[2]).count == 1  # the batch's sketch replaced it
+    finally:
+        await pool.close()
+
+
+async def _window_row(pool: Any, fp: str, database: str) -> tuple[Any, ...]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT extract(epoch FROM window_start)::float8, calls, sketch"
+            " FROM query_analyzer.query_windows WHERE fingerprint = %s AND database = %s",
+            (fp, database),
+        )
+        rows = await cur.fetchall()
+    assert len(rows) == 1
+    return tuple(rows[0])

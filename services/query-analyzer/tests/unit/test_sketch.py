@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from query_analyzer.core.regression import RegressionRules, RegressionVerdict, assess
-from query_analyzer.core.sketch import RELATIVE_ACCURACY, Sketch
+from query_analyzer.core.sketch import RELATIVE_ACCURACY, Sketch, SketchFormatError
 
 
 def _exact(values: list[float], q: float) -> float:
@@ -50,8 +51,36 @@ def test_empty_and_zero_values() -> None:
 
 
 def test_a_sketch_of_another_accuracy_is_refused() -> None:
-    with pytest.raises(ValueError, match="accuracy"):
+    with pytest.raises(SketchFormatError, match="accuracy"):
         Sketch.from_json({"accuracy": 0.05, "buckets": {}})
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not json",
+        [1, 2],
+        None,
+        {"accuracy": RELATIVE_ACCURACY, "buckets": []},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"x": 1}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"3": -1}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"3": "1"}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"3": True}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"99999999": 1}},
+        {"accuracy": RELATIVE_ACCURACY, "zeros": 1.5, "buckets": {}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {str(k): 1 for k in range(5000)}},
+    ],
+)
+def test_a_damaged_stored_sketch_is_a_named_error(stored: object) -> None:
+    with pytest.raises(SketchFormatError):
+        Sketch.from_json(stored)
+
+
+def test_a_stored_sketch_reads_back_from_json_text() -> None:
+    sketch = _sketch([1.0, 20.0, 300.0])
+    again = Sketch.from_json(json.dumps(sketch.to_json()))
+    assert (again.count, again.buckets) == (3, sketch.buckets)
+    assert again.quantile(0.99) == sketch.quantile(0.99)
 
 
 def _sketch(values: list[float]) -> Sketch:

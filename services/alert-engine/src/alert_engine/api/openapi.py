@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_engine.api.v2 import VERSION
+from alert_engine.api.status import OPSMESH_VERSION
 from opsmesh.web.openapi import service_document
 
 
@@ -114,7 +114,7 @@ def openapi_document() -> dict[str, Any]:
 def _document() -> dict[str, Any]:
     return service_document(
         title="opsmesh alert-engine REST API",
-        version=VERSION,
+        version=OPSMESH_VERSION,
         description="Rules, alerts, silences, history and explain. Mutating "
         "endpoints need a bearer token with the write scope; reads need one with the read "
         "scope when ALERT_ENGINE_READ_REQUIRES_TOKEN is set (401/403 otherwise). "

@@ -3,7 +3,7 @@ response shapes, so Prometheus, Grafana and amtool work against the engine uncha
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -16,17 +16,15 @@ from alert_engine.api.shapes import (
     receiver_param,
     silence_json,
 )
+from alert_engine.api.status import ServerStatus, status_json
 from alert_engine.core.alerts import InvalidAlert, from_posted
 from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
-from alert_engine.core.validation import rfc3339
+from alert_engine.pipeline.state import EngineState
 from opsmesh.label_batches import fingerprints as label_fingerprints
 from opsmesh.tracing.context import new_trace
 from opsmesh.tracing.spans import current_trace
-
-VERSION = "0.1.0"
-_STARTED = time.time()
 
 
 def _query(request: web.Request, *, muted: bool = True) -> ListQuery:
@@ -42,6 +40,14 @@ def _query(request: web.Request, *, muted: bool = True) -> ListQuery:
 
 
 class AlertmanagerApi(StateApi):
+    def __init__(self, state: Callable[[], EngineState], status: ServerStatus) -> None:
+        super().__init__(state)
+        self._status = status
+
+    @property
+    def server_status(self) -> ServerStatus:
+        return self._status
+
     def register(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/alerts", self.post_alerts)
         app.router.add_get("/api/v2/alerts", self.get_alerts)
@@ -131,21 +137,7 @@ class AlertmanagerApi(StateApi):
         return web.Response(status=200)
 
     async def get_status(self, _: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "cluster": {"name": "opsmesh-alert-engine", "status": "disabled", "peers": []},
-                "versionInfo": {
-                    "version": VERSION,
-                    "revision": "opsmesh",
-                    "branch": "main",
-                    "buildUser": "opsmesh",
-                    "buildDate": rfc3339(_STARTED),
-                    "goVersion": "n/a (python)",
-                },
-                "config": {"original": self.state.engine.config.original},
-                "uptime": rfc3339(_STARTED),
-            }
-        )
+        return web.json_response(status_json(self._status, self.state.engine.config.original))
 
     async def get_receivers(self, _: web.Request) -> web.Response:
         return web.json_response([{"name": r.name} for r in self.state.engine.config.receivers])

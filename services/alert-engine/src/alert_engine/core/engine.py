@@ -124,10 +124,16 @@ class Engine:
                     self.dispatcher.insert_into(route, g, now, key)
 
     def reconfigure(
-        self, config: EngineConfig, now: float, owns: Callable[[str], bool]
+        self,
+        config: EngineConfig,
+        durable: Iterable[StoredAlert],
+        now: float,
+        owns: Callable[[str], bool],
     ) -> ReconfigureOutcome:
-        """A reloaded configuration. The owned groups are rebuilt from the book under the
-        new route tree; a group that is still there (same group key, same receiver: the
+        """A reloaded configuration. The owned groups are rebuilt under the new route tree
+        from ``durable`` (the durable book's rows, as ``rebuild_owned``: never a merge that
+        is not durable yet, and every replica builds the new keys it owns from the same
+        rows); a group that is still there (same group key, same receiver: the
         key holds the route's matcher path) keeps its timers and whether it has flushed,
         so nothing is sent earlier than it would have been, and the notification log
         (keyed by group key and receiver) keeps a group that did not change from being
@@ -135,7 +141,7 @@ class Engine:
         drops them; new ones start with their ``group_wait``."""
         before = {(g.key, g.route.receiver): g for g in self.dispatcher.groups()}
         self._configure(config)
-        for alert in self.book.all():
+        for alert in durable:
             g = grouped(alert)
             for route, key in self.routes_for(alert):
                 if owns(key):

@@ -439,10 +439,13 @@ class EngineState:
 
     async def reconfigure(self, config: EngineConfig) -> ReconfigureOutcome:
         """A reloaded configuration (``pipeline/reload.py``), applied between flushes
-        (``flushing``) so no flush plans with one tree and records under another."""
-        async with self.flushing, self.lock:
-            outcome = self.engine.reconfigure(config, self.clock.now(), self.owns)
-            self.metrics.groups.set(len(self.engine.dispatcher.groups()))
+        (``flushing``) so no flush plans with one tree and records under another. Groups
+        are rebuilt from the rows read here, as a take-over does (``assigned``)."""
+        async with self.flushing:
+            alerts = await self.store.load()
+            async with self.lock:
+                outcome = self.engine.reconfigure(config, alerts, self.clock.now(), self.owns)
+                self.metrics.groups.set(len(self.engine.dispatcher.groups()))
         self.wake.set()
         return outcome
 

@@ -19,7 +19,7 @@ SELECT g, r, ARRAY(SELECT jsonb_array_elements_text(f)), ARRAY(SELECT jsonb_arra
        s, why, k, t
 FROM jsonb_to_recordset(%s) AS u(
     g text, r text, f jsonb, v jsonb, s bigint, why text, k text, t float8)
-ON CONFLICT (group_key, receiver) DO UPDATE SET
+ON CONFLICT (alert_engine.key_digest(group_key), receiver) DO UPDATE SET
     firing = EXCLUDED.firing, resolved = EXCLUDED.resolved, sequence = EXCLUDED.sequence,
     reason = EXCLUDED.reason, idempotency_key = EXCLUDED.idempotency_key,
     notified_at = EXCLUDED.notified_at
@@ -31,7 +31,9 @@ RETURNING group_key, receiver
 _CURRENT = """
 SELECT group_key, receiver, firing, resolved, notified_at, sequence
 FROM alert_engine.notification_log l
-JOIN unnest(%s::text[], %s::text[]) AS k(g, r) ON l.group_key = k.g AND l.receiver = k.r
+JOIN unnest(%s::text[], %s::text[]) AS k(g, r)
+  ON alert_engine.key_digest(l.group_key) = alert_engine.key_digest(k.g) AND l.receiver = k.r
+  AND l.group_key = k.g
 """
 
 
@@ -46,7 +48,8 @@ LIMIT %(limit)s
 _FORGET = """
 DELETE FROM alert_engine.notification_log l
 USING unnest(%s::text[], %s::text[], %s::float8[]) AS f(g, r, t)
-WHERE l.group_key = f.g AND l.receiver = f.r AND l.notified_at = f.t
+WHERE alert_engine.key_digest(l.group_key) = alert_engine.key_digest(f.g)
+  AND l.group_key = f.g AND l.receiver = f.r AND l.notified_at = f.t
 """
 
 # The purge runs under ``flushing``: a database that does not answer must not hold it.

@@ -21,6 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import slack_fields, slack_message
 from notifier.channels.base import SendResult
+from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import Redactor
 from notifier.core.retry import FailureKind, classify_status
 from notifier.core.targets import TargetPolicy
@@ -31,6 +32,12 @@ from opsmesh.events.notifications import NotificationRequested
 from opsmesh.templating import render_off_loop
 
 _TEXT_MAX = 3000  # Block Kit section text limit
+
+
+def message_ref(receiver: str, integration: str, group_key: str) -> str:
+    """Where a group's message is recorded: a digest, as a group key can outgrow an index
+    entry (migration 0004 moved the earlier plain refs to this form)."""
+    return hashlib.sha256(f"{receiver}|{integration}|{group_key}".encode()).hexdigest()
 
 
 class MessageRefs(Protocol):
@@ -121,13 +128,22 @@ class SlackChannel:
         self._policy = policy  # enforced by the session's connector, on every connection
         self._refs = refs
         timeout = max(1, int(timeout_s))
+        # Alertmanager's http_config: credentials and TLS on the incoming-webhook POST (a
+        # proxy in front of Slack may want them); TLS only with a bot token, whose
+        # Authorization header is the token (receivers.py refuses credentials there).
+        options = http_options(config.http_config)
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None
         # The session carries the SSRF-checking resolver, TLS verification and timeouts.
         if config.api_url is not None:
             self._url = config.api_url.get_secret_value()
             self._webhook = AsyncWebhookClient(
-                self._url, timeout=timeout, session=session, retry_handlers=[]
+                self._url,
+                timeout=timeout,
+                session=session,
+                ssl=options.ssl_context,
+                default_headers=options.headers,
+                retry_handlers=[],
             )
         else:
             assert config.token is not None
@@ -137,11 +153,13 @@ class SlackChannel:
                 base_url=config.api_base_url,
                 timeout=timeout,
                 session=session,
+                ssl=options.ssl_context,
                 retry_handlers=[],
             )
-        # The webhook URL is the secret (its path), and so is the bot token.
+        # The webhook URL is the secret (its path), and so are the bot token and credentials.
         self._redact = Redactor(
             [s.get_secret_value() for s in (config.api_url, config.token) if s is not None]
+            + list(options.secrets)
         )
 
     @property
@@ -191,7 +209,7 @@ class SlackChannel:
         assert self._config.channel is not None
         body = dict(body)
         channel = body.pop("channel", None) or self._config.channel
-        ref_key = f"{self._receiver}|{self.name}|{request.group_key}"
+        ref_key = message_ref(self._receiver, self.name, request.group_key)
         try:
             if request.status is AlertStatus.RESOLVED:
                 ref = await self._refs.get(ref_key)

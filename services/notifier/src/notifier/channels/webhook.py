@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import aiohttp
 import msgspec
@@ -54,7 +53,7 @@ class WebhookChannel:
         self._redact = Redactor([url, *secrets, *self._http.secrets])
 
     async def send(self, request: NotificationRequested) -> SendResult:
-        body = _encoder.encode(_truncated(webhook_payload(request), self._max_alerts))
+        body = _encoder.encode(webhook_payload(request, self._max_alerts))
         headers = {"Content-Type": "application/json", "User-Agent": "opsmesh-notifier/0.1"}
         headers.update(self._http.headers)
         headers.update(self._signature_headers(request.idempotency_key, body))
@@ -93,20 +92,6 @@ class WebhookChannel:
                 for signer in self._signers
             )
         return headers
-
-
-def _truncated(payload: dict[str, Any], max_alerts: int) -> dict[str, Any]:
-    """Alertmanager's ``max_alerts``: the first ``max_alerts`` alerts, and how many were
-    left out added to ``truncatedAlerts``."""
-    alerts = payload.get("alerts") or []
-    if max_alerts <= 0 or len(alerts) <= max_alerts:
-        return payload
-    left_out = len(alerts) - max_alerts
-    return {
-        **payload,
-        "alerts": alerts[:max_alerts],
-        "truncatedAlerts": int(payload.get("truncatedAlerts") or 0) + left_out,
-    }
 
 
 def _retry_after(value: str | None, clock: Clock) -> float | None:

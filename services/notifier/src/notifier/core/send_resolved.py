@@ -10,10 +10,7 @@ have notified).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
-import msgspec
-
+from notifier.core.subset import carrying
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
@@ -31,18 +28,4 @@ def for_integration(
         return None
     if len(firing) == len(request.alerts):
         return request
-    return msgspec.structs.replace(
-        request,
-        alerts=firing,
-        status=AlertStatus.FIRING,
-        common_labels=_common([a.labels for a in firing]),
-        common_annotations=_common([a.annotations for a in firing]),
-    )
-
-
-def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    common = dict(maps[0])
-    for other in maps[1:]:
-        for key in [k for k, v in common.items() if other.get(k) != v]:
-            del common[key]
-    return common
+    return carrying(request, firing)

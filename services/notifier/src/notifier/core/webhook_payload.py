@@ -15,6 +15,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from notifier.core.subset import carrying
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 
@@ -26,14 +27,21 @@ _LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC).timestamp()
 
 
 def rfc3339(epoch: float | None) -> str:
-    """An epoch as RFC 3339 in UTC; never raises (times past year 9999 are clamped)."""
+    """An epoch as Go's ``time.RFC3339Nano`` writes it in UTC (Alertmanager's JSON times);
+    never raises (times past year 9999 are clamped). Epochs are floats, so the fraction
+    has at most microseconds where Go keeps nanoseconds."""
     if epoch is None:
         return _ZERO_TIME
     if not math.isfinite(epoch) or epoch >= _LAST_EPOCH:
         return _LAST_TIME if epoch > 0 else _ZERO_TIME
     if epoch < 0:
         return _ZERO_TIME
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    moment = datetime.fromtimestamp(epoch, UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        # Go's RFC3339Nano: the fraction without its trailing zeros (".5", not ".500000").
+        text += "." + f"{moment.microsecond:06d}".rstrip("0")
+    return text + "Z"
 
 
 # Alertmanager's NotifyReason.String() (notify/notify.go).
@@ -53,7 +61,15 @@ def go_quote_meta(text: str) -> str:
     return "".join("\\" + c if c in _GO_REGEXP_SPECIAL else c for c in text)
 
 
-def webhook_payload(request: NotificationRequested) -> dict[str, Any]:
+def webhook_payload(request: NotificationRequested, max_alerts: int = 0) -> dict[str, Any]:
+    """``max_alerts`` (the integration's; 0: all): as Alertmanager's webhook, only the first
+    ``max_alerts`` alerts are sent, the rest counted in ``truncatedAlerts``, and the
+    status and common labels and annotations are those of the alerts sent (Alertmanager
+    truncates before it builds the template data)."""
+    if 0 < max_alerts < len(request.alerts):
+        request = carrying(
+            request, request.alerts[:max_alerts], truncated=len(request.alerts) - max_alerts
+        )
     return {
         "receiver": go_quote_meta(request.receiver),
         "status": request.status.value,

@@ -9,6 +9,7 @@ the values had been sketched together. (Masson, Rim, Lee: "DDSketch", VLDB 2019.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -18,6 +19,15 @@ _LOG_GAMMA = math.log(_GAMMA)
 INV_LOG_GAMMA = 1 / _LOG_GAMMA
 # Durations below this (ms) share one bucket: sub-microsecond detail is noise here.
 MIN_VALUE = 1e-3
+
+
+# A stored sketch can hold at most this many buckets: with 1 % accuracy, 1 µs .. 10^9 ms
+# span ~1,000 keys, so more is not a sketch this code wrote.
+MAX_BUCKETS = 4096
+
+
+class SketchFormatError(ValueError):
+    """A stored sketch this code cannot read (another accuracy, a hand-edited or damaged row)."""
 
 
 class Sketch:
@@ -67,11 +77,39 @@ class Sketch:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Sketch:
+    def from_json(cls, data: Any) -> Sketch:
+        """Read a stored sketch; anything but what ``to_json`` writes is a SketchFormatError."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise SketchFormatError("sketch is not JSON") from None
+        if not isinstance(data, dict):
+            raise SketchFormatError(f"sketch must be an object, not {type(data).__name__}")
         if data.get("accuracy") != RELATIVE_ACCURACY:
-            raise ValueError(f"sketch accuracy {data.get('accuracy')} != {RELATIVE_ACCURACY}")
+            raise SketchFormatError(
+                f"sketch accuracy {data.get('accuracy')!r} != {RELATIVE_ACCURACY}"
+            )
+        zeros, buckets = data.get("zeros", 0), data.get("buckets", {})
+        if not _is_count(zeros) or not isinstance(buckets, dict) or len(buckets) > MAX_BUCKETS:
+            raise SketchFormatError("sketch zeros/buckets malformed")
         sketch = cls()
-        sketch.zeros = int(data.get("zeros", 0))
-        sketch.buckets = {int(k): int(n) for k, n in data.get("buckets", {}).items()}
+        sketch.zeros = zeros
+        for key, n in buckets.items():
+            try:
+                index = int(key)
+            except ValueError:
+                raise SketchFormatError(f"sketch bucket key {key!r} is not an integer") from None
+            if not _is_count(n) or abs(index) > MAX_BUCKET_INDEX:
+                raise SketchFormatError(f"sketch bucket {key!r} malformed")
+            sketch.buckets[index] = n
         sketch.count = sketch.zeros + sum(sketch.buckets.values())
         return sketch
+
+
+# |log_gamma(v)| for v within 1e-295 .. 1e295 stays below this: larger keys overflow floats.
+MAX_BUCKET_INDEX = 34_000
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +10,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from opsmesh.logging import get_logger
 from query_analyzer.core.aggregate import QueryAggregate
-from query_analyzer.core.sketch import Sketch
+from query_analyzer.core.sketch import Sketch, SketchFormatError
+
+log = get_logger(__name__)
 
 _MERGE_TOTALS = """
 INSERT INTO query_analyzer.query_stats AS s
@@ -132,9 +134,12 @@ class QueryStats:
                 [k[3] for k in keys],
             ),
         )
-        stored: dict[WindowKey, Sketch] = {
-            (r[0], r[1], r[2], r[3]): Sketch.from_json(r[4]) for r in await cur.fetchall()
-        }
+        stored: dict[WindowKey, Sketch] = {}
+        for r in await cur.fetchall():
+            # An unreadable stored sketch is replaced by this batch's: its window keeps its
+            # totals, only the percentiles restart, and the batch is not stuck on it.
+            if (sketch := _readable(r[4], (r[0], r[1], r[2]))) is not None:
+                stored[(r[0], r[1], r[2], r[3])] = sketch
         rows = []
         for key, a in zip(keys, ordered, strict=True):
             sketch = Sketch()
@@ -200,14 +205,26 @@ class QueryStats:
             )
             merged: dict[tuple[str, str, str], Sketch] = {}
             for fp, db, version, data in await cur.fetchall():
-                merged.setdefault((fp, db, version), Sketch()).merge(Sketch.from_json(data))
+                if (sketch := _readable(data, (fp, db, version))) is not None:
+                    merged.setdefault((fp, db, version), Sketch()).merge(sketch)
             return merged
 
 
 def _with_percentiles(row: dict[str, Any]) -> dict[str, Any]:
     sketch = Sketch()
     for data in row.pop("sketches", None) or []:
-        sketch.merge(Sketch.from_json(data if isinstance(data, dict) else json.loads(data)))
+        if (readable := _readable(data, (row["fingerprint"], row["database"]))) is not None:
+            sketch.merge(readable)
     for name, q in (("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)):
         row[name] = sketch.quantile(q)
     return row
+
+
+def _readable(data: Any, where: tuple[Any, ...]) -> Sketch | None:
+    """A stored sketch, or None (logged) when the row holds one this code cannot read: one
+    damaged row must neither fail a read API nor stall the statistics consumer."""
+    try:
+        return Sketch.from_json(data)
+    except SketchFormatError as exc:
+        log.warning("unreadable sketch skipped", key=list(where), reason=str(exc))
+        return None
