@@ -181,6 +181,13 @@ async def test_postgres_paused_ingest_answers_and_catches_up(
         # and no lock held by the paths that wait on it.
         assert await _post(engine, service) == 200
         assert await _post(engine, f"{service}-2") == 200
+        # The listings answer too, within the client's timeout: from this replica's copy.
+        response = await engine.get(
+            "/api/v2/alerts/groups", params={"filter": f'service="{service}"'}
+        )
+        assert response.status == 200
+        listed = await response.json()
+        assert [g["labels"]["service"] for g in listed] == [service]
         checks = await _ready(engine)
         assert checks["postgres"] != "ok", checks
         assert checks["kafka"] == "ok", checks

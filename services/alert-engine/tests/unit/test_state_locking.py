@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 from prometheus_client import CollectorRegistry
 
 from alert_engine.core.alerts import StoredAlert
@@ -16,9 +17,10 @@ from alert_engine.core.amconfig import default_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
+from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence, SilenceBook
-from alert_engine.pipeline.state import EngineState
+from alert_engine.pipeline.state import EngineState, ListingRead
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from opsmesh.clock import FakeClock
 from opsmesh.events.alerts import AlertsRouted, AlertState
@@ -77,6 +79,13 @@ class Store:
     async def load_silences(self) -> list[Silence]:
         await self._db.io("load_silences")
         return list(self.silences)
+
+    async def snapshot(self, _: float) -> tuple[list[StoredAlert], list[Silence]]:
+        try:
+            await self._db.io("snapshot")
+        except OSError as exc:
+            raise psycopg.OperationalError(str(exc)) from None
+        return list(self.saved), list(self.silences)
 
     async def save_silences(self, silences: Sequence[Silence]) -> None:
         await self._db.io("save_silences")
@@ -204,6 +213,7 @@ async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None
         ),
         asyncio.create_task(state.maintain(30)),
         asyncio.create_task(state.put_rule_group("g", "groups: []")),
+        asyncio.create_task(state.listing()),
     ]
     await all_waiting(db, len(waiting))  # every other path waits on PostgreSQL
 
@@ -242,3 +252,46 @@ async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost()
     assert [fp for fp, _ in producer.routed()] == ["rule-One", "rule-Two"]
     assert db.calls.count("record") == 2, "each evaluation's rule state written once"
     assert db.calls.count("save") == 3, "last-seen times once (the newest), book rows twice"
+
+
+def listed(state: EngineState) -> Any:
+    async def run() -> tuple[list[tuple[str, float]], ListingRead]:
+        listing, read = await state.listing()
+        return [
+            (a.alert.fingerprint, a.alert.updated_at) for a in listing.alerts(ListQuery())
+        ], read
+
+    return run()
+
+
+async def test_listings_read_postgres_with_this_replicas_newer_merges_on_top() -> None:
+    db, producer, clock = Database(), Producer(), FakeClock(T0)
+    state = make_state(db, producer, clock)
+    store: Store = state.store  # type: ignore[assignment]
+    # Rows another replica's groups wrote; this replica never synced them.
+    store.saved.extend([posted("Elsewhere", T0), posted("Both", T0)])
+    await state.post_alerts([posted("Both", T0 + 1)])  # merged here, its row not yet written
+
+    assert await listed(state) == ([("Both", T0 + 1), ("Elsewhere", T0)], ListingRead.DURABLE)
+
+
+async def test_listings_answer_from_memory_when_postgres_fails_or_other_reads_hold_it() -> None:
+    db, producer, clock = Database(), Producer(), FakeClock(T0)
+    state = make_state(db, producer, clock)
+    state.listing_timeout_s = 0.05
+    store: Store = state.store  # type: ignore[assignment]
+    store.saved.append(posted("Elsewhere", T0))
+    await state.post_alerts([posted("Here", T0)])
+
+    db.failures = 1
+    assert await listed(state) == ([("Here", T0)], ListingRead.UNAVAILABLE)
+
+    db.open.clear()  # PostgreSQL paused: the read is late, and is left to finish alone
+    assert await listed(state) == ([("Here", T0)], ListingRead.UNAVAILABLE)
+    # It still holds the one read slot: the next request reads no more of PostgreSQL.
+    assert await listed(state) == ([("Here", T0)], ListingRead.BUSY)
+    assert db.waiting == 1
+    db.open.set()
+    state.listing_timeout_s = 10  # a bound: the late read frees the slot as it finishes
+    _, read = await asyncio.wait_for(listed(state), timeout=20)
+    assert read is ListingRead.DURABLE

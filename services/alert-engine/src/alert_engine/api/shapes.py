@@ -198,8 +198,9 @@ def filter_param(request: web.Request) -> list[Matcher]:
     return matchers
 
 
-def receiver_param(request: web.Request) -> Callable[[list[str]], bool]:
-    """Alertmanager's ``receiver`` filter: a regex anchored as matchers' are."""
+def receiver_param(request: web.Request) -> Callable[[str], bool]:
+    """Alertmanager's ``receiver`` filter: a regex anchored as matchers' are, asked of
+    one receiver name."""
     raw = request.query.get("receiver")
     if not raw:
         return lambda _: True
@@ -207,7 +208,7 @@ def receiver_param(request: web.Request) -> Callable[[list[str]], bool]:
         matches = anchored(raw)
     except RegexError as exc:
         raise web.HTTPBadRequest(text=f"bad receiver regex: {exc}") from None
-    return lambda receivers: any(matches(r) for r in receivers)
+    return lambda receiver: bool(matches(receiver))
 
 
 def _shown(text: str, limit: int = 200) -> str:

@@ -18,12 +18,25 @@ from alert_engine.api.shapes import (
 )
 from alert_engine.api.status import ServerStatus, status_json
 from alert_engine.core.alerts import InvalidAlert, from_posted
+from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
 from alert_engine.pipeline.state import EngineState
 from opsmesh.label_batches import fingerprints as label_fingerprints
 from opsmesh.tracing.context import new_trace
 from opsmesh.tracing.spans import current_trace
+
+
+def _query(request: web.Request, *, muted: bool = True) -> ListQuery:
+    """The listings' parameters, validated before anything is read (a 400 names one)."""
+    return ListQuery(
+        matchers=tuple(filter_param(request)),
+        receiver=receiver_param(request),
+        active=bool_param(request, "active"),
+        silenced=bool_param(request, "silenced"),
+        inhibited=bool_param(request, "inhibited"),
+        muted=muted,
+    )
 
 
 class AlertmanagerApi(StateApi):
@@ -68,69 +81,25 @@ class AlertmanagerApi(StateApi):
         return web.Response(status=200)
 
     async def get_alerts(self, request: web.Request) -> web.Response:
-        show_active = bool_param(request, "active")
-        show_silenced = bool_param(request, "silenced")
-        show_inhibited = bool_param(request, "inhibited")
+        query = _query(request)
         bool_param(request, "unprocessed")  # validated; every alert is processed on ingest
-        matchers = filter_param(request)
-        receiver_ok = receiver_param(request)
-        now = self.state.clock.now()
-        inhibitor = self.state.engine.inhibitor(now)
-        out = []
-        for alert in sorted(self.state.engine.book.all(), key=lambda a: a.fingerprint):
-            if alert.resolved(now) or not matches_all(matchers, alert.labels):
-                continue
-            view = self.state.engine.view(alert, now, inhibitor)
-            if not receiver_ok(view.receivers):
-                continue
-            if view.silenced_by and not show_silenced:
-                continue
-            if view.inhibited_by and not show_inhibited:
-                continue
-            if view.state == "active" and not show_active:
-                continue
-            out.append(alert_json(alert, view))
-        return web.json_response(out)
+        listing, _ = await self.state.listing()
+        return web.json_response([alert_json(a.alert, a.view) for a in listing.alerts(query)])
 
     async def get_groups(self, request: web.Request) -> web.Response:
-        show_active = bool_param(request, "active")
-        show_silenced = bool_param(request, "silenced")
-        show_inhibited = bool_param(request, "inhibited")
-        show_muted = bool_param(request, "muted")
-        matchers = filter_param(request)
-        receiver_ok = receiver_param(request)
-        now = self.state.clock.now()
-        inhibitor = self.state.engine.inhibitor(now)
-        out = []
-        for group in self.state.engine.dispatcher.groups():
-            if not receiver_ok([group.route.receiver]):
-                continue
-            time_muted = self.state.engine.time_mute(group.route, now) is not None
-            if time_muted and not show_muted:
-                continue
-            alerts = []
-            for grouped in group.alerts.values():
-                alert = self.state.engine.book.get(grouped.fingerprint)
-                if alert is None or alert.resolved(now) or not matches_all(matchers, alert.labels):
-                    continue
-                view = self.state.engine.view(alert, now, inhibitor)
-                if (
-                    (view.silenced_by and not show_silenced)
-                    or (view.inhibited_by and not show_inhibited)
-                    or (view.state == "active" and not show_active)
-                ):
-                    continue
-                alerts.append(alert_json(alert, view))
-            if alerts:
-                out.append(
-                    {
-                        "labels": group.labels,
-                        "routeLabels": dict(group.route.labels),
-                        "receiver": {"name": group.route.receiver},
-                        "alerts": alerts,
-                    }
-                )
-        return web.json_response(out)
+        query = _query(request, muted=bool_param(request, "muted"))
+        listing, _ = await self.state.listing()
+        return web.json_response(
+            [
+                {
+                    "labels": group.labels,
+                    "routeLabels": dict(group.route.labels),
+                    "receiver": {"name": group.route.receiver},
+                    "alerts": [alert_json(a.alert, a.view) for a in group.alerts],
+                }
+                for group in listing.groups(query)
+            ]
+        )
 
     async def get_silences(self, request: web.Request) -> web.Response:
         wanted = {

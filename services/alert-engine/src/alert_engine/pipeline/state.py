@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
@@ -53,6 +54,7 @@ from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine, ReconfigureOutcome, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
+from alert_engine.core.listing import Listing, overlay
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
@@ -73,6 +75,16 @@ log = get_logger(__name__)
 
 RESOLVED_RETENTION_S = 15 * 60  # resolved alerts stay visible (and re-sendable) this long
 SYNC_MARGIN_S = 10.0  # how far back each incremental re-read of the book reaches
+LISTING_READ_TIMEOUT_S = 2.0  # the API's read of every alert and silence (``listing``)
+
+
+class ListingRead(enum.StrEnum):
+    """Where an API listing's alerts and silences came from, and why."""
+
+    DURABLE = "durable"  # read from PostgreSQL for the request: the whole deployment, now
+    # This replica's copy, as of its last sync (``sync``), because:
+    UNAVAILABLE = "postgres_unavailable"  # PostgreSQL did not answer in time
+    BUSY = "busy"  # other listings held the one read a replica runs at a time too long
 
 
 def _stored(r: RoutedAlert) -> StoredAlert:
@@ -163,6 +175,12 @@ class EngineMetrics:
         self.alerts = Gauge(
             "alert_engine_alerts", "Alerts in the book", ["state"], registry=registry
         )
+        self.listings = Counter(
+            "alert_engine_api_listings",
+            "Alert and group listings answered, by where their alerts were read",
+            ["read"],
+            registry=registry,
+        )
 
 
 class EngineState:
@@ -216,6 +234,11 @@ class EngineState:
         self.owned: set[int] = set()
         self._synced_to = 0.0
         self.wake = asyncio.Event()  # set when something may be due sooner than the next tick
+        # One listing read of PostgreSQL at a time: the read APIs need no token, so many
+        # clients asking at once cost PostgreSQL one full read per replica, not one each.
+        self._listing_reads = asyncio.Semaphore(1)
+        self.listing_timeout_s = LISTING_READ_TIMEOUT_S
+        self._listing_read: asyncio.Task[tuple[list[StoredAlert], list[Silence]]] | None = None
 
     async def restore(self) -> None:
         """Rebuild everything from PostgreSQL (a restart or failover loses nothing)."""
@@ -450,6 +473,59 @@ class EngineState:
             if rules is not None and self._rules_generation == rules_generation:
                 self._apply_rules(rules)
 
+    # -- the API's listings ---------------------------------------------------------
+
+    async def listing(self) -> tuple[Listing, ListingRead]:
+        """Every alert of the deployment and its status, for ``GET /api/v2/alerts`` and
+        ``/api/v2/alerts/groups``: the book's rows and the silences read from PostgreSQL
+        now, so every replica lists the same groups (its own groups hold only its
+        partitions'), with this replica's merges not yet durable on top (``overlay``).
+        Read without the lock. The wait for the read before it and for this one are each
+        bounded by ``listing_timeout_s``; past one, this replica's copy answers
+        (``ListingRead``). A read that is late is not cancelled (cancelling a query
+        waits on the server too, which a paused PostgreSQL never answers): it finishes
+        on its own, holding the one read slot, so later requests do not pile up reads."""
+        read = ListingRead.DURABLE
+        found: tuple[list[StoredAlert], list[Silence]] = ([], [])
+        try:
+            async with asyncio.timeout(self.listing_timeout_s):
+                await self._listing_reads.acquire()
+        except TimeoutError:
+            read = ListingRead.BUSY
+        else:
+            task = asyncio.create_task(self.store.snapshot(self.listing_timeout_s))
+            self._listing_read = task
+            task.add_done_callback(self._listing_read_done)
+            done, _ = await asyncio.wait({task}, timeout=self.listing_timeout_s)
+            failure = task.exception() if done else None
+            if not done or isinstance(failure, psycopg.OperationalError):
+                why = str(failure) if failure else f"no answer in {self.listing_timeout_s} s"
+                log.warning("listing from memory: PostgreSQL did not answer", error=why[:200])
+                read = ListingRead.UNAVAILABLE
+            elif failure is not None:
+                raise failure
+            else:
+                found = task.result()
+        async with self.lock:
+            now = self.clock.now()
+            held = self.engine.book.all()
+            if read is ListingRead.DURABLE:
+                alerts, silences = overlay(found[0], held), SilenceBook(found[1])
+            else:
+                alerts, silences = held, SilenceBook(self.engine.silences.all())
+        self.metrics.listings.labels(read.value).inc()
+        # The snapshot is this call's own: nothing else changes it once the lock is left.
+        return Listing(self.engine, alerts, silences, now), read
+
+    def _listing_read_done(self, task: asyncio.Task[object]) -> None:
+        """The read slot is free again; a late read's outcome is retrieved (logged above
+        when it was awaited, or dropped: its request was already answered)."""
+        self._listing_reads.release()
+        if not task.cancelled():
+            task.exception()
+        if self._listing_read is task:
+            self._listing_read = None
+
     # -- rules ---------------------------------------------------------------------
 
     @property
@@ -549,18 +625,20 @@ class EngineState:
     # -- silences ------------------------------------------------------------------
 
     async def set_silence(self, silence: Silence) -> Silence:
-        """Validated and planned on a copy under ``lock``, made durable without it, then
-        applied (a write that fails changes nothing)."""
-        async with self.lock:
-            now = self.clock.now()
-            stored, changed = SilenceBook(self.engine.silences.all()).set(silence, now)
+        """Planned on the silences as PostgreSQL has them (another replica may have
+        written the one updated since this one's last sync), made durable, then applied
+        (a write that fails changes nothing)."""
+        durable = SilenceBook(await self.store.load_silences())
+        stored, changed = durable.set(silence, self.clock.now())
         await self._save_silences(changed)
         self.wake.set()
         return stored
 
     async def expire_silence(self, silence_id: str) -> Silence:
-        async with self.lock:
-            expired = SilenceBook(self.engine.silences.all()).expire(silence_id, self.clock.now())
+        """As ``set_silence``: a silence made through another replica a moment ago is
+        found (not a 404 until the next sync)."""
+        durable = SilenceBook(await self.store.load_silences())
+        expired = durable.expire(silence_id, self.clock.now())
         await self._save_silences([expired])
         return expired
 

@@ -87,6 +87,31 @@ ON CONFLICT (id) DO UPDATE SET
     matchers = EXCLUDED.matchers, starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
     created_by = EXCLUDED.created_by, comment = EXCLUDED.comment, updated_at = EXCLUDED.updated_at
 """
+_SELECT_ALERTS = (
+    "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
+    " generator_url, timeout, source, traceparent FROM alert_engine.stored_alerts"
+)
+_SELECT_SILENCES = (
+    "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at"
+    " FROM alert_engine.silences"
+)
+
+
+def _alert(r: Sequence[Any]) -> StoredAlert:
+    # Times clamped into years 1970..9999: rows written before times were checked must
+    # still print (and notify) rather than fail every read.
+    return StoredAlert(
+        r[0],
+        r[1],
+        r[2],
+        clamp_epoch(r[3]),
+        None if r[4] is None else clamp_epoch(r[4]),
+        clamp_epoch(r[5]),
+        r[6],
+        r[7],
+        _source(r[8]),
+        r[9],
+    )
 
 
 def _source(value: str) -> AlertSource:
@@ -201,10 +226,7 @@ class BookStore:
     ) -> list[StoredAlert]:
         """Every alert, or those updated after ``updated_after`` that process ``not_from``
         neither merged nor wrote (it holds those already), or those of ``fingerprints``."""
-        query = (
-            "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,"
-            " generator_url, timeout, source, traceparent FROM alert_engine.stored_alerts"
-        )
+        query = _SELECT_ALERTS
         params: tuple[float | str | list[str], ...] = ()
         if fingerprints is not None:
             if not fingerprints:
@@ -217,23 +239,21 @@ class BookStore:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(query, params)
             rows = await cursor.fetchall()
-        # Times clamped into years 1970..9999: rows written before times were checked
-        # must still print (and notify) rather than fail every read.
-        return [
-            StoredAlert(
-                r[0],
-                r[1],
-                r[2],
-                clamp_epoch(r[3]),
-                None if r[4] is None else clamp_epoch(r[4]),
-                clamp_epoch(r[5]),
-                r[6],
-                r[7],
-                _source(r[8]),
-                r[9],
+        return [_alert(r) for r in rows]
+
+    async def snapshot(self, timeout_s: float) -> tuple[list[StoredAlert], list[Silence]]:
+        """Every alert and silence, as the API lists them on any replica: one read, each
+        statement and the wait for a connection bounded by ``timeout_s`` (psycopg's and
+        the pool's timeouts raise; the caller decides what to answer instead)."""
+        async with self._pool.connection(timeout=timeout_s) as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout_s * 1000)}ms",)
             )
-            for r in rows
-        ]
+            cursor = await conn.execute(_SELECT_ALERTS)
+            alerts = [_alert(r) for r in await cursor.fetchall()]
+            cursor = await conn.execute(_SELECT_SILENCES)
+            silences = self._silences(await cursor.fetchall())
+        return alerts, silences
 
     async def save_silences(self, silences: Sequence[Silence]) -> None:
         if not silences:
@@ -257,11 +277,11 @@ class BookStore:
 
     async def load_silences(self) -> list[Silence]:
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at"
-                " FROM alert_engine.silences"
-            )
+            cursor = await conn.execute(_SELECT_SILENCES)
             rows = await cursor.fetchall()
+        return self._silences(rows)
+
+    def _silences(self, rows: Sequence[tuple[Any, ...]]) -> list[Silence]:
         silences = []
         for r in rows:
             try:
