@@ -90,7 +90,7 @@ class ReloadMetrics:
 
 class ConfigReloader(Generic[T]):
     """``parse(content, path)`` runs in a thread and raises ``ReloadFailed`` (its message
-    prefixed with the path here);
+    names the file);
     ``apply`` swaps the parsed configuration in (or raises ``ReloadFailed``, leaving the
     loaded one) and returns what to log about it."""
 
@@ -98,7 +98,7 @@ class ConfigReloader(Generic[T]):
         self,
         path: Path,
         *,
-        parse: Callable[[bytes, Path], T],  # (content, the file's resolved path)
+        parse: Callable[[bytes, Path], T],
         apply: Callable[[T], Awaitable[Mapping[str, object]]],
         loaded_hash: str | None,
         clock: Clock,
@@ -133,11 +133,8 @@ class ConfigReloader(Generic[T]):
                 digest, data = await asyncio.to_thread(self._read)
                 if not force and digest == self._hash:
                     return ReloadResult(changed=False)
-                try:
-                    parsed = await asyncio.to_thread(self._parse, data, self._path.resolve())
-                    summary = await self._apply(parsed)
-                except ReloadFailed as exc:
-                    raise ReloadFailed(f"{self._path}: {exc}") from None
+                parsed = await asyncio.to_thread(self._parse, data, self._path)
+                summary = await self._apply(parsed)
             except ReloadFailed as exc:
                 self._metrics.successful.set(0)
                 self._metrics.reloads.labels(trigger.value, "refused").inc()

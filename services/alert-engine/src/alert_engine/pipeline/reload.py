@@ -22,9 +22,9 @@ from opsmesh.reload import ConfigReloader, ReloadFailed, ReloadMetrics, file_has
 
 def parse(content: bytes, path: Path) -> EngineConfig:
     try:
-        return parse_config(content.decode(), path.parent)
+        return parse_config(content.decode(), path.resolve().parent)
     except (ConfigError, UnicodeDecodeError) as exc:
-        raise ReloadFailed(str(exc)) from None
+        raise ReloadFailed(f"{path}: {exc}") from None
 
 
 def config_reloader(
