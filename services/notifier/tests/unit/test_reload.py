@@ -309,3 +309,52 @@ async def test_a_retired_lane_finishes_its_queue_then_ends() -> None:
     assert lane.finished
     assert [j.request.idempotency_key for j in done] == ["a", "b", "c"]
     assert all(j.destination is old for j in done)
+
+
+async def test_the_stage_gives_a_changed_destination_a_new_lane() -> None:
+    """A newer destination (a reload changed the receiver) replaces the lane, which ends
+    once its queue is done; an older one (planned just before the reload) gets a lane of
+    its own that ends after its job; a lane whose receiver is gone is retired."""
+    from notifier.pipeline.deliver_stage import DeliverStage  # noqa: PLC0415
+
+    current: dict[str, list[Destination]] = {}
+    stage = DeliverStage(
+        destinations=current.get,
+        delivery_log=None,  # type: ignore[arg-type] - lanes only, nothing recorded
+        producer=None,  # type: ignore[arg-type]
+        dead_letters=None,  # type: ignore[arg-type]
+        sender=sender(deadline_s=1.0),
+        clock=SystemClock(),
+        registry=CollectorRegistry(),
+        instance="test",
+    )
+
+    def made(generation: int) -> Destination:
+        return Destination(
+            receiver="r",
+            integration="webhook-0",
+            channel=ScriptedChannel("webhook-0"),
+            send_resolved=True,
+            concurrency=1,
+            generation=generation,
+        )
+
+    old, new = made(1), made(2)
+    current["r"] = [old]
+    first = stage._lane(old)
+    assert stage._lane(old) is first
+    current["r"] = [new]
+    second = stage._lane(new)
+    assert second is not first
+    assert stage._lane(new) is second
+    late = stage._lane(old)  # a job planned with the old configuration
+    assert late is not first
+    assert late is not second
+    assert stage._lane(new) is second
+    del current["r"]
+    stage._retire_stale()
+    assert stage._lanes == {}
+    async with asyncio.timeout(5):
+        for lane in (first, second, late):
+            await lane.join()  # every one ends: nothing queued
+    assert all(lane.finished for lane in (first, second, late))
