@@ -169,10 +169,13 @@ class Sender:
     removed: Callable[[str], str | None] | None = None
 
     def breaker(self, destination: Destination) -> CircuitBreaker:
-        found = self.breakers.get(destination.id)
+        # Per configuration: a receiver a reload changed (another URL, say) starts
+        # closed; rate limits stay shared, being the remote end's.
+        key = f"{destination.id}#{destination.generation}"
+        found = self.breakers.get(key)
         if found is None:
             found = CircuitBreaker(self.breaker_threshold, self.breaker_open_s)
-            self.breakers[destination.id] = found
+            self.breakers[key] = found
         return found
 
     def bucket(self, destination: Destination) -> TokenBucket | None:
