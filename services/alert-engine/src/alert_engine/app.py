@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from alert_engine.api import v1, v2
 from alert_engine.api.auth import TokenBook, auth_middleware
 from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
-from alert_engine.api.reload import ReloadApi
 from alert_engine.api.status import ServerStatus, build_info
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.book import AlertBook, IngestLimits
@@ -26,12 +24,7 @@ from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
-from alert_engine.pipeline.reload import (
-    ConfigReloader,
-    ReloadFailed,
-    ReloadTrigger,
-    file_hash,
-)
+from alert_engine.pipeline.reload import config_reloader
 from alert_engine.pipeline.retention import purge_jobs
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import (
@@ -53,9 +46,11 @@ from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.kafka.producer import EventProducer
+from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
 from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, GROUP_ALERT_ENGINE, SIGNALS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
+from opsmesh.web.reload import ReloadApi
 
 SERVICE = "alert-engine"
 # Alertmanager accepts large alert batches; bound them all the same.
@@ -84,34 +79,12 @@ def load_config(settings: AlertEngineSettings) -> EngineConfig:
 
 def make_reloader(
     settings: AlertEngineSettings, state: Callable[[], EngineState], runtime: Runtime
-) -> ConfigReloader | None:
+) -> ConfigReloader[EngineConfig] | None:
     if not settings.config_file:
         return None
-    path = Path(settings.config_file)
-    return ConfigReloader(
-        path, state, loaded_hash=file_hash(path), clock=runtime.clock, registry=runtime.registry
+    return config_reloader(
+        Path(settings.config_file), state, clock=runtime.clock, registry=runtime.registry
     )
-
-
-def _sighup_handler(reloader: ConfigReloader | None) -> Callable[[], None]:
-    running: set[asyncio.Task[object]] = set()
-
-    def on_sighup() -> None:
-        if reloader is None:
-            return
-        task: asyncio.Task[object] = asyncio.ensure_future(_quiet(reloader))
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    return on_sighup
-
-
-async def _quiet(reloader: ConfigReloader) -> object:
-    """SIGHUP: a refused file is logged and counted by the reloader; nothing to answer."""
-    try:
-        return await reloader.reload(ReloadTrigger.SIGNAL)
-    except ReloadFailed:
-        return None
 
 
 def rate_limiter(
@@ -169,7 +142,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         return holder["state"]
 
     reloader = make_reloader(settings, state, runtime)
-    on_sighup = _sighup_handler(reloader)
+    on_sighup = SighupReload(reloader)
 
     async def state_ctx(_: web.Application) -> AsyncIterator[None]:
         # POSTs wait on the routing records' acks: no linger on that producer.
@@ -197,10 +170,10 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         loop = asyncio.get_running_loop()
         try:
             await holder["state"].restore()
-            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+            on_sighup.install(loop)
             yield
         finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+            on_sighup.remove(loop)
             await routing.stop()
 
     def workers() -> list[tuple[str, Worker]]:
@@ -232,12 +205,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             ("retention", purger.run),
         ]
         if reloader is not None and settings.config_check_s > 0:
-            check_s = settings.config_check_s
-
-            async def config_watch(stop: asyncio.Event) -> None:
-                await reloader.watch(stop, check_s)
-
-            workers.append(("config-watch", config_watch))
+            workers.append(("config-watch", reloader.watcher(settings.config_check_s)))
         if settings.owns_groups:
             workers.append(
                 ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state())))
@@ -247,7 +215,10 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
     def routes(app: web.Application) -> None:
         v2.AlertmanagerApi(state, server_status).register(app)
         v1.RestApi(state).register(app)
-        ReloadApi(reloader).register(app)
+        ReloadApi(
+            reloader,
+            no_file="no configuration file to reload (ALERT_ENGINE_CONFIG_FILE is not set)",
+        ).register(app)
 
     return init_app(
         ServiceSpec(

@@ -15,13 +15,14 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from alert_engine.api.auth import TokenBook, auth_middleware
-from alert_engine.api.reload import ReloadApi
 from alert_engine.core.amconfig import EngineConfig, parse_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine, ReconfigureOutcome
 from alert_engine.core.silences import SilenceBook
-from alert_engine.pipeline.reload import ConfigReloader, file_hash
+from alert_engine.pipeline.reload import config_reloader
 from opsmesh.clock import FakeClock
+from opsmesh.reload import ConfigReloader
+from opsmesh.web.reload import ReloadApi
 
 TOKEN = "reload-writer-token-0123456789"
 GOOD = textwrap.dedent(
@@ -44,22 +45,21 @@ class _State:
 @pytest.fixture
 async def world(
     tmp_path: Path,
-) -> AsyncIterator[tuple[str, Path, _State, CollectorRegistry, ConfigReloader]]:
+) -> AsyncIterator[tuple[str, Path, _State, CollectorRegistry, ConfigReloader[EngineConfig]]]:
     path = tmp_path / "alertmanager.yml"
     path.write_text(GOOD)
     state = _State(parse_config(GOOD))
     registry = CollectorRegistry()
-    reloader = ConfigReloader(
+    reloader = config_reloader(
         path,
         lambda: state,  # type: ignore[arg-type, return-value]
-        loaded_hash=file_hash(path),
         clock=FakeClock(1000.0),
         registry=registry,
     )
     app = web.Application(
         middlewares=[auth_middleware(TokenBook.parse(f"{TOKEN}:write"), read_requires_token=False)]
     )
-    ReloadApi(reloader).register(app)
+    ReloadApi(reloader, no_file="none").register(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

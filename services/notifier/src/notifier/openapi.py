@@ -10,9 +10,10 @@ from opsmesh.web.openapi import response, service_document
 DOCUMENT: dict[str, Any] = service_document(
     title="opsmesh notifier",
     version="1",
-    description="Delivery of alert-engine's notification requests. Its HTTP API is "
-    "read-only and never shows a receiver's settings (URLs, keys, addresses): only names "
-    "and integration kinds.",
+    description="Delivery of alert-engine's notification requests. Its HTTP API never "
+    "shows a receiver's settings (URLs, keys, addresses): only names and integration "
+    "kinds. `POST /-/reload` (a `write` token from NOTIFIER_API_TOKENS) re-reads the "
+    "receivers file, as Alertmanager's endpoint does.",
     paths={
         "/api/v1/receivers": {
             "get": {
@@ -45,6 +46,21 @@ DOCUMENT: dict[str, Any] = service_document(
                     )
                 },
             }
-        }
+        },
+        "/-/reload": {
+            "post": {
+                "summary": "Re-read the receivers file; a file that does not load is refused "
+                "and the receivers in use stay",
+                "tags": ["configuration"],
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "loaded"},
+                    "400": {"description": "refused: `failed to reload config: <where>: <why>`"},
+                    "401": {"description": "no token, or an unknown one"},
+                    "403": {"description": "the token lacks the `write` scope"},
+                },
+            }
+        },
     },
+    components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
 )

@@ -390,14 +390,30 @@ def load_receivers(
     default_webhook_url: str | None,
     language: TemplateLanguage | None = None,
 ) -> Receivers:
+    if not path:
+        return receivers_from_text(None, "", default_webhook_url, language)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ReceiversError(f"{path}: {exc}") from None
+    return receivers_from_text(text, path, default_webhook_url, language)
+
+
+def receivers_from_text(
+    text: str | None,
+    path: str,
+    default_webhook_url: str | None,
+    language: TemplateLanguage | None = None,
+) -> Receivers:
+    """The receivers of a file's content (``None``: no file); ``path`` places relative
+    ``*_file`` and ``templates:`` paths and names the file in errors. At start and at
+    every reload (``notifier.reload``)."""
     configs: dict[str, ReceiverConfig] = {}
     raw: Any = None
     globs: tuple[str, ...] = ()
-    if path:
+    if text is not None:
         try:
-            raw = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise ReceiversError(f"{path}: {exc}") from None
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             # PyYAML quotes the line, which may hold a webhook URL or a routing key.
             raise ReceiversError(f"{path}: not valid YAML: {yaml_error_text(exc)}") from None

@@ -17,6 +17,14 @@ class NotifierSettings(CommonSettings):
     http_port: int = Field(8083, alias="NOTIFIER_HTTP_PORT", ge=1, le=65535)
     receivers_file: str | None = Field(None, alias="NOTIFIER_RECEIVERS_FILE")
     default_webhook_url: str | None = Field(None, alias="NOTIFIER_DEFAULT_WEBHOOK_URL")
+    # How often the receivers file's hash is compared with the loaded one; a change
+    # reloads it as ``POST /-/reload`` does, so every replica picks it up. 0: only on
+    # ``POST /-/reload`` or SIGHUP.
+    config_check_s: float = Field(5.0, ge=0, alias="NOTIFIER_CONFIG_CHECK_S")
+    # Tokens for ``POST /-/reload`` (``token:write``; the alert-engine's format). None:
+    # the endpoint refuses every request (SIGHUP and the file watch still reload).
+    api_tokens: SecretStr | None = Field(None, alias="NOTIFIER_API_TOKENS")
+    api_tokens_file: str | None = Field(None, alias="NOTIFIER_API_TOKENS_FILE")
     # How the receivers file's templates are written: "go" (Alertmanager's), "jinja2"
     # (opsmesh's), or "auto": go for an Alertmanager configuration (a file with a `route`
     # or `templates`), jinja2 for a file of `receivers` alone.

@@ -45,8 +45,10 @@ def destinations(
     concurrency: int,
     slack_rate_per_s: float,
     templates: AlertmanagerTemplates | None = None,
+    generation: int = 0,
 ) -> list[Destination]:
-    """``templates``: render as Alertmanager does (Go templates); None: Jinja2."""
+    """``templates``: render as Alertmanager does (Go templates); None: Jinja2.
+    ``generation``: the configuration's (``ReceiverTable``)."""
     out: list[Destination] = []
     for integration, kind, config in receiver.integrations():
         channel: Channel
@@ -115,6 +117,7 @@ def destinations(
                 rate_key=rate_key,
                 rate_per_s=rate,
                 burst=burst,
+                generation=generation,
             )
         )
     return out

@@ -75,8 +75,11 @@ class DeliverStage(StatelessHandler):
         instance: str,
         max_pending_per_lane: int = 10_000,
         drain_wait_s: float = 4.0,
+        missing: Callable[[str], str] | None = None,
     ) -> None:
+        """``missing``: why a receiver has no destinations (else: not configured)."""
         self._destinations = destinations
+        self._missing = missing
         self._log = delivery_log
         self._writer = LogWriter(delivery_log, self._publish_results)
         self._producer = producer
@@ -90,6 +93,7 @@ class DeliverStage(StatelessHandler):
         self._shutdown: asyncio.Event | None = None  # the service's stop, once running
         self._drained = asyncio.Event()
         self._lanes: dict[str, Lane] = {}
+        self._retired: list[Lane] = []  # replaced by a reload, finishing their queues
         self._inflight: InFlight[Partition] = InFlight()
         self._active: set[Pair] = set()
         self._mine: set[Pair] = set()  # claims this process holds
@@ -221,13 +225,41 @@ class DeliverStage(StatelessHandler):
 
     # -- lanes ----------------------------------------------------------------------
 
+    def _retire_stale(self) -> None:
+        """Lanes whose destination a reload removed or replaced (and that no new job has
+        replaced yet) finish their queues and end."""
+        for key, lane in list(self._lanes.items()):
+            current = self._destinations(lane.destination.receiver) or ()
+            if not any(d is lane.destination for d in current):
+                lane.retire()
+                self._retired.append(lane)
+                del self._lanes[key]
+                with contextlib.suppress(KeyError):
+                    self._pending_gauge.remove(key)
+        self._retired = [old for old in self._retired if not old.finished]
+
     def _lane(self, destination: Destination) -> Lane:
+        """The destination's lane. After a reload changed the destination, the old lane
+        finishes its queue with the old configuration and ends; jobs for the new one get
+        a new lane (and a job planned just before the reload, a lane of its own)."""
         lane = self._lanes.get(destination.id)
-        if lane is None:
-            lane = Lane(destination, process=self._process, max_pending=self._max_pending)
-            lane.start(self._stopping)
-            self._lanes[destination.id] = lane
-        return lane
+        if lane is not None and lane.destination is destination:
+            return lane
+        fresh = Lane(destination, process=self._process, max_pending=self._max_pending)
+        fresh.start(self._stopping)
+        self._retired = [old for old in self._retired if not old.finished]
+        if lane is None or destination.generation > lane.destination.generation:
+            if lane is not None:
+                lane.retire()
+                self._retired.append(lane)
+            self._lanes[destination.id] = fresh
+        else:
+            # Built from the configuration before the reload: its job (queued next,
+            # before the workers first run) still finishes with it, on a lane that ends
+            # once that is done.
+            fresh.retire()
+            self._retired.append(fresh)
+        return fresh
 
     async def _process(self, job: Job) -> None:
         request = job.request
@@ -336,7 +368,12 @@ class DeliverStage(StatelessHandler):
 
     async def _not_configured(self, entry: _Record) -> None:
         request = entry.received.event
-        error = f"{FailureKind.NOT_CONFIGURED}: receiver {request.receiver!r} is not configured"
+        why = (
+            self._missing(request.receiver)
+            if self._missing is not None
+            else f"receiver {request.receiver!r} is not configured"
+        )
+        error = f"{FailureKind.NOT_CONFIGURED}: {why}"
         log.warning("delivery failed; dead-lettering", receiver=request.receiver, error=error)
         await (
             await self._dead_letters.send(
@@ -422,8 +459,10 @@ class DeliverStage(StatelessHandler):
             while not await sleep_until_stopped(stop, 1.0):
                 for lane in self._lanes.values():
                     self._pending_gauge.labels(lane.destination.id).set(lane.pending)
+                self._retire_stale()
             self._stopping.set()
-            await asyncio.gather(*(lane.join() for lane in self._lanes.values()))
+            lanes = [*self._lanes.values(), *self._retired]
+            await asyncio.gather(*(lane.join() for lane in lanes))
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
             # Unfinished pairs are replayed after the restart; free their claims for it.

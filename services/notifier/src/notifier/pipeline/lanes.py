@@ -41,6 +41,9 @@ class Destination:
     rate_key: str | None = None  # destinations sharing a remote rate limit share a bucket
     rate_per_s: float | None = None
     burst: float = 1.0
+    # Which configuration built it (``ReceiverTable``): a reload that changes the
+    # receiver builds a newer one, which gets a new lane.
+    generation: int = field(default=0, compare=False)
 
     @property
     def id(self) -> str:
@@ -75,6 +78,7 @@ class Lane:
         self._queue: collections.deque[Job] = collections.deque()
         self._ready = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
+        self._retiring = False
         self.active = 0
 
     def submit(self, job: Job) -> bool:
@@ -88,6 +92,16 @@ class Lane:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    def retire(self) -> None:
+        """A reload replaced the destination: the jobs already queued finish with the
+        configuration they were queued with, then the workers end."""
+        self._retiring = True
+        self._ready.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._retiring and all(worker.done() for worker in self._workers)
 
     def start(self, stop: asyncio.Event) -> None:
         for index in range(self.destination.concurrency):
@@ -103,6 +117,8 @@ class Lane:
         try:
             while not stop.is_set():
                 if not self._queue:
+                    if self._retiring:
+                        return
                     self._ready.clear()
                     waiter = asyncio.ensure_future(self._ready.wait())
                     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -148,12 +164,18 @@ class Sender:
     on_attempt: Callable[[Destination, SendResult], None] | None = None
     # Shared buckets (Redis) when replicas must share a limit; else per process.
     shared: SharedLimiter | None = None
+    # Why a receiver is no longer configured (a reload removed it), else None: its jobs
+    # stop before their next attempt, to be dead-lettered with that reason.
+    removed: Callable[[str], str | None] | None = None
 
     def breaker(self, destination: Destination) -> CircuitBreaker:
-        found = self.breakers.get(destination.id)
+        # Per configuration: a receiver a reload changed (another URL, say) starts
+        # closed; rate limits stay shared, being the remote end's.
+        key = f"{destination.id}#{destination.generation}"
+        found = self.breakers.get(key)
         if found is None:
             found = CircuitBreaker(self.breaker_threshold, self.breaker_open_s)
-            self.breakers[destination.id] = found
+            self.breakers[key] = found
         return found
 
     def bucket(self, destination: Destination) -> TokenBucket | None:
@@ -199,6 +221,16 @@ class Sender:
             raise LaneStopped
         return True
 
+    def _halted(self, job: Job, last: SendResult) -> SendResult | None:
+        """Before each attempt: raises when stopping; a job whose receiver a reload
+        removed ends here (dead-lettered with the reason), never retried for ever."""
+        if self.stop.is_set():
+            raise LaneStopped
+        gone = self.removed(job.destination.receiver) if self.removed is not None else None
+        if gone is None:
+            return None
+        return _removed(last if job.attempts else None, gone)
+
     async def send(self, job: Job) -> SendResult:
         destination = job.destination
         breaker = self.breaker(destination)
@@ -206,8 +238,9 @@ class Sender:
         deadline = job.started_at + self.retry.deadline_s
         last = SendResult(ok=False, failure=FailureKind.NETWORK, error="not attempted")
         while True:
-            if self.stop.is_set():
-                raise LaneStopped
+            halted = self._halted(job, last)
+            if halted is not None:
+                return halted
             hold = breaker.wait_s(self.clock.monotonic())
             if hold > 0:
                 if not await self._wait(hold, deadline):
@@ -271,6 +304,18 @@ async def _send_once(destination: Destination, request: NotificationRequested) -
             "channel raised; dead-lettering", destination=destination.id, error=error, at=where
         )
         return SendResult(ok=False, failure=FailureKind.INTERNAL, error=error)
+
+
+def _removed(last: SendResult | None, why: str) -> SendResult:
+    """A job whose receiver a reload removed: dead-lettered, never retried for ever."""
+    if last is None:
+        return SendResult(ok=False, failure=FailureKind.NOT_CONFIGURED, error=f"{why}; not sent")
+    return SendResult(
+        ok=False,
+        status_code=last.status_code,
+        failure=FailureKind.NOT_CONFIGURED,
+        error=f"{why}; not sent again (last error: {last.failure}: {last.error})",
+    )
 
 
 def _past_deadline(last: SendResult, why: str) -> SendResult:

@@ -1,28 +1,29 @@
 """``POST /-/reload``: re-read the configuration file, as Alertmanager's endpoint does.
 
-Authenticated with a ``write`` token (``api/auth.py``). 200 when the file is loaded (or
-unchanged); 400 with the reason when it is refused, the configuration in use staying.
+Authentication is the service's (a ``write`` token). 200 when the file is loaded (or
+unchanged); 400 ``failed to reload config: <where>: <why>`` when it is refused, the
+configuration in use staying.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from alert_engine.pipeline.reload import ConfigReloader, ReloadFailed, ReloadTrigger
+from opsmesh.reload import ReloadFailed, Reloads, ReloadTrigger
 
 
 class ReloadApi:
-    def __init__(self, reloader: ConfigReloader | None) -> None:
+    def __init__(self, reloader: Reloads | None, *, no_file: str) -> None:
+        """``no_file``: the answer when the service was started without a file."""
         self._reloader = reloader
+        self._no_file = no_file
 
     def register(self, app: web.Application) -> None:
         app.router.add_post("/-/reload", self.reload)
 
     async def reload(self, _: web.Request) -> web.Response:
         if self._reloader is None:
-            raise web.HTTPBadRequest(
-                text="no configuration file to reload (ALERT_ENGINE_CONFIG_FILE is not set)"
-            )
+            raise web.HTTPBadRequest(text=self._no_file)
         try:
             await self._reloader.reload(ReloadTrigger.API)
         except ReloadFailed as exc:
