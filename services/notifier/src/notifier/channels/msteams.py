@@ -12,6 +12,7 @@ import hashlib
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import msteams_card, msteams_fields
@@ -47,7 +48,9 @@ class MSTeamsChannel:
         self._clock = clock
         self._templates = templates
         self._http = http_options(config.http_config)
-        self._redact = Redactor([self._url, *self._http.secrets])
+        # A server's error page may quote the path alone (where the secret is).
+        path = URL(self._url)
+        self._redact = Redactor([self._url, path.raw_path_qs, path.raw_path, *self._http.secrets])
 
     @property
     def rate_key(self) -> str:
