@@ -244,7 +244,7 @@ async def test_every_field_renders_and_update_alerts_updates_the_open_alert(
         "responders": [
             {"name": "sre", "type": "team"},
             {"name": " dba", "type": "team"},
-            {"username": "oncall@example.com", "type": "user"},
+            {"username": "oncall@example.com", "type": "User"},
             {"id": "4513b7ea-3b91-438f-b7e4-e3e54af9147c", "type": "escalation"},
         ],
         "tags": ["page", "disk"],  # trimmed as a whole, then split

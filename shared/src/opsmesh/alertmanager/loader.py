@@ -346,13 +346,12 @@ def _opsgenie(config: dict[str, Any], glob: dict[str, Any], where: str) -> None:
                 f"{place}: a responder needs at least one of id, username or name"
             )
         kind = str(responder.get("type") or "")
-        if "{{" not in kind:  # a templated type is checked when it renders (by Opsgenie)
-            kind = kind.lower()
-            if not _OPSGENIE_TYPES.match(kind):
-                raise AlertmanagerConfigError(
-                    f"{place}.type: {kind!r} is not one of team, teams, user, escalation, schedule"
-                )
-            responder["type"] = kind
+        # Checked in lower case, sent as written (as Alertmanager does); a templated type
+        # is checked when it renders (by Opsgenie).
+        if "{{" not in kind and not _OPSGENIE_TYPES.match(kind.lower()):
+            raise AlertmanagerConfigError(
+                f"{place}.type: {kind!r} is not one of team, teams, user, escalation, schedule"
+            )
     url = config.get("api_url") or glob.get("opsgenie_api_url")
     if not url:
         raise AlertmanagerConfigError(f"{where}: no global OpsGenie URL set")
