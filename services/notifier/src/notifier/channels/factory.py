@@ -101,7 +101,7 @@ def destinations(
             assert isinstance(config, OpsGenieConfig)
             # receivers.py refuses these integrations unless templates are Alertmanager's.
             assert templates is not None
-            opsgenie = OpsGenieChannel(
+            channel = OpsGenieChannel(
                 name=integration,
                 config=config,
                 session=session,
@@ -109,12 +109,13 @@ def destinations(
                 clock=clock,
                 templates=templates,
             )
-            channel, rate_key = opsgenie, opsgenie.rate_key
+            # No shared bucket: Opsgenie's limits depend on the plan; its 429s (with
+            # Retry-After) pace the lane.
             lanes = min(concurrency, 2)  # keep a group's create before its close
         elif kind is IntegrationKind.MSTEAMS:
             assert isinstance(config, MSTeamsConfig)
             assert templates is not None
-            msteams = MSTeamsChannel(
+            channel = MSTeamsChannel(
                 name=integration,
                 config=config,
                 session=session,
@@ -122,7 +123,6 @@ def destinations(
                 clock=clock,
                 templates=templates,
             )
-            channel, rate_key = msteams, msteams.rate_key
             lanes = 1  # messages of a channel stay in order, as Slack's do
         else:
             assert isinstance(config, PagerDutyConfig)

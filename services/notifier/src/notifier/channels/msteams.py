@@ -8,8 +8,6 @@ reason; 429 (Teams throttles a busy webhook) and 5xx are retried, Retry-After ho
 
 from __future__ import annotations
 
-import hashlib
-
 import aiohttp
 import msgspec
 from yarl import URL
@@ -51,11 +49,6 @@ class MSTeamsChannel:
         # A server's error page may quote the path alone (where the secret is).
         path = URL(self._url)
         self._redact = Redactor([self._url, path.raw_path_qs, path.raw_path, *self._http.secrets])
-
-    @property
-    def rate_key(self) -> str:
-        """Teams throttles per webhook (the URL is a secret, so hashed)."""
-        return "msteams:" + hashlib.sha256(self._url.encode()).hexdigest()[:24]
 
     async def send(self, request: NotificationRequested) -> SendResult:
         try:

@@ -89,12 +89,6 @@ class OpsGenieChannel:
         self._http = http_options(config.http_config)
         self._redact = Redactor([config.api_key.get_secret_value(), *self._http.secrets])
 
-    @property
-    def rate_key(self) -> str:
-        """Opsgenie limits requests per API key (never logged, so hashed)."""
-        secret = self._config.api_key.get_secret_value()
-        return "opsgenie:" + hashlib.sha256(secret.encode()).hexdigest()[:24]
-
     async def send(self, request: NotificationRequested) -> SendResult:
         try:
             rendered = await self._templates.render(request, opsgenie_fields(self._config))
