@@ -295,6 +295,8 @@ receivers:
     slack_configs: [{api_url: "https://hooks.slack.example.com/x", text: "{{ len .Alerts }} alerts"}]
     pagerduty_configs: [{routing_key: "secret-routing-key"}]
     email_configs: [{to: [a@example.com], from: am@example.com, smarthost: "mail.example.com:25"}]
+    opsgenie_configs: [{api_key: "secret-genie-key", priority: P3}]
+    msteams_configs: [{webhook_url: "https://teams.example.com/webhookb2/secret-path"}]
 """
     )
     monkeypatch.setenv("NOTIFIER_AMTEMPLATE_BIN", str(renderer_binary))
@@ -305,10 +307,16 @@ receivers:
     assert "Subject: [FIRING:1] DiskAlmostFull checkout (db-1:9100 page)" in result.output
     assert '"client": "Alertmanager"' in result.output
     assert "secret-routing-key" not in result.output
+    assert "POST https://api.opsgenie.com/v2/alerts" in result.output
+    assert '"priority": "P3"' in result.output
+    assert '"type": "MessageCard"' in result.output
+    assert "secret-genie-key" not in result.output
+    assert "secret-path" not in result.output
     path.write_text(path.read_text().replace("{{ len .Alerts }}", "{{ len .Alerts"))
     broken = CliRunner().invoke(notify, ["preview", "ops", "--receivers-file", str(path)])
     assert broken.exit_code == 1
     assert "Error: template failed (text): template: :1:" in broken.output
+    assert "secret-genie-key" not in broken.output
 
 
 async def test_opsgenie_and_teams_are_built_from_an_alertmanager_configuration(
