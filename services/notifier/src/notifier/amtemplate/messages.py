@@ -266,8 +266,9 @@ def _common_labels(request: NotificationRequested) -> dict[str, str]:
 
 def opsgenie_responders(config: OpsGenieConfig, rendered: dict[str, Any]) -> list[dict[str, str]]:
     """Rendered responders: all-empty ones dropped, a ``teams`` one split into one team
-    per comma-separated name (Alertmanager renders each team name once more; a name that
-    is itself a template is not rendered twice here)."""
+    per comma-separated name. Alertmanager renders each split name once more, compiling
+    text that may come from a label as a template; here it is rendered once (labels are
+    data), which differs only for a name that itself holds ``{{``."""
     out: list[dict[str, str]] = []
     for index in range(len(config.responders)):
         values = {
