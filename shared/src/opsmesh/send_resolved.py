@@ -3,7 +3,7 @@
 and the notifier (which sends per integration), so neither retypes them.
 
 Alertmanager's defaults (``config/notifiers.go``): resolved notifications are sent by
-default to webhooks and PagerDuty, not to email or Slack.
+default to webhooks, PagerDuty, Opsgenie and Microsoft Teams, not to email or Slack.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ SEND_RESOLVED_DEFAULT: Mapping[str, bool] = {
     "slack": False,
     "pagerduty": True,
     "webhook": True,
+    "opsgenie": True,
+    "msteams": True,
 }
 
 

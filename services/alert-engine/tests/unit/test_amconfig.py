@@ -108,6 +108,7 @@ def test_global_and_original(cfg: EngineConfig) -> None:
         "smtp_hello": "localhost",
         "smtp_require_tls": True,
         "pagerduty_url": "https://events.pagerduty.com/v2/enqueue",
+        "opsgenie_api_url": "https://api.opsgenie.com/",
     }
     assert shown["route"] == yaml.safe_load(CONFIG)["route"]
     # Each integration shown with the defaults Alertmanager applies (send_resolved, url).

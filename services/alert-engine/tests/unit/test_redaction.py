@@ -126,7 +126,7 @@ def test_every_secret_is_masked_and_nothing_else() -> None:
 def test_status_shows_the_masked_configuration() -> None:
     raw = yaml.safe_load(CONFIG)
     # An integration the notifier does not implement is a configuration error
-    # (test_amconfig), so the loaded file holds the four that it does.
+    # (test_amconfig), so the loaded file holds the six that it does.
     for receiver in raw["receivers"]:
         for key in [k for k in receiver if k.removesuffix("_configs") in NOT_IMPLEMENTED]:
             del receiver[key]

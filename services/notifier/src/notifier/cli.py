@@ -15,10 +15,14 @@ import click
 
 from notifier.receivers import (
     EmailConfig,
+    IntegrationConfig,
+    MSTeamsConfig,
+    OpsGenieConfig,
     PagerDutyConfig,
     ReceiverConfig,
     Receivers,
     SlackConfig,
+    WebhookConfig,
     load_receivers,
 )
 from notifier.samples import sample_request
@@ -61,41 +65,57 @@ async def _preview_go(
     templates: AlertmanagerTemplates, config: ReceiverConfig, request: NotificationRequested
 ) -> None:
     """What Alertmanager's templates render for each integration of ``config``."""
-    from notifier.amtemplate import TemplateError, messages  # noqa: PLC0415
-    from notifier.channels.email import build_am_message  # noqa: PLC0415
-    from notifier.core import pagerduty_event  # noqa: PLC0415
-    from notifier.core.webhook_payload import webhook_payload  # noqa: PLC0415
+    from notifier.amtemplate import TemplateError  # noqa: PLC0415
     from notifier.rendering import RenderError  # noqa: PLC0415
 
     try:
         await templates.check()
         for integration, kind, item in config.integrations():
             click.secho(f"== {integration} ({kind.value}, Alertmanager templates)", bold=True)
-            if isinstance(item, EmailConfig):
-                rendered = await templates.render(request, messages.email_fields(item))
-                message = build_am_message(item, request, rendered)
-                for name, value in message.items():
-                    click.echo(f"{name}: {value}")
-                for part in ("plain", "html"):
-                    body = message.get_body((part,))
-                    click.echo(f"--- {part}\n{body.get_content() if body else ''}")
-            elif isinstance(item, SlackConfig):
-                rendered = await templates.render(request, messages.slack_fields(item))
-                click.echo(json.dumps(messages.slack_message(item, rendered), indent=2))
-            elif isinstance(item, PagerDutyConfig):
-                rendered = await templates.render(request, messages.pagerduty_fields(item))
-                event = pagerduty_event.am_event(
-                    request, routing_key="<routing key>", rendered=rendered
-                )
-                click.echo(json.dumps(event, indent=2))
-            else:
-                click.echo(json.dumps(webhook_payload(request, item.max_alerts), indent=2))
+            click.echo(await _go_preview(templates, request, item))
     except RenderError as exc:
         raise click.ClickException(str(exc)) from None
     except TemplateError as exc:
         raise click.ClickException(f"templates: {exc}") from None
     finally:
         await templates.renderer.close()
+
+
+async def _go_preview(
+    templates: AlertmanagerTemplates, request: NotificationRequested, item: IntegrationConfig
+) -> str:
+    """One integration's message as text: what it would send."""
+    from notifier.amtemplate import messages  # noqa: PLC0415
+    from notifier.channels.email import build_am_message  # noqa: PLC0415
+    from notifier.channels.opsgenie import api_calls  # noqa: PLC0415
+    from notifier.core import pagerduty_event  # noqa: PLC0415
+    from notifier.core.webhook_payload import webhook_payload  # noqa: PLC0415
+
+    if isinstance(item, EmailConfig):
+        rendered = await templates.render(request, messages.email_fields(item))
+        message = build_am_message(item, request, rendered)
+        lines = [f"{name}: {value}" for name, value in message.items()]
+        for part in ("plain", "html"):
+            body = message.get_body((part,))
+            lines.append(f"--- {part}\n{body.get_content() if body else ''}")
+        return "\n".join(lines)
+    if isinstance(item, SlackConfig):
+        rendered = await templates.render(request, messages.slack_fields(item))
+        return json.dumps(messages.slack_message(item, rendered), indent=2)
+    if isinstance(item, PagerDutyConfig):
+        rendered = await templates.render(request, messages.pagerduty_fields(item))
+        event = pagerduty_event.am_event(request, routing_key="<routing key>", rendered=rendered)
+        return json.dumps(event, indent=2)
+    if isinstance(item, OpsGenieConfig):
+        rendered = await templates.render(request, messages.opsgenie_fields(item))
+        return "\n".join(
+            f"{call.method} {item.api_url}{call.path}\n{json.dumps(call.body, indent=2)}"
+            for call in api_calls(item, request, rendered)
+        )
+    if isinstance(item, MSTeamsConfig):
+        rendered = await templates.render(request, messages.msteams_fields(item))
+        return json.dumps(messages.msteams_card(request, rendered), indent=2)
+    return json.dumps(webhook_payload(request, item.max_alerts), indent=2)
 
 
 @click.group()
@@ -159,8 +179,10 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
                 default_severity=item.severity,
             )
             click.echo(json.dumps(event, indent=2))
-        else:
+        elif isinstance(item, WebhookConfig):
             click.echo(json.dumps(webhook_payload(request, item.max_alerts), indent=2))
+        else:  # Opsgenie and Teams: refused at load without Alertmanager templates
+            raise click.ClickException(f"{integration}: needs Alertmanager (Go) templates")
 
 
 @notify.command()

@@ -1,13 +1,15 @@
 """Receivers: names that alert-engine routes to, mapped onto channels.
 
 The file format follows Alertmanager's ``receivers`` section (``email_configs``,
-``slack_configs``, ``pagerduty_configs``, ``webhook_configs``), so an existing
+``slack_configs``, ``pagerduty_configs``, ``webhook_configs``, ``opsgenie_configs``,
+``msteams_configs``), so an existing
 configuration's receivers carry over. A receiver with several integrations delivers to
 each; every integration has a stable id (``<kind>-<index>``) under which its delivery is
 recorded, so a retry never resends the integrations that already succeeded.
 
 Secrets (SMTP passwords, Slack tokens and webhook URLs, PagerDuty routing keys, webhook
-signing secrets) are ``SecretStr``: they print as ``**********`` in logs and errors.
+signing secrets, Opsgenie API keys, Microsoft Teams webhook URLs) are ``SecretStr``: they
+print as ``**********`` in logs and errors.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class IntegrationKind(enum.StrEnum):
     SLACK = "slack"
     PAGERDUTY = "pagerduty"
     WEBHOOK = "webhook"
+    OPSGENIE = "opsgenie"
+    MSTEAMS = "msteams"
 
 
 def _check_url(url: str, field: str, *, secret: bool = False) -> None:
@@ -249,7 +253,57 @@ class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"clas
         _check_url(self.url, "pagerduty_configs.url")
 
 
-IntegrationConfig = EmailConfig | SlackConfig | PagerDutyConfig | WebhookConfig
+class OpsGenieResponder(msgspec.Struct, forbid_unknown_fields=False):
+    id: str = ""
+    name: str = ""
+    username: str = ""
+    type: str = ""
+
+
+class OpsGenieConfig(msgspec.Struct, forbid_unknown_fields=False):
+    """Alertmanager's ``opsgenie_configs`` (Alert API v2). Every text field is a Go
+    template; None: Alertmanager's default (``opsgenie.default.*``) or nothing."""
+
+    api_key: SecretStr
+    api_url: str = "https://api.opsgenie.com/"  # the loader makes it end in "/"
+    message: str | None = None
+    description: str | None = None
+    source: str | None = None
+    details: dict[str, str] = {}
+    entity: str = ""
+    responders: list[OpsGenieResponder] = []
+    actions: str = ""
+    tags: str = ""
+    note: str = ""
+    priority: str = ""
+    update_alerts: bool = False
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["opsgenie"]
+    http_config: HTTPConfig | None = None
+
+    def __post_init__(self) -> None:
+        _check_url(self.api_url, "opsgenie_configs.api_url")
+
+
+class MSTeamsConfig(msgspec.Struct, forbid_unknown_fields=False):
+    """Alertmanager's ``msteams_configs`` (an incoming webhook, MessageCard payload)."""
+
+    webhook_url: SecretStr
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    send_resolved: bool = SEND_RESOLVED_DEFAULT["msteams"]
+    http_config: HTTPConfig | None = None
+
+    def __post_init__(self) -> None:
+        # The URL's path is the secret: not shown in the error.
+        _check_url(self.webhook_url.get_secret_value(), "msteams_configs.webhook_url", secret=True)
+
+
+IntegrationConfig = (
+    EmailConfig | SlackConfig | PagerDutyConfig | WebhookConfig | OpsGenieConfig | MSTeamsConfig
+)
+# Integrations whose fields are Alertmanager (Go) templates only: no Jinja2 defaults exist.
+GO_TEMPLATES_ONLY = (IntegrationKind.OPSGENIE, IntegrationKind.MSTEAMS)
 
 
 class ReceiverConfig(msgspec.Struct, forbid_unknown_fields=False):
@@ -258,6 +312,8 @@ class ReceiverConfig(msgspec.Struct, forbid_unknown_fields=False):
     slack_configs: list[SlackConfig] = []
     pagerduty_configs: list[PagerDutyConfig] = []
     webhook_configs: list[WebhookConfig] = []
+    opsgenie_configs: list[OpsGenieConfig] = []
+    msteams_configs: list[MSTeamsConfig] = []
 
     def integrations(self) -> list[tuple[str, IntegrationKind, IntegrationConfig]]:
         """(id, kind, config) for each integration; the id is stable while the file's order
@@ -268,6 +324,8 @@ class ReceiverConfig(msgspec.Struct, forbid_unknown_fields=False):
             (IntegrationKind.SLACK, self.slack_configs),
             (IntegrationKind.PAGERDUTY, self.pagerduty_configs),
             (IntegrationKind.WEBHOOK, self.webhook_configs),
+            (IntegrationKind.OPSGENIE, self.opsgenie_configs),
+            (IntegrationKind.MSTEAMS, self.msteams_configs),
         ]
         for kind, configs in groups:
             for index, config in enumerate(configs):
@@ -364,6 +422,17 @@ def _check_http_configs(receiver: ReceiverConfig, where: str) -> None:
             )
 
 
+def _refuse_go_only(configs: dict[str, ReceiverConfig], where: str) -> None:
+    for receiver in configs.values():
+        for integration, kind, _ in receiver.integrations():
+            if kind in GO_TEMPLATES_ONLY:
+                raise ReceiversError(
+                    f"{where}: receiver {receiver.name!r} {integration}: {kind.value}_configs "
+                    "render Alertmanager (Go) templates only; use an Alertmanager "
+                    "configuration (with a route) or NOTIFIER_TEMPLATE_LANGUAGE=go"
+                )
+
+
 def template_language(raw: Any, configured: TemplateLanguage | None) -> TemplateLanguage:
     """The configured language, or else: Go for an Alertmanager configuration (a file with
     a ``route``, which Alertmanager requires of every configuration, or ``templates``),
@@ -422,6 +491,8 @@ def receivers_from_text(
     chosen = template_language(raw, language)
     if globs and chosen is TemplateLanguage.JINJA2:
         raise ReceiversError(f"{path}: templates: are Alertmanager (Go) template files")
+    if chosen is TemplateLanguage.JINJA2:
+        _refuse_go_only(configs, path or "receivers")
     if default_webhook_url and "default" not in configs:
         configs["default"] = ReceiverConfig(
             name="default", webhook_configs=[WebhookConfig(url=default_webhook_url)]

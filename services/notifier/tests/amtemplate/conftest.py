@@ -36,15 +36,20 @@ def renderer_binary() -> Path:
 
 @dataclass
 class Sink:
-    """What was sent, by case: Slack, PagerDuty and webhook JSON bodies, emails."""
+    """What was sent, by case: Slack, PagerDuty, Opsgenie and webhook JSON bodies (with
+    each request's method, path and Authorization header), emails."""
 
     bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     mails: dict[str, list[EmailMessage]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_body(self, case: str, body: dict[str, Any]) -> None:
+    def add_body(
+        self, case: str, body: dict[str, Any], request: tuple[str, str, str] = ("", "", "")
+    ) -> None:
         with self.lock:
             self.bodies.setdefault(case, []).append(body)
+            self.requests.setdefault(case, []).append(request)
 
     def add_mail(self, case: str, mail: EmailMessage) -> None:
         with self.lock:
@@ -60,13 +65,19 @@ def http_sink(sink: Sink) -> tuple[http.server.ThreadingHTTPServer, int]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
-            # The case is the last path segment, quoted (receiver names may hold any text).
-            sink.add_body(urllib.parse.unquote(self.path.rsplit("/", 1)[-1]), body)
+            # The case is the last path segment, quoted (receiver names may hold any
+            # text); Opsgenie's API paths follow it: /og/<case>/v2/alerts...
+            parts = self.path.split("?")[0].split("/")
+            case = urllib.parse.unquote(parts[2] if parts[1] == "og" else parts[-1])
+            auth = self.headers.get("Authorization", "")
+            sink.add_body(case, body, (self.command, self.path, auth))
             answer = b"ok" if self.path.startswith("/slack/") else b'{"status":"success"}'
             self.send_response(200 if answer == b"ok" else 202)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)
+
+        do_PUT = do_POST
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -175,6 +186,8 @@ def alertmanager_factory(
                 pd["url"] = f"http://127.0.0.1:{http_port}/pd/{case}"
             for hook in receiver.get("webhook_configs", []):
                 hook["url"] = f"http://127.0.0.1:{http_port}/hook/{case}"
+            for og in receiver.get("opsgenie_configs", []):
+                og["api_url"] = f"http://127.0.0.1:{http_port}/og/{case}/"
             for mail in receiver.get("email_configs", []):
                 mail["to"] = f"{receiver['name']}@example.com"
                 mail["from"] = "alertmanager@example.com"

@@ -295,6 +295,8 @@ receivers:
     slack_configs: [{api_url: "https://hooks.slack.example.com/x", text: "{{ len .Alerts }} alerts"}]
     pagerduty_configs: [{routing_key: "secret-routing-key"}]
     email_configs: [{to: [a@example.com], from: am@example.com, smarthost: "mail.example.com:25"}]
+    opsgenie_configs: [{api_key: "secret-genie-key", priority: P3}]
+    msteams_configs: [{webhook_url: "https://teams.example.com/webhookb2/secret-path"}]
 """
     )
     monkeypatch.setenv("NOTIFIER_AMTEMPLATE_BIN", str(renderer_binary))
@@ -305,7 +307,64 @@ receivers:
     assert "Subject: [FIRING:1] DiskAlmostFull checkout (db-1:9100 page)" in result.output
     assert '"client": "Alertmanager"' in result.output
     assert "secret-routing-key" not in result.output
+    assert "POST https://api.opsgenie.com/v2/alerts" in result.output
+    assert '"priority": "P3"' in result.output
+    assert '"type": "MessageCard"' in result.output
+    assert "secret-genie-key" not in result.output
+    assert "secret-path" not in result.output
     path.write_text(path.read_text().replace("{{ len .Alerts }}", "{{ len .Alerts"))
     broken = CliRunner().invoke(notify, ["preview", "ops", "--receivers-file", str(path)])
     assert broken.exit_code == 1
     assert "Error: template failed (text): template: :1:" in broken.output
+    assert "secret-genie-key" not in broken.output
+
+
+async def test_opsgenie_and_teams_are_built_from_an_alertmanager_configuration(
+    renderer_binary: Path, tmp_path: Path, fake: Fake
+) -> None:
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(
+        f"""
+global: {{opsgenie_api_key: genie-key, opsgenie_api_url: "{fake.base}/og"}}
+route: {{receiver: pager}}
+receivers:
+  - name: pager
+    opsgenie_configs: [{{priority: P2}}]
+    msteams_configs: [{{webhook_url: "{fake.base}/teams/s3cr3t"}}]
+"""
+    )
+    receivers = load_receivers(str(path), None)
+    renderer = GoRenderer(renderer_binary, workers=1)
+    try:
+        loaded = AlertmanagerTemplates(renderer, receivers.templates)
+        async with safe_session(LOOPBACK, timeout_s=5) as session:
+            built = destinations(
+                receivers.get("pager"),
+                session=session,
+                policy=LOOPBACK,
+                clock=SystemClock(),
+                refs=MemoryMessageRefs(),
+                timeout_s=5,
+                tls=tls_context(None),
+                concurrency=4,
+                slack_rate_per_s=1,
+                templates=loaded,
+            )
+            assert [(d.integration, d.send_resolved, d.concurrency) for d in built] == [
+                ("opsgenie-0", True, 2),
+                ("msteams-0", True, 1),
+            ]
+            for status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
+                request = sample_request("pager", status=status, now=NOW)
+                for destination in built:
+                    assert (await destination.channel.send(request)).ok
+    finally:
+        await renderer.close()
+    create, _close = [body for p, body in fake.calls if p.startswith("/og/")]
+    assert create["priority"] == "P2"
+    assert [p for p, _ in fake.calls if p.startswith("/og/")] == [
+        "/og/v2/alerts",
+        f"/og/v2/alerts/{create['alias']}/close",
+    ]
+    firing, resolved = fake.bodies("/teams/s3cr3t")
+    assert (firing["themeColor"], resolved["themeColor"]) == ("8C1A1A", "2DC72D")

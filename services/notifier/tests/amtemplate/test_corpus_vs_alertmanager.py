@@ -1,7 +1,7 @@
 """Real-world Alertmanager templates rendered by opsmesh and by Alertmanager itself.
 
-Debian's Alertmanager (0.25) is started with one receiver per case (Slack and PagerDuty
-pointed at a local HTTP sink, email at a local SMTP server), the same alerts are posted to
+Debian's Alertmanager (0.25) is started with one receiver per case (Slack, PagerDuty and
+Opsgenie pointed at a local HTTP sink, email at a local SMTP server), the same alerts are posted to
 it, and what it sends is compared byte for byte with what opsmesh renders for the same
 notification (``opsmesh-amtemplate``, built on Alertmanager 0.35's template package).
 
@@ -20,17 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from notifier.amtemplate import AlertmanagerTemplates, GoRenderer
 from notifier.amtemplate.messages import (
     email_fields,
+    opsgenie_fields,
     pagerduty_fields,
     prefixed,
     slack_fields,
     slack_message,
 )
 from notifier.channels.email import build_am_message
+from notifier.channels.opsgenie import api_calls
 from notifier.core.pagerduty_event import am_event
 from notifier.receivers import parse_receivers
 from opsmesh.events.alerts import Alert, AlertStatus
@@ -284,6 +287,47 @@ CASES = [
         },
         alerts=[_alert("db-1:9100", severity="critical"), _alert("db-2:9100", severity="critical")],
     ),
+    Case(
+        "opsgenie.default",
+        {"opsgenie_configs": [{"api_key": "genie-key"}]},
+        alerts=[_alert("db-1:9100"), _alert("db-2:9100")],
+        resolve=["db-1:9100", "db-2:9100"],
+    ),
+    Case(
+        "opsgenie.custom",
+        {
+            "opsgenie_configs": [
+                {
+                    "api_key": '{{ if eq .CommonLabels.job "node" }}genie-key{{ end }}',
+                    "message": '{{ template "team.title" . }} {{ .CommonAnnotations.summary }}'
+                    " and a long tail of words to pass the one hundred and thirty characters"
+                    " that Opsgenie takes",
+                    "description": '{{ template "team.text" . }}',
+                    "source": "{{ .ExternalURL }}",
+                    "details": {
+                        "instances": "{{ range .Alerts }}{{ .Labels.instance }} {{ end }}",
+                        "job": "overridden {{ .CommonLabels.job }}",
+                    },
+                    "entity": "{{ .GroupLabels.alertname }}",
+                    "responders": [
+                        {"name": "sre,{{ .CommonLabels.job }},", "type": "teams"},
+                        {"username": "oncall@example.com", "type": "User"},
+                        {
+                            "id": "{{ .CommonLabels.nothing }}",
+                            "type": "{{ .CommonLabels.nothing }}",
+                        },
+                        {"name": "{{ .CommonLabels.job }}-rota", "type": "schedule"},
+                    ],
+                    "actions": "restart, page-dba,,",
+                    "tags": "{{ .CommonLabels.severity }},disk,{{ .CommonLabels.job }}",
+                    "note": "first seen by {{ .Receiver }}",
+                    "priority": '{{ if eq .CommonLabels.severity "critical" }}P1{{ end }}',
+                    "update_alerts": True,
+                }
+            ]
+        },
+        alerts=[_alert("db-1:9100", severity="critical"), _alert("db-2:9100", severity="critical")],
+    ),
 ]
 
 
@@ -384,6 +428,8 @@ def _config(case: Case, kind: str) -> Any:
     receiver = {"name": case.name, **case.receiver}
     for slack in receiver.get("slack_configs", []):
         slack.setdefault("api_url", "https://hooks.slack.example.com/x")
+    for og in receiver.get("opsgenie_configs", []):
+        og["api_url"] = "http://127.0.0.1/"  # the paths are compared relative to it
     for mail in receiver.get("email_configs", []):
         mail.update(to=[f"{case.name}@example.com"], smarthost="127.0.0.1:25")
         mail["from"] = "alertmanager@example.com"
@@ -463,3 +509,34 @@ async def test_pagerduty_event_is_alertmanagers(case: Case, run: Run, templates:
     assert our_details["num_firing"] == int(their_details["num_firing"])
     assert our_details["num_resolved"] == int(their_details["num_resolved"])
     assert prefixed(rendered, "details.") == our_details
+
+
+def _am_group_key(case: Case) -> str:
+    """The group key Alertmanager gives the case's group (route ``case="<name>"`` under
+    the root, grouped by alertname and case), printed as Alertmanager prints it."""
+    return f'{{}}/{{case="{case.name}"}}:{{alertname="DiskAlmostFull", case="{case.name}"}}'
+
+
+@pytest.mark.parametrize("case", _cases("opsgenie"))
+async def test_opsgenie_requests_are_alertmanagers(case: Case, run: Run, templates: Any) -> None:
+    config = _config(case, "opsgenie")
+    calls_per_notification = 3 if config.update_alerts else 1
+    run.am.wait([case.name], calls_per_notification * len(run.phases[case.name]))
+    theirs = list(zip(run.am.sink.requests[case.name], run.am.sink.bodies[case.name], strict=True))
+    ours = []
+    for alerts in run.phases[case.name]:
+        request = msgspec.structs.replace(
+            request_for(case, alerts, run.am.external_url), group_key=_am_group_key(case)
+        )
+        rendered = await templates.render(request, opsgenie_fields(config))
+        for call in api_calls(config, request, rendered):
+            key = str(rendered.get("api_key", config.api_key.get_secret_value()))
+            ours.append(
+                ((call.method, f"/og/{case.name}/{call.path}", f"GenieKey {key}"), call.body)
+            )
+    assert len(ours) == len(theirs)
+    for (our_request, our_body), (their_request, their_body) in zip(ours, theirs, strict=True):
+        # The alias (the group key's SHA-256) and the paths built from it are Alertmanager's.
+        assert our_request == their_request
+        for key in sorted(set(our_body) | set(their_body)):
+            assert our_body.get(key) == their_body.get(key), (key, their_body.get(key))

@@ -242,14 +242,13 @@ def test_an_alertmanager_file_gets_global_defaults_and_file_secrets(tmp_path: Pa
 @pytest.mark.parametrize(
     "integration",
     [
-        "opsgenie",
         "victorops",
         "pushover",
         "sns",
         "telegram",
         "webex",
         "discord",
-        "msteams",
+        "msteamsv2",
         "wechat",
         "jira",
         "rocketchat",

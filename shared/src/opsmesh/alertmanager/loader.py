@@ -30,17 +30,15 @@ from opsmesh.alertmanager.redaction import redacted_yaml
 from opsmesh.send_resolved import SEND_RESOLVED_DEFAULT
 from opsmesh.yaml_errors import yaml_error_text
 
-IMPLEMENTED: tuple[str, ...] = ("email", "slack", "pagerduty", "webhook")
+IMPLEMENTED: tuple[str, ...] = ("email", "slack", "pagerduty", "webhook", "opsgenie", "msteams")
 # Alertmanager integrations the notifier does not deliver to (docs/alertmanager-compat.md).
 NOT_IMPLEMENTED: tuple[str, ...] = (
-    "opsgenie",
     "victorops",
     "pushover",
     "sns",
     "telegram",
     "webex",
     "discord",
-    "msteams",
     "msteamsv2",
     "wechat",
     "jira",
@@ -54,6 +52,7 @@ DEFAULT_GLOBAL: dict[str, Any] = {
     "smtp_hello": "localhost",
     "smtp_require_tls": True,
     "pagerduty_url": "https://events.pagerduty.com/v2/enqueue",
+    "opsgenie_api_url": "https://api.opsgenie.com/",
 }
 
 
@@ -70,8 +69,8 @@ class UnimplementedIntegrationError(AlertmanagerConfigError):
         super().__init__(
             f"{where}: receiver {receiver!r} uses the {integration} integration "
             f"({written or integration + '_configs'}), which opsmesh's notifier does not "
-            "implement (implemented: email, slack, pagerduty Events API v2, webhook; "
-            "see docs/alertmanager-compat.md)"
+            "implement (implemented: email, slack, pagerduty Events API v2, webhook, "
+            "opsgenie, msteams; see docs/alertmanager-compat.md)"
         )
         self.receiver = receiver
         self.integration = integration
@@ -335,7 +334,61 @@ def _webhook(config: dict[str, Any], _glob: dict[str, Any], where: str) -> None:
         raise AlertmanagerConfigError(f"{where}.max_alerts: must not be negative")
 
 
-_KIND_DEFAULTS = {"email": _email, "slack": _slack, "pagerduty": _pagerduty, "webhook": _webhook}
+_OPSGENIE_TYPES = re.compile(r"^(team|teams|user|escalation|schedule)$")
+
+
+def _opsgenie(config: dict[str, Any], glob: dict[str, Any], where: str) -> None:
+    _exclusive(config, "api_key", "api_key_file", where)
+    for k, responder in enumerate(config.get("responders") or []):
+        place = f"{where}.responders[{k}]"
+        if not any(responder.get(name) for name in ("id", "username", "name")):
+            raise AlertmanagerConfigError(
+                f"{place}: a responder needs at least one of id, username or name"
+            )
+        kind = str(responder.get("type") or "")
+        # Checked in lower case, sent as written (as Alertmanager does); a templated type
+        # is checked when it renders (by Opsgenie).
+        if "{{" not in kind and not _OPSGENIE_TYPES.match(kind.lower()):
+            raise AlertmanagerConfigError(
+                f"{place}.type: {kind!r} is not one of team, teams, user, escalation, schedule"
+            )
+    url = config.get("api_url") or glob.get("opsgenie_api_url")
+    if not url:
+        raise AlertmanagerConfigError(f"{where}: no global OpsGenie URL set")
+    _check_url(url, f"{where}.api_url")
+    # The API's paths are appended to it (``v2/alerts``), as Alertmanager appends them.
+    config["api_url"] = url if url.endswith("/") else url + "/"
+    if not config.get("api_key") and not config.get("api_key_file"):
+        if glob.get("opsgenie_api_key"):
+            config["api_key"] = glob["opsgenie_api_key"]
+        elif glob.get("opsgenie_api_key_file"):
+            config["api_key_file"] = glob["opsgenie_api_key_file"]
+        else:
+            raise AlertmanagerConfigError(
+                f"{where}: no global OpsGenie API Key set either inline or in a file"
+            )
+    for name, value in list((config.get("details") or {}).items()):
+        config["details"][name] = str(value)
+
+
+def _msteams(config: dict[str, Any], _glob: dict[str, Any], where: str) -> None:
+    _exclusive(config, "webhook_url", "webhook_url_file", where)
+    if not config.get("webhook_url") and not config.get("webhook_url_file"):
+        raise AlertmanagerConfigError(
+            f"{where}: one of webhook_url or webhook_url_file must be configured"
+        )
+    if config.get("webhook_url"):
+        _check_url(config["webhook_url"], f"{where}.webhook_url", secret=True)
+
+
+_KIND_DEFAULTS = {
+    "email": _email,
+    "slack": _slack,
+    "pagerduty": _pagerduty,
+    "webhook": _webhook,
+    "opsgenie": _opsgenie,
+    "msteams": _msteams,
+}
 
 
 _SECRET_FILES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -343,6 +396,8 @@ _SECRET_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     "slack": (("api_url_file", "api_url"),),
     "pagerduty": (("routing_key_file", "routing_key"), ("service_key_file", "service_key")),
     "webhook": (("url_file", "url"),),
+    "opsgenie": (("api_key_file", "api_key"),),
+    "msteams": (("webhook_url_file", "webhook_url"),),
 }
 
 
@@ -365,7 +420,7 @@ def _read_secret_files(
             ) from None
         if not value:
             raise AlertmanagerConfigError(f"{where}.{file_field}: {str(path)!r} is empty")
-        if kind in ("slack", "webhook"):
+        if kind in ("slack", "webhook", "msteams"):
             _check_url(value, f"{where}.{file_field}", secret=True)
         config[value_field] = value
     if config.get("http_config"):

@@ -247,21 +247,58 @@ class WebhookConfig(_Strict):
     secrets: list[str] | None = None
 
 
+class OpsGenieResponder(_Strict):
+    id: str | None = None
+    name: str | None = None
+    username: str | None = None
+    type: str | None = None
+
+
+class OpsGenieConfig(_Strict):
+    send_resolved: bool | None = None
+    http_config: HTTPConfig | None = None
+    api_key: str | None = None
+    api_key_file: str | None = None
+    api_url: str | None = None
+    message: str | None = None
+    description: str | None = None
+    source: str | None = None
+    # Go's YAML reads a number into a string field as its text.
+    details: dict[str, str | int | float] | None = None
+    entity: str | None = None
+    responders: list[OpsGenieResponder] | None = None
+    actions: str | None = None
+    tags: str | None = None
+    note: str | None = None
+    priority: str | None = None
+    update_alerts: bool | None = None
+
+
+class MSTeamsConfig(_Strict):
+    send_resolved: bool | None = None
+    http_config: HTTPConfig | None = None
+    webhook_url: str | None = None
+    webhook_url_file: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+
+
 class Receiver(_Strict):
     name: str
     email_configs: list[EmailConfig] | None = None
     slack_configs: list[SlackConfig] | None = None
     pagerduty_configs: list[PagerDutyConfig] | None = None
     webhook_configs: list[WebhookConfig] | None = None
+    opsgenie_configs: list[OpsGenieConfig] | None = None
+    msteams_configs: list[MSTeamsConfig] | None = None
     # Integrations opsmesh does not implement: accepted here so the loader can name them.
-    opsgenie_configs: list[Any] | None = None
     victorops_configs: list[Any] | None = None
     pushover_configs: list[Any] | None = None
     sns_configs: list[Any] | None = None
     telegram_configs: list[Any] | None = None
     webex_configs: list[Any] | None = None
     discord_configs: list[Any] | None = None
-    msteams_configs: list[Any] | None = None
     msteamsv2_configs: list[Any] | None = None
     wechat_configs: list[Any] | None = None
     jira_configs: list[Any] | None = None

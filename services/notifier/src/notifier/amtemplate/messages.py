@@ -16,7 +16,13 @@ from typing import Any
 
 from notifier.amtemplate.renderer import Field
 from notifier.core.webhook_payload import AM_REASONS, rfc3339
-from notifier.receivers import EmailConfig, PagerDutyConfig, SlackConfig
+from notifier.receivers import (
+    EmailConfig,
+    MSTeamsConfig,
+    OpsGenieConfig,
+    PagerDutyConfig,
+    SlackConfig,
+)
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 
@@ -49,9 +55,23 @@ PAGERDUTY_DEFAULT_DETAILS = {
     "num_firing": "{{ .Alerts.Firing | len }}",
     "num_resolved": "{{ .Alerts.Resolved | len }}",
 }
+OPSGENIE_DEFAULTS = {
+    "message": '{{ template "opsgenie.default.message" . }}',
+    "description": '{{ template "opsgenie.default.description" . }}',
+    "source": '{{ template "opsgenie.default.source" . }}',
+}
+MSTEAMS_DEFAULTS = {
+    "title": '{{ template "msteams.default.title" . }}',
+    "summary": '{{ template "msteams.default.summary" . }}',
+    "text": '{{ template "msteams.default.text" . }}',
+}
+# Alertmanager's MessageCard colours (``notify/msteams``): firing, resolved.
+MSTEAMS_COLOR_FIRING = "8C1A1A"
+MSTEAMS_COLOR_RESOLVED = "2DC72D"
 TRUNCATION_MARKER = "…"
 SLACK_TITLE_MAX_RUNES = 1024
 PAGERDUTY_SUMMARY_MAX_RUNES = 1024
+OPSGENIE_MESSAGE_MAX_RUNES = 130  # the Alert API's limit on ``message``
 
 
 def truncate_in_runes(text: str, limit: int) -> str:
@@ -206,3 +226,103 @@ def pagerduty_fields(config: PagerDutyConfig) -> list[Field]:
 
 def prefixed(rendered: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in rendered.items() if k.startswith(prefix)}
+
+
+def opsgenie_fields(config: OpsGenieConfig) -> list[Field]:
+    """What Alertmanager renders for an Opsgenie alert (``notify/opsgenie``): every field
+    of the configuration is a template, the API key included (rendered only when it holds
+    a template action: a plain key renders as itself)."""
+    out = [
+        Field(name, _or(getattr(config, name), default))
+        for name, default in OPSGENIE_DEFAULTS.items()
+    ]
+    for name in ("entity", "actions", "tags", "note", "priority"):
+        out.append(Field(name, getattr(config, name)))
+    out.extend(Field(f"details.{name}", value) for name, value in config.details.items())
+    for index, responder in enumerate(config.responders):
+        for name in ("id", "name", "username", "type"):
+            out.append(Field(f"responders.{index}.{name}", getattr(responder, name)))
+    api_key = config.api_key.get_secret_value()
+    if "{{" in api_key:
+        out.append(Field("api_key", api_key))
+    return out
+
+
+def _safe_split(text: str) -> list[str]:
+    """Alertmanager's ``safeSplit``: comma-separated, empty parts dropped (not trimmed)."""
+    return [part for part in text.strip().split(",") if part]
+
+
+def _common_labels(request: NotificationRequested) -> dict[str, str]:
+    """``.CommonLabels`` as Alertmanager's template data derives it from the alerts sent."""
+    if not request.alerts:
+        return {}
+    common = dict(request.alerts[0].labels)
+    for alert in request.alerts[1:]:
+        for key in [k for k, v in common.items() if alert.labels.get(k) != v]:
+            del common[key]
+    return common
+
+
+def opsgenie_responders(config: OpsGenieConfig, rendered: dict[str, Any]) -> list[dict[str, str]]:
+    """Rendered responders: all-empty ones dropped, a ``teams`` one split into one team
+    per comma-separated name. Alertmanager renders each split name once more, compiling
+    text that may come from a label as a template; here it is rendered once (labels are
+    data), which differs only for a name that itself holds ``{{``."""
+    out: list[dict[str, str]] = []
+    for index in range(len(config.responders)):
+        values = {
+            name: str(rendered[f"responders.{index}.{name}"])
+            for name in ("id", "name", "username", "type")
+        }
+        if not any(values.values()):
+            continue
+        if values["type"] == "teams":
+            out.extend({"name": team, "type": "team"} for team in _safe_split(values["name"]))
+            continue
+        # JSON tags: id, name and username are omitted when empty; type never is.
+        out.append({k: v for k, v in values.items() if v or k == "type"})
+    return out
+
+
+def opsgenie_create(
+    config: OpsGenieConfig, request: NotificationRequested, rendered: dict[str, Any], alias: str
+) -> dict[str, Any]:
+    """The Alert API's create request, as Alertmanager builds it (empty optional fields
+    left out as its JSON tags leave them out)."""
+    details = {**_common_labels(request), **prefixed(rendered, "details.")}
+    body: dict[str, Any] = {
+        "alias": alias,
+        "message": truncate_in_runes(str(rendered["message"]), OPSGENIE_MESSAGE_MAX_RUNES),
+        "description": rendered["description"],
+        "details": details,
+        "source": rendered["source"],
+        "responders": opsgenie_responders(config, rendered),
+        "tags": _safe_split(str(rendered["tags"])),
+        "note": rendered["note"],
+        "priority": rendered["priority"],
+        "entity": rendered["entity"],
+        "actions": _safe_split(str(rendered["actions"])),
+    }
+    always = {"alias", "message", "details", "source"}
+    return {k: v for k, v in body.items() if k in always or v not in ("", [], None)}
+
+
+def msteams_fields(config: MSTeamsConfig) -> list[Field]:
+    return [
+        Field(name, _or(getattr(config, name), default))
+        for name, default in MSTEAMS_DEFAULTS.items()
+    ]
+
+
+def msteams_card(request: NotificationRequested, rendered: dict[str, Any]) -> dict[str, Any]:
+    """Alertmanager's MessageCard: red while any alert fires, green once all resolved."""
+    firing = any(a.status is AlertStatus.FIRING for a in request.alerts)
+    return {
+        "@context": "http://schema.org/extensions",
+        "type": "MessageCard",
+        "title": rendered["title"],
+        "summary": rendered["summary"],
+        "text": rendered["text"],
+        "themeColor": MSTEAMS_COLOR_FIRING if firing else MSTEAMS_COLOR_RESOLVED,
+    }

@@ -10,6 +10,8 @@ from notifier.amtemplate import AlertmanagerTemplates
 from notifier.channels.base import Channel
 from notifier.channels.email import EmailChannel
 from notifier.channels.http_client import http_options
+from notifier.channels.msteams import MSTeamsChannel
+from notifier.channels.opsgenie import OpsGenieChannel
 from notifier.channels.pagerduty import PagerDutyChannel
 from notifier.channels.slack import MessageRefs, SlackChannel
 from notifier.channels.webhook import WebhookChannel
@@ -18,6 +20,8 @@ from notifier.pipeline.lanes import Destination
 from notifier.receivers import (
     EmailConfig,
     IntegrationKind,
+    MSTeamsConfig,
+    OpsGenieConfig,
     PagerDutyConfig,
     ReceiverConfig,
     SlackConfig,
@@ -95,6 +99,33 @@ def destinations(
             # One message per second per channel: more workers would only queue on it,
             # and one keeps a group's post and its update in order.
             lanes = 1
+        elif kind is IntegrationKind.OPSGENIE:
+            assert isinstance(config, OpsGenieConfig)
+            # receivers.py refuses these integrations unless templates are Alertmanager's.
+            assert templates is not None
+            channel = OpsGenieChannel(
+                name=integration,
+                config=config,
+                session=session,
+                policy=policy,
+                clock=clock,
+                templates=templates,
+            )
+            # No shared bucket: Opsgenie's limits depend on the plan; its 429s (with
+            # Retry-After) pace the lane.
+            lanes = min(concurrency, 2)  # keep a group's create before its close
+        elif kind is IntegrationKind.MSTEAMS:
+            assert isinstance(config, MSTeamsConfig)
+            assert templates is not None
+            channel = MSTeamsChannel(
+                name=integration,
+                config=config,
+                session=session,
+                policy=policy,
+                clock=clock,
+                templates=templates,
+            )
+            lanes = 1  # messages of a channel stay in order, as Slack's do
         else:
             assert isinstance(config, PagerDutyConfig)
             pagerduty = PagerDutyChannel(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 import msgspec
@@ -19,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from notifier.channels.base import SendResult
 from notifier.channels.http_client import HttpOptions
 from notifier.channels.safe_http import Redactor
-from notifier.core.retry import classify_status
+from notifier.core.retry import classify_status, retry_after_s
 from notifier.core.targets import TargetPolicy
 from notifier.core.webhook_payload import webhook_payload
 from opsmesh.clock import Clock
@@ -95,13 +94,4 @@ class WebhookChannel:
 
 
 def _retry_after(value: str | None, clock: Clock) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
-    except (TypeError, ValueError):
-        return None
+    return retry_after_s(value, clock.now())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 
 class FailureKind(enum.StrEnum):
@@ -39,6 +40,20 @@ def classify_status(status: int) -> FailureKind | None:
     if status >= 500:
         return FailureKind.SERVER_ERROR
     return FailureKind.CLIENT_ERROR
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
