@@ -30,6 +30,7 @@ class FakeSlack:
     throttle: int = 0  # answer this many requests with 429 first
     calls: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     next_ts: int = 1000
+    echo_path: bool = False
 
     def posted(self, path: str) -> list[dict[str, Any]]:
         return [body for p, _, body in self.calls if p == path]
@@ -52,6 +53,8 @@ async def slack() -> AsyncIterator[FakeSlack]:
         return None
 
     async def hook(request: web.Request) -> web.Response:
+        if fake.echo_path:  # a proxy's error page quoting the path alone
+            return web.Response(status=404, text=f"no route for {request.path}")
         return await throttled(request) or web.Response(text="ok")
 
     async def post_message(request: web.Request) -> web.Response:
@@ -138,6 +141,17 @@ async def test_incoming_webhook_sends_http_config_credentials_and_keeps_them_out
     throttled = await channel.send(sample_request("ops"))
     assert throttled.failure is FailureKind.RATE_LIMITED
     assert "proxy-secret-77" not in (throttled.error or "")
+
+
+async def test_an_error_page_quoting_the_webhook_path_does_not_show_it(
+    slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    slack.echo_path = True
+    channel = make({"api_url": f"{slack.base}/services/T1/B1/X1"}, session)
+    result = await channel.send(sample_request("ops"))
+    assert result.failure is FailureKind.CLIENT_ERROR
+    assert "T1/B1/X1" not in (result.error or "")
+    assert "<secret>" in (result.error or "")
 
 
 async def test_webhook_429_reports_retry_after_for_the_lane(

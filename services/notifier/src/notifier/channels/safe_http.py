@@ -29,8 +29,9 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -198,12 +199,31 @@ def _refusal(exc: BaseException) -> TargetRefused | None:
     return None
 
 
+def _with_url_parts(secret: str) -> Iterator[str]:
+    yield secret
+    if not secret.startswith(("http://", "https://")):
+        return
+    try:
+        parts = urlsplit(secret)
+    except ValueError:
+        return
+    if parts.path not in ("", "/"):
+        yield parts.path
+        yield parts.path.lstrip("/")
+    if parts.query:
+        yield parts.query
+        yield f"{parts.path}?{parts.query}"
+
+
 class Redactor:
     """Error text without a destination's secrets, any URL's path or query, or NULs."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        # A secret URL's path and query are secrets on their own: an error page or a proxy
+        # may echo the path alone (a Slack or Teams webhook's token is its path).
+        found = {part for s in secrets if s for part in _with_url_parts(s)}
         # Longest first, so a secret containing another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         text = redact_urls(text)
