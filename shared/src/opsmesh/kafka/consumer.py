@@ -40,6 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka import batches
+from opsmesh.kafka.aiokafka_internals import committed_metadata
 from opsmesh.kafka.batches import undecodable
 from opsmesh.kafka.codec import decoder_for
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
@@ -441,9 +442,6 @@ class BatchConsumer(Generic[E]):
         await self._handler.on_assigned(partitions)
 
     async def _fetch_metadata(self, partitions: set[Partition]) -> dict[Partition, str]:
-        # aiokafka's public ``committed()`` returns the offset only; the coordinator's
-        # OffsetFetch answer carries the metadata string committed with it.
-        tps = [TopicPartition(*p) for p in partitions]
-        answer = await self._consumer._coordinator.fetch_committed_offsets(tps)
-        found = {(tp.topic, tp.partition): (meta.metadata or "") for tp, meta in answer.items()}
+        answer = await committed_metadata(self._consumer, [TopicPartition(*p) for p in partitions])
+        found = {(tp.topic, tp.partition): metadata for tp, metadata in answer.items()}
         return {p: found.get(p, "") for p in partitions}
