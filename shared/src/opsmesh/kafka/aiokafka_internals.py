@@ -31,6 +31,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 __all__ = [
     "AiokafkaInternalsChanged",
+    "GroupConsumer",
     "PartitionRecords",
     "cluster_metadata",
     "committed_metadata",
@@ -71,6 +72,16 @@ async def committed_metadata(
     )
     answer = await fetch(list(partitions))
     return {tp: (meta.metadata or "") for tp, meta in answer.items()}
+
+
+class GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]
+    """aiokafka's consumer with the committed-metadata read the kit's ``ConsumerClient``
+    names (``opsmesh.kafka.clients``)."""
+
+    async def committed_metadata(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, str]:
+        return await committed_metadata(self, list(partitions))
 
 
 async def cluster_metadata(consumer: AIOKafkaConsumer) -> Any:

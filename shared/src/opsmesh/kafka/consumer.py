@@ -33,15 +33,16 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka import batches
-from opsmesh.kafka.aiokafka_internals import committed_metadata
+from opsmesh.kafka.aiokafka_internals import GroupConsumer
 from opsmesh.kafka.batches import undecodable
+from opsmesh.kafka.clients import ConsumerClient
 from opsmesh.kafka.codec import decoder_for
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.failures import FailureClass
@@ -185,7 +186,10 @@ class BatchConsumer(Generic[E]):
         client_id: str,
         metrics: ConsumerMetrics | None = None,
         clock: Clock | None = None,
+        client: ConsumerClient | None = None,
     ) -> None:
+        """``client``: the Kafka consumer to drive (default: aiokafka's, from
+        ``connection``; tests pass ``opsmesh.testing.kafka.InMemoryConsumer``)."""
         self._config = config
         self._event_type = event_type
         self._decoder = decoder_for(event_type)
@@ -195,7 +199,7 @@ class BatchConsumer(Generic[E]):
         # A service with several consumers shares one set (metrics are labelled by topic).
         self._metrics = metrics or ConsumerMetrics(registry)
         batches.install()  # undecodable compressed batches become dead letters
-        self._consumer = AIOKafkaConsumer(
+        self._consumer: ConsumerClient = client or GroupConsumer(
             **connection,
             group_id=config.group_id,
             client_id=client_id,
@@ -229,7 +233,7 @@ class BatchConsumer(Generic[E]):
             handler.watch_progress(self)
 
     @property
-    def kafka(self) -> AIOKafkaConsumer:
+    def kafka(self) -> ConsumerClient:
         return self._consumer
 
     @property
@@ -442,6 +446,6 @@ class BatchConsumer(Generic[E]):
         await self._handler.on_assigned(partitions)
 
     async def _fetch_metadata(self, partitions: set[Partition]) -> dict[Partition, str]:
-        answer = await committed_metadata(self._consumer, [TopicPartition(*p) for p in partitions])
+        answer = await self._consumer.committed_metadata(TopicPartition(*p) for p in partitions)
         found = {(tp.topic, tp.partition): metadata for tp, metadata in answer.items()}
         return {p: found.get(p, "") for p in partitions}
