@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually
 
@@ -64,7 +65,9 @@ async def test_members_share_partitions_and_rebalance_eagerly(broker: InMemoryBr
     assert first.assignment() == {P0, P1}
     second.subscribe(topics=[TOPIC.name], listener=two)  # type: ignore[arg-type]
     await first.getmany(timeout_ms=0)
+    assert first.assignment() == set(), "revoked; waits for every member to rejoin"
     await second.getmany(timeout_ms=0)
+    await first.getmany(timeout_ms=0)
     assert first.assignment() == {P0}
     assert second.assignment() == {P1}
     assert one.calls == [
@@ -94,18 +97,21 @@ async def test_a_member_resumes_from_the_groups_commit(broker: InMemoryBroker) -
     assert await again.committed_metadata([P0, P1]) == {P0: "meta"}
 
 
-async def test_commits_are_refused_for_partitions_not_assigned_or_after_a_rebalance(
+async def test_commits_are_refused_for_partitions_not_assigned_or_after_leaving(
     broker: InMemoryBroker,
 ) -> None:
     first = InMemoryConsumer(broker, "g")
     first.subscribe(topics=[TOPIC.name], listener=Listener())  # type: ignore[arg-type]
     await first.getmany(timeout_ms=0)
     InMemoryConsumer(broker, "g").subscribe(topics=[TOPIC.name], listener=Listener())  # type: ignore[arg-type]
-    with pytest.raises(CommitFailedError):
-        await first.commit({P0: 1})
-    await first.getmany(timeout_ms=0)
+    await first.commit({P0: 1})  # a rebalance pending: still its partitions until it rejoins
+    await first.getmany(timeout_ms=0)  # revoked
     with pytest.raises(IllegalStateError):
-        await first.commit({P1: 1})
+        await first.commit({P0: 2})
+    await first.stop()
+    with pytest.raises(CommitFailedError):
+        await first.commit({})
+    assert broker.committed("g", P0) == OffsetAndMetadata(1, "")
 
 
 async def test_getmany_wakes_when_a_record_arrives(broker: InMemoryBroker) -> None:
@@ -155,13 +161,13 @@ class Recorder:
 
 
 def batch_consumer(
-    broker: InMemoryBroker, group: str, handler: Recorder
+    broker: InMemoryBroker, group: str, handler: Recorder, *, commit_interval_s: float = 0.0
 ) -> BatchConsumer[MetricSampled]:
     registry = CollectorRegistry()
     producer = EventProducer({}, source="/tests/twin", client=InMemoryProducer(broker))
     return BatchConsumer(
         connection={},
-        config=ConsumerConfig(group_id=group, topics=(TOPIC,), commit_interval_s=0.0),
+        config=ConsumerConfig(group_id=group, topics=(TOPIC,), commit_interval_s=commit_interval_s),
         event_type=MetricSampled,
         handler=handler,
         dead_letters=DeadLetterPublisher(
@@ -189,19 +195,28 @@ async def test_a_rebalance_commits_before_revoking_so_no_record_is_handled_twice
         append(broker, value % 2, value)
     first, second = Recorder(), Recorder()
     stops = [asyncio.Event(), asyncio.Event()]
-    one = asyncio.create_task(batch_consumer(broker, "g", first).run(stops[0]))
+    # No periodic commits: only the commit before a revocation (and on stop) saves the
+    # new owner from handling the records again.
+    one = asyncio.create_task(
+        batch_consumer(broker, "g", first, commit_interval_s=3600).run(stops[0])
+    )
     await eventually(lambda: _handled(first), until=lambda s: len(s) == 10, what="first")
-    two = asyncio.create_task(batch_consumer(broker, "g", second).run(stops[1]))
+    for value in range(10, 20):  # handled, and not committed before the rebalance
+        append(broker, value % 2, value)
+    await eventually(lambda: _handled(first), until=lambda s: len(s) == 20, what="more")
+    two = asyncio.create_task(
+        batch_consumer(broker, "g", second, commit_interval_s=3600).run(stops[1])
+    )
     await eventually(lambda: _revoked(first), until=bool, what="rebalance")
-    for value in range(10, 20):
+    for value in range(20, 30):
         append(broker, value % 2, value)
     await eventually(
-        lambda: _handled(first, second), until=lambda s: len(s) == 20, what="both members"
+        lambda: _handled(first, second), until=lambda s: len(s) >= 30, what="both members"
     )
-    await eventually(lambda: _committed(broker), until=lambda c: c == {0: 10, 1: 10}, what="all")
     for stop in stops:
         stop.set()
     await asyncio.gather(one, two)
+    assert await _committed(broker) == {0: 15, 1: 15}
     handled = await _handled(first, second)
     assert handled == sorted(set(handled)), "no record handled twice"
     assert (await _revoked(first))[0] == {(TOPIC.name, 0), (TOPIC.name, 1)}

@@ -13,18 +13,23 @@ What it keeps of Kafka, because the kit's offset and rebalance logic depends on 
   compaction or transaction markers leave), the end offset, and records as aiokafka's
   ``ConsumerRecord``;
 - consumer groups: members join on ``subscribe`` and leave on ``stop``; each change is a
-  new generation that every member applies at its next ``getmany`` (eager protocol: all
-  its partitions revoked, then the new ones assigned, round-robin in join order, each
-  listener called as aiokafka calls it), resuming from the group's committed offset or
-  the earliest;
+  rebalance that every member takes part in at its next ``getmany``, eagerly as Kafka's
+  protocol does: it revokes all its partitions (the listener's
+  ``on_partitions_revoked``, during which it may still commit them), then, once every
+  member has rejoined, each is assigned its share (round-robin in join order;
+  ``on_partitions_assigned``), resuming from the group's committed offset or the
+  earliest. So no partition has two owners at once; a member that stops polling without
+  ``stop`` holds the group's rebalance up (Kafka would expel it after
+  ``max_poll_interval_ms``);
 - commits with metadata; a commit of a partition not assigned raises
-  ``IllegalStateError``, one from a member behind the group's generation
-  ``CommitFailedError``, as aiokafka does;
+  ``IllegalStateError``, one from a member no longer in the group ``CommitFailedError``,
+  as aiokafka does;
 - the producer's key partitioner (aiokafka's ``DefaultPartitioner``) and its size
   limit (``MessageSizeTooLargeError``), and sends that fail on demand (``fail_next``).
 
-Not modelled: replication, retention, transactions, fetch sizes, time-based waits other
-than ``getmany``'s ``timeout_ms`` (woken as soon as a record arrives).
+Not modelled: replication, retention, transactions, fetch sizes, session timeouts, time
+other than ``getmany``'s ``timeout_ms`` (woken as soon as a record arrives or the group
+changes). A listener's exception propagates out of ``getmany`` (aiokafka logs it).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class _Log:
 class _Group:
     members: list[InMemoryConsumer] = field(default_factory=list)
     generation: int = 0
+    rejoined: set[int] = field(default_factory=set)  # ids of members rejoined this generation
     committed: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
 
 
@@ -163,6 +169,7 @@ class InMemoryBroker:
         group = self._group(name)
         group.members.append(member)
         group.generation += 1
+        group.rejoined = set()
         self._wake()
 
     def _leave(self, name: str, member: InMemoryConsumer) -> None:
@@ -170,6 +177,7 @@ class InMemoryBroker:
         if member in group.members:
             group.members.remove(member)
             group.generation += 1
+            group.rejoined = set()
             self._wake()
 
     def _assignment(self, name: str, member: InMemoryConsumer) -> set[TopicPartition]:
@@ -206,7 +214,8 @@ class InMemoryConsumer:
         self._group_id = group_id
         self.topics: tuple[str, ...] = ()
         self._listener: ConsumerRebalanceListener | None = None
-        self._generation = 0
+        self._revoked_in = 0  # the generation this member last revoked for
+        self._assigned_in = 0  # the generation of its assignment
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._joined = False
@@ -251,20 +260,27 @@ class InMemoryConsumer:
         return found
 
     async def _rebalance(self) -> None:
-        group = self._broker._group(self._group_id)
-        if not self._joined or group.generation == self._generation:
+        if not self._joined:
             return
-        listener = self._listener
-        if listener is not None:
-            await listener.on_partitions_revoked(set(self._assigned))
-        self._generation = group.generation
+        group = self._broker._group(self._group_id)
+        if self._revoked_in != group.generation:
+            if self._listener is not None:
+                await self._listener.on_partitions_revoked(set(self._assigned))
+            self._assigned = set()
+            self._positions = {}
+            self._revoked_in = group.generation
+            group.rejoined.add(id(self))
+            self._broker._wake()  # the members waiting for this one
+        complete = all(id(m) in group.rejoined for m in group.members)
+        if not complete or self._assigned_in == group.generation:
+            return
+        self._assigned_in = group.generation
         self._assigned = self._broker._assignment(self._group_id, self)
-        self._positions = {}
         for tp in self._assigned:
             committed = group.committed.get(tp)
             self._positions[tp] = committed.offset if committed is not None else 0
-        if listener is not None:
-            await listener.on_partitions_assigned(set(self._assigned))
+        if self._listener is not None:
+            await self._listener.on_partitions_assigned(set(self._assigned))
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
@@ -277,11 +293,11 @@ class InMemoryConsumer:
 
     async def commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
         group = self._broker._group(self._group_id)
+        if self not in group.members:
+            raise CommitFailedError("this member is not in the group")
         for tp in offsets:
             if tp not in self._assigned:
                 raise IllegalStateError(f"partition {tp} is not assigned")
-        if group.generation != self._generation:
-            raise CommitFailedError("the group rebalanced since this member's last poll")
         for tp, value in offsets.items():
             offset, metadata = value if isinstance(value, tuple) else (value, "")
             group.committed[tp] = OffsetAndMetadata(int(offset), str(metadata))
