@@ -29,6 +29,7 @@ from prometheus_client import Counter
 from opsmesh.catalogue import MESH_CONSUMER_LAG, MESH_DEAD_LETTERS
 from opsmesh.clock import Clock
 from opsmesh.events.signals import SignalObserved
+from opsmesh.kafka.aiokafka_internals import cluster_metadata
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
@@ -112,7 +113,7 @@ class KafkaLagReader:
         try:
             await admin.start()
             await consumer.start()
-            cluster = await consumer._client.fetch_all_metadata()  # as cli.dlq does
+            cluster = await cluster_metadata(consumer)
             out: dict[tuple[str, str, int], int] = {}
             for group in groups:
                 partitions = [

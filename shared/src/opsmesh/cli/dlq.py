@@ -17,6 +17,7 @@ import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from opsmesh.kafka import dlq as dead
+from opsmesh.kafka.aiokafka_internals import cluster_metadata
 from opsmesh.topics import DLQ
 
 
@@ -42,7 +43,7 @@ async def read_dead_letters(bootstrap: str) -> list[DeadLetter]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()
+        cluster = await cluster_metadata(consumer)
         partitions = [
             TopicPartition(DLQ.name, p) for p in cluster.partitions_for_topic(DLQ.name) or ()
         ]

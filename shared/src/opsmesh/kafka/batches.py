@@ -32,8 +32,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiokafka.consumer.fetcher as _fetcher
-import aiokafka.record.default_records as _records_py
+from opsmesh.kafka.aiokafka_internals import (
+    PartitionRecords,
+    replace_gzip_decode,
+    replace_partition_records,
+)
 
 # Far above any batch a producer builds (batch.size 16 KiB to 1 MiB of compressed data, of
 # records under the 1 MiB request limit), far below what fills a process.
@@ -147,7 +150,7 @@ class _GuardedRecords:
         return _Batch(batch, records)
 
 
-class GuardedPartitionRecords(_fetcher.PartitionRecords):  # type: ignore[misc]
+class GuardedPartitionRecords(PartitionRecords):  # type: ignore[misc]
     def __init__(self, tp: Any, records: Any, *args: Any) -> None:
         super().__init__(tp, _GuardedRecords(records), *args)
 
@@ -160,14 +163,8 @@ def install() -> None:
     global _installed  # noqa: PLW0603 - one process-wide patch of a third-party module
     if _installed:
         return
-    _fetcher.PartitionRecords = GuardedPartitionRecords
-    _records_py.gzip_decode = bounded_gzip_decode
-    try:
-        import aiokafka.record._crecords.default_records as _records_c  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - aiokafka without its C extension
-        pass
-    else:
-        _records_c.gzip_decode = bounded_gzip_decode
+    replace_partition_records(GuardedPartitionRecords)
+    replace_gzip_decode(bounded_gzip_decode)
     _installed = True
 
 

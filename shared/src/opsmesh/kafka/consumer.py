@@ -33,14 +33,16 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
 from opsmesh.kafka import batches
+from opsmesh.kafka.aiokafka_internals import GroupConsumer
 from opsmesh.kafka.batches import undecodable
+from opsmesh.kafka.clients import ConsumerClient
 from opsmesh.kafka.codec import decoder_for
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.failures import FailureClass
@@ -56,6 +58,7 @@ from opsmesh.kafka.handler import (
     raw_record,
 )
 from opsmesh.kafka.handling import ConsumerStalled, HandlerRunner
+from opsmesh.kafka.offsets import OffsetTracker
 from opsmesh.kafka.stall import StallWatch
 from opsmesh.logging import get_logger
 from opsmesh.shutdown import finish_within
@@ -183,7 +186,10 @@ class BatchConsumer(Generic[E]):
         client_id: str,
         metrics: ConsumerMetrics | None = None,
         clock: Clock | None = None,
+        client: ConsumerClient | None = None,
     ) -> None:
+        """``client``: the Kafka consumer to drive (default: aiokafka's, from
+        ``connection``; tests pass ``opsmesh.testing.kafka.InMemoryConsumer``)."""
         self._config = config
         self._event_type = event_type
         self._decoder = decoder_for(event_type)
@@ -193,7 +199,7 @@ class BatchConsumer(Generic[E]):
         # A service with several consumers shares one set (metrics are labelled by topic).
         self._metrics = metrics or ConsumerMetrics(registry)
         batches.install()  # undecodable compressed batches become dead letters
-        self._consumer = AIOKafkaConsumer(
+        self._consumer: ConsumerClient = client or GroupConsumer(
             **connection,
             group_id=config.group_id,
             client_id=client_id,
@@ -219,13 +225,7 @@ class BatchConsumer(Generic[E]):
             lambda: 1.0 if self.stalled() is not None else 0.0
         )
         self._lock = asyncio.Lock()
-        self._committed: dict[Partition, int] = {}
-        self._consumed_to: dict[Partition, int] = {}
-        # Past the last record handed to the handler (set before it is called, so it
-        # includes the batch being handled and retried).
-        self._handed_to: dict[Partition, int] = {}
-        self._hold_from: dict[Partition, int] = {}
-        self._commit_metadata: dict[Partition, str] = {}
+        self._offsets = OffsetTracker()
         self._last_commit = 0.0
         self.started = asyncio.Event()
         self._joined_once = False
@@ -233,7 +233,7 @@ class BatchConsumer(Generic[E]):
             handler.watch_progress(self)
 
     @property
-    def kafka(self) -> AIOKafkaConsumer:
+    def kafka(self) -> ConsumerClient:
         return self._consumer
 
     @property
@@ -266,7 +266,7 @@ class BatchConsumer(Generic[E]):
             end = self._consumer.last_stable_offset(tp)
             if end is None or end < 0:
                 end = self._consumer.highwater(tp)
-            handed = self._handed_to.get(partition)
+            handed = self._offsets.handed_to(partition)
             if end is None or handed is None or handed < end:
                 behind.add(partition)
         return behind
@@ -311,21 +311,16 @@ class BatchConsumer(Generic[E]):
                 self._decode_into(message, good, rejected)
             if messages:
                 consumed[(tp.topic, tp.partition)] = messages[-1].offset + 1
-        self._handed_to.update(consumed)
+        self._offsets.handing(consumed)
         handled = await self._runner.run(good, stop)
         if handled is None:  # stopped while the handler kept failing: commit nothing of it
             return
-        self._consumed_to.update(consumed)
+        result = handled.result
+        self._offsets.handled(consumed, result.hold_from, result.commit_metadata)
         for tp in batch:
             self._update_lag(tp)
-        result = handled.result
         rejected.extend(result.rejected)
         rejected.extend(handled.poison)
-        self._hold_from = dict(result.hold_from)
-        # Metadata describes a partition's committed position: the latest report per
-        # partition stands until the handler reports it again (batches without records
-        # for a partition leave it as it was).
-        self._commit_metadata.update(result.commit_metadata)
         for rejection in rejected:
             log.warning(
                 "record dead-lettered",
@@ -413,51 +408,36 @@ class BatchConsumer(Generic[E]):
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        offsets: dict[TopicPartition, int] = {}
-        metadata: dict[TopicPartition, tuple[int, str]] = {}
-        for partition, consumed in self._consumed_to.items():
-            if partition not in assigned:
-                continue
-            safe = min(consumed, self._hold_from.get(partition, consumed))
-            if safe > self._committed.get(partition, -1):
-                tp = TopicPartition(*partition)
-                offsets[tp] = safe
-                if partition in self._commit_metadata:
-                    metadata[tp] = (safe, self._commit_metadata[partition])
-        if not offsets:
+        plan = self._offsets.plan(assigned)
+        if not plan:
             return
         try:
-            if metadata:
+            if plan.metadata:
                 await self._consumer.commit(
-                    {tp: metadata.get(tp, (offset, "")) for tp, offset in offsets.items()}
+                    {TopicPartition(*p): om for p, om in plan.with_metadata().items()}
                 )
             else:
-                await self._consumer.commit(offsets)
+                await self._consumer.commit(
+                    {TopicPartition(*p): offset for p, offset in plan.offsets.items()}
+                )
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # Lost the partition to a rebalance: its new owner replays from the last commit.
             self._metrics.commits.labels("failed").inc()
             log.warning("offset commit failed", error=str(exc))
             return
         self._metrics.commits.labels("ok").inc()
-        for tp, offset in offsets.items():
-            self._committed[(tp.topic, tp.partition)] = offset
+        self._offsets.committed(plan)
 
     def _update_lag(self, tp: TopicPartition) -> None:
-        highwater = self._consumer.highwater(tp)
-        consumed = self._consumed_to.get((tp.topic, tp.partition))
-        if highwater is not None and consumed is not None:
-            self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - consumed))
+        lag = self._offsets.lag((tp.topic, tp.partition), self._consumer.highwater(tp))
+        if lag is not None:
+            self._metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     async def _revoked(self, partitions: set[Partition]) -> None:
         async with self._lock:
             await self._commit()
             await self._handler.on_revoked(partitions)
-            for partition in partitions:
-                self._consumed_to.pop(partition, None)
-                self._handed_to.pop(partition, None)
-                self._committed.pop(partition, None)
-                self._hold_from.pop(partition, None)
-                self._commit_metadata.pop(partition, None)
+            self._offsets.revoke(partitions)
 
     async def _assigned(self, partitions: set[Partition]) -> None:
         self._joined_once = True
@@ -466,9 +446,6 @@ class BatchConsumer(Generic[E]):
         await self._handler.on_assigned(partitions)
 
     async def _fetch_metadata(self, partitions: set[Partition]) -> dict[Partition, str]:
-        # aiokafka's public ``committed()`` returns the offset only; the coordinator's
-        # OffsetFetch answer carries the metadata string committed with it.
-        tps = [TopicPartition(*p) for p in partitions]
-        answer = await self._consumer._coordinator.fetch_committed_offsets(tps)
-        found = {(tp.topic, tp.partition): (meta.metadata or "") for tp, meta in answer.items()}
+        answer = await self._consumer.committed_metadata(TopicPartition(*p) for p in partitions)
+        found = {(tp.topic, tp.partition): metadata for tp, metadata in answer.items()}
         return {p: found.get(p, "") for p in partitions}

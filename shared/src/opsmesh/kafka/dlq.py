@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry, Counter
 
 from opsmesh.clock import Clock
+from opsmesh.kafka.aiokafka_internals import estimate_record_size
 from opsmesh.kafka.failures import FailureClass, classify, describe
 from opsmesh.logging import get_logger
 from opsmesh.topics import DLQ
@@ -113,7 +113,7 @@ def record_size(
     key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
 ) -> int:
     """The producer's own estimate of one record's size in a batch."""
-    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers)))
+    return estimate_record_size(key, value, list(headers))
 
 
 def fit(record: RawRecord, ours: Headers, max_record_bytes: int = MAX_RECORD_BYTES) -> Letter:

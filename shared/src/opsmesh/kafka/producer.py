@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from opsmesh.clock import Clock, SystemClock
 from opsmesh.events.base import Event
+from opsmesh.kafka.clients import ProducerClient
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.headers import TRACEPARENT, Headers, cloudevent_headers
 from opsmesh.shutdown import finish_within
@@ -72,12 +73,15 @@ class EventProducer:
         clock: Clock | None = None,
         linger_ms: int = 5,
         partition_cache: int = _PARTITION_CACHE,
+        client: ProducerClient | None = None,
     ) -> None:
+        """``client``: the Kafka producer to drive (default: aiokafka's, from
+        ``connection``; tests pass ``opsmesh.testing.kafka.InMemoryProducer``)."""
         self._source = source
         self._partitions: dict[str, KeyPartitions] = {}  # per topic
         self._partition_cache = partition_cache
         self._clock = clock or SystemClock()
-        self._producer = AIOKafkaProducer(
+        self._producer: ProducerClient = client or AIOKafkaProducer(
             **connection,
             acks="all",
             enable_idempotence=True,
@@ -95,7 +99,7 @@ class EventProducer:
         await finish_within(self._producer.stop(), timeout_s, "producer stop")
 
     @property
-    def client(self) -> AIOKafkaProducer:
+    def client(self) -> ProducerClient:
         return self._producer
 
     async def publish(self, item: Outgoing) -> None:

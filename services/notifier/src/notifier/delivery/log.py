@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from opsmesh.clock import sleep_until_stopped
 from opsmesh.logging import get_logger
 
 log = get_logger(__name__)
@@ -132,6 +133,11 @@ class DeliveryLog:
         await self._redis.delete(*{_claim_name(o.key, o.integration) for o in outcomes})
 
 
+class DeliveryLogUnavailable(RuntimeError):
+    """The delivery log could not be written when the service stopped: the delivery's
+    job stays unfinished (its offset held) and is replayed after the restart."""
+
+
 @dataclass(slots=True)
 class _Pending:
     outcome: Outcome
@@ -144,7 +150,13 @@ class LogWriter:
     """Group commit for the delivery log: outcomes that finish close together share one
     INSERT, and their results one publish, which is what lets thousands of deliveries a
     second be recorded. Rows go first, so a published result always has its row; the
-    publish runs beside the next INSERT, so a sender waits for its row only."""
+    publish runs beside the next INSERT, so a sender waits for its row only.
+
+    A failed INSERT is retried with backoff (0.2 s doubling to 5 s) until ``give_up``
+    (the service's stop) is set; then one last attempt, and if that fails too, every row
+    not written fails with ``DeliveryLogUnavailable`` (so its sender's job ends
+    unfinished and is replayed after the restart) and the writer ends: a shutdown does
+    not wait on a database that is away."""
 
     def __init__(
         self,
@@ -159,6 +171,7 @@ class LogWriter:
         self._pending: list[_Pending] = []
         self._publishing: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._gave_up: DeliveryLogUnavailable | None = None
 
     def record(
         self, outcome: Outcome, result: Any
@@ -166,11 +179,16 @@ class LogWriter:
         """(row committed, result published)."""
         loop = asyncio.get_running_loop()
         pending = _Pending(outcome, result, loop.create_future(), loop.create_future())
+        if self._gave_up is not None:
+            _abandon(pending, self._gave_up)
+            return pending.row, pending.published
         self._pending.append(pending)
         self._wake.set()
         return pending.row, pending.published
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, give_up: asyncio.Event | None = None) -> None:
+        """Write rows until ``stop`` and nothing is pending; see the class for ``give_up``."""
+        give_up = give_up or stop
         while True:
             if not self._pending:
                 if stop.is_set():
@@ -188,22 +206,45 @@ class LogWriter:
                 self._pending[: self._max_batch],
                 self._pending[self._max_batch :],
             )
-            delay = 0.2
-            while True:
-                try:
-                    await self._log.record_many([p.outcome for p in batch])
-                    break
-                except Exception:
-                    # The sends happened; losing their rows would resend them. Keep trying.
-                    log.exception("delivery log write failed; retrying", rows=len(batch))
-                    await asyncio.sleep(delay)  # backoff, not synchronisation
-                    delay = min(delay * 2, 5.0)
+            if not await self._write(batch, give_up):
+                if self._publishing:
+                    await asyncio.gather(*self._publishing, return_exceptions=True)
+                return
             for p in batch:
                 if not p.row.done():
                     p.row.set_result(None)
             task = asyncio.create_task(self._publish_batch(batch))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
+
+    async def _write(self, batch: list[_Pending], give_up: asyncio.Event) -> bool:
+        """Write ``batch``'s rows, retrying; False when given up (every row not written
+        then failed)."""
+        delay = 0.2
+        while True:
+            try:
+                await self._log.record_many([p.outcome for p in batch])
+            except Exception as exc:
+                if give_up.is_set():
+                    self._gave_up = DeliveryLogUnavailable(
+                        f"delivery log write failed at shutdown: {type(exc).__name__}: {exc}"
+                    )
+                    abandoned, self._pending = [*batch, *self._pending], []
+                    log.error(
+                        "delivery log unavailable at shutdown; the deliveries are replayed",
+                        rows=len(abandoned),
+                        error=str(self._gave_up),
+                    )
+                    for pending in abandoned:
+                        _abandon(pending, self._gave_up)
+                    return False
+                # The sends happened; losing their rows would resend them. Keep trying
+                # until the service stops (its stop ends the wait: one last attempt).
+                log.exception("delivery log write failed; retrying", rows=len(batch))
+                await sleep_until_stopped(give_up, delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            return True
 
     async def _publish_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -218,3 +259,11 @@ class LogWriter:
         for p in batch:
             if not p.published.done():
                 p.published.set_result(None)
+
+
+def _abandon(pending: _Pending, error: DeliveryLogUnavailable) -> None:
+    """The row will not be written: its sender learns why; its result is never published
+    (cancelled, which nobody awaits once the row failed)."""
+    if not pending.row.done():
+        pending.row.set_exception(error)
+    pending.published.cancel()

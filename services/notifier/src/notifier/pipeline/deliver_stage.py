@@ -454,7 +454,9 @@ class DeliverStage(StatelessHandler):
         """The lanes' and the log writer's life: until ``stop``, then drain what is mid-send."""
         self._shutdown = stop
         writer_stop = asyncio.Event()
-        writer = asyncio.create_task(self._writer.run(writer_stop), name="notifier:log-writer")
+        writer = asyncio.create_task(
+            self._writer.run(writer_stop, give_up=stop), name="notifier:log-writer"
+        )
         try:
             while not await sleep_until_stopped(stop, 1.0):
                 for lane in self._lanes.values():
