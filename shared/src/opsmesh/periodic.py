@@ -20,7 +20,6 @@ import enum
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -32,8 +31,16 @@ log = get_logger(__name__)
 
 # Waits ``seconds`` or until the event is set; True when it was set.
 Wait = Callable[[asyncio.Event, float], Awaitable[bool]]
-# One run; a number it returns replaces the interval before the next run (0: at once).
-Step = Callable[[], Awaitable[float | None]]
+# One run. What it returns is ignored, except a ``NextRun``.
+Step = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """Returned by a step: the next run after this long instead of the interval (0: at
+    once, as a purge with a backlog does)."""
+
+    after_s: float
 
 
 class FirstRun(enum.Enum):
@@ -100,9 +107,9 @@ class Periodic:
             ran = await self._run_once(stop)
             if ran is _Stopped.STOPPED:
                 return
-            wait = self._interval() if ran is None else ran
+            wait = ran.after_s if isinstance(ran, NextRun) else self._interval()
 
-    async def _run_once(self, stop: asyncio.Event) -> float | Literal[_Stopped.STOPPED] | None:
+    async def _run_once(self, stop: asyncio.Event) -> object:
         try:
             if self.in_flight is InFlight.FINISH:
                 again = await self.step()
@@ -144,9 +151,7 @@ class _Stopped(enum.Enum):
     STOPPED = "stopped"
 
 
-async def _unless_stopped(
-    step: Awaitable[float | None], stop: asyncio.Event
-) -> float | Literal[_Stopped.STOPPED] | None:
+async def _unless_stopped(step: Awaitable[object], stop: asyncio.Event) -> object:
     """The step's result, or ``STOPPED`` (the step cancelled) when ``stop`` comes first."""
     run = asyncio.ensure_future(step)
     stopped = asyncio.ensure_future(stop.wait())

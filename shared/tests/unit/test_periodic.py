@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from opsmesh.clock import FakeClock
-from opsmesh.periodic import FirstRun, InFlight, Periodic, periodic_metrics
+from opsmesh.periodic import FirstRun, InFlight, NextRun, Periodic, periodic_metrics
 
 
 class World:
@@ -79,9 +79,10 @@ async def test_a_step_may_shorten_the_next_wait_and_the_interval_may_be_a_schedu
     world = World(runs_before_stop=4)
     schedule = iter([5.0, 7.0, 9.0, 11.0])
 
-    async def step() -> float | None:
+    async def step() -> NextRun | int:
         world.ran()
-        return 0.0 if len(world.ran_at) == 1 else None  # a backlog: again at once
+        # A backlog: again at once. Any other result (a count) keeps the schedule.
+        return NextRun(0.0) if len(world.ran_at) == 1 else 42
 
     loop = Periodic("job", step, lambda: next(schedule), world.metrics, wait=world.wait)
     await loop.run(world.stop)
