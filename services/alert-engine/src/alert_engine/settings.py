@@ -8,8 +8,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from alert_engine.api.status import DEFAULT_COMPAT_VERSION, compat_version
-from alert_engine.core.durations import parse_duration
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
+from opsmesh.durations import parse_duration
 from opsmesh.settings import CommonSettings
 
 
