@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from opsmesh.clock import FakeClock
 from opsmesh.periodic import FirstRun, InFlight, NextRun, Periodic, periodic_metrics
@@ -161,3 +162,19 @@ async def test_cancelling_the_loop_is_not_swallowed() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_run_of_failures_is_logged_with_backoff_then_its_end() -> None:
+    world = World(runs_before_stop=10)
+
+    async def step() -> None:
+        world.ran()
+        if len(world.ran_at) <= 9:
+            raise KeyError("bug")
+
+    with capture_logs() as logs:
+        await Periodic("job", step, 1.0, world.metrics, wait=world.wait).run(world.stop)
+    failed = [e["failures"] for e in logs if e["event"].startswith("periodic loop failed")]
+    assert failed == [1, 2, 4, 8]
+    assert [e["failures"] for e in logs if e["event"] == "periodic loop recovered"] == [9]
+    assert world.failures("deterministic") == 9
