@@ -39,12 +39,12 @@ import pytest
 import yaml
 from psycopg import sql
 
-from alert_engine.core.durations import parse_duration
 from alert_engine.core.rules import Rule, parse_rules
 from opsmesh.devinfra import Endpoints
 from opsmesh.devinfra.kafka import KafkaServer
 from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
 from opsmesh.devtools.mesh import Mesh
+from opsmesh.durations import parse_duration
 from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
 from opsmesh.events.health import ReportKind
 from opsmesh.events.metrics import MetricKind

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from opsmesh.clock import Clock
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, PeriodicMetrics
 
 log = get_logger(__name__)
 
@@ -159,20 +160,11 @@ class ConfigReloader(Generic[T]):
         except ReloadFailed:
             self._refused = digest
 
-    async def watch(self, stop: asyncio.Event, every_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
-            except TimeoutError:
-                await self.check()
-
-    def watcher(self, every_s: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-        """The watch as a service worker."""
-
-        async def config_watch(stop: asyncio.Event) -> None:
-            await self.watch(stop, every_s)
-
-        return config_watch
+    def watcher(
+        self, every_s: float, metrics: PeriodicMetrics
+    ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+        """The watch as a service worker: a ``check`` every ``every_s``."""
+        return Periodic("config_watch", self.check, every_s, metrics, FirstRun.AFTER_INTERVAL).run
 
 
 class SighupReload:

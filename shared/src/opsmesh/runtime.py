@@ -29,6 +29,7 @@ from opsmesh.kafka.consumer import BatchConsumer, BatchHandler, ConsumerConfig, 
 from opsmesh.kafka.dlq import DeadLetterPublisher
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.logging import get_logger
+from opsmesh.periodic import periodic_metrics
 from opsmesh.selfreport import ConsumedGroup, KafkaLagReader, SelfReporter
 from opsmesh.settings import CommonSettings
 from opsmesh.shutdown import finish_within
@@ -229,6 +230,7 @@ class Runtime:
             producer=lambda: self.producer,
             clock=self.clock,
             interval_s=self.settings.self_report_s,
+            metrics=periodic_metrics(self.registry),
         )
         return reporter.run
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from opsmesh.catalogue import MESH_CONSUMER_LAG, MESH_DEAD_LETTERS
 from opsmesh.clock import Clock
@@ -32,6 +32,7 @@ from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.aiokafka_internals import cluster_metadata
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, InFlight, Periodic, PeriodicMetrics, periodic_metrics
 from opsmesh.topics import SIGNALS
 
 log = get_logger(__name__)
@@ -151,6 +152,7 @@ class SelfReporter:
         producer: Callable[[], EventProducer],
         clock: Clock,
         interval_s: float,
+        metrics: PeriodicMetrics | None = None,
     ) -> None:
         self._service = service
         self._instance = instance
@@ -160,6 +162,8 @@ class SelfReporter:
         self._producer = producer
         self._clock = clock
         self._interval_s = interval_s
+        # Without a registry (tests), failed reports are counted in one nobody reads.
+        self._metrics = metrics or periodic_metrics(CollectorRegistry())
 
     async def readings(self) -> list[SignalObserved]:
         now = self._clock.now()
@@ -182,23 +186,13 @@ class SelfReporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Report every interval until ``stop``; a report in flight at ``stop`` (a broker
-        that went away) is abandoned, so shutdown never waits on it."""
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(stopped), self._interval_s)
-                if stop.is_set():
-                    return
-                report = asyncio.create_task(self.report_once())
-                await asyncio.wait({report, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                if not report.done():
-                    report.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await report
-                    return
-                if (error := report.exception()) is not None:
-                    # A missed report must not stop the service; the next one tries again.
-                    log.warning("self-report failed", error=str(error)[:300])
-        finally:
-            stopped.cancel()
+        that went away) is abandoned, so shutdown never waits on it. A missed report does
+        not stop the service; the next one tries again."""
+        await Periodic(
+            "self_report",
+            self.report_once,
+            self._interval_s,
+            self._metrics,
+            FirstRun.AFTER_INTERVAL,
+            InFlight.ABANDON,
+        ).run(stop)

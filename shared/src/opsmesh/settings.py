@@ -6,12 +6,25 @@ infrastructure endpoints keep one name across services (``OPSMESH_*``).
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A setting written as one comma-separated variable (``a, b,,c`` is ``("a", "b", "c")``;
+# empty parts are dropped); each part is then validated as ``T``. A tuple or list given
+# in code is taken as it is.
+CommaList = Annotated[tuple[T, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
 class SettingsError(SystemExit):

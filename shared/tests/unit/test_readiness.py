@@ -10,7 +10,7 @@ from aiohttp import ClientTimeout
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from opsmesh.web.app import ReadinessCheck, ServiceSpec, init_app
+from opsmesh.web.app import ReadinessCheck, ServiceSpec, init_app, run_checks
 
 
 async def test_a_probe_that_will_not_unwind_is_reported_not_awaited() -> None:
@@ -42,3 +42,25 @@ async def test_a_probe_that_will_not_unwind_is_reported_not_awaited() -> None:
         release.set()
         await asyncio.wait_for(unwound.wait(), timeout=10)
         await client.close()
+
+
+async def test_run_checks_names_each_result_in_order() -> None:
+    async def fine() -> None:
+        return None
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    async def slow() -> None:
+        await asyncio.Event().wait()
+
+    checks = [
+        ReadinessCheck("kafka", fine),
+        ReadinessCheck("postgres", refused),
+        ReadinessCheck("redis", slow, timeout_s=0.05),
+    ]
+    assert await run_checks(checks) == [
+        ("kafka", "ok"),
+        ("postgres", "error: ConnectionRefusedError: connection refused"),
+        ("redis", "timeout after 0.05s"),
+    ]

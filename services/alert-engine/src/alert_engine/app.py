@@ -46,6 +46,7 @@ from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.kafka.producer import EventProducer
+from opsmesh.periodic import periodic_metrics
 from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
 from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, GROUP_ALERT_ENGINE, SIGNALS
@@ -205,7 +206,12 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             ("retention", purger.run),
         ]
         if reloader is not None and settings.config_check_s > 0:
-            workers.append(("config-watch", reloader.watcher(settings.config_check_s)))
+            workers.append(
+                (
+                    "config-watch",
+                    reloader.watcher(settings.config_check_s, periodic_metrics(runtime.registry)),
+                )
+            )
         if settings.owns_groups:
             workers.append(
                 ("dispatch", runtime.consumer(groups, AlertsRouted, DispatchStage(state())))

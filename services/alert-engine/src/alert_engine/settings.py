@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
 from alert_engine.api.status import DEFAULT_COMPAT_VERSION, compat_version
-from alert_engine.core.durations import parse_duration
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
-from opsmesh.settings import CommonSettings
+from opsmesh.durations import parse_duration
+from opsmesh.settings import CommaList, CommonSettings
 
 
 class AlertEngineSettings(CommonSettings):
     http_port: int = Field(8082, alias="ALERT_ENGINE_HTTP_PORT", ge=1, le=65535)
-    rules_files: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALERT_ENGINE_RULES_FILES")
+    rules_files: CommaList[str] = Field((), alias="ALERT_ENGINE_RULES_FILES")
     # An Alertmanager configuration file (route, inhibit_rules, time_intervals, receivers).
     config_file: str | None = Field(None, alias="ALERT_ENGINE_CONFIG_FILE")
     # Without a config file: one route to one receiver, timers from these settings.
     receiver: str = Field("default", alias="ALERT_ENGINE_RECEIVER")
-    group_by: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("alertname",), alias="ALERT_ENGINE_GROUP_BY"
-    )
+    group_by: CommaList[str] = Field(("alertname",), alias="ALERT_ENGINE_GROUP_BY")
     group_wait_s: float = Field(30.0, ge=0, alias="ALERT_ENGINE_GROUP_WAIT")
     group_interval_s: float = Field(300.0, gt=0, alias="ALERT_ENGINE_GROUP_INTERVAL")
     repeat_interval_s: float = Field(4 * 3600.0, gt=0, alias="ALERT_ENGINE_REPEAT_INTERVAL")
@@ -83,13 +78,6 @@ class AlertEngineSettings(CommonSettings):
                 " have forgotten"
             )
         return self
-
-    @field_validator("rules_files", "group_by", mode="before")
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator(
         "group_wait_s", "group_interval_s", "repeat_interval_s", "resolve_timeout_s", mode="before"

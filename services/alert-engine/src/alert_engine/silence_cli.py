@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from alert_engine.core.durations import parse_duration
 from alert_engine.core.matchers import (
     Matcher,
     MatcherError,
@@ -25,6 +24,7 @@ from alert_engine.core.matchers import (
     parse_matcher,
 )
 from alert_engine.core.validation import END_EPOCH
+from opsmesh.durations import parse_duration
 
 _URL = click.option(
     "--url",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from opsmesh.db.retention import days
 from opsmesh.events.health import HealthReported
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_HEALTH_AGGREGATOR, HEALTH
 from opsmesh.web.app import ServiceSpec, Worker, init_app
@@ -75,16 +75,13 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
         stages.append(stage)
         config = ConsumerConfig(group_id=GROUP_HEALTH_AGGREGATOR, topics=(HEALTH,))
 
-        async def refresh(stop: asyncio.Event) -> None:
-            while not stop.is_set():
-                try:
-                    await view.refresh()
-                except Exception:
-                    log.exception("health view refresh failed; retrying")
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=settings.view_refresh_s)
-                except TimeoutError:
-                    continue
+        refresh = Periodic(
+            "health_view_refresh",
+            view.refresh,
+            settings.view_refresh_s,
+            periodic_metrics(runtime.registry),
+            FirstRun.AT_START,
+        )
 
         purger = runtime.purger(
             purge_jobs(
@@ -95,7 +92,7 @@ def build(settings: HealthAggregatorSettings, clock: Clock | None = None) -> web
         )
         found: list[tuple[str, Worker]] = [
             ("health", runtime.consumer(config, HealthReported, stage)),
-            ("view", refresh),
+            ("view", refresh.run),
             ("retention", purger.run),
         ]
         return found + probes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
@@ -19,6 +17,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_METRICS_INGEST, METRICS
 from opsmesh.web.app import ServiceSpec, Worker, init_app
@@ -81,38 +80,36 @@ def build(settings: MetricsIngestSettings, clock: Clock | None = None) -> web.Ap
         retention.dropped_partitions.labels("metrics_ingest.rollups")
         retention.purged.labels("metrics_ingest.series_admitted")
 
-        async def maintenance(stop: asyncio.Event) -> None:
+        async def maintain() -> None:
             """The purge job: partitions ahead, expired days dropped, admitted series that
-            no replica holds forgotten, on an interval."""
-            while not stop.is_set():
-                try:
-                    now = runtime.clock.now()
-                    done = await history.maintain(now)
-                    retention.dropped_partitions.labels("metrics_ingest.rollups").inc(
-                        len(done.drop)
-                    )
-                    if admission is not None:
-                        # Touched every TOUCH_INTERVAL_S by their owner while held.
-                        forgotten = await admission.purge(
-                            now - max(settings.series_idle_s, 5 * TOUCH_INTERVAL_S)
-                        )
-                        retention.purged.labels("metrics_ingest.series_admitted").inc(forgotten)
-                    if done.create or done.drop:
-                        log.info(
-                            "rollup partitions maintained",
-                            created=[str(d) for d in done.create],
-                            dropped=[str(d) for d in done.drop],
-                        )
-                except Exception:
-                    log.exception("partition maintenance failed; retrying next interval")
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=settings.maintenance_interval_s)
-                except TimeoutError:
-                    continue
+            no replica holds forgotten."""
+            now = runtime.clock.now()
+            done = await history.maintain(now)
+            retention.dropped_partitions.labels("metrics_ingest.rollups").inc(len(done.drop))
+            if admission is not None:
+                # Touched every TOUCH_INTERVAL_S by their owner while held.
+                forgotten = await admission.purge(
+                    now - max(settings.series_idle_s, 5 * TOUCH_INTERVAL_S)
+                )
+                retention.purged.labels("metrics_ingest.series_admitted").inc(forgotten)
+            if done.create or done.drop:
+                log.info(
+                    "rollup partitions maintained",
+                    created=[str(d) for d in done.create],
+                    dropped=[str(d) for d in done.drop],
+                )
+
+        maintenance = Periodic(
+            "rollup_partition_maintenance",
+            maintain,
+            settings.maintenance_interval_s,
+            periodic_metrics(runtime.registry),
+            FirstRun.AT_START,
+        )
 
         return [
             ("rollups", runtime.consumer(config, MetricSampledFields, stage)),
-            ("partitions", maintenance),
+            ("partitions", maintenance.run),
         ]
 
     return init_app(

@@ -32,6 +32,7 @@ from notifier.settings import NotifierSettings
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.consumer import ConsumerConfig
+from opsmesh.periodic import periodic_metrics
 from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
 from opsmesh.topics import NOTIFICATIONS, Topic
@@ -232,7 +233,12 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             ("retention", purger.run),
         ]
         if reloader is not None and settings.config_check_s > 0:
-            out.append(("config-watch", reloader.watcher(settings.config_check_s)))
+            out.append(
+                (
+                    "config-watch",
+                    reloader.watcher(settings.config_check_s, periodic_metrics(runtime.registry)),
+                )
+            )
         if settings.summary_recipients:
             from notifier.summary.job import summary_worker  # noqa: PLC0415 - optional
 

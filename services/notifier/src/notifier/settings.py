@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import Field, SecretStr, model_validator
 
 from notifier.receivers import TemplateLanguage
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
-from opsmesh.settings import CommonSettings
+from opsmesh.settings import CommaList, CommonSettings
 from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
 
 
@@ -44,9 +43,7 @@ class NotifierSettings(CommonSettings):
         256, ge=32, le=16_384, alias="NOTIFIER_AMTEMPLATE_MAX_MEMORY_MB"
     )
     # Networks a webhook may reach although they are loopback/private (e.g. 127.0.0.0/8 in dev).
-    allowed_networks: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), alias="NOTIFIER_ALLOWED_NETWORKS"
-    )
+    allowed_networks: CommaList[str] = Field((), alias="NOTIFIER_ALLOWED_NETWORKS")
     # Extra CA bundle to trust (a private PagerDuty/Slack proxy, tests); verification stays on.
     ca_file: str | None = Field(None, alias="NOTIFIER_CA_FILE")
     send_timeout_s: float = Field(10.0, gt=0, le=120, alias="NOTIFIER_SEND_TIMEOUT_S")
@@ -69,9 +66,7 @@ class NotifierSettings(CommonSettings):
     )
 
     # The daily summary email (empty: off). SMTP settings are the summary's own.
-    summary_recipients: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), alias="ALERT_SUMMARY_RECIPIENTS"
-    )
+    summary_recipients: CommaList[str] = Field((), alias="ALERT_SUMMARY_RECIPIENTS")
     summary_smarthost: str = Field("127.0.0.1:25", alias="NOTIFIER_SUMMARY_SMARTHOST")
     summary_from: str = Field("opsmesh@localhost", alias="NOTIFIER_SUMMARY_FROM")
     summary_username: str | None = Field(None, alias="NOTIFIER_SUMMARY_USERNAME")
@@ -94,10 +89,3 @@ class NotifierSettings(CommonSettings):
         return (
             None if self.template_language == "auto" else TemplateLanguage(self.template_language)
         )
-
-    @field_validator("allowed_networks", "summary_recipients", mode="before")
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value

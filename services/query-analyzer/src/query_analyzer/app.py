@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from aiohttp import web
 
 from opsmesh.clock import Clock
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.runtime import Runtime
 from opsmesh.topics import GROUP_QUERY_ANALYZER, SLOW_QUERIES
 from opsmesh.web.app import ServiceSpec, Worker, init_app
@@ -81,16 +79,14 @@ def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Ap
             target_database=settings.target_database,
         )
 
-        async def analysis(stop: asyncio.Event) -> None:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=settings.analysis_interval_s)
-                    return
-                try:
-                    await analyzer.run_once()
-                except Exception:
-                    # Analysis is advisory: a failing target must not stop the consumer.
-                    log.exception("analysis failed; retrying at the next interval")
+        # Analysis is advisory: a failing target must not stop the consumer.
+        analysis = Periodic(
+            "query_analysis",
+            analyzer.run_once,
+            settings.analysis_interval_s,
+            periodic_metrics(runtime.registry),
+            FirstRun.AFTER_INTERVAL,
+        )
 
         config = ConsumerConfig(group_id=GROUP_QUERY_ANALYZER, topics=(SLOW_QUERIES,))
         purger = runtime.purger(
@@ -102,7 +98,7 @@ def build(settings: QueryAnalyzerSettings, clock: Clock | None = None) -> web.Ap
         )
         return [
             ("stats", runtime.consumer(config, SlowQueryObserved, stage)),
-            ("analysis", analysis),
+            ("analysis", analysis.run),
             ("retention", purger.run),
         ]
 

@@ -34,8 +34,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from opsmesh.clock import Clock, sleep_until_stopped
+from opsmesh.clock import Clock
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, NextRun, Periodic, periodic_metrics
 from opsmesh.topics import DLQ, NOTIFICATIONS
 
 log = get_logger(__name__)
@@ -206,6 +207,7 @@ class RetentionMetrics:
             ["table"],
             registry=registry,
         )
+        self.loops = periodic_metrics(registry)
         self.last_purge = Gauge(
             "opsmesh_retention_last_purge_timestamp_seconds",
             "When each table's purge last ran to its end (nothing older than its cutoff left)",
@@ -304,8 +306,12 @@ class Purger:
         """The worker: the first run one interval after start (a restart loop does not
         purge on every start), then every interval; at once again while a table has a
         backlog. A failing run is logged and retried; nothing here stops the service."""
-        wait = self._interval_s
-        while not await sleep_until_stopped(stop, wait):
+
+        async def purge() -> NextRun | None:
             reports = await self.run_once(stop)
             behind = any(r.stopped is PurgeStop.BATCH_LIMIT for r in reports)
-            wait = 0.0 if behind else self._interval_s
+            return NextRun(0.0) if behind else None
+
+        await Periodic(
+            "retention_purge", purge, self._interval_s, self._metrics.loops, FirstRun.AFTER_INTERVAL
+        ).run(stop)

@@ -6,6 +6,7 @@ from opsmesh.web.app import (
     ReadinessCheck,
     ServiceSpec,
     init_app,
+    run_checks,
     run_service,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "ReadinessCheck",
     "ServiceSpec",
     "init_app",
+    "run_checks",
     "run_service",
 ]

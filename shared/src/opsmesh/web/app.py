@@ -22,7 +22,7 @@ import enum
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +100,7 @@ def init_app(spec: ServiceSpec) -> web.Application:
         return web.json_response({"status": "alive", "service": spec.name})
 
     async def ready(_: web.Request) -> web.Response:
-        results = await asyncio.gather(*(_run_check(c) for c in spec.readiness()))
-        checks = dict(results)
+        checks = dict(await run_checks(spec.readiness()))
         if not checks:
             checks = {"startup": "pending"}
         ok = all(v == "ok" for v in checks.values())
@@ -130,7 +129,14 @@ def init_app(spec: ServiceSpec) -> web.Application:
 _abandoned: set[asyncio.Task[None]] = set()
 
 
-async def _run_check(check: ReadinessCheck) -> tuple[str, str]:
+async def run_checks(checks: Iterable[ReadinessCheck]) -> list[tuple[str, str]]:
+    """Each check's name and result (``ok``, ``timeout after …``, ``error: …``), run
+    together; answers within the longest check's timeout."""
+    return list(await asyncio.gather(*(run_check(c) for c in checks)))
+
+
+async def run_check(check: ReadinessCheck) -> tuple[str, str]:
+    """One check within its timeout; a probe that times out is cancelled, not awaited."""
     task: asyncio.Task[None] = asyncio.ensure_future(check.probe())
     done, _ = await asyncio.wait({task}, timeout=check.timeout_s)
     if not done:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alert_engine.core.durations import parse_duration
 from alert_engine.core.inhibition import InhibitRule
 from alert_engine.core.matchers import (
     Matcher,
@@ -29,6 +28,7 @@ from alert_engine.core.routing import Route, child_key
 from alert_engine.core.timeintervals import TimeInterval, TimeIntervalError, parse_time_interval
 from alert_engine.core.validation import text_problem
 from opsmesh.alertmanager import AlertmanagerConfigError, load_text
+from opsmesh.durations import parse_duration
 from opsmesh.send_resolved import receiver_sends_resolved
 
 DEFAULT_RESOLVE_TIMEOUT_S = 300.0

@@ -10,12 +10,12 @@ from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig
 from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
-from alert_engine.core.durations import format_duration
 from alert_engine.core.flush import FlushPlan, MuteReason, plan_flush
 from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert, next_on_grid
 from alert_engine.core.inhibition import Inhibitor
 from alert_engine.core.routing import Route
 from alert_engine.core.silences import SilenceBook
+from opsmesh.durations import format_duration
 from opsmesh.events.alerts import AlertStatus
 
 _GROUP_KEY_CACHE = 65_536

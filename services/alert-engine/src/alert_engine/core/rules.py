@@ -49,9 +49,9 @@ import msgspec
 import yaml
 from jinja2 import TemplateSyntaxError
 
-from alert_engine.core.durations import parse_duration
 from alert_engine.core.templating import check_syntax
 from alert_engine.core.validation import MAX_LABEL_NAME, find_unstorable
+from opsmesh.durations import parse_duration
 from opsmesh.events.signals import SignalObserved
 
 Duration = str | float | int

@@ -46,10 +46,10 @@ from typing import Any
 import msgspec
 import yaml
 
-from alert_engine.core.durations import format_duration, parse_duration
 from alert_engine.core.evaluation import ALERTNAME, AlertInstance, Evaluator
 from alert_engine.core.rules import Rule
 from opsmesh import catalogue
+from opsmesh.durations import format_duration, parse_duration
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from health_aggregator.openapi import openapi_document
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.events.health import HealthStatus
-from opsmesh.web.app import ReadinessCheck
+from opsmesh.web.app import ReadinessCheck, run_checks
 from opsmesh.web.openapi import add_openapi_route
 
 
@@ -64,7 +63,7 @@ class HealthApi:
         return _health({"status": "pass", "version": self.version}, 200)
 
     async def ready(self, _: web.Request) -> web.Response:
-        results = list(await asyncio.gather(*(_run(c) for c in self.readiness())))
+        results = await run_checks(self.readiness())
         results.append(("partitions", "ok" if self.warmed() else "state not loaded yet"))
         results.append(("view", "ok" if self.view.loaded else "view not loaded yet"))
         ok = all(r == "ok" for _, r in results)
@@ -122,13 +121,3 @@ def _detail(service: ServiceHealth) -> dict[str, Any]:
             for c in i.checks
         ],
     }
-
-
-async def _run(check: ReadinessCheck) -> tuple[str, str]:
-    try:
-        await asyncio.wait_for(check.probe(), timeout=check.timeout_s)
-    except TimeoutError:
-        return check.name, f"timeout after {check.timeout_s}s"
-    except Exception as exc:
-        return check.name, f"error: {type(exc).__name__}: {exc}"[:300]
-    return check.name, "ok"

@@ -25,6 +25,7 @@ import psycopg
 import redis.asyncio as aioredis
 import yaml
 from aiokafka.client import AIOKafkaClient
+from prometheus_client import CollectorRegistry
 
 from health_aggregator.core.probes import (
     Outcome,
@@ -42,6 +43,7 @@ from health_aggregator.settings import HealthAggregatorSettings
 from opsmesh.clock import Clock
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, PeriodicMetrics, periodic_metrics
 from opsmesh.runtime import Runtime
 from opsmesh.topics import HEALTH, partition_for
 from opsmesh.tracing.http import trace_outgoing
@@ -193,17 +195,22 @@ async def probe_loop(
     rng: random.Random,
     session: aiohttp.ClientSession | None = None,
     runs_here: Callable[[ProbeSpec], bool] = lambda _: True,
+    metrics: PeriodicMetrics | None = None,
 ) -> None:
-    delay = spec.interval_s * rng.random()  # spread first runs over the interval
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-            return
-        except TimeoutError:
-            pass
-        delay = next_delay(spec.interval_s, jitter, rng.random())
+    """Runs ``spec`` every interval (± jitter) until ``stop``, the first run at a random
+    point of the first interval, so probes started together do not fire in lockstep."""
+    draws = 0
+
+    def until_next() -> float:
+        nonlocal draws
+        draws += 1
+        if draws == 1:
+            return spec.interval_s * rng.random()  # spread first runs over the interval
+        return next_delay(spec.interval_s, jitter, rng.random())
+
+    async def probe_once() -> None:
         if not runs_here(spec):
-            continue  # another replica owns where this probe's results land
+            return  # another replica owns where this probe's results land
         # Each run starts a trace: the probe request carries it (``traceparent``), and so
         # does its report, and what the report changes downstream.
         with traced(f"probe {spec.check}", attributes={"opsmesh.probe.service": spec.service}):
@@ -213,6 +220,15 @@ async def probe_loop(
                 await publish(Outgoing(HEALTH, probe_key(spec), report))
             except Exception:
                 log.exception("probe result not published", probe=spec.check, service=spec.service)
+
+    await Periodic(
+        f"probe {spec.service} {spec.check}",
+        probe_once,
+        until_next,
+        # Without a registry (tests), failed runs are counted in one nobody reads.
+        metrics or periodic_metrics(CollectorRegistry()),
+        FirstRun.AFTER_INTERVAL,
+    ).run(stop)
 
 
 def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: ProbeShare) -> Worker:
@@ -234,6 +250,7 @@ def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: Pr
                         rng=rng,
                         session=session,
                         runs_here=share.runs_here,
+                        metrics=periodic_metrics(runtime.registry),
                     )
                     for spec in specs
                 )

@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from opsmesh.durations import parse_duration
+
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 # The matcher grammar: a label, ``=`` or ``!=``, then a value that may be quoted and
 # padded with whitespace but holds no line break of its own. This is the OpenAPI
@@ -29,8 +31,7 @@ MATCHER_PATTERN = r"^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(!=|=)\s*(\S([^\n]*\S)?\s*)?$"
 # The parser needs no regex past the operator: the rest is stripped, then unquoted.
 _MATCHER_HEAD = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)")
 MAX_MATCHER_LENGTH = 2048  # as the OpenAPI document says
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 MAX_POINTS = 11_000  # per series, as Prometheus bounds a range query
 MAX_MATCHERS = 20
 # 9999-12-31T23:59:59Z: PostgreSQL's timestamps go further, but nothing is stored past it;
@@ -149,10 +150,13 @@ def _time(text: str | None, default: float, what: str) -> float:
 
 
 def _duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise BadQuery(QueryError.BAD_STEP, f"step={text!r}: seconds or a duration like 30s")
-    value = float(match.group(1)) * _UNITS[match.group(2)]
+    stripped = text.strip()
+    try:
+        value = float(stripped) if _SECONDS.fullmatch(stripped) else parse_duration(stripped)
+    except ValueError:
+        raise BadQuery(
+            QueryError.BAD_STEP, f"step={text!r}: seconds or a duration like 30s"
+        ) from None
     if not 0 < value <= MAX_EPOCH_S:
         raise BadQuery(QueryError.BAD_STEP, "step must be positive and at most 9999 years")
     return value

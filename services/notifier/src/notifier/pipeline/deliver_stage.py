@@ -38,6 +38,7 @@ from opsmesh.kafka.consumer import BatchResult, Partition, Received, StatelessHa
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.topics import DELIVERIES
 from opsmesh.tracing.context import TraceContext
 from opsmesh.tracing.spans import SpanKind, traced
@@ -98,6 +99,13 @@ class DeliverStage(StatelessHandler):
         self._active: set[Pair] = set()
         self._mine: set[Pair] = set()  # claims this process holds
         self._tasks: set[asyncio.Task[None]] = set()
+        self._housekeeping = Periodic(
+            "lane_housekeeping",
+            self._keep_house,
+            1.0,
+            periodic_metrics(registry),
+            FirstRun.AFTER_INTERVAL,
+        )
         self._outcomes = Counter(
             "notifier_deliveries",
             "Delivery outcomes per integration",
@@ -224,6 +232,11 @@ class DeliverStage(StatelessHandler):
         return BatchResult(hold_from=self._inflight.hold_from())
 
     # -- lanes ----------------------------------------------------------------------
+
+    async def _keep_house(self) -> None:
+        for lane in self._lanes.values():
+            self._pending_gauge.labels(lane.destination.id).set(lane.pending)
+        self._retire_stale()
 
     def _retire_stale(self) -> None:
         """Lanes whose destination a reload removed or replaced (and that no new job has
@@ -458,10 +471,7 @@ class DeliverStage(StatelessHandler):
             self._writer.run(writer_stop, give_up=stop), name="notifier:log-writer"
         )
         try:
-            while not await sleep_until_stopped(stop, 1.0):
-                for lane in self._lanes.values():
-                    self._pending_gauge.labels(lane.destination.id).set(lane.pending)
-                self._retire_stale()
+            await self._housekeeping.run(stop)
             self._stopping.set()
             lanes = [*self._lanes.values(), *self._retired]
             await asyncio.gather(*(lane.join() for lane in lanes))

@@ -23,8 +23,8 @@ from notifier.core.summary import Summary, Transition, next_run, summarise
 from notifier.core.webhook_payload import rfc3339
 from notifier.rendering import render_named
 from notifier.settings import NotifierSettings
-from opsmesh.clock import sleep_until_stopped
 from opsmesh.logging import get_logger
+from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.runtime import Runtime
 
 log = get_logger(__name__)
@@ -124,16 +124,18 @@ def summary_worker(
         )
         log.info("daily summary sent", opened=summary.opened, resolved=summary.resolved)
 
-    async def work(stop: asyncio.Event) -> None:
-        while True:
-            now = runtime.clock.now()
-            wait = next_run(now, settings.summary_hour_utc) - now
-            if await sleep_until_stopped(stop, wait):
-                return
-            try:
-                await send_once(runtime.clock.now())
-            except Exception:
-                # A missed summary is not worth a crash; the next day's comes anyway.
-                log.exception("daily summary failed")
+    def until_next() -> float:
+        now = runtime.clock.now()
+        return next_run(now, settings.summary_hour_utc) - now
 
-    return work
+    async def send_now() -> None:
+        await send_once(runtime.clock.now())
+
+    # A missed summary is not worth a crash; the next day's comes anyway.
+    return Periodic(
+        "daily_summary",
+        send_now,
+        until_next,
+        periodic_metrics(runtime.registry),
+        FirstRun.AFTER_INTERVAL,
+    ).run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alert_engine.core.durations import format_duration, parse_duration
+from opsmesh.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

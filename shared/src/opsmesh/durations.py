@@ -1,4 +1,10 @@
-"""Prometheus-style durations: ``90s``, ``1m30s``, ``2h``, ``1d``, ``0s``."""
+"""Prometheus-style durations: ``90s``, ``1m30s``, ``2h``, ``1d``, ``0s``.
+
+The one parser of the mesh (rules, Alertmanager configuration, settings, silences, the
+rollup query's ``step``). Units ms s m h d w y; parts follow each other without spaces.
+Looser than Prometheus's own: a part may have a fraction (``1.5s``) and parts may come in
+any order.
+"""
 
 from __future__ import annotations
 
