@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every rule file and rule test file shipped with the project.
 RULE_FILES = [
     ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default.yml",
-    ROOT / "shared/src/opsmesh/devtools/resources/demo-rules.yml",
+    ROOT / "dev/src/opsmesh_dev/tools/resources/demo-rules.yml",
 ]
 RULE_TEST_FILES = [ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default_test.yml"]
 T0 = 1_760_000_000.0

@@ -23,7 +23,7 @@ from opsmesh.db.retention import (
     _lock_key,
     days,
 )
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from health_aggregator.storage.checks import CheckStore
 from health_aggregator.storage.retention import purge_jobs
 from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.health import HealthStatus
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -26,13 +26,13 @@ from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import FakeClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.postgres import PostgresServer
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.postgres import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -22,10 +22,10 @@ from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import Received
 from opsmesh.labels import series_id
+from opsmesh_dev.infra import Endpoints
 
 T0 = 1_700_000_400.0
 

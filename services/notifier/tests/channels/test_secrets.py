@@ -29,8 +29,8 @@ from notifier.pipeline.lanes import Destination, Job, Sender
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
 from opsmesh.clock import FakeClock, SystemClock
-from opsmesh.devinfra.process import free_port
 from opsmesh.logging import configure_logging, get_logger, redact_url
+from opsmesh_dev.infra.process import free_port
 
 LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 WEBHOOK_TOKEN = "tok-3b1f9c0d7e2a"

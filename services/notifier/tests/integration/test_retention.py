@@ -17,7 +17,7 @@ from notifier.delivery.refs import PgMessageRefs
 from notifier.delivery.retention import purge_jobs
 from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

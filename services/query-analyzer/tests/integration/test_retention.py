@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 from query_analyzer.core.sketch import Sketch
 from query_analyzer.storage.retention import purge_jobs
 
