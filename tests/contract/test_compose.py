@@ -415,7 +415,7 @@ def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
         assert any(p.strip("/*") == needed for p in patterns), (
             f".dockerignore must exclude {needed}"
         )
-    for kept in ("uv.lock", "pyproject.toml", "shared", "services", "src"):
+    for kept in ("uv.lock", "pyproject.toml", "shared", "services", "dev", "src"):
         assert kept not in [p.strip("/") for p in patterns], f".dockerignore excludes {kept}"
 
 

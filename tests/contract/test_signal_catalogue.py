@@ -56,7 +56,7 @@ T0 = 1_760_000_000.0
 
 def _yaml_files_with(key: str) -> set[Path]:
     found = set()
-    for folder in ("services", "shared", "compose", "docs", "runbooks"):
+    for folder in ("services", "shared", "dev", "compose", "docs", "runbooks"):
         for path in (ROOT / folder).glob("**/*.y*ml"):
             document = yaml.safe_load(path.read_text())
             if isinstance(document, dict) and key in document:
