@@ -25,7 +25,6 @@ from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh import catalogue
-from opsmesh.clock import FakeClock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
 from opsmesh.events.signals import SignalObserved, SignalSource
@@ -33,6 +32,7 @@ from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.selfreport import dead_letter_signals, lag_signals
 from opsmesh.topics import NOTIFICATIONS, SIGNALS
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.core.advice import Measured, choose
 from query_analyzer.core.candidates import IndexCandidate
 from query_analyzer.core.findings import (
