@@ -41,12 +41,12 @@ from aiokafka import AIOKafkaProducer
 
 from bench.kafka_kit import raw_consume
 from bench.profiling import start_profilers, stop_profilers
-from opsmesh.devinfra import Endpoints, LocalStack
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.codec import encode
 from opsmesh.topics import SIGNALS
+from opsmesh_dev.infra import Endpoints, LocalStack
+from opsmesh_dev.tools.mesh import Mesh
 
 RULES = 1_000
 SERVICES = 20

@@ -42,9 +42,9 @@ import aiohttp
 from aiohttp import web
 
 from bench.profiling import start_profilers, stop_profilers
-from opsmesh.devinfra import Endpoints, LocalStack
-from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.infra import Endpoints, LocalStack
+from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
+from opsmesh_dev.tools.mesh import Mesh
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 BATCH = 500

@@ -29,12 +29,12 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra import LocalStack
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import HealthReported, HealthStatus, SignalObserved
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import HEALTH, SIGNALS
+from opsmesh_dev.infra import LocalStack
+from opsmesh_dev.tools.mesh import Mesh
 
 INTERVAL_S = 10.0
 TTL_S = 15.0

@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from opsmesh.clock import SystemClock
-from opsmesh.devinfra import LocalStack
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
     BatchConsumer,
@@ -35,6 +34,7 @@ from opsmesh.kafka import (
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.runtime import tune_gc
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import LocalStack
 
 PARTITIONS = 4
 

@@ -40,7 +40,6 @@ from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import LocalStack
 from opsmesh.events import MetricSampled
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka import (
@@ -52,6 +51,7 @@ from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.runtime import tune_gc
 from opsmesh.topics import ALL_TOPICS, Topic
+from opsmesh_dev.infra import LocalStack
 
 
 async def fill(bootstrap: str, topic: str, events: int, series: int, start: float) -> None:

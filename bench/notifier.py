@@ -31,11 +31,11 @@ from aiohttp import web
 
 from notifier.samples import sample_request
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra import Endpoints, LocalStack
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import ALL_TOPICS, NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints, LocalStack
+from opsmesh_dev.tools.mesh import Mesh
 
 DESTINATIONS = 10
 STALLED = "d0"

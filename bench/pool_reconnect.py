@@ -23,7 +23,7 @@ from pathlib import Path
 from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.db.pool import RECONNECT_GIVE_UP_S, ping
-from opsmesh.devinfra.postgres import PostgresServer
+from opsmesh_dev.infra.postgres import PostgresServer
 
 WORKERS = 8
 PSYCOPG_DEFAULT_S = 300.0

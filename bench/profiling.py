@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.tools.mesh import Mesh
 
 
 def start_profilers(

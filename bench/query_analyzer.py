@@ -30,7 +30,6 @@ from bench.kafka_kit import PARTITIONS, consume_until_done, fill_values, raw_con
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import LocalStack
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka import (
     BatchResult,
@@ -39,6 +38,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import LocalStack
 from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage

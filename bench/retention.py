@@ -32,7 +32,7 @@ from notifier.delivery.retention import purge_jobs
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.retention import Batch, PurgeJob, Purger, PurgeStop, RetentionMetrics
-from opsmesh.devinfra.postgres import PostgresServer
+from opsmesh_dev.infra.postgres import PostgresServer
 
 RETENTION_DAYS = 35
 WRITE_BATCH = 500

@@ -81,5 +81,5 @@ fi
 
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   say "resolving the Kafka broker jars (Maven Central, cached)"
-  uv run --frozen --quiet python -c "from opsmesh.devinfra.kafka import ensure_jars; print('[bootstrap] kafka jars:', ensure_jars())"
+  uv run --frozen --quiet python -c "from opsmesh_dev.infra.kafka import ensure_jars; print('[bootstrap] kafka jars:', ensure_jars())"
 fi

@@ -20,8 +20,8 @@ import pytest
 from psycopg import sql
 
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 
 WRITE_TOKEN = "fuzz-writer-token-0123456789"
 READ_TOKEN = "fuzz-reader-token-0123456789"

@@ -21,8 +21,8 @@ from alert_engine.settings import AlertEngineSettings
 from health_aggregator.settings import HealthAggregatorSettings
 from metrics_ingest.settings import MetricsIngestSettings
 from notifier.settings import NotifierSettings
-from opsmesh.devtools.mesh import SERVICES as MESH_SERVICES
 from opsmesh.settings import CommonSettings
+from opsmesh_dev.tools.mesh import SERVICES as MESH_SERVICES
 from query_analyzer.settings import QueryAnalyzerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,6 +174,7 @@ def test_service_is_built_from_the_repo_dockerfile(compose: dict[str, Any], name
     assert context == ROOT, f"{name}: build context must be the repo root, got {context}"
     assert (context / build["dockerfile"]).resolve() == DOCKERFILE
     assert DOCKERFILE.is_file()
+    assert build.get("target") == "runtime", f"{name}: services run the production image"
 
 
 @pytest.mark.parametrize(("name", "module"), [(n, m) for n, (m, _) in SERVICES.items()])
@@ -304,12 +305,18 @@ def test_redis_healthcheck_pings(compose: dict[str, Any]) -> None:
 def test_dockerfile_installs_the_locked_workspace() -> None:
     lines = dockerfile_lines(DOCKERFILE)
     args = {m.group(1): m.group(2) for line in lines if (m := re.match(r"ARG (\w+)=(\S+)", line))}
-    bases = [
-        re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), line.split()[1])
+    # Each stage's base, by stage name; the last stage's chain of stages ends in an image.
+    bases = {
+        parts[-1] if len(parts) == 4 else "": re.sub(
+            r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), parts[1]
+        )
         for line in lines
-        if line.startswith("FROM ")
-    ]
-    assert bases[-1] == "python:3.11-slim-bookworm", f"runtime base image is {bases[-1]}"
+        if line.startswith("FROM ") and (parts := line.split())
+    }
+    base = list(bases.values())[-1]
+    while base in bases:
+        base = bases[base]
+    assert base == "python:3.11-slim-bookworm", f"runtime base image is {base}"
 
     syncs = [line for line in lines if "uv sync" in line]
     assert syncs, "the Dockerfile never runs uv sync"
@@ -332,7 +339,8 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
             if (p / "pyproject.toml").is_file()
         }
     )
-    assert len(members) == 1 + len(SERVICES), members
+    # shared, the services and the development package (dev/).
+    assert len(members) == 2 + len(SERVICES), members
     copies = [line.split()[1:] for line in dockerfile_lines(DOCKERFILE) if line.startswith("COPY ")]
     sources = {
         src
@@ -345,6 +353,47 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
         assert f"{member}/src" in sources, f"{member}/src is not copied"
     for src in sources:
         assert (ROOT / src).exists(), f"COPY {src}: no such path in the build context"
+
+
+def dockerfile_stages(path: Path) -> dict[str, list[str]]:
+    """Each stage's instructions by its name (``FROM x AS name``), in order."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in dockerfile_lines(path):
+        if line.startswith("FROM "):
+            parts = line.split()
+            current = stages.setdefault(parts[-1] if parts[-2].upper() == "AS" else "", [])
+        current.append(line)
+    return stages
+
+
+def test_the_runtime_image_leaves_the_development_package_out() -> None:
+    """The default (last) stage is the production image; its virtualenv comes from a stage
+    that never copies dev/src nor installs opsmesh-dev."""
+    stages = dockerfile_stages(DOCKERFILE)
+    assert list(stages)[-1] == "runtime", "the last stage (docker build's default) is runtime"
+
+    def venv_source(stage: str) -> str:
+        (source,) = [
+            line.split()[1].removeprefix("--from=")
+            for line in stages[stage]
+            if line.startswith("COPY --from=") and line.split()[-1] == "/opt/venv"
+        ]
+        return source
+
+    runtime_build = stages[venv_source("runtime")]
+    assert not any(line.startswith("COPY") and "dev/src" in line.split() for line in runtime_build)
+    assert not any("opsmesh-dev" in line for line in runtime_build if "uv sync" in line)
+    devtools_build = stages[venv_source("devtools")]
+    assert any("--package opsmesh-dev" in line for line in devtools_build if "uv sync" in line)
+
+
+@pytest.mark.parametrize("name", ["webhook-sink", "demo-traffic"])
+def test_dev_sinks_run_the_devtools_image(compose: dict[str, Any], name: str) -> None:
+    build = service(compose, name).get("build")
+    assert isinstance(build, dict)
+    assert build.get("target") == "devtools", f"{name} needs the development package"
+    assert (COMPOSE_DIR / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
 
 
 def test_image_carries_the_alertmanager_template_renderer() -> None:
@@ -366,7 +415,7 @@ def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
         assert any(p.strip("/*") == needed for p in patterns), (
             f".dockerignore must exclude {needed}"
         )
-    for kept in ("uv.lock", "pyproject.toml", "shared", "services", "src"):
+    for kept in ("uv.lock", "pyproject.toml", "shared", "services", "dev", "src"):
         assert kept not in [p.strip("/") for p in patterns], f".dockerignore excludes {kept}"
 
 
@@ -404,7 +453,7 @@ def test_notifier_reaches_the_webhook_sink(compose: dict[str, Any]) -> None:
     sink = service(compose, url.hostname or "")
     assert url.port in container_ports(sink)
     sink_command = " ".join(command(sink))
-    assert "opsmesh.devtools.sink" in sink_command
+    assert "opsmesh_dev.tools.sink" in sink_command
     assert f"port={url.port}" in sink_command or f"--port {url.port}" in sink_command
     # 127.0.0.1 inside a container is unreachable from the notifier's container.
     assert "0.0.0.0" in sink_command, "the sink must listen on all interfaces"

@@ -23,7 +23,7 @@ from health_aggregator.storage.retention import purge_jobs as health_jobs
 from notifier.delivery.retention import purge_jobs as notifier_jobs
 from notifier.settings import NotifierSettings
 from opsmesh.db.retention import DAY_S, PurgeJob
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 from query_analyzer.settings import QueryAnalyzerSettings
 from query_analyzer.storage.retention import purge_jobs as query_jobs
 

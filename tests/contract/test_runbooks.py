@@ -15,7 +15,7 @@ RUNBOOKS = ROOT / "runbooks"
 INDEX = RUNBOOKS / "README.md"
 # Rule files shipped with the project; each rule's runbook_url is relative to the repo root.
 RULE_FILES = [
-    ROOT / "shared/src/opsmesh/devtools/resources/demo-rules.yml",
+    ROOT / "dev/src/opsmesh_dev/tools/resources/demo-rules.yml",
     ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default.yml",
 ]
 SECTIONS = ("What it means", "Impact", "Investigate", "Mitigate", "Escalate")

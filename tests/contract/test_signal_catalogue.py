@@ -25,7 +25,6 @@ from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh import catalogue
-from opsmesh.clock import FakeClock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
 from opsmesh.events.signals import SignalObserved, SignalSource
@@ -33,6 +32,7 @@ from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.selfreport import dead_letter_signals, lag_signals
 from opsmesh.topics import NOTIFICATIONS, SIGNALS
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.core.advice import Measured, choose
 from query_analyzer.core.candidates import IndexCandidate
 from query_analyzer.core.findings import (
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Every rule file and rule test file shipped with the project.
 RULE_FILES = [
     ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default.yml",
-    ROOT / "shared/src/opsmesh/devtools/resources/demo-rules.yml",
+    ROOT / "dev/src/opsmesh_dev/tools/resources/demo-rules.yml",
 ]
 RULE_TEST_FILES = [ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default_test.yml"]
 T0 = 1_760_000_000.0
@@ -56,7 +56,7 @@ T0 = 1_760_000_000.0
 
 def _yaml_files_with(key: str) -> set[Path]:
     found = set()
-    for folder in ("services", "shared", "compose", "docs", "runbooks"):
+    for folder in ("services", "shared", "dev", "compose", "docs", "runbooks"):
         for path in (ROOT / folder).glob("**/*.y*ml"):
             document = yaml.safe_load(path.read_text())
             if isinstance(document, dict) and key in document:

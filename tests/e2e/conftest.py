@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
+from opsmesh_dev.tools.mesh import Mesh
 
 RULES = """
 groups:
@@ -85,7 +85,7 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
     port = free_port()
     out = workdir / "received.jsonl"
     process = spawn(
-        [sys.executable, "-m", "opsmesh.devtools.sink", "--port", str(port), "--out", str(out)],
+        [sys.executable, "-m", "opsmesh_dev.tools.sink", "--port", str(port), "--out", str(out)],
         log_file=workdir / "sink.log",
     )
     try:

@@ -8,11 +8,11 @@ import time
 import psycopg
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import SIGNALS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import Sink
 from tests.fixtures.kafka import eventually
 

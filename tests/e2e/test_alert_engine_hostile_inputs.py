@@ -19,11 +19,11 @@ import msgspec
 import pytest
 from yarl import URL
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import AlertsRouted, RoutedAlert, SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka import EventProducer
 from opsmesh.topics import ALERT_GROUPS, DLQ, SIGNALS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN, Sink
 from tests.fixtures.kafka import eventually, header, read_all
 

@@ -17,11 +17,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from alert_engine.core.routing import format_label_set
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.process import wait_until
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.labels import fingerprint
 from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, partition_for
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.process import wait_until
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
 
 pytestmark = pytest.mark.e2e

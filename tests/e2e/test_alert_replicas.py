@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from opsmesh.devinfra.process import wait_until
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.infra.process import wait_until
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, Sink
 
 pytestmark = pytest.mark.e2e

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import SIGNALS
+from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN, Sink
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,6 @@ import urllib.request
 import psycopg
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import (
     Alert,
     AlertStatus,
@@ -26,6 +24,8 @@ from opsmesh.events import (
 )
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import DLQ, HEALTH, METRICS, NOTIFICATIONS, SIGNALS, SLOW_QUERIES
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import Sink
 from tests.fixtures.kafka import eventually, header, read_all
 

@@ -40,10 +40,6 @@ import yaml
 from psycopg import sql
 
 from alert_engine.core.rules import Rule, parse_rules
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.durations import parse_duration
 from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
 from opsmesh.events.health import ReportKind
@@ -52,6 +48,10 @@ from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import Sink
 
 # The first test also waits for the world to start (a broker and five services).
@@ -164,7 +164,7 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
     port = free_port()
     out = workdir / "received.jsonl"
     process = spawn(
-        [sys.executable, "-m", "opsmesh.devtools.sink", "--port", str(port), "--out", str(out)],
+        [sys.executable, "-m", "opsmesh_dev.tools.sink", "--port", str(port), "--out", str(out)],
         log_file=workdir / "sink.log",
     )
     try:

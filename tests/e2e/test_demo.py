@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from opsmesh.cli.up import ports_in_use
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.process import terminate
-from opsmesh.devtools.demo_db import DEMO_DATABASE
-from opsmesh.devtools.mesh import BY_NAME
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.process import terminate
+from opsmesh_dev.tools.demo_db import DEMO_DATABASE
+from opsmesh_dev.tools.mesh import BY_NAME
+from opsmesh_dev.up import ports_in_use
 
 # Starting a whole stack, then waiting for the demo incident and the first analysis.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]

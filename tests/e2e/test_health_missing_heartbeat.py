@@ -12,11 +12,11 @@ import urllib.request
 import msgspec
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import HealthReported, HealthStatus, SignalObserved
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import HEALTH, SIGNALS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.fixtures.kafka import eventually, read_all
 
 pytestmark = pytest.mark.e2e

@@ -21,8 +21,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.kafka.dlq import DeadLetterReason
 from opsmesh.topics import (
     ALERT_GROUPS,
@@ -41,6 +39,8 @@ from opsmesh.topics import (
     Topic,
     partition_for,
 )
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import Sink
 from tests.fixtures.kafka import eventually, header, read_all
 

@@ -10,10 +10,10 @@ import msgspec
 import pytest
 
 from opsmesh import catalogue
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import SERVICES, Mesh
 from opsmesh.events import SignalObserved
 from opsmesh.topics import NOTIFICATIONS, SIGNALS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import SERVICES, Mesh
 from tests.fixtures.kafka import eventually, read_all
 
 pytestmark = pytest.mark.e2e

@@ -15,13 +15,13 @@ import aiohttp
 import msgspec
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import MetricSampled
 from opsmesh.events.metrics import MetricKind
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import DLQ, METRICS, SIGNALS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.fixtures.kafka import eventually, header, read_all
 
 pytestmark = pytest.mark.e2e

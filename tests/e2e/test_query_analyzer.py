@@ -14,12 +14,12 @@ import msgspec
 import pytest
 
 from opsmesh.catalogue import QUERY_N_PLUS_ONE
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import SlowQueryObserved
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import SIGNALS, SLOW_QUERIES
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.fixtures.kafka import eventually, read_all
 
 pytestmark = pytest.mark.e2e

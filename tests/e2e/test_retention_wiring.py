@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from opsmesh.devtools.mesh import Mesh
+from opsmesh_dev.tools.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 

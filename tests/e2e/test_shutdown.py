@@ -11,8 +11,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import (
     Alert,
     AlertStatus,
@@ -41,6 +39,8 @@ from opsmesh.topics import (
     SLOW_QUERIES,
     Topic,
 )
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.e2e

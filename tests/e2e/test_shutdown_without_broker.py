@@ -28,10 +28,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.process import wait_until
-from opsmesh.devtools.mesh import SERVICES, Mesh
 from opsmesh.events import (
     HealthReported,
     HealthStatus,
@@ -40,6 +36,10 @@ from opsmesh.events import (
 )
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.topics import HEALTH, METRICS, SLOW_QUERIES
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.process import wait_until
+from opsmesh_dev.tools.mesh import SERVICES, Mesh
 from tests.e2e.conftest import AM_CONFIG, API_TOKEN, RULES
 
 pytestmark = pytest.mark.e2e

@@ -26,12 +26,12 @@ from aiohttp.test_utils import TestServer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from notifier.samples import sample_request
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import NOTIFICATIONS, Topic
 from opsmesh.tracing.context import new_trace, parse_traceparent
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.e2e

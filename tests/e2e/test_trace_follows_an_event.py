@@ -20,8 +20,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import SlowQueryObserved
 from opsmesh.events.alerts import AlertsRouted, AlertStateChanged
 from opsmesh.events.notifications import NotificationDelivered, NotificationRequested
@@ -36,6 +34,8 @@ from opsmesh.topics import (
     SLOW_QUERIES,
 )
 from opsmesh.tracing.context import TraceContext, new_trace, parse_traceparent
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, Sink
 from tests.fixtures.kafka import eventually, header, read_all
 

@@ -10,12 +10,12 @@ import time
 import psycopg
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import METRICS
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import Sink
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
 from opsmesh.web.app import ExitStatus
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
 
 pytestmark = pytest.mark.e2e
 

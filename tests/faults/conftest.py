@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.postgres import PostgresServer
-from opsmesh.devinfra.process import free_port, port_open, spawn, terminate, wait_until
-from opsmesh.devinfra.redis import RedisServer
-from opsmesh.devtools.mesh import SERVICES, Mesh
 from opsmesh.kafka.admin import ensure_topics
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.postgres import PostgresServer
+from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
+from opsmesh_dev.infra.redis import RedisServer
+from opsmesh_dev.tools.mesh import SERVICES, Mesh
 from tests.faults.load import AM_CONFIG, RULES
 from tests.faults.report import REPORT_KEY, FaultReport
 
@@ -83,7 +83,7 @@ def fault_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultSink]:
     port = free_port()
     out = workdir / "received.jsonl"
     process = spawn(
-        [sys.executable, "-m", "opsmesh.devtools.sink", "--port", str(port), "--out", str(out)],
+        [sys.executable, "-m", "opsmesh_dev.tools.sink", "--port", str(port), "--out", str(out)],
         log_file=workdir / "sink.log",
     )
     try:

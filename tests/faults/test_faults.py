@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from opsmesh.devtools.mesh import SERVICES, Mesh
+from opsmesh_dev.tools.mesh import SERVICES, Mesh
 from tests.faults.accounting import DuplicateKind, received_for, tally
 from tests.faults.conftest import LANE_CONCURRENCY, WRITE_TOKEN, FaultInfra, FaultSink
 from tests.faults.load import Kind, LoadDriver, LoadPlan, SinkWatch, fault_id

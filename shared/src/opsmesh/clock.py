@@ -1,6 +1,7 @@
 """An injectable clock, so timing logic is tested in simulated time.
 
-Pure cores take a ``Clock`` and never read the wall clock themselves.
+Pure cores take a ``Clock`` and never read the wall clock themselves; their tests pass
+``opsmesh_dev.testing.clock.FakeClock``.
 """
 
 from __future__ import annotations
@@ -24,29 +25,6 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-class FakeClock:
-    """A clock that moves only when told to; both readings advance together."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
-        self._mono = 0.0
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a clock does not go backwards")
-        self._now += seconds
-        self._mono += seconds
-
-    def set(self, epoch_seconds: float) -> None:
-        self.advance(epoch_seconds - self._now)
 
 
 async def sleep_until_stopped(stop: asyncio.Event, seconds: float) -> bool:

@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
+# Public for alert-engine's vectorised batch of the same hash (alert_engine.label_batches).
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
 _MASK = 0xFFFFFFFFFFFFFFFF
 _SEPARATOR = 0xFF
-_SEPARATOR_BYTE = bytes((_SEPARATOR,))
+SEPARATOR_BYTE = bytes((_SEPARATOR,))
 
 
 def _fnv1a_add(h: int, data: bytes) -> int:
-    prime, mask = _FNV_PRIME, _MASK
+    prime, mask = FNV_PRIME, _MASK
     for byte in data:
         h = ((h ^ byte) * prime) & mask
     return h
@@ -33,13 +34,13 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 @lru_cache(maxsize=32_768)
 def _fingerprint(items: tuple[tuple[str, str], ...]) -> str:
     if not items:
-        return f"{_FNV_OFFSET:016x}"
+        return f"{FNV_OFFSET:016x}"
     parts = []
     for name, value in items:
         parts.append(name.encode())
         parts.append(value.encode())
     parts.append(b"")
-    return f"{_fnv1a_add(_FNV_OFFSET, _SEPARATOR_BYTE.join(parts)):016x}"
+    return f"{_fnv1a_add(FNV_OFFSET, SEPARATOR_BYTE.join(parts)):016x}"
 
 
 # Below this many label sets the per-byte loop (and its cache) beats setting up arrays.

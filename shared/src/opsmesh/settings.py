@@ -26,6 +26,11 @@ def _split_commas(value: object) -> object:
 # in code is taken as it is.
 CommaList = Annotated[tuple[T, ...], NoDecode, BeforeValidator(_split_commas)]
 
+# The infrastructure endpoints' variables, one name in every service, CLI and the local stack.
+ENV_KAFKA = "OPSMESH_KAFKA_BOOTSTRAP"
+ENV_PG = "OPSMESH_PG_DSN"
+ENV_REDIS = "OPSMESH_REDIS_URL"
+
 
 class SettingsError(SystemExit):
     """Settings failed validation; the message names each bad variable."""
@@ -34,7 +39,7 @@ class SettingsError(SystemExit):
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", alias="OPSMESH_KAFKA_BOOTSTRAP")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", alias=ENV_KAFKA)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", alias="OPSMESH_KAFKA_SECURITY_PROTOCOL"
     )
@@ -46,9 +51,9 @@ class CommonSettings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(None, alias="OPSMESH_KAFKA_SSL_CAFILE")
 
     pg_dsn: SecretStr = Field(
-        SecretStr("postgresql://opsmesh:opsmesh@127.0.0.1:5432/opsmesh"), alias="OPSMESH_PG_DSN"
+        SecretStr("postgresql://opsmesh:opsmesh@127.0.0.1:5432/opsmesh"), alias=ENV_PG
     )
-    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), alias="OPSMESH_REDIS_URL")
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), alias=ENV_REDIS)
 
     http_host: str = Field("0.0.0.0", alias="OPSMESH_HTTP_HOST")  # noqa: S104 - a server's bind
     # Open HTTP connections per process; more are answered 503 and closed (file descriptors

@@ -8,10 +8,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from tests.fixtures.kafka import eventually
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.aiokafka_internals import cluster_metadata, committed_metadata
 from opsmesh.topics import Topic
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

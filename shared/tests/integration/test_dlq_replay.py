@@ -12,10 +12,10 @@ from tests.fixtures.kafka import header, read_all
 
 from opsmesh.cli.main import cli
 from opsmesh.clock import SystemClock
-from opsmesh.devinfra import Endpoints
 from opsmesh.kafka import DeadLetterPublisher, DeadLetterReason, EventProducer, RawRecord
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import pytest
 from tests.fixtures.kafka import eventually, group_offsets, run_consumer
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
     BatchResult,
@@ -20,6 +19,7 @@ from opsmesh.kafka import (
 )
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

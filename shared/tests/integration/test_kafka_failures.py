@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually, group_offsets, header, read_all, run_consumer
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
     BatchResult,
@@ -27,6 +26,7 @@ from opsmesh.kafka import (
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.codec import encode
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

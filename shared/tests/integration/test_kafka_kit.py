@@ -10,7 +10,6 @@ import pytest
 from aiokafka import TopicPartition
 from tests.fixtures.kafka import eventually, group_offsets, header, read_all, run_consumer
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import (
     BatchResult,
@@ -22,6 +21,7 @@ from opsmesh.kafka import (
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.headers import new_trace, parse_traceparent
 from opsmesh.topics import DLQ, Topic, partition_for
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import pytest
 from tests.fixtures.kafka import eventually, run_consumer
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import BatchResult, EventProducer, Outgoing, Received, StatelessHandler
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.handler import Partition, ReadProgress
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

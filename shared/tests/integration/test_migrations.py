@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from opsmesh.db.migrations import MigrationError, apply_all, apply_migrations, load_migrations
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

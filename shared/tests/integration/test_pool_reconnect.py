@@ -17,7 +17,7 @@ import pytest
 from tests.fixtures.kafka import eventually
 
 from opsmesh.db.pool import RECONNECT_GIVE_UP_S, open_pool, ping
-from opsmesh.devinfra.postgres import PostgresServer
+from opsmesh_dev.infra.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

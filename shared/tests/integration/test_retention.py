@@ -13,7 +13,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import (
     Purger,
     PurgeStop,
@@ -23,7 +22,8 @@ from opsmesh.db.retention import (
     _lock_key,
     days,
 )
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,6 @@ from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually, read_all
 
 from opsmesh import catalogue
-from opsmesh.clock import FakeClock
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka import EventProducer
 from opsmesh.kafka.admin import ensure_topics
@@ -20,6 +18,8 @@ from opsmesh.kafka.codec import decode
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.selfreport import ConsumedGroup, KafkaLagReader, SelfReporter
 from opsmesh.topics import SIGNALS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually, header, read_all, run_consumer
 
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import MetricSampled
 from opsmesh.kafka import BatchResult, EventProducer, Outgoing, Received, StatelessHandler
 from opsmesh.kafka.admin import ensure_topics
@@ -31,6 +30,7 @@ from opsmesh.tracing.context import TraceContext, fan_in, new_trace, parse_trace
 from opsmesh.tracing.http import trace_outgoing
 from opsmesh.tracing.setup import provider_for
 from opsmesh.web.app import ServiceSpec, init_app
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

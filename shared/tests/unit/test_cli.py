@@ -36,3 +36,23 @@ def test_schema_export_writes_one_file_per_event(tmp_path) -> None:
     result = CliRunner().invoke(cli_main.cli, ["schema", "export", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert len(list(tmp_path.glob("*.json"))) == 8
+
+
+@pytest.mark.parametrize("command", sorted(cli_main.DEVELOPMENT_COMMANDS))
+def test_development_commands_explain_their_absence(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A production install has no opsmesh-dev: `opsmesh up` says why it is missing."""
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
+    result = CliRunner().invoke(cli_main.cli, [command])
+    assert result.exit_code == 2
+    assert f"`opsmesh {command}` is a development command" in result.output
+    assert "opsmesh-dev" in result.output
+    assert "No such command" not in result.output
+
+
+def test_an_unknown_command_is_still_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
+    result = CliRunner().invoke(cli_main.cli, ["upp"])
+    assert result.exit_code == 2
+    assert "No such command 'upp'" in result.output

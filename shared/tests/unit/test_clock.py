@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from opsmesh.clock import FakeClock, sleep_until_stopped
+from opsmesh.clock import sleep_until_stopped
+from opsmesh_dev.testing.clock import FakeClock
 
 
 def test_moves_only_when_told() -> None:

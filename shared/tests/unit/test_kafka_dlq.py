@@ -12,7 +12,6 @@ import pytest
 from aiokafka import errors as kafka_errors
 from prometheus_client import CollectorRegistry
 
-from opsmesh.clock import FakeClock
 from opsmesh.kafka.dlq import (
     HEADER_HEADERS_DROPPED,
     HEADER_KEY_TRUNCATED,
@@ -29,6 +28,7 @@ from opsmesh.kafka.dlq import (
     fit,
     record_size,
 )
+from opsmesh_dev.testing.clock import FakeClock
 
 # aiokafka's default max_request_size: the producer refuses anything larger.
 PRODUCER_LIMIT = 1_048_576

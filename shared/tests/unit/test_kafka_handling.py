@@ -11,13 +11,13 @@ import psycopg
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from opsmesh.clock import FakeClock
 from opsmesh.events import MetricSampled
 from opsmesh.kafka.dlq import DeadLetterReason
 from opsmesh.kafka.failures import FailureClass
 from opsmesh.kafka.handler import BatchResult, Received, Rejection, StatelessHandler
 from opsmesh.kafka.handling import ConsumerStalled, Handled, HandlerRunner
 from opsmesh.kafka.stall import StallWatch
+from opsmesh_dev.testing.clock import FakeClock
 
 TOPIC = "opsmesh.metrics"
 NUL = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from opsmesh.clock import FakeClock
 from opsmesh.logging import SUPPRESSED_FIELD, RepeatThrottle, configure_logging, get_logger
+from opsmesh_dev.testing.clock import FakeClock
 
 
 class Collect(logging.Handler):

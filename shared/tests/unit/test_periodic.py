@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from opsmesh.clock import FakeClock
 from opsmesh.periodic import FirstRun, InFlight, NextRun, Periodic, periodic_metrics
+from opsmesh_dev.testing.clock import FakeClock
 
 
 class World:

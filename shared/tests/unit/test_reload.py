@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from opsmesh.clock import FakeClock
 from opsmesh.reload import (
     ConfigReloader,
     ReloadFailed,
@@ -21,6 +20,7 @@ from opsmesh.reload import (
     SighupReload,
     file_hash,
 )
+from opsmesh_dev.testing.clock import FakeClock
 
 
 class World:

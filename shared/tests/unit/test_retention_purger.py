@@ -9,7 +9,6 @@ from collections.abc import AsyncGenerator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import (
     Batch,
     Purger,
@@ -17,6 +16,7 @@ from opsmesh.db.retention import (
     RetentionMetrics,
     days,
 )
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_000_000_000.0
 

@@ -12,8 +12,6 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from opsmesh import catalogue
-from opsmesh.clock import FakeClock
-from opsmesh.devinfra.process import free_port
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.selfreport import (
     ConsumedGroup,
@@ -23,6 +21,8 @@ from opsmesh.selfreport import (
     dead_letter_signals,
     lag_signals,
 )
+from opsmesh_dev.infra.process import free_port
+from opsmesh_dev.testing.clock import FakeClock
 
 
 def _counter() -> Any:

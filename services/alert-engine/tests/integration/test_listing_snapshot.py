@@ -17,7 +17,7 @@ from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence
 from alert_engine.storage.book import BookStore
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -33,12 +33,12 @@ from tests.fixtures.kafka import eventually, read_all
 from alert_engine.app import build
 from alert_engine.settings import AlertEngineSettings
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.postgres import PostgresServer
-from opsmesh.devinfra.redis import RedisServer
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import NOTIFICATIONS
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.postgres import PostgresServer
+from opsmesh_dev.infra.redis import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -45,14 +45,14 @@ from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
-from opsmesh.clock import FakeClock
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.redis import RedisServer
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import ALERT_GROUPS, partition_for
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.redis import RedisServer
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -29,11 +29,11 @@ from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.topics import ALERT_GROUPS, partition_for
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

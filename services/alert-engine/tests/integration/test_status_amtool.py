@@ -30,7 +30,7 @@ from alert_engine.api.status import (
 )
 from alert_engine.api.v2 import AlertmanagerApi
 from alert_engine.core.amconfig import EngineConfig, parse_config
-from opsmesh.clock import FakeClock
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from alert_engine.core.validation import LAST_EPOCH, rfc3339
 from alert_engine.pipeline.screening import Unacceptable, check_routed
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
-from opsmesh.devinfra import Endpoints
 from opsmesh.events import AlertsRouted, AlertState, NotifyReason, RoutedAlert
 from opsmesh.kafka.codec import encode
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

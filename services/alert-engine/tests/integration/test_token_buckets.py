@@ -26,7 +26,7 @@ from alert_engine.ratelimit import (
     RateLimiter,
     RedisTokenBuckets,
 )
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 T0 = 1_700_000_000.0
 

@@ -29,13 +29,13 @@ from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
-from opsmesh.clock import FakeClock
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStateChanged
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.handler import Received
 from opsmesh.kafka.handling import HandlerRunner
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.kafka.stall import StallWatch
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from alert_engine.ratelimit import (
     MemoryTokenBuckets,
     parse_limits,
 )
-from opsmesh.clock import FakeClock
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 

@@ -20,9 +20,9 @@ from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine, ReconfigureOutcome
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.reload import config_reloader
-from opsmesh.clock import FakeClock
 from opsmesh.reload import ConfigReloader
 from opsmesh.web.reload import ReloadApi
+from opsmesh_dev.testing.clock import FakeClock
 
 TOKEN = "reload-writer-token-0123456789"
 GOOD = textwrap.dedent(

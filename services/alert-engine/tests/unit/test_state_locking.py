@@ -22,9 +22,9 @@ from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.state import EngineState, ListingRead
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
-from opsmesh.clock import FakeClock
 from opsmesh.events.alerts import AlertsRouted, AlertState
 from opsmesh.kafka.producer import Outgoing
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 MATCHER = Matcher.from_api("alertname", "x", False, True)

@@ -23,7 +23,7 @@ from alert_engine.api.status import (
 from alert_engine.api.v2 import AlertmanagerApi
 from alert_engine.app import build
 from alert_engine.settings import AlertEngineSettings
-from opsmesh.clock import FakeClock
+from opsmesh_dev.testing.clock import FakeClock
 
 SPEC = Path(__file__).parents[4] / "tests" / "fixtures" / "openapi" / "alertmanager-v2.yaml"
 

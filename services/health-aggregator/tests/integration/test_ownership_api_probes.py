@@ -31,13 +31,14 @@ from health_aggregator.pipeline.probes import (
 )
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore, partition_of
-from opsmesh.clock import FakeClock, SystemClock
+from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import HEALTH, partition_for
 from opsmesh.tracing.context import TraceContext, new_trace
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,7 @@ from prometheus_client import CollectorRegistry
 from health_aggregator.core.book import HealthBook
 from health_aggregator.pipeline.health_stage import HealthStage
 from health_aggregator.storage.checks import CheckStore, partition_of
-from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.base import MAX_EPOCH_SECONDS
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.kafka.codec import encode
@@ -29,6 +27,8 @@ from opsmesh.kafka.consumer import Received
 from opsmesh.kafka.dlq import DeadLetterReason
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import HEALTH
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

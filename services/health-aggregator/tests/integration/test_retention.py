@@ -17,10 +17,10 @@ from health_aggregator.core.policy import Policy
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore
 from health_aggregator.storage.retention import purge_jobs
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.health import HealthStatus
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 
 from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, StatusChange
 from health_aggregator.pipeline.health_stage import HealthStage
-from opsmesh.clock import FakeClock
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.handler import Received
@@ -22,6 +21,7 @@ from opsmesh.kafka.handling import HandlerRunner
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.kafka.stall import StallWatch
 from opsmesh.topics import HEALTH
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 PASS, FAIL = HealthStatus.PASS, HealthStatus.FAIL

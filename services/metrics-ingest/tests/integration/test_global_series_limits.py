@@ -23,16 +23,16 @@ from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.cardinality import SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
-from opsmesh.clock import FakeClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.postgres import PostgresServer
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.postgres import PostgresServer
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

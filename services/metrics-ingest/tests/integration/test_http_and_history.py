@@ -24,11 +24,11 @@ from metrics_ingest.rollup.retention import RetentionPolicy, day_of
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.metrics import MetricKind, MetricSampled
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import METRICS
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 TOKEN = "s3cret-token"

@@ -16,9 +16,9 @@ from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.retention import RetentionPolicy, day_of, partition_name
 from opsmesh.db.pool import open_pool
 from opsmesh.db.retention import days
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.metrics import MetricKind
 from opsmesh.labels import series_id
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

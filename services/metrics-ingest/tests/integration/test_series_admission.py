@@ -20,12 +20,12 @@ from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.cardinality import SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.catalogue import METRICS_SERIES_LIMITED
-from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import Received
 from opsmesh.labels import series_id
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_400.0
 

@@ -19,10 +19,10 @@ from metrics_ingest.rollup.closed import MAX_FLOAT, ClosedWindow, OutOfRange, sa
 from metrics_ingest.rollup.histogram import bucket_quantile
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh.catalogue import RollupStat
-from opsmesh.clock import FakeClock
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampledFields
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.consumer import Received
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_400.0
 P0 = ("opsmesh.metrics", 0)

@@ -10,10 +10,10 @@ from metrics_ingest.pipeline.history import MemoryHistory
 from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
-from opsmesh.clock import FakeClock
 from opsmesh.events.metrics import MetricSampledFields, name_problem
 from opsmesh.kafka.consumer import Received
 from opsmesh.kafka.dlq import DeadLetterReason
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_400.0
 P0 = ("opsmesh.metrics", 0)

@@ -17,11 +17,11 @@ from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
-from opsmesh.clock import FakeClock
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import Partition, Received
 from opsmesh.kafka.handling import HandlerRunner
 from opsmesh.kafka.stall import StallWatch
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_400.0
 P0 = ("opsmesh.metrics", 0)

@@ -24,7 +24,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from notifier.amtemplate.build import build
-from opsmesh.devinfra.process import free_port
+from opsmesh_dev.infra.process import free_port
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 

@@ -28,8 +28,8 @@ from notifier.receivers import ReceiversError, TemplateLanguage, load_receivers
 from notifier.samples import sample_request
 from notifier.settings import NotifierSettings
 from opsmesh.clock import SystemClock
-from opsmesh.devinfra.process import free_port
 from opsmesh.events.alerts import AlertStatus
+from opsmesh_dev.infra.process import free_port
 
 LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 NOW = 1_710_081_600.0  # 2024-03-10T14:40:00Z

@@ -17,8 +17,8 @@ from notifier.pipeline.lanes import Destination
 from notifier.receiver_table import ReceiverTable
 from notifier.receivers import ReceiverConfig, TemplateLanguage, load_receivers
 from notifier.reload import Loaded, ReceiversReload
-from opsmesh.clock import FakeClock
 from opsmesh.reload import ConfigReloader, ReloadFailed, ReloadTrigger
+from opsmesh_dev.testing.clock import FakeClock
 
 CONFIG = textwrap.dedent(
     """\

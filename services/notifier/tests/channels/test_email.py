@@ -25,8 +25,8 @@ from notifier.core.targets import TargetPolicy
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
 from notifier.summary.job import send_summary
-from opsmesh.devinfra.process import free_port
 from opsmesh.events.alerts import AlertStatus
+from opsmesh_dev.infra.process import free_port
 
 LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 

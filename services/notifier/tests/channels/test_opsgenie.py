@@ -26,8 +26,8 @@ from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
-from opsmesh.clock import FakeClock
 from opsmesh.events.alerts import AlertStatus
+from opsmesh_dev.testing.clock import FakeClock
 
 LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 ORIGIN_ONLY = TargetPolicy.from_strings(["127.0.0.1/32"])

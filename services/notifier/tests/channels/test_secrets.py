@@ -28,9 +28,10 @@ from notifier.core.targets import TargetPolicy
 from notifier.pipeline.lanes import Destination, Job, Sender
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
-from opsmesh.clock import FakeClock, SystemClock
-from opsmesh.devinfra.process import free_port
+from opsmesh.clock import SystemClock
 from opsmesh.logging import configure_logging, get_logger, redact_url
+from opsmesh_dev.infra.process import free_port
+from opsmesh_dev.testing.clock import FakeClock
 
 LOOPBACK = TargetPolicy.from_strings(["127.0.0.0/8"])
 WEBHOOK_TOKEN = "tok-3b1f9c0d7e2a"

@@ -30,8 +30,8 @@ from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy, TargetRefused
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
-from opsmesh.clock import FakeClock
-from opsmesh.devinfra.process import free_port
+from opsmesh_dev.infra.process import free_port
+from opsmesh_dev.testing.clock import FakeClock
 
 ORIGIN_ONLY = TargetPolicy.from_strings(["127.0.0.1/32"])
 TRAP_HOST = "127.0.0.2"

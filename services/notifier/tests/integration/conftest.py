@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 
 
 @dataclass

@@ -15,12 +15,12 @@ import pytest
 from tests.fixtures.kafka import eventually, header, read_all
 
 from notifier.samples import sample_request
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.dlq import HEADER_REASON
 from opsmesh.topics import DELIVERIES, DLQ, NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints
 
 from .conftest import Notifier, Sink
 

@@ -22,12 +22,12 @@ from tests.fixtures.kafka import eventually, read_all
 
 from notifier.amtemplate.build import build
 from notifier.samples import sample_request
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import DELIVERIES, NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 
 pytestmark = pytest.mark.integration
 

@@ -28,15 +28,15 @@ from tests.fixtures.kafka import eventually, header, read_all
 
 from notifier.receivers import ReceiversError, load_receivers
 from notifier.samples import sample_request
-from opsmesh.devinfra import Endpoints
-from opsmesh.devinfra.process import free_port
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.dlq import HEADER_ERROR, HEADER_REASON
 from opsmesh.topics import DELIVERIES, DLQ, NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.process import free_port
+from opsmesh_dev.tools.mesh import Mesh
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ import pytest
 from tests.fixtures.kafka import eventually, header, read_all
 
 from notifier.samples import sample_request
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.mesh import Mesh
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.dlq import HEADER_ERROR, HEADER_REASON
 from opsmesh.topics import DLQ, NOTIFICATIONS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.mesh import Mesh
 
 from .conftest import Sink, _create_topic
 from .test_delivery_guarantees import outcomes, results

@@ -15,9 +15,9 @@ from psycopg_pool import AsyncConnectionPool
 from notifier.delivery.log import DeliveryLog, Outcome
 from notifier.delivery.refs import PgMessageRefs
 from notifier.delivery.retention import purge_jobs
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 

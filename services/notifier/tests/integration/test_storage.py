@@ -17,7 +17,7 @@ from notifier.delivery.log import DeliveryLog, Outcome
 from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.summary.job import load_day, summary_message
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -30,11 +30,12 @@ from notifier.receiver_table import ReceiverTable
 from notifier.receivers import ReceiverConfig, load_receivers
 from notifier.reload import Loaded, ReceiversReload
 from notifier.samples import sample_request
-from opsmesh.clock import FakeClock, SystemClock
+from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.reload import ConfigReloader
 from opsmesh.web.reload import ReloadApi
 from opsmesh.web.tokens import TokenBook
+from opsmesh_dev.testing.clock import FakeClock
 
 TOKEN = "notifier-reload-writer-0123456789"
 SECRET_URL = "https://hooks.example.org/services/T0/B0/very-secret-token"

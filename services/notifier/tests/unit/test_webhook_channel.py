@@ -19,9 +19,9 @@ from notifier.channels.safe_http import safe_session
 from notifier.channels.webhook import WebhookChannel
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from opsmesh.clock import FakeClock
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
+from opsmesh_dev.testing.clock import FakeClock
 
 SECRET_OLD = "whsec_" + base64.b64encode(b"old-secret-0123456789abcdef").decode()
 SECRET_NEW = "whsec_" + base64.b64encode(b"new-secret-0123456789abcdef").decode()

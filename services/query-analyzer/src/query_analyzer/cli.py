@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from opsmesh.clock import SystemClock
-from opsmesh.devinfra.stack import ENV_PG
+from opsmesh.settings import ENV_PG
 
 _TARGET_ENV = "QUERY_ANALYZER_TARGET_DSN"
 

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from opsmesh.devinfra import Endpoints
-from opsmesh.devtools.demo_db import ANALYZE, HYPOPG, SHOP_TABLES, dsn_for
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.demo_db import ANALYZE, HYPOPG, SHOP_TABLES, dsn_for
 
-# The demo shop (opsmesh.devtools.demo_db) plus a table of its own for these tests.
+# The demo shop (opsmesh_dev.tools.demo_db) plus a table of its own for these tests.
 SCHEMA = "\n".join(
     [
         HYPOPG,

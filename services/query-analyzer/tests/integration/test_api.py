@@ -12,11 +12,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer import api
 from query_analyzer.core.aggregate import QueryAggregate
 from query_analyzer.core.fingerprint import fingerprint

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
 from opsmesh.cli.main import cli
-from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.core.plans import index_names
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage

@@ -12,11 +12,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from opsmesh import catalogue
-from opsmesh.clock import FakeClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.pipeline.signals import MemorySignalSink

@@ -19,9 +19,8 @@ from prometheus_client import CollectorRegistry
 from tests.fixtures.kafka import eventually, read_all
 
 from opsmesh.catalogue import QUERY_N_PLUS_ONE, QUERY_P95_REGRESSION
-from opsmesh.clock import FakeClock, SystemClock
+from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
-from opsmesh.devinfra import Endpoints
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka import (
@@ -34,6 +33,8 @@ from opsmesh.kafka import (
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.consumer import Received
 from opsmesh.topics import DLQ, SIGNALS, Topic
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.core.traces import TraceBuffer

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from opsmesh.clock import FakeClock
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
-from opsmesh.devinfra import Endpoints
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.core.sketch import Sketch
 from query_analyzer.storage.retention import purge_jobs
 

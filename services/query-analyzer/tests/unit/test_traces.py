@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from opsmesh.clock import FakeClock
+from opsmesh_dev.testing.clock import FakeClock
 from query_analyzer.core.nplusone import QuerySpan, detect
 from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.signals import MemorySignalSink

@@ -8,12 +8,17 @@ from pathlib import Path
 import click
 
 from opsmesh.cli.dlq import dlq
-from opsmesh.devinfra.stack import ENV_PG
+from opsmesh.settings import ENV_PG
+
+# Commands the development package (``opsmesh-dev``, not part of a production install)
+# contributes; named here only to explain their absence.
+DEVELOPMENT_COMMANDS = frozenset({"up", "demo-traffic"})
 
 
 class _PluginGroup(click.Group):
     """Commands from the services join through ``opsmesh.cli`` entry points, so each
-    service owns its commands (``opsmesh optimize-queries``, ``opsmesh rules ...``)."""
+    service owns its commands (``opsmesh optimize-queries``, ``opsmesh rules ...``), and
+    the development package adds ``opsmesh up`` and ``opsmesh demo-traffic``."""
 
     def _plugins(self) -> dict[str, click.Command]:
         from importlib.metadata import entry_points
@@ -30,29 +35,20 @@ class _PluginGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self._plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+        command = super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
+        if command is None and cmd_name in DEVELOPMENT_COMMANDS:
+            ctx.fail(
+                f"`opsmesh {cmd_name}` is a development command, and the development package "
+                "(opsmesh-dev) is not installed here: run it from a checkout of the "
+                "repository after `make deps`."
+            )
+        return command
 
 
 @click.group(cls=_PluginGroup)
 @click.version_option(package_name="opsmesh-shared")
 def cli() -> None:
     """opsmesh: the production-readiness mesh."""
-
-
-@cli.command()
-@click.option(
-    "--workdir",
-    type=click.Path(path_type=Path),
-    default=Path(".opsmesh"),
-    show_default=True,
-    help="Where logs, data and received notifications go.",
-)
-@click.option("--no-demo", is_flag=True, help="Do not start the demo traffic generator.")
-def up(workdir: Path, no_demo: bool) -> None:
-    """Start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic."""
-    from opsmesh.cli.up import run_up
-
-    raise SystemExit(run_up(workdir, demo=not no_demo))
 
 
 @cli.command()
@@ -92,16 +88,6 @@ def signals(markdown: bool) -> None:
     from opsmesh import catalogue_doc
 
     click.echo(catalogue_doc.markdown() if markdown else catalogue_doc.listing(), nl=not markdown)
-
-
-@cli.command("demo-traffic")
-@click.option("--bootstrap", envvar="OPSMESH_KAFKA_BOOTSTRAP", required=True)
-@click.option("--interval", type=float, default=0.5, show_default=True)
-def demo_traffic(bootstrap: str, interval: float) -> None:
-    """Publish demo metrics, heartbeats and slow queries until stopped."""
-    from opsmesh.devtools.traffic import run
-
-    asyncio.run(run(bootstrap, interval))
 
 
 cli.add_command(dlq)

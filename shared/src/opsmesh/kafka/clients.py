@@ -4,7 +4,7 @@ producer that ``BatchConsumer`` and ``EventProducer`` use, and nothing more.
 Two implementations satisfy them: aiokafka's own (``GroupConsumer`` is aiokafka's
 consumer with the committed-metadata read of ``opsmesh.kafka.aiokafka_internals``; the
 producer is ``AIOKafkaProducer`` as is), built by default, and the in-memory twins of
-``opsmesh.testing.kafka``, passed as ``client=`` so a stage runs the kit's real consume,
+``opsmesh_dev.testing.kafka``, passed as ``client=`` so a stage runs the kit's real consume,
 commit and produce logic without a broker. ``shared/tests/integration/
 test_kafka_twin_contract.py`` runs one suite against both.
 """

@@ -189,7 +189,7 @@ class BatchConsumer(Generic[E]):
         client: ConsumerClient | None = None,
     ) -> None:
         """``client``: the Kafka consumer to drive (default: aiokafka's, from
-        ``connection``; tests pass ``opsmesh.testing.kafka.InMemoryConsumer``)."""
+        ``connection``; tests pass ``opsmesh_dev.testing.kafka.InMemoryConsumer``)."""
         self._config = config
         self._event_type = event_type
         self._decoder = decoder_for(event_type)

@@ -76,7 +76,7 @@ class EventProducer:
         client: ProducerClient | None = None,
     ) -> None:
         """``client``: the Kafka producer to drive (default: aiokafka's, from
-        ``connection``; tests pass ``opsmesh.testing.kafka.InMemoryProducer``)."""
+        ``connection``; tests pass ``opsmesh_dev.testing.kafka.InMemoryProducer``)."""
         self._source = source
         self._partitions: dict[str, KeyPartitions] = {}  # per topic
         self._partition_cache = partition_cache

@@ -23,8 +23,8 @@ from alert_engine.core.alerts import InvalidAlert, from_posted
 from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
+from alert_engine.label_batches import fingerprints as label_fingerprints
 from alert_engine.pipeline.state import EngineState
-from opsmesh.label_batches import fingerprints as label_fingerprints
 from opsmesh.tracing.context import new_trace
 from opsmesh.tracing.spans import current_trace
 

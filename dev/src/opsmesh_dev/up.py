@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from opsmesh.db.migrations import apply_all
-from opsmesh.devinfra.process import port_open, spawn, terminate, wait_until
-from opsmesh.devinfra.stack import LocalStack
-from opsmesh.devtools.demo_db import DEMO_DATABASE, create_demo_database
-from opsmesh.devtools.mesh import SERVICES, Mesh
+from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
+from opsmesh_dev.infra.stack import LocalStack
+from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
+from opsmesh_dev.tools.mesh import SERVICES, Mesh
 
 SINK_PORT = 8099
 
@@ -27,7 +27,7 @@ def _rules_files() -> str:
     """The demo rule (fast timings, so the demo incident fires it within a minute) and the
     built-in rules as `opsmesh setup-default-alerts` installs them (the query, health and
     pipeline rules fire from the demo traffic too)."""
-    demo = resources.files("opsmesh.devtools.resources") / "demo-rules.yml"
+    demo = resources.files("opsmesh_dev.tools.resources") / "demo-rules.yml"
     builtin = resources.files("alert_engine.builtin_rules") / "default.yml"
     return f"{demo},{builtin}"
 
@@ -69,7 +69,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
             [
                 sys.executable,
                 "-m",
-                "opsmesh.devtools.sink",
+                "opsmesh_dev.tools.sink",
                 "--port",
                 str(SINK_PORT),
                 "--out",
@@ -116,7 +116,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                     [
                         sys.executable,
                         "-m",
-                        "opsmesh.devtools.traffic",
+                        "opsmesh_dev.tools.traffic",
                         "--bootstrap",
                         endpoints.kafka_bootstrap,
                     ],

@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from tests.fixtures.kafka import eventually, group_offsets, read_all
 
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.postgres import PostgresServer
-from opsmesh.devinfra.redis import RedisServer
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.topics import Topic
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.postgres import PostgresServer
+from opsmesh_dev.infra.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 

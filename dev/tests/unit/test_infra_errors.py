@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from opsmesh.devinfra import InfrastructureUnavailable
-from opsmesh.devinfra import kafka as kafka_part
-from opsmesh.devinfra import postgres as postgres_part
-from opsmesh.devinfra import redis as redis_part
-from opsmesh.devinfra.redis import RedisServer
+from opsmesh_dev.infra import InfrastructureUnavailable
+from opsmesh_dev.infra import kafka as kafka_part
+from opsmesh_dev.infra import postgres as postgres_part
+from opsmesh_dev.infra import redis as redis_part
+from opsmesh_dev.infra.redis import RedisServer
 
 
 def test_missing_maven_names_maven_and_the_kafka_override(tmp_path: Path, monkeypatch) -> None:

@@ -10,15 +10,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from opsmesh.devinfra.kafka import KafkaServer
-from opsmesh.devinfra.postgres import PostgresServer
-from opsmesh.devinfra.redis import RedisServer
+from opsmesh.settings import ENV_KAFKA, ENV_PG, ENV_REDIS
+from opsmesh_dev.infra.kafka import KafkaServer
+from opsmesh_dev.infra.postgres import PostgresServer
+from opsmesh_dev.infra.redis import RedisServer
 
 _Part = TypeVar("_Part", KafkaServer, PostgresServer, RedisServer)
-
-ENV_KAFKA = "OPSMESH_KAFKA_BOOTSTRAP"
-ENV_PG = "OPSMESH_PG_DSN"
-ENV_REDIS = "OPSMESH_REDIS_URL"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ FROM generate_series(1, 300000) g;
 """
 ANALYZE = "ANALYZE;"
 
-# What the demo traffic reports as slow (``opsmesh.devtools.traffic``): the first has no
+# What the demo traffic reports as slow (``opsmesh_dev.tools.traffic``): the first has no
 # index to use (index advice), the second runs once per order of a page (N+1).
 ORDERS_OF_CUSTOMER = "SELECT id, status, total FROM orders WHERE customer_id = {n}"
 CUSTOMER_BY_ID = "SELECT id, email FROM customers WHERE id = {n}"

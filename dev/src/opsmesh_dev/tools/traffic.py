@@ -1,5 +1,5 @@
 """Demo traffic: an error ratio that trips the demo alert and then recovers, heartbeats
-from a few instances, slow queries against the demo shop (``opsmesh.devtools.demo_db``;
+from a few instances, slow queries against the demo shop (``opsmesh_dev.tools.demo_db``;
 one lacks an index) and, every few seconds, a page that loads its customers one query
 per order (N+1). Loops until stopped."""
 
@@ -13,7 +13,6 @@ import signal
 
 from opsmesh.catalogue import HTTP_ERROR_RATIO
 from opsmesh.clock import SystemClock
-from opsmesh.devtools.demo_db import CUSTOMER_BY_ID, DEMO_DATABASE, ORDERS_OF_CUSTOMER
 from opsmesh.events import (
     HealthReported,
     HealthStatus,
@@ -24,6 +23,7 @@ from opsmesh.kafka.admin import ensure_topics
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.labels import series_id
 from opsmesh.topics import HEALTH, METRICS, SLOW_QUERIES
+from opsmesh_dev.tools.demo_db import CUSTOMER_BY_ID, DEMO_DATABASE, ORDERS_OF_CUSTOMER
 
 # One cycle: healthy, then a burst of errors long enough to fire, then healthy again.
 HEALTHY_S = 20.0

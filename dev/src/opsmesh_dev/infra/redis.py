@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsmesh.devinfra.process import (
+from opsmesh_dev.infra.process import (
     InfrastructureUnavailable,
     free_port,
     port_open,

@@ -1,7 +1,7 @@
 """Fingerprints of many label sets at once (an API POST of hundreds of alerts), in numpy.
 
-Its own module so that only the processes that hash batches import numpy: the label
-helpers in ``opsmesh.labels`` are imported by every service.
+alert-engine's own, so numpy is its dependency only: the label helpers in
+``opsmesh.labels`` are imported by every service, and this is the same hash over arrays.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from opsmesh.labels import _FNV_OFFSET, _FNV_PRIME, _SEPARATOR_BYTE, fingerprint
+from opsmesh.labels import FNV_OFFSET, FNV_PRIME, SEPARATOR_BYTE, fingerprint
 
 _VECTOR_MIN = 16
 
@@ -35,8 +35,8 @@ def fingerprints(label_sets: Sequence[Mapping[str, str]]) -> list[str]:
     columns = np.frombuffer(rows, dtype=np.uint8).reshape(len(order), longest).T.copy()
     # running[pos]: how many inputs are longer than pos.
     running = np.searchsorted(-np.array(lengths), -np.arange(longest), side="left").tolist()
-    hashes = np.full(len(order), _FNV_OFFSET, dtype=np.uint64)
-    prime = np.uint64(_FNV_PRIME)
+    hashes = np.full(len(order), FNV_OFFSET, dtype=np.uint64)
+    prime = np.uint64(FNV_PRIME)
     xor, multiply = np.bitwise_xor, np.multiply
     for pos in range(longest):
         live = hashes[: running[pos]]
@@ -53,6 +53,4 @@ def _label_bytes(labels: Mapping[str, str]) -> bytes:
     if not labels:
         return b""
     pairs = sorted(labels.items())
-    return (
-        _SEPARATOR_BYTE.join([part.encode() for pair in pairs for part in pair]) + _SEPARATOR_BYTE
-    )
+    return SEPARATOR_BYTE.join([part.encode() for pair in pairs for part in pair]) + SEPARATOR_BYTE

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from opsmesh.devinfra.process import (
+from opsmesh_dev.infra.process import (
     InfrastructureUnavailable,
     free_port,
     port_open,
@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 
 
 def _pom() -> tuple[str, str]:
-    text = (resources.files("opsmesh.devinfra.resources") / "kafka-pom.xml").read_text()
+    text = (resources.files("opsmesh_dev.infra.resources") / "kafka-pom.xml").read_text()
     match = re.search(r"<kafka.version>([^<]+)</kafka.version>", text)
     if not match:
         raise RuntimeError("kafka-pom.xml has no <kafka.version>")
@@ -158,7 +158,7 @@ class KafkaServer:
         config.write_text(self._properties(data))
         log4j = self.workdir / "log4j2.xml"
         log4j.write_text(
-            (resources.files("opsmesh.devinfra.resources") / "kafka-log4j2.xml").read_text()
+            (resources.files("opsmesh_dev.infra.resources") / "kafka-log4j2.xml").read_text()
         )
         classpath = f"{libs}/*"
         jvm = [

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsmesh.devinfra.process import free_port, spawn, terminate, wait_until
-from opsmesh.devinfra.stack import Endpoints
+from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
+from opsmesh_dev.infra.stack import Endpoints
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The in-memory Kafka twin (``opsmesh.testing.kafka``) on its own, and the kit's real
+"""The in-memory Kafka twin (``opsmesh_dev.testing.kafka``) on its own, and the kit's real
 ``BatchConsumer`` driven over it through what a broker test would take seconds to set up:
 a rebalance between two members, offsets with gaps, commits refused after a rebalance.
 What the twin shares with Kafka is held by ``test_kafka_twin_contract``."""
@@ -27,8 +27,8 @@ from opsmesh.kafka import (
     Received,
 )
 from opsmesh.kafka.codec import encode
-from opsmesh.testing.kafka import InMemoryBroker, InMemoryConsumer, InMemoryProducer
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.testing.kafka import InMemoryBroker, InMemoryConsumer, InMemoryProducer
 
 TOPIC = Topic("test.twin", 2, "test")
 P0, P1 = TopicPartition(TOPIC.name, 0), TopicPartition(TOPIC.name, 1)

@@ -5,7 +5,7 @@ point both at existing infrastructure instead: ``OPSMESH_KAFKA_BOOTSTRAP``,
 ``OPSMESH_PG_DSN``, ``OPSMESH_REDIS_URL``.
 """
 
-from opsmesh.devinfra.process import InfrastructureUnavailable
-from opsmesh.devinfra.stack import Endpoints, LocalStack
+from opsmesh_dev.infra.process import InfrastructureUnavailable
+from opsmesh_dev.infra.stack import Endpoints, LocalStack
 
 __all__ = ["Endpoints", "InfrastructureUnavailable", "LocalStack"]

@@ -1,5 +1,5 @@
 """One suite, two backends: the kit's ``BatchConsumer`` and ``EventProducer`` over real
-Kafka and over the in-memory twin (``opsmesh.testing.kafka``) must behave the same, so a
+Kafka and over the in-memory twin (``opsmesh_dev.testing.kafka``) must behave the same, so a
 stage tested fast over the twin is tested against what Kafka does. The twin's runs need
 no infrastructure (they are not marked ``integration``)."""
 
@@ -29,8 +29,8 @@ from opsmesh.kafka import (
     StatelessHandler,
 )
 from opsmesh.kafka.admin import ensure_topics
-from opsmesh.testing.kafka import InMemoryBroker, InMemoryConsumer, InMemoryProducer
 from opsmesh.topics import DLQ, Topic
+from opsmesh_dev.testing.kafka import InMemoryBroker, InMemoryConsumer, InMemoryProducer
 
 
 class Backend:
