@@ -151,7 +151,10 @@ class StatsStage(StatelessHandler):
         findings: list[Finding] = []
         signals: list[SignalObserved] = []
         traces: list[FanIn | None] = []
+        min_spans = self._rules.min_repeats + 1  # a source and its repeats
         for trace in settled:
+            if len(trace.spans) < min_spans:
+                continue
             database, application = trace.context
             for found in detect(trace.spans, self._rules):
                 findings.append(
