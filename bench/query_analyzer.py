@@ -110,11 +110,21 @@ class Timed:
         self.cpu_finished = 0.0
         self.done = asyncio.Event()
         self._target = target
+        # Where the wall time goes: inside the stage (its CPU, and its waits on PostgreSQL)
+        # or in the kit (fetching, decoding, committing).
+        self.batches = 0
+        self.stage_wall = 0.0
+        self.stage_cpu = 0.0
 
     async def handle(self, batch: Sequence[Received[SlowQueryObserved]]) -> BatchResult:
         if batch and not self.started:
             self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = await self.stage.handle(batch)
+        if self.started and not self.finished:
+            self.stage_wall += time.perf_counter() - wall
+            self.stage_cpu += time.process_time() - cpu
+            self.batches += bool(batch)
         self.seen += len(batch)
         if self.seen >= self._target and not self.done.is_set():
             self.finished, self.cpu_finished = time.perf_counter(), time.process_time()
@@ -128,9 +138,7 @@ class Timed:
         return None
 
 
-async def analyzer_consume(
-    bootstrap: str, pg_dsn: str, topic: Topic, events: int
-) -> tuple[float, float, StatsStage]:
+async def analyzer_consume(bootstrap: str, pg_dsn: str, topic: Topic, events: int) -> Timed:
     connection = {"bootstrap_servers": bootstrap}
     producer = EventProducer(connection, source="/bench")
     await producer.start()
@@ -157,11 +165,7 @@ async def analyzer_consume(
     finally:
         await producer.stop()
         await pool.close()
-    return (
-        timed.seen / (timed.finished - timed.started),
-        timed.seen / (timed.cpu_finished - timed.cpu_started),
-        stage,
-    )
+    return timed
 
 
 async def run(bootstrap: str, pg_dsn: str, events: int, bind_share: float = 0.0) -> None:
@@ -172,8 +176,10 @@ async def run(bootstrap: str, pg_dsn: str, events: int, bind_share: float = 0.0)
     size = sum(map(len, values)) / len(values)
     await fill_values(bootstrap, topic.name, values)
     raw, raw_cpu = await raw_consume(bootstrap, topic.name, events, SlowQueryObserved)
-    rate, rate_cpu, stage = await analyzer_consume(bootstrap, pg_dsn, topic, events)
-    cache = stage._cache
+    timed = await analyzer_consume(bootstrap, pg_dsn, topic, events)
+    wall, cpu = timed.finished - timed.started, timed.cpu_finished - timed.cpu_started
+    rate, rate_cpu = timed.seen / wall, timed.seen / cpu
+    cache = timed.stage._cache
     print(f"query-analyzer: {events:,} SlowQueryObserved events (~{size:.0f} B),", end=" ")
     print(f"{PARTITIONS} partitions, {bind_share:.0%} with bind parameters")
     print(f"  baseline raw aiokafka getmany + msgspec typed decode: {raw:,.0f} events/s")
@@ -184,6 +190,11 @@ async def run(bootstrap: str, pg_dsn: str, events: int, bind_share: float = 0.0)
     # (the broker and PostgreSQL run in their own processes and are not counted).
     print(f"  per CPU-second of the consumer process: baseline {raw_cpu:,.0f},", end=" ")
     print(f"query-analyzer {rate_cpu:,.0f} events/s")
+    print(
+        f"  per event: {wall / timed.seen * 1e6:.1f} us wall, {cpu / timed.seen * 1e6:.1f} us"
+        f" CPU; in the stage {timed.stage_wall / timed.seen * 1e6:.1f} us wall,"
+        f" {timed.stage_cpu / timed.seen * 1e6:.1f} us CPU ({timed.batches} batches)"
+    )
     print(f"  fingerprint cache: {cache.hits:,} hits, {cache.misses:,} misses")
 
 

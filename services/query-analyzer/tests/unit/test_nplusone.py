@@ -86,3 +86,10 @@ def test_a_run_can_be_the_source_of_the_next_run_and_traces_are_separate() -> No
 def test_thresholds_are_configurable() -> None:
     spans = [span("posts", 5), *(span("authors", 1) for _ in range(3))]
     assert detect(spans, NPlusOneRules(min_repeats=3, min_total_ms=3)) != []
+
+
+def test_a_parent_with_just_enough_spans_for_the_rules_is_read() -> None:
+    rules = NPlusOneRules(min_repeats=2, min_total_ms=10)
+    [found] = detect([span("posts", 5), span("authors", 5), span("authors", 5)], rules)
+    assert found.repeats == 2
+    assert detect([span("posts", 5), span("authors", 50)], rules) == []

@@ -22,9 +22,18 @@ R = TypeVar("R", bound=Received[Any])
 
 async def unapplied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) -> list[R]:
     """Lock the partitions' rows and return the records not applied yet (call in a transaction)."""
-    partitions = sorted({r.partition for r in records})
-    if not partitions:
+    # One pass for each partition's lowest offset: this runs per record on the hot path,
+    # and a batch is almost always entirely new (then it is returned without a filter).
+    lowest: dict[tuple[str, int], int] = {}
+    for r in records:
+        message = r.message
+        key = (message.topic, message.partition)
+        offset = message.offset
+        if lowest.get(key, offset + 1) > offset:
+            lowest[key] = offset
+    if not lowest:
         return []
+    partitions = sorted(lowest)
     await cur.execute(
         "SELECT topic, partition, next_offset FROM opsmesh_applied_offsets"
         " WHERE consumer = %s"
@@ -33,6 +42,8 @@ async def unapplied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R]) 
         (consumer, [p[0] for p in partitions], [p[1] for p in partitions]),
     )
     applied = {(row[0], row[1]): row[2] for row in await cur.fetchall()}
+    if all(lowest[p] >= o for p, o in applied.items() if p in lowest):
+        return list(records)
     return [r for r in records if r.offset >= applied.get(r.partition, -1)]
 
 
@@ -40,8 +51,11 @@ async def mark_applied(cur: AsyncCursor[Any], consumer: str, records: Sequence[R
     """Record the next offset per partition (in the same transaction as the effects)."""
     next_offsets: dict[tuple[str, int], int] = {}
     for r in records:
-        key = r.partition
-        next_offsets[key] = max(next_offsets.get(key, 0), r.offset + 1)
+        message = r.message
+        key = (message.topic, message.partition)
+        offset = message.offset + 1
+        if next_offsets.get(key, 0) < offset:
+            next_offsets[key] = offset
     if not next_offsets:
         return
     await cur.executemany(

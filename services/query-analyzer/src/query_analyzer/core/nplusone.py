@@ -105,6 +105,10 @@ def detect(spans: Iterable[QuerySpan], rules: NPlusOneRules = NPlusOneRules()) -
         by_parent[(span.trace_id, span.parent_span_id)].append(span)
     found: list[NPlusOne] = []
     for siblings in by_parent.values():
+        # A run is a source and ``min_repeats`` repeats: fewer siblings hold none. Most
+        # requests are that small, and every trace is read once it settles.
+        if len(siblings) <= rules.min_repeats:
+            continue
         siblings.sort(key=lambda s: s.started_at)
         found.extend(_runs(siblings, rules))
     return found

@@ -101,19 +101,21 @@ class StatsStage(StatelessHandler):
             regex_kind = 0
             window_s = self._window_s
             get = self._cache.get
+            regex = FingerprintKind.REGEX
+            add_span = spans.append
             for record in fresh:
                 event = record.event
-                fp = get(event.sql)
-                if fp.kind is FingerprintKind.REGEX:
+                sql = event.sql
+                fp = get(sql)
+                if fp.kind is regex:
                     regex_kind += 1
                 started = event.started_at
                 key = (fp.value, event.database, fp.version, started - started % window_s)
                 aggregate = aggregates.get(key)
                 if aggregate is None:
                     aggregate = aggregates[key] = QueryAggregate(fp, event.database, key[3])
-                aggregate.add(event.duration_ms, event.rows, started, event.sql)
-                trace = event.trace_id or event.request_id
-                if trace and event.parent_span_id:
+                aggregate.add(event.duration_ms, event.rows, started, sql)
+                if event.parent_span_id and (trace := event.trace_id or event.request_id):
                     span = QuerySpan(
                         trace_id=trace,
                         span_id=event.span_id,
@@ -124,9 +126,9 @@ class StatsStage(StatelessHandler):
                         started_at=started,
                         # Sentry skips truncated SQL ("..." at the end); SQL that
                         # does not parse is most often truncated too.
-                        truncated=fp.kind is FingerprintKind.REGEX or "..." in event.sql[-8:],
+                        truncated=fp.kind is regex or "..." in sql[-8:],
                     )
-                    spans.append((span, (event.database, event.application), record.trace))
+                    add_span((span, (event.database, event.application), record.trace))
                 if event.plan is not None and len(with_plans) < _MAX_PLANS_PER_BATCH:
                     with_plans.append((fp.value, event))
             await self._stats.merge(cur, list(aggregates.values()))
@@ -149,7 +151,10 @@ class StatsStage(StatelessHandler):
         findings: list[Finding] = []
         signals: list[SignalObserved] = []
         traces: list[FanIn | None] = []
+        min_spans = self._rules.min_repeats + 1  # a source and its repeats
         for trace in settled:
+            if len(trace.spans) < min_spans:
+                continue
             database, application = trace.context
             for found in detect(trace.spans, self._rules):
                 findings.append(
