@@ -162,16 +162,11 @@ def _reduce(match: re.Match[str]) -> str:
     return f"{scheme}://{host}/..." if rest.strip("/") or "@" in authority else f"{scheme}://{host}"
 
 
-def redact_url(url: str) -> str:
-    """``scheme://user:secret@host:port/path?query`` → ``scheme://host:port/...``.
+def redact_urls(text: str) -> str:
+    """Every URL in ``text``: ``scheme://user:secret@host:port/path?query`` → ``scheme://host:port/...``.
 
     Secrets live in every other part of a URL (Slack webhook paths, tokens in query
     strings, passwords in userinfo), so logs and errors keep only where it went."""
-    return _URL.sub(_reduce, url)
-
-
-def redact_urls(text: str) -> str:
-    """Every URL in ``text`` reduced as by :func:`redact_url`."""
     return _URL.sub(_reduce, text) if "://" in text else text
 
 

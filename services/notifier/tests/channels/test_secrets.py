@@ -29,7 +29,7 @@ from notifier.pipeline.lanes import Destination, Job, Sender
 from notifier.receivers import parse_receivers
 from notifier.samples import sample_request
 from opsmesh.clock import SystemClock
-from opsmesh.logging import configure_logging, get_logger, redact_url
+from opsmesh.logging import configure_logging, get_logger, redact_urls
 from opsmesh_dev.infra.process import free_port
 from opsmesh_dev.testing.clock import FakeClock
 
@@ -199,7 +199,7 @@ def test_logged_exceptions_carry_no_url_path_or_query(logs: Callable[[], str]) -
 
 
 def test_redaction_is_one_function() -> None:
-    assert redact_url(f"https://u:{SLACK_TOKEN}@h.example:8443/{SLACK_PATH}?t=1") == (
+    assert redact_urls(f"https://u:{SLACK_TOKEN}@h.example:8443/{SLACK_PATH}?t=1") == (
         "https://h.example:8443/..."
     )
     redact = Redactor([ROUTING_KEY])
