@@ -7,6 +7,9 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from notifier.channels.base import SendResult
 from notifier.core.retry import FailureKind, RetryPolicy
 from notifier.pipeline.lanes import Destination, Job, Lane, Sender
@@ -191,3 +194,41 @@ async def test_a_channel_raising_a_connection_error_is_retried() -> None:
     assert channel.calls >= 2
     assert result.error is not None
     assert "secret-path" not in result.error
+
+
+@dataclass
+class FailingLimiter:
+    """A shared limiter that raises ``error`` on every call."""
+
+    error: Exception
+    calls: int = 0
+
+    async def reserve(self, key: str, rate_per_s: float, burst: float) -> float:
+        self.calls += 1
+        raise self.error
+
+    async def push_back(self, key: str, rate_per_s: float, burst: float, seconds: float) -> None:
+        self.calls += 1
+        raise self.error
+
+
+async def test_shared_limit_unavailable_falls_back_to_the_process_bucket() -> None:
+    for error in (RedisConnectionError("refused"), OSError("reset"), TimeoutError()):
+        limiter = FailingLimiter(error)
+        limited = SendResult(
+            ok=False, status_code=429, failure=FailureKind.RATE_LIMITED, retry_after_s=0.01
+        )
+        channel = ScriptedChannel("a", [limited])
+        s = sender(shared=limiter)
+        result = await s.send(job(destination(channel, rate_per_s=1000.0, burst=5.0)))
+        assert result.ok, error
+        assert limiter.calls == 3  # reserve, push_back, reserve: each fell back
+
+
+async def test_a_bug_in_the_shared_limit_propagates() -> None:
+    limiter = FailingLimiter(ValueError("bug"))
+    channel = ScriptedChannel("a")
+    s = sender(shared=limiter)
+    with pytest.raises(ValueError, match="bug"):
+        await s.send(job(destination(channel, rate_per_s=1000.0, burst=5.0)))
+    assert channel.sent == []

@@ -9,6 +9,11 @@ not need to agree.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+# What a shared limit's failure to answer looks like (Redis down, unreachable, slow):
+# the sender then keeps the limit per process. Anything else is a bug and propagates.
+SHARED_LIMIT_UNAVAILABLE: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 
 _RESERVE = """
 local t = redis.call('TIME')

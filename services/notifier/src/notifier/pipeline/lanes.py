@@ -24,6 +24,7 @@ from notifier.channels.safe_http import Redactor
 from notifier.core.breaker import CircuitBreaker
 from notifier.core.bucket import TokenBucket
 from notifier.core.retry import FailureKind, RetryPolicy
+from notifier.delivery.ratelimit import SHARED_LIMIT_UNAVAILABLE
 from opsmesh.clock import Clock, sleep_until_stopped
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.logging import get_logger
@@ -141,6 +142,9 @@ class Lane:
 
 
 class SharedLimiter(Protocol):
+    """A limit shared by replicas; raises one of ``SHARED_LIMIT_UNAVAILABLE`` when it
+    cannot answer, and the sender falls back to its per-process bucket."""
+
     async def reserve(self, key: str, rate_per_s: float, burst: float) -> float: ...
 
     async def push_back(
@@ -194,7 +198,7 @@ class Sender:
                 return await self.shared.reserve(
                     destination.rate_key or destination.id, destination.rate_per_s, bucket.burst
                 )
-            except Exception as exc:  # Redis away: keep the limit, per process
+            except SHARED_LIMIT_UNAVAILABLE as exc:  # Redis away: keep the limit, per process
                 log.warning("shared rate limit unavailable", error=repr(exc))
         return bucket.reserve(self.clock.monotonic())
 
@@ -208,7 +212,7 @@ class Sender:
                     bucket.burst,
                     s,
                 )
-            except Exception as exc:
+            except SHARED_LIMIT_UNAVAILABLE as exc:
                 log.warning("shared rate limit unavailable", error=repr(exc))
 
     async def _wait(self, seconds: float, deadline: float) -> bool:
