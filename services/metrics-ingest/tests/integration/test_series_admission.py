@@ -14,11 +14,10 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
-from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.cardinality import SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import MemoryHistory, MemoryPublisher
 from opsmesh.catalogue import METRICS_SERIES_LIMITED
 from opsmesh.db.pool import open_pool
 from opsmesh.events.metrics import MetricSampledFields

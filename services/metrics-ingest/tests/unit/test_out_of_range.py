@@ -11,13 +11,12 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.pipeline.signals import to_signal
 from metrics_ingest.rollup.closed import MAX_FLOAT, ClosedWindow, OutOfRange, saturate
 from metrics_ingest.rollup.histogram import bucket_quantile
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import MemoryHistory, MemoryPublisher
 from opsmesh.catalogue import RollupStat
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampledFields
 from opsmesh.kafka.codec import encode

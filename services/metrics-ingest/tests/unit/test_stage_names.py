@@ -6,10 +6,9 @@ from __future__ import annotations
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.windows import Rollups, SampleOutcome, WindowConfig
+from metrics_ingest.testing import MemoryHistory, MemoryPublisher
 from opsmesh.events.metrics import MetricSampledFields, name_problem
 from opsmesh.kafka.consumer import Received
 from opsmesh.kafka.dlq import DeadLetterReason

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.history import MemoryHistory
-from metrics_ingest.pipeline.http_api import MemoryPublisher
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import MemoryHistory, MemoryPublisher
 from opsmesh.events.metrics import MetricSampledFields
 from opsmesh.kafka.consumer import Partition, Received
 from opsmesh.kafka.handling import HandlerRunner

@@ -78,17 +78,6 @@ class History(Protocol):
         ...
 
 
-class MemoryHistory:
-    """The in-repo fake of ``History``: keeps every window it is given."""
-
-    def __init__(self) -> None:
-        self.windows: list[ClosedWindow] = []
-
-    async def store(self, windows: Sequence[ClosedWindow], now: float) -> int:
-        self.windows.extend(windows)
-        return 0
-
-
 class RollupHistory:
     def __init__(self, pool: AsyncConnectionPool, policy: RetentionPolicy | None = None) -> None:
         self._pool = pool

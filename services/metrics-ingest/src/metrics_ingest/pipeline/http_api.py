@@ -46,16 +46,6 @@ class Publisher(Protocol):
     async def publish_batched(self, items: Sequence[Outgoing]) -> None: ...
 
 
-class MemoryPublisher:
-    """The in-repo fake of ``Publisher``: keeps every record it is given."""
-
-    def __init__(self) -> None:
-        self.items: list[Outgoing] = []
-
-    async def publish_batched(self, items: Sequence[Outgoing]) -> None:
-        self.items.extend(items)
-
-
 @dataclass
 class HttpApi:
     token: str | None
