@@ -51,6 +51,10 @@ class MessageRefs(Protocol):
 
 
 class MemoryMessageRefs:
+    """Message refs for one process's lifetime: the CLI's one-off sends (no database),
+    and the tests'. The service keeps them in PostgreSQL, so an update finds the message
+    after a restart or on another replica."""
+
     def __init__(self) -> None:
         self.refs: dict[str, tuple[str, str]] = {}
 

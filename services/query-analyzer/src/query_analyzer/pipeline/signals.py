@@ -41,7 +41,8 @@ def _outgoing(signal: SignalObserved, trace: FanIn | None) -> Outgoing:
 
 
 class MemorySignalSink:
-    """The in-repo fake: keeps what was published."""
+    """Keeps what was published, in memory: the CLI's sink (it reports; publishing
+    signals is the service's job), and the tests'."""
 
     def __init__(self) -> None:
         self.published: list[SignalObserved] = []
