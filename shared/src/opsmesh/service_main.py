@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -18,10 +18,6 @@ from opsmesh.web.connections import ConnectionLimits
 HTTP_SHUTDOWN_S = 2.0
 # After the service stopped: the spans still queued get this long to reach the collector.
 TRACES_FLUSH_S = 2.0
-
-
-class _HasPort(Protocol):
-    http_port: int
 
 
 S = TypeVar("S", bound=CommonSettings)

@@ -37,7 +37,6 @@ log = get_logger(__name__)
 class AnalysisOutcome(enum.StrEnum):
     EXPLAINED = "explained"
     NOT_EXPLAINABLE = "not_explainable"
-    OTHER_DATABASE = "other_database"  # the target is another database than the query's
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,10 +57,3 @@ class StallWatch:
 
     def exhausted(self, now: float) -> bool:
         return self.since is not None and now - self.since >= self.give_up_after_s
-
-    def until_stalled(self, now: float) -> float | None:
-        """Seconds until the stall threshold, while failing and not yet stalled."""
-        if self.since is None:
-            return None
-        left = self.since + self.stall_after_s - now
-        return left if left > 0 else None

@@ -17,10 +17,6 @@ OPENAPI_PATH = "/api/v1/openapi.json"
 Schema = dict[str, Any]
 
 
-def json_content(schema: Schema, media_type: str = "application/json") -> Schema:
-    return {media_type: {"schema": schema}}
-
-
 def response(description: str, schema: Schema | None = None, **content: Schema) -> Schema:
     """A response object; ``schema`` is JSON, ``content`` maps other media types."""
     out: Schema = {"description": description}
@@ -52,10 +48,6 @@ def error(description: str) -> Schema:
 # aiohttp's own answers before a handler runs (an unreadable request line or header,
 # a body over the service's ``client_max_size``): plain text.
 TEXT_ERROR: Schema = {"text/plain": {"schema": {"type": "string"}}}
-
-
-def text_error(description: str) -> Schema:
-    return {"description": description, "content": TEXT_ERROR}
 
 
 def _kit_paths() -> Schema:

@@ -55,10 +55,6 @@ class SeriesLimit:
         self._refusals: dict[SeriesRefusal, int] = {}
 
     @property
-    def max_per_metric(self) -> int:
-        return self.limits.per_metric
-
-    @property
     def total(self) -> int:
         return self._total
 

@@ -11,10 +11,6 @@ from query_analyzer.core.sketch import INV_LOG_GAMMA, MIN_VALUE, Sketch
 _MAX_SAMPLE = 10_000
 
 
-def window_of(started_at: float, window_s: int) -> float:
-    return math.floor(started_at / window_s) * window_s
-
-
 @dataclass(slots=True)
 class QueryAggregate:
     fingerprint: Fingerprint
