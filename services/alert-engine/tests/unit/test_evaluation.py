@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from alert_engine.core.evaluation import AlertInstance, Evaluator, Transition, alert_labels
-from alert_engine.core.rules import Comparison, ThresholdRule
+from alert_engine.core.rules import Comparison, Rule
 from alert_engine.core.templating import render
 from alert_engine.core.validation import MAX_LABEL_VALUE, text_problem
 from opsmesh.events.alerts import AlertState
@@ -17,7 +17,7 @@ from opsmesh.labels import fingerprint
 T0 = 1_700_000_000.0
 
 
-def rule(**overrides: object) -> ThresholdRule:
+def rule(**overrides: object) -> Rule:
     fields: dict[str, object] = {
         "name": "CpuHot",
         "signal": "cpu",
@@ -25,7 +25,7 @@ def rule(**overrides: object) -> ThresholdRule:
         "threshold": 0.9,
     }
     fields.update(overrides)
-    return ThresholdRule(**fields)  # type: ignore[arg-type]
+    return Rule(**fields)  # type: ignore[arg-type]
 
 
 def signal(
@@ -385,7 +385,7 @@ def test_templates_cannot_build_huge_values(source: str) -> None:
 def test_rendered_labels_and_annotations_are_always_storable() -> None:
     """A template can print NUL ('%c' % 0) or build a long text; the alert it makes must
     still be stored and fit the events, so the output is mended rather than refused."""
-    rule = ThresholdRule(
+    rule = Rule(
         name="A",
         signal="s",
         threshold=1.0,

@@ -1,4 +1,4 @@
-"""Rule files: a valid file becomes ThresholdRules; every error says where it is."""
+"""Rule files: a valid file becomes Rules; every error says where it is."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 from alert_engine.core.rules import (
     Comparison,
+    Rule,
     RuleFileError,
     RuleKind,
-    ThresholdRule,
     parse_rules,
 )
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -87,7 +87,7 @@ def test_valid_file() -> None:
         ("db", "HighLatency"),
     ]
     first = rules[0]
-    assert first == ThresholdRule(
+    assert first == Rule(
         name="HighLatency",
         signal="http_latency_p99",
         op=Comparison.GT,

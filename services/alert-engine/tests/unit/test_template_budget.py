@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
-from alert_engine.core.rules import Comparison, ThresholdRule
+from alert_engine.core.rules import Comparison, Rule
 from alert_engine.core.templating import BUDGET, render
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from opsmesh.events.alerts import AlertState
@@ -37,7 +37,7 @@ HOSTILE = [
 ]
 
 
-def rule(**overrides: object) -> ThresholdRule:
+def rule(**overrides: object) -> Rule:
     fields: dict[str, object] = {
         "name": "CpuHot",
         "signal": "cpu",
@@ -45,7 +45,7 @@ def rule(**overrides: object) -> ThresholdRule:
         "threshold": 0.9,
     }
     fields.update(overrides)
-    return ThresholdRule(**fields)  # type: ignore[arg-type]
+    return Rule(**fields)  # type: ignore[arg-type]
 
 
 def signal(value: float = 0.95) -> SignalObserved:
@@ -86,7 +86,7 @@ def test_a_heavy_but_allowed_template_renders() -> None:
 
 
 class SpyEvaluator(Evaluator):
-    def __init__(self, rules: Sequence[ThresholdRule]) -> None:
+    def __init__(self, rules: Sequence[Rule]) -> None:
         super().__init__(rules)
         self.threads: list[str] = []
 

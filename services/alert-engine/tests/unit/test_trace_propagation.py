@@ -13,7 +13,7 @@ from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.flush import plan_flush
 from alert_engine.core.grouping import Dispatcher, GroupedAlert, Route
-from alert_engine.core.rules import Comparison, ThresholdRule
+from alert_engine.core.rules import Comparison, Rule
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.evaluate_stage import evaluate
@@ -43,8 +43,8 @@ def signal(value: float) -> SignalObserved:
     )
 
 
-def rule(for_s: float = 0.0) -> ThresholdRule:
-    return ThresholdRule(name="CpuHot", signal="cpu", op=Comparison.GT, threshold=0.9, for_s=for_s)
+def rule(for_s: float = 0.0) -> Rule:
+    return Rule(name="CpuHot", signal="cpu", op=Comparison.GT, threshold=0.9, for_s=for_s)
 
 
 def test_an_alert_keeps_the_trace_of_the_signal_that_fired_it() -> None:

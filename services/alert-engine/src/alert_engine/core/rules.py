@@ -152,10 +152,6 @@ class Rule:
         return {k: signal_labels[k] for k in self.by if k in signal_labels}
 
 
-# The original (threshold-only) name; kept so existing callers and tests keep working.
-ThresholdRule = Rule
-
-
 # -- file format ---------------------------------------------------------------------
 
 _Name = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
