@@ -173,17 +173,6 @@ class HealthBook:
         """Checks whose TTL ran out before ``cutoff`` (entries may be stale)."""
         return _heap_until(self._lapsed, cutoff, inclusive=False)
 
-    def service_status(self, service: str) -> HealthStatus:
-        statuses = []
-        for state in self._checks.values():
-            if state.service != service:
-                continue
-            if state.critical or state.status is not HealthStatus.FAIL:
-                statuses.append(state.status)
-            else:
-                statuses.append(HealthStatus.WARN)
-        return worst(statuses)
-
     def services(self) -> list[str]:
         return sorted({s.service for s in self._checks.values()})
 
