@@ -237,7 +237,7 @@ def test_inhibit_rules(cfg: EngineConfig) -> None:
 
 
 def test_receivers(cfg: EngineConfig) -> None:
-    assert cfg.receiver_names() == ["default", "audit", "db", "db-pager", "web"]
+    assert [r.name for r in cfg.receivers] == ["default", "audit", "db", "db-pager", "web"]
     by_name = {r.name: r for r in cfg.receivers}
     assert by_name["default"] == Receiver("default", {}, ())
     assert by_name["db"] == Receiver("db", {"team": "db"}, ("slack", "pagerduty"))

@@ -185,8 +185,6 @@ def test_new_series_beyond_the_limit_are_rejected_and_counted() -> None:
     assert rollups.take_rejected_series() == {"cpu": 2}
     assert rollups.take_rejected_series() == {}
     assert rollups.series_count() == {"cpu": 2, "mem": 1}
-    rollups.forget_series([("cpu", series_id("cpu", {"host": "a"}))])
-    assert rollups.add(gauge(T0, host="c"), P0, 6) is SampleOutcome.ACCEPTED
 
 
 def test_the_kafka_key_names_the_series_only_when_it_matches_the_sample() -> None:

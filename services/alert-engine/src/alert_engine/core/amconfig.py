@@ -72,9 +72,6 @@ class EngineConfig:
     def sends_resolved(self, receiver: str) -> bool:
         return receiver not in self._without_resolved
 
-    def receiver_names(self) -> list[str]:
-        return [r.name for r in self.receivers]
-
 
 def default_config(receiver: str = "default", **route: Any) -> EngineConfig:
     return EngineConfig(route=Route(receiver=receiver, **route), receivers=(Receiver(receiver),))

@@ -39,10 +39,6 @@ class FlushPlan:
     at: float = 0.0
     mute: MuteReason | None = None
 
-    def resolved_covered(self) -> list[str]:
-        """Fingerprints of covered alerts that were resolved at the flush."""
-        return [a.fingerprint for a in self.covered if a.status_at(self.at) is AlertStatus.RESOLVED]
-
 
 def idempotency_key(group_key: str, receiver: str, entry: LogEntry) -> str:
     """Same flush → same key, across restarts and replicas, so the notifier sends it once."""

@@ -362,15 +362,6 @@ class Rollups:
                 else:
                     del part.by_end[end]
 
-    def forget_series(self, series: Iterable[tuple[str, str]]) -> None:
-        """Free cardinality slots of series that went away (and their latest values)."""
-        for name, one in series:
-            self._limit.release(name, one)
-            for part in self._parts.values():
-                state = part.by_series.get(one)
-                if state is not None:
-                    state.latest = None
-
     def resume(self, partition: Partition, checkpoint: Checkpoint) -> None:
         """Continue a partition from the checkpoint committed with its offset."""
         part = self._part(partition)
