@@ -10,6 +10,7 @@ they come from the catalogue or from what the code emitted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from alert_engine.core.contract import input_problems, rule_problems
+from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, parse_rules
 from health_aggregator.core.book import HealthBook
 from health_aggregator.pipeline.health_stage import to_signal as health_signal
@@ -52,6 +53,35 @@ RULE_FILES = [
 ]
 RULE_TEST_FILES = [ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default_test.yml"]
 T0 = 1_760_000_000.0
+
+
+def input_problems(
+    name: str,
+    *,
+    source: SignalSource | None,
+    labels: Mapping[str, str],
+    stats: Iterable[str],
+) -> list[str]:
+    """What in a rule test's input signal differs from what the services emit: its name,
+    source, labels (exactly the declared ones; at least them for an application metric)
+    and stats (declared ones; a test may leave any out)."""
+    spec = catalogue.declared().get(name)
+    if spec is None:
+        return [f"signal `{name}`: no service emits it (see `opsmesh signals`)"]
+    problems = []
+    if source is not None and source is not spec.source:
+        problems.append(f"source {source}: {name} comes from {spec.source}")
+    application = name in {m.name for m in catalogue.APPLICATION_METRICS}
+    given, declared = set(labels), set(spec.labels)
+    problems.extend(
+        f"label `{label}`: {name} has none" for label in sorted(given - declared) if not application
+    )
+    problems.extend(f"label `{label}`: missing" for label in sorted(declared - given))
+    problems.extend(
+        f"stat `{stat}`: {name} carries no such stat"
+        for stat in sorted(set(stats) - set(spec.stats))
+    )
+    return problems
 
 
 def _yaml_files_with(key: str) -> set[Path]:

@@ -1,4 +1,4 @@
-"""Rules and rule tests checked against the signal catalogue (``opsmesh.catalogue``).
+"""Rules checked against the signal catalogue (``opsmesh.catalogue``).
 
 A rule that names a signal no service emits, a stat the signal does not carry or a label
 it does not have never fires, and nothing else says so. The shipped rule files are held
@@ -9,12 +9,10 @@ for an operator's file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 
 from alert_engine.core.rules import Rule
 from opsmesh import catalogue
 from opsmesh.catalogue import SignalSpec
-from opsmesh.events.signals import SignalSource
 
 # `labels.name` and `labels['name']` / `labels["name"]` in a label or annotation template.
 _LABEL_REFERENCE = re.compile(r"""\blabels(?:\.([A-Za-z_]\w*)|\[\s*['"]([^'"]+)['"]\s*\])""")
@@ -56,34 +54,5 @@ def rule_problems(rule: Rule) -> list[str]:
         + ", ".join(sorted(spec.labels))
         for label, where in sorted(used.items())
         if label not in spec.labels
-    )
-    return problems
-
-
-def input_problems(
-    name: str,
-    *,
-    source: SignalSource | None,
-    labels: Mapping[str, str],
-    stats: Iterable[str],
-) -> list[str]:
-    """What in a rule test's input signal differs from what the services emit: its name,
-    source, labels (exactly the declared ones; at least them for an application metric)
-    and stats (declared ones; a test may leave any out)."""
-    spec = _spec(name)
-    if spec is None:
-        return [f"signal `{name}`: no service emits it (see `opsmesh signals`)"]
-    problems = []
-    if source is not None and source is not spec.source:
-        problems.append(f"source {source}: {name} comes from {spec.source}")
-    application = name in {m.name for m in catalogue.APPLICATION_METRICS}
-    given, declared = set(labels), set(spec.labels)
-    problems.extend(
-        f"label `{label}`: {name} has none" for label in sorted(given - declared) if not application
-    )
-    problems.extend(f"label `{label}`: missing" for label in sorted(declared - given))
-    problems.extend(
-        f"stat `{stat}`: {name} carries no such stat"
-        for stat in sorted(set(stats) - set(spec.stats))
     )
     return problems
