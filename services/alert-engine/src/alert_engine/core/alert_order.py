@@ -29,27 +29,8 @@ def label_set_before(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
     return False
 
 
-def compare_alerts(a: Mapping[str, str], b: Mapping[str, str]) -> int:
-    """-1, 0 or 1 as ``AlertSlice.Less`` orders two alerts' label sets."""
-    for key in _OVERRIDE_KEYS:
-        in_a, in_b = key in a, key in b
-        if not in_a and not in_b:
-            continue
-        if not in_a:
-            return 1
-        if not in_b:
-            return -1
-        if a[key] != b[key]:
-            return -1 if a[key] < b[key] else 1
-    if label_set_before(a, b):
-        return -1
-    if label_set_before(b, a):
-        return 1
-    return 0
-
-
 def sort_key(labels: Mapping[str, str]) -> tuple[object, ...]:
-    """A key that orders as ``compare_alerts``, so a sort compares tuples instead of
+    """A key that orders as ``AlertSlice.Less``, so a sort compares tuples instead of
     walking label sets pairwise. For two sets of one size, ``Before`` is decided at the
     first index where their sorted (name, value) pairs differ: equal names compare by
     value, while different names put first the set whose name is *larger* (the other one
