@@ -13,10 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
-from alert_engine.core.alerts import PostedAlert, from_posted
+from alert_engine.core.alerts import from_posted
 from alert_engine.core.matchers import parse_matchers
 from alert_engine.core.regex import RegexError, anchored
 from alert_engine.core.validation import check_labels
+from alert_engine.testing import PostedAlert
 
 
 def per_call(fn: Callable[[], object], n: int) -> float:

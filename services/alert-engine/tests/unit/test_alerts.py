@@ -11,7 +11,6 @@ import pytest
 from alert_engine.core.alerts import (
     AlertSource,
     InvalidAlert,
-    PostedAlert,
     StoredAlert,
     accept,
     common_labels,
@@ -20,6 +19,7 @@ from alert_engine.core.alerts import (
     overlaps,
 )
 from alert_engine.core.validation import rfc3339
+from alert_engine.testing import PostedAlert
 from opsmesh.labels import fingerprint
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

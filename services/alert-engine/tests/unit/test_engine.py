@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from alert_engine.core.alerts import PostedAlert, StoredAlert, from_posted
+from alert_engine.core.alerts import StoredAlert, from_posted
 from alert_engine.core.amconfig import parse_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
@@ -20,6 +20,7 @@ from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.matchers import parse_matchers
 from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.testing import PostedAlert
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
 

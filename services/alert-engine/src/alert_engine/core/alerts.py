@@ -94,7 +94,7 @@ class InvalidAlert(ValueError):
 
 
 class Posted(Protocol):
-    """What an API client posts (``PostedAlert``, or the API's decoded request body)."""
+    """What an API client posts (the API's decoded request body)."""
 
     @property
     def labels(self) -> Mapping[str, str]: ...
@@ -106,15 +106,6 @@ class Posted(Protocol):
     def ends_at(self) -> datetime | None: ...
     @property
     def generator_url(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PostedAlert:
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    starts_at: datetime | None
-    ends_at: datetime | None
-    generator_url: str
 
 
 def from_posted(
