@@ -73,11 +73,6 @@ def test_the_raw_header_is_the_last_traceparent() -> None:
     assert traceparent_of([("ce_id", b"x")]) is None
 
 
-def test_sampled_flag() -> None:
-    assert TraceContext(TRACE_ID, SPAN_ID, "01").sampled
-    assert not TraceContext(TRACE_ID, SPAN_ID, "00").sampled
-
-
 # -- fan-in ------------------------------------------------------------------------
 
 

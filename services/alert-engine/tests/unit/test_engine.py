@@ -390,11 +390,12 @@ def test_view_lists_receivers() -> None:
     )
 
 
-def test_rebuild_regroups_from_the_book() -> None:
+def test_a_new_owner_rebuilds_its_groups_from_the_durable_rows() -> None:
     w = World()
     a = w.post(alertname="Disk", host="a")
-    w.engine.rebuild(w.engine.book.all(), NOON + 5)
-    (group,) = w.engine.dispatcher.groups()
+    owner = World()
+    owner.engine.rebuild_owned(w.engine.book.all(), NOON + 5, lambda _key: True)
+    (group,) = owner.engine.dispatcher.groups()
     assert set(group.alerts) == {a.fingerprint}
     assert group.next_flush_at == NOON + 35
 

@@ -44,10 +44,6 @@ class TraceContext(msgspec.Struct, frozen=True, gc=False):
     def header(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
-    @property
-    def sampled(self) -> bool:
-        return int(self.flags, 16) & 1 == 1
-
     def child(self) -> TraceContext:
         """A new span id in the same trace."""
         return TraceContext(self.trace_id, random_hex(64), self.flags)

@@ -164,12 +164,6 @@ class Engine:
     def drop_unowned(self, owns: Callable[[str], bool]) -> int:
         return self.dispatcher.drop(lambda group: owns(group.key))
 
-    def rebuild(self, durable: Iterable[StoredAlert], now: float) -> None:
-        """Every group anew from ``durable`` (the durable book's rows; see ``rebuild_owned``)."""
-        self.dispatcher = Dispatcher(self.config.route)
-        for alert in durable:
-            self.apply(alert, now)
-
     def inhibitor(self, now: float) -> Inhibitor:
         rules = self.config.inhibit_rules
         if not rules:
