@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifier.channels.slack import message_ref
 from notifier.delivery.log import DeliveryLog, Outcome
-from notifier.delivery.ratelimit import RedisRateLimiter
+from notifier.delivery.ratelimit import SHARED_LIMIT_UNAVAILABLE, RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.summary.job import load_day, summary_message
 from opsmesh_dev.infra import Endpoints
@@ -133,3 +134,17 @@ async def test_rate_limit_buckets_in_redis_are_shared_between_replicas(
     assert 0.15 < waits[3] <= 0.2
     await two.push_back(key, rate_per_s=10, burst=2, seconds=5)
     assert 4.8 < await one.reserve(key, rate_per_s=10, burst=2) <= 5.1
+
+
+async def test_an_unreachable_redis_raises_what_the_sender_falls_back_on() -> None:
+    # A port nobody listens on: the real client's error must be one the lanes catch
+    # (SHARED_LIMIT_UNAVAILABLE), or a Redis outage would crash every rate-limited job.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = aioredis.Redis(port=port, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        with pytest.raises(SHARED_LIMIT_UNAVAILABLE):
+            await RedisRateLimiter(client).reserve("slack:C1", rate_per_s=1, burst=1)
+    finally:
+        await client.aclose()
