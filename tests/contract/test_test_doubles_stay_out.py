@@ -1,12 +1,13 @@
-"""Test doubles live in ``opsmesh.testing`` and each service's ``<package>.testing``; no
-runtime module imports them, so a running service never carries a fake by accident."""
+"""A service's test doubles live in its ``<package>.testing`` (the shared ones in
+``opsmesh_dev.testing``, held apart by ``tests/contract/test_dev_package.py``); no other
+runtime module imports them, so a running service never uses a fake by accident."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "shared" / "src", *sorted((ROOT / "services").glob("*/src"))]
 
 
