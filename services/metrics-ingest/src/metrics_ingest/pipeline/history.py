@@ -61,6 +61,13 @@ WHERE n.nspname = 'metrics_ingest' AND p.relname = 'rollups'
 
 
 _IDENTITY_CACHE_MAX = 200_000
+# Partition DDL of all replicas one at a time: a DROP that resolved a partition another
+# replica was dropping failed with PostgreSQL's "could not find tuple for parent of
+# relation" (XX000) once the other committed; serialized, it finds the table gone and
+# IF EXISTS makes it a no-op (and CREATE IF NOT EXISTS likewise). Held to commit; the
+# maintenance steps' lock_timeout bounds the wait for it too.
+_PARTITION_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('metrics_ingest.rollups partitions'))"
+
 _MAINTENANCE_LOCK_TIMEOUT = "2s"
 _json = msgspec.json.Encoder().encode
 # COPY's text format: backslash, tab, newline and carriage return are escaped.
@@ -165,6 +172,7 @@ class RollupHistory:
                             "SELECT set_config('lock_timeout', %s, true)",
                             (_MAINTENANCE_LOCK_TIMEOUT,),
                         )
+                        await conn.execute(_PARTITION_DDL_LOCK)
                         await conn.execute(
                             sql.SQL("DROP TABLE IF EXISTS metrics_ingest.{}").format(
                                 sql.Identifier(partition_name(day))
@@ -191,6 +199,7 @@ class RollupHistory:
                             await conn.execute(
                                 "SELECT set_config('lock_timeout', %s, true)", (lock_timeout,)
                             )
+                        await conn.execute(_PARTITION_DDL_LOCK)
                         await conn.execute(
                             sql.SQL(
                                 "CREATE TABLE IF NOT EXISTS metrics_ingest.{} PARTITION OF "
