@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from opsmesh.logging import SUPPRESSED_FIELD, RepeatThrottle, configure_logging, get_logger
 from opsmesh_dev.testing.clock import FakeClock
@@ -106,6 +107,9 @@ def configured() -> Iterator[tuple[RepeatThrottle, io.StringIO]]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     configure_logging("tests")
+    # A logger cached now would keep these processors for the rest of the session, and
+    # structlog.testing.capture_logs in later tests would not see its events.
+    structlog.configure(cache_logger_on_first_use=False)
     (handler,) = root.handlers
     assert isinstance(handler, logging.StreamHandler)
     out = io.StringIO()
@@ -115,6 +119,7 @@ def configured() -> Iterator[tuple[RepeatThrottle, io.StringIO]]:
         yield throttle, out
     finally:
         root.handlers[:], root.level = saved
+        structlog.reset_defaults()
         for noisy in ("aiokafka", "aiohttp.access", "psycopg.pool"):
             logging.getLogger(noisy).setLevel(logging.NOTSET)
 

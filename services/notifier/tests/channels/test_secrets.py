@@ -76,6 +76,9 @@ async def echo() -> AsyncIterator[Echo]:
 def logs() -> Iterator[Callable[[], str]]:
     """The service's logging pipeline, its one handler writing to a buffer here."""
     configure_logging("notifier-test", "INFO")  # as the service runs
+    # A logger cached now would keep this pipeline after reset_defaults, and
+    # structlog.testing.capture_logs in later tests would not see its events.
+    structlog.configure(cache_logger_on_first_use=False)
     buffer = io.StringIO()
     (handler,) = logging.getLogger().handlers
     assert isinstance(handler, logging.StreamHandler)
