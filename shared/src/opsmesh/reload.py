@@ -48,6 +48,12 @@ class ReloadFailed(Exception):
     where and why, never a secret's value."""
 
 
+class ReloadUnavailable(Exception):
+    """The file is valid but cannot be applied now (a store it needs does not answer):
+    transient. Nothing changes, the file is not marked refused, and the watch tries it
+    again at its next check; the API answers 503."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReloadResult:
     changed: bool  # False: the file's content is the loaded one (the watch only)
@@ -141,6 +147,15 @@ class ConfigReloader(Generic[T]):
                 self._metrics.reloads.labels(trigger.value, "refused").inc()
                 log.error("configuration reload refused", trigger=trigger.value, error=str(exc))
                 raise
+            except ReloadUnavailable as exc:
+                self._metrics.successful.set(0)
+                self._metrics.reloads.labels(trigger.value, "unavailable").inc()
+                log.warning(
+                    "configuration reload not applied, will retry",
+                    trigger=trigger.value,
+                    error=str(exc),
+                )
+                raise
             self._hash = digest
             self._refused = None
             self._metrics.successful.set(1)
@@ -159,6 +174,8 @@ class ConfigReloader(Generic[T]):
             await self.reload(ReloadTrigger.FILE_CHANGED, force=False)
         except ReloadFailed:
             self._refused = digest
+        except ReloadUnavailable:
+            return  # the next check tries the same content again
 
     def watcher(
         self, every_s: float, metrics: PeriodicMetrics
@@ -186,8 +203,8 @@ class SighupReload:
     async def _reload(reloader: Reloads) -> None:
         try:
             await reloader.reload(ReloadTrigger.SIGNAL)
-        except ReloadFailed:
-            return
+        except (ReloadFailed, ReloadUnavailable):
+            return  # logged and counted by the reloader
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.add_signal_handler(signal.SIGHUP, self)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import psycopg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -112,6 +113,41 @@ async def test_the_watch_follows_the_files_content(world: tuple) -> None:
     assert (
         registry.get_sample_value(
             "alert_engine_config_reloads_total", {"trigger": "file_changed", "outcome": "refused"}
+        )
+        == 1
+    )
+
+
+async def test_a_valid_file_postgresql_cannot_serve_is_retried_not_refused(world: tuple) -> None:
+    url, path, state, registry, reloader = world
+    real = state.reconfigure
+    down = True
+
+    async def reconfigure(config: EngineConfig) -> ReconfigureOutcome:
+        if down:  # the groups are rebuilt from durable rows: the database must answer
+            raise psycopg.OperationalError("connection refused")
+        return await real(config)
+
+    state.reconfigure = reconfigure
+    path.write_text(CHANGED)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/-/reload", headers=auth) as unavailable,
+    ):
+        assert unavailable.status == 503
+        assert "try again" in await unavailable.text()
+    await reloader.check()  # the watch: not marked refused, so tried again
+    assert state.engine.config.route.receiver == "a"
+    assert _successful(registry) == 0
+    down = False
+    await reloader.check()
+    assert state.engine.config.route.receiver == "b"
+    assert _successful(registry) == 1
+    assert (
+        registry.get_sample_value(
+            "alert_engine_config_reloads_total",
+            {"trigger": "file_changed", "outcome": "unavailable"},
         )
         == 1
     )

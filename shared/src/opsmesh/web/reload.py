@@ -2,14 +2,14 @@
 
 Authentication is the service's (a ``write`` token). 200 when the file is loaded (or
 unchanged); 400 ``failed to reload config: <where>: <why>`` when it is refused, the
-configuration in use staying.
+configuration in use staying; 503 when a valid file cannot be applied now (try again).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from opsmesh.reload import ReloadFailed, Reloads, ReloadTrigger
+from opsmesh.reload import ReloadFailed, Reloads, ReloadTrigger, ReloadUnavailable
 
 
 class ReloadApi:
@@ -28,4 +28,6 @@ class ReloadApi:
             await self._reloader.reload(ReloadTrigger.API)
         except ReloadFailed as exc:
             raise web.HTTPBadRequest(text=f"failed to reload config: {exc}") from None
+        except ReloadUnavailable as exc:
+            raise web.HTTPServiceUnavailable(text=f"reload not applied, try again: {exc}") from None
         return web.Response(text="configuration reloaded\n")

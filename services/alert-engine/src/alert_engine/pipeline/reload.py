@@ -12,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import psycopg
 from prometheus_client import CollectorRegistry
 
 from alert_engine.core.amconfig import ConfigError, EngineConfig, parse_config
 from alert_engine.pipeline.state import EngineState
 from opsmesh.clock import Clock
-from opsmesh.reload import ConfigReloader, ReloadFailed, ReloadMetrics, file_hash
+from opsmesh.reload import (
+    ConfigReloader,
+    ReloadFailed,
+    ReloadMetrics,
+    ReloadUnavailable,
+    file_hash,
+)
 
 
 def parse(content: bytes, path: Path) -> EngineConfig:
@@ -35,7 +42,11 @@ def config_reloader(
     registry: CollectorRegistry,
 ) -> ConfigReloader[EngineConfig]:
     async def apply(config: EngineConfig) -> Mapping[str, object]:
-        outcome = await state().reconfigure(config)
+        try:
+            # The groups are rebuilt from the durable rows (``reconfigure``).
+            outcome = await state().reconfigure(config)
+        except psycopg.OperationalError as exc:  # PoolTimeout included
+            raise ReloadUnavailable(f"PostgreSQL: {type(exc).__name__}") from None
         return {
             "groups_kept": outcome.kept,
             "groups_added": outcome.added,
