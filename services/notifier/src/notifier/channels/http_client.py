@@ -11,10 +11,15 @@ from __future__ import annotations
 import base64
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from notifier.channels.base import SendResult
+from notifier.core.retry import classify_status, retry_after_s
 from notifier.receivers import HTTPConfig, TLSConfig
 
 _TLS_VERSIONS = {
@@ -41,6 +46,25 @@ class HttpOptions:
         if self.server_hostname:
             kwargs["server_hostname"] = self.server_hostname
         return kwargs
+
+
+async def http_answer(
+    response: aiohttp.ClientResponse, what: str, redact: Callable[[str], str], now: float
+) -> SendResult:
+    """An integration's HTTP answer as a send result: 2xx sent; otherwise its class
+    (``classify_status``), the start of the body naming ``what`` answered (redacted), and
+    ``Retry-After``."""
+    text = await response.text(errors="replace")
+    failure = classify_status(response.status)
+    if failure is None:
+        return SendResult(ok=True, status_code=response.status)
+    return SendResult(
+        ok=False,
+        status_code=response.status,
+        failure=failure,
+        error=redact(f"{what} answered {response.status}: {text[:200]}"),
+        retry_after_s=retry_after_s(response.headers.get("Retry-After"), now),
+    )
 
 
 def http_options(config: HTTPConfig | None) -> HttpOptions:

@@ -15,9 +15,9 @@ from yarl import URL
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import msteams_card, msteams_fields
 from notifier.channels.base import SendResult
-from notifier.channels.http_client import http_options
+from notifier.channels.http_client import http_answer, http_options
 from notifier.channels.safe_http import Redactor
-from notifier.core.retry import FailureKind, classify_status, retry_after_s
+from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
 from notifier.receivers import MSTeamsConfig
 from notifier.rendering import RenderError
@@ -68,18 +68,6 @@ class MSTeamsChannel:
                 allow_redirects=False,
                 **self._http.request_kwargs(),
             ) as response:
-                text = await response.text(errors="replace")
-                failure = classify_status(response.status)
-                if failure is None:
-                    return SendResult(ok=True, status_code=response.status)
-                return SendResult(
-                    ok=False,
-                    status_code=response.status,
-                    failure=failure,
-                    error=self._redact(f"Teams webhook answered {response.status}: {text[:200]}"),
-                    retry_after_s=retry_after_s(
-                        response.headers.get("Retry-After"), self._clock.now()
-                    ),
-                )
+                return await http_answer(response, "Teams webhook", self._redact, self._clock.now())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return self._redact.failure(exc)

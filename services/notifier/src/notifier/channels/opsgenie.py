@@ -25,9 +25,9 @@ import msgspec
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import opsgenie_create, opsgenie_fields
 from notifier.channels.base import SendResult
-from notifier.channels.http_client import http_options
+from notifier.channels.http_client import http_answer, http_options
 from notifier.channels.safe_http import Redactor
-from notifier.core.retry import FailureKind, classify_status, retry_after_s
+from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
 from notifier.receivers import OpsGenieConfig
 from notifier.rendering import RenderError
@@ -121,21 +121,7 @@ class OpsGenieChannel:
                 allow_redirects=False,
                 **self._http.request_kwargs(),
             ) as response:
-                text = await response.text(errors="replace")
-                failure = classify_status(response.status)
-                if failure is None:
-                    return SendResult(ok=True, status_code=response.status)
-                return SendResult(
-                    ok=False,
-                    status_code=response.status,
-                    failure=failure,
-                    error=redact(
-                        f"Opsgenie {call.method} {call.path.split('?')[0]} answered "
-                        f"{response.status}: {text[:200]}"
-                    ),
-                    retry_after_s=retry_after_s(
-                        response.headers.get("Retry-After"), self._clock.now()
-                    ),
-                )
+                what = f"Opsgenie {call.method} {call.path.split('?')[0]}"
+                return await http_answer(response, what, redact, self._clock.now())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return redact.failure(exc)

@@ -75,7 +75,9 @@ class WebhookChannel:
                     status_code=response.status,
                     failure=failure,
                     error=f"HTTP {response.status} from webhook",
-                    retry_after_s=_retry_after(response.headers.get("Retry-After"), self._clock),
+                    retry_after_s=retry_after_s(
+                        response.headers.get("Retry-After"), self._clock.now()
+                    ),
                 )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return self._redact.failure(exc)
@@ -91,7 +93,3 @@ class WebhookChannel:
                 for signer in self._signers
             )
         return headers
-
-
-def _retry_after(value: str | None, clock: Clock) -> float | None:
-    return retry_after_s(value, clock.now())
