@@ -5,6 +5,7 @@ no infrastructure (they are not marked ``integration``)."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -33,25 +34,25 @@ from opsmesh.topics import DLQ, Topic
 from opsmesh_dev.testing.kafka import InMemoryBroker, InMemoryConsumer, InMemoryProducer
 
 
-class Backend:
+class Backend(abc.ABC):
     """Where the kit's clients connect, and how a test reads the outcome."""
+
+    connection: dict[str, Any]
 
     def __init__(self, topic: Topic) -> None:
         self.topic = topic
 
-    def producer(self) -> EventProducer:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def producer(self) -> EventProducer: ...
 
-    def consumer_client(self, group: str) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def consumer_client(self, group: str) -> Any: ...
 
-    connection: dict[str, Any]
+    @abc.abstractmethod
+    async def committed(self, group: str) -> dict[TopicPartition, OffsetAndMetadata]: ...
 
-    async def committed(self, group: str) -> dict[TopicPartition, OffsetAndMetadata]:
-        raise NotImplementedError
-
-    async def topic_records(self, topic: str) -> list[Any]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def topic_records(self, topic: str) -> list[Any]: ...
 
 
 class Memory(Backend):
