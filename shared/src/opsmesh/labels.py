@@ -6,7 +6,7 @@ Alertmanager identifies an alert by the FNV-1a 64 hash of its sorted label pairs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 # Public for alert-engine's vectorised batch of the same hash (alert_engine.label_batches).
@@ -54,3 +54,20 @@ def series_id(name: str, labels: Mapping[str, str]) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def common_pairs(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The pairs every map has (Alertmanager's ``commonLabels``/``commonAnnotations``
+    of the alerts a notification carries); empty for no maps."""
+    if not maps:
+        return {}
+    first = maps[0]
+    common = dict(first)
+    for other in maps[1:]:
+        if other is first:
+            continue
+        for key in [k for k, v in common.items() if other.get(k) != v]:
+            del common[key]
+        if not common:
+            break
+    return common

@@ -13,14 +13,13 @@ from alert_engine.core.alerts import (
     InvalidAlert,
     StoredAlert,
     accept,
-    common_labels,
     from_posted,
     merge,
     overlaps,
 )
 from alert_engine.core.validation import rfc3339
 from alert_engine.testing import PostedAlert
-from opsmesh.labels import fingerprint
+from opsmesh.labels import common_pairs, fingerprint
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 RT = 300.0
@@ -242,9 +241,9 @@ def test_rfc3339() -> None:
 
 
 def test_common_labels() -> None:
-    assert common_labels([]) == {}
-    assert common_labels([{"a": "1", "b": "2"}, {"a": "1", "b": "3"}, {"a": "1"}]) == {"a": "1"}
-    assert common_labels([{"a": "1"}]) == {"a": "1"}
+    assert common_pairs([]) == {}
+    assert common_pairs([{"a": "1", "b": "2"}, {"a": "1", "b": "3"}, {"a": "1"}]) == {"a": "1"}
+    assert common_pairs([{"a": "1"}]) == {"a": "1"}
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -155,12 +155,3 @@ def _epoch(field: str, stamp: datetime | None) -> float | None:
     if stamp is None or is_go_zero(stamp):  # Go's zero time means "unset"
         return None
     return epoch_of(field, stamp)
-
-
-def common_labels(label_sets: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    if not label_sets:
-        return {}
-    common = dict(label_sets[0])
-    for other in label_sets[1:]:
-        common = {k: v for k, v in common.items() if other.get(k) == v}
-    return common

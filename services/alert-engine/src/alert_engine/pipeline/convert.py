@@ -14,6 +14,7 @@ from alert_engine.core.flush import FlushPlan
 from opsmesh.events.alerts import Alert, AlertStateChanged, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.producer import Outgoing
+from opsmesh.labels import common_pairs
 from opsmesh.topics import ALERTS, NOTIFICATIONS
 from opsmesh.tracing.context import fan_in, parse_traceparent
 
@@ -34,20 +35,6 @@ def state_changed(transition: Transition, trace: str = "") -> Outgoing:
         changed_at=transition.at,
     )
     return Outgoing(ALERTS, a.fingerprint, event, trace=parse_traceparent(trace))
-
-
-def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    common = dict(maps[0])
-    for other in maps[1:]:
-        if other is maps[0]:
-            continue
-        for k in [k for k, v in common.items() if other.get(k) != v]:
-            del common[k]
-        if not common:
-            break
-    return common
 
 
 def _plain(values: Mapping[str, str]) -> dict[str, str]:
@@ -82,8 +69,8 @@ def notification(plan: FlushPlan, now: float, external_url: str) -> Outgoing:
         status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
         reason=plan.reason,
         group_labels=dict(plan.group.labels),
-        common_labels=_common([a.labels for a in alerts]),
-        common_annotations=_common([a.annotations for a in alerts]),
+        common_labels=common_pairs([a.labels for a in alerts]),
+        common_annotations=common_pairs([a.annotations for a in alerts]),
         alerts=alerts,
         external_url=external_url,
         requested_at=now,

@@ -25,6 +25,7 @@ from notifier.receivers import (
 )
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.labels import common_pairs
 
 SLACK_DEFAULTS = {
     "color": '{{ template "slack.default.color" . }}',
@@ -253,17 +254,6 @@ def _safe_split(text: str) -> list[str]:
     return [part for part in text.strip().split(",") if part]
 
 
-def _common_labels(request: NotificationRequested) -> dict[str, str]:
-    """``.CommonLabels`` as Alertmanager's template data derives it from the alerts sent."""
-    if not request.alerts:
-        return {}
-    common = dict(request.alerts[0].labels)
-    for alert in request.alerts[1:]:
-        for key in [k for k, v in common.items() if alert.labels.get(k) != v]:
-            del common[key]
-    return common
-
-
 def opsgenie_responders(config: OpsGenieConfig, rendered: dict[str, Any]) -> list[dict[str, str]]:
     """Rendered responders: all-empty ones dropped, a ``teams`` one split into one team
     per comma-separated name. Alertmanager renders each split name once more, compiling
@@ -290,7 +280,10 @@ def opsgenie_create(
 ) -> dict[str, Any]:
     """The Alert API's create request, as Alertmanager builds it (empty optional fields
     left out as its JSON tags leave them out)."""
-    details = {**_common_labels(request), **prefixed(rendered, "details.")}
+    details = {
+        **common_pairs([a.labels for a in request.alerts]),
+        **prefixed(rendered, "details."),
+    }
     body: dict[str, Any] = {
         "alias": alias,
         "message": truncate_in_runes(str(rendered["message"]), OPSGENIE_MESSAGE_MAX_RUNES),

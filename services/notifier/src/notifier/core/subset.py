@@ -9,12 +9,13 @@ stay those of the group.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.labels import common_pairs
 
 
 def carrying(
@@ -27,17 +28,7 @@ def carrying(
         request,
         alerts=list(alerts),
         status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
-        common_labels=_common([a.labels for a in alerts]),
-        common_annotations=_common([a.annotations for a in alerts]),
+        common_labels=common_pairs([a.labels for a in alerts]),
+        common_annotations=common_pairs([a.annotations for a in alerts]),
         truncated_alerts=request.truncated_alerts + truncated,
     )
-
-
-def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    if not maps:
-        return {}
-    common = dict(maps[0])
-    for other in maps[1:]:
-        for key in [k for k, v in common.items() if other.get(k) != v]:
-            del common[key]
-    return common
