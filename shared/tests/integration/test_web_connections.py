@@ -6,6 +6,7 @@ metrics count it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -62,8 +63,18 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection (bounded wait)."""
-    return await asyncio.wait_for(reader.read(), timeout=10)
+    """Everything the server sends until it closes the connection (bounded wait). A byte
+    the client writes after the server closed makes its kernel answer with a reset:
+    what arrived before it is kept (``read()`` until EOF would drop it and raise)."""
+    received = bytearray()
+
+    async def drain() -> None:
+        while chunk := await reader.read(65536):
+            received.extend(chunk)
+
+    with contextlib.suppress(ConnectionResetError):
+        await asyncio.wait_for(drain(), timeout=10)
+    return bytes(received)
 
 
 async def get(port: int, path: str) -> int:
