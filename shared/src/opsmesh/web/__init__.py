@@ -9,12 +9,15 @@ from opsmesh.web.app import (
     run_checks,
     run_service,
 )
+from opsmesh.web.bootstrap import Bootstrap, Worker
 
 __all__ = [
     "REGISTRY_KEY",
     "SERVICE_KEY",
+    "Bootstrap",
     "ReadinessCheck",
     "ServiceSpec",
+    "Worker",
     "init_app",
     "run_checks",
     "run_service",

@@ -22,7 +22,7 @@ import enum
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +33,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from opsmesh.logging import get_logger
 from opsmesh.shutdown import CANCEL_GRACE_S, ShutdownDeadline
 from opsmesh.tracing.http import trace_requests
+from opsmesh.web.bootstrap import Bootstrap, Worker
 from opsmesh.web.connections import ConnectionLimits, request_deadline, start_guarded
 
 log = get_logger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
-Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 SERVICE_KEY = web.AppKey("service", str)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -73,6 +73,8 @@ class ServiceSpec:
     resources: Sequence[CleanupContext] = ()
     readiness: Callable[[], Sequence[ReadinessCheck]] = lambda: ()
     workers: Callable[[], Sequence[tuple[str, Worker]]] = lambda: ()
+    # The service's own objects, made once the resources are open (opsmesh.web.bootstrap).
+    bootstrap: Bootstrap[Any] | None = None
     routes: Callable[[web.Application], None] = lambda app: None
     drain_timeout_s: float = 8.0
     middlewares: Sequence[Middleware] = field(default_factory=list)
@@ -121,6 +123,8 @@ def init_app(spec: ServiceSpec) -> web.Application:
     app.router.add_get("/metrics", metrics)
     spec.routes(app)
     app.cleanup_ctx.extend(spec.resources)
+    if spec.bootstrap is not None:
+        app.cleanup_ctx.append(spec.bootstrap.context)
     app.cleanup_ctx.append(_workers_ctx(spec))
     return app
 
@@ -181,9 +185,11 @@ def _workers_ctx(spec: ServiceSpec) -> CleanupContext:
             if not stop.is_set():  # once stopping, a second SIGTERM would cut the drain short
                 os.kill(os.getpid(), signal.SIGTERM)
 
+        # The services' workers first: the spec's (the self-report) read their groups.
+        named = [*(spec.bootstrap.workers_of(app) if spec.bootstrap else ()), *spec.workers()]
         tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(worker(stop), name=f"{spec.name}:{name}"): name
-            for name, worker in spec.workers()
+            for name, worker in named
         }
         for task in tasks:
             task.add_done_callback(crash_is_fatal)
