@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.api import v1, v2
-from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.api.auth import ApiTokens, auth_middleware
 from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
 from alert_engine.api.status import ServerStatus, build_info
@@ -130,7 +130,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
     file_rules = load_rules(settings.rules_files)
     evaluator = Evaluator(file_rules, forget_after_s=days(settings.absence_forget_after_days))
     engine = Engine(config, AlertBook(IngestLimits(settings.alerts_per_alertname)), SilenceBook())
-    tokens = TokenBook.load(
+    tokens = ApiTokens.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
         settings.api_tokens_file,
     )

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.api.auth import ApiTokens, auth_middleware
 from alert_engine.api.status import (
     DEFAULT_COMPAT_VERSION,
     OPSMESH_VERSION,
@@ -81,7 +81,7 @@ async def serve(config: str, compat_version: str = DEFAULT_COMPAT_VERSION) -> As
     status = ServerStatus(build_info(compat_version), started_at=clock.now())
     state = _State(_Engine(parse_config(config)))
     app = web.Application(
-        middlewares=[auth_middleware(TokenBook.parse(f"{TOKEN}:read"), read_requires_token=False)]
+        middlewares=[auth_middleware(ApiTokens.parse(f"{TOKEN}:read"), read_requires_token=False)]
     )
     AlertmanagerApi(lambda: state, status).register(app)  # type: ignore[arg-type, return-value]
     clock.advance(3600)  # requests come later: the uptime stays the start instant

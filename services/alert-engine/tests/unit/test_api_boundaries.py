@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.api.auth import ApiTokens, auth_middleware
 from alert_engine.api.guard import parameter_guard
 from alert_engine.api.shapes import PostableSilence, decode_alerts, decode_silence, to_silence
 
@@ -24,7 +24,7 @@ async def _ok(request: web.Request) -> web.Response:
 
 
 async def _client(*, public_status: bool, read_requires_token: bool = False) -> TestClient:
-    tokens = TokenBook.parse(f"{READER}:read;{WRITER}:write")
+    tokens = ApiTokens.parse(f"{READER}:read;{WRITER}:write")
     app = web.Application(
         middlewares=[
             auth_middleware(

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from alert_engine.api.auth import TokenBook, auth_middleware
+from alert_engine.api.auth import ApiTokens, auth_middleware
 from alert_engine.core.amconfig import EngineConfig, parse_config
 from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine, ReconfigureOutcome
@@ -58,7 +58,7 @@ async def world(
         registry=registry,
     )
     app = web.Application(
-        middlewares=[auth_middleware(TokenBook.parse(f"{TOKEN}:write"), read_requires_token=False)]
+        middlewares=[auth_middleware(ApiTokens.parse(f"{TOKEN}:write"), read_requires_token=False)]
     )
     ReloadApi(reloader, no_file="none").register(app)
     server = TestServer(app, host="127.0.0.1")

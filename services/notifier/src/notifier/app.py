@@ -39,7 +39,7 @@ from opsmesh.topics import NOTIFICATIONS, Topic
 from opsmesh.web.app import ServiceSpec, Worker, init_app
 from opsmesh.web.openapi import add_openapi_route
 from opsmesh.web.reload import ReloadApi
-from opsmesh.web.tokens import WRITE, TokenBook, require_scope
+from opsmesh.web.tokens import WRITE, ApiTokens, require_scope
 
 SERVICE = "notifier"
 _SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
@@ -79,7 +79,7 @@ def alertmanager_templates(
 HOW_TO = "Send 'Authorization: Bearer <token>' (tokens: NOTIFIER_API_TOKENS, 'token:write')."
 
 
-def reload_auth(tokens: TokenBook) -> Middleware:
+def reload_auth(tokens: ApiTokens) -> Middleware:
     """``POST /-/reload`` needs a ``write`` token; the notifier's reads are public."""
 
     @web.middleware
@@ -148,7 +148,7 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
     policy = TargetPolicy.from_strings(settings.allowed_networks)
     tls = tls_context(settings.ca_file)
     sessions: list[aiohttp.ClientSession] = []
-    tokens = TokenBook.load(
+    tokens = ApiTokens.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
         settings.api_tokens_file,
     )

@@ -34,7 +34,7 @@ from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.reload import ConfigReloader
 from opsmesh.web.reload import ReloadApi
-from opsmesh.web.tokens import TokenBook
+from opsmesh.web.tokens import ApiTokens
 from opsmesh_dev.testing.clock import FakeClock
 
 TOKEN = "notifier-reload-writer-0123456789"
@@ -144,7 +144,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         language=None,
         renderer=_never_renders,  # type: ignore[arg-type]
     ).reloader(path, clock=clock, registry=registry)
-    app = web.Application(middlewares=[reload_auth(TokenBook.parse(f"{TOKEN}:write"))])
+    app = web.Application(middlewares=[reload_auth(ApiTokens.parse(f"{TOKEN}:write"))])
     ReloadApi(reloader, no_file="none").register(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -168,7 +168,7 @@ async def test_reload_replaces_the_receivers_and_refuses_a_bad_file(world: World
         async with session.post(f"{world.url}/-/reload") as anonymous:
             assert anonymous.status == 401
             assert "NOTIFIER_API_TOKENS" in await anonymous.text()
-        read_only = TokenBook.parse("a-token-that-only-reads-0123:read")
+        read_only = ApiTokens.parse("a-token-that-only-reads-0123:read")
         assert read_only.scopes("a-token-that-only-reads-0123") == {"read"}
         world.path.write_text(SECOND)
         async with session.post(f"{world.url}/-/reload", headers=auth) as ok:

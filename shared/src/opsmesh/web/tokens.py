@@ -1,7 +1,7 @@
 """Bearer tokens with scopes, compared in constant time: one implementation for every
 service with write endpoints (the alert-engine's API, the notifier's ``/-/reload``).
 
-A token book is ``token:scope+scope;token2:scope`` (or lines of such entries in a
+The token list is ``token:scope+scope;token2:scope`` (or lines of such entries in a
 file); scopes are ``read`` and ``write`` (which implies ``read``). Only the tokens'
 SHA-256 digests are kept. With no tokens configured every protected request is refused:
 secure by default.
@@ -22,12 +22,12 @@ READ = "read"
 
 
 @dataclass(frozen=True, slots=True)
-class TokenBook:
+class ApiTokens:
     # sha256(token) → scopes; digests keep the raw tokens out of memory dumps and logs
     digests: Mapping[bytes, frozenset[str]]
 
     @classmethod
-    def parse(cls, spec: str) -> TokenBook:
+    def parse(cls, spec: str) -> ApiTokens:
         digests: dict[bytes, frozenset[str]] = {}
         for entry in (e.strip() for e in spec.replace("\n", ";").split(";")):
             if not entry or entry.startswith("#"):
@@ -44,7 +44,7 @@ class TokenBook:
         return cls(digests)
 
     @classmethod
-    def load(cls, spec: str | None, file: str | None) -> TokenBook:
+    def load(cls, spec: str | None, file: str | None) -> ApiTokens:
         text = spec or ""
         if file:
             text += ";" + Path(file).read_text()
@@ -59,7 +59,7 @@ class TokenBook:
         return found
 
 
-def require_scope(request: web.Request, tokens: TokenBook, needed: str, how_to: str) -> None:
+def require_scope(request: web.Request, tokens: ApiTokens, needed: str, how_to: str) -> None:
     """Raises 401 (no or unknown token; ``how_to`` says how to give one) or 403 (the
     token lacks ``needed``)."""
     header = request.headers.get("Authorization", "")

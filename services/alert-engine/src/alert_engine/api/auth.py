@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from opsmesh.web.tokens import READ, WRITE, TokenBook, require_scope
+from opsmesh.web.tokens import READ, WRITE, ApiTokens, require_scope
 
-__all__ = ["READ", "WRITE", "TokenBook", "auth_middleware"]
+__all__ = ["READ", "WRITE", "ApiTokens", "auth_middleware"]
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Reads whose answer includes the configuration (receivers, routes, integration settings).
@@ -37,7 +37,7 @@ HOW_TO = (
 
 
 def auth_middleware(
-    tokens: TokenBook, *, read_requires_token: bool, public_status: bool = False
+    tokens: ApiTokens, *, read_requires_token: bool, public_status: bool = False
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
