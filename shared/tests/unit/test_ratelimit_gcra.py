@@ -1,5 +1,6 @@
-"""The GCRA arithmetic every rate limiter shares, in simulated time (the caller passes
-``now``). What a limiter keeps per bucket is the TAT these functions return."""
+"""The GCRA arithmetic every rate limiter shares, and the in-memory twin's housekeeping,
+in simulated time (the caller passes ``now``). What a limiter keeps per bucket is the
+TAT these functions return."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import random
 
 import pytest
 
-from opsmesh.ratelimit import Admission, Rate, gcra
+from opsmesh.ratelimit import Admission, MemoryRateLimiter, Rate, gcra
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 
@@ -150,3 +152,22 @@ def test_state_expires_once_the_bucket_is_full_again() -> None:
     kept = Bucket(bucket.rate)
     kept.tat = bucket.tat
     assert kept.takes(T0 + 360, 4) == Bucket(bucket.rate).takes(T0 + 360, 4)
+
+
+async def test_the_in_memory_buckets_forget_full_ones_as_redis_expires_keys() -> None:
+    """Keys (destinations, receivers) come and go: a bucket full again is dropped, so
+    memory follows the buckets in use, and a forgotten one decides as a kept one would."""
+    clock = FakeClock(T0)
+    limiter = MemoryRateLimiter(clock.now)
+    rate = Rate(1.0, 2)  # full again 1 s after a take
+    most = 0
+    for i in range(20_000):  # a new key every millisecond: about 1000 in use at once
+        await limiter.try_take([(f"key-{i}", rate)])
+        clock.advance(0.001)
+        most = max(most, len(limiter._tats))
+    assert most <= 2100, "never more than twice the buckets in use, plus one sweep's"
+    assert [a.admitted for a in await limiter.try_take([("key-7", rate)] * 3)] == [
+        True,
+        True,
+        False,
+    ]

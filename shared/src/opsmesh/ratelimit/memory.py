@@ -10,7 +10,7 @@ from opsmesh.ratelimit.base import Ask
 from opsmesh.ratelimit.gcra import Admission, Rate
 
 # Past this many buckets, the full ones (whose state no longer matters) are forgotten,
-# as Redis expires their keys.
+# as Redis expires their keys; the next sweep waits until the live ones have doubled.
 _PRUNE_ABOVE = 1024
 
 
@@ -21,6 +21,7 @@ class MemoryRateLimiter:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._tats: dict[str, float] = {}
+        self._prune_above = _PRUNE_ABOVE
 
     async def try_take(self, asks: Sequence[Ask]) -> list[Admission]:
         now = self._clock()
@@ -45,5 +46,6 @@ class MemoryRateLimiter:
         if tat is None:
             return
         self._tats[key] = tat
-        if len(self._tats) > _PRUNE_ABOVE:
+        if len(self._tats) > self._prune_above:
             self._tats = {k: t for k, t in self._tats.items() if gcra.expires_in(t, now) > 0}
+            self._prune_above = max(_PRUNE_ABOVE, 2 * len(self._tats))

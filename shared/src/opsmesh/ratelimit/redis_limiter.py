@@ -5,7 +5,7 @@ process.
 Each operation is one call of one Lua script, atomic in Redis, repeating the steps of
 ``opsmesh.ratelimit.gcra`` so the in-memory twin decides alike. The time is Redis'
 own (``TIME``), so replicas' clocks need not agree, unless the limiter is given a clock
-(the alert-engine decides at the instant its flush planned, on its injected clock).
+(the alert-engine's buckets run on its injected clock, as its flush timers do).
 A bucket's key expires a minute after the bucket would be full again, when forgetting
 it changes no decision.
 """
