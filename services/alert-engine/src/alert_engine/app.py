@@ -27,14 +27,7 @@ from alert_engine.pipeline.flusher import run_flusher
 from alert_engine.pipeline.reload import config_reloader
 from alert_engine.pipeline.retention import purge_jobs
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import (
-    DecidedBy,
-    FallbackBuckets,
-    Limits,
-    MemoryTokenBuckets,
-    RedisTokenBuckets,
-    parse_limits,
-)
+from alert_engine.receiver_limits import Limits, ReceiverLimiter, parse_limits
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
@@ -47,6 +40,7 @@ from opsmesh.events.signals import SignalObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.periodic import periodic_metrics
+from opsmesh.ratelimit import DecidedBy, FallbackRateLimiter, MemoryRateLimiter, RedisRateLimiter
 from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
 from opsmesh.topics import ALERT_GROUPS, GROUP_ALERT_DISPATCH, GROUP_ALERT_ENGINE, SIGNALS
@@ -54,6 +48,9 @@ from opsmesh.web.app import ServiceSpec, Worker, init_app
 from opsmesh.web.reload import ReloadApi
 
 SERVICE = "alert-engine"
+# The receivers' buckets in Redis (GCRA; the token buckets before them were hashes under
+# "alert-engine:rl:", which a rolling upgrade must not read as this layout).
+RATE_LIMIT_PREFIX = "alert-engine:gcra:"
 # Alertmanager accepts large alert batches; bound them all the same.
 MAX_BODY = 8 * 1024 * 1024
 
@@ -94,8 +91,9 @@ def rate_limiter(
     settings: AlertEngineSettings,
     clock: Clock,
     registry: CollectorRegistry,
-) -> FallbackBuckets:
-    """Token buckets in Redis, shared by the replicas; in process while Redis fails."""
+) -> ReceiverLimiter:
+    """Buckets in Redis, shared by the replicas; in process while Redis fails. Both run
+    on the engine's clock, as its flush timers do (so simulated time drives them too)."""
     fallbacks = Counter(
         "alert_engine_rate_limit_fallback",
         "Rate-limit decisions made in process because Redis did not answer",
@@ -106,16 +104,16 @@ def rate_limiter(
         "1 while rate limits are decided in process (Redis failed), 0 while on Redis",
         registry=registry,
     )
-    return FallbackBuckets(
-        RedisTokenBuckets(redis, limits),
-        MemoryTokenBuckets(limits),
-        limits,
+    buckets = FallbackRateLimiter(
+        RedisRateLimiter(redis, RATE_LIMIT_PREFIX, clock=clock.now),
+        MemoryRateLimiter(clock.now),
         timeout_s=settings.rate_limit_timeout_s,
         retry_after_s=settings.rate_limit_retry_s,
         monotonic=clock.monotonic,
         on_fallback=fallbacks.inc,
         on_switch=lambda by: in_process.set(1 if by is DecidedBy.IN_PROCESS else 0),
     )
+    return ReceiverLimiter(buckets, limits)
 
 
 def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Application:

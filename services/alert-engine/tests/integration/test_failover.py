@@ -26,7 +26,7 @@ from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import Limits, MemoryTokenBuckets
+from alert_engine.receiver_limits import Limits, ReceiverLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
@@ -35,6 +35,7 @@ from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.producer import Outgoing
+from opsmesh.ratelimit import MemoryRateLimiter
 from opsmesh.topics import ALERT_GROUPS, partition_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.testing.clock import FakeClock
@@ -130,7 +131,7 @@ def replica(
         rule_groups=RuleGroupStore(pool),
         producer=requests,  # type: ignore[arg-type]
         routing_producer=kafka,  # type: ignore[arg-type]
-        limiter=MemoryTokenBuckets(Limits()),
+        limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
         registry=CollectorRegistry(),
         external_url="http://engine",

@@ -1,4 +1,4 @@
-"""Storm protection inside the engine: a storm of groups beyond a receiver's token bucket,
+"""Storm protection inside the engine: a storm of groups beyond a receiver's bucket,
 flushed by ``EngineState`` over real PostgreSQL and a real Redis, with the rate limiter
 the service builds (``app.rate_limiter``). Flushes the bucket refuses are postponed to
 the group's next interval and sent once it has refilled: every group is notified
@@ -6,7 +6,7 @@ exactly once, none is lost, and two replicas share the one bucket. With Redis go
 storm (stopped, or paused so it never answers) the replica decides with its own
 in-process buckets, says so (gauge, counter), and is back on Redis once it returns.
 
-Time is simulated (``FakeClock``): the buckets take the caller's time, so each flush
+Time is simulated (``FakeClock``): the buckets run on the engine's clock, so each flush
 instant is chosen, and the retry after a Redis failure runs on the same clock. Kafka is
 a fake as in ``test_failover.py``: every requested notification lands in one list, as
 the notifier would see them. The root route matches only this test's alerts, so rows
@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alert_engine.app import rate_limiter
+from alert_engine.app import RATE_LIMIT_PREFIX, rate_limiter
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig, default_config
 from alert_engine.core.book import AlertBook
@@ -39,7 +39,7 @@ from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.matchers import parse_matcher
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import Limits, RedisTokenBuckets, parse_limits
+from alert_engine.receiver_limits import Limits, ReceiverLimiter, parse_limits
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
@@ -49,6 +49,7 @@ from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
 from opsmesh.kafka.producer import Outgoing
+from opsmesh.ratelimit import RedisRateLimiter
 from opsmesh.topics import ALERT_GROUPS, partition_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.redis import RedisServer
@@ -129,6 +130,12 @@ class Storm:
     def limits(self) -> Limits:
         s = self.settings
         return parse_limits(s.receiver_rate_per_minute, s.receiver_burst, s.receiver_limits)
+
+    def other_replica(self, redis: aioredis.Redis) -> ReceiverLimiter:
+        """Another replica's view of the Redis buckets (no fallback: Redis must answer)."""
+        return ReceiverLimiter(
+            RedisRateLimiter(redis, RATE_LIMIT_PREFIX, clock=self.clock.now), self.limits
+        )
 
     def alert(self, name: str, *, resolved: bool = False) -> StoredAlert:
         now = self.clock.now()
@@ -272,9 +279,9 @@ async def test_a_storm_beyond_the_bucket_is_postponed_then_notified_once_each(
         s.clock.advance(INTERVAL_S)
         assert await state.flush() == 2
         # The bucket is Redis': another replica finds it as the flushes left it (two of
-        # the four tokens this interval gave), where a bucket of its own would be full.
-        other = RedisTokenBuckets(redis, s.limits)
-        assert await other.allow_many([s.receiver] * 3, s.clock.now()) == [True, True, False]
+        # the four slots this interval refilled), where a bucket of its own would be full.
+        other = s.other_replica(redis)
+        assert await other.allow_many([s.receiver] * 3) == [True, True, False]
         s.clock.advance(INTERVAL_S)
         assert await state.flush() == 0, "nothing new: nothing sent again"
 
@@ -426,8 +433,8 @@ async def test_redis_gone_mid_storm_falls_back_in_process_and_comes_back(
         assert await state.flush() == BURST, "the last four, on Redis again"
         assert (fallbacks(), in_process()) == (20, 0), "back on Redis, and it says so"
         # Decided on Redis: another replica finds the bucket as that flush left it.
-        other = RedisTokenBuckets(redis, s.limits)
-        assert await other.allow(s.receiver, s.clock.now()) is False
+        other = s.other_replica(redis)
+        assert await other.allow_many([s.receiver]) == [False]
         s.clock.advance(INTERVAL_S)
         assert await state.flush() == 0
 

@@ -24,13 +24,14 @@ from alert_engine.core.rules import Rule, RuleKind
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.retention import NotificationLogPurge, purge_jobs
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import Limits, MemoryTokenBuckets
+from alert_engine.receiver_limits import Limits, ReceiverLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
 from opsmesh.events.alerts import AlertStatus
+from opsmesh.ratelimit import MemoryRateLimiter
 from opsmesh.topics import ALERT_GROUPS, partition_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.testing.clock import FakeClock
@@ -71,7 +72,7 @@ def engine_state(pool: AsyncConnectionPool, clock: FakeClock) -> EngineState:
         notification_log=NotificationLog(pool),
         rule_groups=RuleGroupStore(pool),
         producer=NoProducer(),  # type: ignore[arg-type]
-        limiter=MemoryTokenBuckets(Limits()),
+        limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
         registry=CollectorRegistry(),
         external_url="http://engine",

@@ -28,13 +28,14 @@ from alert_engine.core.rules import Comparison, Rule, RuleKind
 from alert_engine.core.silences import SilenceBook
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.state import EngineState
-from alert_engine.ratelimit import Limits, MemoryTokenBuckets
+from alert_engine.receiver_limits import Limits, ReceiverLimiter
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStateChanged
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.handler import Received
 from opsmesh.kafka.handling import HandlerRunner
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.kafka.stall import StallWatch
+from opsmesh.ratelimit import MemoryRateLimiter
 from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
@@ -228,7 +229,7 @@ class World:
             notification_log=Log(self.faults),  # type: ignore[arg-type]
             rule_groups=Log(self.faults),  # type: ignore[arg-type]
             producer=self.producer,  # type: ignore[arg-type]
-            limiter=MemoryTokenBuckets(Limits()),
+            limiter=ReceiverLimiter(MemoryRateLimiter(self.clock.now), Limits()),
             clock=self.clock,
             registry=CollectorRegistry(),
             external_url="http://engine",

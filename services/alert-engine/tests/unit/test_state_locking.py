@@ -21,9 +21,10 @@ from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.state import EngineState, ListingRead
-from alert_engine.ratelimit import Limits, MemoryTokenBuckets
+from alert_engine.receiver_limits import Limits, ReceiverLimiter
 from opsmesh.events.alerts import AlertsRouted, AlertState
 from opsmesh.kafka.producer import Outgoing
+from opsmesh.ratelimit import MemoryRateLimiter
 from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
@@ -149,7 +150,7 @@ def make_state(db: Database, producer: Producer, clock: FakeClock) -> EngineStat
         notification_log=store,  # type: ignore[arg-type]
         rule_groups=RuleGroups(db),  # type: ignore[arg-type]
         producer=producer,  # type: ignore[arg-type]
-        limiter=MemoryTokenBuckets(Limits()),
+        limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
         registry=CollectorRegistry(),
         external_url="http://engine",

@@ -18,7 +18,6 @@ from notifier.channels.safe_http import safe_session
 from notifier.core.retry import RetryPolicy
 from notifier.core.targets import TargetPolicy
 from notifier.delivery.log import DeliveryLog
-from notifier.delivery.ratelimit import RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.delivery.retention import purge_jobs
 from notifier.openapi import DOCUMENT as OPENAPI
@@ -33,6 +32,7 @@ from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.periodic import periodic_metrics
+from opsmesh.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RedisRateLimiter
 from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
 from opsmesh.topics import NOTIFICATIONS, Topic
@@ -42,6 +42,9 @@ from opsmesh.web.reload import ReloadApi
 from opsmesh.web.tokens import WRITE, ApiTokens, require_scope
 
 SERVICE = "notifier"
+# The destinations' buckets in Redis (GCRA in seconds; the buckets before them kept
+# milliseconds under "notifier:rate:", which a rolling upgrade must not misread).
+RATE_LIMIT_PREFIX = "notifier:gcra:"
 _SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 
 
@@ -199,7 +202,13 @@ def build(settings: NotifierSettings, clock: Clock | None = None) -> web.Applica
             stop=asyncio.Event(),
             breaker_threshold=settings.breaker_failures,
             breaker_open_s=settings.breaker_open_s,
-            shared=RedisRateLimiter(runtime.redis),
+            limiter=FallbackRateLimiter(
+                RedisRateLimiter(runtime.redis, RATE_LIMIT_PREFIX),
+                MemoryRateLimiter(runtime.clock.monotonic),
+                timeout_s=settings.rate_limit_timeout_s,
+                retry_after_s=settings.rate_limit_retry_s,
+                monotonic=runtime.clock.monotonic,
+            ),
             removed=table.removed,
         )
         stage = DeliverStage(

@@ -57,6 +57,10 @@ class NotifierSettings(CommonSettings):
     breaker_failures: int = Field(5, ge=1, alias="NOTIFIER_BREAKER_FAILURES")
     breaker_open_s: float = Field(10.0, gt=0, alias="NOTIFIER_BREAKER_OPEN_S")
     slack_rate_per_s: float = Field(1.0, gt=0, alias="NOTIFIER_SLACK_RATE_PER_S")
+    # Redis answers a send's rate-limit reservation within this, or the sender keeps the
+    # limit in process (per replica) and asks Redis again after the retry time.
+    rate_limit_timeout_s: float = Field(1.0, gt=0, le=30, alias="NOTIFIER_RATE_LIMIT_TIMEOUT_S")
+    rate_limit_retry_s: float = Field(5.0, gt=0, alias="NOTIFIER_RATE_LIMIT_RETRY_S")
     requests_topic: str = Field(NOTIFICATIONS.name, alias="NOTIFIER_REQUESTS_TOPIC")
     consumer_group: str = Field(GROUP_NOTIFIER, alias="NOTIFIER_CONSUMER_GROUP")
     # The delivery log (and Slack message references) are kept this long; at least the

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,7 +14,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifier.channels.slack import message_ref
 from notifier.delivery.log import DeliveryLog, Outcome
-from notifier.delivery.ratelimit import SHARED_LIMIT_UNAVAILABLE, RedisRateLimiter
 from notifier.delivery.refs import PgMessageRefs
 from notifier.summary.job import load_day, summary_message
 from opsmesh_dev.infra import Endpoints
@@ -115,36 +113,3 @@ async def test_daily_summary_reads_alert_engine_history(pool: AsyncConnectionPoo
     assert html is not None
     assert f"{rule[:4]}&lt;" in html.get_content()  # rule names are escaped in HTML
     assert "2 opened, 2 resolved" in message["Subject"]
-
-
-async def test_rate_limit_buckets_in_redis_are_shared_between_replicas(
-    redis: aioredis.Redis,
-) -> None:
-    key = f"slack:{uuid.uuid4().hex}"
-    one, two = RedisRateLimiter(redis), RedisRateLimiter(redis)
-    waits = [
-        await one.reserve(key, rate_per_s=10, burst=2),
-        await two.reserve(key, rate_per_s=10, burst=2),
-        await one.reserve(key, rate_per_s=10, burst=2),
-        await two.reserve(key, rate_per_s=10, burst=2),
-    ]
-    # A burst of two, then one slot every 100 ms, counted across both "replicas".
-    assert waits[:2] == [0.0, 0.0]
-    assert 0.05 < waits[2] <= 0.1
-    assert 0.15 < waits[3] <= 0.2
-    await two.push_back(key, rate_per_s=10, burst=2, seconds=5)
-    assert 4.8 < await one.reserve(key, rate_per_s=10, burst=2) <= 5.1
-
-
-async def test_an_unreachable_redis_raises_what_the_sender_falls_back_on() -> None:
-    # A port nobody listens on: the real client's error must be one the lanes catch
-    # (SHARED_LIMIT_UNAVAILABLE), or a Redis outage would crash every rate-limited job.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = aioredis.Redis(port=port, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        with pytest.raises(SHARED_LIMIT_UNAVAILABLE):
-            await RedisRateLimiter(client).reserve("slack:C1", rate_per_s=1, burst=1)
-    finally:
-        await client.aclose()

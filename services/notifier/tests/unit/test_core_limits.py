@@ -1,11 +1,11 @@
-"""Circuit breaker, token bucket and the in-flight offset tracker (pure, clock passed in)."""
+"""Circuit breaker and the in-flight offset tracker (pure, clock passed in). The rate
+limits are ``opsmesh.ratelimit``'s, tested in shared/."""
 
 from __future__ import annotations
 
 import pytest
 
 from notifier.core.breaker import BreakerState, CircuitBreaker
-from notifier.core.bucket import TokenBucket
 from notifier.core.inflight import InFlight
 
 
@@ -40,22 +40,6 @@ def test_success_resets_the_failure_count() -> None:
     breaker.record_success()
     breaker.record_failure(now=0.0)
     assert breaker.state(0.0) is BreakerState.CLOSED
-
-
-def test_bucket_allows_the_burst_then_spaces_to_the_rate() -> None:
-    bucket = TokenBucket(rate_per_s=1.0, burst=2.0)
-    assert bucket.reserve(0.0) == 0.0
-    assert bucket.reserve(0.0) == 0.0
-    assert bucket.reserve(0.0) == pytest.approx(1.0)
-    assert bucket.reserve(0.0) == pytest.approx(2.0)  # reservations queue in order
-    assert bucket.reserve(10.0) == 0.0  # refilled, capped at the burst
-
-
-def test_bucket_push_back_honours_retry_after() -> None:
-    bucket = TokenBucket(rate_per_s=1.0, burst=5.0)
-    bucket.push_back(0.0, 30.0)
-    assert bucket.reserve(0.0) == pytest.approx(31.0)
-    assert bucket.reserve(31.0) == pytest.approx(1.0)
 
 
 def test_inflight_holds_the_lowest_unfinished_offset_per_partition() -> None:

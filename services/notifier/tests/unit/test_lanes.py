@@ -8,7 +8,6 @@ import random
 from dataclasses import dataclass, field
 
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from notifier.channels.base import SendResult
 from notifier.core.retry import FailureKind, RetryPolicy
@@ -16,6 +15,9 @@ from notifier.pipeline.lanes import Destination, Job, Lane, Sender
 from notifier.samples import sample_request
 from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested
+from opsmesh.ratelimit import DecidedBy, FallbackRateLimiter, MemoryRateLimiter, Rate
+from opsmesh_dev.testing.clock import FakeClock
+from opsmesh_dev.testing.ratelimit import FlakyRateLimiter, Mode
 
 
 @dataclass
@@ -115,7 +117,7 @@ async def test_rate_limit_spaces_sends_on_a_shared_key() -> None:
     s = sender()
     d1 = destination(one, rate_key="slack:C1", rate_per_s=20.0, burst=1.0)
     d2 = destination(two, rate_key="slack:C1", rate_per_s=20.0, burst=1.0)
-    assert s.bucket(d1) is s.bucket(d2)
+    assert d1.rate_limit == d2.rate_limit == ("slack:C1", Rate(20.0, 1.0)), "one bucket"
     started = asyncio.get_running_loop().time()
     await asyncio.gather(*(s.send(job(d, str(i))) for i, d in enumerate([d1, d2, d1, d2])))
     # Four sends at 20/s with a burst of one take at least three intervals.
@@ -196,39 +198,42 @@ async def test_a_channel_raising_a_connection_error_is_retried() -> None:
     assert "secret-path" not in result.error
 
 
-@dataclass
-class FailingLimiter:
-    """A shared limiter that raises ``error`` on every call."""
-
-    error: Exception
-    calls: int = 0
-
-    async def reserve(self, key: str, rate_per_s: float, burst: float) -> float:
-        self.calls += 1
-        raise self.error
-
-    async def push_back(self, key: str, rate_per_s: float, burst: float, seconds: float) -> None:
-        self.calls += 1
-        raise self.error
-
-
-async def test_shared_limit_unavailable_falls_back_to_the_process_bucket() -> None:
-    for error in (RedisConnectionError("refused"), OSError("reset"), TimeoutError()):
-        limiter = FailingLimiter(error)
-        limited = SendResult(
-            ok=False, status_code=429, failure=FailureKind.RATE_LIMITED, retry_after_s=0.01
-        )
-        channel = ScriptedChannel("a", [limited])
-        s = sender(shared=limiter)
-        result = await s.send(job(destination(channel, rate_per_s=1000.0, burst=5.0)))
-        assert result.ok, error
-        assert limiter.calls == 3  # reserve, push_back, reserve: each fell back
+async def test_a_retry_after_holds_the_destinations_bucket() -> None:
+    """A 429's Retry-After is pushed onto the destination's bucket (Redis' in app.py):
+    every sender through it waits, not only the job that was refused."""
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock.monotonic)
+    limited = SendResult(
+        ok=False, status_code=429, failure=FailureKind.RATE_LIMITED, retry_after_s=0.05
+    )
+    channel = ScriptedChannel("a", [limited])
+    dest = destination(channel, rate_key="pd:key", rate_per_s=1000.0, burst=5.0)
+    result = await sender(limiter=limiter).send(job(dest))
+    assert result.ok
+    assert channel.sent == ["k", "k"]
+    # The bucket's clock stood still: the retry took the slot at Retry-After, and the
+    # next sender's is an interval after it.
+    assert await limiter.reserve("pd:key", Rate(1000.0, 5.0)) == pytest.approx(0.051)
 
 
-async def test_a_bug_in_the_shared_limit_propagates() -> None:
-    limiter = FailingLimiter(ValueError("bug"))
+async def test_a_redis_outage_keeps_the_limit_in_process() -> None:
+    """With Redis refusing, a send still goes out, paced by this process' bucket."""
+    clock = FakeClock()
+    redis = FlakyRateLimiter(clock.monotonic)
+    redis.mode = Mode.REFUSED
+    limiter = FallbackRateLimiter(
+        redis,
+        MemoryRateLimiter(clock.monotonic),
+        timeout_s=1,
+        retry_after_s=30,
+        monotonic=clock.monotonic,
+    )
     channel = ScriptedChannel("a")
-    s = sender(shared=limiter)
-    with pytest.raises(ValueError, match="bug"):
-        await s.send(job(destination(channel, rate_per_s=1000.0, burst=5.0)))
-    assert channel.sent == []
+    dest = destination(channel, rate_key="slack:C1", rate_per_s=1.0, burst=1.0)
+    s = sender(limiter=limiter)
+    assert (await s.send(job(dest, "1"))).ok
+    assert limiter.decided_by is DecidedBy.IN_PROCESS
+    # The next send's slot is a second away on the (still) clock: past a short deadline.
+    late = await sender(deadline_s=0.5, limiter=limiter).send(job(dest, "2"))
+    assert "rate limit" in (late.error or "")
+    assert channel.sent == ["1"]

@@ -60,7 +60,7 @@ from alert_engine.core.silences import Silence, SilenceBook
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.route_out import Ingested, RouteOut
 from alert_engine.pipeline.routing_outbox import RoutingOutbox, Ticket
-from alert_engine.ratelimit import RateLimiter
+from alert_engine.receiver_limits import ReceiverLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
 from alert_engine.storage.book import BookStore
 from alert_engine.storage.notification_log import NotificationLog
@@ -197,7 +197,7 @@ class EngineState:
         file_rules: Sequence[Rule] = (),
         producer: EventProducer,
         routing_producer: EventProducer | None = None,
-        limiter: RateLimiter,
+        limiter: ReceiverLimiter,
         clock: Clock,
         registry: CollectorRegistry,
         external_url: str,
@@ -670,7 +670,7 @@ class EngineState:
                         self.metrics.suppressed.labels(plan.receiver, plan.mute.value).inc()
                     continue
                 candidates.append(plan)
-            allowed = await self._limiter.allow_many([p.receiver for p in candidates], now)
+            allowed = await self._limiter.allow_many([p.receiver for p in candidates])
             sending = [p for p, ok in zip(candidates, allowed, strict=True) if ok]
             postponed = [p for p, ok in zip(candidates, allowed, strict=True) if not ok]
             await self._producer.publish_many(

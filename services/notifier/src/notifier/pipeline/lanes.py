@@ -15,19 +15,18 @@ import random
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
 from notifier.channels.base import Channel, SendResult
 from notifier.channels.safe_http import Redactor
 from notifier.core.breaker import CircuitBreaker
-from notifier.core.bucket import TokenBucket
 from notifier.core.retry import FailureKind, RetryPolicy
-from notifier.delivery.ratelimit import SHARED_LIMIT_UNAVAILABLE
 from opsmesh.clock import Clock, sleep_until_stopped
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.logging import get_logger
+from opsmesh.ratelimit import Ask, MemoryRateLimiter, Rate, RateLimiter
 
 log = get_logger(__name__)
 
@@ -49,6 +48,13 @@ class Destination:
     @property
     def id(self) -> str:
         return f"{self.receiver}/{self.integration}"
+
+    @property
+    def rate_limit(self) -> Ask | None:
+        """The bucket it sends through, if it has a rate limit."""
+        if self.rate_per_s is None:
+            return None
+        return self.rate_key or self.id, Rate(self.rate_per_s, self.burst)
 
 
 @dataclass(slots=True)
@@ -141,17 +147,6 @@ class Lane:
             stopper.cancel()
 
 
-class SharedLimiter(Protocol):
-    """A limit shared by replicas; raises one of ``SHARED_LIMIT_UNAVAILABLE`` when it
-    cannot answer, and the sender falls back to its per-process bucket."""
-
-    async def reserve(self, key: str, rate_per_s: float, burst: float) -> float: ...
-
-    async def push_back(
-        self, key: str, rate_per_s: float, burst: float, seconds: float
-    ) -> None: ...
-
-
 @dataclass(slots=True)
 class Sender:
     """One job's attempts: breaker, rate limit, send, classify, back off; until delivered,
@@ -161,16 +156,20 @@ class Sender:
     clock: Clock
     stop: asyncio.Event
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
     breaker_threshold: int = 5
     breaker_open_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
     on_attempt: Callable[[Destination, SendResult], None] | None = None
-    # Shared buckets (Redis) when replicas must share a limit; else per process.
-    shared: SharedLimiter | None = None
+    # The destinations' rate limits: in app.py Redis' buckets, shared by the replicas
+    # (this process' own while Redis fails); None keeps them in this process alone.
+    limiter: RateLimiter | None = None
     # Why a receiver is no longer configured (a reload removed it), else None: its jobs
     # stop before their next attempt, to be dead-lettered with that reason.
     removed: Callable[[str], str | None] | None = None
+    _limits: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._limits = self.limiter or MemoryRateLimiter(self.clock.monotonic)
 
     def breaker(self, destination: Destination) -> CircuitBreaker:
         # Per configuration: a receiver a reload changed (another URL, say) starts
@@ -181,39 +180,6 @@ class Sender:
             found = CircuitBreaker(self.breaker_threshold, self.breaker_open_s)
             self.breakers[key] = found
         return found
-
-    def bucket(self, destination: Destination) -> TokenBucket | None:
-        if destination.rate_per_s is None:
-            return None
-        key = destination.rate_key or destination.id
-        found = self.buckets.get(key)
-        if found is None:
-            found = TokenBucket(destination.rate_per_s, destination.burst)
-            self.buckets[key] = found
-        return found
-
-    async def _reserve(self, destination: Destination, bucket: TokenBucket) -> float:
-        if self.shared is not None and destination.rate_per_s is not None:
-            try:
-                return await self.shared.reserve(
-                    destination.rate_key or destination.id, destination.rate_per_s, bucket.burst
-                )
-            except SHARED_LIMIT_UNAVAILABLE as exc:  # Redis away: keep the limit, per process
-                log.warning("shared rate limit unavailable", error=repr(exc))
-        return bucket.reserve(self.clock.monotonic())
-
-    async def _push_back(self, destination: Destination, bucket: TokenBucket, s: float) -> None:
-        bucket.push_back(self.clock.monotonic(), s)
-        if self.shared is not None and destination.rate_per_s is not None:
-            try:
-                await self.shared.push_back(
-                    destination.rate_key or destination.id,
-                    destination.rate_per_s,
-                    bucket.burst,
-                    s,
-                )
-            except SHARED_LIMIT_UNAVAILABLE as exc:
-                log.warning("shared rate limit unavailable", error=repr(exc))
 
     async def _wait(self, seconds: float, deadline: float) -> bool:
         """Wait, unless that passes the deadline (False). Raises when stopping."""
@@ -238,7 +204,7 @@ class Sender:
     async def send(self, job: Job) -> SendResult:
         destination = job.destination
         breaker = self.breaker(destination)
-        bucket = self.bucket(destination)
+        limit = destination.rate_limit
         deadline = job.started_at + self.retry.deadline_s
         last = SendResult(ok=False, failure=FailureKind.NETWORK, error="not attempted")
         while True:
@@ -250,8 +216,8 @@ class Sender:
                 if not await self._wait(hold, deadline):
                     return _past_deadline(last, "circuit open")
                 continue
-            if bucket is not None and not await self._wait(
-                await self._reserve(destination, bucket), deadline
+            if limit is not None and not await self._wait(
+                await self._limits.reserve(*limit), deadline
             ):
                 return _past_deadline(last, "rate limit")
             job.attempts += 1
@@ -268,8 +234,8 @@ class Sender:
                 breaker.record_success()
                 return outcome
             if failure is FailureKind.RATE_LIMITED:
-                if bucket is not None and outcome.retry_after_s:
-                    await self._push_back(destination, bucket, outcome.retry_after_s)
+                if limit is not None and outcome.retry_after_s:
+                    await self._limits.push_back(*limit, outcome.retry_after_s)
             else:
                 breaker.record_failure(self.clock.monotonic())
             delay = self.retry.delay(job.attempts, outcome.retry_after_s, self.rng)
