@@ -36,6 +36,21 @@ from opsmesh.tracing.http import trace_requests
 from opsmesh.web.bootstrap import Bootstrap, Worker
 from opsmesh.web.connections import ConnectionLimits, request_deadline, start_guarded
 
+__all__ = [
+    "REGISTRY_KEY",
+    "RESOURCES_CLOSE_S",
+    "SERVICE_KEY",
+    "CleanupContext",
+    "ExitStatus",
+    "ReadinessCheck",
+    "ServiceSpec",
+    "Worker",  # defined in opsmesh.web.bootstrap; services import it from here too
+    "init_app",
+    "run_check",
+    "run_checks",
+    "run_service",
+]
+
 log = get_logger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
