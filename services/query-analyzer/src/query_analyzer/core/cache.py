@@ -2,21 +2,22 @@
 
 pglast costs 5-8 us per statement, about the whole per-event budget at 80k events/s.
 Most slow queries repeat a few templates with different literals, so the cache key is
-the text with standalone numbers and quoted strings replaced and comments dropped (one
-C-level regex pass). Every change the key makes is one libpg_query's fingerprint
-ignores too (constants, comments), so the key never maps two fingerprints to one entry;
-text the regex could misread (escape strings, quoted identifiers, dollar quoting,
-backslashes) is keyed by its exact text instead. The cache is bounded: it is cleared
-when full, which costs only recomputation.
+the text with quoted strings replaced by ``''``, standalone numbers by ``0`` and comments
+by a space (C-level regex passes). Every change the key makes is one libpg_query's
+fingerprint ignores too (constants, comments), so the key never maps two fingerprints to
+one entry; text the regex could misread (escape strings, quoted identifiers, dollar
+quoting, backslashes) is keyed by its exact text instead. The cache is bounded: it is
+cleared when full, which costs only recomputation.
 
-Even that regex costs ~2.5 us per event (CPython scans for a digit class char by char), so
-a *shape* is looked up first: the UTF-8 text outside string literals, every ASCII digit run
-collapsed to one ``0`` (a byte translation and a literal-prefixed regex, ~0.6 us). A shape is
-stored only from text whose every difference from another text of that shape is a constant:
-``cache_key`` reads it as safe, its quotes pair up outside comments, and each of its digit
-runs stands alone (no letter, ``_``, ``$`` or non-ASCII byte next to it: not ``t1``, ``$1``,
-``1e5``). Two texts of one shape then differ only in those runs and in string contents, so
-they have one ``cache_key`` (one fingerprint); a text with a backslash (an escape, were
+Even that key costs ~2.3 us per event (CPython scans for a digit class char by char), so a
+*shape* is looked up first: the UTF-8 text outside string literals, every ASCII digit run
+collapsed to one ``0`` (a byte translation and a literal-prefixed regex, ~0.7 us). A shape is
+stored only from text that ``cache_key`` reads as safe, whose quotes pair up outside
+comments, and whose every digit run stands alone (no letter, ``_``, ``$`` or non-ASCII
+byte next to it: not ``t1``, ``$1``, ``1e5``, ``0x1F``). Another text of that shape differs
+from it only in the digits of those runs and in the contents of its strings: the lexer
+reads the same tokens, constants whose values neither fingerprint (pglast's, the regex
+fallback's) depends on. A text with a backslash (an escape, were
 ``standard_conforming_strings`` off) still takes the ``cache_key`` path.
 """
 
