@@ -74,6 +74,36 @@ def test_a_sketch_of_another_accuracy_is_refused() -> None:
 def test_a_damaged_stored_sketch_is_a_named_error(stored: object) -> None:
     with pytest.raises(SketchFormatError):
         Sketch.from_json(stored)
+    if not isinstance(stored, str):  # and as the JSON text PostgreSQL hands back
+        with pytest.raises(SketchFormatError):
+            Sketch.from_json(json.dumps(stored))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"accuracy": RELATIVE_ACCURACY, "zeros": 2, "buckets": {"3": 1, "-40": 5}},
+        {"accuracy": RELATIVE_ACCURACY},
+        # Read as before the msgspec path: what int() and the checks accept stands.
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"+4": 2, " 7": 1, "08": 3}},
+        {"accuracy": RELATIVE_ACCURACY, "zeros": 2**70, "buckets": {"1": 2**65}},
+        {"accuracy": RELATIVE_ACCURACY, "buckets": {"-0": 1}, "other": [1]},
+    ],
+)
+def test_stored_text_reads_as_the_object_does(stored: dict[str, object]) -> None:
+    from_text, from_object = Sketch.from_json(json.dumps(stored)), Sketch.from_json(stored)
+    assert (from_text.count, from_text.zeros, from_text.buckets) == (
+        from_object.count,
+        from_object.zeros,
+        from_object.buckets,
+    )
+
+
+def test_the_encoded_sketch_is_its_json_form() -> None:
+    sketch = _sketch([0.0, 1.0, 20.0, 20.5, 300.0])
+    assert json.loads(sketch.to_json_bytes()) == sketch.to_json()
+    again = Sketch.from_json(sketch.to_json_bytes())
+    assert (again.count, again.zeros, again.buckets) == (5, 1, sketch.buckets)
 
 
 def test_a_stored_sketch_reads_back_from_json_text() -> None:

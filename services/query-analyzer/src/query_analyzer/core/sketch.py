@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 RELATIVE_ACCURACY = 0.01
 _GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -76,10 +78,28 @@ class Sketch:
             "buckets": {str(k): n for k, n in self.buckets.items()},
         }
 
+    def to_json_bytes(self) -> bytes:
+        """``to_json`` encoded (msgspec writes the integer keys as strings): what the
+        statistics consumer stores for every window it touches."""
+        return _encode(_Stored(RELATIVE_ACCURACY, self.zeros, self.buckets))
+
     @classmethod
     def from_json(cls, data: Any) -> Sketch:
         """Read a stored sketch; anything but what ``to_json`` writes is a SketchFormatError."""
         if isinstance(data, str | bytes):
+            # The consumer reads every window it merges into: JSON text straight into typed
+            # buckets. msgspec is stricter than the checks below (no "+1" keys, no big
+            # ints), so what it refuses is read again by them, for their answer.
+            try:
+                stored = _decode(data)
+            except msgspec.MsgspecError:
+                stored = None
+            if stored is not None and stored.accuracy == RELATIVE_ACCURACY:
+                sketch = cls()
+                sketch.zeros = stored.zeros
+                sketch.buckets = stored.buckets
+                sketch.count = stored.zeros + sum(stored.buckets.values())
+                return sketch
             try:
                 data = json.loads(data)
             except ValueError:
@@ -113,3 +133,19 @@ MAX_BUCKET_INDEX = 34_000
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Index = Annotated[int, msgspec.Meta(ge=-MAX_BUCKET_INDEX, le=MAX_BUCKET_INDEX)]
+
+
+class _Stored(msgspec.Struct):
+    """The JSON form of a sketch, as msgspec reads and writes it."""
+
+    accuracy: float
+    zeros: _Count = 0
+    buckets: Annotated[dict[_Index, _Count], msgspec.Meta(max_length=MAX_BUCKETS)] = {}
+
+
+_decode = msgspec.json.Decoder(_Stored).decode
+_encode = msgspec.json.Encoder().encode

@@ -34,7 +34,7 @@ ON CONFLICT (fingerprint, database, fingerprint_version) DO UPDATE SET
 
 _LOCK_WINDOWS = """
 SELECT fingerprint, database, fingerprint_version, extract(epoch FROM window_start)::float8,
-       sketch
+       sketch::text
 FROM query_analyzer.query_windows
 WHERE (fingerprint, database, fingerprint_version, window_start) IN (
     SELECT f, d, v, to_timestamp(w)
@@ -57,6 +57,7 @@ ON CONFLICT (fingerprint, database, fingerprint_version, window_start) DO UPDATE
 """
 
 WindowKey = tuple[str, str, str, float]
+_SKETCH = Sketch.to_json_bytes  # Jsonb's dumps: msgspec, not json.dumps of to_json()
 
 
 def _fold_totals(aggregates: Sequence[QueryAggregate]) -> list[QueryAggregate]:
@@ -142,12 +143,14 @@ class QueryStats:
                 stored[(r[0], r[1], r[2], r[3])] = sketch
         rows = []
         for key, a in zip(keys, ordered, strict=True):
-            sketch = Sketch()
-            sketch.merge(a.sketch)
-            if key in stored:
-                sketch.merge(stored[key])
+            # The stored sketch was read for this merge alone: add the batch's to it.
+            sketch = stored.get(key)
+            if sketch is None:
+                sketch = a.sketch
+            else:
+                sketch.merge(a.sketch)
             rows.append(
-                (*key, a.calls, a.total_ms, a.min_ms, a.max_ms, a.rows, Jsonb(sketch.to_json()))
+                (*key, a.calls, a.total_ms, a.min_ms, a.max_ms, a.rows, Jsonb(sketch, _SKETCH))
             )
         await cur.executemany(_UPSERT_WINDOW, rows)
 
