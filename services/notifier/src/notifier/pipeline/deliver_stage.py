@@ -1,11 +1,14 @@
 """The notifications consumer: hand each request to its destinations' lanes, publish a
 result per integration, commit only what has finished.
 
-``handle`` never waits on a destination. It looks up which (idempotency key,
-integration) pairs are already delivered, claims the rest, queues them on their lanes
-and returns at once with ``hold_from``: per partition, the lowest offset whose request
-is not finished. The kit commits below that, so a crash replays unfinished requests
-and the delivery log skips the integrations that had already succeeded.
+``handle`` is plan → claim → start, and never waits on a destination. The plan
+(``notifier.core.batch_plan``, pure) says what each request is owed; the claim asks the
+delivery log which (idempotency key, integration) pairs are already delivered and claims
+the rest; the start queues the deliveries on their lanes, dead-letters the rejected and
+the unconfigured, and returns at once with ``hold_from``: per partition, the lowest
+offset whose request is not finished. The kit commits below that, so a crash replays
+unfinished requests and the delivery log skips the integrations that had already
+succeeded.
 
 Trace: each delivery runs under the request's trace context (a ``deliver`` span when
 spans are exported), so every HTTP attempt sends it as ``traceparent``
@@ -23,9 +26,17 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from notifier.channels.base import SendResult
+from notifier.core.batch_plan import (
+    Delivery,
+    NotConfigured,
+    NothingToSend,
+    Pair,
+    Planned,
+    Rejected,
+    plan_batch,
+)
 from notifier.core.inflight import InFlight
 from notifier.core.retry import FailureKind
-from notifier.core.send_resolved import for_integration
 from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
 from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
 from opsmesh.clock import Clock, sleep_until_stopped
@@ -45,21 +56,11 @@ from opsmesh.tracing.spans import SpanKind, traced
 
 log = get_logger(__name__)
 
-Pair = tuple[str, str]  # (idempotency key, integration)
-
 
 @dataclass(slots=True)
 class _Record:
     received: Received[NotificationRequested]
     open: int
-
-
-def _unstorable(request: NotificationRequested) -> str | None:
-    # Text PostgreSQL cannot store; these fields key the delivery log and Slack refs.
-    for name in ("idempotency_key", "receiver", "group_key"):
-        if "\x00" in getattr(request, name):
-            return f"{name} contains a NUL character"
-    return None
 
 
 class DeliverStage(StatelessHandler):
@@ -146,90 +147,70 @@ class DeliverStage(StatelessHandler):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained.wait(), timeout=self._drain_wait_s)
             return BatchResult(hold_from=self._inflight.hold_from())
-        plans: list[
-            tuple[
-                Received[NotificationRequested],
-                list[tuple[Destination, NotificationRequested]] | None,
-            ]
-        ] = []
-        fresh: list[tuple[Pair, Destination]] = []
-        seen: set[Pair] = set()
-        batch = self._admit(batch)
-        for record in batch:
-            request = record.event
-            found = self._destinations(request.receiver)
-            if found is None:
-                plans.append((record, None))
-                continue
-            wanted = [
-                (d, sent)
-                for d in found
-                if (sent := for_integration(request, d.send_resolved)) is not None
-            ]
-            plans.append((record, wanted))
-            for destination, _ in wanted:
-                pair = (request.idempotency_key, destination.integration)
-                if pair not in self._active and pair not in seen:
-                    seen.add(pair)
-                    fresh.append((pair, destination))
+        plan = plan_batch(batch, self._destinations, self._active)
         # I/O first, bookkeeping after: if this raises, the kit retries the whole batch
-        # and nothing has been counted twice.
-        done = await self._log.delivered(pair for pair, _ in fresh)
-        to_claim = [pair for pair, _ in fresh if pair not in done]
+        # and nothing has been started or counted twice.
+        delivered = await self._log.delivered(plan.to_look_up)
+        to_claim = plan.to_claim(delivered)
         claims = dict(
             zip(to_claim, await self._log.claim_many(to_claim, self._instance), strict=True)
         )
         self._mine.update(pair for pair, won in claims.items() if won)
+        self._start(plan.decide(delivered, claims, self._active))
+        self._inflight_gauge.set(len(self._inflight))
+        return BatchResult(hold_from=self._inflight.hold_from())
 
+    def _start(self, decided: list[Planned[Received[NotificationRequested], Destination]]) -> None:
+        """Each request's work, as the plan decided it; nothing here waits."""
         started = self._clock.monotonic()
-        queued: set[Pair] = set()
-        for record, plan in plans:
-            self._inflight.add(record.partition, record.offset)
+        for planned in decided:
+            record = planned.record
             request = record.event
-            if plan is None:
-                entry = _Record(record, open=1)
-                self._spawn(self._not_configured(entry))
-                continue
-            if not plan:  # e.g. only resolved alerts, to integrations with send_resolved off
+            self._inflight.add(record.partition, record.offset)
+            if isinstance(planned, Rejected):
+                self._spawn(self._reject(_Record(record, open=1), planned.problem))
+            elif isinstance(planned, NotConfigured):
+                self._spawn(self._not_configured(_Record(record, open=1)))
+            elif isinstance(planned, NothingToSend):
+                # e.g. only resolved alerts, to integrations with send_resolved off
                 entry = _Record(record, open=1)
                 self._spawn(
                     self._finish(entry, self._result(request, "none", DeliveryOutcome.DELIVERED, 0))
                 )
-                continue
-            entry = _Record(record, open=len(plan))
-            for destination, sent in plan:
-                pair = (request.idempotency_key, destination.integration)
-                if pair in done or pair in self._active or pair in queued:
-                    # Delivered before, or the same request twice in flight: the first
-                    # copy's outcome stands.
-                    self._outcomes.labels(
-                        request.receiver, destination.integration, "duplicate"
-                    ).inc()
-                    self._spawn(
-                        self._finish(
-                            entry,
-                            self._result(
-                                request, destination.integration, DeliveryOutcome.DUPLICATE, 0
-                            ),
-                        )
-                    )
-                    continue
-                queued.add(pair)
-                self._active.add(pair)
-                job = Job(sent, destination, claims.get(pair, False), started, context=entry)
-                if not self._lane(destination).submit(job):
-                    self._spawn(
-                        self._deliver_result(
-                            job,
-                            SendResult(
-                                ok=False,
-                                failure=FailureKind.NETWORK,
-                                error=f"lane full: {self._max_pending} requests already queued",
-                            ),
-                        )
-                    )
-        self._inflight_gauge.set(len(self._inflight))
-        return BatchResult(hold_from=self._inflight.hold_from())
+            else:
+                entry = _Record(record, open=len(planned.deliveries))
+                for delivery in planned.deliveries:
+                    self._start_delivery(entry, delivery, started)
+
+    def _start_delivery(
+        self, entry: _Record, delivery: Delivery[Destination], started: float
+    ) -> None:
+        request = entry.received.event
+        destination = delivery.destination
+        if delivery.duplicate:
+            # Delivered before, or the same request twice in flight: the first copy's
+            # outcome stands.
+            self._outcomes.labels(request.receiver, destination.integration, "duplicate").inc()
+            self._spawn(
+                self._finish(
+                    entry,
+                    self._result(request, destination.integration, DeliveryOutcome.DUPLICATE, 0),
+                )
+            )
+            return
+        self._active.add(delivery.pair)
+        job = Job(delivery.request, destination, delivery.claimed, started, context=entry)
+        if not self._lane(destination).submit(job):
+            self._spawn(
+                self._deliver_result(
+                    job,
+                    SendResult(
+                        ok=False,
+                        failure=FailureKind.NETWORK,
+                        error=f"lane full: {self._max_pending} requests already queued",
+                    ),
+                )
+            )
 
     # -- lanes ----------------------------------------------------------------------
 
@@ -398,20 +379,6 @@ class DeliverStage(StatelessHandler):
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
-
-    def _admit(
-        self, batch: Sequence[Received[NotificationRequested]]
-    ) -> list[Received[NotificationRequested]]:
-        """The batch less the requests that cannot be recorded, which are dead-lettered."""
-        admitted: list[Received[NotificationRequested]] = []
-        for record in batch:
-            problem = _unstorable(record.event)
-            if problem is None:
-                admitted.append(record)
-                continue
-            self._inflight.add(record.partition, record.offset)
-            self._spawn(self._reject(_Record(record, open=1), problem))
-        return admitted
 
     async def _reject(self, entry: _Record, problem: str) -> None:
         """A request that cannot be recorded (PostgreSQL refuses its key): dead-lettered
