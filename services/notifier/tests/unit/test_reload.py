@@ -26,9 +26,10 @@ from notifier.app import reload_auth
 from notifier.channels.base import SendResult
 from notifier.core.retry import FailureKind, RetryPolicy
 from notifier.pipeline.lanes import Destination, Job, Lane, Sender
-from notifier.receiver_table import ReceiverTable
-from notifier.receivers import ReceiverConfig, load_receivers
-from notifier.reload import Loaded, ReceiversReload
+from notifier.receivers.config import ReceiverConfig
+from notifier.receivers.loading import load_receivers
+from notifier.receivers.reload import Loaded, ReceiversReload
+from notifier.receivers.table import ReceiverTable
 from notifier.samples import sample_request
 from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested

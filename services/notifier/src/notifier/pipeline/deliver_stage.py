@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from notifier.channels.base import SendResult
 from notifier.core.batch_plan import (
@@ -38,6 +38,7 @@ from notifier.core.batch_plan import (
 from notifier.core.inflight import InFlight
 from notifier.core.retry import FailureKind
 from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
+from notifier.pipeline.deliver_metrics import DeliverMetrics
 from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
 from opsmesh.clock import Clock, sleep_until_stopped
 from opsmesh.events.notifications import (
@@ -107,35 +108,8 @@ class DeliverStage(StatelessHandler):
             periodic_metrics(registry),
             FirstRun.AFTER_INTERVAL,
         )
-        self._outcomes = Counter(
-            "notifier_deliveries",
-            "Delivery outcomes per integration",
-            ["receiver", "integration", "outcome"],
-            registry=registry,
-        )
-        self._attempts = Counter(
-            "notifier_send_attempts",
-            "Send attempts",
-            ["receiver", "integration", "result"],
-            registry=registry,
-        )
-        self._latency = Histogram(
-            "notifier_delivery_seconds",
-            "Request to delivered",
-            ["receiver"],
-            registry=registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )
-        self._pending_gauge = Gauge(
-            "notifier_lane_pending",
-            "Jobs queued per destination",
-            ["destination"],
-            registry=registry,
-        )
-        self._inflight_gauge = Gauge(
-            "notifier_inflight_requests", "Requests consumed and not finished", registry=registry
-        )
-        sender.on_attempt = self._count_attempt
+        self._metrics = DeliverMetrics(registry)
+        sender.on_attempt = self._metrics.count_attempt
 
     # -- consume side ---------------------------------------------------------------
 
@@ -157,7 +131,7 @@ class DeliverStage(StatelessHandler):
         )
         self._mine.update(pair for pair, won in claims.items() if won)
         self._start(plan.decide(delivered, claims, self._active))
-        self._inflight_gauge.set(len(self._inflight))
+        self._metrics.inflight.set(len(self._inflight))
         return BatchResult(hold_from=self._inflight.hold_from())
 
     def _start(self, decided: list[Planned[Received[NotificationRequested], Destination]]) -> None:
@@ -190,7 +164,9 @@ class DeliverStage(StatelessHandler):
         if delivery.duplicate:
             # Delivered before, or the same request twice in flight: the first copy's
             # outcome stands.
-            self._outcomes.labels(request.receiver, destination.integration, "duplicate").inc()
+            self._metrics.outcomes.labels(
+                request.receiver, destination.integration, "duplicate"
+            ).inc()
             self._spawn(
                 self._finish(
                     entry,
@@ -216,7 +192,7 @@ class DeliverStage(StatelessHandler):
 
     async def _keep_house(self) -> None:
         for lane in self._lanes.values():
-            self._pending_gauge.labels(lane.destination.id).set(lane.pending)
+            self._metrics.pending.labels(lane.destination.id).set(lane.pending)
         self._retire_stale()
 
     def _retire_stale(self) -> None:
@@ -229,7 +205,7 @@ class DeliverStage(StatelessHandler):
                 self._retired.append(lane)
                 del self._lanes[key]
                 with contextlib.suppress(KeyError):
-                    self._pending_gauge.remove(key)
+                    self._metrics.pending.remove(key)
         self._retired = [old for old in self._retired if not old.finished]
 
     def _lane(self, destination: Destination) -> Lane:
@@ -352,10 +328,10 @@ class DeliverStage(StatelessHandler):
         await published
         request = job.request
         if ok:
-            self._latency.labels(request.receiver).observe(
+            self._metrics.latency.labels(request.receiver).observe(
                 max(0.0, self._clock.now() - request.requested_at)
             )
-        self._outcomes.labels(
+        self._metrics.outcomes.labels(
             request.receiver, job.destination.integration, "delivered" if ok else "failed"
         ).inc()
         self._done(job.context)
@@ -375,7 +351,7 @@ class DeliverStage(StatelessHandler):
             )
         )
         # Not the request's receiver name: any name can arrive, and labels must stay few.
-        self._outcomes.labels("unconfigured", "none", "failed").inc()
+        self._metrics.outcomes.labels("unconfigured", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
@@ -391,7 +367,7 @@ class DeliverStage(StatelessHandler):
                 entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
             )
         )
-        self._outcomes.labels("invalid", "none", "failed").inc()
+        self._metrics.outcomes.labels("invalid", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
@@ -420,13 +396,6 @@ class DeliverStage(StatelessHandler):
         if not task.cancelled() and task.exception() is not None:
             # Unfinished: the offset stays held and the request is replayed after restart.
             log.error("delivery bookkeeping failed", error=repr(task.exception()))
-
-    def _count_attempt(self, destination: Destination, outcome: SendResult) -> None:
-        self._attempts.labels(
-            destination.receiver,
-            destination.integration,
-            "ok" if outcome.ok else str(outcome.failure),
-        ).inc()
 
     # -- lifecycle ------------------------------------------------------------------
 
