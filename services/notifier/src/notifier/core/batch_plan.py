@@ -23,7 +23,7 @@ first copy's outcome stands); the others are queued, with the claim the log gave
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Container, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from notifier.core.send_resolved import for_integration
@@ -69,18 +69,15 @@ class NothingToSend(Generic[R]):
     record: R
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery(Generic[T]):
     destination: T
     request: NotificationRequested  # as this integration is sent it
-    # Decided once the log answered: a duplicate is not sent; a queued delivery may go
-    # out at once when ``claimed``, else it waits for the claim.
+    pair: Pair
+    # Set by ``BatchPlan.decide`` once the log answered: a duplicate is not sent; a
+    # queued delivery may go out at once when ``claimed``, else it waits for the claim.
     duplicate: bool = False
     claimed: bool = False
-
-    @property
-    def pair(self) -> Pair:
-        return (self.request.idempotency_key, self.destination.integration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,26 +111,23 @@ class BatchPlan(Generic[R, T]):
         delivered: Container[Pair],
         claims: Mapping[Pair, bool],
         in_flight: Container[Pair],
-    ) -> list[Planned[R, T]]:
-        """Each delivery a duplicate or queued. ``in_flight``: the pairs in flight now (a
-        pair that finished since the plan is queued unclaimed, and its lane finds it
-        delivered)."""
+    ) -> tuple[Planned[R, T], ...]:
+        """Each delivery marked a duplicate or queued (claimed or not), in place: the
+        plan of a batch is decided once, on the hot path. ``in_flight``: the pairs in
+        flight now (a pair that finished since the plan is queued unclaimed, and its
+        lane finds it delivered)."""
         queued: set[Pair] = set()
-        decided: list[Planned[R, T]] = []
         for planned in self.requests:
             if not isinstance(planned, Deliver):
-                decided.append(planned)
                 continue
-            deliveries = []
             for delivery in planned.deliveries:
                 pair = delivery.pair
                 if pair in delivered or pair in in_flight or pair in queued:
-                    deliveries.append(replace(delivery, duplicate=True))
+                    delivery.duplicate, delivery.claimed = True, False
                     continue
                 queued.add(pair)
-                deliveries.append(replace(delivery, claimed=claims.get(pair, False)))
-            decided.append(Deliver(planned.record, tuple(deliveries)))
-        return decided
+                delivery.duplicate, delivery.claimed = False, claims.get(pair, False)
+        return self.requests
 
 
 def plan_batch(
@@ -156,8 +150,9 @@ def plan_batch(
         if found is None:
             planned.append(NotConfigured(record))
             continue
+        key = request.idempotency_key
         deliveries = tuple(
-            Delivery(destination, sent)
+            Delivery(destination, sent, (key, destination.integration))
             for destination in found
             if (sent := for_integration(request, destination.send_resolved)) is not None
         )

@@ -134,7 +134,9 @@ class DeliverStage(StatelessHandler):
         self._metrics.inflight.set(len(self._inflight))
         return BatchResult(hold_from=self._inflight.hold_from())
 
-    def _start(self, decided: list[Planned[Received[NotificationRequested], Destination]]) -> None:
+    def _start(
+        self, decided: Sequence[Planned[Received[NotificationRequested], Destination]]
+    ) -> None:
         """Each request's work, as the plan decided it; nothing here waits."""
         started = self._clock.monotonic()
         for planned in decided:
