@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from notifier.amtemplate import AlertmanagerTemplates, Field, GoRenderer
 from notifier.amtemplate.build import build
 from notifier.amtemplate.messages import email_fields, pagerduty_fields, slack_fields
-from notifier.receivers import EmailConfig, PagerDutyConfig, SlackConfig
+from notifier.receivers.config import EmailConfig, PagerDutyConfig, SlackConfig
 from notifier.samples import sample_request
 from opsmesh.events.notifications import NotificationRequested
 

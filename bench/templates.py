@@ -22,7 +22,7 @@ import msgspec
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notifier.rendering import _Alerts, default_template, template_data
+from notifier.core.rendering import _Alerts, default_template, template_data
 from notifier.samples import sample_request
 from opsmesh.templating import BoundedSandbox, render_off_loop
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from notifier.receivers import (
+from notifier.receivers.config import (
     EmailConfig,
     IntegrationConfig,
     MSTeamsConfig,
@@ -23,8 +23,8 @@ from notifier.receivers import (
     Receivers,
     SlackConfig,
     WebhookConfig,
-    load_receivers,
 )
+from notifier.receivers.loading import load_receivers
 from notifier.samples import sample_request
 from notifier.settings import NotifierSettings
 from opsmesh.events.alerts import AlertStatus
@@ -53,7 +53,7 @@ def _receiver(receivers: Receivers, name: str) -> ReceiverConfig:
 
 def _templates(settings: NotifierSettings, receivers: Receivers) -> AlertmanagerTemplates | None:
     from notifier.amtemplate.build import RendererUnavailable  # noqa: PLC0415
-    from notifier.app import alertmanager_templates  # noqa: PLC0415
+    from notifier.amtemplate.configured import alertmanager_templates  # noqa: PLC0415
 
     try:
         return alertmanager_templates(settings, receivers)
@@ -66,7 +66,7 @@ async def _preview_go(
 ) -> None:
     """What Alertmanager's templates render for each integration of ``config``."""
     from notifier.amtemplate import TemplateError  # noqa: PLC0415
-    from notifier.rendering import RenderError  # noqa: PLC0415
+    from notifier.core.rendering import RenderError  # noqa: PLC0415
 
     try:
         await templates.check()
@@ -142,8 +142,8 @@ def preview(receiver: str, resolved: bool, receivers_file: str | None) -> None:
     from notifier.channels import slack  # noqa: PLC0415 - the CLI starts fast
     from notifier.channels.email import build_message  # noqa: PLC0415
     from notifier.core import pagerduty_event  # noqa: PLC0415
+    from notifier.core.rendering import render_named, template_data  # noqa: PLC0415
     from notifier.core.webhook_payload import webhook_payload  # noqa: PLC0415
-    from notifier.rendering import render_named, template_data  # noqa: PLC0415
 
     settings = load_settings(NotifierSettings)
     receivers = _receivers(settings, receivers_file)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from notifier.receivers import TemplateLanguage
+from notifier.receivers.config import TemplateLanguage
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommaList, CommonSettings
 from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS

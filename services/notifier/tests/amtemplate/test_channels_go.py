@@ -18,13 +18,14 @@ from aiosmtpd.controller import Controller
 
 from notifier.amtemplate import AlertmanagerTemplates, GoRenderer
 from notifier.amtemplate.build import RendererUnavailable
-from notifier.app import alertmanager_templates
+from notifier.amtemplate.configured import alertmanager_templates
 from notifier.channels.factory import destinations, tls_context
 from notifier.channels.safe_http import safe_session
 from notifier.channels.slack import MemoryMessageRefs
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import ReceiversError, TemplateLanguage, load_receivers
+from notifier.receivers.config import ReceiversError, TemplateLanguage
+from notifier.receivers.loading import load_receivers
 from notifier.samples import sample_request
 from notifier.settings import NotifierSettings
 from opsmesh.clock import SystemClock

@@ -35,7 +35,7 @@ from notifier.amtemplate.messages import (
 from notifier.channels.email import build_am_message
 from notifier.channels.opsgenie import api_calls
 from notifier.core.pagerduty_event import am_event
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from notifier.amtemplate import AlertmanagerTemplates, GoRenderer
 from notifier.pipeline.lanes import Destination
-from notifier.receiver_table import ReceiverTable
-from notifier.receivers import ReceiverConfig, TemplateLanguage, load_receivers
-from notifier.reload import Loaded, ReceiversReload
+from notifier.receivers.config import ReceiverConfig, TemplateLanguage
+from notifier.receivers.loading import load_receivers
+from notifier.receivers.reload import Loaded, ReceiversReload
+from notifier.receivers.table import ReceiverTable
 from opsmesh.reload import ConfigReloader, ReloadFailed, ReloadTrigger
 from opsmesh_dev.testing.clock import FakeClock
 

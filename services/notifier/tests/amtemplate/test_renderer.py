@@ -12,7 +12,7 @@ import pytest
 
 from notifier.amtemplate import AlertmanagerTemplates, Field, GoRenderer, TemplateError
 from notifier.amtemplate.messages import template_data
-from notifier.rendering import RenderError
+from notifier.core.rendering import RenderError
 from notifier.samples import sample_request
 from opsmesh.events.alerts import AlertStatus
 
@@ -214,7 +214,7 @@ async def test_alertmanagers_default_email_of_a_large_group_fits_the_default_bud
     import msgspec  # noqa: PLC0415
 
     from notifier.amtemplate.messages import email_fields  # noqa: PLC0415
-    from notifier.receivers import EmailConfig  # noqa: PLC0415
+    from notifier.receivers.config import EmailConfig  # noqa: PLC0415
 
     renderer = GoRenderer(renderer_binary, workers=1)
     one = sample_request("r", now=NOW)
@@ -237,7 +237,7 @@ async def test_slack_actions_keep_their_confirm_as_alertmanagers_source_sends_it
     renderer: GoRenderer,
 ) -> None:
     from notifier.amtemplate.messages import slack_fields, slack_message  # noqa: PLC0415
-    from notifier.receivers import parse_receivers  # noqa: PLC0415
+    from notifier.receivers.loading import parse_receivers  # noqa: PLC0415
 
     slack = {
         "api_url": "https://hooks.example.com/x",

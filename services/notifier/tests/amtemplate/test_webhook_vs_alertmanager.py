@@ -45,7 +45,7 @@ from notifier.channels.safe_http import safe_session
 from notifier.channels.webhook import WebhookChannel
 from notifier.core.send_resolved import for_integration
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested
 

@@ -22,7 +22,7 @@ from notifier.channels.email import EmailChannel
 from notifier.core.retry import FailureKind
 from notifier.core.summary import Transition, summarise
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from notifier.samples import sample_request
 from notifier.summary.job import send_summary
 from opsmesh.events.alerts import AlertStatus

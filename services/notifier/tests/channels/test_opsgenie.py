@@ -24,7 +24,7 @@ from notifier.channels.opsgenie import OpsGenieChannel, alert_alias
 from notifier.channels.safe_http import safe_session
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from notifier.samples import sample_request
 from opsmesh.events.alerts import AlertStatus
 from opsmesh_dev.testing.clock import FakeClock

@@ -14,7 +14,7 @@ from notifier.channels.pagerduty import PagerDutyChannel
 from notifier.channels.safe_http import safe_session
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from notifier.samples import sample_request
 from opsmesh.events.alerts import AlertStatus
 

@@ -26,7 +26,7 @@ from notifier.channels.webhook import WebhookChannel
 from notifier.core.retry import RetryPolicy
 from notifier.core.targets import TargetPolicy
 from notifier.pipeline.lanes import Destination, Job, Sender
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from notifier.samples import sample_request
 from opsmesh.clock import SystemClock
 from opsmesh.logging import configure_logging, get_logger, redact_urls

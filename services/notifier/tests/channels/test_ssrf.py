@@ -28,7 +28,7 @@ from notifier.channels.slack import MemoryMessageRefs, SlackChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy, TargetRefused
-from notifier.receivers import parse_receivers
+from notifier.receivers.loading import parse_receivers
 from notifier.samples import sample_request
 from opsmesh_dev.infra.process import free_port
 from opsmesh_dev.testing.clock import FakeClock

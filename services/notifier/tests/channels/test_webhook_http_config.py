@@ -16,7 +16,8 @@ from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import safe_session
 from notifier.channels.webhook import WebhookChannel
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import ReceiversError, load_receivers, parse_receivers
+from notifier.receivers.config import ReceiversError
+from notifier.receivers.loading import load_receivers, parse_receivers
 from notifier.samples import sample_request
 from opsmesh.clock import SystemClock
 

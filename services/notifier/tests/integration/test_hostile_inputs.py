@@ -26,7 +26,8 @@ import psycopg
 import pytest
 from tests.fixtures.kafka import eventually, header, read_all
 
-from notifier.receivers import ReceiversError, load_receivers
+from notifier.receivers.config import ReceiversError
+from notifier.receivers.loading import load_receivers
 from notifier.samples import sample_request
 from opsmesh.events.alerts import Alert, AlertStatus
 from opsmesh.events.notifications import NotificationRequested

@@ -75,7 +75,7 @@ def reloading(
 ) -> Iterator[Reloading]:
     unique = uuid.uuid4().hex[:10]
     workdir = tmp_path_factory.mktemp("notifier-reload")
-    topic = f"test.notifier.reload.{unique}"
+    topic = f"test.notifier.receivers.reload.{unique}"
     file = Path(workdir) / "receivers.yml"
     state = Reloading(Mesh(infra, workdir), topic, file, sink.base)
     state.write(BEFORE)
@@ -86,7 +86,7 @@ def reloading(
             "NOTIFIER_CONFIG_CHECK_S": "0.2",
             "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
             "NOTIFIER_REQUESTS_TOPIC": topic,
-            "NOTIFIER_CONSUMER_GROUP": f"test.notifier.reload.{unique}",
+            "NOTIFIER_CONSUMER_GROUP": f"test.notifier.receivers.reload.{unique}",
             "NOTIFIER_RETRY_INITIAL_S": "0.05",
             "NOTIFIER_RETRY_MAX_S": "0.2",
             # Long: a removed receiver's delivery must end by the reload, not the deadline.

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from notifier.cli import notify
-from notifier.receivers import ReceiversError, load_receivers, parse_receivers
+from notifier.receivers.config import ReceiversError
+from notifier.receivers.loading import load_receivers, parse_receivers
 
 FILE = """
 receivers:

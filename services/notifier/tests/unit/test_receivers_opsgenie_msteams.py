@@ -16,15 +16,14 @@ from notifier.amtemplate.messages import (
     opsgenie_responders,
 )
 from notifier.channels.opsgenie import alert_alias, api_calls
-from notifier.receivers import (
+from notifier.receivers.config import (
     IntegrationKind,
     MSTeamsConfig,
     OpsGenieConfig,
     ReceiversError,
     TemplateLanguage,
-    load_receivers,
-    parse_receivers,
 )
+from notifier.receivers.loading import load_receivers, parse_receivers
 from notifier.samples import sample_request
 from opsmesh.alertmanager import load_document
 from opsmesh.events.alerts import AlertStatus

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import random
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,18 +23,23 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from notifier.amtemplate import AlertmanagerTemplates
-from notifier.app import reload_auth
+from notifier.api import add_routes
+from notifier.api.auth import reload_auth
+from notifier.bootstrap import SERVICES, Services
 from notifier.channels.base import SendResult
 from notifier.core.retry import FailureKind, RetryPolicy
+from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Job, Lane, Sender
-from notifier.receiver_table import ReceiverTable
-from notifier.receivers import ReceiverConfig, load_receivers
-from notifier.reload import Loaded, ReceiversReload
+from notifier.receivers.config import ReceiverConfig
+from notifier.receivers.loading import load_receivers
+from notifier.receivers.reload import Loaded, ReceiversReload
+from notifier.receivers.table import ReceiverTable
 from notifier.samples import sample_request
+from notifier.settings import NotifierSettings
 from opsmesh.clock import SystemClock
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.reload import ConfigReloader
-from opsmesh.web.reload import ReloadApi
+from opsmesh.runtime import Runtime
 from opsmesh.web.tokens import ApiTokens
 from opsmesh_dev.testing.clock import FakeClock
 
@@ -121,6 +127,34 @@ def _never_renders() -> object:
     raise AssertionError("no Go templates in these files")
 
 
+def _services(table: ReceiverTable, reloader: ConfigReloader[Loaded] | None) -> Services:
+    settings = NotifierSettings()
+    return Services(
+        settings=settings,
+        runtime=Runtime(service="notifier", settings=settings),
+        table=table,
+        reloader=reloader,
+        stage=_lanes_only_stage(table.destinations),
+        closing=AsyncExitStack(),
+    )
+
+
+def _lanes_only_stage(
+    destinations: Callable[[str], Sequence[Destination] | None],
+) -> DeliverStage:
+    """A stage for its lanes alone: it records and publishes nothing."""
+    return DeliverStage(
+        destinations=destinations,
+        delivery_log=None,  # type: ignore[arg-type]
+        producer=None,  # type: ignore[arg-type]
+        dead_letters=None,  # type: ignore[arg-type]
+        sender=sender(deadline_s=1.0),
+        clock=SystemClock(),
+        registry=CollectorRegistry(),
+        instance="test",
+    )
+
+
 @dataclass
 class World:
     url: str
@@ -144,8 +178,10 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         language=None,
         renderer=_never_renders,  # type: ignore[arg-type]
     ).reloader(path, clock=clock, registry=registry)
+    # The service's own routes and auth, over the services they read.
     app = web.Application(middlewares=[reload_auth(ApiTokens.parse(f"{TOKEN}:write"))])
-    ReloadApi(reloader, no_file="none").register(app)
+    add_routes(app)
+    app[SERVICES] = _services(table, reloader)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -174,6 +210,13 @@ async def test_reload_replaces_the_receivers_and_refuses_a_bad_file(world: World
         async with session.post(f"{world.url}/-/reload", headers=auth) as ok:
             assert ok.status == 200, await ok.text()
         assert set(world.table.receivers.by_name) == {"ops", "team"}
+        # What the API shows (a read: no token), names and integrations only.
+        async with session.get(f"{world.url}/api/v1/receivers") as listed:
+            assert listed.status == 200
+            assert await listed.json() == [
+                {"name": "ops", "integrations": ["webhook-0"]},
+                {"name": "team", "integrations": ["webhook-0"]},
+            ]
         # Unchanged: the same destinations, so the same lanes and breakers.
         assert world.table.destinations("ops") is ops_before
         assert world.table.destinations("db") is None
@@ -221,6 +264,27 @@ async def test_reload_replaces_the_receivers_and_refuses_a_bad_file(world: World
         "notifier_config_reloads_total", {"trigger": "api", "outcome": "applied"}
     )
     assert applied == 2
+
+
+async def test_without_a_receivers_file_reload_says_so() -> None:
+    table = ReceiverTable(
+        load_receivers(None, "https://hooks.example.org/x"), None, _build, FakeClock(0)
+    )
+    app = web.Application(middlewares=[reload_auth(ApiTokens.parse(f"{TOKEN}:write"))])
+    add_routes(app)
+    app[SERVICES] = _services(table, None)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(server.make_url("/-/reload"), headers=auth) as answer:
+                assert answer.status == 400
+                assert "NOTIFIER_RECEIVERS_FILE is not set" in await answer.text()
+            async with session.get(server.make_url("/api/v1/receivers")) as listed:
+                assert await listed.json() == [{"name": "default", "integrations": ["webhook-0"]}]
+    finally:
+        await server.close()
 
 
 async def test_the_watch_follows_the_files_content(world: World) -> None:
@@ -316,19 +380,8 @@ async def test_the_stage_gives_a_changed_destination_a_new_lane() -> None:
     """A newer destination (a reload changed the receiver) replaces the lane, which ends
     once its queue is done; an older one (planned just before the reload) gets a lane of
     its own that ends after its job; a lane whose receiver is gone is retired."""
-    from notifier.pipeline.deliver_stage import DeliverStage  # noqa: PLC0415
-
     current: dict[str, list[Destination]] = {}
-    stage = DeliverStage(
-        destinations=current.get,
-        delivery_log=None,  # type: ignore[arg-type] - lanes only, nothing recorded
-        producer=None,  # type: ignore[arg-type]
-        dead_letters=None,  # type: ignore[arg-type]
-        sender=sender(deadline_s=1.0),
-        clock=SystemClock(),
-        registry=CollectorRegistry(),
-        instance="test",
-    )
+    stage = _lanes_only_stage(current.get)
 
     def made(generation: int) -> Destination:
         return Destination(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.rendering import RenderError, render, render_named, template_data
+from notifier.core.rendering import RenderError, render, render_named, template_data
 from notifier.samples import sample_request
 
 HOSTILE = [

@@ -26,7 +26,7 @@ from typing import Any
 
 from notifier.amtemplate.messages import template_data
 from notifier.amtemplate.renderer import Field, GoRenderer, TemplateError, TemplateSet
-from notifier.rendering import RenderError
+from notifier.core.rendering import RenderError
 from opsmesh.events.notifications import NotificationRequested
 
 __all__ = ["AlertmanagerTemplates", "Field", "GoRenderer", "TemplateError", "TemplateSet"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from notifier.amtemplate.renderer import Field
 from notifier.core.webhook_payload import AM_REASONS, rfc3339
-from notifier.receivers import (
+from notifier.receivers.config import (
     EmailConfig,
     MSTeamsConfig,
     OpsGenieConfig,

@@ -21,10 +21,10 @@ from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.messages import email_fields, prefixed
 from notifier.channels.base import SendResult
 from notifier.channels.safe_http import Redactor, connect_checked
+from notifier.core.rendering import RenderError, render_named, template_data
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy, TargetRefused
-from notifier.receivers import EmailConfig
-from notifier.rendering import RenderError, render_named, template_data
+from notifier.receivers.config import EmailConfig
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.templating import render_off_loop
 

@@ -17,7 +17,7 @@ from notifier.channels.slack import MessageRefs, SlackChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.core.targets import TargetPolicy
 from notifier.pipeline.lanes import Destination
-from notifier.receivers import (
+from notifier.receivers.config import (
     EmailConfig,
     IntegrationKind,
     MSTeamsConfig,
@@ -101,7 +101,7 @@ def destinations(
             lanes = 1
         elif kind is IntegrationKind.OPSGENIE:
             assert isinstance(config, OpsGenieConfig)
-            # receivers.py refuses these integrations unless templates are Alertmanager's.
+            # receivers/loading.py refuses these integrations unless templates are Alertmanager's.
             assert templates is not None
             channel = OpsGenieChannel(
                 name=integration,

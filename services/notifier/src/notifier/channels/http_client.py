@@ -20,7 +20,7 @@ import aiohttp
 
 from notifier.channels.base import SendResult
 from notifier.core.retry import classify_status, retry_after_s
-from notifier.receivers import HTTPConfig, TLSConfig
+from notifier.receivers.config import HTTPConfig, TLSConfig
 
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,

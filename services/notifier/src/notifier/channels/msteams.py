@@ -17,10 +17,10 @@ from notifier.amtemplate.messages import msteams_card, msteams_fields
 from notifier.channels.base import SendResult
 from notifier.channels.http_client import http_answer, http_options
 from notifier.channels.safe_http import Redactor
+from notifier.core.rendering import RenderError
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import MSTeamsConfig
-from notifier.rendering import RenderError
+from notifier.receivers.config import MSTeamsConfig
 from opsmesh.clock import Clock
 from opsmesh.events.notifications import NotificationRequested
 

@@ -27,10 +27,10 @@ from notifier.amtemplate.messages import opsgenie_create, opsgenie_fields
 from notifier.channels.base import SendResult
 from notifier.channels.http_client import http_answer, http_options
 from notifier.channels.safe_http import Redactor
+from notifier.core.rendering import RenderError
 from notifier.core.retry import FailureKind
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import OpsGenieConfig
-from notifier.rendering import RenderError
+from notifier.receivers.config import OpsGenieConfig
 from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested

@@ -20,10 +20,10 @@ from notifier.channels.base import SendResult
 from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import Redactor
 from notifier.core import pagerduty_event
+from notifier.core.rendering import RenderError, render_named, template_data
 from notifier.core.retry import FailureKind, classify_status
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import PagerDutyConfig
-from notifier.rendering import RenderError, render_named, template_data
+from notifier.receivers.config import PagerDutyConfig
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.templating import render_off_loop
 

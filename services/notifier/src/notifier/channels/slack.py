@@ -23,10 +23,10 @@ from notifier.amtemplate.messages import slack_fields, slack_message
 from notifier.channels.base import SendResult
 from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import Redactor
+from notifier.core.rendering import RenderError, render_named, template_data
 from notifier.core.retry import FailureKind, classify_status
 from notifier.core.targets import TargetPolicy
-from notifier.receivers import SlackConfig
-from notifier.rendering import RenderError, render_named, template_data
+from notifier.receivers.config import SlackConfig
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.templating import render_off_loop
@@ -134,7 +134,7 @@ class SlackChannel:
         timeout = max(1, int(timeout_s))
         # Alertmanager's http_config: credentials and TLS on the incoming-webhook POST (a
         # proxy in front of Slack may want them); TLS only with a bot token, whose
-        # Authorization header is the token (receivers.py refuses credentials there).
+        # Authorization header is the token (receivers/loading.py refuses credentials there).
         options = http_options(config.http_config)
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None

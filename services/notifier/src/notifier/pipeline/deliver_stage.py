@@ -1,11 +1,14 @@
 """The notifications consumer: hand each request to its destinations' lanes, publish a
 result per integration, commit only what has finished.
 
-``handle`` never waits on a destination. It looks up which (idempotency key,
-integration) pairs are already delivered, claims the rest, queues them on their lanes
-and returns at once with ``hold_from``: per partition, the lowest offset whose request
-is not finished. The kit commits below that, so a crash replays unfinished requests
-and the delivery log skips the integrations that had already succeeded.
+``handle`` is plan → claim → start, and never waits on a destination. The plan
+(``notifier.core.batch_plan``, pure) says what each request is owed; the claim asks the
+delivery log which (idempotency key, integration) pairs are already delivered and claims
+the rest; the start queues the deliveries on their lanes, dead-letters the rejected and
+the unconfigured, and returns at once with ``hold_from``: per partition, the lowest
+offset whose request is not finished. The kit commits below that, so a crash replays
+unfinished requests and the delivery log skips the integrations that had already
+succeeded.
 
 Trace: each delivery runs under the request's trace context (a ``deliver`` span when
 spans are exported), so every HTTP attempt sends it as ``traceparent``
@@ -20,13 +23,22 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from notifier.channels.base import SendResult
+from notifier.core.batch_plan import (
+    Delivery,
+    NotConfigured,
+    NothingToSend,
+    Pair,
+    Planned,
+    Rejected,
+    plan_batch,
+)
 from notifier.core.inflight import InFlight
 from notifier.core.retry import FailureKind
-from notifier.core.send_resolved import for_integration
 from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
+from notifier.pipeline.deliver_metrics import DeliverMetrics
 from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
 from opsmesh.clock import Clock, sleep_until_stopped
 from opsmesh.events.notifications import (
@@ -45,21 +57,11 @@ from opsmesh.tracing.spans import SpanKind, traced
 
 log = get_logger(__name__)
 
-Pair = tuple[str, str]  # (idempotency key, integration)
-
 
 @dataclass(slots=True)
 class _Record:
     received: Received[NotificationRequested]
     open: int
-
-
-def _unstorable(request: NotificationRequested) -> str | None:
-    # Text PostgreSQL cannot store; these fields key the delivery log and Slack refs.
-    for name in ("idempotency_key", "receiver", "group_key"):
-        if "\x00" in getattr(request, name):
-            return f"{name} contains a NUL character"
-    return None
 
 
 class DeliverStage(StatelessHandler):
@@ -106,35 +108,8 @@ class DeliverStage(StatelessHandler):
             periodic_metrics(registry),
             FirstRun.AFTER_INTERVAL,
         )
-        self._outcomes = Counter(
-            "notifier_deliveries",
-            "Delivery outcomes per integration",
-            ["receiver", "integration", "outcome"],
-            registry=registry,
-        )
-        self._attempts = Counter(
-            "notifier_send_attempts",
-            "Send attempts",
-            ["receiver", "integration", "result"],
-            registry=registry,
-        )
-        self._latency = Histogram(
-            "notifier_delivery_seconds",
-            "Request to delivered",
-            ["receiver"],
-            registry=registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )
-        self._pending_gauge = Gauge(
-            "notifier_lane_pending",
-            "Jobs queued per destination",
-            ["destination"],
-            registry=registry,
-        )
-        self._inflight_gauge = Gauge(
-            "notifier_inflight_requests", "Requests consumed and not finished", registry=registry
-        )
-        sender.on_attempt = self._count_attempt
+        self._metrics = DeliverMetrics(registry)
+        sender.on_attempt = self._metrics.count_attempt
 
     # -- consume side ---------------------------------------------------------------
 
@@ -146,96 +121,80 @@ class DeliverStage(StatelessHandler):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._drained.wait(), timeout=self._drain_wait_s)
             return BatchResult(hold_from=self._inflight.hold_from())
-        plans: list[
-            tuple[
-                Received[NotificationRequested],
-                list[tuple[Destination, NotificationRequested]] | None,
-            ]
-        ] = []
-        fresh: list[tuple[Pair, Destination]] = []
-        seen: set[Pair] = set()
-        batch = self._admit(batch)
-        for record in batch:
-            request = record.event
-            found = self._destinations(request.receiver)
-            if found is None:
-                plans.append((record, None))
-                continue
-            wanted = [
-                (d, sent)
-                for d in found
-                if (sent := for_integration(request, d.send_resolved)) is not None
-            ]
-            plans.append((record, wanted))
-            for destination, _ in wanted:
-                pair = (request.idempotency_key, destination.integration)
-                if pair not in self._active and pair not in seen:
-                    seen.add(pair)
-                    fresh.append((pair, destination))
+        plan = plan_batch(batch, self._destinations, self._active)
         # I/O first, bookkeeping after: if this raises, the kit retries the whole batch
-        # and nothing has been counted twice.
-        done = await self._log.delivered(pair for pair, _ in fresh)
-        to_claim = [pair for pair, _ in fresh if pair not in done]
+        # and nothing has been started or counted twice.
+        delivered = await self._log.delivered(plan.to_look_up)
+        to_claim = plan.to_claim(delivered)
         claims = dict(
             zip(to_claim, await self._log.claim_many(to_claim, self._instance), strict=True)
         )
         self._mine.update(pair for pair, won in claims.items() if won)
+        self._start(plan.decide(delivered, claims, self._active))
+        self._metrics.inflight.set(len(self._inflight))
+        return BatchResult(hold_from=self._inflight.hold_from())
 
+    def _start(
+        self, decided: Sequence[Planned[Received[NotificationRequested], Destination]]
+    ) -> None:
+        """Each request's work, as the plan decided it; nothing here waits."""
         started = self._clock.monotonic()
-        queued: set[Pair] = set()
-        for record, plan in plans:
-            self._inflight.add(record.partition, record.offset)
+        for planned in decided:
+            record = planned.record
             request = record.event
-            if plan is None:
-                entry = _Record(record, open=1)
-                self._spawn(self._not_configured(entry))
-                continue
-            if not plan:  # e.g. only resolved alerts, to integrations with send_resolved off
+            self._inflight.add(record.partition, record.offset)
+            if isinstance(planned, Rejected):
+                self._spawn(self._reject(_Record(record, open=1), planned.problem))
+            elif isinstance(planned, NotConfigured):
+                self._spawn(self._not_configured(_Record(record, open=1)))
+            elif isinstance(planned, NothingToSend):
+                # e.g. only resolved alerts, to integrations with send_resolved off
                 entry = _Record(record, open=1)
                 self._spawn(
                     self._finish(entry, self._result(request, "none", DeliveryOutcome.DELIVERED, 0))
                 )
-                continue
-            entry = _Record(record, open=len(plan))
-            for destination, sent in plan:
-                pair = (request.idempotency_key, destination.integration)
-                if pair in done or pair in self._active or pair in queued:
-                    # Delivered before, or the same request twice in flight: the first
-                    # copy's outcome stands.
-                    self._outcomes.labels(
-                        request.receiver, destination.integration, "duplicate"
-                    ).inc()
-                    self._spawn(
-                        self._finish(
-                            entry,
-                            self._result(
-                                request, destination.integration, DeliveryOutcome.DUPLICATE, 0
-                            ),
-                        )
-                    )
-                    continue
-                queued.add(pair)
-                self._active.add(pair)
-                job = Job(sent, destination, claims.get(pair, False), started, context=entry)
-                if not self._lane(destination).submit(job):
-                    self._spawn(
-                        self._deliver_result(
-                            job,
-                            SendResult(
-                                ok=False,
-                                failure=FailureKind.NETWORK,
-                                error=f"lane full: {self._max_pending} requests already queued",
-                            ),
-                        )
-                    )
-        self._inflight_gauge.set(len(self._inflight))
-        return BatchResult(hold_from=self._inflight.hold_from())
+            else:
+                entry = _Record(record, open=len(planned.deliveries))
+                for delivery in planned.deliveries:
+                    self._start_delivery(entry, delivery, started)
+
+    def _start_delivery(
+        self, entry: _Record, delivery: Delivery[Destination], started: float
+    ) -> None:
+        request = entry.received.event
+        destination = delivery.destination
+        if delivery.duplicate:
+            # Delivered before, or the same request twice in flight: the first copy's
+            # outcome stands.
+            self._metrics.outcomes.labels(
+                request.receiver, destination.integration, "duplicate"
+            ).inc()
+            self._spawn(
+                self._finish(
+                    entry,
+                    self._result(request, destination.integration, DeliveryOutcome.DUPLICATE, 0),
+                )
+            )
+            return
+        self._active.add(delivery.pair)
+        job = Job(delivery.request, destination, delivery.claimed, started, context=entry)
+        if not self._lane(destination).submit(job):
+            self._spawn(
+                self._deliver_result(
+                    job,
+                    SendResult(
+                        ok=False,
+                        failure=FailureKind.NETWORK,
+                        error=f"lane full: {self._max_pending} requests already queued",
+                    ),
+                )
+            )
 
     # -- lanes ----------------------------------------------------------------------
 
     async def _keep_house(self) -> None:
         for lane in self._lanes.values():
-            self._pending_gauge.labels(lane.destination.id).set(lane.pending)
+            self._metrics.pending.labels(lane.destination.id).set(lane.pending)
         self._retire_stale()
 
     def _retire_stale(self) -> None:
@@ -248,7 +207,7 @@ class DeliverStage(StatelessHandler):
                 self._retired.append(lane)
                 del self._lanes[key]
                 with contextlib.suppress(KeyError):
-                    self._pending_gauge.remove(key)
+                    self._metrics.pending.remove(key)
         self._retired = [old for old in self._retired if not old.finished]
 
     def _lane(self, destination: Destination) -> Lane:
@@ -371,10 +330,10 @@ class DeliverStage(StatelessHandler):
         await published
         request = job.request
         if ok:
-            self._latency.labels(request.receiver).observe(
+            self._metrics.latency.labels(request.receiver).observe(
                 max(0.0, self._clock.now() - request.requested_at)
             )
-        self._outcomes.labels(
+        self._metrics.outcomes.labels(
             request.receiver, job.destination.integration, "delivered" if ok else "failed"
         ).inc()
         self._done(job.context)
@@ -394,24 +353,10 @@ class DeliverStage(StatelessHandler):
             )
         )
         # Not the request's receiver name: any name can arrive, and labels must stay few.
-        self._outcomes.labels("unconfigured", "none", "failed").inc()
+        self._metrics.outcomes.labels("unconfigured", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
-
-    def _admit(
-        self, batch: Sequence[Received[NotificationRequested]]
-    ) -> list[Received[NotificationRequested]]:
-        """The batch less the requests that cannot be recorded, which are dead-lettered."""
-        admitted: list[Received[NotificationRequested]] = []
-        for record in batch:
-            problem = _unstorable(record.event)
-            if problem is None:
-                admitted.append(record)
-                continue
-            self._inflight.add(record.partition, record.offset)
-            self._spawn(self._reject(_Record(record, open=1), problem))
-        return admitted
 
     async def _reject(self, entry: _Record, problem: str) -> None:
         """A request that cannot be recorded (PostgreSQL refuses its key): dead-lettered
@@ -424,7 +369,7 @@ class DeliverStage(StatelessHandler):
                 entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
             )
         )
-        self._outcomes.labels("invalid", "none", "failed").inc()
+        self._metrics.outcomes.labels("invalid", "none", "failed").inc()
         await self._finish(
             entry, self._result(request, "none", DeliveryOutcome.FAILED, 0, error=error)
         )
@@ -453,13 +398,6 @@ class DeliverStage(StatelessHandler):
         if not task.cancelled() and task.exception() is not None:
             # Unfinished: the offset stays held and the request is replayed after restart.
             log.error("delivery bookkeeping failed", error=repr(task.exception()))
-
-    def _count_attempt(self, destination: Destination, outcome: SendResult) -> None:
-        self._attempts.labels(
-            destination.receiver,
-            destination.integration,
-            "ok" if outcome.ok else str(outcome.failure),
-        ).inc()
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -160,7 +160,7 @@ class Sender:
     breaker_open_s: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
     on_attempt: Callable[[Destination, SendResult], None] | None = None
-    # The destinations' rate limits: in app.py Redis' buckets, shared by the replicas
+    # The destinations' rate limits: in bootstrap.py Redis' buckets, shared by the replicas
     # (this process' own while Redis fails); None keeps them in this process alone.
     limiter: RateLimiter | None = None
     # Why a receiver is no longer configured (a reload removed it), else None: its jobs

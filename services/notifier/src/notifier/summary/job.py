@@ -19,9 +19,9 @@ import aiosmtplib
 from psycopg_pool import AsyncConnectionPool
 
 from notifier.channels.factory import tls_context
+from notifier.core.rendering import render_named
 from notifier.core.summary import Summary, Transition, next_run, summarise
 from notifier.core.webhook_payload import rfc3339
-from notifier.rendering import render_named
 from notifier.settings import NotifierSettings
 from opsmesh.logging import get_logger
 from opsmesh.periodic import FirstRun, Periodic, periodic_metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifier.receivers import IntegrationKind
+from notifier.receivers.config import IntegrationKind
 from opsmesh.web.openapi import response, service_document
 
 DOCUMENT: dict[str, Any] = service_document(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.pipeline.lanes import Destination
-from notifier.receivers import ReceiverConfig, Receivers
+from notifier.receivers.config import ReceiverConfig, Receivers
 from opsmesh.clock import Clock
 
 BuildDestinations = Callable[[ReceiverConfig, AlertmanagerTemplates | None, int], list[Destination]]

@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from notifier.amtemplate import AlertmanagerTemplates, GoRenderer, TemplateError
 from notifier.amtemplate.build import RendererUnavailable
-from notifier.receiver_table import ReceiverTable
-from notifier.receivers import Receivers, ReceiversError, TemplateLanguage, receivers_from_text
+from notifier.receivers.config import Receivers, ReceiversError, TemplateLanguage
+from notifier.receivers.loading import receivers_from_text
+from notifier.receivers.table import ReceiverTable
 from opsmesh.clock import Clock
 from opsmesh.reload import ConfigReloader, ReloadFailed, ReloadMetrics, file_hash
 
