@@ -16,11 +16,11 @@ from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
 from alert_engine.api.status import ServerStatus, build_info
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
-from alert_engine.core.book import AlertBook, IngestLimits
+from alert_engine.core.active_alerts import ActiveAlerts, IngestLimits
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.rules import Rule, parse_rules
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.dispatch_stage import DispatchStage
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
 from alert_engine.pipeline.flusher import run_flusher
@@ -37,7 +37,7 @@ from alert_engine.ratelimit import (
 )
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
@@ -129,7 +129,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
         )
     file_rules = load_rules(settings.rules_files)
     evaluator = Evaluator(file_rules, forget_after_s=days(settings.absence_forget_after_days))
-    engine = Engine(config, AlertBook(IngestLimits(settings.alerts_per_alertname)), SilenceBook())
+    engine = Engine(config, ActiveAlerts(IngestLimits(settings.alerts_per_alertname)), Silences())
     tokens = ApiTokens.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
         settings.api_tokens_file,
@@ -157,7 +157,7 @@ def build(settings: AlertEngineSettings, clock: Clock | None = None) -> web.Appl
             evaluator=evaluator,
             rule_store=AlertStore(runtime.pool),
             series_store=SeriesStore(runtime.pool),
-            book_store=BookStore(runtime.pool),
+            book_store=ActiveAlertStore(runtime.pool),
             notification_log=NotificationLog(runtime.pool),
             rule_groups=RuleGroupStore(runtime.pool),
             file_rules=file_rules,

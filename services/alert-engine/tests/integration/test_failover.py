@@ -21,14 +21,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.events.alerts import AlertsRouted
@@ -121,11 +121,11 @@ def replica(
         group_by=("alertname",), group_wait_s=WAIT_S, group_interval_s=INTERVAL_S
     )
     state = EngineState(
-        engine=Engine(config, AlertBook(), SilenceBook()),
+        engine=Engine(config, ActiveAlerts(), Silences()),
         evaluator=Evaluator([]),
         rule_store=AlertStore(pool),
         series_store=SeriesStore(pool),
-        book_store=BookStore(pool),
+        book_store=ActiveAlertStore(pool),
         notification_log=NotificationLog(pool),
         rule_groups=RuleGroupStore(pool),
         producer=requests,  # type: ignore[arg-type]

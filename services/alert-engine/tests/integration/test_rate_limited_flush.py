@@ -33,16 +33,16 @@ from psycopg_pool import AsyncConnectionPool
 from alert_engine.app import rate_limiter
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig, default_config
-from alert_engine.core.book import AlertBook
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.matchers import parse_matcher
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import Limits, RedisTokenBuckets, parse_limits
 from alert_engine.settings import AlertEngineSettings
 from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.events.alerts import AlertsRouted
@@ -149,11 +149,11 @@ class Storm:
     ) -> tuple[EngineState, CollectorRegistry]:
         registry = CollectorRegistry()
         state = EngineState(
-            engine=Engine(self.config, AlertBook(), SilenceBook()),
+            engine=Engine(self.config, ActiveAlerts(), Silences()),
             evaluator=Evaluator([]),
             rule_store=AlertStore(pool),
             series_store=SeriesStore(pool),
-            book_store=BookStore(pool),
+            book_store=ActiveAlertStore(pool),
             notification_log=NotificationLog(pool),
             rule_groups=RuleGroupStore(pool),
             producer=self.notifier,  # type: ignore[arg-type]

@@ -15,18 +15,18 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator, SeriesSeen
 from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.rules import Rule, RuleKind
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.retention import NotificationLogPurge, purge_jobs
 from alert_engine.pipeline.state import EngineState
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
@@ -63,11 +63,11 @@ class NoProducer:
 
 def engine_state(pool: AsyncConnectionPool, clock: FakeClock) -> EngineState:
     state = EngineState(
-        engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
+        engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
         evaluator=Evaluator([]),
         rule_store=AlertStore(pool),
         series_store=SeriesStore(pool),
-        book_store=BookStore(pool),
+        book_store=ActiveAlertStore(pool),
         notification_log=NotificationLog(pool),
         rule_groups=RuleGroupStore(pool),
         producer=NoProducer(),  # type: ignore[arg-type]
@@ -142,7 +142,7 @@ async def test_history_and_suppressed_flushes_keep_their_retention(
 
     history = reports["alert_engine.alert_history"]
     assert (history.rows, history.batches, history.stopped) == (25, 3, PurgeStop.DONE)
-    assert [h["at"] for h in await BookStore(pool).history(fp, 100)] == pytest.approx(young)
+    assert [h["at"] for h in await ActiveAlertStore(pool).history(fp, 100)] == pytest.approx(young)
     assert reports["alert_engine.suppressed_notifications"].rows == 1
     async with pool.connection() as conn:
         cursor = await conn.execute(

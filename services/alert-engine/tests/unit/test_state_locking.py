@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import Matcher
-from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.core.silences import Silence, Silences
 from alert_engine.pipeline.state import EngineState, ListingRead
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from opsmesh.events.alerts import AlertsRouted, AlertState
@@ -57,7 +57,7 @@ class Database:
 
 
 class Store:
-    """AlertStore, SeriesStore, BookStore and NotificationLog at once."""
+    """AlertStore, SeriesStore, ActiveAlertStore and NotificationLog at once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -141,7 +141,7 @@ class Producer:
 def make_state(db: Database, producer: Producer, clock: FakeClock) -> EngineState:
     store = Store(db)
     return EngineState(
-        engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
+        engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
         evaluator=Evaluator([]),
         rule_store=store,  # type: ignore[arg-type]
         series_store=store,  # type: ignore[arg-type]
@@ -220,7 +220,7 @@ async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None
     accepted = await asyncio.wait_for(state.post_alerts([posted("Api", T0)]), timeout=10)
 
     assert accepted == (1, 0)
-    assert state.engine.book.get("Api") is not None
+    assert state.engine.alerts.get("Api") is not None
     assert all(not t.done() for t in waiting), "the database is still paused"
     # The rule alert is routed only once durable; the POST needs no PostgreSQL.
     assert producer.routed() == [("Api", T0)]

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 from alert_engine.core.alerts import StoredAlert, accept
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.flush import plan_flush
 from alert_engine.core.grouping import Dispatcher, GroupedAlert, Route
 from alert_engine.core.rules import Comparison, Rule
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.evaluate_stage import evaluate
 from alert_engine.pipeline.route_out import RouteOut
@@ -90,7 +90,7 @@ def test_routing_records_carry_each_alerts_trace_and_continue_the_newest() -> No
             """
         )
     )
-    engine = Engine(config, AlertBook(), SilenceBook())
+    engine = Engine(config, ActiveAlerts(), Silences())
     alerts = [
         StoredAlert(fingerprint(labels), labels, {}, T0, None, T0 + i, trace=t.header())
         for i, (labels, t) in enumerate(

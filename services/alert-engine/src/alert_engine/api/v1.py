@@ -96,7 +96,7 @@ class RestApi(StateApi):
         now = self.state.clock.now()
         inhibitor = self.state.engine.inhibitor(now)
         out = []
-        for alert in sorted(self.state.engine.book.all(), key=lambda a: a.starts_at):
+        for alert in sorted(self.state.engine.alerts.all(), key=lambda a: a.starts_at):
             if alert.resolved(now) and not include_resolved:
                 continue
             item = alert_json(alert, self.state.engine.view(alert, now, inhibitor))
@@ -120,7 +120,7 @@ class RestApi(StateApi):
     async def history(self, request: web.Request) -> web.Response:
         limit = _limit(request)
         rows = await self.state.store.history(request.match_info["fingerprint"], limit)
-        if not rows and self.state.engine.book.get(request.match_info["fingerprint"]) is None:
+        if not rows and self.state.engine.alerts.get(request.match_info["fingerprint"]) is None:
             raise web.HTTPNotFound(text="no alert with that fingerprint")
         return web.json_response(
             {"fingerprint": request.match_info["fingerprint"], "history": rows}

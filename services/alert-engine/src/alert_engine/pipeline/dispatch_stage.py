@@ -2,7 +2,7 @@
 
 Kafka's group assignment of ``opsmesh.alert-groups`` partitions decides which replica
 owns which groups; assignment and revocation hand groups over, rebuilt from PostgreSQL.
-Each batch is made durable in the alert book (one statement) before it is applied to
+Each batch is made durable in the stored alerts (one statement) before it is applied to
 the groups, and the kit commits its offsets only after ``handle`` returns: a crash at
 any point replays the batch, and the write is idempotent. A record that could never be
 written (``screening``: NUL, a time past year 9999) is dead-lettered, not retried.

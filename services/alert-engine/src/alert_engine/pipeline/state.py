@@ -49,20 +49,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from alert_engine.core.alerts import AlertSource, StoredAlert
 from alert_engine.core.amconfig import EngineConfig
-from alert_engine.core.book import IngestOutcome
+from alert_engine.core.active_alerts import IngestOutcome
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine, ReconfigureOutcome, grouped
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.listing import Listing, overlay
 from alert_engine.core.rules import Rule, RuleFileError, parse_rules
-from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.core.silences import Silence, Silences
 from alert_engine.pipeline.convert import notification, state_changed
 from alert_engine.pipeline.route_out import Ingested, RouteOut
 from alert_engine.pipeline.routing_outbox import RoutingOutbox, Ticket
 from alert_engine.ratelimit import RateLimiter
 from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.clock import Clock
@@ -191,7 +191,7 @@ class EngineState:
         evaluator: Evaluator,
         rule_store: AlertStore,
         series_store: SeriesStore,
-        book_store: BookStore,
+        book_store: ActiveAlertStore,
         notification_log: NotificationLog,
         rule_groups: RuleGroupStore,
         file_rules: Sequence[Rule] = (),
@@ -253,13 +253,13 @@ class EngineState:
             self.evaluator.restore(active)
             self.evaluator.restore_series(series)
             self._replace_book(alerts, now)
-            self.engine.silences = SilenceBook(silences)
+            self.engine.silences = Silences(silences)
             self.entries = entries
             self._apply_rules(rules)
             self.restored.set()
         log.info(
             "state restored",
-            alerts=len(self.engine.book),
+            alerts=len(self.engine.alerts),
             silences=len(silences),
             log_entries=len(entries),
         )
@@ -330,7 +330,7 @@ class EngineState:
                 # Routed once durable, as the book holds them now: a later merge (a POST
                 # of the same labels) queued since carries no newer version than this.
                 async with self.lock:
-                    book = self.engine.book
+                    book = self.engine.alerts
                     current = {a.fingerprint: book.get(a.fingerprint) for a in work.accepted}
                     work.ticket = self._outbox.add(
                         self._route_out.records(
@@ -362,7 +362,7 @@ class EngineState:
         return len(accepted), len(alerts) - len(accepted)
 
     def _ingest_api(self, alerts: Sequence[StoredAlert], now: float) -> list[Ingested]:
-        book = self.engine.book
+        book = self.engine.alerts
         counts = dict.fromkeys(IngestOutcome, 0)
         out: list[Ingested] = []
         for alert in alerts:
@@ -405,7 +405,7 @@ class EngineState:
         back an alert whose resolve was already notified), and never the book's version,
         which may be a merge that is not durable yet (see ``rebuild_owned``)."""
         now = self.clock.now()
-        book = self.engine.book
+        book = self.engine.alerts
         for batch in batches:
             for r in batch.alerts:
                 if not self.owns(r.group_key):
@@ -466,10 +466,10 @@ class EngineState:
         if await self._rule_groups.version() != self._rules_version:
             rules = await self._read_rules()
         async with self.lock:
-            self.engine.book.restore(alerts, self.clock.now())
+            self.engine.alerts.restore(alerts, self.clock.now())
             self._synced(alerts)
             if self._silences_version == silences_version:
-                self.engine.silences = SilenceBook(silences)
+                self.engine.silences = Silences(silences)
             if rules is not None and self._rules_generation == rules_generation:
                 self._apply_rules(rules)
 
@@ -508,11 +508,11 @@ class EngineState:
                 found = task.result()
         async with self.lock:
             now = self.clock.now()
-            held = self.engine.book.all()
+            held = self.engine.alerts.all()
             if read is ListingRead.DURABLE:
-                alerts, silences = overlay(found[0], held), SilenceBook(found[1])
+                alerts, silences = overlay(found[0], held), Silences(found[1])
             else:
-                alerts, silences = held, SilenceBook(self.engine.silences.all())
+                alerts, silences = held, Silences(self.engine.silences.all())
         self.metrics.listings.labels(read.value).inc()
         # The snapshot is this call's own: nothing else changes it once the lock is left.
         return Listing(self.engine, alerts, silences, now), read
@@ -583,7 +583,7 @@ class EngineState:
     def _replace_book(self, alerts: Sequence[StoredAlert], now: float) -> None:
         """Under ``lock``: a full re-read of the durable book (kept: what is held here and
         newer, or still on its way to its owner)."""
-        self.engine.book.replace_all(alerts, now, forgotten_after_s=RESOLVED_RETENTION_S)
+        self.engine.alerts.replace_all(alerts, now, forgotten_after_s=RESOLVED_RETENTION_S)
         self._synced(alerts)
 
     def _synced(self, alerts: Sequence[StoredAlert]) -> None:
@@ -597,7 +597,7 @@ class EngineState:
     ) -> list[StoredAlert]:
         accepted = []
         for alert in alerts:
-            outcome, merged = self.engine.book.put(alert, now)
+            outcome, merged = self.engine.alerts.put(alert, now)
             self.metrics.alerts_received.labels(source.value, outcome.value).inc()
             if outcome is not IngestOutcome.LIMITED and merged is not None:
                 accepted.append(merged)
@@ -628,7 +628,7 @@ class EngineState:
         """Planned on the silences as PostgreSQL has them (another replica may have
         written the one updated since this one's last sync), made durable, then applied
         (a write that fails changes nothing)."""
-        durable = SilenceBook(await self.store.load_silences())
+        durable = Silences(await self.store.load_silences())
         stored, changed = durable.set(silence, self.clock.now())
         await self._save_silences(changed)
         self.wake.set()
@@ -637,7 +637,7 @@ class EngineState:
     async def expire_silence(self, silence_id: str) -> Silence:
         """As ``set_silence``: a silence made through another replica a moment ago is
         found (not a 404 until the next sync)."""
-        durable = SilenceBook(await self.store.load_silences())
+        durable = Silences(await self.store.load_silences())
         expired = durable.expire(silence_id, self.clock.now())
         await self._save_silences([expired])
         return expired
@@ -710,7 +710,7 @@ class EngineState:
         async with self.lock:
             now = self.clock.now()
             self._replace_book(alerts, now)
-            book = self.engine.book
+            book = self.engine.alerts
             book.refresh_activity(now)
             # Only a group's owner forgets its alerts, so a resolve another replica still
             # has to send is never collected under it.
