@@ -30,21 +30,17 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alert_engine.app import rate_limiter
+from alert_engine.bootstrap import rate_limiter
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig, default_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.matchers import parse_matcher
 from alert_engine.core.silences import Silences
-from alert_engine.pipeline.state import EngineState
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.ratelimit import Limits, RedisTokenBuckets, parse_limits
 from alert_engine.settings import AlertEngineSettings
-from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.active_alerts import ActiveAlertStore
-from alert_engine.storage.notification_log import NotificationLog
-from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
@@ -91,9 +87,7 @@ class Partitions:
             pending = self.records.get(partition, [])[start:]
             batches = [r.event for r in pending if isinstance(r.event, AlertsRouted)]
             if batches:
-                durable = await state.persist([encode(b) for b in batches], batches)
-                async with state.lock:
-                    state.on_routed(batches, durable)
+                await state.routed([encode(b) for b in batches], batches)
             self.committed[partition] = start + len(pending)
 
 
@@ -151,11 +145,7 @@ class Storm:
         state = EngineState(
             engine=Engine(self.config, ActiveAlerts(), Silences()),
             evaluator=Evaluator([]),
-            rule_store=AlertStore(pool),
-            series_store=SeriesStore(pool),
-            book_store=ActiveAlertStore(pool),
-            notification_log=NotificationLog(pool),
-            rule_groups=RuleGroupStore(pool),
+            stores=Stores.over(pool),
             producer=self.notifier,  # type: ignore[arg-type]
             routing_producer=self.kafka,  # type: ignore[arg-type]
             limiter=rate_limiter(redis, self.limits, self.settings, self.clock, registry),

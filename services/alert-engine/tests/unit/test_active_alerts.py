@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.active_alerts import ActiveAlerts, IngestLimits, IngestOutcome
+from alert_engine.core.alerts import StoredAlert
 from opsmesh.labels import fingerprint
 
 T0 = 1_700_000_000.0

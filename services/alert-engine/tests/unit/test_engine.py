@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert, from_posted
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.flush import FlushPlan, MuteReason

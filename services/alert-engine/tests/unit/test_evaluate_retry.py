@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.rules import Comparison, Rule, RuleKind
 from alert_engine.core.silences import Silences
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
-from alert_engine.pipeline.state import EngineState
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStateChanged
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -43,7 +43,7 @@ T0 = 1_700_000_000.0
 class Step(enum.StrEnum):
     RULES = "rule state and history"
     SERIES = "series last seen"
-    BOOK = "stored alert rows"
+    ALERTS = "stored alert rows"
     EVENTS = "state events"
     ROUTING = "routing records handed to the producer"
     ACKS = "routing records acknowledged"
@@ -113,7 +113,7 @@ class ActiveAlertStore:
         self.rows: dict[str, StoredAlert] = {}
 
     async def save(self, alerts: Sequence[StoredAlert], *_: Any, **__: Any) -> None:
-        self.faults.check(Step.BOOK)
+        self.faults.check(Step.ALERTS)
         self.saved.extend(alerts)
         self.rows.update((a.fingerprint, a) for a in alerts)
 
@@ -222,11 +222,13 @@ class World:
             engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
             evaluator=Evaluator(RULES),
             file_rules=RULES,
-            rule_store=self.rules,  # type: ignore[arg-type]
-            series_store=self.series,  # type: ignore[arg-type]
-            book_store=self.active,  # type: ignore[arg-type]
-            notification_log=Log(self.faults),  # type: ignore[arg-type]
-            rule_groups=Log(self.faults),  # type: ignore[arg-type]
+            stores=Stores(
+                rules=self.rules,  # type: ignore[arg-type]
+                series=self.series,  # type: ignore[arg-type]
+                active=self.active,  # type: ignore[arg-type]
+                log=Log(self.faults),  # type: ignore[arg-type]
+                rule_groups=Log(self.faults),  # type: ignore[arg-type]
+            ),
             producer=self.producer,  # type: ignore[arg-type]
             limiter=MemoryTokenBuckets(Limits()),
             clock=self.clock,

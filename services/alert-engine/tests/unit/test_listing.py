@@ -6,9 +6,9 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.listing import ListedGroup, Listing, ListQuery, overlay
 from alert_engine.core.matchers import parse_matchers

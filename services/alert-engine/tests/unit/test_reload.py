@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from alert_engine.api.auth import ApiTokens, auth_middleware
-from alert_engine.core.amconfig import EngineConfig, parse_config
 from alert_engine.core.active_alerts import ActiveAlerts
+from alert_engine.core.amconfig import EngineConfig, parse_config
 from alert_engine.core.engine import Engine, ReconfigureOutcome
 from alert_engine.core.silences import Silences
 from alert_engine.pipeline.reload import config_reloader
@@ -53,7 +53,7 @@ async def world(
     registry = CollectorRegistry()
     reloader = config_reloader(
         path,
-        lambda: state,  # type: ignore[arg-type, return-value]
+        state,  # type: ignore[arg-type]
         clock=FakeClock(1000.0),
         registry=registry,
     )

@@ -8,9 +8,9 @@ import textwrap
 import msgspec
 import pytest
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.engine import Engine
 from alert_engine.core.silences import Silences
 from alert_engine.pipeline import route_out

@@ -9,9 +9,9 @@ import pytest
 from alert_engine.core.matchers import Matcher, MatchType, parse_matchers
 from alert_engine.core.silences import (
     Silence,
-    Silences,
     SilenceError,
     SilenceNotFound,
+    Silences,
     SilenceState,
     validate,
 )
@@ -155,7 +155,9 @@ def test_active_update_that_moves_the_start_replaces_it() -> None:
 def test_changed_matchers_always_replace() -> None:
     silences, old = book_with(silence('{alertname="Down"}'), now=T0)
     now = T0 + 1
-    new, changed = silences.set(replace(old, matchers=tuple(parse_matchers('{alertname="Up"}'))), now)
+    new, changed = silences.set(
+        replace(old, matchers=tuple(parse_matchers('{alertname="Up"}'))), now
+    )
     assert new.id != old.id
     assert [c.id for c in changed] == [old.id, new.id]
     assert silences.get(old.id).state(now) is SilenceState.EXPIRED
@@ -238,7 +240,9 @@ def test_muting_lists_active_matching_silences() -> None:
     b, _ = silences.set(silence('{host=~"a.*"}'), T0)
     silences.set(silence('{host="b"}'), T0)
     silences.set(silence('{alertname="Down"}', starts=T0 + HOUR, ends=T0 + 2 * HOUR), T0)
-    assert sorted(silences.muting({"alertname": "Down", "host": "a1"}, T0 + 1)) == sorted([a.id, b.id])
+    assert sorted(silences.muting({"alertname": "Down", "host": "a1"}, T0 + 1)) == sorted(
+        [a.id, b.id]
+    )
     assert silences.muting({"alertname": "Up", "host": "c"}, T0 + 1) == []
 
 

@@ -33,9 +33,9 @@ import pytest
 import yaml
 
 from alert_engine.api.shapes import decode_alerts
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import from_posted
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.silences import Silences

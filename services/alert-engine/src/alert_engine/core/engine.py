@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig
-from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan, MuteReason, plan_flush
 from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert, next_on_grid

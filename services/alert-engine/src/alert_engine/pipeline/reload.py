@@ -9,7 +9,7 @@ notifies twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -36,7 +36,7 @@ def parse(content: bytes, path: Path) -> EngineConfig:
 
 def config_reloader(
     path: Path,
-    state: Callable[[], EngineState],
+    state: EngineState,
     *,
     clock: Clock,
     registry: CollectorRegistry,
@@ -44,7 +44,7 @@ def config_reloader(
     async def apply(config: EngineConfig) -> Mapping[str, object]:
         try:
             # The groups are rebuilt from the durable rows (``reconfigure``).
-            outcome = await state().reconfigure(config)
+            outcome = await state.reconfigure(config)
         except psycopg.OperationalError as exc:  # PoolTimeout included
             raise ReloadUnavailable(f"PostgreSQL: {type(exc).__name__}") from None
         return {
