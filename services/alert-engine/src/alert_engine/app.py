@@ -18,6 +18,7 @@ from alert_engine.core.amconfig import EngineConfig, default_config, parse_confi
 from alert_engine.core.rules import Rule, parse_rules
 from alert_engine.settings import AlertEngineSettings
 from opsmesh.clock import Clock
+from opsmesh.reload import file_hash
 from opsmesh.runtime import Runtime
 from opsmesh.web import Bootstrap
 from opsmesh.web.app import ServiceSpec, init_app
@@ -61,7 +62,11 @@ def build(
     runtime = Runtime(service=SERVICE, settings=settings, clock=clock)
     # Read once, as the process starts: /api/v2/status reports it as the uptime.
     server_status = ServerStatus(build_info(settings.am_compat_version), runtime.clock.now())
-    loaded = Loaded(load_config(settings), load_rules(settings.rules_files))
+    loaded = Loaded(
+        load_config(settings),
+        load_rules(settings.rules_files),
+        file_hash(Path(settings.config_file)) if settings.config_file else None,
+    )
     tokens = ApiTokens.load(
         settings.api_tokens.get_secret_value() if settings.api_tokens else None,
         settings.api_tokens_file,

@@ -56,6 +56,7 @@ class Loaded:
 
     config: EngineConfig
     rules: list[Rule]
+    config_hash: str | None = None  # of the configuration file as read: what a reload compares
 
 
 @dataclass(eq=False, slots=True)
@@ -140,7 +141,11 @@ async def bootstrap(runtime: Runtime, settings: AlertEngineSettings, loaded: Loa
     reloader = None
     if settings.config_file:
         reloader = config_reloader(
-            Path(settings.config_file), state, clock=runtime.clock, registry=runtime.registry
+            Path(settings.config_file),
+            state,
+            loaded_hash=loaded.config_hash,
+            clock=runtime.clock,
+            registry=runtime.registry,
         )
     sighup = SighupReload(reloader)
     sighup.install(asyncio.get_running_loop())

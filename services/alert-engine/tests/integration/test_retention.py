@@ -26,8 +26,8 @@ from alert_engine.pipeline.retention import NotificationLogPurge, purge_jobs
 from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.ratelimit import Limits, MemoryTokenBuckets
 from alert_engine.storage.active_alerts import ActiveAlertStore
-from alert_engine.storage.alerts import SeriesStore
 from alert_engine.storage.notification_log import NotificationLog
+from alert_engine.storage.rule_alerts import SeriesStore
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.topics import ALERT_GROUPS, partition_for

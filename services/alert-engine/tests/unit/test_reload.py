@@ -21,7 +21,7 @@ from alert_engine.core.amconfig import EngineConfig, parse_config
 from alert_engine.core.engine import Engine, ReconfigureOutcome
 from alert_engine.core.silences import Silences
 from alert_engine.pipeline.reload import config_reloader
-from opsmesh.reload import ConfigReloader
+from opsmesh.reload import ConfigReloader, file_hash
 from opsmesh.web.reload import ReloadApi
 from opsmesh_dev.testing.clock import FakeClock
 
@@ -54,6 +54,7 @@ async def world(
     reloader = config_reloader(
         path,
         state,  # type: ignore[arg-type]
+        loaded_hash=file_hash(path),
         clock=FakeClock(1000.0),
         registry=registry,
     )

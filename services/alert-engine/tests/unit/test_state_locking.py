@@ -68,7 +68,7 @@ class Database:
 
 
 class Store:
-    """AlertStore, SeriesStore, ActiveAlertStore and NotificationLog at once."""
+    """RuleAlertStore, SeriesStore, ActiveAlertStore and NotificationLog at once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

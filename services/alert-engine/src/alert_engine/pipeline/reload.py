@@ -23,7 +23,6 @@ from opsmesh.reload import (
     ReloadFailed,
     ReloadMetrics,
     ReloadUnavailable,
-    file_hash,
 )
 
 
@@ -38,9 +37,12 @@ def config_reloader(
     path: Path,
     state: EngineState,
     *,
+    loaded_hash: str | None,
     clock: Clock,
     registry: CollectorRegistry,
 ) -> ConfigReloader[EngineConfig]:
+    """``loaded_hash``: the hash of the file's content in use (read when it was loaded)."""
+
     async def apply(config: EngineConfig) -> Mapping[str, object]:
         try:
             # The groups are rebuilt from the durable rows (``reconfigure``).
@@ -57,7 +59,7 @@ def config_reloader(
         path,
         parse=parse,
         apply=apply,
-        loaded_hash=file_hash(path),
+        loaded_hash=loaded_hash,
         clock=clock,
         # Alertmanager's metric names, so its dashboards and alerts keep working.
         metrics=ReloadMetrics(registry, prefix="alertmanager", service="alert_engine"),
