@@ -4,7 +4,7 @@ A receiver's bucket holds up to ``burst`` notifications and refills at ``per_min
 each notification a flush would send takes one, and a flush the bucket refuses is not
 sent now but retried at the group's next interval, so a limited receiver delays only
 itself and nothing is lost. The buckets are Redis', shared by the replicas, and this
-process' own while Redis does not answer (``app.rate_limiter``).
+process' own while Redis does not answer (``bootstrap.rate_limiter``).
 """
 
 from __future__ import annotations

@@ -19,18 +19,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
-from alert_engine.core.silences import SilenceBook
-from alert_engine.pipeline.state import EngineState
+from alert_engine.core.silences import Silences
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.receiver_limits import Limits, ReceiverLimiter
-from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
-from alert_engine.storage.notification_log import NotificationLog
-from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
@@ -83,9 +79,7 @@ class Partitions:
         pending = self.records.get(partition, [])[start:]
         if pending:
             batches = [r.event for r in pending if isinstance(r.event, AlertsRouted)]
-            durable = await state.persist([encode(b) for b in batches], batches)
-            async with state.lock:
-                state.on_routed(batches, durable)
+            await state.routed([encode(b) for b in batches], batches)
         self.committed[partition] = start + len(pending)
         return len(pending)
 
@@ -122,13 +116,9 @@ def replica(
         group_by=("alertname",), group_wait_s=WAIT_S, group_interval_s=INTERVAL_S
     )
     state = EngineState(
-        engine=Engine(config, AlertBook(), SilenceBook()),
+        engine=Engine(config, ActiveAlerts(), Silences()),
         evaluator=Evaluator([]),
-        rule_store=AlertStore(pool),
-        series_store=SeriesStore(pool),
-        book_store=BookStore(pool),
-        notification_log=NotificationLog(pool),
-        rule_groups=RuleGroupStore(pool),
+        stores=Stores.over(pool),
         producer=requests,  # type: ignore[arg-type]
         routing_producer=kafka,  # type: ignore[arg-type]
         limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),

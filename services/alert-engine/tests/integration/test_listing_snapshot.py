@@ -1,4 +1,4 @@
-"""The API's listing read (``BookStore.snapshot``) against real PostgreSQL: every alert
+"""The API's listing read (``ActiveAlertStore.snapshot``) against real PostgreSQL: every alert
 row and silence in one read, and a read PostgreSQL holds up fails within its bound (the
 state then answers from memory) instead of hanging the request."""
 
@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.matchers import Matcher
 from alert_engine.core.silences import Silence
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from opsmesh_dev.infra import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def pool(infra: Endpoints) -> AsyncIterator[AsyncConnectionPool]:
 
 
 async def test_a_snapshot_holds_every_alert_row_and_silence(pool: AsyncConnectionPool) -> None:
-    store = BookStore(pool)
+    store = ActiveAlertStore(pool)
     run = uuid.uuid4().hex[:10]
     alerts = [
         StoredAlert(f"{run}-{i}", {"alertname": "Snap", "run": run, "i": str(i)}, {}, T0, None, T0)
@@ -56,7 +56,7 @@ async def test_a_snapshot_holds_every_alert_row_and_silence(pool: AsyncConnectio
 async def test_a_snapshot_postgres_holds_up_fails_within_its_bound(
     infra: Endpoints, pool: AsyncConnectionPool
 ) -> None:
-    store = BookStore(pool)
+    store = ActiveAlertStore(pool)
     async with await psycopg.AsyncConnection.connect(infra.pg_dsn) as blocker:
         # Another transaction holds the table: reads wait on its lock.
         await blocker.execute("LOCK TABLE alert_engine.stored_alerts IN ACCESS EXCLUSIVE MODE")

@@ -30,21 +30,17 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alert_engine.app import RATE_LIMIT_PREFIX, rate_limiter
+from alert_engine.bootstrap import RATE_LIMIT_PREFIX, rate_limiter
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig, default_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.matchers import parse_matcher
-from alert_engine.core.silences import SilenceBook
-from alert_engine.pipeline.state import EngineState
+from alert_engine.core.silences import Silences
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.receiver_limits import Limits, ReceiverLimiter, parse_limits
 from alert_engine.settings import AlertEngineSettings
-from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
-from alert_engine.storage.notification_log import NotificationLog
-from alert_engine.storage.rule_groups import RuleGroupStore
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.notifications import NotificationRequested, NotifyReason
 from opsmesh.kafka.codec import encode
@@ -92,9 +88,7 @@ class Partitions:
             pending = self.records.get(partition, [])[start:]
             batches = [r.event for r in pending if isinstance(r.event, AlertsRouted)]
             if batches:
-                durable = await state.persist([encode(b) for b in batches], batches)
-                async with state.lock:
-                    state.on_routed(batches, durable)
+                await state.routed([encode(b) for b in batches], batches)
             self.committed[partition] = start + len(pending)
 
 
@@ -156,13 +150,9 @@ class Storm:
     ) -> tuple[EngineState, CollectorRegistry]:
         registry = CollectorRegistry()
         state = EngineState(
-            engine=Engine(self.config, AlertBook(), SilenceBook()),
+            engine=Engine(self.config, ActiveAlerts(), Silences()),
             evaluator=Evaluator([]),
-            rule_store=AlertStore(pool),
-            series_store=SeriesStore(pool),
-            book_store=BookStore(pool),
-            notification_log=NotificationLog(pool),
-            rule_groups=RuleGroupStore(pool),
+            stores=Stores.over(pool),
             producer=self.notifier,  # type: ignore[arg-type]
             routing_producer=self.kafka,  # type: ignore[arg-type]
             limiter=rate_limiter(redis, self.limits, self.settings, self.clock, registry),

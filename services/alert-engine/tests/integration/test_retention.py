@@ -14,21 +14,20 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator, SeriesSeen
 from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.rules import Rule, RuleKind
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.retention import NotificationLogPurge, purge_jobs
-from alert_engine.pipeline.state import EngineState
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.receiver_limits import Limits, ReceiverLimiter
-from alert_engine.storage.alerts import AlertStore, SeriesStore
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
-from alert_engine.storage.rule_groups import RuleGroupStore
+from alert_engine.storage.rule_alerts import SeriesStore
 from opsmesh.db.retention import Purger, PurgeStop, RetentionMetrics, days
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.ratelimit import MemoryRateLimiter
@@ -62,15 +61,13 @@ class NoProducer:
         raise AssertionError("a purge sends nothing")
 
 
-def engine_state(pool: AsyncConnectionPool, clock: FakeClock) -> EngineState:
+def engine_state(
+    pool: AsyncConnectionPool, clock: FakeClock, evaluator: Evaluator | None = None
+) -> EngineState:
     state = EngineState(
-        engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
-        evaluator=Evaluator([]),
-        rule_store=AlertStore(pool),
-        series_store=SeriesStore(pool),
-        book_store=BookStore(pool),
-        notification_log=NotificationLog(pool),
-        rule_groups=RuleGroupStore(pool),
+        engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
+        evaluator=evaluator or Evaluator([]),
+        stores=Stores.over(pool),
         producer=NoProducer(),  # type: ignore[arg-type]
         limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
@@ -85,7 +82,7 @@ def purger(pool: AsyncConnectionPool, state: EngineState, batch_rows: int) -> Pu
     return Purger(
         purge_jobs(
             pool,
-            lambda: state,
+            state,
             retention_days=HISTORY_DAYS,
             notification_log_retention_days=LOG_DAYS,
             absence_forget_after_days=FORGET_DAYS,
@@ -143,7 +140,7 @@ async def test_history_and_suppressed_flushes_keep_their_retention(
 
     history = reports["alert_engine.alert_history"]
     assert (history.rows, history.batches, history.stopped) == (25, 3, PurgeStop.DONE)
-    assert [h["at"] for h in await BookStore(pool).history(fp, 100)] == pytest.approx(young)
+    assert [h["at"] for h in await ActiveAlertStore(pool).history(fp, 100)] == pytest.approx(young)
     assert reports["alert_engine.suppressed_notifications"].rows == 1
     async with pool.connection() as conn:
         cursor = await conn.execute(
@@ -170,14 +167,13 @@ async def test_the_log_forgets_only_gone_groups_this_replica_owns(
     )
     await log_rows(pool, {**dict.fromkeys([*gone, active, other], old_at), recent: young_at})
     state = engine_state(pool, FakeClock(T0))
-    state.owned = owned
-    state.entries = await NotificationLog(pool).load()
+    await state.assigned(owned)  # reads the log's entries, as a take-over does
     alert = GroupedAlert(
         "fp-active", {"alertname": f"{u}-active"}, {}, T0, None, AlertStatus.FIRING
     )
     assert state.engine.apply_routed("0", alert, T0, active) is not None
 
-    job = NotificationLogPurge(lambda: state, NotificationLog(pool), days(LOG_DAYS))
+    job = NotificationLogPurge(state, days(LOG_DAYS))
     batches = [b async for b in job.batches(T0 - days(LOG_DAYS), 2)]
 
     assert await logged(pool, [*gone, active, recent, other]) == {active, recent, other}
@@ -218,7 +214,7 @@ async def test_the_purger_walks_the_whole_expired_log_in_batches(
     await log_rows(pool, {k: T0 - days(LOG_DAYS + 1) - i for i, k in enumerate(keys)})
     state = engine_state(pool, FakeClock(T0))
     mine = {k for k in keys if partition_for(k, ALERT_GROUPS.partitions) % 2 == 0}
-    state.owned = {p for p in range(ALERT_GROUPS.partitions) if p % 2 == 0}
+    await state.assigned({p for p in range(ALERT_GROUPS.partitions) if p % 2 == 0})
 
     reports = {r.table: r for r in await purger(pool, state, batch_rows=4).run_once()}
 
@@ -255,8 +251,8 @@ async def test_silent_series_go_after_their_rules_forget_after(pool: AsyncConnec
     await SeriesStore(pool).save(
         [SeriesSeen(rule, fp, {"series": fp}, at) for (rule, fp), at in rows.items()]
     )
-    state = engine_state(pool, FakeClock(T0))
-    state.evaluator = Evaluator([short, default], forget_after_s=days(FORGET_DAYS))
+    evaluator = Evaluator([short, default], forget_after_s=days(FORGET_DAYS))
+    state = engine_state(pool, FakeClock(T0), evaluator)
 
     reports = {r.table: r for r in await purger(pool, state, batch_rows=1).run_once()}
 

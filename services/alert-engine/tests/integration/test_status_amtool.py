@@ -29,6 +29,7 @@ from alert_engine.api.status import (
     build_info,
 )
 from alert_engine.api.v2 import AlertmanagerApi
+from alert_engine.bootstrap import SERVICES
 from alert_engine.core.amconfig import EngineConfig, parse_config
 from opsmesh_dev.testing.clock import FakeClock
 
@@ -72,6 +73,13 @@ class _State:
     engine: _Engine
 
 
+@dataclass
+class _Services:
+    """What the status handlers read of ``request.app[SERVICES]``."""
+
+    state: _State
+
+
 STARTED = 1_790_000_000.25  # the instant the service was built, on its clock
 
 
@@ -83,7 +91,8 @@ async def serve(config: str, compat_version: str = DEFAULT_COMPAT_VERSION) -> As
     app = web.Application(
         middlewares=[auth_middleware(ApiTokens.parse(f"{TOKEN}:read"), read_requires_token=False)]
     )
-    AlertmanagerApi(lambda: state, status).register(app)  # type: ignore[arg-type, return-value]
+    AlertmanagerApi(status).register(app)
+    app[SERVICES] = _Services(state)  # type: ignore[assignment]
     clock.advance(3600)  # requests come later: the uptime stays the start instant
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()

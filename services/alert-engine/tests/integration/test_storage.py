@@ -19,7 +19,7 @@ from alert_engine.core.grouping import AggregationGroup
 from alert_engine.core.routing import Route
 from alert_engine.core.validation import LAST_EPOCH, rfc3339
 from alert_engine.pipeline.screening import Unacceptable, check_routed
-from alert_engine.storage.book import BookStore
+from alert_engine.storage.active_alerts import ActiveAlertStore
 from alert_engine.storage.notification_log import NotificationLog
 from opsmesh.events import AlertsRouted, AlertState, NotifyReason, RoutedAlert
 from opsmesh.kafka.codec import encode
@@ -60,14 +60,14 @@ def routed(
 
 
 async def history(pool: AsyncConnectionPool, fp: str) -> list[tuple[str, str]]:
-    rows = await BookStore(pool).history(fp, 100)
+    rows = await ActiveAlertStore(pool).history(fp, 100)
     return [(r["previous"], r["state"]) for r in rows]
 
 
 async def test_persist_keeps_the_newest_report_and_writes_history_once(
     pool: AsyncConnectionPool,
 ) -> None:
-    store = BookStore(pool)
+    store = ActiveAlertStore(pool)
     a, b = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     fired = (AlertState.INACTIVE, AlertState.FIRING)
     first = AlertsRouted(
@@ -156,7 +156,7 @@ async def test_values_stored_before_validation_load_without_failing(
 ) -> None:
     """Rows an older version wrote (a year-10000 end, a Python-only regex) must not make
     every read, or the next start, fail: times are clamped, such a silence skipped."""
-    store = BookStore(pool)
+    store = ActiveAlertStore(pool)
     fp = uuid.uuid4().hex[:16]
     bad_silence, good_silence = uuid.uuid4().hex, uuid.uuid4().hex
     lookahead = [{"name": "a", "value": "(?=x)x", "isRegex": True, "isEqual": True}]
@@ -195,7 +195,7 @@ async def test_values_stored_before_validation_load_without_failing(
 async def test_postgresql_refuses_what_screening_dead_letters(pool: AsyncConnectionPool) -> None:
     """Why the alert-groups consumer screens records: one NUL fails the whole batch's
     statement, on every retry."""
-    store = BookStore(pool)
+    store = ActiveAlertStore(pool)
     poison = AlertsRouted(alerts=[routed(uuid.uuid4().hex[:16], T0, summary="bad\x00")])
     with pytest.raises(psycopg.errors.UntranslatableCharacter):
         await store.persist_routed([encode(poison)], "owner")

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert, from_posted
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
 from alert_engine.core.flush import FlushPlan, MuteReason
 from alert_engine.core.grouping import GroupedAlert
 from alert_engine.core.matchers import parse_matchers
-from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.core.silences import Silence, Silences
 from alert_engine.testing import PostedAlert
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.notifications import NotifyReason
@@ -69,7 +69,7 @@ class World:
 
     def __init__(self, now: float = NOON) -> None:
         self.config = parse_config(CONFIG)
-        self.engine = Engine(self.config, AlertBook(), SilenceBook())
+        self.engine = Engine(self.config, ActiveAlerts(), Silences())
         self.now = now
         self.entries: dict[tuple[str, str], LogEntry] = {}
 
@@ -87,7 +87,7 @@ class World:
             self.now,
             self.config.resolve_timeout_s,
         )
-        _, stored = self.engine.book.put(alert, self.now)
+        _, stored = self.engine.alerts.put(alert, self.now)
         assert stored is not None
         self.engine.apply(stored, self.now)
         return stored
@@ -272,7 +272,7 @@ def test_done_removes_resolved_alerts_and_empty_groups() -> None:
     w.flush()
     w.now = NOON + 60
     w.post(alertname="Disk", host="b", starts=NOON, ends=NOON + 60)  # b resolves
-    stored = w.engine.book.get(b.fingerprint)
+    stored = w.engine.alerts.get(b.fingerprint)
     assert stored is not None
     assert stored.resolved(w.now)
     w.now = NOON + 330
@@ -394,7 +394,7 @@ def test_a_new_owner_rebuilds_its_groups_from_the_durable_rows() -> None:
     w = World()
     a = w.post(alertname="Disk", host="a")
     owner = World()
-    owner.engine.rebuild_owned(w.engine.book.all(), NOON + 5, lambda _key: True)
+    owner.engine.rebuild_owned(w.engine.alerts.all(), NOON + 5, lambda _key: True)
     (group,) = owner.engine.dispatcher.groups()
     assert set(group.alerts) == {a.fingerprint}
     assert group.next_flush_at == NOON + 35
@@ -417,7 +417,7 @@ def test_remembered_route_walks_and_group_keys_equal_fresh_ones() -> None:
             "        - receiver: night\n",
         )
     )
-    engine = Engine(config, AlertBook(), SilenceBook())
+    engine = Engine(config, ActiveAlerts(), Silences())
     label_sets = [
         {"alertname": a, "severity": s, "team": t, "cluster": c}
         for a in ("A", "B")
@@ -448,7 +448,7 @@ def test_a_reload_keeps_groups_and_timers_and_never_notifies_twice() -> None:
     ).replace("{name: office}]", "{name: office}, {name: db}]")
     w.now = NOON + 100
     outcome = w.engine.reconfigure(
-        parse_config(changed), w.engine.book.all(), w.now, lambda _key: True
+        parse_config(changed), w.engine.alerts.all(), w.now, lambda _key: True
     )
     assert (outcome.kept, outcome.added, outcome.dropped) == (2, 0, 0)
     after = {(g.key, g.route.receiver): g for g in w.engine.dispatcher.groups()}
@@ -480,7 +480,7 @@ def test_a_reload_drops_the_groups_of_a_route_that_is_gone() -> None:
         "",
     )
     outcome = w.engine.reconfigure(
-        parse_config(without_pager), w.engine.book.all(), w.now, lambda _key: True
+        parse_config(without_pager), w.engine.alerts.all(), w.now, lambda _key: True
     )
     assert (outcome.kept, outcome.added, outcome.dropped) == (0, 1, 1)
     (group,) = w.engine.dispatcher.groups()
@@ -496,7 +496,7 @@ def test_a_reload_builds_groups_from_durable_rows_not_from_a_merge_held_in_memor
     # A resolve answered by this replica for a group another one owns: merged into the
     # book, its record on its way to the owner, not durable yet.
     w.now = NOON + 40
-    _, merged = w.engine.book.put(replace(durable, ends_at=w.now, updated_at=w.now), w.now)
+    _, merged = w.engine.alerts.put(replace(durable, ends_at=w.now, updated_at=w.now), w.now)
     assert merged is not None
     assert merged.resolved(w.now)
     w.engine.reconfigure(parse_config(CONFIG), [durable], w.now, lambda _key: True)

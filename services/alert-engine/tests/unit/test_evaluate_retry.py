@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
 from alert_engine.core.rules import Comparison, Rule, RuleKind
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.evaluate_stage import EvaluateStage
-from alert_engine.pipeline.state import EngineState
+from alert_engine.pipeline.state import EngineState, Stores
 from alert_engine.receiver_limits import Limits, ReceiverLimiter
 from opsmesh.events.alerts import AlertsRouted, AlertState, AlertStateChanged
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -44,7 +44,7 @@ T0 = 1_700_000_000.0
 class Step(enum.StrEnum):
     RULES = "rule state and history"
     SERIES = "series last seen"
-    BOOK = "book rows"
+    ALERTS = "stored alert rows"
     EVENTS = "state events"
     ROUTING = "routing records handed to the producer"
     ACKS = "routing records acknowledged"
@@ -104,8 +104,8 @@ class SeriesStore:
         return list(self.saved)
 
 
-class BookStore:
-    """The book's rows; with the (empty) silences, notification log and rule groups a
+class ActiveAlertStore:
+    """The stored alert rows; with the (empty) silences, notification log and rule groups a
     restart reads too."""
 
     def __init__(self, faults: Faults) -> None:
@@ -114,7 +114,7 @@ class BookStore:
         self.rows: dict[str, StoredAlert] = {}
 
     async def save(self, alerts: Sequence[StoredAlert], *_: Any, **__: Any) -> None:
-        self.faults.check(Step.BOOK)
+        self.faults.check(Step.ALERTS)
         self.saved.extend(alerts)
         self.rows.update((a.fingerprint, a) for a in alerts)
 
@@ -128,7 +128,7 @@ class BookStore:
         return (0, 0.0)
 
 
-class Log(BookStore):
+class Log(ActiveAlertStore):
     async def load(self, *_: Any, **__: Any) -> dict[Any, Any]:  # type: ignore[override]
         return {}
 
@@ -201,7 +201,7 @@ class World:
         self.clock = FakeClock(T0)
         self.rules = RuleStore(self.faults)
         self.series = SeriesStore(self.faults)
-        self.book = BookStore(self.faults)
+        self.active = ActiveAlertStore(self.faults)
         self.producer = Producer(self.faults)
         self.start()
 
@@ -210,9 +210,9 @@ class World:
         after = object.__new__(World)
         after.faults = Faults(None)
         after.clock = self.clock
-        after.rules, after.series, after.book = self.rules, self.series, self.book
+        after.rules, after.series, after.active = self.rules, self.series, self.active
         after.producer = self.producer
-        for part in (after.rules, after.series, after.book):
+        for part in (after.rules, after.series, after.active):
             part.faults = after.faults
         after.producer._faults = after.faults
         after.start()
@@ -220,14 +220,16 @@ class World:
 
     def start(self) -> None:
         self.state = EngineState(
-            engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
+            engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
             evaluator=Evaluator(RULES),
             file_rules=RULES,
-            rule_store=self.rules,  # type: ignore[arg-type]
-            series_store=self.series,  # type: ignore[arg-type]
-            book_store=self.book,  # type: ignore[arg-type]
-            notification_log=Log(self.faults),  # type: ignore[arg-type]
-            rule_groups=Log(self.faults),  # type: ignore[arg-type]
+            stores=Stores(
+                rules=self.rules,  # type: ignore[arg-type]
+                series=self.series,  # type: ignore[arg-type]
+                active=self.active,  # type: ignore[arg-type]
+                log=Log(self.faults),  # type: ignore[arg-type]
+                rule_groups=Log(self.faults),  # type: ignore[arg-type]
+            ),
             producer=self.producer,  # type: ignore[arg-type]
             limiter=ReceiverLimiter(MemoryRateLimiter(self.clock.now), Limits()),
             clock=self.clock,
@@ -285,8 +287,8 @@ async def test_a_step_that_fails_once_is_retried_and_each_output_appears_once(
         ("CpuHot", AlertState.RESOLVED),
     ]
     assert [(e.rule, e.state) for e in world.producer.events] == world.rules.recorded
-    (fingerprint,) = {a.fingerprint for a in world.book.saved}
-    assert [a.ends_at is None for a in world.book.saved] == [True, False]
+    (fingerprint,) = {a.fingerprint for a in world.active.saved}
+    assert [a.ends_at is None for a in world.active.saved] == [True, False]
     assert world.producer.routed == [fingerprint, fingerprint]
     # When the series was last seen: after each batch (a retry saw it again, a bit later;
     # an upsert, so writing it again is harmless).
@@ -305,7 +307,7 @@ async def test_a_kill_at_any_step_of_a_write_is_made_good_by_the_replay(
     if resolving:
         await world.run(0.95)
         world.clock.advance(60)
-    world.faults = world.rules.faults = world.series.faults = world.book.faults = Faults(
+    world.faults = world.rules.faults = world.series.faults = world.active.faults = Faults(
         step, kill=True
     )
     world.producer._faults = world.faults
@@ -319,7 +321,7 @@ async def test_a_kill_at_any_step_of_a_write_is_made_good_by_the_replay(
 
     (fingerprint,) = set(after.producer.routed)
     assert after.producer.resolved[-1] is resolving, "the last routed version is the new one"
-    assert (after.book.rows[fingerprint].ends_at is not None) is resolving
+    assert (after.active.rows[fingerprint].ends_at is not None) is resolving
     assert after.rules.state[fingerprint].state is (
         AlertState.RESOLVED if resolving else AlertState.FIRING
     )

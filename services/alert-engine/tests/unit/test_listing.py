@@ -6,14 +6,14 @@ from __future__ import annotations
 import textwrap
 from datetime import UTC, datetime
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.listing import ListedGroup, Listing, ListQuery, overlay
 from alert_engine.core.matchers import parse_matchers
 from alert_engine.core.regex import anchored
-from alert_engine.core.silences import Silence, SilenceBook
+from alert_engine.core.silences import Silence, Silences
 from opsmesh.labels import fingerprint
 
 CONFIG = textwrap.dedent(
@@ -52,7 +52,7 @@ THREE_AM = datetime(2024, 1, 2, 3, 0, tzinfo=UTC).timestamp()
 
 
 def engine() -> Engine:
-    return Engine(parse_config(CONFIG), AlertBook(), SilenceBook())
+    return Engine(parse_config(CONFIG), ActiveAlerts(), Silences())
 
 
 def alert(updated: float = NOON - 60, ends: float | None = None, **labels: str) -> StoredAlert:
@@ -84,7 +84,7 @@ def test_groups_are_made_by_the_route_tree_whatever_groups_the_replica_owns() ->
     for a in SNAPSHOT[:2]:
         owner.apply(a, NOON)  # groups only the owner holds; the listing ignores them
     listed = [
-        shape(Listing(e, SNAPSHOT, SilenceBook(), NOON).groups(ListQuery())) for e in (owner, other)
+        shape(Listing(e, SNAPSHOT, Silences(), NOON).groups(ListQuery())) for e in (owner, other)
     ]
     assert listed[0] == listed[1]
     assert listed[0] == [
@@ -98,7 +98,7 @@ def test_groups_are_made_by_the_route_tree_whatever_groups_the_replica_owns() ->
 
 
 def test_an_alert_lists_the_receivers_of_the_listed_groups_it_is_in() -> None:
-    listing = Listing(engine(), SNAPSHOT, SilenceBook(), NOON)
+    listing = Listing(engine(), SNAPSHOT, Silences(), NOON)
     receivers = {
         a.alert.labels["instance"]: a.view.receivers
         for g in listing.groups(ListQuery())
@@ -111,7 +111,7 @@ def test_an_alert_lists_the_receivers_of_the_listed_groups_it_is_in() -> None:
 
 
 def test_silenced_and_inhibited_alerts_carry_their_status_and_can_be_left_out() -> None:
-    silences = SilenceBook([silence('alertname="Batch"')])
+    silences = Silences([silence('alertname="Batch"')])
     listing = Listing(engine(), SNAPSHOT, silences, NOON)
     views = {
         a.alert.labels["instance"]: a.view for g in listing.groups(ListQuery()) for a in g.alerts
@@ -135,13 +135,13 @@ def test_silenced_and_inhibited_alerts_carry_their_status_and_can_be_left_out() 
 
 def test_ended_alerts_are_not_listed_and_inhibit_nothing() -> None:
     ended = alert(ends=NOON - 1, alertname="Down", severity="page", cluster="a", instance="1")
-    listing = Listing(engine(), [ended, WARN_A], SilenceBook(), NOON)
+    listing = Listing(engine(), [ended, WARN_A], Silences(), NOON)
     assert shape(listing.groups(ListQuery())) == [("audit", {"alertname": "Slow"}, ["2"])]
     assert [a.view.state for a in listing.alerts(ListQuery())] == ["active"]
 
 
 def test_time_muted_groups_say_by_what_and_are_left_out_with_muted_false() -> None:
-    at_three = Listing(engine(), SNAPSHOT, SilenceBook(), THREE_AM)
+    at_three = Listing(engine(), SNAPSHOT, Silences(), THREE_AM)
     groups = {g.route.receiver: g for g in at_three.groups(ListQuery())}
     assert groups["night"].alerts[0].view.muted_by == ["nights"]
     assert groups["night"].alerts[0].view.state == "suppressed"
@@ -153,14 +153,14 @@ def test_time_muted_groups_say_by_what_and_are_left_out_with_muted_false() -> No
     }
     at_noon = {
         g.route.receiver: g
-        for g in Listing(engine(), SNAPSHOT, SilenceBook(), NOON).groups(ListQuery())
+        for g in Listing(engine(), SNAPSHOT, Silences(), NOON).groups(ListQuery())
     }
     assert at_noon["night"].alerts[0].view.muted_by == []
     assert at_noon["office"].alerts[0].view.muted_by == []
 
 
 def test_alerts_are_listed_by_fingerprint_with_every_receiver_of_their_routes() -> None:
-    listing = Listing(engine(), SNAPSHOT, SilenceBook(), NOON)
+    listing = Listing(engine(), SNAPSHOT, Silences(), NOON)
     listed = listing.alerts(ListQuery())
     assert [a.alert.fingerprint for a in listed] == sorted(a.fingerprint for a in SNAPSHOT)
     by_instance = {a.alert.labels["instance"]: a.view.receivers for a in listed}

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from alert_engine.api.auth import ApiTokens, auth_middleware
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.amconfig import EngineConfig, parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine, ReconfigureOutcome
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.reload import config_reloader
-from opsmesh.reload import ConfigReloader
+from opsmesh.reload import ConfigReloader, file_hash
 from opsmesh.web.reload import ReloadApi
 from opsmesh_dev.testing.clock import FakeClock
 
@@ -37,10 +37,10 @@ CHANGED = GOOD.replace("receiver: a,", "receiver: b,").replace("{name: a}", "{na
 
 class _State:
     def __init__(self, config: EngineConfig) -> None:
-        self.engine = Engine(config, AlertBook(), SilenceBook())
+        self.engine = Engine(config, ActiveAlerts(), Silences())
 
     async def reconfigure(self, config: EngineConfig) -> ReconfigureOutcome:
-        return self.engine.reconfigure(config, self.engine.book.all(), 0.0, lambda _key: True)
+        return self.engine.reconfigure(config, self.engine.alerts.all(), 0.0, lambda _key: True)
 
 
 @pytest.fixture
@@ -53,7 +53,8 @@ async def world(
     registry = CollectorRegistry()
     reloader = config_reloader(
         path,
-        lambda: state,  # type: ignore[arg-type, return-value]
+        state,  # type: ignore[arg-type]
+        loaded_hash=file_hash(path),
         clock=FakeClock(1000.0),
         registry=registry,
     )

@@ -8,11 +8,11 @@ import textwrap
 import msgspec
 import pytest
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline import route_out
 from alert_engine.pipeline.route_out import RouteOut
 from opsmesh.events import AlertsRouted, AlertState
@@ -45,7 +45,7 @@ def stored(i: int, team: str = "web", summary: str = "") -> StoredAlert:
 
 
 def test_one_record_per_partition_in_order_with_history_on_the_first_route() -> None:
-    engine = Engine(parse_config(CONFIG), AlertBook(), SilenceBook())
+    engine = Engine(parse_config(CONFIG), ActiveAlerts(), Silences())
     alerts = [stored(i, team="db" if i % 2 else "web") for i in range(40)]
     fired = (AlertState.INACTIVE, AlertState.FIRING)
     records = RouteOut("proc").records(engine, [(a, *fired) for a in alerts])
@@ -70,7 +70,7 @@ def test_one_record_per_partition_in_order_with_history_on_the_first_route() -> 
 
 
 def test_a_record_too_large_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = Engine(parse_config(CONFIG), AlertBook(), SilenceBook())
+    engine = Engine(parse_config(CONFIG), ActiveAlerts(), Silences())
     alerts = [stored(i, summary="x" * 1000) for i in range(0, 64, 8)]  # some share partitions
     one = RouteOut("proc").records(engine, [(a, None, None) for a in alerts])
     monkeypatch.setattr(route_out, "MAX_RECORD_BYTES", 2_500)

@@ -4,8 +4,7 @@ an older version or by hand)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,23 +128,18 @@ def test_screen_splits_a_batch() -> None:
 
 @dataclass
 class FakeState:
-    """What DispatchStage uses of EngineState: persist (PostgreSQL), then apply."""
+    """What DispatchStage uses of EngineState: ``routed`` persists (PostgreSQL), then
+    applies."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     persisted: list[bytes] = field(default_factory=list)
     applied: list[AlertsRouted] = field(default_factory=list)
 
-    async def persist(
-        self, records: Sequence[bytes], batches: Sequence[AlertsRouted]
-    ) -> dict[str, Any]:
+    async def routed(self, records: Sequence[bytes], batches: Sequence[AlertsRouted]) -> None:
         for record in records:
             # As PostgreSQL's jsonb: a NUL escape fails the whole statement.
             if b"\\u0000" in record:
                 raise ValueError("unsupported Unicode escape sequence")
         self.persisted.extend(records)
-        return {}
-
-    def on_routed(self, batches: Sequence[AlertsRouted], durable: Mapping[str, Any]) -> None:
         self.applied.extend(batches)
 
 

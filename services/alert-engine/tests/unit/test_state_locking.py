@@ -12,23 +12,34 @@ from typing import Any
 import psycopg
 from prometheus_client import CollectorRegistry
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import default_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
-from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
+from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import Matcher
-from alert_engine.core.silences import Silence, SilenceBook
-from alert_engine.pipeline.state import EngineState, ListingRead
+from alert_engine.core.rules import Comparison, Rule, RuleKind
+from alert_engine.core.silences import Silence, Silences
+from alert_engine.pipeline.state import EngineState, ListingRead, Stores
 from alert_engine.receiver_limits import Limits, ReceiverLimiter
-from opsmesh.events.alerts import AlertsRouted, AlertState
+from opsmesh.events.alerts import AlertsRouted
+from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
+from opsmesh.kafka.handler import Received
 from opsmesh.kafka.producer import Outgoing
 from opsmesh.ratelimit import MemoryRateLimiter
+from opsmesh.topics import ALERT_GROUPS
 from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 MATCHER = Matcher.from_api("alertname", "x", False, True)
+RULES = [
+    *(
+        Rule(name=name, signal=name, op=Comparison.GT, threshold=0.5)
+        for name in ("RuleAlert", "One", "Two")
+    ),
+    Rule(name="Absent", signal="absent", kind=RuleKind.ABSENCE, absent_for_s=600),
+]
 
 
 class Database:
@@ -58,7 +69,7 @@ class Database:
 
 
 class Store:
-    """AlertStore, SeriesStore, BookStore and NotificationLog at once."""
+    """RuleAlertStore, SeriesStore, ActiveAlertStore and NotificationLog at once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -105,10 +116,23 @@ class Store:
         await self._db.io("version")
         return (0, 0.0)
 
+    async def persist_routed(self, *_: Any) -> dict[str, StoredAlert]:
+        await self._db.io("persist_routed")
+        return {}
+
+    async def suppressed(self, *_: Any) -> None:
+        await self._db.io("suppressed")
+
 
 class RuleGroups(Store):
     async def load(self, *_: Any, **__: Any) -> dict[str, str]:  # type: ignore[override]
         await self._db.io("load rule groups")
+        return {}
+
+
+class Log(Store):
+    async def load(self, *_: Any, **__: Any) -> dict[Any, Any]:  # type: ignore[override]
+        await self._db.io("load log")
         return {}
 
 
@@ -130,6 +154,14 @@ class Producer:
     async def publish_many(self, items: Iterable[Outgoing]) -> None:
         await self.enqueue(items)
 
+    def names(self) -> list[str]:
+        return [
+            a.labels["alertname"]
+            for o in self.sent
+            if isinstance(o.event, AlertsRouted)
+            for a in o.event.alerts
+        ]
+
     def routed(self) -> list[tuple[str, float]]:
         return [
             (a.fingerprint, a.updated_at)
@@ -139,18 +171,36 @@ class Producer:
         ]
 
 
-def make_state(db: Database, producer: Producer, clock: FakeClock) -> EngineState:
+class PausedLimiter:
+    """Token buckets in a Redis that does not answer until ``open`` is set."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def allow_many(self, receivers: Sequence[str]) -> list[bool]:
+        self.asked.set()
+        await self.open.wait()
+        return [True for _ in receivers]
+
+
+def make_state(
+    db: Database, producer: Producer, clock: FakeClock, limiter: Any = None
+) -> EngineState:
     store = Store(db)
     return EngineState(
-        engine=Engine(default_config(group_by=("alertname",)), AlertBook(), SilenceBook()),
-        evaluator=Evaluator([]),
-        rule_store=store,  # type: ignore[arg-type]
-        series_store=store,  # type: ignore[arg-type]
-        book_store=store,  # type: ignore[arg-type]
-        notification_log=store,  # type: ignore[arg-type]
-        rule_groups=RuleGroups(db),  # type: ignore[arg-type]
+        engine=Engine(default_config(group_by=("alertname",)), ActiveAlerts(), Silences()),
+        evaluator=Evaluator(RULES),
+        file_rules=RULES,
+        stores=Stores(
+            rules=store,  # type: ignore[arg-type]
+            series=store,  # type: ignore[arg-type]
+            active=store,  # type: ignore[arg-type]
+            log=Log(db),  # type: ignore[arg-type]
+            rule_groups=RuleGroups(db),  # type: ignore[arg-type]
+        ),
         producer=producer,  # type: ignore[arg-type]
-        limiter=ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
+        limiter=limiter or ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
         registry=CollectorRegistry(),
         external_url="http://engine",
@@ -161,24 +211,22 @@ def posted(name: str, at: float, ends_at: float | None = None) -> StoredAlert:
     return StoredAlert(name, {"alertname": name}, {}, at, ends_at, at)
 
 
-def firing(name: str) -> Transition:
-    alert = AlertInstance(
-        fingerprint=f"rule-{name}",
-        rule=name,
-        labels={"alertname": name},
-        annotations={},
-        state=AlertState.FIRING,
-        value=1.0,
-        active_at=T0,
-        fired_at=T0,
-        resolved_at=None,
-        last_true_at=T0,
+def signal(name: str, value: float, at: float = T0) -> Received[SignalObserved]:
+    """A reading of ``name``: 1.0 fires its threshold rule; ``absent`` is the series
+    the absence rule watches (its last-seen time is written with each evaluation)."""
+    return Received(
+        SignalObserved(
+            source=SignalSource.METRICS,
+            kind=SignalKind.ROLLUP,
+            name=name,
+            subject=name,
+            labels={"job": "x"},
+            value=value,
+            stats={},
+            observed_at=at,
+        ),
+        message=None,
     )
-    return Transition(alert, AlertState.PENDING, T0)
-
-
-def seen_at(at: float) -> SeriesSeen:
-    return SeriesSeen("g/absent", "series", {"job": "x"}, at)
 
 
 async def all_waiting(db: Database, count: int) -> None:
@@ -192,10 +240,9 @@ async def all_waiting(db: Database, count: int) -> None:
 async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None:
     db, producer, clock = Database(), Producer(), FakeClock(T0)
     state = make_state(db, producer, clock)
+    await state.restore()
     db.open.clear()  # PostgreSQL paused: every call waits
-
-    async with state.lock:
-        work = state.evaluated([firing("RuleAlert")], [])
+    work = await state.evaluate([signal("RuleAlert", 1.0)])
     waiting = [
         asyncio.create_task(state.write_rules(work)),
         asyncio.create_task(state.sync()),
@@ -221,22 +268,23 @@ async def test_posting_never_waits_on_postgres_held_by_the_other_paths() -> None
     accepted = await asyncio.wait_for(state.post_alerts([posted("Api", T0)]), timeout=10)
 
     assert accepted == (1, 0)
-    assert state.engine.book.get("Api") is not None
+    assert state.engine.alerts.get("Api") is not None
     assert all(not t.done() for t in waiting), "the database is still paused"
     # The rule alert is routed only once durable; the POST needs no PostgreSQL.
     assert producer.routed() == [("Api", T0)]
 
     db.open.set()
     await asyncio.wait_for(asyncio.gather(*waiting), timeout=10)
-    assert ("rule-RuleAlert", T0) in producer.routed()
+    assert producer.names() == ["Api", "RuleAlert"]
     assert state.engine.silences.all(), "the silence is applied once durable"
 
 
 async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost() -> None:
     db, producer, clock = Database(), Producer(), FakeClock(T0)
     state = make_state(db, producer, clock)
-    async with state.lock:
-        first = state.evaluated([firing("One")], [], [seen_at(T0)])
+    await state.restore()
+    db.calls.clear()
+    first = await state.evaluate([signal("One", 1.0), signal("absent", 0.0)])
     db.failures = 1  # PostgreSQL refuses the first write: the series' last-seen times
     try:
         await state.write_rules(first)
@@ -246,13 +294,37 @@ async def test_a_failed_write_is_resumed_by_the_next_batch_and_nothing_is_lost()
         raise AssertionError("the write should have failed")
     assert producer.routed() == [], "nothing routed before it is durable"
 
-    async with state.lock:  # the next batch (the evaluator has moved on)
-        second = state.evaluated([firing("Two")], [], [seen_at(T0 + 1)])
+    clock.advance(1)  # the next batch (the evaluator has moved on)
+    second = await state.evaluate([signal("Two", 1.0), signal("absent", 0.0)])
     await state.write_rules(second)
 
-    assert [fp for fp, _ in producer.routed()] == ["rule-One", "rule-Two"]
+    assert producer.names() == ["One", "Two"]
     assert db.calls.count("record") == 2, "each evaluation's rule state written once"
-    assert db.calls.count("save") == 3, "last-seen times once (the newest), book rows twice"
+    assert db.calls.count("save") == 3, "last-seen times once (the newest), alert rows twice"
+
+
+async def test_a_flush_waiting_on_redis_holds_neither_posts_nor_the_engine_lock() -> None:
+    """plan (lock) → rate limit (Redis, paused here) → produce → log → apply (lock)."""
+    db, producer, clock, limiter = Database(), Producer(), FakeClock(T0), PausedLimiter()
+    state = make_state(db, producer, clock, limiter)
+    await state.restore()
+    await state.assigned(set(range(ALERT_GROUPS.partitions)))  # every group is ours
+    await state.post_alerts([posted("Due", T0)])
+    batches = [o.event for o in producer.sent if isinstance(o.event, AlertsRouted)]
+    await state.routed([b"{}"], batches)  # consumed by its owner: this replica
+    clock.advance(30)  # group_wait
+    flushing = asyncio.create_task(state.flush())
+    await asyncio.wait_for(limiter.asked.wait(), timeout=10)
+
+    accepted = await asyncio.wait_for(state.post_alerts([posted("Next", T0 + 30)]), timeout=10)
+    listing, _ = await asyncio.wait_for(state.listing(), timeout=10)
+
+    assert accepted == (1, 0)
+    assert {a.alert.fingerprint for a in listing.alerts(ListQuery())} >= {"Due", "Next"}
+    assert not flushing.done(), "Redis is still paused"
+    limiter.open.set()
+    assert await asyncio.wait_for(flushing, timeout=10) == 1
+    assert db.calls.count("record") == 1, "the notification logged once produced"
 
 
 def listed(state: EngineState) -> Any:
@@ -268,7 +340,7 @@ def listed(state: EngineState) -> Any:
 async def test_listings_read_postgres_with_this_replicas_newer_merges_on_top() -> None:
     db, producer, clock = Database(), Producer(), FakeClock(T0)
     state = make_state(db, producer, clock)
-    store: Store = state.store  # type: ignore[assignment]
+    store: Store = state.stores.active  # type: ignore[assignment]
     # Rows another replica's groups wrote; this replica never synced them.
     store.saved.extend([posted("Elsewhere", T0), posted("Both", T0)])
     await state.post_alerts([posted("Both", T0 + 1)])  # merged here, its row not yet written
@@ -280,7 +352,7 @@ async def test_listings_answer_from_memory_when_postgres_fails_or_other_reads_ho
     db, producer, clock = Database(), Producer(), FakeClock(T0)
     state = make_state(db, producer, clock)
     state.listing_timeout_s = 0.05
-    store: Store = state.store  # type: ignore[assignment]
+    store: Store = state.stores.active  # type: ignore[assignment]
     store.saved.append(posted("Elsewhere", T0))
     await state.post_alerts([posted("Here", T0)])
 

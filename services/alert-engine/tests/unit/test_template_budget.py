@@ -4,21 +4,25 @@ render threads, off the event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from alert_engine.core.evaluation import AlertInstance, Evaluator, SeriesSeen, Transition
+from alert_engine.core.active_alerts import ActiveAlerts
+from alert_engine.core.amconfig import default_config
+from alert_engine.core.engine import Engine
+from alert_engine.core.evaluation import Evaluator, Transition
 from alert_engine.core.rules import Comparison, Rule
+from alert_engine.core.silences import Silences
 from alert_engine.core.templating import BUDGET, render
-from alert_engine.pipeline.evaluate_stage import EvaluateStage
+from alert_engine.pipeline.state import EngineState, Stores
 from opsmesh.events.alerts import AlertState
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 from opsmesh.kafka.consumer import Received
+from opsmesh_dev.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 
@@ -95,49 +99,22 @@ class SpyEvaluator(Evaluator):
         return super().observe(event, now, trace)
 
 
-@dataclass
-class FakeState:
-    """The parts of EngineState the evaluate stage touches."""
-
-    evaluator: Evaluator
-    clock: Any
-    restored: asyncio.Event = field(default_factory=asyncio.Event)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    results: list[tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]] = field(
-        default_factory=list
-    )
-
-    def evaluated(
-        self,
-        transitions: Sequence[Transition],
-        updates: Sequence[AlertInstance],
-        seen: Sequence[SeriesSeen] = (),
-        causes: Sequence[str] = (),
-    ) -> tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]:
-        return list(transitions), list(updates), list(seen)
-
-    async def write_rules(
-        self, work: tuple[list[Transition], list[AlertInstance], list[SeriesSeen]]
-    ) -> None:
-        self.results.append(work)
-
-
-@dataclass
-class FixedClock:
-    at: float
-
-    def now(self) -> float:
-        return self.at
-
-
-async def test_the_evaluate_stage_evaluates_in_a_render_thread() -> None:
+async def test_rules_are_evaluated_in_a_render_thread() -> None:
+    """Under the engine lock, but off the event loop (API, heartbeats, other consumers
+    keep running while a heavy template renders)."""
     evaluator = SpyEvaluator([rule(annotations={"v": "{{ value }}"})])
-    state = FakeState(evaluator=evaluator, clock=FixedClock(T0))
-    state.restored.set()
-    stage = EvaluateStage(state)  # type: ignore[arg-type]
-    record = Received(signal(), message=None)
-    await stage.handle([record])
+    unused: Any = None  # evaluating reads no store and sends nothing (``write_rules`` does)
+    state = EngineState(
+        engine=Engine(default_config(), ActiveAlerts(), Silences()),
+        evaluator=evaluator,
+        stores=Stores(unused, unused, unused, unused, unused),
+        producer=unused,
+        limiter=unused,
+        clock=FakeClock(T0),
+        registry=CollectorRegistry(),
+        external_url="http://engine",
+    )
+    work = await state.evaluate([Received(signal(), message=None)])
     assert evaluator.threads
     assert all(name.startswith("opsmesh-render") for name in evaluator.threads)
-    ((transitions, _, _),) = state.results
-    assert [t.alert.annotations["v"] for t in transitions] == ["0.95"]
+    assert [t.alert.annotations["v"] for t in work.transitions] == ["0.95"]

@@ -6,19 +6,18 @@ from __future__ import annotations
 import textwrap
 from dataclasses import replace
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert, accept
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.engine import Engine
 from alert_engine.core.evaluation import Evaluator
 from alert_engine.core.flush import plan_flush
 from alert_engine.core.grouping import Dispatcher, GroupedAlert, Route
 from alert_engine.core.rules import Comparison, Rule
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.convert import notification, state_changed
-from alert_engine.pipeline.evaluate_stage import evaluate
 from alert_engine.pipeline.route_out import RouteOut
-from alert_engine.pipeline.state import _valid
+from alert_engine.pipeline.state.ingest import evaluate, valid_trace
 from opsmesh.events import AlertsRouted, AlertState
 from opsmesh.events.alerts import AlertStatus
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
@@ -90,7 +89,7 @@ def test_routing_records_carry_each_alerts_trace_and_continue_the_newest() -> No
             """
         )
     )
-    engine = Engine(config, AlertBook(), SilenceBook())
+    engine = Engine(config, ActiveAlerts(), Silences())
     alerts = [
         StoredAlert(fingerprint(labels), labels, {}, T0, None, T0 + i, trace=t.header())
         for i, (labels, t) in enumerate(
@@ -137,5 +136,5 @@ def test_evaluation_keeps_a_signals_header_and_drops_what_storage_would_refuse()
     other = Evaluator([rule()])
     _, causes, _, _ = evaluate(other, [Received(signal(1.0), _Message(hostile))], T0)
     assert causes == [""]
-    assert _valid("00-" + "z" * 52) == ""
-    assert _valid(A.header()) == A.header()
+    assert valid_trace("00-" + "z" * 52) == ""
+    assert valid_trace(A.header()) == A.header()

@@ -33,12 +33,12 @@ import pytest
 import yaml
 
 from alert_engine.api.shapes import decode_alerts
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import from_posted
 from alert_engine.core.amconfig import parse_config
-from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.engine import Engine
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from alert_engine.pipeline.convert import notification
 from notifier.channels.http_client import http_options
 from notifier.channels.safe_http import safe_session
@@ -290,7 +290,7 @@ class OpsmeshSide:
 
     def __init__(self, config_text: str, external_url: str, sink_url: str) -> None:
         self.config = parse_config(config_text)
-        self.engine = Engine(self.config, AlertBook(), SilenceBook())
+        self.engine = Engine(self.config, ActiveAlerts(), Silences())
         self.receivers = parse_receivers(yaml.safe_load(config_text))
         self.external_url = external_url
         self.sink_url = sink_url
@@ -298,7 +298,7 @@ class OpsmeshSide:
 
     def post(self, alerts: list[dict[str, Any]], now: float) -> None:
         for item in decode_alerts(json.dumps(alerts).encode()):
-            _, merged = self.engine.book.put(
+            _, merged = self.engine.alerts.put(
                 from_posted(item, now, self.config.resolve_timeout_s), now
             )
             assert merged is not None

@@ -189,7 +189,7 @@ def _document() -> dict[str, Any]:
             },
             "/api/v1/alerts": {
                 "get": {
-                    "summary": "Alerts in the book, and pending rule alerts",
+                    "summary": "Active alerts, and pending rule alerts",
                     "parameters": [
                         {"name": "resolved", "in": "query", "schema": {"type": "boolean"}}
                     ],

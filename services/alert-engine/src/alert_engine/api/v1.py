@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from alert_engine.api.base import StateApi
+from alert_engine.api.base import engine_state, expire, write_silence
 from alert_engine.api.openapi import openapi_document
 from alert_engine.api.shapes import alert_json, bool_param, silence_json
 from alert_engine.core.matchers import MatcherError, parse_matchers
@@ -27,7 +27,7 @@ def _parse_rule_body(source: str) -> tuple[list[Rule], Any]:
     return parsed, load_yaml(source, aliases=False)
 
 
-class RestApi(StateApi):
+class RestApi:
     def register(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/rules", self.rules)
         app.router.add_post("/api/v1/rules", self.put_rules)
@@ -41,12 +41,12 @@ class RestApi(StateApi):
         app.router.add_get("/api/v1/suppressed", self.suppressed)
         app.router.add_get("/api/v1/openapi.json", self.openapi)
 
-    async def rules(self, _: web.Request) -> web.Response:
-        api_groups = set(self.state.api_rule_sources)
+    async def rules(self, request: web.Request) -> web.Response:
+        api_groups = set(engine_state(request).api_rule_sources)
         return web.json_response(
             [
                 {**_rule_json(r), "origin": "api" if r.group in api_groups else "file"}
-                for r in self.state.evaluator.rules
+                for r in engine_state(request).evaluator.rules
             ]
         )
 
@@ -74,32 +74,32 @@ class RestApi(StateApi):
         groups = sorted({r.group for r in parsed})
         if not groups:
             raise web.HTTPBadRequest(text="the body defines no rule group")
-        clash = set(groups) & self.state.file_groups
+        clash = set(groups) & engine_state(request).file_groups
         if clash:
             raise web.HTTPConflict(text=f"group(s) {sorted(clash)} come from rule files")
         for raw_group in document["groups"]:  # the state takes its lock only to apply
             text = yaml.safe_dump({"groups": [raw_group]}, sort_keys=False)
-            await self.state.put_rule_group(str(raw_group["name"]), text)
+            await engine_state(request).put_rule_group(str(raw_group["name"]), text)
         return web.json_response({"groups": groups, "rules": len(parsed)}, status=201)
 
     async def delete_rules(self, request: web.Request) -> web.Response:
         name = request.match_info["group"]
-        if name in self.state.file_groups:
+        if name in engine_state(request).file_groups:
             raise web.HTTPConflict(text=f"group {name!r} comes from a rule file")
-        deleted = await self.state.delete_rule_group(name)
+        deleted = await engine_state(request).delete_rule_group(name)
         if not deleted:
             raise web.HTTPNotFound(text=f"no rule group {name!r} created through the API")
         return web.json_response({"deleted": name})
 
     async def alerts(self, request: web.Request) -> web.Response:
         include_resolved = bool_param(request, "resolved", default=False)
-        now = self.state.clock.now()
-        inhibitor = self.state.engine.inhibitor(now)
+        now = engine_state(request).clock.now()
+        inhibitor = engine_state(request).engine.inhibitor(now)
         out = []
-        for alert in sorted(self.state.engine.book.all(), key=lambda a: a.starts_at):
+        for alert in sorted(engine_state(request).engine.alerts.all(), key=lambda a: a.starts_at):
             if alert.resolved(now) and not include_resolved:
                 continue
-            item = alert_json(alert, self.state.engine.view(alert, now, inhibitor))
+            item = alert_json(alert, engine_state(request).engine.view(alert, now, inhibitor))
             item["source"] = alert.source.value
             item["resolved"] = alert.resolved(now)
             out.append(item)
@@ -112,31 +112,40 @@ class RestApi(StateApi):
                 "value": a.value,
                 "active_at": a.active_at,
             }
-            for a in self.state.evaluator.active()
+            for a in engine_state(request).evaluator.active()
             if a.state.value == "pending"
         ]
         return web.json_response({"alerts": out, "pending": pending})
 
     async def history(self, request: web.Request) -> web.Response:
         limit = _limit(request)
-        rows = await self.state.store.history(request.match_info["fingerprint"], limit)
-        if not rows and self.state.engine.book.get(request.match_info["fingerprint"]) is None:
+        rows = await engine_state(request).stores.active.history(
+            request.match_info["fingerprint"], limit
+        )
+        if (
+            not rows
+            and engine_state(request).engine.alerts.get(request.match_info["fingerprint"]) is None
+        ):
             raise web.HTTPNotFound(text="no alert with that fingerprint")
         return web.json_response(
             {"fingerprint": request.match_info["fingerprint"], "history": rows}
         )
 
-    async def silences(self, _: web.Request) -> web.Response:
-        now = self.state.clock.now()
-        return web.json_response([silence_json(s, now) for s in self.state.engine.silences.all()])
+    async def silences(self, request: web.Request) -> web.Response:
+        now = engine_state(request).clock.now()
+        return web.json_response(
+            [silence_json(s, now) for s in engine_state(request).engine.silences.all()]
+        )
 
     async def create_silence(self, request: web.Request) -> web.Response:
-        stored = await self.write_silence(request)
-        return web.json_response(silence_json(stored, self.state.clock.now()), status=201)
+        stored = await write_silence(request)
+        return web.json_response(
+            silence_json(stored, engine_state(request).clock.now()), status=201
+        )
 
     async def expire_silence(self, request: web.Request) -> web.Response:
-        expired = await self.expire(request)
-        return web.json_response(silence_json(expired, self.state.clock.now()))
+        expired = await expire(request)
+        return web.json_response(silence_json(expired, engine_state(request).clock.now()))
 
     async def explain(self, request: web.Request) -> web.Response:
         text = request.query.get("labels", "")
@@ -151,10 +160,14 @@ class RestApi(StateApi):
         if any(m.type.value != "=" for m in matchers):
             raise web.HTTPBadRequest(text='explain takes a label set: name="value" pairs only')
         labels = {m.name: m.value for m in matchers}
-        return web.json_response(self.state.engine.explain(labels, self.state.clock.now()))
+        return web.json_response(
+            engine_state(request).engine.explain(labels, engine_state(request).clock.now())
+        )
 
     async def suppressed(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.state.store.list_suppressed(_limit(request)))
+        return web.json_response(
+            await engine_state(request).stores.active.list_suppressed(_limit(request))
+        )
 
     async def openapi(self, _: web.Request) -> web.Response:
         return web.json_response(openapi_document())

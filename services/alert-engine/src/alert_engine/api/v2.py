@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from alert_engine.api.base import StateApi
+from alert_engine.api.base import engine_state, expire, write_silence
 from alert_engine.api.shapes import (
     alert_json,
     bool_param,
@@ -19,12 +19,12 @@ from alert_engine.api.shapes import (
     silence_json,
 )
 from alert_engine.api.status import ServerStatus, status_json
+from alert_engine.bootstrap import SERVICES
 from alert_engine.core.alerts import InvalidAlert, from_posted
 from alert_engine.core.listing import ListQuery
 from alert_engine.core.matchers import matches_all
 from alert_engine.core.silences import SilenceNotFound
 from alert_engine.label_batches import fingerprints as label_fingerprints
-from alert_engine.pipeline.state import EngineState
 from opsmesh.tracing.context import new_trace
 from opsmesh.tracing.spans import current_trace
 
@@ -41,9 +41,8 @@ def _query(request: web.Request, *, muted: bool = True) -> ListQuery:
     )
 
 
-class AlertmanagerApi(StateApi):
-    def __init__(self, state: Callable[[], EngineState], status: ServerStatus) -> None:
-        super().__init__(state)
+class AlertmanagerApi:
+    def __init__(self, status: ServerStatus) -> None:
         self._status = status
 
     @property
@@ -62,11 +61,12 @@ class AlertmanagerApi(StateApi):
         app.router.add_get("/api/v2/receivers", self.get_receivers)
         app.router.add_get("/-/healthy", self.healthy)  # add_get serves HEAD too
         app.router.add_get("/-/ready", self.ready)
+        app.router.add_post("/-/reload", self.reload)
 
     async def post_alerts(self, request: web.Request) -> web.Response:
         posted = decode_alerts(await request.read())
-        now = self.state.clock.now()
-        resolve_timeout = self.state.engine.config.resolve_timeout_s
+        now = engine_state(request).clock.now()
+        resolve_timeout = engine_state(request).engine.config.resolve_timeout_s
         valid, errors = [], []
         fingerprints = label_fingerprints([item.labels for item in posted])
         # The request's trace (its traceparent, or its span): the alerts it fires keep it.
@@ -76,7 +76,7 @@ class AlertmanagerApi(StateApi):
                 valid.append(from_posted(item, now, resolve_timeout, fingerprint, trace))
             except InvalidAlert as exc:
                 errors.append(f"alert {index}: {exc}")
-        await self.state.post_alerts(valid)  # takes the lock for the merge only
+        await engine_state(request).post_alerts(valid)  # takes the lock for the merge only
         if errors:
             # Like Alertmanager: the valid alerts are kept, the response lists the others.
             raise web.HTTPBadRequest(text="; ".join(errors[:50]))
@@ -85,14 +85,14 @@ class AlertmanagerApi(StateApi):
     async def get_alerts(self, request: web.Request) -> web.Response:
         query = _query(request)
         bool_param(request, "unprocessed")  # validated; every alert is processed on ingest
-        listing, _ = await self.state.listing()
+        listing, _ = await engine_state(request).listing()
         return await _json_off_loop(
             lambda: [alert_json(a.alert, a.view) for a in listing.alerts(query)]
         )
 
     async def get_groups(self, request: web.Request) -> web.Response:
         query = _query(request, muted=bool_param(request, "muted"))
-        listing, _ = await self.state.listing()
+        listing, _ = await engine_state(request).listing()
         return await _json_off_loop(
             lambda: [
                 {
@@ -112,9 +112,9 @@ class AlertmanagerApi(StateApi):
             "expired": bool_param(request, "expired"),
         }
         matchers = filter_param(request)
-        now = self.state.clock.now()
+        now = engine_state(request).clock.now()
         out = []
-        for silence in self.state.engine.silences.all():
+        for silence in engine_state(request).engine.silences.all():
             if not wanted[silence.state(now).value]:
                 continue
             # As Alertmanager: the filter applies to the label set the silence's plain
@@ -126,33 +126,41 @@ class AlertmanagerApi(StateApi):
         return web.json_response(out)
 
     async def post_silence(self, request: web.Request) -> web.Response:
-        stored = await self.write_silence(request)
+        stored = await write_silence(request)
         return web.json_response({"silenceID": stored.id})
 
     async def get_silence(self, request: web.Request) -> web.Response:
         try:
-            silence = self.state.engine.silences.get(request.match_info["silence_id"])
+            silence = engine_state(request).engine.silences.get(request.match_info["silence_id"])
         except SilenceNotFound:
             raise web.HTTPNotFound(text="silence not found") from None
-        return web.json_response(silence_json(silence, self.state.clock.now()))
+        return web.json_response(silence_json(silence, engine_state(request).clock.now()))
 
     async def delete_silence(self, request: web.Request) -> web.Response:
-        await self.expire(request)
+        await expire(request)
         return web.Response(status=200)
 
-    async def get_status(self, _: web.Request) -> web.Response:
-        return web.json_response(status_json(self._status, self.state.engine.config.original))
+    async def get_status(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            status_json(self._status, engine_state(request).engine.config.original)
+        )
 
-    async def get_receivers(self, _: web.Request) -> web.Response:
-        return web.json_response([{"name": r.name} for r in self.state.engine.config.receivers])
+    async def get_receivers(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"name": r.name} for r in engine_state(request).engine.config.receivers]
+        )
 
     async def healthy(self, _: web.Request) -> web.Response:
         return web.Response(text="OK")
 
-    async def ready(self, _: web.Request) -> web.Response:
-        if not self.state.restored.is_set():
+    async def ready(self, request: web.Request) -> web.Response:
+        if not engine_state(request).restored.is_set():
             return web.Response(status=503, text="restoring state")
         return web.Response(text="OK")
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """As Alertmanager's (``opsmesh.web.reload``): over this process's reloader."""
+        return await request.app[SERVICES].reload.reload(request)
 
 
 async def _json_off_loop(build: Callable[[], object]) -> web.Response:

@@ -78,7 +78,7 @@ def overlaps(old: StoredAlert, new: StoredAlert) -> bool:
 
 
 def accept(old: StoredAlert | None, new: StoredAlert, now: float) -> StoredAlert:
-    """What the book keeps of a new report. A report of an alert still firing keeps the
+    """What the active alerts keep of a new report. A report of an alert still firing keeps the
     trace it has: Prometheus re-sends firing alerts every evaluation, each POST in a
     trace of its own, and the trace belongs to what fired the alert."""
     if old is None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from alert_engine.core.active_alerts import ActiveAlerts
 from alert_engine.core.alerts import StoredAlert
 from alert_engine.core.amconfig import EngineConfig
-from alert_engine.core.book import AlertBook
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan, MuteReason, plan_flush
 from alert_engine.core.grouping import AggregationGroup, Dispatcher, GroupedAlert, next_on_grid
 from alert_engine.core.inhibition import Inhibitor
 from alert_engine.core.routing import Route
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 from opsmesh.durations import format_duration
 from opsmesh.events.alerts import AlertStatus
 
@@ -53,8 +53,8 @@ class ReconfigureOutcome:
 
 
 class Engine:
-    def __init__(self, config: EngineConfig, book: AlertBook, silences: SilenceBook) -> None:
-        self.book = book
+    def __init__(self, config: EngineConfig, alerts: ActiveAlerts, silences: Silences) -> None:
+        self.alerts = alerts
         self.silences = silences
         self._configure(config)
 
@@ -112,7 +112,7 @@ class Engine:
         self, durable: Iterable[StoredAlert], now: float, owns: Callable[[str], bool]
     ) -> None:
         """(Re)build the groups of the keys ``owns`` accepts from ``durable``: the rows of
-        the durable book, never ``self.book``. The book also holds merges not yet durable
+        the stored alerts, never ``self.alerts``, which also holds merges not yet durable
         (a POST answered here, its record on its way to the group's owner); a group built
         from one would notify a state a crash can lose, and the next owner, reading the
         rows, would decide again from another state (issue 18: two first notifications)."""
@@ -131,7 +131,7 @@ class Engine:
         owns: Callable[[str], bool],
     ) -> ReconfigureOutcome:
         """A reloaded configuration. The owned groups are rebuilt under the new route tree
-        from ``durable`` (the durable book's rows, as ``rebuild_owned``: never a merge that
+        from ``durable`` (the stored alerts, as ``rebuild_owned``: never a merge that
         is not durable yet, and every replica builds the new keys it owns from the same
         rows); a group that is still there (same group key, same receiver: the
         key holds the route's matcher path) keeps its timers and whether it has flushed,
@@ -167,9 +167,9 @@ class Engine:
     def inhibitor(self, now: float) -> Inhibitor:
         rules = self.config.inhibit_rules
         if not rules:
-            # Every flush builds one; without rules, scanning the whole book is wasted work.
+            # Every flush builds one; without rules, scanning every active alert is wasted work.
             return Inhibitor((), ())
-        return Inhibitor(rules, ((a.fingerprint, a.labels) for a in self.book.firing(now)))
+        return Inhibitor(rules, ((a.fingerprint, a.labels) for a in self.alerts.firing(now)))
 
     def plan(self, now: float, entries: Mapping[tuple[str, str], LogEntry]) -> list[FlushPlan]:
         due = self.dispatcher.due(now)

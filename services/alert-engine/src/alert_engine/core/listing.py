@@ -33,7 +33,7 @@ from alert_engine.core.engine import AlertView, Engine
 from alert_engine.core.inhibition import Inhibitor
 from alert_engine.core.matchers import Matcher, matches_all
 from alert_engine.core.routing import Route
-from alert_engine.core.silences import SilenceBook
+from alert_engine.core.silences import Silences
 
 
 def _any_receiver(_: str) -> bool:
@@ -82,7 +82,7 @@ class Listing:
     """The alerts of one snapshot that have not ended, with their status predicted once."""
 
     def __init__(
-        self, engine: Engine, alerts: Iterable[StoredAlert], silences: SilenceBook, now: float
+        self, engine: Engine, alerts: Iterable[StoredAlert], silences: Silences, now: float
     ) -> None:
         self._engine = engine
         self._silences = silences

@@ -74,7 +74,7 @@ def validate(silence: Silence) -> None:
         raise SilenceError(f"comment longer than {MAX_COMMENT} characters")
 
 
-class SilenceBook:
+class Silences:
     """All silences, with the set/expire rules; persistence is the caller's."""
 
     def __init__(self, silences: Iterable[Silence] = ()) -> None:

@@ -2,10 +2,11 @@
 
 Kafka's group assignment of ``opsmesh.alert-groups`` partitions decides which replica
 owns which groups; assignment and revocation hand groups over, rebuilt from PostgreSQL.
-Each batch is made durable in the alert book (one statement) before it is applied to
-the groups, and the kit commits its offsets only after ``handle`` returns: a crash at
-any point replays the batch, and the write is idempotent. A record that could never be
-written (``screening``: NUL, a time past year 9999) is dead-lettered, not retried.
+Each batch is made durable in the stored alerts (one statement) before it is applied to
+the groups (``EngineState.routed``), and the kit commits its offsets only after
+``handle`` returns: a crash at any point replays the batch, and the write is idempotent.
+A record that could never be written (``screening``: NUL, a time past year 9999) is
+dead-lettered, not retried.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ class DispatchStage:
     async def handle(self, batch: Sequence[Received[AlertsRouted]]) -> BatchResult:
         good, rejected = screen(batch, check_routed)
         if good:
-            batches = [r.event for r in good]
-            durable = await self._state.persist([r.message.value for r in good], batches)
-            async with self._state.lock:
-                self._state.on_routed(batches, durable)
+            await self._state.routed([r.message.value for r in good], [r.event for r in good])
         return BatchResult(rejected=rejected)
 
     async def on_assigned(self, partitions: set[Partition]) -> None:

@@ -31,8 +31,7 @@ async def run_flusher(
                 last_sync = state.clock.monotonic()
             await state.flush()  # locks for planning and applying, not for its I/O
             if state.clock.monotonic() - last_maintenance >= maintain_every_s:
-                async with state.flushing:
-                    await state.maintain(retention_days)
+                await state.maintain(retention_days)
                 last_maintenance = state.clock.monotonic()
             failures = 0
         except Exception:

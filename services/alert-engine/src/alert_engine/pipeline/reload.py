@@ -9,7 +9,7 @@ notifies twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,6 @@ from opsmesh.reload import (
     ReloadFailed,
     ReloadMetrics,
     ReloadUnavailable,
-    file_hash,
 )
 
 
@@ -36,15 +35,18 @@ def parse(content: bytes, path: Path) -> EngineConfig:
 
 def config_reloader(
     path: Path,
-    state: Callable[[], EngineState],
+    state: EngineState,
     *,
+    loaded_hash: str | None,
     clock: Clock,
     registry: CollectorRegistry,
 ) -> ConfigReloader[EngineConfig]:
+    """``loaded_hash``: the hash of the file's content in use (read when it was loaded)."""
+
     async def apply(config: EngineConfig) -> Mapping[str, object]:
         try:
             # The groups are rebuilt from the durable rows (``reconfigure``).
-            outcome = await state().reconfigure(config)
+            outcome = await state.reconfigure(config)
         except psycopg.OperationalError as exc:  # PoolTimeout included
             raise ReloadUnavailable(f"PostgreSQL: {type(exc).__name__}") from None
         return {
@@ -57,7 +59,7 @@ def config_reloader(
         path,
         parse=parse,
         apply=apply,
-        loaded_hash=file_hash(path),
+        loaded_hash=loaded_hash,
         clock=clock,
         # Alertmanager's metric names, so its dashboards and alerts keep working.
         metrics=ReloadMetrics(registry, prefix="alertmanager", service="alert_engine"),

@@ -18,7 +18,7 @@
   retention must exceed ``NOTIFIER_DELIVERY_RETENTION_DAYS`` (``docs/services.md``).
   The delete is conditional on the entry being unchanged, so a flush that logs the group
   meanwhile keeps it; batches take ``flushing`` (no flush plans from an entry being
-  deleted) but never ``lock`` across I/O.
+  deleted) but never ``lock`` across I/O (``EngineState.purge_notification_log``).
 
 - ``alert_engine.series_seen``: when each absence rule last saw each series. A row is
   what makes its series' absence alert fire after a restart, so it stays as long as the
@@ -36,12 +36,12 @@ alerts), ``stored_alerts`` (collected 15 minutes after their resolve is sent), e
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 
 from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.pipeline.state import EngineState
-from alert_engine.storage.notification_log import LoggedAt, NotificationLog
+from alert_engine.storage.notification_log import LoggedAt
 from opsmesh.db.retention import Batch, PurgeJob, TablePurge, days
 
 
@@ -49,37 +49,15 @@ class NotificationLogPurge:
     table = "alert_engine.notification_log"
     column = "notified_at"
 
-    def __init__(
-        self, state: Callable[[], EngineState], log: NotificationLog, retention_s: float
-    ) -> None:
+    def __init__(self, state: EngineState, retention_s: float) -> None:
         self._state = state
-        self._log = log
         self.retention_s = retention_s
 
     async def batches(self, cutoff: float, limit: int) -> AsyncGenerator[Batch, None]:
-        state = self._state()
-        await state.restored.wait()
+        await self._state.restored.wait()
         after: LoggedAt | None = None
         while True:
-            async with state.flushing:
-                found = await self._log.expired(cutoff, limit, after)
-                async with state.lock:
-                    active = {g.key for g in state.engine.dispatcher.groups()}
-                    mine = [e for e in found if state.owns(e[0]) and e[0] not in active]
-                deleted = await self._log.forget(mine)
-                chosen = set(mine)
-                async with state.lock:
-                    for group_key, receiver, notified_at in found:
-                        entry = state.entries.get((group_key, receiver))
-                        if entry is None or entry.notified_at != notified_at:
-                            continue  # logged again since it was read
-                        # Ours and deleted, or another replica's: that one is read again
-                        # from the table if its partition is ever assigned here, so the
-                        # copy in memory only costs memory.
-                        if (group_key, receiver, notified_at) in chosen or not state.owns(
-                            group_key
-                        ):
-                            del state.entries[(group_key, receiver)]
+            deleted, found = await self._state.purge_notification_log(cutoff, limit, after)
             yield Batch(deleted, more=len(found) >= limit)
             if len(found) < limit:
                 return
@@ -93,16 +71,14 @@ class SeriesSeenPurge:
     table = "alert_engine.series_seen"
     column = "last_seen"
 
-    def __init__(
-        self, pool: AsyncConnectionPool, state: Callable[[], EngineState], retention_s: float
-    ) -> None:
+    def __init__(self, pool: AsyncConnectionPool, state: EngineState, retention_s: float) -> None:
         self._pool = pool
         self._state = state
         self.retention_s = retention_s  # the default; rules may keep theirs longer
 
     async def batches(self, cutoff: float, limit: int) -> AsyncGenerator[Batch, None]:
         now = cutoff + self.retention_s
-        evaluator = self._state().evaluator
+        evaluator = self._state.evaluator
         rules = evaluator.absence_rules()
         names = [r.key for r in rules]
         cutoffs = [now - evaluator.forget_after_s(r) for r in rules]
@@ -132,7 +108,7 @@ DELETE FROM alert_engine.series_seen WHERE ctid = ANY(ARRAY(
 
 def purge_jobs(
     pool: AsyncConnectionPool,
-    state: Callable[[], EngineState],
+    state: EngineState,
     *,
     retention_days: float,
     notification_log_retention_days: float,
@@ -142,6 +118,6 @@ def purge_jobs(
     return [
         TablePurge(pool, "alert_engine.alert_history", "at", kept),
         TablePurge(pool, "alert_engine.suppressed_notifications", "at", kept),
-        NotificationLogPurge(state, NotificationLog(pool), days(notification_log_retention_days)),
+        NotificationLogPurge(state, days(notification_log_retention_days)),
         SeriesSeenPurge(pool, state, days(absence_forget_after_days)),
     ]

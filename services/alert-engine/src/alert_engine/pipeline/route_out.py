@@ -29,7 +29,7 @@ MAX_RECORD_BYTES = 900_000
 _encoder = msgspec.json.Encoder()
 
 
-# An accepted alert as merged into the book, and the state transition it made (previous,
+# An accepted alert as merged into the active alerts, and the state transition it made (previous,
 # state) if any. A plain tuple: one is built per alert on the POST path.
 Ingested = tuple[StoredAlert, AlertState | None, AlertState | None]
 

@@ -1,6 +1,6 @@
 """Routing records queued in merge order under the engine lock, sent outside it.
 
-The records of one alert must reach its group's partition in the order the book merged
+The records of one alert must reach its group's partition in the order the active alerts merged
 its updates (the owner applies them in that order). Merging happens under the engine
 lock; handing records to the producer may wait (metadata, a full batch while the broker
 is slow), which must not happen under that lock. So a writer adds its records here while

@@ -9,7 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alert_engine.core.decision import LogEntry
 from alert_engine.core.flush import FlushPlan
-from alert_engine.storage.book import raw_jsonb
+from alert_engine.storage.active_alerts import raw_jsonb
 
 # One statement per flush, whatever its number of groups: the rows as one JSON array.
 _UPSERT = """

@@ -1,4 +1,5 @@
-"""Alert state and history: written in one transaction per batch of transitions."""
+"""Rule alerts' state and history (one transaction per batch of transitions), and when
+each absence rule last saw each series."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ FROM alert_engine.alerts
 """
 
 
-class AlertStore:
+class RuleAlertStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 

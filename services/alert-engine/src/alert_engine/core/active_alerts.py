@@ -1,4 +1,4 @@
-"""The alert book: every alert the engine knows, from rules and from the API, merged
+"""Active alerts: every alert the engine knows, from rules and from the API, merged
 Alertmanager's way, with an ingest limit per alert name."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class IngestLimits:
     per_alertname: int = 0  # distinct unresolved alerts per alertname; 0 = no limit
 
 
-class AlertBook:
+class ActiveAlerts:
     def __init__(self, limits: IngestLimits = IngestLimits()) -> None:
         self._limits = limits
         self._alerts: dict[str, StoredAlert] = {}
@@ -42,7 +42,7 @@ class AlertBook:
         return [a for a in self._alerts.values() if not a.resolved(now)]
 
     def restore(self, alerts: Iterable[StoredAlert], now: float) -> None:
-        """Take alerts read back from the durable book, except where the one held is newer:
+        """Take alerts read back from the stored alerts, except where the one held is newer:
         merged here, its row is still on its way (through Kafka) to its group's owner."""
         for alert in alerts:
             old = self._alerts.get(alert.fingerprint)
@@ -52,7 +52,7 @@ class AlertBook:
     def replace_all(
         self, alerts: Iterable[StoredAlert], now: float, *, forgotten_after_s: float = 0.0
     ) -> None:
-        """Become ``alerts`` (a full re-read of the durable book), but keep what is held
+        """Become ``alerts`` (a full re-read of the stored alerts), but keep what is held
         here and newer than its row or without a row yet (on its way to the owner, as in
         ``restore``) — unless it has been resolved for ``forgotten_after_s``: a row that
         old and gone was collected by a replica's maintenance."""

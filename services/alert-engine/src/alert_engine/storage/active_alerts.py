@@ -1,4 +1,4 @@
-"""The alert book and silences in PostgreSQL."""
+"""The active alerts (``stored_alerts``, their history) and the silences in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def matcher_json(m: Matcher) -> dict[str, Any]:
     return {"name": m.name, "value": m.value, "isRegex": m.is_regex, "isEqual": m.is_equal}
 
 
-class BookStore:
+class ActiveAlertStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
         self._skipped: set[str] = set()  # silences left out on load, already logged
