@@ -25,6 +25,7 @@ SESSION_COOKIE = "opsmesh_console"
 LOGIN_CSRF_COOKIE = "opsmesh_console_login"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
+SESSION = web.RequestKey("console_session", Session)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -39,8 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def session_of(request: web.Request) -> Session | None:
-    found = request.get("console_session")
-    return found if isinstance(found, Session) else None
+    return request.get(SESSION)
 
 
 def context(request: web.Request, **values: Any) -> dict[str, Any]:
@@ -101,7 +101,8 @@ async def sessions_and_csrf(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     services = request.app[SERVICES]
     session = services.sessions.get(request.cookies.get(SESSION_COOKIE))
-    request["console_session"] = session
+    if session is not None:
+        request[SESSION] = session
     if request.method == "POST":
         if not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin form post refused")
