@@ -75,7 +75,11 @@ async def groups_fragment(request: web.Request) -> web.Response:
     """The groups alone: what a filter change and a live update swap in."""
     services = request.app[SERVICES]
     values = _page_values(services, request)
-    return html(services.templates, "_groups.html", **context(request, **values))
+    response = html(services.templates, "_groups.html", **context(request, **values))
+    # The address bar follows the filter, so the view can be pasted into a chat as it is.
+    query = request.query_string
+    response.headers["HX-Replace-Url"] = f"/alerts?{query}" if query else "/alerts"
+    return response
 
 
 async def alert_page(request: web.Request) -> web.Response:
