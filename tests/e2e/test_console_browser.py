@@ -141,14 +141,14 @@ async def test_a_viewer_sees_no_write_controls(browser: Browser, console: str, s
 
 
 async def test_silence_a_firing_alert_from_its_page_and_expire_it(
-    browser: Browser, console: str, mesh: Mesh, infra: Endpoints, unique: str, shots: Path
+    browser: Browser, console: str, mesh: Mesh, unique: str, shots: Path
 ) -> None:
     name = f"Browser{unique}"
     database = f"console_{unique}"
     await asyncio.to_thread(
         post_alert, mesh, {"alertname": name, "service": "checkout", "severity": "critical"}
     )
-    await publish_n_plus_one(infra, database, unique)
+    await publish_n_plus_one(mesh.endpoints, database, unique)
     page = await browser.new_page(base_url=console)
     watched = Watched(page)
 
