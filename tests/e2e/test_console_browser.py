@@ -120,11 +120,20 @@ class Watched:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
-async def test_a_viewer_sees_no_write_controls(browser: Browser, console: str, shots: Path) -> None:
+async def test_a_viewer_sees_no_write_controls_and_live_updates(
+    browser: Browser, console: str, mesh: Mesh, unique: str, shots: Path
+) -> None:
     page = await browser.new_page(base_url=console)
     watched = Watched(page)
-    await page.goto("/alerts")
+    name = f"Live{unique}"
+    await page.goto(f"/alerts?filter=alertname%3D%22{name}%22")
     await expect(page.get_by_role("link", name="Log in")).to_be_visible()
+    await expect(page.get_by_test_id("summary")).to_have_text(re.compile(r"^0 of "))
+    # The alert fires while the page is open: the server-sent event brings it in, with
+    # the page's filter, without a reload.
+    await asyncio.to_thread(post_alert, mesh, {"alertname": name, "service": "live"})
+    await expect(page.get_by_test_id("summary")).to_have_text(ONE_ALERT, timeout=WAIT_MS)
+    await expect(page.get_by_role("link", name=name)).to_be_visible()
     await page.goto("/silences")
     await expect(page.get_by_role("heading", name="Silences")).to_be_visible()
     await expect(page.get_by_role("link", name="New silence")).to_have_count(0)

@@ -22,13 +22,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     seen = services.feed.version
-    while True:
-        version = await services.feed.changed(seen, KEEPALIVE_S)
-        if version == seen:
-            await response.write(b": keep-alive\n\n")
-            continue
-        seen = version
-        await response.write(f"event: alerts\ndata: {version}\n\n".encode())
+    try:
+        while True:
+            version = await services.feed.changed(seen, KEEPALIVE_S)
+            if version == seen:
+                await response.write(b": keep-alive\n\n")
+                continue
+            seen = version
+            await response.write(f"event: alerts\ndata: {version}\n\n".encode())
+    except ConnectionResetError:
+        # The page went away (closed, navigated): the usual end of a stream.
+        return response
 
 
 def register(app: web.Application) -> None:

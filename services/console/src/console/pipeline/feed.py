@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Protocol
 
 from console.core.shapes import AlertGroup, groups_decoder
-from console.upstream import AlertEngine, UpstreamError
+from console.upstream import UpstreamError
 from opsmesh.clock import Clock
-from opsmesh.logging import get_logger
 
-log = get_logger(__name__)
+
+
+class GroupsSource(Protocol):
+    """Where the groups come from: the alert-engine's ``/api/v2/alerts/groups`` body
+    (``console.upstream.AlertEngine``); raises ``UpstreamError``."""
+
+    async def groups_body(self) -> bytes: ...
 
 
 class AlertFeed:
-    def __init__(self, engine: AlertEngine, clock: Clock) -> None:
+    def __init__(self, engine: GroupsSource, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
         self._body: bytes | None = None
