@@ -16,7 +16,6 @@ from console.upstream import UpstreamError
 from opsmesh.clock import Clock
 
 
-
 class GroupsSource(Protocol):
     """Where the groups come from: the alert-engine's ``/api/v2/alerts/groups`` body
     (``console.upstream.AlertEngine``); raises ``UpstreamError``."""
