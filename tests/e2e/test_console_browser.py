@@ -210,6 +210,9 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
     await page.goto("/fleet")
     await expect(page.get_by_role("heading", name="Health")).to_be_visible()
     await page.screenshot(path=shots / "health-board.png", full_page=True)
+    await page.emulate_media(color_scheme="dark")  # the dark theme follows the system's
+    await page.screenshot(path=shots / "health-board-dark.png", full_page=True)
+    await page.emulate_media(color_scheme="light")
 
     async def findings() -> list[dict]:
         path = f"/api/v1/findings?kind=n_plus_one&database={database}"
