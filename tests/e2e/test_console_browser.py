@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from opsmesh.events import SlowQueryObserved
+from opsmesh.events import HealthReported, HealthStatus, SlowQueryObserved
 from opsmesh.kafka import EventProducer, Outgoing
-from opsmesh.topics import SLOW_QUERIES
+from opsmesh.topics import HEALTH, SLOW_QUERIES
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
@@ -76,7 +77,9 @@ def post_alert(mesh: Mesh, labels: dict[str, str]) -> None:
         assert response.status == 200
 
 
-async def publish_n_plus_one(infra: Endpoints, database: str, unique: str) -> None:
+async def publish_events(infra: Endpoints, database: str, service: str, unique: str) -> None:
+    """An N+1 request for query-analyzer, and a check that passes then fails for
+    health-aggregator."""
     now = time.time()
     trace = {"trace_id": f"trace-{unique}", "parent_span_id": "view", "application": "shop"}
     # A page that lists posts, then reads each post's author: the N+1 shape.
@@ -101,10 +104,24 @@ async def publish_n_plus_one(infra: Endpoints, database: str, unique: str) -> No
             for i in range(5)
         ),
     ]
+    reports = [
+        HealthReported(
+            service=service,
+            instance="i-1",
+            check="db",
+            status=status,
+            output=f"db {status.value}",
+            ttl_s=600.0,
+            reported_at=now + offset,
+        )
+        for offset, status in ((0.0, HealthStatus.PASS), (0.1, HealthStatus.FAIL))
+    ]
     producer = EventProducer({"bootstrap_servers": infra.kafka_bootstrap}, source="/tests/e2e")
     await producer.start()
     try:
         await producer.publish_many(Outgoing(SLOW_QUERIES, f"trace-{unique}", e) for e in events)
+        for report in reports:  # one after the other: a transition, in order
+            await producer.publish(Outgoing(HEALTH, f"{service}/i-1", report))
     finally:
         await producer.stop()
 
@@ -154,10 +171,11 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
 ) -> None:
     name = f"Browser{unique}"
     database = f"console_{unique}"
+    service = f"shop-{unique}"
     await asyncio.to_thread(
         post_alert, mesh, {"alertname": name, "service": "checkout", "severity": "critical"}
     )
-    await publish_n_plus_one(mesh.endpoints, database, unique)
+    await publish_events(mesh.endpoints, database, service, unique)
     page = await browser.new_page(base_url=console)
     watched = Watched(page)
 
@@ -207,12 +225,29 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
     await page.goto(f"/alerts?filter=alertname%3D%22{name}%22&state=active")
     await expect(page.get_by_test_id("summary")).to_have_text(ONE_ALERT)
 
+    async def reported() -> object:
+        path = f"/api/v1/services/{service}"
+        try:
+            return await asyncio.to_thread(mesh.get_json, "health-aggregator", path)
+        except urllib.error.HTTPError:
+            return None
+
+    await eventually(
+        reported,
+        until=lambda found: isinstance(found, dict) and len(found["history"]) >= 2,
+        what="the check's transition at health-aggregator",
+    )
     await page.goto("/fleet")
     await expect(page.get_by_role("heading", name="Health")).to_be_visible()
+    await expect(page.get_by_role("link", name=service)).to_be_visible()
     await page.screenshot(path=shots / "health-board.png", full_page=True)
     await page.emulate_media(color_scheme="dark")  # the dark theme follows the system's
     await page.screenshot(path=shots / "health-board-dark.png", full_page=True)
     await page.emulate_media(color_scheme="light")
+    await page.get_by_role("link", name=service).click()
+    await expect(page.get_by_role("heading", name=service)).to_be_visible()
+    await expect(page.get_by_text("pass → fail")).to_be_visible()
+    await page.screenshot(path=shots / "health-service.png", full_page=True)
 
     async def findings() -> list[dict]:
         path = f"/api/v1/findings?kind=n_plus_one&database={database}"
