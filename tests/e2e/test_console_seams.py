@@ -7,6 +7,7 @@ queries and findings)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import urllib.request
@@ -85,6 +86,15 @@ async def test_the_alert_engine_seam_groups_silences_history_explain(
     )
     assert silenced.status.state == "suppressed"
     assert silence_id in {s.id for s in await engine.silences()}
+
+    # An edit from the form: as Alertmanager, the engine updates the silence in place or
+    # replaces it (expiring the old one); either way the console follows the id it gets.
+    edit = dataclasses.replace(SilenceForm.for_silence(stored, time.time()), comment="longer")
+    edited_id = await engine.save_silence(edit.to_postable(time.time()), API_TOKEN)
+    assert (await engine.silence(edited_id)).comment == "longer"
+    if edited_id != silence_id:
+        assert (await engine.silence(silence_id)).status.state == "expired"
+    silence_id = edited_id
 
     # The session's token is what the engine checks: a read token may not write.
     with pytest.raises(UpstreamError) as refused:
