@@ -4,9 +4,12 @@ a misspelt field fails here (StrictUndefined), not in front of an engineer."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from console.core.alerts import build_page
 from console.core.plans import plan_tree
+from console.core.shapes import Alert, AlertGroup, AlertStatus, Receiver
 from console.rendering import environment
 from console.upstream import UpstreamError
 
@@ -141,3 +144,27 @@ def test_notifications_show_receivers_held_notifications_and_a_failed_part() -> 
     )
     assert "notifier: unreachable" in html
     assert "rate_limited" in html
+
+
+def test_label_values_are_escaped_not_run() -> None:
+    """Alert labels come from whoever can post alerts: they are text on the page."""
+    evil = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    alert = Alert(
+        {"alertname": evil, "team": evil},
+        "fp1",
+        datetime.fromtimestamp(1000, UTC),
+        AlertStatus("active"),
+    )
+    view = build_page([AlertGroup({"alertname": evil}, Receiver(evil), [alert])], (), now=1060)
+    html = render(
+        "_groups.html",
+        view=view,
+        filter=evil,
+        filter_error=None,
+        state="all",
+        feed_error=None,
+        read_at=None,
+    )
+    assert "<script>" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;" in html
