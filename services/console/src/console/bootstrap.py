@@ -52,7 +52,13 @@ async def bootstrap(
         # The console's own requests carry no cookies of the user's.
         cookie_jar=aiohttp.DummyCookieJar(),
     )
-    engine = AlertEngine("alert-engine", settings.alert_engine_url, http)
+    read_token = settings.alert_engine_read_token
+    engine = AlertEngine(
+        "alert-engine",
+        settings.alert_engine_url,
+        http,
+        read_token.get_secret_value() if read_token else None,
+    )
     return Services(
         settings=settings,
         clock=clock,

@@ -16,6 +16,9 @@ class ConsoleSettings(CommonSettings):
     health_aggregator_url: str = Field(
         "http://127.0.0.1:8085", alias="CONSOLE_HEALTH_AGGREGATOR_URL"
     )
+    # The console's own reads of the alert-engine (the alert feed, silences, history,
+    # explain) send this token, for an engine with ALERT_ENGINE_READ_REQUIRES_TOKEN=true.
+    alert_engine_read_token: SecretStr | None = Field(None, alias="CONSOLE_ALERT_ENGINE_READ_TOKEN")
     # Login tokens, in the alert-engine's format (``token:read;token2:write``). A write
     # token is also sent to the alert-engine with each write, which checks it again.
     api_tokens: SecretStr = Field(SecretStr(""), alias="CONSOLE_API_TOKENS")

@@ -42,10 +42,17 @@ class UpstreamError(Exception):
 class Upstream:
     """One service's base URL over the console's shared HTTP client."""
 
-    def __init__(self, name: str, base_url: str, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        http: aiohttp.ClientSession,
+        read_token: str | None = None,
+    ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._http = http
+        self._read_token = read_token  # sent when a call names no token of its own
 
     async def request(
         self,
@@ -59,6 +66,7 @@ class Upstream:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        token = token or self._read_token
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
