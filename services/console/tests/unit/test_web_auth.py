@@ -4,24 +4,26 @@ pages say what failed instead of breaking."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from console.app import build
 from console.bootstrap import SERVICES
 from console.settings import ConsoleSettings
 from console.upstream import UpstreamError
+from opsmesh.web.connections import REQUEST_TIMEOUT_KEY
 from opsmesh_dev.infra.process import free_port
 
 WRITER = "writer-token-0123456789"
 READER = "reader-token-0123456789"
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[TestClient]:
+def console_app() -> web.Application:
     nowhere = f"http://127.0.0.1:{free_port()}"
     settings = ConsoleSettings(
         CONSOLE_ALERT_ENGINE_URL=nowhere,
@@ -31,7 +33,12 @@ async def client() -> AsyncIterator[TestClient]:
         CONSOLE_API_TOKENS=f"{WRITER}:write;{READER}:read",
         CONSOLE_POLL_S=60,
     )
-    async with TestClient(TestServer(build(settings))) as c:
+    return build(settings)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(console_app())) as c:
         yield c
 
 
@@ -139,3 +146,18 @@ async def test_login_redirects_only_to_a_local_path(client: TestClient) -> None:
         allow_redirects=False,
     )
     assert answer.headers["Location"] == "/alerts"
+
+
+async def test_the_event_stream_announces_a_change_the_page_missed_and_ends_in_time() -> None:
+    """A page rendered from an older version (``since``) hears of the change at once; the
+    stream ends by itself before the request deadline would cut it."""
+    app = console_app()
+    app[REQUEST_TIMEOUT_KEY] = 0.5  # as start_guarded sets it: 0.4 s of stream
+    async with (
+        TestClient(TestServer(app)) as client,
+        client.get("/events", params={"since": "-1"}) as answer,
+    ):
+        assert answer.headers["Content-Type"] == "text/event-stream"
+        body = await asyncio.wait_for(answer.content.read(), timeout=10)  # until the end
+    assert body.startswith(b"retry: 1000\n\n")
+    assert b"id: 0\nevent: alerts\ndata: 0\n\n" in body
