@@ -146,6 +146,11 @@ async def test_a_viewer_sees_no_write_controls_and_live_updates(
     await page.goto(f"/alerts?filter=alertname%3D%22{name}%22")
     await expect(page.get_by_role("link", name="Log in")).to_be_visible()
     await expect(page.get_by_test_id("summary")).to_have_text(re.compile(r"^0 of "))
+    # Keyboard first: the first Tab reaches the skip link, which jumps to the content.
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()
     # The alert fires while the page is open: the server-sent event brings it in, with
     # the page's filter, without a reload.
     await asyncio.to_thread(post_alert, mesh, {"alertname": name, "service": "live"})
