@@ -216,6 +216,14 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
     await page.screenshot(path=shots / "silence-form.png", full_page=True)
     await page.get_by_role("button", name="Create silence").click()
     await expect(page.get_by_test_id("silence-state")).to_have_text("active")
+    # Edit it: the form comes back filled; the engine keeps or replaces the silence, and
+    # the console follows the id it answers.
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Author")).to_have_value("browser-test")
+    await page.get_by_label("Comment").fill("silenced from the console, edited")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("silenced from the console, edited")).to_be_visible()
+    await expect(page.get_by_test_id("silence-state")).to_have_text("active")
     silence_url = page.url
 
     await page.goto(f"/alerts?filter=alertname%3D%22{name}%22")
