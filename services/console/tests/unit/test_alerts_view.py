@@ -13,6 +13,7 @@ from console.core.alerts import (
     build_page,
     find_alert,
     parse_filter,
+    receiver_load,
     receivers_of,
 )
 from console.core.shapes import Alert, AlertGroup, AlertStatus, Receiver
@@ -105,3 +106,11 @@ def test_an_alert_and_its_receivers_are_found_by_fingerprint() -> None:
     assert found.labels["alertname"] == "DiskFull"
     assert receivers_of(twice, "a1") == ["audit", "db-pager"]
     assert find_alert(twice, "nope") is None
+
+
+def test_each_receivers_load_counts_its_groups_and_their_alerts() -> None:
+    load = receiver_load([*GROUPS, group("web", alert("b2", team="web"))])
+    assert [(r.receiver, r.groups, r.active, r.suppressed) for r in load] == [
+        ("db-pager", 1, 1, 1),
+        ("web", 2, 2, 0),
+    ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from console.core.alerts import build_page
+from console.core.alerts import ReceiverLoad, build_page
 from console.core.plans import plan_tree
 from console.core.shapes import Alert, AlertGroup, AlertStatus, Receiver
 from console.rendering import environment
@@ -141,6 +141,7 @@ def test_notifications_show_receivers_held_notifications_and_a_failed_part() -> 
             ],
             "error": None,
         },
+        load={},
     )
     assert "notifier: unreachable" in html
     assert "rate_limited" in html
@@ -168,3 +169,14 @@ def test_label_values_are_escaped_not_run() -> None:
     assert "<script>" not in html
     assert "<img" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_notifications_show_each_receivers_load() -> None:
+    html = render(
+        "notifications.html",
+        receivers={"value": [{"name": "pager", "integrations": ["webhook-0"]}], "error": None},
+        held={"value": [], "error": None},
+        load={"pager": ReceiverLoad("pager", groups=3, active=7, suppressed=2)},
+    )
+    assert "<td>pager</td><td>webhook-0</td>" in html
+    assert "<td>3</td><td>7</td><td>2</td>" in " ".join(html.split()).replace("> <", "><")

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from console.api.auth import context
 from console.bootstrap import SERVICES
+from console.core.alerts import receiver_load
 from console.core.plans import PlanError, plan_tree
 from console.rendering import html
 from console.upstream import UpstreamError
@@ -128,7 +129,12 @@ async def notifications_board(request: web.Request) -> web.Response:
     return html(
         services.templates,
         "notifications.html",
-        **context(request, receivers=_part(receivers), held=_part(held)),
+        **context(
+            request,
+            receivers=_part(receivers),
+            held=_part(held),
+            load={r.receiver: r for r in receiver_load(services.feed.groups)},
+        ),
     )
 
 

@@ -152,3 +152,23 @@ def receivers_of(groups: Sequence[AlertGroup], fingerprint: str) -> list[str]:
     return sorted(
         {g.receiver.name for g in groups if any(a.fingerprint == fingerprint for a in g.alerts)}
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverLoad:
+    receiver: str
+    groups: int
+    active: int
+    suppressed: int
+
+
+def receiver_load(groups: Sequence[AlertGroup]) -> list[ReceiverLoad]:
+    """Per receiver: its groups and their alerts, active and suppressed, by name."""
+    counts: dict[str, list[int]] = {}
+    for group in groups:
+        found = counts.setdefault(group.receiver.name, [0, 0, 0])
+        found[0] += 1
+        active = sum(1 for a in group.alerts if a.status.state == "active")
+        found[1] += active
+        found[2] += len(group.alerts) - active
+    return [ReceiverLoad(name, *found) for name, found in sorted(counts.items())]
