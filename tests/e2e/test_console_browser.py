@@ -250,6 +250,10 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
         until=lambda found: isinstance(found, dict) and len(found["history"]) >= 2,
         what="the check's transition at health-aggregator",
     )
+    await page.goto("/notifications")
+    await expect(page.get_by_role("cell", name="default", exact=True)).to_be_visible()
+    await page.screenshot(path=shots / "notifications.png", full_page=True)
+
     await page.goto("/fleet")
     await expect(page.get_by_role("heading", name="Health")).to_be_visible()
     await expect(page.get_by_role("link", name=service)).to_be_visible()
