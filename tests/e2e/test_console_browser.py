@@ -26,25 +26,12 @@ from opsmesh.topics import HEALTH, SLOW_QUERIES
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
-from tests.e2e.console_fixtures import console
+from tests.e2e.console_fixtures import CHROMIUM, FLAGS, console
 from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.e2e
 __all__ = ["console"]  # the fixture, used by name
 
-CHROMIUM = "/usr/bin/chromium"
-# As the machine notes say: without the background-networking flags Chromium reaches for
-# hosts this closed network refuses.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 30_000
 ONE_ALERT = re.compile(r"^1 of \d+ alerts in 1 group\b")
 

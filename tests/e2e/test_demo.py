@@ -26,7 +26,7 @@ from opsmesh_dev.infra.process import terminate
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE
 from opsmesh_dev.tools.mesh import BY_NAME, CONSOLE
 from opsmesh_dev.up import ports_in_use
-from tests.e2e.test_console_browser import CHROMIUM, FLAGS
+from tests.e2e.console_fixtures import CHROMIUM, FLAGS
 
 # Starting a whole stack, then waiting for the demo incident and the first analysis.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
