@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what opsmesh needs on a fresh Debian machine (this project's dev/CI kind):
-# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java; uv; the locked Python
+# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Chromium; uv; the locked Python
 # workspace; and the Kafka broker jars from Maven Central. Idempotent: it only installs
 # what is missing. A part given by OPSMESH_KAFKA_BOOTSTRAP / OPSMESH_PG_DSN /
 # OPSMESH_REDIS_URL is not installed locally.
@@ -24,6 +24,8 @@ command -v prometheus >/dev/null || packages+=(prometheus)
 if ! command -v amtool >/dev/null || [ ! -x /usr/bin/prometheus-alertmanager ]; then
   packages+=(prometheus-alertmanager)
 fi
+# The console's browser tests drive Debian's Chromium with Playwright (no browser download).
+[ -x /usr/bin/chromium ] || packages+=(chromium)
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   command -v mvn >/dev/null || packages+=(maven)
   command -v java >/dev/null || packages+=(openjdk-17-jre-headless)

@@ -18,10 +18,12 @@ from pydantic_settings import BaseSettings
 
 from alert_engine.core.rules import parse_rules
 from alert_engine.settings import AlertEngineSettings
+from console.settings import ConsoleSettings
 from health_aggregator.settings import HealthAggregatorSettings
 from metrics_ingest.settings import MetricsIngestSettings
 from notifier.settings import NotifierSettings
 from opsmesh.settings import CommonSettings
+from opsmesh_dev.tools.mesh import CONSOLE
 from opsmesh_dev.tools.mesh import SERVICES as MESH_SERVICES
 from query_analyzer.settings import QueryAnalyzerSettings
 
@@ -37,6 +39,7 @@ SERVICES: dict[str, tuple[str, type[CommonSettings]]] = {
     "notifier": ("notifier", NotifierSettings),
     "query-analyzer": ("query_analyzer", QueryAnalyzerSettings),
     "health-aggregator": ("health_aggregator", HealthAggregatorSettings),
+    "console": ("console", ConsoleSettings),
 }
 INFRA = ("kafka", "postgres", "redis")
 EXPECTED_COMMON = {
@@ -156,13 +159,14 @@ def dockerfile_lines(path: Path) -> list[str]:
     ]
 
 
-# -- the five services ---------------------------------------------------------------------
+# -- the services -------------------------------------------------------------------------
 
 
 def test_the_table_here_matches_the_mesh_supervisor() -> None:
     """`opsmesh up` and compose must agree on which services exist and how they start."""
-    assert {s.name: s.module for s in MESH_SERVICES} == {n: m for n, (m, _) in SERVICES.items()}
-    for info in MESH_SERVICES:
+    mesh = (*MESH_SERVICES, CONSOLE)
+    assert {s.name: s.module for s in mesh} == {n: m for n, (m, _) in SERVICES.items()}
+    for info in mesh:
         assert (info.port_variable, info.default_port) == http_port(SERVICES[info.name][1])
 
 

@@ -124,6 +124,11 @@ def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory)
                 "NOTIFIER_RETRY_INITIAL_S": "0.1",
                 "NOTIFIER_RETRY_DEADLINE_S": "5",
             },
+            # Started by the console's tests only (tests/e2e/test_console*.py).
+            "console": {
+                "CONSOLE_API_TOKENS": f"{API_TOKEN}:write;{READ_TOKEN}:read",
+                "CONSOLE_POLL_S": "0.5",
+            },
         },
     )
     try:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.process import terminate
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE
-from opsmesh_dev.tools.mesh import BY_NAME
+from opsmesh_dev.tools.mesh import BY_NAME, CONSOLE
 from opsmesh_dev.up import ports_in_use
+from tests.e2e.console_fixtures import CHROMIUM, FLAGS
 
 # Starting a whole stack, then waiting for the demo incident and the first analysis.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
@@ -122,6 +124,39 @@ def test_query_analyzer_shows_plans_and_validated_advice(demo: Demo) -> None:
     assert advice["cost_after"] < advice["cost_before"]
     query = _get(port, f"/api/v1/queries/{advice['fingerprint']}")
     assert query["plans"], "the EXPLAIN plan behind the advice is shown with the query"
+
+
+def test_the_console_shows_the_demo_alert_and_the_query_plan_behind_it(
+    demo: Demo, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """In Chromium, as an on-call engineer opens it: the demo's MissingIndexAdvised firing
+    on the alerts page, then the query behind it with its EXPLAIN plan as a tree, the
+    costly node marked, and the validated index advice."""
+    shots = tmp_path_factory.getbasetemp() / "console-screenshots"
+    shots.mkdir(exist_ok=True)
+    console = f"http://127.0.0.1:{CONSOLE.default_port}"
+    port = BY_NAME["query-analyzer"].default_port
+    [advice, *_] = [
+        r
+        for r in _get(port, f"/api/v1/recommendations?database={DEMO_DATABASE}&actionable=true")
+        if r["validated"]
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(base_url=console)
+            page.goto('/alerts?filter=alertname%3D"MissingIndexAdvised"')
+            expect(page.get_by_role("link", name="MissingIndexAdvised").first).to_be_visible(
+                timeout=30_000
+            )
+            page.screenshot(path=shots / "demo-alerts.png", full_page=True)
+            page.goto(f"/queries/{advice['fingerprint']}")
+            expect(page.get_by_test_id("plan").first).to_be_visible()
+            expect(page.locator(".plan-node.costly").first).to_be_visible()
+            expect(page.get_by_text(advice["ddl"]).first).to_be_visible()
+            page.screenshot(path=shots / "demo-query-plan.png", full_page=True)
+        finally:
+            browser.close()
 
 
 def test_ctrl_c_stops_everything(demo: Demo) -> None:

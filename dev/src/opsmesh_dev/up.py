@@ -18,7 +18,7 @@ from opsmesh.db.migrations import apply_all
 from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import LocalStack
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
-from opsmesh_dev.tools.mesh import SERVICES, Mesh
+from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
 
 SINK_PORT = 8099
 
@@ -34,7 +34,8 @@ def _rules_files() -> str:
 
 def ports_in_use() -> list[int]:
     """Which of the fixed ports `opsmesh up` serves on are taken."""
-    return [port for port in (*(s.default_port for s in SERVICES), SINK_PORT) if port_open(port)]
+    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT)
+    return [port for port in fixed if port_open(port)]
 
 
 def run_up(workdir: Path, *, demo: bool) -> int:
@@ -106,10 +107,13 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                     "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
                     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
                 },
+                # The same token logs in to the console, which sends it on with silences.
+                "console": {"CONSOLE_API_TOKENS": f"{token}:write"},
             },
         )
         click.echo("starting the services ...")
         mesh.start()
+        mesh.start([CONSOLE.name])
         if demo:
             children.append(
                 spawn(
@@ -162,6 +166,7 @@ def _print_banner(
         )
     lines += [
         "",
+        f"  console:       http://127.0.0.1:{mesh.port(CONSOLE.name)}/ (log in with the token)",
         f"  alerts:        http://127.0.0.1:{mesh.port('alert-engine')}/api/v1/alerts",
         f"  top queries:   http://127.0.0.1:{mesh.port('query-analyzer')}/api/v1/queries",
         f"  services:      http://127.0.0.1:{mesh.port('health-aggregator')}/api/v1/services",

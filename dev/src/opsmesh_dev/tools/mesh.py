@@ -36,7 +36,10 @@ SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("query-analyzer", "query_analyzer", "QUERY_ANALYZER_HTTP_PORT", 8084),
     ServiceInfo("health-aggregator", "health_aggregator", "HEALTH_AGGREGATOR_HTTP_PORT", 8085),
 )
-BY_NAME = {s.name: s for s in SERVICES}
+# The on-call web console: not one of the five (it reads them through their REST APIs,
+# so it starts after them); ``start(["console"])`` runs it pointed at this mesh's ports.
+CONSOLE = ServiceInfo("console", "console", "CONSOLE_HTTP_PORT", 8086)
+BY_NAME = {s.name: s for s in (*SERVICES, CONSOLE)}
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Mesh:
             "OPSMESH_HTTP_HOST": "127.0.0.1",
             "OPSMESH_INSTANCE_ID": f"{key}-{os.getpid()}",
             info.port_variable: str(port),
+            **(self._console_env() if name == CONSOLE.name else {}),
             **self.common_env,
             **self.env.get(name, {}),
             **(self.env.get(key, {}) if key != name else {}),  # a replica's own overrides
@@ -102,6 +106,13 @@ class Mesh:
         service = RunningService(info, port, log_file, process)
         self.running[key] = service
         return service
+
+    def _console_env(self) -> dict[str, str]:
+        """The console reads the other services at this mesh's ports."""
+        return {
+            f"CONSOLE_{name.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{self.port(name)}"
+            for name in ("alert-engine", "notifier", "query-analyzer", "health-aggregator")
+        }
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> None:
         service = self.running[name]

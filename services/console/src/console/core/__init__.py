@@ -1,0 +1,1 @@
+"""The console's pure view models: no I/O, time passed in."""

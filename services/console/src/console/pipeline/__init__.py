@@ -1,0 +1,1 @@
+"""What the console's periodic loop runs: the alert feed."""
