@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 say() { printf '[compose images] %s\n' "$*"; }
 
+started=$SECONDS
 compose/images/base.sh
+say "... $((SECONDS - started)) s"
 
 say "staging the Alertmanager template renderer and the Kafka jars"
 mkdir -p compose/.build
@@ -22,5 +24,14 @@ for jar in compose/kafka/libs/*.jar; do
 done
 cp -u "$jars"/*.jar compose/kafka/libs/
 
-say "docker-compose build"
-docker-compose -f compose/docker-compose.yml build "$@"
+# One service per image (the others share these tags), so nothing is built twice: the
+# infrastructure images and opsmesh:dev side by side (downloads and dpkg of one overlap the
+# compilation of another), then opsmesh-devtools:dev, whose first stages come from
+# opsmesh:dev's cache. `docker-compose up` builds any image still missing.
+started=$SECONDS
+say "docker-compose build --parallel kafka postgres redis prometheus tokens"
+docker-compose -f compose/docker-compose.yml build --parallel "$@" kafka postgres redis prometheus tokens
+say "... $((SECONDS - started)) s; docker-compose build webhook-sink (opsmesh-devtools:dev)"
+started=$SECONDS
+docker-compose -f compose/docker-compose.yml build "$@" webhook-sink
+say "... $((SECONDS - started)) s"

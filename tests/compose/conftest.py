@@ -14,14 +14,10 @@ import pytest
 from tests.compose.engine import DockerEngine
 from tests.compose.stack import (
     COMPOSE_DIR,
-    HEALTHY_WITHIN_S,
     ROOT,
     Timings,
     compose,
-    eventually,
-    not_yet_healthy,
-    project_containers,
-    startup_timeline,
+    up_with_timeline,
 )
 
 TIMINGS = Timings()
@@ -58,15 +54,8 @@ def stack() -> Iterator[Stack]:
         compose("down", "-v", "--remove-orphans")
         with TIMINGS.step("images: base + docker-compose build"):
             _build_images()
-        with TIMINGS.step("docker-compose up -d"):
-            compose("up", "-d")
-        with TIMINGS.step("every healthcheck healthy"):
-            eventually(
-                "every service healthy",
-                lambda: not not_yet_healthy(project_containers()),
-                HEALTHY_WITHIN_S,
-            )
-        TIMINGS.startup = startup_timeline(project_containers())
+        with TIMINGS.step("docker-compose up -d, every healthcheck healthy"):
+            TIMINGS.startup = up_with_timeline()
         token = compose("exec", "-T", "alert-engine", "cat", "/run/opsmesh/api-token").strip()
         yield Stack(engine=engine, token=token)
     finally:
