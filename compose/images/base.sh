@@ -45,7 +45,8 @@ APT
 # trusted inside the images too, so builds can reach package registries over HTTPS.
 if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-  chroot "$root" update-ca-certificates >/dev/null
+  # (its stderr: a harmless note that the bundle file is not a single certificate)
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
 fi
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/*.log "$root"/tmp/*
