@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,18 @@ def test_a_metric_sent_over_http_fires_the_demo_rule(stack: Stack) -> None:
     (alert,) = [a for a in hook["payload"]["alerts"] if a["labels"].get("service") == service]
     assert alert["labels"]["alertname"] == "HighErrorRate"
     assert alert["status"] == "firing"
+
+    def in_prometheus() -> list[dict[str, Any]]:
+        query = urllib.parse.quote(f'http_error_ratio{{service="{service}"}}')
+        status, answer = http("GET", f"http://127.0.0.1:9090/api/v1/query?query={query}")
+        assert status == 200, answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    # Prometheus scrapes metrics-ingest's /metrics/apps every 5 s.
+    (series,) = eventually("the sample in Prometheus", in_prometheus, 30.0)
+    assert series["metric"]["env"] == "demo"
+    assert float(series["value"][1]) == 0.9
 
 
 def test_prometheus_loads_the_rules_and_alerts_with_the_token(stack: Stack) -> None:

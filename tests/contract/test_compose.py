@@ -569,6 +569,12 @@ def test_prometheus_scrapes_every_service_and_alerts_to_the_engine(compose: dict
             f"Prometheus does not scrape {name}"
         )
 
+    apps = [j for j in config["scrape_configs"] if j.get("metrics_path") == "/metrics/apps"]
+    assert [t for j in apps for s in j["static_configs"] for t in s["targets"]] == [
+        f"metrics-ingest:{http_port(MetricsIngestSettings)[1]}"
+    ], "Prometheus must scrape the applications' metrics from metrics-ingest"
+    assert all(j.get("honor_labels") for j in apps), "keep the applications' own labels"
+
     engine = f"alert-engine:{http_port(AlertEngineSettings)[1]}"
     managers = config["alerting"]["alertmanagers"]
     assert any(
