@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what opsmesh needs on a fresh Debian machine (this project's dev/CI kind):
-# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Docker (engine,
-# docker-compose, debootstrap); uv; the locked Python
+# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Prometheus and
+# Alertmanager, Docker (docker.io, docker-compose) and debootstrap; uv; the locked Python
 # workspace; and the Kafka broker jars from Maven Central. Idempotent: it only installs
 # what is missing. A part given by OPSMESH_KAFKA_BOOTSTRAP / OPSMESH_PG_DSN /
 # OPSMESH_REDIS_URL is not installed locally.
