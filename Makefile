@@ -5,18 +5,18 @@ UV := uv
 PYTEST_ARGS ?=
 SOURCES := shared/src services/metrics-ingest/src services/alert-engine/src services/notifier/src services/query-analyzer/src services/health-aggregator/src services/console/src dev/src bench
 
-.PHONY: help deps up test lint format typecheck unit integration e2e faults schemas bench clean
+.PHONY: help deps up test lint format typecheck unit integration e2e faults compose-images compose-test schemas bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-deps:  ## install what is missing: Debian packages, uv, the locked workspace, Kafka jars
+deps:  ## install what is missing: Debian packages (Docker engine too), uv, the locked workspace, Kafka jars
 	@scripts/bootstrap.sh
 
 up: deps  ## start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic
 	$(UV) run --frozen opsmesh up
 
-test: deps lint  ## lint, then unit, integration, end-to-end and fault tests over real infrastructure
+test: deps lint  ## lint, then unit, integration, end-to-end, fault and compose-stack tests over real infrastructure
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: typecheck  ## ruff (lint + format check) and mypy
@@ -31,7 +31,7 @@ format:  ## apply ruff's fixes and formatting
 	$(UV) run --frozen ruff format .
 
 unit:  ## only the fast tests (no infrastructure)
-	$(UV) run --frozen pytest -m "not integration and not e2e and not faults" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "not integration and not e2e and not faults and not compose" $(PYTEST_ARGS)
 
 integration:  ## only the integration tests
 	$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
@@ -41,6 +41,12 @@ e2e:  ## only the end-to-end tests
 
 faults:  ## only the fault suite: SIGKILL each service, restart Kafka/PostgreSQL/Redis under load
 	$(UV) run --frozen pytest -m faults $(PYTEST_ARGS)
+
+compose-images: deps  ## build the compose stack's images (Debian base by debootstrap, no registry); needs a Docker engine
+	compose/images/build.sh
+
+compose-test: deps  ## only the compose stack, for real: its own dockerd if none runs, build, up, alert and metric through, down
+	$(UV) run --frozen pytest -m compose tests/compose $(PYTEST_ARGS)
 
 schemas:  ## export the events' JSON Schemas to docs/schemas and the signal catalogue to docs/signals.md
 	$(UV) run --frozen opsmesh schema export docs/schemas

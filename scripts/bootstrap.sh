@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what opsmesh needs on a fresh Debian machine (this project's dev/CI kind):
-# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Chromium; uv; the locked Python
+# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Prometheus and
+# Alertmanager, Chromium, Docker (docker.io, docker-compose) and debootstrap; uv; the locked Python
 # workspace; and the Kafka broker jars from Maven Central. Idempotent: it only installs
 # what is missing. A part given by OPSMESH_KAFKA_BOOTSTRAP / OPSMESH_PG_DSN /
 # OPSMESH_REDIS_URL is not installed locally.
@@ -26,6 +27,12 @@ if ! command -v amtool >/dev/null || [ ! -x /usr/bin/prometheus-alertmanager ]; 
 fi
 # The console's browser tests drive Debian's Chromium with Playwright (no browser download).
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+# `make compose-test` builds the compose stack's images from a Debian root made by
+# debootstrap (no container registry is needed) and runs them with Debian's Docker engine
+# and docker-compose, starting its own daemon when none is running.
+[ -x /usr/sbin/dockerd ] || packages+=(docker.io)
+command -v docker-compose >/dev/null || packages+=(docker-compose)
+command -v debootstrap >/dev/null || packages+=(debootstrap)
 if [ -z "${OPSMESH_KAFKA_BOOTSTRAP:-}" ]; then
   command -v mvn >/dev/null || packages+=(maven)
   command -v java >/dev/null || packages+=(openjdk-17-jre-headless)
