@@ -102,6 +102,14 @@ HTTP_PATHS: Mapping[Kind, tuple[str, str]] = {
     Kind.HEALTH: ("/api/v1/health-reports", "events"),
 }
 MAX_HTTP_BATCH = 1000
+
+
+def http_body(kind: Kind, records: Sequence[Record]) -> tuple[str, bytes]:
+    """The endpoint path and JSON body that carry ``records`` of one kind."""
+    path, field = HTTP_PATHS[kind]
+    return path, json.dumps({field: [r.body for r in records]}, allow_nan=False).encode()
+
+
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -124,8 +132,7 @@ class HttpTransport:
                 self._post(kind, batch[start : start + MAX_HTTP_BATCH])
 
     def _post(self, kind: Kind, batch: Sequence[Record]) -> None:
-        path, field = HTTP_PATHS[kind]
-        body = json.dumps({field: [r.body for r in batch]}, allow_nan=False).encode()
+        path, body = http_body(kind, batch)
         request = urllib.request.Request(  # noqa: S310 - the configured mesh URL
             self._base + path,
             data=body,
