@@ -55,7 +55,9 @@ class KafkaTransport:
             "bootstrap.servers": bootstrap,
             "client.id": f"opsmesh-client/{source}",
             "linger.ms": 50,
-            "compression.type": "lz4",
+            # Uncompressed, as the mesh's own producers write: its consumers (aiokafka
+            # without the lz4/snappy/zstd libraries) dead-letter batches in other codecs.
+            "compression.type": "none",
             "acks": "all",
             "queue.buffering.max.messages": queue_size,
             "message.timeout.ms": int(send_timeout_s * 1000),

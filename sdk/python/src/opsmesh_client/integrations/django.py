@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 
 from opsmesh_client.client import get_client
 from opsmesh_client.integrations._request import RequestScope
+from opsmesh_client.sqltext import postgres_placeholders
 
 
 def execute_wrapper(
@@ -37,11 +38,12 @@ def execute_wrapper(
         elapsed = time.perf_counter() - started
         cursor = context.get("cursor")
         rows = getattr(cursor, "rowcount", None)
+        connection = context["connection"]
         client.query(
-            sql,
+            postgres_placeholders(sql) if connection.vendor == "postgresql" else sql,
             elapsed,
             started_at=started_at,
-            database=str(context["connection"].settings_dict.get("NAME") or "") or None,
+            database=str(connection.settings_dict.get("NAME") or "") or None,
             rows=rows if isinstance(rows, int) else None,
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from opsmesh_client.client import Client, get_client
+from opsmesh_client.sqltext import postgres_placeholders
 
 
 def _database(connection: Any) -> str | None:
@@ -20,11 +21,13 @@ def _database(connection: Any) -> str | None:
 
 
 def _sql_text(query: Any, connection: Any) -> str:
-    if isinstance(query, str):
-        return query
     if isinstance(query, bytes):
-        return query.decode(errors="replace")
-    return str(query.as_string(connection))  # psycopg.sql.Composable
+        text = query.decode(errors="replace")
+    elif isinstance(query, str):
+        text = query
+    else:
+        text = str(query.as_string(connection))  # psycopg.sql.Composable
+    return postgres_placeholders(text)
 
 
 def _record(

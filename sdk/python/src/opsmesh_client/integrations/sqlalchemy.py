@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event
 
 from opsmesh_client.client import Client, get_client
+from opsmesh_client.sqltext import postgres_placeholders
 
 _STARTED = "opsmesh_client_started"
 
@@ -20,6 +21,8 @@ _STARTED = "opsmesh_client_started"
 def instrument(engine: Any, client: Client | None = None) -> None:
     sync_engine = getattr(engine, "sync_engine", engine)
     database = sync_engine.url.database
+    # pyformat/format dialects (psycopg, psycopg2) write %s; asyncpg's already writes $1.
+    rewrite = sync_engine.dialect.paramstyle in ("pyformat", "format")
 
     def before(
         _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
@@ -35,7 +38,7 @@ def instrument(engine: Any, client: Client | None = None) -> None:
             return
         rows = getattr(cursor, "rowcount", -1)
         active.query(
-            statement,
+            postgres_placeholders(statement) if rewrite else statement,
             time.perf_counter() - started[1],
             started_at=started[0],
             database=database,
