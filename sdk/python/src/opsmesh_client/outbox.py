@@ -17,6 +17,7 @@ from opsmesh_client.wire import Record
 
 class DropReason(StrEnum):
     BUFFER_FULL = "buffer_full"  # the application produced faster than the mesh took
+    TRANSPORT_FULL = "transport_full"  # librdkafka's own queue was full (broker gone)
     SEND_FAILED = "send_failed"  # the transport gave up on the record (mesh unreachable)
     REJECTED = "rejected"  # the mesh refused the record as invalid (a 4xx, never retried)
     CLOSED = "closed"  # offered after shutdown

@@ -82,7 +82,7 @@ class KafkaTransport:
                 )
             except BufferError:
                 # librdkafka's own queue is full: the broker is gone for a while.
-                self._failed(DropReason.BUFFER_FULL, len(records) - index)
+                self._failed(DropReason.TRANSPORT_FULL, len(records) - index)
                 break
             except (ValueError, TypeError):  # a record librdkafka refuses (too large ...)
                 self._failed(DropReason.REJECTED, 1)
