@@ -236,9 +236,11 @@ def init(
     kafka: str | None = None,
     http: str | None = None,
     environ: Mapping[str, str] | None = None,
+    transport: TransportFactory = default_transport,
     **settings: Any,
 ) -> Client:
-    """Start the process's client (settings: these arguments, then ``OPSMESH_*``)."""
+    """Start the process's client (settings: these arguments, then ``OPSMESH_*``).
+    ``transport`` makes the transport, for one of the application's own."""
     from opsmesh_client.settings import load  # noqa: PLC0415 - keeps the import graph flat
 
     global _client  # noqa: PLW0603 - one client per process, as an SDK's init makes
@@ -246,7 +248,7 @@ def init(
     with _lock:
         if _client is not None:
             _client.close()
-        _client = Client(loaded, start=loaded.enabled)
+        _client = Client(loaded, transport=transport, start=loaded.enabled)
         atexit.register(_client.close)
         return _client
 
