@@ -46,7 +46,9 @@ class Settings:
     enabled: bool = True
     buffer_size: int = 10_000
     flush_interval_s: float = 0.5
-    metrics_interval_s: float = 10.0
+    # Several collections per rollup window (metrics-ingest's smallest is 10 s): a window
+    # reads a histogram's quantiles from the increase between its samples, as rate() does.
+    metrics_interval_s: float = 2.0
     heartbeat_interval_s: float = 10.0
     # Queries at least this slow are sent; 0 sends all (N+1 detection needs the fast ones).
     query_min_ms: float = 0.0

@@ -58,6 +58,10 @@ class KafkaTransport:
             # Uncompressed, as the mesh's own producers write: its consumers (aiokafka
             # without the lz4/snappy/zstd libraries) dead-letter batches in other codecs.
             "compression.type": "none",
+            # Java's (and aiokafka's) partitioner, not librdkafka's CRC32 default: the mesh
+            # owns keys by partition (health-aggregator rebuilds exactly its partitions'
+            # checks), computed with murmur2 (opsmesh.topics.partition_for).
+            "partitioner": "murmur2_random",
             "acks": "all",
             "queue.buffering.max.messages": queue_size,
             "message.timeout.ms": int(send_timeout_s * 1000),

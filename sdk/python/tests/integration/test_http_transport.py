@@ -87,8 +87,7 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
             e
             for e in decoded
             if service in (getattr(e, "application", None), getattr(e, "service", None))
-            or (e.__class__ is MetricSampled
-            and e.labels.get("service") == service)
+            or (e.__class__ is MetricSampled and e.labels.get("service") == service)
         ]
 
     samples = mine(METRICS.name, MetricSampled, await read_all(infra.kafka_bootstrap, METRICS.name))
