@@ -129,7 +129,8 @@ def _child(variant: str, dsn: str, kafka: str, sink: str, requests: int) -> dict
 
         stats = opsmesh_client.get_client().stats()  # type: ignore[union-attr]
         opsmesh_client.shutdown(10.0)
-        out["dropped"] = float(sum(stats["dropped"].values()))
+        out.update({f"dropped {reason}": float(n) for reason, n in stats["dropped"].items()})
+        out["accepted"] = float(stats["accepted"])
     return out
 
 
@@ -209,8 +210,9 @@ def _report(results: dict[str, list[dict[str, float]]], requests: int, rounds: i
         v10, v0 = median(variant, "/q10/"), median(variant, "/q0/")
         per_query = ((v10 - base10) - (v0 - base0)) / 10
         print(f"| {variant} | {v10:,.0f} | {v0:,.0f} | {v0 - base0:,.1f} | {per_query:,.1f} |")
-    dropped = [r.get("dropped", 0.0) for r in results["opsmesh"]]
-    print(f"\nopsmesh records dropped per run: {dropped}")
+    dropped = [{k: v for k, v in r.items() if k.startswith("dropped")} for r in results["opsmesh"]]
+    accepted = [r["accepted"] for r in results["opsmesh"]]
+    print(f"\nopsmesh records accepted per run: {accepted}; dropped: {dropped}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ class KafkaTransport:
             # checks), computed with murmur2 (opsmesh.topics.partition_for).
             "partitioner": "murmur2_random",
             "acks": "all",
-            "queue.buffering.max.messages": queue_size,
+            # librdkafka's queue holds what is in flight to the broker; at least its own
+            # default, so a burst of a busy application (10k queries/s) is not dropped
+            # while the previous batch waits for its acks. Bounded all the same.
+            "queue.buffering.max.messages": max(queue_size, 100_000),
             "message.timeout.ms": int(send_timeout_s * 1000),
             "logger": logging.getLogger("opsmesh_client.kafka"),
         }
