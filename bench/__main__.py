@@ -22,6 +22,7 @@ BENCHMARKS = (
     "retention",
     "tracing",
     "amtemplates",
+    "sdk_overhead",
 )
 
 

@@ -199,17 +199,21 @@ def _report(results: dict[str, list[dict[str, float]]], requests: int, rounds: i
     def median(variant: str, view: str) -> float:
         return statistics.median(r[view] for r in results[variant])
 
-    base10, base0 = median("none", "/q10/"), median("none", "/q0/")
     print(f"\n{requests} requests per view, median of {rounds} rounds (µs)")
     print(
-        "| variant | request, 10 queries | request, no query | overhead per request"
-        " (no query) | overhead per query |"
+        "| variant | measure | request, 10 queries | request, no query |"
+        " overhead per request | overhead per query |"
     )
-    print("|---|---|---|---|---|")
-    for variant in VARIANTS:
-        v10, v0 = median(variant, "/q10/"), median(variant, "/q0/")
-        per_query = ((v10 - base10) - (v0 - base0)) / 10
-        print(f"| {variant} | {v10:,.0f} | {v0:,.0f} | {v0 - base0:,.1f} | {per_query:,.1f} |")
+    print("|---|---|---|---|---|---|")
+    for measure, prefix in (("wall", ""), ("CPU", "cpu ")):
+        base10, base0 = median("none", f"{prefix}/q10/"), median("none", f"{prefix}/q0/")
+        for variant in VARIANTS:
+            v10, v0 = median(variant, f"{prefix}/q10/"), median(variant, f"{prefix}/q0/")
+            per_query = ((v10 - base10) - (v0 - base0)) / 10
+            print(
+                f"| {variant} | {measure} | {v10:,.0f} | {v0:,.0f} | {v0 - base0:,.1f}"
+                f" | {per_query:,.1f} |"
+            )
     dropped = [{k: v for k, v in r.items() if k.startswith("dropped")} for r in results["opsmesh"]]
     accepted = [r["accepted"] for r in results["opsmesh"]]
     print(f"\nopsmesh records accepted per run: {accepted}; dropped: {dropped}")

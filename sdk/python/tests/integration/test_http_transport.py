@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from metrics_ingest.pipeline.http_api import HttpApi
@@ -21,12 +22,11 @@ from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
 from opsmesh.events import HealthReported, MetricSampled, SlowQueryObserved
 from opsmesh.kafka import EventProducer
-from opsmesh.topics import HEALTH, METRICS, SLOW_QUERIES
+from opsmesh.topics import HEALTH, METRICS, SLOW_QUERIES, by_name
 from opsmesh_client import trace
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
 from opsmesh_dev.infra import Endpoints
-from tests.fixtures.kafka import read_all
 
 pytestmark = pytest.mark.integration
 TOKEN = "sdk-http-transport-token"
@@ -63,10 +63,45 @@ def http_client(url: str, service: str, token: str) -> Client:
     return Client(load({}, service=service, http=url, http_token=token, flush_interval_s=0.05))
 
 
+async def _ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(by_name(topic).partitions)]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def _since(bootstrap: str, topic: str, starts: dict[TopicPartition, int]) -> list[Any]:
+    """The records appended to the (shared, session-long) topic since ``starts``: reading
+    it whole would cost the time of everything other tests wrote to it."""
+    ends = await _ends(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        records: list[Any] = []
+        while [tp for tp in starts if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(
+                    r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)]
+                )
+        return records
+    finally:
+        await consumer.stop()
+
+
 async def test_every_kind_of_event_reaches_its_topic_over_http(
     infra: Endpoints, mesh_url: str, unique: str
 ) -> None:
     service = f"shop-http-{unique}"
+    starts = {
+        t: await _ends(infra.kafka_bootstrap, t)
+        for t in (METRICS.name, SLOW_QUERIES.name, HEALTH.name)
+    }
     client = http_client(mesh_url, service, TOKEN)
     try:
         client.requests.observe("/cart", "POST", 201, 0.03)
@@ -90,7 +125,11 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
             or (e.__class__ is MetricSampled and e.labels.get("service") == service)
         ]
 
-    samples = mine(METRICS.name, MetricSampled, await read_all(infra.kafka_bootstrap, METRICS.name))
+    samples = mine(
+        METRICS.name,
+        MetricSampled,
+        await _since(infra.kafka_bootstrap, METRICS.name, starts[METRICS.name]),
+    )
     assert {s.name for s in samples} == {
         "http_request_duration_seconds",
         "http_requests_total",
@@ -99,11 +138,15 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
     (query,) = mine(
         SLOW_QUERIES.name,
         SlowQueryObserved,
-        await read_all(infra.kafka_bootstrap, SLOW_QUERIES.name),
+        await _since(infra.kafka_bootstrap, SLOW_QUERIES.name, starts[SLOW_QUERIES.name]),
     )
     assert query.sql == "SELECT * FROM carts WHERE id = $1"
     assert query.trace_id is not None
-    reports = mine(HEALTH.name, HealthReported, await read_all(infra.kafka_bootstrap, HEALTH.name))
+    reports = mine(
+        HEALTH.name,
+        HealthReported,
+        await _since(infra.kafka_bootstrap, HEALTH.name, starts[HEALTH.name]),
+    )
     assert sorted(r.check for r in reports) == ["database", "heartbeat"]
 
 
