@@ -59,6 +59,8 @@ class Client:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # Disabled (OPSMESH_ENABLED=0): the calls return at once and nothing is buffered.
+        self._enabled = settings.enabled
         self.outbox = Outbox(settings.buffer_size)
         self.metrics = Registry()
         self.requests = RequestMetrics(
@@ -80,7 +82,7 @@ class Client:
     # -- what the application and the integrations call (never blocks) -------------------
 
     def send(self, record: Record) -> bool:
-        return self.outbox.offer(record)
+        return self._enabled and self.outbox.offer(record)
 
     def query(
         self,
@@ -94,7 +96,7 @@ class Client:
         """One executed statement; sent when at least ``query_min_ms`` slow, under the
         current request's span so query-analyzer can read the request's repeats."""
         duration_ms = duration_s * 1000.0
-        if duration_ms < self.settings.query_min_ms or not sql:
+        if not self._enabled or duration_ms < self.settings.query_min_ms or not sql:
             return
         context = trace.current()
         self.outbox.offer(
@@ -125,6 +127,8 @@ class Client:
         """One health check's result (``pass``, ``warn`` or ``fail``) to health-aggregator."""
         if status not in ("pass", "warn", "fail"):
             raise ValueError(f"status must be pass, warn or fail, not {status!r}")
+        if not self._enabled:
+            return
         self.outbox.offer(
             health_report(
                 service=self.settings.service,
@@ -219,7 +223,7 @@ class Client:
         )
 
     def _round(self, *, collect: bool) -> None:
-        if collect:
+        if collect and self._enabled:
             for record in self.metrics.collect(self.clock(), self._constant):
                 self.outbox.offer(record)
         while batch := self.outbox.drain(MAX_BATCH):

@@ -191,3 +191,42 @@ def test_a_request_continues_a_valid_traceparent_only(header: str | None, valid:
     context = trace.request_context(header)
     assert (context.trace_id == "a" * 32) is valid
     assert context.span_id != "b" * 16
+
+
+def test_a_disabled_client_buffers_and_sends_nothing() -> None:
+    made = MemoryTransports()
+    shop = Client(
+        load({"OPSMESH_ENABLED": "0"}, service="shop"),
+        transport=made,
+        clock=lambda: NOW,
+        start=False,
+    )
+    shop.query("SELECT 1", 0.5, started_at=NOW)
+    shop.report_check("db", "fail")
+    shop.requests.observe("/", "GET", 500, 0.1)
+    assert shop.flush()
+    assert shop.stats() == {"accepted": 0, "dropped": {}, "buffered": 0}
+    assert made.transport.records == []
+
+
+def test_the_prometheus_bridge_sends_each_family_as_its_kind() -> None:
+    import prometheus_client  # noqa: PLC0415 - the optional extra
+
+    from opsmesh_client.prometheus import bridge  # noqa: PLC0415
+
+    registry = prometheus_client.CollectorRegistry()
+    prometheus_client.Counter("jobs", "j", ["queue"], registry=registry).labels("mail").inc(2)
+    prometheus_client.Histogram("work_seconds", "w", buckets=(1, 2), registry=registry).observe(1.5)
+    made = MemoryTransports()
+    shop = client(made)
+    bridge(shop, registry)
+    shop.flush()
+    sent = {r.body["name"]: r.body for r in made.transport.of(Kind.METRIC)}
+    assert sent["jobs_total"]["kind"] == "counter"
+    assert sent["jobs_total"]["value"] == 2
+    assert sent["jobs_total"]["labels"] == {"service": "shop", "instance": "i-1", "queue": "mail"}
+    work = sent["work_seconds"]
+    assert work["kind"] == "histogram"
+    assert work["buckets"] == [{"le": 1.0, "count": 0.0}, {"le": 2.0, "count": 1.0}]
+    assert (work["count"], work["value"]) == (1.0, 1.5)
+    assert "jobs_created" not in sent
