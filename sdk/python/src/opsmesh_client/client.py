@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opsmesh_client import trace
+from opsmesh_client.health import HealthChecks, Result
 from opsmesh_client.metrics import Registry
 from opsmesh_client.outbox import DropReason, Outbox
 from opsmesh_client.requests import RequestMetrics
@@ -76,8 +77,11 @@ class Client:
         self._flushed = threading.Condition()
         self._flush_rounds = 0
         self._thread = threading.Thread(target=self._run, name="opsmesh-client", daemon=True)
+        self.health = HealthChecks(self._report_result)
+        self._checker = threading.Thread(target=self._check, name="opsmesh-health", daemon=True)
         if start:
             self._thread.start()
+            self._checker.start()
 
     # -- what the application and the integrations call (never blocks) -------------------
 
@@ -143,6 +147,26 @@ class Client:
                 critical=critical,
             )
         )
+
+    def _report_result(self, check: str, result: Result, critical: bool) -> None:
+        self.report_check(
+            check,
+            result.status,
+            output=result.output,
+            observed_value=result.observed_value,
+            critical=critical,
+        )
+
+    def _check(self) -> None:
+        """The health checks' own thread: a check hanging on a dead dependency holds up
+        only the next round."""
+        while True:
+            try:
+                self.health.run()
+            except Exception:
+                log.exception("opsmesh client: a health check round failed")
+            if self._stop.wait(self.settings.heartbeat_interval_s):
+                return
 
     def stats(self) -> dict[str, Any]:
         """What was accepted and dropped (by reason) so far, and what waits."""

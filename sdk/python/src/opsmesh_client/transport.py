@@ -154,6 +154,7 @@ class HttpTransport:
                     self._count_rejected(answer.read())
                     return
             except urllib.error.HTTPError as exc:
+                exc.close()
                 if exc.code not in _TRANSIENT:
                     log.warning(
                         "the mesh refused %d %s records: HTTP %d", len(batch), kind, exc.code

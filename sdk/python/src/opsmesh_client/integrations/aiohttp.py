@@ -2,6 +2,7 @@
 
     app = web.Application(middlewares=[opsmesh_client.integrations.aiohttp.middleware()])
 
+It answers the probes ``/health/live``, ``/health/ready`` and ``/health/startup``.
 The route is the resource's canonical template (``/orders/{id}``).
 """
 
@@ -11,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from opsmesh_client.client import Client
+from opsmesh_client.client import Client, get_client
+from opsmesh_client.health import PROBES
 from opsmesh_client.integrations._request import RequestScope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,6 +29,10 @@ def middleware(
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def opsmesh(request: web.Request, handler: Handler) -> web.StreamResponse:
+        active = client or get_client()
+        if active is not None and request.path in PROBES:
+            status, body = active.health.probe(request.path)
+            return web.Response(status=status, body=body, content_type="application/json")
         scope = RequestScope.open(client, request.method, request.headers.get("traceparent"))
         if scope is None:
             return await handler(request)

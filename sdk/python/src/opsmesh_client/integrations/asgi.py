@@ -3,9 +3,11 @@
     app.add_middleware(OpsmeshMiddleware)           # Starlette / FastAPI
     app = OpsmeshMiddleware(app)                     # any ASGI app
 
-The route is the template Starlette matched (``/orders/{id}``), read from the scope after
-the app ran; apps that do not set ``scope["route"]`` are recorded as unmatched rather than
-by raw path, which would make one series per URL.
+It answers the probes ``/health/live``, ``/health/ready`` and ``/health/startup`` itself
+(``opsmesh_client.health``). The route is the template Starlette matched
+(``/orders/{id}``), read from the scope after the app ran; apps that do not set
+``scope["route"]`` are recorded as unmatched rather than by raw path, which would make
+one series per URL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from opsmesh_client.client import Client
+from opsmesh_client.client import Client, get_client
+from opsmesh_client.health import PROBES
 from opsmesh_client.integrations._request import RequestScope
 
 Scope = MutableMapping[str, Any]
@@ -44,6 +47,13 @@ class OpsmeshMiddleware:
         self._client = client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = self._client or get_client()
+        if client is not None and scope["type"] == "http" and scope.get("path") in PROBES:
+            status, body = client.health.probe(scope["path"])
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         request = (
             RequestScope.open(self._client, scope.get("method", "GET"), _traceparent(scope))
             if scope["type"] == "http"

@@ -1,10 +1,11 @@
 """Django: add ``"opsmesh_client.integrations.django.OpsmeshMiddleware"`` to MIDDLEWARE.
 
-The middleware records each request under its URL pattern (``orders/<int:pk>/``) and
-hooks every database connection (those open now and every new one, through
-``connection_created``) with an ``execute_wrapper`` that sends each query under the
-request's span. The client is the one ``opsmesh_client.init`` made (call it in settings.py
-or wsgi.py/asgi.py).
+The middleware answers the probes ``/health/live``, ``/health/ready`` and
+``/health/startup`` (``opsmesh_client.health``), records each request under its URL
+pattern (``orders/<int:pk>/``) and hooks every database connection (those open now and
+every new one, through ``connection_created``) with an ``execute_wrapper`` that sends
+each query under the request's span. The client is the one ``opsmesh_client.init`` made
+(call it in settings.py or wsgi.py/asgi.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
 
 from opsmesh_client.client import get_client
+from opsmesh_client.health import PROBES
 from opsmesh_client.integrations._request import RequestScope
 from opsmesh_client.sqltext import postgres_placeholders
 
@@ -71,6 +73,10 @@ class OpsmeshMiddleware:
         instrument_databases()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        client = get_client()
+        if client is not None and request.path in PROBES:
+            status, body = client.health.probe(request.path)
+            return HttpResponse(body, status=status, content_type="application/json")
         scope = RequestScope.open(None, request.method or "GET", request.headers.get("traceparent"))
         if scope is None:
             return self.get_response(request)
