@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import opsmesh_client
 from opsmesh_client.client import Client
+from opsmesh_client.health import Result
 from opsmesh_client.integrations import aiohttp as aiohttp_hooks
 from opsmesh_client.integrations import asyncpg as asyncpg_hooks
 from opsmesh_client.integrations import sqlalchemy as sqlalchemy_hooks
@@ -86,6 +87,12 @@ async def test_aiohttp_middleware_and_asyncpg_query_logger(shop_dsn: str) -> Non
         answer = await http.get("/authors/7", headers={"traceparent": INCOMING})
         assert answer.status == 200
         assert (await http.get("/nowhere")).status == 404
+        client.health.add("database", lambda: Result("fail", "down"))
+        client.health.run()
+        assert (await http.get("/health/live")).status == 200
+        ready = await http.get("/health/ready")
+        assert ready.status == 503
+        assert (await ready.json())["failing"] == ["database"]
     queries = transport.of(Kind.SLOW_QUERY) if client.flush() else []
     assert_one_request_of_queries(queries, 6, database_of(shop_dsn))
     assert queries[1].body["sql"] == "SELECT name FROM authors WHERE id = $1"
@@ -182,6 +189,9 @@ def test_django_middleware_and_execute_wrapper(django_shop: MemoryTransport, sho
     assert http.get("/fail/").status_code == 500
     client = opsmesh_client.get_client()
     assert client is not None
+    client.health.run()
+    assert http.get("/health/ready").status_code == 200
+    assert http.get("/health/live").json() == {"status": "pass"}
     client.flush()
     traced = [q for q in django_shop.of(Kind.SLOW_QUERY) if q.body["trace_id"] == TRACE]
     assert_one_request_of_queries(traced, 4, database_of(shop_dsn))
