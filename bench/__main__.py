@@ -23,6 +23,7 @@ BENCHMARKS = (
     "tracing",
     "amtemplates",
     "console",
+    "sdk_overhead",
 )
 
 

@@ -356,6 +356,9 @@ def test_dockerfile_installs_the_locked_workspace() -> None:
     assert (ROOT / "uv.lock").is_file()
 
 
+SDK = "sdk/python"
+
+
 def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> None:
     """A new service under services/ must reach the image; a renamed path must fail here."""
     workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
@@ -367,8 +370,8 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
             if (p / "pyproject.toml").is_file()
         }
     )
-    # shared, the services and the development package (dev/).
-    assert len(members) == 2 + len(SERVICES), members
+    # shared, the services, the development package (dev/) and the producer SDK.
+    assert len(members) == 3 + len(SERVICES), members
     copies = [line.split()[1:] for line in dockerfile_lines(DOCKERFILE) if line.startswith("COPY ")]
     sources = {
         src
@@ -378,7 +381,8 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
     }
     for member in members:
         assert f"{member}/pyproject.toml" in sources, f"{member}/pyproject.toml is not copied"
-        assert f"{member}/src" in sources, f"{member}/src is not copied"
+        if member != SDK:  # the SDK is for applications: no image of the mesh installs it
+            assert f"{member}/src" in sources, f"{member}/src is not copied"
     for src in sources:
         assert (ROOT / src).exists(), f"COPY {src}: no such path in the build context"
 

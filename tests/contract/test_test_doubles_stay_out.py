@@ -8,7 +8,11 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [ROOT / "shared" / "src", *sorted((ROOT / "services").glob("*/src"))]
+SOURCES = [
+    ROOT / "shared" / "src",
+    ROOT / "sdk" / "python" / "src",
+    *sorted((ROOT / "services").glob("*/src")),
+]
 
 
 def _is_testing(module: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from metrics_ingest.pipeline.event_ingest import ENDPOINTS
 from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
 from metrics_ingest.rollup.query import (
@@ -17,6 +18,7 @@ from metrics_ingest.rollup.query import (
 )
 from opsmesh.events.base import LABEL_NAME_PATTERN
 from opsmesh.events.metrics import METRIC_NAME_PATTERN, MetricKind
+from opsmesh.events.schema import schema_file_name
 from opsmesh.web.openapi import ERROR_SCHEMA, error, response, service_document
 
 _FINITE_NUMBER = {"type": "number", "description": "a finite number (JSON has no NaN or Inf)"}
@@ -118,8 +120,64 @@ _POINT = {
 }
 
 
+def _event_ingest(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
+    """``POST /api/v1/slow-queries`` and ``/api/v1/health-reports``: each event is checked
+    against its type by the service (its JSON Schema is in docs/schemas), so the document
+    states only the batch's shape."""
+    paths: dict[str, Any] = {}
+    for path, event_type, topic, _ in ENDPOINTS:
+        paths[path] = {
+            "post": {
+                "summary": f"Ingest a batch of {event_type.__name__} events into {topic.name}",
+                "tags": ["ingest"],
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "description": f"at most {max_body_bytes} bytes once decompressed",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["events"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "events": {
+                                        "type": "array",
+                                        "maxItems": limits.max_samples,
+                                        "items": {
+                                            "type": "object",
+                                            "description": f"a {event_type.__name__} "
+                                            f"({schema_file_name(event_type)})",
+                                        },
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": response("every event accepted", _RESULT),
+                    "202": response("some events accepted, the others rejected", _RESULT),
+                    "400": response(
+                        "the body is unusable, or every event was rejected",
+                        {"oneOf": [_BODY_ERROR, _RESULT]},
+                    ),
+                    "401": _AUTH_ERROR,
+                    "413": error(
+                        f"more than {max_body_bytes} bytes, or more than "
+                        f"{limits.max_samples} events"
+                    ),
+                    "415": error("not JSON, or an unknown Content-Encoding"),
+                    "503": error("no API token is configured: HTTP ingest is off"),
+                },
+            }
+        }
+    return paths
+
+
 def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
     paths: dict[str, Any] = {
+        **_event_ingest(limits, max_body_bytes),
         "/api/v1/metrics": {
             "post": {
                 "summary": "Ingest a batch of samples; answered once Kafka has them (acks=all)",
@@ -283,7 +341,9 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
         title="opsmesh metrics-ingest",
         version="1",
         description="HTTP ingest of metric samples (published to Kafka, rolled up per "
-        "window) and reads of the rollups. POST needs the bearer token "
+        "window), of slow-query and health events (published to their topics) for "
+        "producers that cannot reach Kafka, and reads of the rollups. POST needs the "
+        "bearer token "
         "METRICS_INGEST_API_TOKEN. Errors are JSON: an `error` reason and a `detail`.",
         paths=paths,
         components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -1,4 +1,5 @@
-"""HTTP endpoints: ``POST /api/v1/metrics``, ``GET /metrics/apps``, ``GET /api/v1/series``.
+"""HTTP endpoints: ``POST /api/v1/metrics``, ``GET /metrics/apps``, ``GET /api/v1/series``;
+``POST /api/v1/slow-queries`` and ``/api/v1/health-reports`` (``event_ingest``).
 
 HTTP ingest publishes accepted samples to the metrics topic (keyed by series) and
 answers once the broker has acknowledged them (acks=all). Going through Kafka rather
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.openapi import openapi_document
+from metrics_ingest.pipeline.event_ingest import EventIngest
 from metrics_ingest.pipeline.series import query_series
 from metrics_ingest.rollup.decompress import (
     ENCODINGS,
@@ -29,7 +31,7 @@ from metrics_ingest.rollup.decompress import (
     decompress,
 )
 from metrics_ingest.rollup.exposition import CONTENT_TYPE, render
-from metrics_ingest.rollup.ingest import BadBody, IngestLimits, parse_batch
+from metrics_ingest.rollup.ingest import BadBody, IngestLimits, Rejected, parse_batch
 from metrics_ingest.rollup.query import BadQuery, parse_query
 from metrics_ingest.rollup.windows import Rollups
 from opsmesh.clock import Clock
@@ -74,6 +76,10 @@ class HttpApi:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/metrics", self.ingest)
+        events = EventIngest(
+            self._body, self._answer, self._fail, self.producer, self.limits.max_samples
+        )
+        events.routes(app)
         app.router.add_get("/metrics/apps", self.apps)
         app.router.add_get("/api/v1/series", self.series)
         add_openapi_route(app, openapi_document(self.limits, self.max_body_bytes))
@@ -82,7 +88,9 @@ class HttpApi:
         self._requests.labels(str(status)).inc()
         return web.json_response({"error": reason, "detail": detail}, status=status)
 
-    async def ingest(self, request: web.Request) -> web.Response:
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        """The authenticated request's JSON body, decompressed within the size limit, or
+        the answer that refuses it."""
         if self.token is None:
             return self._fail(503, "not_configured", "METRICS_INGEST_API_TOKEN is not set")
         given = request.headers.get("Authorization", "")
@@ -101,7 +109,7 @@ class HttpApi:
             # The app leaves Content-Encoding to us (auto_decompress=False): aiohttp's
             # size limit bounds the body as sent, decompress() the body it inflates to.
             raw = await request.read()
-            body = decompress(raw, encoding, self.max_body_bytes)
+            return decompress(raw, encoding, self.max_body_bytes)
         except web.HTTPRequestEntityTooLarge as exc:
             return self._fail(413, "too_large", exc.text or "body too large")
         except RequestPayloadError as exc:  # a broken chunked body
@@ -109,6 +117,11 @@ class HttpApi:
         except BodyDecodeError as exc:
             status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
             return self._fail(status, exc.problem.value, exc.detail)
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         now = self.clock.now()
         try:
             parsed = parse_batch(body, now, self.limits)
@@ -122,14 +135,17 @@ class HttpApi:
             self._samples.labels("accepted").inc(len(parsed.samples))
         for rejected in parsed.rejected:
             self._samples.labels(rejected.reason.value).inc()
-        status = 200 if not parsed.rejected else (202 if parsed.samples else 400)
+        return self._answer(len(parsed.samples), parsed.rejected)
+
+    def _answer(self, accepted: int, rejected: Sequence[Rejected]) -> web.Response:
+        status = 200 if not rejected else (202 if accepted else 400)
         self._requests.labels(str(status)).inc()
         return web.json_response(
             {
-                "accepted": len(parsed.samples),
+                "accepted": accepted,
                 "rejected": [
                     {"index": r.index, "reason": r.reason.value, "detail": r.detail[:300]}
-                    for r in parsed.rejected
+                    for r in rejected
                 ],
             },
             status=status,

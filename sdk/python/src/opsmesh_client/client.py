@@ -1,0 +1,293 @@
+"""The client: one per process, made by ``opsmesh_client.init``.
+
+The application's threads only ever append to the bounded outbox or update in-memory
+metrics; one daemon thread drains the outbox every ``flush_interval_s``, collects the
+metrics every ``metrics_interval_s``, sends a heartbeat every ``heartbeat_interval_s`` and
+hands everything to the transport. ``close`` (also run at interpreter exit) flushes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opsmesh_client import trace
+from opsmesh_client.health import HealthChecks, Result
+from opsmesh_client.metrics import Registry
+from opsmesh_client.outbox import DropReason, Outbox
+from opsmesh_client.requests import RequestMetrics
+from opsmesh_client.settings import Settings
+from opsmesh_client.transport import Disabled, HttpTransport, KafkaTransport, Transport
+from opsmesh_client.wire import Record, health_report, slow_query
+
+log = logging.getLogger("opsmesh_client")
+MAX_BATCH = 5000
+TransportFactory = Callable[[Settings, Callable[[DropReason, int], None]], Transport]
+
+
+def default_transport(settings: Settings, failed: Callable[[DropReason, int], None]) -> Transport:
+    if not settings.enabled:
+        return Disabled()
+    if settings.kafka:
+        return KafkaTransport(
+            settings.kafka,
+            source=f"/{settings.service}/{settings.instance}",
+            topics=settings.topics,
+            failed=failed,
+            queue_size=settings.buffer_size,
+            send_timeout_s=settings.send_timeout_s,
+            extra=settings.kafka_config,
+        )
+    assert settings.http  # Settings checked both
+    assert settings.http_token
+    return HttpTransport(
+        settings.http, token=settings.http_token, failed=failed, timeout_s=settings.send_timeout_s
+    )
+
+
+class Client:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: TransportFactory = default_transport,
+        clock: Callable[[], float] = time.time,
+        start: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        # Disabled (OPSMESH_ENABLED=0): the calls return at once and nothing is buffered.
+        self._enabled = settings.enabled
+        self.outbox = Outbox(settings.buffer_size)
+        self.metrics = Registry()
+        self.requests = RequestMetrics(
+            self.metrics,
+            service=settings.service,
+            instance=settings.instance,
+            environment=settings.environment,
+        )
+        self._constant = {"service": settings.service, "instance": settings.instance}
+        self._transport = transport(settings, self.outbox.drop)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_rounds = 0
+        self._thread = threading.Thread(target=self._run, name="opsmesh-client", daemon=True)
+        self.health = HealthChecks(self._report_result)
+        self._checker = threading.Thread(target=self._check, name="opsmesh-health", daemon=True)
+        if start:
+            self._thread.start()
+            self._checker.start()
+
+    # -- what the application and the integrations call (never blocks) -------------------
+
+    def send(self, record: Record) -> bool:
+        return self._enabled and self.outbox.offer(record)
+
+    def query(
+        self,
+        sql: str,
+        duration_s: float,
+        *,
+        started_at: float,
+        database: str | None = None,
+        rows: int | None = None,
+    ) -> None:
+        """One executed statement; sent when at least ``query_min_ms`` slow, under the
+        current request's span so query-analyzer can read the request's repeats."""
+        duration_ms = duration_s * 1000.0
+        if not self._enabled or duration_ms < self.settings.query_min_ms or not sql:
+            return
+        context = trace.current()
+        self.outbox.offer(
+            slow_query(
+                sql=sql,
+                duration_ms=duration_ms,
+                database=database or self.settings.database,
+                application=self.settings.service,
+                started_at=started_at,
+                rows=rows,
+                trace_id=context.trace_id if context else None,
+                span_id=trace.new_span_id() if context else None,
+                parent_span_id=context.span_id if context else None,
+                traceparent=context.traceparent if context else None,
+            )
+        )
+
+    def report_check(
+        self,
+        check: str,
+        status: str,
+        *,
+        output: str | None = None,
+        observed_value: float | str | None = None,
+        critical: bool = True,
+        ttl_s: float | None = None,
+    ) -> None:
+        """One health check's result (``pass``, ``warn`` or ``fail``) to health-aggregator."""
+        if status not in ("pass", "warn", "fail"):
+            raise ValueError(f"status must be pass, warn or fail, not {status!r}")
+        if not self._enabled:
+            return
+        self.outbox.offer(
+            health_report(
+                service=self.settings.service,
+                instance=self.settings.instance,
+                check=check,
+                kind="check",
+                status=status,
+                at=self.clock(),
+                ttl_s=ttl_s or 3 * self.settings.heartbeat_interval_s,
+                output=output,
+                observed_value=observed_value,
+                critical=critical,
+            )
+        )
+
+    def _report_result(self, check: str, result: Result, critical: bool) -> None:
+        self.report_check(
+            check,
+            result.status,
+            output=result.output,
+            observed_value=result.observed_value,
+            critical=critical,
+        )
+
+    def _check(self) -> None:
+        """The health checks' own thread: a check hanging on a dead dependency holds up
+        only the next round."""
+        while True:
+            try:
+                self.health.run()
+            except Exception:
+                log.exception("opsmesh client: a health check round failed")
+            if self._stop.wait(self.settings.heartbeat_interval_s):
+                return
+
+    def stats(self) -> dict[str, Any]:
+        """What was accepted and dropped (by reason) so far, and what waits."""
+        return {
+            "accepted": self.outbox.accepted,
+            "dropped": self.outbox.dropped(),
+            "buffered": len(self.outbox),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Send what is buffered (and the metrics now) and wait for the transport; True when
+        nothing remains. Blocks the caller: for shutdown and tests, not request paths."""
+        deadline = time.monotonic() + timeout_s
+        if self._thread.is_alive():
+            with self._flushed:
+                target = self._flush_rounds + 1
+                self._wake.set()
+                self._flushed.wait_for(
+                    lambda: self._flush_rounds >= target, timeout=max(0.0, timeout_s)
+                )
+        else:
+            self._round(collect=True)
+        left = max(0.0, deadline - time.monotonic())
+        return self._transport.flush(left) == 0 and len(self.outbox) == 0
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        else:
+            self._round(collect=True)
+        self.outbox.close()
+        self._transport.close(timeout_s)
+
+    # -- the sending thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self.settings.flush_interval_s
+        next_metrics = time.monotonic() + self.settings.metrics_interval_s
+        next_heartbeat = time.monotonic()
+        while True:
+            woken = self._wake.wait(interval)
+            self._wake.clear()
+            now = time.monotonic()
+            collect = woken or now >= next_metrics
+            if collect:
+                next_metrics = now + self.settings.metrics_interval_s
+            if now >= next_heartbeat:
+                next_heartbeat = now + self.settings.heartbeat_interval_s
+                self._heartbeat()
+            try:
+                self._round(collect=collect)
+            except Exception:  # the thread must outlive any one bad round
+                log.exception("opsmesh client: a send round failed")
+            with self._flushed:
+                self._flush_rounds += 1
+                self._flushed.notify_all()
+            if self._stop.is_set():
+                return
+
+    def _heartbeat(self) -> None:
+        interval = self.settings.heartbeat_interval_s
+        self.outbox.offer(
+            health_report(
+                service=self.settings.service,
+                instance=self.settings.instance,
+                check="heartbeat",
+                kind="heartbeat",
+                status="pass",
+                at=self.clock(),
+                ttl_s=min(86_400.0, 3 * interval),
+            )
+        )
+
+    def _round(self, *, collect: bool) -> None:
+        if collect and self._enabled:
+            for record in self.metrics.collect(self.clock(), self._constant):
+                self.outbox.offer(record)
+        while batch := self.outbox.drain(MAX_BATCH):
+            self._transport.send(batch)
+
+
+_client: Client | None = None
+_lock = threading.Lock()
+
+
+def init(
+    service: str | None = None,
+    *,
+    kafka: str | None = None,
+    http: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: TransportFactory = default_transport,
+    **settings: Any,
+) -> Client:
+    """Start the process's client (settings: these arguments, then ``OPSMESH_*``).
+    ``transport`` makes the transport, for one of the application's own."""
+    from opsmesh_client.settings import load  # noqa: PLC0415 - keeps the import graph flat
+
+    global _client  # noqa: PLW0603 - one client per process, as an SDK's init makes
+    loaded = load(environ, service=service, kafka=kafka, http=http, **settings)
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = Client(loaded, transport=transport, start=loaded.enabled)
+        atexit.register(_client.close)
+        return _client
+
+
+def get_client() -> Client | None:
+    return _client
+
+
+def shutdown(timeout_s: float = 5.0) -> None:
+    global _client  # noqa: PLW0603
+    with _lock:
+        if _client is not None:
+            _client.close(timeout_s)
+            _client = None

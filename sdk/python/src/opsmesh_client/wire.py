@@ -1,0 +1,177 @@
+"""The records the SDK sends: the mesh's event shapes, topics, keys and CloudEvents headers.
+
+The SDK does not import the mesh's schema library (it would bring numpy-free but heavy
+dependencies into every application); a contract test in the mesh's repository validates
+what these builders produce against the services' declared JSON Schemas, topics and
+event types, so a change on either side fails there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+SQL_MAX_CHARS = 100_000
+LABEL_VALUE_MAX_CHARS = 1024
+
+
+class Kind(StrEnum):
+    """What a record is: each kind has its topic, CloudEvents type and HTTP endpoint."""
+
+    METRIC = "metric"
+    SLOW_QUERY = "slow_query"
+    HEALTH = "health"
+
+
+EVENT_TYPES: Mapping[Kind, str] = {
+    Kind.METRIC: "dev.opsmesh.metric.sampled",
+    Kind.SLOW_QUERY: "dev.opsmesh.query.slow-observed",
+    Kind.HEALTH: "dev.opsmesh.health.reported",
+}
+DEFAULT_TOPICS: Mapping[Kind, str] = {
+    Kind.METRIC: "opsmesh.metrics",
+    Kind.SLOW_QUERY: "opsmesh.slow-queries",
+    Kind.HEALTH: "opsmesh.health",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One event, ready for any transport: its kind, Kafka key, body and trace."""
+
+    kind: Kind
+    key: str
+    body: dict[str, Any]
+    at: float
+    traceparent: str | None = None
+
+    def value(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":"), allow_nan=False).encode()
+
+    def headers(self, source: str) -> list[tuple[str, str | bytes | None]]:
+        """CloudEvents 1.0 binary mode, as the mesh's consumers read it."""
+        stamp = datetime.fromtimestamp(self.at, UTC).isoformat().replace("+00:00", "Z")
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("ce_specversion", SPEC_VERSION.encode()),
+            ("ce_id", str(uuid.uuid4()).encode()),
+            ("ce_type", EVENT_TYPES[self.kind].encode()),
+            ("ce_source", source.encode()),
+            ("ce_time", stamp.encode()),
+            ("content-type", CONTENT_TYPE.encode()),
+        ]
+        if self.traceparent is not None:
+            headers.append(("traceparent", self.traceparent.encode()))
+        return headers
+
+
+def series_id(name: str, labels: Mapping[str, str]) -> str:
+    """The metrics topic's key: ``name{a="1",b="2"}`` with sorted labels, so every sample
+    of a series lands in the partition that owns its rollup windows."""
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{_escape(labels[k])}"' for k in sorted(labels))
+    return f"{name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def metric_sample(
+    name: str,
+    kind: str,
+    value: float,
+    labels: Mapping[str, str],
+    at: float,
+    *,
+    buckets: Sequence[tuple[float, float]] | None = None,
+    count: float | None = None,
+) -> Record:
+    """A ``MetricSampled``. Histograms: ``value`` is the sum, ``buckets`` the cumulative
+    finite ``(le, count)`` pairs and ``count`` all observations (the +Inf bucket)."""
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "name": name,
+        "kind": kind,
+        "value": float(value),
+        "labels": {k: v[:LABEL_VALUE_MAX_CHARS] for k, v in labels.items()},
+        "sampled_at": at,
+        "buckets": None,
+        "count": None,
+    }
+    if buckets is not None:
+        body["buckets"] = [{"le": le, "count": c} for le, c in buckets if math.isfinite(le)]
+        body["count"] = count
+    return Record(Kind.METRIC, series_id(name, body["labels"]), body, at)
+
+
+def slow_query(
+    *,
+    sql: str,
+    duration_ms: float,
+    database: str,
+    application: str,
+    started_at: float,
+    rows: int | None,
+    trace_id: str | None,
+    span_id: str | None,
+    parent_span_id: str | None,
+    traceparent: str | None,
+) -> Record:
+    """A ``SlowQueryObserved``: the statement as the driver got it (placeholders, never
+    the bound parameters), its span under the request's span (N+1 detection reads the
+    repeats under one parent)."""
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "sql": sql[:SQL_MAX_CHARS],
+        "duration_ms": max(0.0, duration_ms),
+        "rows": rows if rows is not None and rows >= 0 else None,
+        "database": database,
+        "application": application,
+        "request_id": None,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent_span_id,
+        "started_at": started_at,
+        "plan": None,
+    }
+    # Keyed by database: the fingerprint is query-analyzer's to compute (pglast).
+    return Record(Kind.SLOW_QUERY, database, body, started_at, traceparent)
+
+
+def health_report(
+    *,
+    service: str,
+    instance: str,
+    check: str,
+    kind: str,
+    status: str,
+    at: float,
+    ttl_s: float,
+    output: str | None = None,
+    observed_value: float | str | None = None,
+    critical: bool = True,
+) -> Record:
+    """A ``HealthReported``: a heartbeat or one check's result, expiring after ``ttl_s``."""
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "service": service,
+        "instance": instance,
+        "check": check,
+        "kind": kind,
+        "status": status,
+        "observed_value": observed_value,
+        "output": output[:16_384] if output is not None else None,
+        "critical": critical,
+        "ttl_s": ttl_s,
+        "reported_at": at,
+    }
+    return Record(Kind.HEALTH, f"{service}/{instance}", body, at)

@@ -1,0 +1,37 @@
+"""A small shop schema in a database of the session's PostgreSQL, for the hooks to query."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.tools.demo_db import dsn_for
+
+SCHEMA = """
+CREATE TABLE authors (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE posts (id int PRIMARY KEY, author_id int NOT NULL, title text NOT NULL);
+INSERT INTO authors SELECT g, 'author ' || g FROM generate_series(1, 20) g;
+INSERT INTO posts SELECT g, g, 'post ' || g FROM generate_series(1, 20) g;
+"""
+
+
+@pytest.fixture(scope="session")
+def shop_dsn(infra: Endpoints) -> Iterator[str]:
+    name = f"sdk_shop_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(infra.pg_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = dsn_for(infra.pg_dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(infra.pg_dsn, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
