@@ -159,6 +159,14 @@ def test_test_refuses_private_targets_without_the_allow_list(
             {"email_configs": [{"to": ["a@x"], "from": "b@x", "smarthost": "mail.example"}]},
             "is not host:port",
         ),
+        (
+            {"pagerduty_configs": [{"routing_key": "SECRET-T", "rate_per_min": 0}]},
+            "rate_per_min: 0",
+        ),
+        (
+            {"pagerduty_configs": [{"routing_key": "SECRET-T", "rate_per_min": -5.0}]},
+            "must be a positive number",
+        ),
     ],
 )
 def test_unusable_targets_are_refused_when_the_file_loads(

@@ -15,6 +15,7 @@ print as ``**********`` in logs and errors.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -247,6 +248,11 @@ class PagerDutyConfig(msgspec.Struct, forbid_unknown_fields=False, rename={"clas
 
     def __post_init__(self) -> None:
         _check_url(self.url, "pagerduty_configs.url")
+        # Refused as the file loads, not at the first send (a rate of 0 cannot be a bucket).
+        if not (math.isfinite(self.rate_per_min) and self.rate_per_min > 0):
+            raise ValueError(
+                f"pagerduty_configs.rate_per_min: {self.rate_per_min} must be a positive number"
+            )
 
 
 class OpsGenieResponder(msgspec.Struct, forbid_unknown_fields=False):
