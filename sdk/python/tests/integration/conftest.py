@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from opsmesh.settings import ENV_REDIS
 from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.redis import RedisServer
 from opsmesh_dev.tools.demo_db import dsn_for
 
 SCHEMA = """
@@ -35,3 +41,21 @@ def shop_dsn(infra: Endpoints) -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def cache_redis_url() -> Iterator[str]:
+    """A Redis of the cache's tests' own (``OPSMESH_REDIS_URL`` uses an existing one): the
+    cache needs no Kafka or PostgreSQL, so it does not wait for the whole stack."""
+    given = os.environ.get(ENV_REDIS)
+    if given:
+        yield given
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="opsmesh-cache-redis-"))
+    server = RedisServer(workdir)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,200 @@
+"""The cache for threads (WSGI, Django, scripts): L1 in-process, L2 shared.
+
+``get_or_set`` loads a missing key once per process (single flight: concurrent callers
+wait for the first) and once across processes (the first takes a Redis lease; the others
+poll L2 for its value until the lease ends, then load themselves). When the loader fails,
+a stale value (within ``stale_s`` after expiry) is served instead of the error.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any, ParamSpec, TypeVar
+
+from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
+from opsmesh_client.cache.entry import Codec, Entry
+from opsmesh_client.cache.l2 import SyncStore
+from opsmesh_client.cache.settings import Namespace
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Cache:
+    def __init__(
+        self,
+        store: SyncStore | None = None,
+        namespaces: Iterable[Namespace] = (),
+        *,
+        prefix: str = "opsmesh-cache",
+        codec: Codec | None = None,
+        clock: Clock = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
+        self.store = store
+        self._sleep = sleep
+        self._flights: dict[tuple[str, str], Future[Any]] = {}
+        self._flights_lock = threading.Lock()
+
+    def declare(self, namespace: Namespace) -> Namespace:
+        return self.tiers.declare(namespace)
+
+    def _l2(self, ns: Namespace) -> SyncStore | None:
+        return self.store if ns.l2 else None
+
+    def _lookup(self, ns: Namespace, key: str) -> tuple[Entry | None, Entry | None]:
+        fresh, stale = self.tiers.l1_fresh(ns, key)
+        if fresh is not None:
+            return fresh, None
+        store = self._l2(ns)
+        if store is not None:
+            ok, entry = self.tiers.accept_l2(
+                ns, key, self.tiers.from_l2(store.get(self.tiers.l2_key(ns, key)))
+            )
+            if ok:
+                return entry, None
+            stale = newer(stale, entry)
+        return None, stale
+
+    def get(self, key: str, default: Any = None, *, namespace: str = "default") -> Any:
+        ns = self.tiers.resolve(namespace, key)
+        fresh, _ = self._lookup(ns, key)
+        if fresh is None:
+            self.tiers.counts[ns.name].misses += 1
+            return default
+        return fresh.value
+
+    def set(
+        self, key: str, value: Any, *, namespace: str = "default", ttl_s: float | None = None
+    ) -> None:
+        ns = self.tiers.resolve(namespace, key)
+        entry, data = self.tiers.make(ns, value, ttl_s)
+        self.tiers.keep_l1(ns, key, entry)
+        store = self._l2(ns)
+        if store is not None:
+            store.set(self.tiers.l2_key(ns, key), data, self.tiers.l2_ttl(entry))
+
+    def delete(self, key: str, *, namespace: str = "default") -> None:
+        ns = self.tiers.resolve(namespace, key)
+        self.tiers.l1[ns.name].delete(key)
+        store = self._l2(ns)
+        if store is not None:
+            store.delete(self.tiers.l2_key(ns, key))
+
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        *,
+        namespace: str = "default",
+        ttl_s: float | None = None,
+    ) -> Any:
+        ns = self.tiers.resolve(namespace, key)
+        fresh, stale = self._lookup(ns, key)
+        if fresh is not None:
+            return fresh.value
+        self.tiers.counts[ns.name].misses += 1
+        flight_key = (ns.name, key)
+        with self._flights_lock:
+            flight = self._flights.get(flight_key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[flight_key] = Future()
+        if not leader:
+            return flight.result()
+        try:
+            value = self._load(ns, key, loader, ttl_s, stale)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(value)
+            return value
+        finally:
+            with self._flights_lock:
+                self._flights.pop(flight_key, None)
+
+    def _load(
+        self,
+        ns: Namespace,
+        key: str,
+        loader: Callable[[], Any],
+        ttl_s: float | None,
+        stale: Entry | None,
+    ) -> Any:
+        store = self._l2(ns)
+        token = self.tiers.new_token()
+        lease_key = self.tiers.lease_key(ns, key)
+        held = store.acquire(lease_key, token, ns.lease_s) if store is not None else None
+        if store is not None and held is False:
+            found = self._await_holder(ns, key, store)
+            if found is not None:
+                return found.value
+            held = store.acquire(lease_key, token, ns.lease_s)
+        try:
+            self.tiers.counts[ns.name].loads += 1
+            try:
+                value = loader()
+            except Exception as exc:
+                return self.tiers.stale_fallback(ns, stale, exc)
+            self.set(key, value, namespace=ns.name, ttl_s=ttl_s)
+            return value
+        finally:
+            if held and store is not None:
+                store.release(lease_key, token)
+
+    def _await_holder(self, ns: Namespace, key: str, store: SyncStore) -> Entry | None:
+        """Another process loads the key: poll L2 for its value while its lease lasts."""
+        self.tiers.counts[ns.name].lease_waits += 1
+        deadline = self.tiers.clock() + ns.lease_s
+        l2_key = self.tiers.l2_key(ns, key)
+        while self.tiers.clock() < deadline:
+            ok, entry = self.tiers.accept_l2(ns, key, self.tiers.from_l2(store.get(l2_key)))
+            if ok:
+                return entry
+            self._sleep(LEASE_POLL_S)
+        return None
+
+    def cached(
+        self,
+        *,
+        namespace: str = "default",
+        ttl_s: float | None = None,
+        key: Callable[..., str] | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a function: its result is cached under ``key(*args, **kwargs)`` (by
+        default the function's qualified name and its arguments' ``repr``)."""
+
+        def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            make_key = key or default_key(func)
+
+            @functools.wraps(func)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                result: R = self.get_or_set(
+                    make_key(*args, **kwargs),
+                    lambda: func(*args, **kwargs),
+                    namespace=namespace,
+                    ttl_s=ttl_s,
+                )
+                return result
+
+            return wrapper
+
+        return decorate
+
+
+def default_key(func: Callable[..., Any]) -> Callable[..., str]:
+    name = f"{func.__module__}.{func.__qualname__}"
+
+    def make(*args: Any, **kwargs: Any) -> str:
+        return f"{name}:{args!r}:{sorted(kwargs.items())!r}"
+
+    return make
+
+
+__all__ = ["Cache"]

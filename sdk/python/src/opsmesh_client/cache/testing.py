@@ -1,0 +1,106 @@
+"""Fakes for tests of the cache's policies: a settable clock and an in-memory L2 that
+expires by that clock and can be made to fail as an unreachable Redis does."""
+
+from __future__ import annotations
+
+import threading
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_760_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+
+class MemoryStore:
+    """L2 in a dict; ``failing`` makes every call behave as a Redis error does."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self._data: dict[str, tuple[bytes | str, float]] = {}
+        self._lock = threading.Lock()
+        self.failing = False
+        self.errors = 0
+        self.gets = 0
+
+    def _live(self, key: str) -> bytes | str | None:
+        item = self._data.get(key)
+        if item is None or item[1] <= self._clock():
+            self._data.pop(key, None)
+            return None
+        return item[0]
+
+    def _fail(self) -> bool:
+        if self.failing:
+            self.errors += 1
+        return self.failing
+
+    def get(self, key: str) -> bytes | None:
+        self.gets += 1
+        if self._fail():
+            return None
+        with self._lock:
+            value = self._live(key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, data: bytes, ttl_s: float) -> None:
+        if not self._fail():
+            with self._lock:
+                self._data[key] = (data, self._clock() + ttl_s)
+
+    def delete(self, key: str) -> None:
+        if not self._fail():
+            with self._lock:
+                self._data.pop(key, None)
+
+    def acquire(self, key: str, token: str, ttl_s: float) -> bool | None:
+        if self._fail():
+            return None
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._data[key] = (token, self._clock() + ttl_s)
+            return True
+
+    def release(self, key: str, token: str) -> None:
+        if not self._fail():
+            with self._lock:
+                if self._live(key) == token:
+                    del self._data[key]
+
+
+class AsyncMemoryStore:
+    """``MemoryStore`` behind the async Protocol."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.sync = MemoryStore(clock)
+
+    @property
+    def errors(self) -> int:
+        return self.sync.errors
+
+    async def get(self, key: str) -> bytes | None:
+        return self.sync.get(key)
+
+    async def set(self, key: str, data: bytes, ttl_s: float) -> None:
+        self.sync.set(key, data, ttl_s)
+
+    async def delete(self, key: str) -> None:
+        self.sync.delete(key)
+
+    async def acquire(self, key: str, token: str, ttl_s: float) -> bool | None:
+        return self.sync.acquire(key, token, ttl_s)
+
+    async def release(self, key: str, token: str) -> None:
+        self.sync.release(key, token)

@@ -1,0 +1,111 @@
+"""The cache over a real Redis: values shared between instances, one origin load per key
+across four processes (the Redis lease), a dead lease holder, and Redis unreachable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import redis
+
+from opsmesh_client.cache import AsyncCache, AsyncRedisStore, Cache, Namespace, RedisStore
+from opsmesh_dev.infra.process import free_port
+
+WORKER = Path(__file__).with_name("cache_worker.py")
+API = Namespace("api", ttl_s=60, lease_s=10)
+
+
+def run_id() -> str:
+    return f"cache-test-{uuid.uuid4().hex[:8]}"
+
+
+def test_an_instance_reads_what_another_wrote_and_delete_reaches_l2(cache_redis_url: str) -> None:
+    run = run_id()
+    one = Cache(RedisStore(cache_redis_url), [API], prefix=run)
+    two = Cache(RedisStore(cache_redis_url), [API], prefix=run)
+    one.set("user:1", {"name": "Ada", "tags": ["a", "b"]}, namespace="api")
+    assert two.get("user:1", namespace="api") == {"name": "Ada", "tags": ["a", "b"]}
+    assert two.tiers.counts["api"].l2_hits == 1
+    one.delete("user:1", namespace="api")
+    assert (
+        Cache(RedisStore(cache_redis_url), [API], prefix=run).get("user:1", namespace="api") is None
+    )
+    ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:user:1")
+    assert ttl_ms == -2  # gone
+    one.set("k", 1, namespace="api")
+    ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:k")
+    # Redis keeps the value for ttl_s + stale_s, so it can still answer a failing loader.
+    assert (API.ttl_s + API.stale_s - 5) * 1000 < ttl_ms <= (API.ttl_s + API.stale_s) * 1000
+
+
+async def test_the_async_cache_shares_values_with_the_sync_one(cache_redis_url: str) -> None:
+    run = run_id()
+    store = AsyncRedisStore(cache_redis_url)
+    try:
+        cache = AsyncCache(store, [API], prefix=run)
+        assert await cache.get_or_set("k", _origin, namespace="api") == [1, 2, 3]
+        assert Cache(RedisStore(cache_redis_url), [API], prefix=run).get("k", namespace="api") == [
+            1,
+            2,
+            3,
+        ]
+    finally:
+        await store.aclose()
+
+
+async def _origin() -> list[int]:
+    return [1, 2, 3]
+
+
+def test_four_processes_stampeding_one_key_load_it_once(cache_redis_url: str) -> None:
+    run = run_id()
+    # Its own socket timeout, longer than the BLPOPs' (a default elsewhere may be shorter).
+    client = redis.Redis.from_url(cache_redis_url, socket_timeout=90)
+    processes, threads = 4, 8
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "stampede", cache_redis_url, run, str(threads)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for _ in range(processes):  # every worker is up before any starts
+            assert client.blpop([f"{run}:ready"], timeout=60) is not None
+        client.rpush(f"{run}:go", *([1] * processes))
+        outputs = [json.loads(w.communicate(timeout=60)[0]) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert all(w.returncode == 0 for w in workers)
+    assert client.get(f"{run}:loads") == b"1"
+    assert [v for o in outputs for v in o["values"]] == [{"from": "origin"}] * processes * threads
+    # The three processes that lost the lease waited for the holder's value.
+    assert sum(o["waits"] for o in outputs) == processes - 1
+
+
+def test_a_lease_left_by_a_dead_holder_expires_and_the_next_caller_loads(
+    cache_redis_url: str,
+) -> None:
+    run = run_id()
+    short = Namespace("api", ttl_s=60, lease_s=0.5)
+    client = redis.Redis.from_url(cache_redis_url)
+    client.set(f"{run}:lease:api:k", "crashed-process", px=500)
+    cache = Cache(RedisStore(client), [short], prefix=run)
+    assert cache.get_or_set("k", lambda: "mine", namespace="api") == "mine"
+    assert cache.tiers.counts["api"].lease_waits == 1
+    assert client.get(f"{run}:lease:api:k") is None  # released after the load
+
+
+def test_an_unreachable_redis_degrades_to_the_loader_and_l1() -> None:
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
+    store = RedisStore(dead)
+    cache = Cache(store, [API])
+    assert cache.get_or_set("k", lambda: 5, namespace="api") == 5
+    assert cache.get("k", namespace="api") == 5
+    assert store.errors >= 2  # the miss in L2, the lease, the write
