@@ -37,5 +37,30 @@ def stampede(url: str, run: str, threads: int) -> None:
     print(json.dumps({"values": got, "waits": cache.tiers.counts["api"].lease_waits}))
 
 
+def watch(url: str, run: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=60)
+    cache = Cache(RedisStore(client), [Namespace("api", ttl_s=3600)], prefix=run)
+    assert cache.tiers.subscribed.wait(30)
+    first = cache.get("k", namespace="api")  # from L2, kept in L1
+    assert cache.get("k", namespace="api") == first
+    assert cache.tiers.counts["api"].l1_hits == 1
+    client.rpush(f"{run}:ready", 1)
+    deadline = time.monotonic() + 60
+    value = first
+    while value == first and time.monotonic() < deadline:
+        time.sleep(0.001)  # the application's next request; not a synchronisation
+        value = cache.get("k", namespace="api")
+    seen_at = time.time()
+    print(
+        json.dumps(
+            {"value": value, "seen_at": seen_at, "l1_hits": cache.tiers.counts["api"].l1_hits}
+        )
+    )
+    cache.close()
+
+
 if __name__ == "__main__":
-    stampede(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if sys.argv[1] == "stampede":
+        stampede(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        watch(sys.argv[2], sys.argv[3])

@@ -102,10 +102,58 @@ def test_a_lease_left_by_a_dead_holder_expires_and_the_next_caller_loads(
     assert client.get(f"{run}:lease:api:k") is None  # released after the load
 
 
-def test_an_unreachable_redis_degrades_to_the_loader_and_l1() -> None:
+def test_an_unreachable_redis_degrades_to_the_loader() -> None:
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
     store = RedisStore(dead)
     cache = Cache(store, [API])
-    assert cache.get_or_set("k", lambda: 5, namespace="api") == 5
-    assert cache.get("k", namespace="api") == 5
-    assert store.errors >= 2  # the miss in L2, the lease, the write
+    loads: list[int] = []
+
+    def origin() -> int:
+        loads.append(1)
+        return 5
+
+    try:
+        assert cache.get_or_set("k", origin, namespace="api") == 5
+        # Not subscribed to invalidations, so L1 cannot be trusted: each call loads.
+        assert cache.get_or_set("k", origin, namespace="api") == 5
+        assert len(loads) == 2
+        assert store.errors >= 4  # L2 miss, lease, write, publish
+    finally:
+        cache.close()
+    # Without invalidation L1 is trusted (staleness up to ttl_s is accepted) and serves.
+    local = Cache(RedisStore(dead), [API], invalidation=False)
+    assert local.get_or_set("k", origin, namespace="api") == 5
+    assert local.get("k", namespace="api") == 5
+    assert len(loads) == 3
+
+
+def test_a_write_reaches_the_l1_of_every_other_process(cache_redis_url: str) -> None:
+    run = run_id()
+    client = redis.Redis.from_url(cache_redis_url, socket_timeout=90)
+    hour = Namespace("api", ttl_s=3600)
+    writer = Cache(RedisStore(client), [hour], prefix=run)
+    try:
+        writer.set("k", "v1", namespace="api")
+        watchers = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), "watch", cache_redis_url, run],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        try:
+            for _ in watchers:
+                assert client.blpop([f"{run}:ready"], timeout=60) is not None
+            writer.set("k", "v2", namespace="api")
+            outputs = [json.loads(w.communicate(timeout=90)[0]) for w in watchers]
+        finally:
+            for w in watchers:
+                if w.poll() is None:
+                    w.kill()
+                    w.wait()
+    finally:
+        writer.close()
+    # Each watcher read "v1" from its L1 (ttl one hour) until the invalidation arrived.
+    assert [o["value"] for o in outputs] == ["v2"] * 3
+    assert all(o["l1_hits"] > 0 for o in outputs)

@@ -13,7 +13,7 @@ import pytest
 from opsmesh_client.cache import AsyncCache, Cache, CacheError, Namespace
 from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.lru import Lru
-from opsmesh_client.cache.testing import AsyncMemoryStore, FakeClock, MemoryStore
+from opsmesh_client.cache.testing import AsyncMemoryStore, FakeClock, MemoryListener, MemoryStore
 
 API = Namespace("api", ttl_s=10, stale_s=60, lease_s=5)
 
@@ -263,3 +263,64 @@ async def test_async_stale_on_failure_and_loader_errors_reach_every_waiter() -> 
     await cache.set("k", "old", namespace="api")
     clock.advance(API.ttl_s)
     assert await cache.get_or_set("k", broken, namespace="api") == "old"
+
+
+def test_a_write_in_one_instance_drops_the_key_from_the_others_l1() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    reader, writer = make(clock, store), make(clock, store)
+    writer.set("k", "old", namespace="api")
+    assert reader.get("k", namespace="api") == "old"  # now in reader's L1
+    writer.set("k", "new", namespace="api")
+    assert reader.get("k", namespace="api") == "new"
+    writer.delete("k", namespace="api")
+    assert reader.get("k", namespace="api") is None
+    # An instance ignores its own messages: its L1 already holds what it wrote.
+    assert writer.tiers.invalidations_received == 0
+    assert reader.tiers.invalidations_received == 3
+
+
+def test_while_unsubscribed_l1_is_bypassed_and_it_starts_empty_again() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    cache = make(clock, store)
+    cache.set("k", 1, namespace="api")
+    store.drop_subscriptions()
+    gets = store.gets
+    assert cache.get("k", namespace="api") == 1
+    assert cache.get("k", namespace="api") == 1
+    assert store.gets == gets + 2  # both answered by L2
+    assert len(cache.tiers.l1["api"]) == 0
+    listener = cache._listener
+    assert isinstance(listener, MemoryListener)
+    listener.resubscribe()
+    cache.get("k", namespace="api")
+    assert cache.get("k", namespace="api") == 1
+    assert store.gets == gets + 3  # the second read came from L1
+
+
+def test_a_message_that_is_not_an_invalidation_is_ignored() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    cache = make(clock, store)
+    cache.set("k", 1, namespace="api")
+    for noise in (b"hello", b"[1, 2]", b'["other", "unknown-ns", "k"]', b'["other", "api", 5]'):
+        cache.tiers.on_invalidation(noise)
+    assert len(cache.tiers.l1["api"]) == 1
+
+
+async def test_the_async_cache_uses_l1_only_once_subscribed() -> None:
+    clock = FakeClock()
+    store = AsyncMemoryStore(clock)
+    cache = AsyncCache(store, [API], clock=clock, sleep=clock.async_sleep)
+    await cache.set("k", 1, namespace="api")
+    assert len(cache.tiers.l1["api"]) == 0
+    await cache.start()
+    other = AsyncCache(store, [API], clock=clock, sleep=clock.async_sleep)
+    await other.start()
+    assert await cache.get("k", namespace="api") == 1
+    await other.set("k", 2, namespace="api")
+    assert await cache.get("k", namespace="api") == 2
+    await cache.aclose()
+    await other.aclose()
+    assert store.sync.subscribers == []

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
+from opsmesh_client.cache.invalidation import AsyncListener
 from opsmesh_client.cache.l2 import AsyncStore
 from opsmesh_client.cache.settings import Namespace
 from opsmesh_client.cache.sync import default_key
@@ -33,12 +34,33 @@ class AsyncCache:
         prefix: str = "opsmesh-cache",
         codec: Codec | None = None,
         clock: Clock = time.time,
+        invalidation: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
         self.store = store
         self._sleep = sleep
+        # With a store, another instance's writes reach this L1 over pub/sub; until the
+        # subscription is made (``start`` for the async cache) L1 is bypassed.
+        self._invalidation = store is not None and invalidation
+        if self._invalidation:
+            self.tiers.l1_trusted = False
+        self._listener: AsyncListener | None = None
         self._flights: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    async def start(self) -> None:
+        """Subscribe to invalidations (L1 is bypassed until this is done)."""
+        if self._invalidation and self.store is not None and self._listener is None:
+            self._listener = await self.store.listen(
+                self.tiers.channel, self.tiers.on_invalidation, self.tiers.on_subscription
+            )
+
+    async def aclose(self) -> None:
+        """Stop listening for invalidations (the store's connections are the caller's)."""
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        self.tiers.l1_trusted = not self._invalidation
 
     def declare(self, namespace: Namespace) -> Namespace:
         return self.tiers.declare(namespace)
@@ -77,6 +99,7 @@ class AsyncCache:
         store = self._l2(ns)
         if store is not None:
             await store.set(self.tiers.l2_key(ns, key), data, self.tiers.l2_ttl(entry))
+        await self._publish(ns, key)
 
     async def delete(self, key: str, *, namespace: str = "default") -> None:
         ns = self.tiers.resolve(namespace, key)
@@ -84,6 +107,11 @@ class AsyncCache:
         store = self._l2(ns)
         if store is not None:
             await store.delete(self.tiers.l2_key(ns, key))
+        await self._publish(ns, key)
+
+    async def _publish(self, ns: Namespace, key: str | None) -> None:
+        if self._invalidation and ns.l1 and self.store is not None:
+            await self.store.publish(self.tiers.channel, self.tiers.invalidation(ns, key))
 
     async def get_or_set(
         self,

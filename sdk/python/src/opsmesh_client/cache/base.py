@@ -6,6 +6,8 @@ here and in ``Entry``; the two front ends only differ in how they wait.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -51,6 +53,11 @@ class Tiers:
         self.l1: dict[str, Lru] = {}
         self.counts: dict[str, Counts] = {}
         self.instance = uuid.uuid4().hex
+        # False while another instance's invalidation could be missed (not subscribed):
+        # L1 is then neither read nor filled.
+        self.l1_trusted = True
+        self.subscribed = threading.Event()
+        self.invalidations_received = 0
         self.declare(Namespace())
         for namespace in namespaces:
             self.declare(namespace)
@@ -100,9 +107,44 @@ class Tiers:
         except CorruptEntry:
             return None
 
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:invalidate"
+
+    def invalidation(self, ns: Namespace, key: str | None) -> str:
+        """The message telling the other instances to drop ``key`` (None: the namespace)."""
+        return json.dumps([self.instance, ns.name, key])
+
+    def on_invalidation(self, data: bytes) -> None:
+        try:
+            instance, name, key = json.loads(data)
+        except (ValueError, TypeError):
+            return  # not ours: another writer on the channel
+        if instance == self.instance or not isinstance(name, str):
+            return
+        lru = self.l1.get(name)
+        if lru is None:
+            return
+        self.invalidations_received += 1
+        if key is None:
+            lru.clear()
+        elif isinstance(key, str):
+            lru.delete(key)
+
+    def on_subscription(self, subscribed: bool) -> None:
+        """Whatever was published while unsubscribed is unknown: L1 starts empty."""
+        self.l1_trusted = False
+        for lru in self.l1.values():
+            lru.clear()
+        self.l1_trusted = subscribed
+        if subscribed:
+            self.subscribed.set()
+        else:
+            self.subscribed.clear()
+
     def l1_fresh(self, ns: Namespace, key: str) -> tuple[Entry | None, Entry | None]:
         """(fresh entry, or else an entry still usable stale) from L1."""
-        if not ns.l1:
+        if not (ns.l1 and self.l1_trusted):
             return None, None
         entry = self.l1[ns.name].get(key)
         if entry is None:
@@ -123,13 +165,12 @@ class Tiers:
         now = self.clock()
         if entry.fresh(now):
             self.counts[ns.name].l2_hits += 1
-            if ns.l1:
-                self.l1[ns.name].set(key, entry)
+            self.keep_l1(ns, key, entry)
             return True, entry
         return False, entry if entry.usable_stale(now) else None
 
     def keep_l1(self, ns: Namespace, key: str, entry: Entry) -> None:
-        if ns.l1:
+        if ns.l1 and self.l1_trusted:
             self.l1[ns.name].set(key, entry)
 
     def stale_fallback(self, ns: Namespace, stale: Entry | None, exc: BaseException) -> Any:

@@ -12,6 +12,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from opsmesh_client.cache.invalidation import (
+    AsyncListener,
+    Listener,
+    OnMessage,
+    OnState,
+    TaskListener,
+    ThreadListener,
+)
+
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
@@ -34,6 +43,8 @@ class SyncStore(Protocol):
     def delete(self, key: str) -> None: ...
     def acquire(self, key: str, token: str, ttl_s: float) -> bool | None: ...
     def release(self, key: str, token: str) -> None: ...
+    def publish(self, channel: str, message: str) -> None: ...
+    def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> Listener: ...
 
 
 class AsyncStore(Protocol):
@@ -45,6 +56,10 @@ class AsyncStore(Protocol):
     async def delete(self, key: str) -> None: ...
     async def acquire(self, key: str, token: str, ttl_s: float) -> bool | None: ...
     async def release(self, key: str, token: str) -> None: ...
+    async def publish(self, channel: str, message: str) -> None: ...
+    async def listen(
+        self, channel: str, on_message: OnMessage, on_state: OnState
+    ) -> AsyncListener: ...
 
 
 def _ms(seconds: float) -> int:
@@ -105,6 +120,15 @@ class RedisStore:
         except self._errors as exc:
             self._failed("release", exc)
 
+    def publish(self, channel: str, message: str) -> None:
+        try:
+            self._redis.publish(channel, message)
+        except self._errors as exc:
+            self._failed("publish", exc)
+
+    def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> Listener:
+        return ThreadListener(self._redis, channel, on_message, on_state, self._errors)
+
 
 class AsyncRedisStore:
     """Async adapter over ``redis.asyncio.Redis`` (give it a client, or a URL)."""
@@ -153,6 +177,15 @@ class AsyncRedisStore:
             await self._release(keys=[key], args=[token])
         except self._errors as exc:
             self._failed("release", exc)
+
+    async def publish(self, channel: str, message: str) -> None:
+        try:
+            await self._redis.publish(channel, message)
+        except self._errors as exc:
+            self._failed("publish", exc)
+
+    async def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> AsyncListener:
+        return await TaskListener.start(self._redis, channel, on_message, on_state, self._errors)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
+from opsmesh_client.cache.invalidation import Listener
 from opsmesh_client.cache.l2 import SyncStore
 from opsmesh_client.cache.settings import Namespace
 
@@ -33,13 +34,32 @@ class Cache:
         prefix: str = "opsmesh-cache",
         codec: Codec | None = None,
         clock: Clock = time.time,
+        invalidation: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
         self.store = store
         self._sleep = sleep
+        # With a store, another instance's writes reach this L1 over pub/sub; until the
+        # subscription is made (``start`` for the async cache) L1 is bypassed.
+        self._invalidation = store is not None and invalidation
+        if self._invalidation:
+            self.tiers.l1_trusted = False
+        self._listener: Listener | None = None
         self._flights: dict[tuple[str, str], Future[Any]] = {}
         self._flights_lock = threading.Lock()
+
+        if self._invalidation and store is not None:
+            self._listener = store.listen(
+                self.tiers.channel, self.tiers.on_invalidation, self.tiers.on_subscription
+            )
+
+    def close(self) -> None:
+        """Stop listening for invalidations (the store's connections are the caller's)."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.tiers.l1_trusted = not self._invalidation
 
     def declare(self, namespace: Namespace) -> Namespace:
         return self.tiers.declare(namespace)
@@ -78,6 +98,7 @@ class Cache:
         store = self._l2(ns)
         if store is not None:
             store.set(self.tiers.l2_key(ns, key), data, self.tiers.l2_ttl(entry))
+        self._publish(ns, key)
 
     def delete(self, key: str, *, namespace: str = "default") -> None:
         ns = self.tiers.resolve(namespace, key)
@@ -85,6 +106,11 @@ class Cache:
         store = self._l2(ns)
         if store is not None:
             store.delete(self.tiers.l2_key(ns, key))
+        self._publish(ns, key)
+
+    def _publish(self, ns: Namespace, key: str | None) -> None:
+        if self._invalidation and ns.l1 and self.store is not None:
+            self.store.publish(self.tiers.channel, self.tiers.invalidation(ns, key))
 
     def get_or_set(
         self,

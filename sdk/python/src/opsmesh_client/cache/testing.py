@@ -4,6 +4,10 @@ expires by that clock and can be made to fail as an unreachable Redis does."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+
+OnMessage = Callable[[bytes], None]
+OnState = Callable[[bool], None]
 
 
 class FakeClock:
@@ -33,6 +37,8 @@ class MemoryStore:
         self.failing = False
         self.errors = 0
         self.gets = 0
+        self.published: list[str] = []
+        self.subscribers: list[tuple[OnMessage, OnState]] = []
 
     def _live(self, key: str) -> bytes | str | None:
         item = self._data.get(key)
@@ -79,6 +85,48 @@ class MemoryStore:
                 if self._live(key) == token:
                     del self._data[key]
 
+    def publish(self, channel: str, message: str) -> None:
+        """Delivered at once to every subscriber (one channel: the fake ignores its name)."""
+        if self._fail():
+            return
+        self.published.append(message)
+        for on_message, _ in list(self.subscribers):
+            on_message(message.encode())
+
+    def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> MemoryListener:
+        subscriber = (on_message, on_state)
+        self.subscribers.append(subscriber)
+        on_state(True)
+        return MemoryListener(self, subscriber)
+
+    def drop_subscriptions(self) -> None:
+        """As a lost connection: every subscriber is told, and later messages missed."""
+        subscribers, self.subscribers = self.subscribers, []
+        for _, on_state in subscribers:
+            on_state(False)
+
+
+class MemoryListener:
+    def __init__(self, store: MemoryStore, subscriber: tuple[OnMessage, OnState]) -> None:
+        self._store = store
+        self._subscriber = subscriber
+
+    def close(self) -> None:
+        if self._subscriber in self._store.subscribers:
+            self._store.subscribers.remove(self._subscriber)
+
+    def resubscribe(self) -> None:
+        self._store.subscribers.append(self._subscriber)
+        self._subscriber[1](True)
+
+
+class AsyncMemoryListener:
+    def __init__(self, listener: MemoryListener) -> None:
+        self.listener = listener
+
+    async def close(self) -> None:
+        self.listener.close()
+
 
 class AsyncMemoryStore:
     """``MemoryStore`` behind the async Protocol."""
@@ -104,3 +152,11 @@ class AsyncMemoryStore:
 
     async def release(self, key: str, token: str) -> None:
         self.sync.release(key, token)
+
+    async def publish(self, channel: str, message: str) -> None:
+        self.sync.publish(channel, message)
+
+    async def listen(
+        self, channel: str, on_message: OnMessage, on_state: OnState
+    ) -> AsyncMemoryListener:
+        return AsyncMemoryListener(self.sync.listen(channel, on_message, on_state))
