@@ -59,6 +59,7 @@ async def bootstrap(
 ) -> Services:
     store = CheckStore(runtime.pool)
     share = ProbeShare() if probes else None
+    running = package_version()
     return Services(
         store=store,
         view=HealthView(
@@ -67,7 +68,7 @@ async def bootstrap(
             policies=settings.policies,
             default_policy=settings.default_policy,
             service_id=runtime.instance,
-            version=package_version(),
+            version=running,
         ),
         stage=HealthStage(
             owned=OwnedChecks(),
@@ -81,7 +82,7 @@ async def bootstrap(
         ),
         probes=share,
         readiness=runtime.readiness,
-        version=package_version(),
+        version=running,
         history_limit=settings.history_limit,
     )
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiohttp.test_utils import TestClient, TestServer
-from tests.fixtures.kafka import eventually
+from tests.fixtures.apps import served, until_ready
 
 from health_aggregator.app import build
 from health_aggregator.bootstrap import Services, bootstrap
@@ -31,16 +30,8 @@ async def test_open_services_is_the_one_place_the_services_are_made(infra: Endpo
 
     app = build(settings, open_services=open_services)
     assert made == [], "build opens nothing"
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with served(app) as client:
         live = await (await client.get("/health/live/")).json(content_type=None)
         assert live == {"status": "pass", "version": "swapped"}
         assert len(made) == 1
-
-        async def ready() -> int:
-            return (await client.get("/health/ready/")).status
-
-        await eventually(ready, until=lambda status: status == 200, what="ready")
-    finally:
-        await client.close()
+        await until_ready(client, "/health/ready/")

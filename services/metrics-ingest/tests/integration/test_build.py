@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp.test_utils import TestClient, TestServer
-from tests.fixtures.kafka import eventually
+from tests.fixtures.apps import served, until_ready
 
 from metrics_ingest.app import build
 from metrics_ingest.bootstrap import Services, bootstrap
@@ -27,17 +26,9 @@ async def test_open_services_is_the_one_place_the_services_are_made(infra: Endpo
 
     app = build(settings, open_services=open_services)
     assert made == [], "build opens nothing"
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with served(app) as client:
         assert len(made) == 1
         answer = await client.post("/api/v1/metrics", json={"samples": []})
         assert answer.status == 503, "no token configured: ingest answers that it is not"
         assert (await answer.json())["error"] == "not_configured"
-
-        async def ready() -> int:
-            return (await client.get("/health/ready")).status
-
-        await eventually(ready, until=lambda status: status == 200, what="ready")
-    finally:
-        await client.close()
+        await until_ready(client)
