@@ -1,5 +1,6 @@
 """HTTP endpoints: ``POST /api/v1/metrics``, ``GET /metrics/apps``, ``GET /api/v1/series``;
-``POST /api/v1/slow-queries`` and ``/api/v1/health-reports`` (``event_ingest``).
+``POST /api/v1/slow-queries`` and ``/api/v1/health-reports`` (``event_ingest``);
+``POST /api/v1/write``, Prometheus remote write (``remote_write_api``).
 
 HTTP ingest publishes accepted samples to the metrics topic (keyed by series) and
 answers once the broker has acknowledged them (acks=all). Going through Kafka rather
@@ -12,7 +13,7 @@ acknowledge samples held only in one process's memory.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from metrics_ingest.openapi import openapi_document
 from metrics_ingest.pipeline.event_ingest import EventIngest
+from metrics_ingest.pipeline.remote_write_api import PATH as REMOTE_WRITE
+from metrics_ingest.pipeline.remote_write_api import remote_write_handler
 from metrics_ingest.pipeline.series import query_series
 from metrics_ingest.rollup.decompress import (
     ENCODINGS,
@@ -76,6 +79,7 @@ class HttpApi:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/metrics", self.ingest)
+        app.router.add_post(REMOTE_WRITE, self._remote_write())
         events = EventIngest(
             self._body, self._answer, self._fail, self.producer, self.limits.max_samples
         )
@@ -83,6 +87,17 @@ class HttpApi:
         app.router.add_get("/metrics/apps", self.apps)
         app.router.add_get("/api/v1/series", self.series)
         add_openapi_route(app, openapi_document(self.limits, self.max_body_bytes))
+
+    def _remote_write(self) -> Callable[[web.Request], Awaitable[web.Response]]:
+        # The same token, limits and producer as POST /api/v1/metrics.
+        return remote_write_handler(
+            token=self.token,
+            limits=self.limits,
+            max_body_bytes=self.max_body_bytes,
+            clock=self.clock,
+            registry=self.registry,
+            producer=self.producer,
+        )
 
     def _fail(self, status: int, reason: str, detail: str) -> web.Response:
         self._requests.labels(str(status)).inc()
