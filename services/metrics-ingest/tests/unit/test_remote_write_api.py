@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Sequence
 
 import cramjam
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.remote_write_proto import Label, Sample, TimeSeries, WriteRequest
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import http_app
 from opsmesh.clock import SystemClock
 from opsmesh.events.metrics import MetricSampled
 from opsmesh.kafka.producer import Outgoing
@@ -48,20 +48,18 @@ class FakeProducer:
 async def client() -> AsyncIterator[tuple[TestClient, FakeProducer, CollectorRegistry]]:
     producer = FakeProducer()
     registry = CollectorRegistry()
-    http = HttpApi(
+    http = HttpIngest(
         token=TOKEN,
         limits=IngestLimits(max_samples=50),
         window_sizes=(10.0,),
         rollups=Rollups(WindowConfig((10.0,))),
         clock=SystemClock(),
         registry=registry,
-        producer=lambda: producer,
-        pool=lambda: pytest.fail("remote write reads no database"),
+        producer=producer,
+        pool=None,  # remote write reads no database
         max_body_bytes=MAX_BODY,
     )
-    app = web.Application(client_max_size=MAX_BODY, handler_args={"auto_decompress": False})
-    http.routes(app)
-    test_client = TestClient(TestServer(app))
+    test_client = TestClient(TestServer(http_app(http)))
     await test_client.start_server()
     try:
         yield test_client, producer, registry

@@ -1,11 +1,11 @@
 """The OpenAPI paths of ``POST /api/v1/write`` (Prometheus remote write), merged into
-the service's document by ``openapi.py``."""
+the service's document by ``api/openapi.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from metrics_ingest.pipeline.remote_write_api import PATH as REMOTE_WRITE
+from metrics_ingest.api.remote_write import PATH as REMOTE_WRITE
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.remote_write import CONTENT_TYPE as RW_CONTENT_TYPE
 from metrics_ingest.rollup.remote_write import BodyProblem, Refusal

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from metrics_ingest.openapi_remote_write import AUTH_ERROR, remote_write_paths
-from metrics_ingest.pipeline.event_ingest import ENDPOINTS
+from metrics_ingest.api.events import ENDPOINTS
+from metrics_ingest.api.openapi_remote_write import AUTH_ERROR, remote_write_paths
 from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
 from metrics_ingest.rollup.query import (
