@@ -196,20 +196,33 @@ def _identity(labels: Any, samples: int, decoded: Decoded) -> tuple[str, dict[st
     if not name:
         decoded.refuse(Refusal.MISSING_NAME, samples, "a series needs a __name__ label")
         return None
-    where = series_id(name, out)[:200]
-    if len(out) > MAX_LABELS:
-        decoded.refuse(Refusal.TOO_MANY_LABELS, samples, f"{where}: more than {MAX_LABELS}")
-        return None
-    if len(name) > MAX_NAME or any(
-        len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE for k, v in out.items()
+    # One pass over the labels for the limits and NUL; the refusal is worked out (and the
+    # series named) only for a series that breaks one.
+    if (
+        len(out) > MAX_LABELS
+        or len(name) > MAX_NAME
+        or "\x00" in name
+        or any(
+            len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE or "\x00" in k or "\x00" in v
+            for k, v in out.items()
+        )
     ):
-        decoded.refuse(Refusal.TOO_LONG, samples, f"{where}: a name or value is too long")
-        return None
-    if "\x00" in name or any("\x00" in k or "\x00" in v for k, v in out.items()):
-        decoded.refuse(Refusal.UNSTORABLE_TEXT, samples, f"{where}: contains NUL")
+        _refuse_limits(name, out, samples, decoded)
         return None
     problem = name_problem(name, out)
     if problem is not None:
         decoded.refuse(Refusal.BAD_NAME, samples, problem)
         return None
     return name, out
+
+
+def _refuse_limits(name: str, labels: dict[str, str], samples: int, decoded: Decoded) -> None:
+    where = series_id(name, labels)[:200]
+    if len(labels) > MAX_LABELS:
+        decoded.refuse(Refusal.TOO_MANY_LABELS, samples, f"{where}: more than {MAX_LABELS}")
+    elif len(name) > MAX_NAME or any(
+        len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE for k, v in labels.items()
+    ):
+        decoded.refuse(Refusal.TOO_LONG, samples, f"{where}: a name or value is too long")
+    else:
+        decoded.refuse(Refusal.UNSTORABLE_TEXT, samples, f"{where}: contains NUL")
