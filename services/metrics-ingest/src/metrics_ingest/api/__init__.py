@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from metrics_ingest.api import events, metrics, series
+from metrics_ingest.api import events, metrics, remote_write, series
 from metrics_ingest.api.openapi import openapi_document
 from metrics_ingest.rollup.ingest import IngestLimits
 from opsmesh.web.openapi import add_openapi_route
@@ -18,6 +18,7 @@ def routes(limits: IngestLimits, max_body_bytes: int) -> Callable[[web.Applicati
 
     def add(app: web.Application) -> None:
         app.router.add_post("/api/v1/metrics", metrics.ingest)
+        app.router.add_post(remote_write.PATH, remote_write.write)
         for path, event_type, topic, key in events.ENDPOINTS:
             app.router.add_post(path, events.ingest_of(event_type, topic, key))
         app.router.add_get("/metrics/apps", metrics.apps)

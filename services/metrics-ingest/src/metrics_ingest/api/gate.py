@@ -42,6 +42,8 @@ class HttpIngest:
     max_body_bytes: int = 8 * 1024 * 1024  # the app's client_max_size, for the document
     samples: Counter = field(init=False)
     requests: Counter = field(init=False)
+    remote_write_samples: Counter = field(init=False)  # POST /api/v1/write's own
+    remote_write_requests: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.samples = Counter(
@@ -53,6 +55,18 @@ class HttpIngest:
         self.requests = Counter(
             "metrics_ingest_http_requests",
             "POST /api/v1/metrics requests by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.remote_write_samples = Counter(
+            "metrics_ingest_remote_write_samples",
+            "Remote-write samples by outcome: accepted, a skip or a refusal reason",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.remote_write_requests = Counter(
+            "metrics_ingest_remote_write_requests",
+            "POST /api/v1/write requests by status",
             ["status"],
             registry=self.registry,
         )
