@@ -21,7 +21,13 @@ import pytest
 
 from metrics_ingest.rollup.ingest import IngestLimits, parse_batch
 from opsmesh import catalogue, topics
-from opsmesh.events import ALL_EVENTS, HealthReported, MetricSampled, SlowQueryObserved
+from opsmesh.events import (
+    ALL_EVENTS,
+    HealthReported,
+    MetricSampled,
+    ProfileRecorded,
+    SlowQueryObserved,
+)
 from opsmesh.events.base import Event
 from opsmesh.events.schema import json_schema, schema_file_name
 from opsmesh.kafka.headers import cloudevent_headers
@@ -41,6 +47,7 @@ TOPIC_OF: dict[type[Event], topics.Topic] = {
     MetricSampled: topics.METRICS,
     SlowQueryObserved: topics.SLOW_QUERIES,
     HealthReported: topics.HEALTH,
+    ProfileRecorded: topics.PROFILES,
 }
 
 
@@ -49,7 +56,14 @@ def emitted() -> list[Record]:
     """Everything a client sends for a little real use."""
     made = MemoryTransports()
     client = Client(
-        load({}, service="shop", kafka="unused:9092", environment="demo", instance="web-1"),
+        load(
+            {},
+            service="shop",
+            kafka="unused:9092",
+            environment="demo",
+            instance="web-1",
+            profile_slow_ms=100,
+        ),
         transport=made,
         clock=lambda: NOW,
         start=False,
@@ -74,12 +88,25 @@ def emitted() -> list[Record]:
     finally:
         trace.leave(token)
     client.query("SELECT 1", 0.001, started_at=NOW, database="shop")
+    _profiled_request(client)
     client.report_check("database", "fail", output="connection refused", observed_value=1.5)
     client._heartbeat()
     client.flush()
     records = made.transport.records
     assert {r.kind for r in records} == set(Kind)
     return records
+
+
+def _profiled_request(client: Client) -> None:
+    """A slow request whose thread the sampler caught twice, as a real tick does."""
+    assert client.profiler is not None
+    session = client.begin_profile()
+    assert session is not None
+    client.profiler.tick()
+    client.profiler.tick()
+    client.end_profile(
+        session, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
+    )
 
 
 def _schemas(event: type[Event]) -> list[dict[str, object]]:
@@ -116,6 +143,8 @@ def test_records_go_to_their_events_topic_under_its_key(emitted: list[Record]) -
             assert record.key == series_id(record.body["name"], record.body["labels"])
         elif event is HealthReported:
             assert record.key == f"{record.body['service']}/{record.body['instance']}"
+        elif event is ProfileRecorded:
+            assert record.key == f"{record.body['service']}/{record.body['route']}"
         else:
             assert record.key == record.body["database"]
 
