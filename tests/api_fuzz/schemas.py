@@ -16,11 +16,11 @@ import schemathesis
 import yaml
 
 from alert_engine.api.openapi import openapi_document as alert_engine_document
-from health_aggregator.openapi import openapi_document as health_document
-from metrics_ingest.openapi import openapi_document as metrics_document
+from health_aggregator.api.openapi import openapi_document as health_document
+from metrics_ingest.api.openapi import openapi_document as metrics_document
 from metrics_ingest.rollup.ingest import IngestLimits
 from notifier.api.openapi import DOCUMENT as NOTIFIER_DOCUMENT
-from query_analyzer.openapi import DOCUMENT as QUERY_DOCUMENT
+from query_analyzer.api.openapi import DOCUMENT as QUERY_DOCUMENT
 
 ALERTMANAGER_SPEC = Path(__file__).parents[1] / "fixtures" / "openapi" / "alertmanager-v2.yaml"
 

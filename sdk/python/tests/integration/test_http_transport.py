@@ -10,14 +10,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import http_app
 from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
 from opsmesh.events import HealthReported, MetricSampled, SlowQueryObserved
@@ -37,18 +37,17 @@ async def mesh_url(infra: Endpoints) -> AsyncIterator[str]:
     pool = await open_pool(infra.pg_dsn, name="sdk-http-test", max_size=2)
     producer = EventProducer({"bootstrap_servers": infra.kafka_bootstrap}, source="/test")
     await producer.start()
-    api = HttpApi(
+    api = HttpIngest(
         token=TOKEN,
         limits=IngestLimits(),
         window_sizes=(10.0,),
         rollups=Rollups(WindowConfig((10.0,))),
         clock=SystemClock(),
         registry=CollectorRegistry(),
-        producer=lambda: producer,
-        pool=lambda: pool,
+        producer=producer,
+        pool=pool,
     )
-    app = web.Application(handler_args={"auto_decompress": False})
-    api.routes(app)
+    app = http_app(api)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.db.retention import PurgeJob, TablePurge, days
-from query_analyzer.analysis import AnalysisConfig
+from query_analyzer.pipeline.analysis import AnalysisConfig
 
 
 def windows_needed_s(window_s: float, config: AnalysisConfig | None = None) -> float:

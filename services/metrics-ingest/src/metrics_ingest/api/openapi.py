@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from metrics_ingest.pipeline.event_ingest import ENDPOINTS
+from metrics_ingest.api.events import ENDPOINTS
 from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
 from metrics_ingest.rollup.query import (
