@@ -6,7 +6,8 @@ client driven through requests, queries, metrics, the Prometheus bridge and heal
 Schema (built from ``opsmesh.events`` and as exported to ``docs/schemas``), decodes as the
 event type, carries that type's CloudEvents headers and goes to its topic under the key the
 topic declares; the request metrics are the catalogue's application metrics with their
-labels; and the HTTP transport's bodies are accepted by metrics-ingest's parser.
+labels; and the HTTP transport's bodies go to metrics-ingest's endpoints for their
+event types and are accepted by its parsers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import msgspec
 import prometheus_client
 import pytest
 
+from metrics_ingest.api.events import ENDPOINTS
+from metrics_ingest.rollup.events_body import parse_events
 from metrics_ingest.rollup.ingest import IngestLimits, parse_batch
 from opsmesh import catalogue, topics
 from opsmesh.events import (
@@ -186,3 +189,17 @@ def test_the_http_transports_metric_bodies_are_accepted_by_metrics_ingest(
     parsed = parse_batch(body, NOW, IngestLimits())
     assert parsed.rejected == []
     assert len(parsed.samples) == len(metrics)
+
+
+def test_the_http_transports_event_bodies_go_to_metrics_ingests_endpoints(
+    emitted: list[Record],
+) -> None:
+    endpoints = {path: event_type for path, event_type, _, _ in ENDPOINTS}
+    for kind in (Kind.SLOW_QUERY, Kind.HEALTH, Kind.PROFILE):
+        mine = [r for r in emitted if r.kind is kind]
+        path, body = http_body(kind, mine)
+        event_type = endpoints[path]
+        assert event_type is BY_TYPE[_ce_type(mine[0])]
+        parsed = parse_events(body, event_type, 1000)
+        assert parsed.rejected == []
+        assert len(parsed.events) == len(mine)

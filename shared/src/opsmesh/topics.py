@@ -49,6 +49,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
 # Consumer groups, one per service role; replicas of a service share its group.
 GROUP_METRICS_INGEST = "opsmesh.metrics-ingest"
 GROUP_QUERY_ANALYZER = "opsmesh.query-analyzer"
+GROUP_QUERY_ANALYZER_PROFILES = "opsmesh.query-analyzer.profiles"
 GROUP_HEALTH_AGGREGATOR = "opsmesh.health-aggregator"
 GROUP_ALERT_ENGINE = "opsmesh.alert-engine"
 GROUP_ALERT_DISPATCH = "opsmesh.alert-engine.dispatch"
