@@ -14,21 +14,29 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from opsmesh.events.profiles import ProfileRecorded
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.runtime import Runtime
-from opsmesh.topics import GROUP_QUERY_ANALYZER, SLOW_QUERIES
+from opsmesh.topics import (
+    GROUP_QUERY_ANALYZER,
+    GROUP_QUERY_ANALYZER_PROFILES,
+    PROFILES,
+    SLOW_QUERIES,
+)
 from opsmesh.web import Worker
 from query_analyzer.core.advice import AdviceRules
 from query_analyzer.core.nplusone import NPlusOneRules
 from query_analyzer.core.regression import RegressionRules
 from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.analysis import AnalysisConfig, Analyzer
+from query_analyzer.pipeline.profile_stage import ProfileStage
 from query_analyzer.pipeline.signals import KafkaSignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.settings import QueryAnalyzerSettings
 from query_analyzer.storage.findings import FindingStore
+from query_analyzer.storage.profiles import ProfileStore
 from query_analyzer.storage.retention import purge_jobs
 from query_analyzer.storage.stats import QueryStats
 from query_analyzer.target.explain import TargetDatabase
@@ -40,6 +48,8 @@ class Services:
     findings: FindingStore  # findings, plans and index recommendations
     stage: StatsStage | None  # None: a read-only API (tests, tools)
     analyzer: Analyzer | None
+    profiles: ProfileStore  # request profiles per route and function
+    profile_stage: ProfileStage | None = None  # None: a read-only API
 
 
 SERVICES = web.AppKey("query_analyzer.services", Services)
@@ -68,9 +78,17 @@ def target_of(settings: QueryAnalyzerSettings) -> TargetDatabase | None:
 async def bootstrap(runtime: Runtime, settings: QueryAnalyzerSettings) -> Services:
     stats, findings = QueryStats(runtime.pool), FindingStore(runtime.pool)
     signals = KafkaSignalSink(runtime.producer)
+    profiles = ProfileStore(runtime.pool)
     return Services(
         stats=stats,
         findings=findings,
+        profiles=profiles,
+        profile_stage=ProfileStage(
+            pool=runtime.pool,
+            profiles=profiles,
+            consumer=GROUP_QUERY_ANALYZER_PROFILES,
+            registry=runtime.registry,
+        ),
         stage=StatsStage(
             pool=runtime.pool,
             stats=stats,
@@ -105,6 +123,11 @@ def workers(
         if services.stage is not None:
             config = ConsumerConfig(group_id=GROUP_QUERY_ANALYZER, topics=(SLOW_QUERIES,))
             found.append(("stats", runtime.consumer(config, SlowQueryObserved, services.stage)))
+        if services.profile_stage is not None:
+            config = ConsumerConfig(group_id=GROUP_QUERY_ANALYZER_PROFILES, topics=(PROFILES,))
+            found.append(
+                ("profiles", runtime.consumer(config, ProfileRecorded, services.profile_stage))
+            )
         if services.analyzer is not None:
             # Analysis is advisory: a failing target must not stop the consumer.
             analysis = Periodic(

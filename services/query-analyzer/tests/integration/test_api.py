@@ -26,6 +26,7 @@ from query_analyzer.core.sketch import Sketch
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore
+from query_analyzer.storage.profiles import ProfileStore
 from query_analyzer.storage.stats import QueryStats
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,11 @@ async def client(infra: Endpoints, unique: str) -> AsyncIterator[tuple[TestClien
     await stage.handle([])
     app = web.Application()
     app[SERVICES] = Services(
-        stats=QueryStats(pool), findings=FindingStore(pool), stage=None, analyzer=None
+        stats=QueryStats(pool),
+        findings=FindingStore(pool),
+        stage=None,
+        analyzer=None,
+        profiles=ProfileStore(pool),
     )
     add_routes(app)
     async with TestClient(TestServer(app)) as test_client:

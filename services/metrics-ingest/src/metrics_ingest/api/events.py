@@ -1,6 +1,7 @@
 """HTTP ingest of the other application events, for producers that cannot reach Kafka:
-``POST /api/v1/slow-queries`` (``SlowQueryObserved``) and ``POST /api/v1/health-reports``
-(``HealthReported``), published to their topics as the Kafka path would carry them.
+``POST /api/v1/slow-queries`` (``SlowQueryObserved``), ``POST /api/v1/health-reports``
+(``HealthReported``) and ``POST /api/v1/profiles`` (``ProfileRecorded``), published to
+their topics as the Kafka path would carry them.
 
 They share ``POST /api/v1/metrics``' bearer token, size limits and answers
 (``api.gate``); like it, a request is answered once the broker acknowledged its events.
@@ -18,9 +19,10 @@ from metrics_ingest.rollup.events_body import parse_events
 from metrics_ingest.rollup.ingest import BadBody
 from opsmesh.events.base import Event
 from opsmesh.events.health import HealthReported
+from opsmesh.events.profiles import ProfileRecorded
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.producer import Outgoing
-from opsmesh.topics import HEALTH, SLOW_QUERIES, Topic
+from opsmesh.topics import HEALTH, PROFILES, SLOW_QUERIES, Topic
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -35,9 +37,14 @@ def _health_key(event: Any) -> str:
     return f"{event.service}/{event.instance}"
 
 
+def _profile_key(event: Any) -> str:
+    return f"{event.service}/{event.route}"
+
+
 ENDPOINTS: tuple[tuple[str, type[Event], Topic, Callable[[Any], str]], ...] = (
     ("/api/v1/slow-queries", SlowQueryObserved, SLOW_QUERIES, _slow_query_key),
     ("/api/v1/health-reports", HealthReported, HEALTH, _health_key),
+    ("/api/v1/profiles", ProfileRecorded, PROFILES, _profile_key),
 )
 
 
