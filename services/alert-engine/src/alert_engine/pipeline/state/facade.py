@@ -299,6 +299,12 @@ class EngineState:
             async with self._lock:
                 return flush.apply(self._held, sent, self.metrics)
 
+    def next_flush_in(self) -> float | None:
+        """Seconds until the earliest owned group is due (0 if one is due now); None
+        without groups. Read without awaiting, so consistent without the lock."""
+        due = self.engine.dispatcher.next_due()
+        return None if due is None else max(0.0, due - self.clock.now())
+
     def _produced(self, sent: Flush) -> None:
         self.path.observe(Hop.PRODUCE, self.clock.now() - sent.at, len(sent.sending))
 
