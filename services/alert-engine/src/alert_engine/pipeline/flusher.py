@@ -56,7 +56,7 @@ def next_wait(tick_s: float, failures: int, next_due_in: float | None) -> float:
     group flushes as its ``group_wait`` elapses, not on the tick after); after failures,
     an exponential backoff that a due group does not shorten."""
     if failures:
-        return min(10.0, tick_s * 2**failures)
+        return min(10.0, tick_s * 2.0**failures)
     if next_due_in is None:
         return tick_s
     return max(MIN_WAIT_S, min(tick_s, next_due_in))
