@@ -116,9 +116,9 @@ class Store:
         await self._db.io("version")
         return (0, 0.0)
 
-    async def persist_routed(self, *_: Any) -> dict[str, StoredAlert]:
+    async def persist_routed(self, *_: Any) -> set[str]:
         await self._db.io("persist_routed")
-        return {}
+        return set()
 
     async def suppressed(self, *_: Any) -> None:
         await self._db.io("suppressed")
