@@ -40,6 +40,7 @@ import yaml
 from psycopg import sql
 
 from alert_engine.core.rules import Rule, parse_rules
+from alert_engine.core.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from opsmesh.durations import parse_duration
 from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
 from opsmesh.events.health import ReportKind
@@ -360,7 +361,8 @@ async def test_high_error_rate(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "env": "e2e", "severity": "page"}
     assert alert["annotations"]["summary"] == f"{service} error ratio is 20.0%"
-    assert alert["annotations"]["runbook_url"] == "runbooks/high-error-rate.md"
+    # The rule's repository path, made a clickable URL under OPSMESH_RUNBOOK_BASE_URL.
+    assert alert["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}/high-error-rate.md"
 
 
 BOUNDS = (0.25, 0.5, 1.0, 2.0, 5.0)
