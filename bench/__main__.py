@@ -11,6 +11,7 @@ import sys
 BENCHMARKS = (
     "kafka_kit",
     "metrics_ingest",
+    "remote_write",
     "health_aggregator",
     "query_analyzer",
     "notifier",

@@ -19,7 +19,10 @@ measurement (the engine's processes idle beside Alertmanager's).
 Reported per mode and target: alerts/s ingested (first POST sent → last response), and
 the post→webhook latency per alert (its batch's POST sent → its first arrival at the
 sink), p50/p99; then the bar of issue 12: throughput at least Alertmanager's, p99 no
-worse, p50 under 150 ms.
+worse, p50 under 150 ms. For the engine, where the time went: p50/p99 of each hop of
+``opsmesh_alert_path_seconds`` (``opsmesh.alert_path``: ingest, persist, flush, produce,
+claim, delivery), from the services' own /metrics scraped before and after the measured
+alerts (the warm-up excluded), interpolated in the histogram's buckets.
 
     uv run python -m bench.alert_engine_vs_alertmanager [--alerts N] [--group-size G]
         [--senders N --batch B]
@@ -37,7 +40,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +50,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.profiling import start_profilers, stop_profilers
+from opsmesh.alert_path import Hop, buckets_by_hop, difference, quantile
 from opsmesh_dev.infra import Endpoints, LocalStack
 from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
 from opsmesh_dev.tools.mesh import Mesh
@@ -137,6 +141,12 @@ class Result:
     missing: int
     webhooks: int
     errors: int
+    # opsmesh_alert_path_seconds' buckets observed during the run, per hop (the engine's)
+    hops: dict[str, dict[float, float]] = field(default_factory=dict)
+
+    def hop(self, hop: Hop, q: float) -> float | None:
+        buckets = self.hops.get(hop.value)
+        return None if buckets is None else quantile(buckets, q)
 
     @property
     def rate(self) -> float:
@@ -212,6 +222,7 @@ async def measure(
     group_size: int,
     mode: Mode,
     timeout_s: float,
+    scrape: Callable[[], Awaitable[dict[str, dict[float, float]]]] | None = None,
 ) -> Result:
     warmup = workload(f"{name}-warm", WARMUP, group_size, alertnames=1)
     for alert in warmup:
@@ -219,12 +230,14 @@ async def measure(
     await post_all(session, url, headers, warmup, Mode(1, WARMUP))
     await wait_arrivals(target, [a["labels"][ID_LABEL] for a in warmup], 30)
     webhooks_before = target.webhooks
+    hops_before = await scrape() if scrape is not None else {}
 
     alerts_list = workload(name, alerts, group_size)
     ids = [a["labels"][ID_LABEL] for a in alerts_list]
     ingest_s, posted_at, errors = await post_all(session, url, headers, alerts_list, mode)
     await wait_arrivals(target, ids, timeout_s)
     latencies = [target.first[i] - posted_at[i] for i in ids if i in target.first]
+    hops = difference(await scrape(), hops_before) if scrape is not None else {}
     return Result(
         name=name,
         alerts=alerts,
@@ -233,7 +246,27 @@ async def measure(
         missing=alerts - len(latencies),
         webhooks=target.webhooks - webhooks_before,
         errors=errors,
+        hops=hops,
     )
+
+
+def scraper(
+    session: aiohttp.ClientSession, urls: Sequence[str]
+) -> Callable[[], Awaitable[dict[str, dict[float, float]]]]:
+    """The alert path's buckets summed over the services' /metrics."""
+
+    async def scrape() -> dict[str, dict[float, float]]:
+        total: dict[str, dict[float, float]] = {}
+        for url in urls:
+            async with session.get(url) as response:
+                text = await response.text()
+            for hop, buckets in buckets_by_hop(text).items():
+                into = total.setdefault(hop, {})
+                for le, n in buckets.items():
+                    into[le] = into.get(le, 0.0) + n
+        return total
+
+    return scrape
 
 
 # -- the targets ------------------------------------------------------------------------
@@ -359,6 +392,18 @@ def report_mode(c: Comparison, group_size: int) -> None:
             f"  max {max(r.latencies_s, default=float('nan')) * 1000:>8.1f} ms"
             f"  webhooks {r.webhooks:,}  missing {r.missing:,}  failed POSTs {r.errors}"
         )
+    if c.engine.hops:
+        print("  alert-engine per hop (opsmesh_alert_path_seconds), p50 / p99 ms, observations:")
+        for hop in Hop:
+            count = c.engine.hops.get(hop.value, {}).get(float("inf"), 0.0)
+            print(
+                f"    {hop.value:<9} {_ms(c.engine.hop(hop, 0.5)):>8} / "
+                f"{_ms(c.engine.hop(hop, 0.99)):>8}  {count:>8,.0f}"
+            )
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:,.1f}"
 
 
 def report(comparisons: Sequence[Comparison]) -> None:
@@ -381,6 +426,13 @@ def report(comparisons: Sequence[Comparison]) -> None:
         "bar (issue 12): throughput >= Alertmanager's, p99 <= Alertmanager's,"
         f" p50 < {P50_BAR_S * 1000:.0f} ms, nothing missing"
     )
+    print()
+    print("engine per hop, p50 / p99 ms (opsmesh_alert_path_seconds):")
+    print("| senders x batch | " + " | ".join(h.value for h in Hop) + " |")
+    print("|---|" + "---|" * len(Hop))
+    for c in comparisons:
+        cells = (f"{_ms(c.engine.hop(h, 0.5))} / {_ms(c.engine.hop(h, 0.99))}" for h in Hop)
+        print(f"| {c.mode} | " + " | ".join(cells) + " |")
 
 
 async def run_mode(  # noqa: PLR0917
@@ -422,6 +474,7 @@ async def run_mode(  # noqa: PLR0917
             await asyncio.to_thread(terminate, am_process)
             am_process = None
             profilers = start_profilers(mesh, profile)
+            metrics = [f"{service.url}/metrics" for service in mesh.running.values()]
             engine = await measure(
                 session,
                 name="alert-engine",
@@ -432,6 +485,7 @@ async def run_mode(  # noqa: PLR0917
                 group_size=group_size,
                 mode=mode,
                 timeout_s=120,
+                scrape=scraper(session, metrics),
             )
             stop_profilers(profilers)
         comparison = Comparison(mode, am, engine)

@@ -30,13 +30,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from bench.kafka_kit import PARTITIONS, consume_until_done, raw_consume
+from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.pipeline.admission import PgSeriesAdmission
 from metrics_ingest.pipeline.history import RollupHistory
-from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.pipeline.rollup_stage import RollupStage
 from metrics_ingest.rollup.cardinality import SeriesLimits
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import http_app
 from opsmesh.clock import SystemClock
 from opsmesh.db.migrations import apply_all
 from opsmesh.db.pool import open_pool
@@ -313,18 +314,17 @@ async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: 
     producer = EventProducer(connection, source="/bench", partition_cache=1_000_000)
     await producer.start()
     token = "bench-token"
-    api = HttpApi(
+    api = HttpIngest(
         token=token,
         limits=IngestLimits(max_samples=per_request),
         window_sizes=(10.0, 60.0),
         rollups=Rollups(WindowConfig()),
         clock=SystemClock(),
         registry=CollectorRegistry(),
-        producer=lambda: producer,
-        pool=lambda: None,  # type: ignore[arg-type,return-value]
+        producer=producer,
+        pool=None,
     )
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    api.routes(app)
+    app = http_app(api)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -6,7 +6,8 @@ client driven through requests, queries, metrics, the Prometheus bridge and heal
 Schema (built from ``opsmesh.events`` and as exported to ``docs/schemas``), decodes as the
 event type, carries that type's CloudEvents headers and goes to its topic under the key the
 topic declares; the request metrics are the catalogue's application metrics with their
-labels; and the HTTP transport's bodies are accepted by metrics-ingest's parser.
+labels; and the HTTP transport's bodies go to metrics-ingest's endpoints for their
+event types and are accepted by its parsers.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import msgspec
 import prometheus_client
 import pytest
 
+from metrics_ingest.api.events import ENDPOINTS
+from metrics_ingest.rollup.events_body import parse_events
 from metrics_ingest.rollup.ingest import IngestLimits, parse_batch
 from opsmesh import catalogue, topics
-from opsmesh.events import ALL_EVENTS, HealthReported, MetricSampled, SlowQueryObserved
+from opsmesh.events import (
+    ALL_EVENTS,
+    HealthReported,
+    MetricSampled,
+    ProfileRecorded,
+    SlowQueryObserved,
+)
 from opsmesh.events.base import Event
 from opsmesh.events.schema import json_schema, schema_file_name
 from opsmesh.kafka.headers import cloudevent_headers
@@ -41,6 +50,7 @@ TOPIC_OF: dict[type[Event], topics.Topic] = {
     MetricSampled: topics.METRICS,
     SlowQueryObserved: topics.SLOW_QUERIES,
     HealthReported: topics.HEALTH,
+    ProfileRecorded: topics.PROFILES,
 }
 
 
@@ -49,7 +59,14 @@ def emitted() -> list[Record]:
     """Everything a client sends for a little real use."""
     made = MemoryTransports()
     client = Client(
-        load({}, service="shop", kafka="unused:9092", environment="demo", instance="web-1"),
+        load(
+            {},
+            service="shop",
+            kafka="unused:9092",
+            environment="demo",
+            instance="web-1",
+            profile_slow_ms=100,
+        ),
         transport=made,
         clock=lambda: NOW,
         start=False,
@@ -74,12 +91,25 @@ def emitted() -> list[Record]:
     finally:
         trace.leave(token)
     client.query("SELECT 1", 0.001, started_at=NOW, database="shop")
+    _profiled_request(client)
     client.report_check("database", "fail", output="connection refused", observed_value=1.5)
     client._heartbeat()
     client.flush()
     records = made.transport.records
     assert {r.kind for r in records} == set(Kind)
     return records
+
+
+def _profiled_request(client: Client) -> None:
+    """A slow request whose thread the sampler caught twice, as a real tick does."""
+    assert client.profiler is not None
+    session = client.begin_profile()
+    assert session is not None
+    client.profiler.tick()
+    client.profiler.tick()
+    client.end_profile(
+        session, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
+    )
 
 
 def _schemas(event: type[Event]) -> list[dict[str, object]]:
@@ -116,6 +146,8 @@ def test_records_go_to_their_events_topic_under_its_key(emitted: list[Record]) -
             assert record.key == series_id(record.body["name"], record.body["labels"])
         elif event is HealthReported:
             assert record.key == f"{record.body['service']}/{record.body['instance']}"
+        elif event is ProfileRecorded:
+            assert record.key == f"{record.body['service']}/{record.body['route']}"
         else:
             assert record.key == record.body["database"]
 
@@ -157,3 +189,17 @@ def test_the_http_transports_metric_bodies_are_accepted_by_metrics_ingest(
     parsed = parse_batch(body, NOW, IngestLimits())
     assert parsed.rejected == []
     assert len(parsed.samples) == len(metrics)
+
+
+def test_the_http_transports_event_bodies_go_to_metrics_ingests_endpoints(
+    emitted: list[Record],
+) -> None:
+    endpoints = {path: event_type for path, event_type, _, _ in ENDPOINTS}
+    for kind in (Kind.SLOW_QUERY, Kind.HEALTH, Kind.PROFILE):
+        mine = [r for r in emitted if r.kind is kind]
+        path, body = http_body(kind, mine)
+        event_type = endpoints[path]
+        assert event_type is BY_TYPE[_ce_type(mine[0])]
+        parsed = parse_events(body, event_type, 1000)
+        assert parsed.rejected == []
+        assert len(parsed.events) == len(mine)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, parse_rules
-from health_aggregator.core.book import HealthBook
+from health_aggregator.core.checks import OwnedChecks
 from health_aggregator.pipeline.health_stage import to_signal as health_signal
 from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
@@ -271,19 +271,19 @@ def query_analyzer_signals() -> list[SignalObserved]:
 
 def health_aggregator_signals() -> list[SignalObserved]:
     """Status changes: reported pass, reported fail, and a heartbeat whose TTL expired."""
-    book = HealthBook()
+    owned = OwnedChecks()
     changes = []
     for check, status in (("db", HealthStatus.PASS), ("db", HealthStatus.FAIL)):
         report = HealthReported(
             service="api", instance="api-1", check=check, status=status, reported_at=T0
         )
-        change = book.observe(report)
+        change = owned.observe(report)
         assert change is not None
         changes.append(change)
-    book.observe(
+    owned.observe(
         HealthReported(service="api", instance="api-2", status=HealthStatus.PASS, reported_at=T0)
     )
-    changes += book.expire(T0 + 3600)
+    changes += owned.expire(T0 + 3600)
     return [_signal(health_signal(c)) for c in changes]
 
 

@@ -18,7 +18,8 @@ from opsmesh_dev.infra.process import wait_until
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, Sink
 
-pytestmark = pytest.mark.e2e
+# A replica test waits up to 120 s for a phase on a shared 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 GROUPS = 40
 

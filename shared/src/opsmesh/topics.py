@@ -21,6 +21,7 @@ class Topic:
 METRICS = Topic("opsmesh.metrics", 8, "series id (metric name + sorted labels)")
 SLOW_QUERIES = Topic("opsmesh.slow-queries", 8, "query fingerprint (or database when unknown)")
 HEALTH = Topic("opsmesh.health", 8, "service/instance")
+PROFILES = Topic("opsmesh.profiles", 4, "service/route", retention_ms=3 * 24 * 3600 * 1000)
 SIGNALS = Topic("opsmesh.signals", 8, "rule subject: the series id or finding subject")
 ALERTS = Topic("opsmesh.alerts", 8, "alert fingerprint")
 # Alerts routed to their aggregation groups; the partition owns the group (one writer per
@@ -36,6 +37,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     METRICS,
     SLOW_QUERIES,
     HEALTH,
+    PROFILES,
     SIGNALS,
     ALERTS,
     ALERT_GROUPS,
@@ -47,6 +49,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
 # Consumer groups, one per service role; replicas of a service share its group.
 GROUP_METRICS_INGEST = "opsmesh.metrics-ingest"
 GROUP_QUERY_ANALYZER = "opsmesh.query-analyzer"
+GROUP_QUERY_ANALYZER_PROFILES = "opsmesh.query-analyzer.profiles"
 GROUP_HEALTH_AGGREGATOR = "opsmesh.health-aggregator"
 GROUP_ALERT_ENGINE = "opsmesh.alert-engine"
 GROUP_ALERT_DISPATCH = "opsmesh.alert-engine.dispatch"

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from opsmesh.cli import main as cli_main
+from opsmesh.events import ALL_EVENTS
 
 
 @click.command()
@@ -35,7 +36,7 @@ def test_service_commands_join_through_entry_points(monkeypatch: pytest.MonkeyPa
 def test_schema_export_writes_one_file_per_event(tmp_path) -> None:
     result = CliRunner().invoke(cli_main.cli, ["schema", "export", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(list(tmp_path.glob("*.json"))) == 8
+    assert len(list(tmp_path.glob("*.json"))) == len(ALL_EVENTS)
 
 
 @pytest.mark.parametrize("command", sorted(cli_main.DEVELOPMENT_COMMANDS))

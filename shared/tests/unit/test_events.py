@@ -28,6 +28,8 @@ from opsmesh.events import (
     NotificationDelivered,
     NotificationRequested,
     NotifyReason,
+    ProfiledFunction,
+    ProfileRecorded,
     RoutedAlert,
     SignalKind,
     SignalObserved,
@@ -59,6 +61,29 @@ SAMPLES: dict[type[Event], Event] = {
         trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         started_at=T0,
         plan={"Plan": {"Node Type": "Seq Scan"}},
+    ),
+    ProfileRecorded: ProfileRecorded(
+        service="api",
+        instance="i-1",
+        route="/orders/{id}",
+        method="GET",
+        status=200,
+        reason="slow",
+        duration_ms=1250.0,
+        interval_ms=10.0,
+        samples=120,
+        functions=[
+            ProfiledFunction(
+                function="OrderView.get",
+                file="shop/views.py",
+                line=12,
+                self_samples=3,
+                total_samples=118,
+            )
+        ],
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        span_id="00f067aa0ba902b7",
+        started_at=T0,
     ),
     HealthReported: HealthReported(
         service="api",

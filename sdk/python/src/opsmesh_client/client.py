@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,10 +20,11 @@ from opsmesh_client import trace
 from opsmesh_client.health import HealthChecks, Result
 from opsmesh_client.metrics import Registry
 from opsmesh_client.outbox import DropReason, Outbox
+from opsmesh_client.profiling import Sampler, Session
 from opsmesh_client.requests import RequestMetrics
 from opsmesh_client.settings import Settings
 from opsmesh_client.transport import Disabled, HttpTransport, KafkaTransport, Transport
-from opsmesh_client.wire import Record, health_report, slow_query
+from opsmesh_client.wire import PROFILE_MAX_FUNCTIONS, Record, health_report, profile, slow_query
 
 log = logging.getLogger("opsmesh_client")
 MAX_BATCH = 5000
@@ -57,6 +59,7 @@ class Client:
         transport: TransportFactory = default_transport,
         clock: Callable[[], float] = time.time,
         start: bool = True,
+        draw: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -79,9 +82,15 @@ class Client:
         self._thread = threading.Thread(target=self._run, name="opsmesh-client", daemon=True)
         self.health = HealthChecks(self._report_result)
         self._checker = threading.Thread(target=self._check, name="opsmesh-health", daemon=True)
+        self._draw = draw
+        self.profiler = (
+            Sampler(settings.profile_interval_ms / 1000.0) if settings.profiling else None
+        )
         if start:
             self._thread.start()
             self._checker.start()
+            if self.profiler is not None:
+                self.profiler.start()
 
     # -- what the application and the integrations call (never blocks) -------------------
 
@@ -114,6 +123,67 @@ class Client:
                 trace_id=context.trace_id if context else None,
                 span_id=trace.new_span_id() if context else None,
                 parent_span_id=context.span_id if context else None,
+                traceparent=context.traceparent if context else None,
+            )
+        )
+
+    def begin_profile(self) -> Session | None:
+        """Open the calling thread's request to the sampler (None: profiling is off)."""
+        if self.profiler is None:
+            return None
+        rate = self.settings.profile_sample_rate
+        sampled = rate > 0 and self._draw() < rate
+        return self.profiler.begin(threading.get_ident(), sampled=sampled)
+
+    def end_profile(
+        self,
+        session: Session,
+        *,
+        route: str,
+        method: str,
+        status: int,
+        duration_s: float,
+        started_at: float,
+    ) -> None:
+        """Close the request's session; its profile is sent when the request was slow or
+        drawn into the sample, and at least one sample was taken."""
+        assert self.profiler is not None  # a session comes only from begin_profile
+        self.profiler.end(session)
+        duration_ms = duration_s * 1000.0
+        slow_ms = self.settings.profile_slow_ms
+        if slow_ms > 0 and duration_ms >= slow_ms:
+            reason = "slow"
+        elif session.sampled:
+            reason = "sampled"
+        else:
+            return
+        if not session.samples:
+            return
+        context = trace.current()
+        self.outbox.offer(
+            profile(
+                service=self.settings.service,
+                instance=self.settings.instance,
+                route=route,
+                method=method,
+                status=status,
+                reason=reason,
+                duration_ms=duration_ms,
+                interval_ms=self.settings.profile_interval_ms,
+                samples=session.samples,
+                functions=[
+                    {
+                        "function": f.function,
+                        "file": f.file,
+                        "line": f.line,
+                        "self_samples": f.self_samples,
+                        "total_samples": f.total_samples,
+                    }
+                    for f in session.top(PROFILE_MAX_FUNCTIONS)
+                ],
+                started_at=started_at,
+                trace_id=context.trace_id if context else None,
+                span_id=context.span_id if context else None,
                 traceparent=context.traceparent if context else None,
             )
         )
@@ -199,6 +269,8 @@ class Client:
             return
         self._stop.set()
         self._wake.set()
+        if self.profiler is not None:
+            self.profiler.stop()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
         else:

@@ -32,6 +32,9 @@ ENVIRONMENT = {
     "query_min_ms": "OPSMESH_QUERY_MIN_MS",
     "database": "OPSMESH_DATABASE",
     "send_timeout_s": "OPSMESH_SEND_TIMEOUT_S",
+    "profile_slow_ms": "OPSMESH_PROFILE_SLOW_MS",
+    "profile_sample_rate": "OPSMESH_PROFILE_SAMPLE_RATE",
+    "profile_interval_ms": "OPSMESH_PROFILE_INTERVAL_MS",
 }
 
 
@@ -54,6 +57,11 @@ class Settings:
     query_min_ms: float = 0.0
     database: str = "default"  # the database name on query events when a hook cannot tell
     send_timeout_s: float = 10.0  # how long a record may wait for the mesh before dropping
+    # Profiling (opsmesh_client.profiling) is off unless one of these is set: requests at
+    # least profile_slow_ms slow are profiled (0: none), and this share of all requests.
+    profile_slow_ms: float = 0.0
+    profile_sample_rate: float = 0.0
+    profile_interval_ms: float = 10.0  # the sampler's period while requests are open
     topics: Mapping[Kind, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     kafka_config: Mapping[str, Any] = field(default_factory=dict)  # extra librdkafka keys
 
@@ -74,6 +82,16 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         if self.query_min_ms < 0:
             raise SettingsError("query_min_ms must be >= 0")
+        if self.profile_slow_ms < 0:
+            raise SettingsError("profile_slow_ms must be >= 0 (0: slow requests not profiled)")
+        if not 0.0 <= self.profile_sample_rate <= 1.0:
+            raise SettingsError("profile_sample_rate must be between 0 and 1")
+        if self.profile_interval_ms < 1:
+            raise SettingsError("profile_interval_ms must be at least 1")
+
+    @property
+    def profiling(self) -> bool:
+        return self.enabled and (self.profile_slow_ms > 0 or self.profile_sample_rate > 0)
 
 
 _BOOL = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -109,6 +109,7 @@ HTTP_PATHS: Mapping[Kind, tuple[str, str]] = {
     Kind.METRIC: ("/api/v1/metrics", "samples"),
     Kind.SLOW_QUERY: ("/api/v1/slow-queries", "events"),
     Kind.HEALTH: ("/api/v1/health-reports", "events"),
+    Kind.PROFILE: ("/api/v1/profiles", "events"),
 }
 MAX_HTTP_BATCH = 1000
 

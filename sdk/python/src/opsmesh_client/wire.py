@@ -21,6 +21,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 SQL_MAX_CHARS = 100_000
 LABEL_VALUE_MAX_CHARS = 1024
+PROFILE_MAX_FUNCTIONS = 100
 
 
 class Kind(StrEnum):
@@ -29,17 +30,20 @@ class Kind(StrEnum):
     METRIC = "metric"
     SLOW_QUERY = "slow_query"
     HEALTH = "health"
+    PROFILE = "profile"
 
 
 EVENT_TYPES: Mapping[Kind, str] = {
     Kind.METRIC: "dev.opsmesh.metric.sampled",
     Kind.SLOW_QUERY: "dev.opsmesh.query.slow-observed",
     Kind.HEALTH: "dev.opsmesh.health.reported",
+    Kind.PROFILE: "dev.opsmesh.profile.recorded",
 }
 DEFAULT_TOPICS: Mapping[Kind, str] = {
     Kind.METRIC: "opsmesh.metrics",
     Kind.SLOW_QUERY: "opsmesh.slow-queries",
     Kind.HEALTH: "opsmesh.health",
+    Kind.PROFILE: "opsmesh.profiles",
 }
 
 
@@ -175,3 +179,51 @@ def health_report(
         "reported_at": at,
     }
     return Record(Kind.HEALTH, f"{service}/{instance}", body, at)
+
+
+def profile(
+    *,
+    service: str,
+    instance: str,
+    route: str,
+    method: str,
+    status: int,
+    reason: str,
+    duration_ms: float,
+    interval_ms: float,
+    samples: int,
+    functions: Sequence[Mapping[str, Any]],
+    started_at: float,
+    trace_id: str | None,
+    span_id: str | None,
+    traceparent: str | None,
+) -> Record:
+    """A ``ProfileRecorded``: one request's stack samples aggregated per function (the
+    top ``PROFILE_MAX_FUNCTIONS``), keyed by service and route so one partition owns a
+    route's profiles."""
+    body: dict[str, Any] = {
+        "schema_version": 1,
+        "service": service,
+        "instance": instance,
+        "route": route[:512],
+        "method": method[:16],
+        "status": status,
+        "reason": reason,
+        "duration_ms": max(0.0, duration_ms),
+        "interval_ms": interval_ms,
+        "samples": samples,
+        "functions": [
+            {
+                "function": str(f["function"])[:512] or "?",
+                "file": str(f["file"])[:1024],
+                "line": max(0, int(f["line"])),
+                "self_samples": int(f["self_samples"]),
+                "total_samples": int(f["total_samples"]),
+            }
+            for f in functions[:PROFILE_MAX_FUNCTIONS]
+        ],
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "started_at": started_at,
+    }
+    return Record(Kind.PROFILE, f"{service}/{body['route']}", body, started_at, traceparent)

@@ -1,5 +1,5 @@
 """The HTTP transport against metrics-ingest's real HTTP ingest, publishing to real Kafka:
-metric samples, slow queries and health reports arrive on their topics as the Kafka
+metric samples, slow queries, health reports and profiles arrive on their topics as the Kafka
 transport would put them there; a wrong token is a counted rejection, not a retry loop."""
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from typing import Any
 
 import msgspec
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.pipeline.http_api import HttpApi
+from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import http_app
 from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
-from opsmesh.events import HealthReported, MetricSampled, SlowQueryObserved
+from opsmesh.events import HealthReported, MetricSampled, ProfileRecorded, SlowQueryObserved
 from opsmesh.kafka import EventProducer
-from opsmesh.topics import HEALTH, METRICS, SLOW_QUERIES, by_name
+from opsmesh.topics import HEALTH, METRICS, PROFILES, SLOW_QUERIES, by_name
 from opsmesh_client import trace
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
@@ -37,18 +37,17 @@ async def mesh_url(infra: Endpoints) -> AsyncIterator[str]:
     pool = await open_pool(infra.pg_dsn, name="sdk-http-test", max_size=2)
     producer = EventProducer({"bootstrap_servers": infra.kafka_bootstrap}, source="/test")
     await producer.start()
-    api = HttpApi(
+    api = HttpIngest(
         token=TOKEN,
         limits=IngestLimits(),
         window_sizes=(10.0,),
         rollups=Rollups(WindowConfig((10.0,))),
         clock=SystemClock(),
         registry=CollectorRegistry(),
-        producer=lambda: producer,
-        pool=lambda: pool,
+        producer=producer,
+        pool=pool,
     )
-    app = web.Application(handler_args={"auto_decompress": False})
-    api.routes(app)
+    app = http_app(api)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -59,8 +58,10 @@ async def mesh_url(infra: Endpoints) -> AsyncIterator[str]:
         await pool.close()
 
 
-def http_client(url: str, service: str, token: str) -> Client:
-    return Client(load({}, service=service, http=url, http_token=token, flush_interval_s=0.05))
+def http_client(url: str, service: str, token: str, **settings: Any) -> Client:
+    return Client(
+        load({}, service=service, http=url, http_token=token, flush_interval_s=0.05, **settings)
+    )
 
 
 async def _ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -100,9 +101,9 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
     service = f"shop-http-{unique}"
     starts = {
         t: await _ends(infra.kafka_bootstrap, t)
-        for t in (METRICS.name, SLOW_QUERIES.name, HEALTH.name)
+        for t in (METRICS.name, SLOW_QUERIES.name, HEALTH.name, PROFILES.name)
     }
-    client = http_client(mesh_url, service, TOKEN)
+    client = http_client(mesh_url, service, TOKEN, profile_slow_ms=1)
     try:
         client.requests.observe("/cart", "POST", 201, 0.03)
         token = trace.enter(trace.new_trace())
@@ -111,6 +112,13 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
         finally:
             trace.leave(token)
         client.report_check("database", "pass", observed_value=3.5)
+        session = client.begin_profile()
+        assert session is not None
+        assert client.profiler is not None
+        client.profiler.tick()  # this thread, sampled once whatever the sampler thread did
+        client.end_profile(
+            session, route="/cart", method="POST", status=201, duration_s=0.03, started_at=1.0
+        )
         assert await asyncio.to_thread(client.flush, 10.0)
     finally:
         await asyncio.to_thread(client.close)
@@ -148,6 +156,13 @@ async def test_every_kind_of_event_reaches_its_topic_over_http(
         await _since(infra.kafka_bootstrap, HEALTH.name, starts[HEALTH.name]),
     )
     assert sorted(r.check for r in reports) == ["database", "heartbeat"]
+    (profile,) = mine(
+        PROFILES.name,
+        ProfileRecorded,
+        await _since(infra.kafka_bootstrap, PROFILES.name, starts[PROFILES.name]),
+    )
+    assert profile.route == "/cart"
+    assert profile.samples >= 1
 
 
 async def test_a_wrong_token_is_a_counted_rejection(mesh_url: str, unique: str) -> None:

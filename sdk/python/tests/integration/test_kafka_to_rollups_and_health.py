@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from health_aggregator.core.book import HealthBook
+from health_aggregator.core.checks import OwnedChecks
 from health_aggregator.pipeline.health_stage import HealthStage
 from health_aggregator.storage.checks import CheckStore
 from metrics_ingest.pipeline.rollup_stage import RollupStage
@@ -152,7 +152,7 @@ async def test_a_failing_check_becomes_a_health_signal(
     pool = await open_pool(infra.pg_dsn, name="sdk-health-test", max_size=2)
     signals = Signals()
     stage = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=CheckStore(pool),
         producer=signals,  # type: ignore[arg-type]
         clock=SystemClock(),

@@ -25,6 +25,7 @@ from opsmesh_client.settings import load
 
 pytestmark = pytest.mark.integration
 REQUESTS = 300
+SEND_TIMEOUT_S = 2.0
 
 
 def closed_port() -> int:
@@ -41,7 +42,7 @@ async def test_requests_are_not_slowed_and_drops_are_counted_when_kafka_is_down(
             kafka=f"127.0.0.1:{closed_port()}",
             buffer_size=100,
             flush_interval_s=0.02,
-            send_timeout_s=1.0,
+            send_timeout_s=SEND_TIMEOUT_S,
             heartbeat_interval_s=3600,
         )
     )
@@ -62,9 +63,10 @@ async def test_requests_are_not_slowed_and_drops_are_counted_when_kafka_is_down(
                 slowest = max(slowest, time.perf_counter() - started)
     finally:
         await asyncio.to_thread(client.close, 5.0)
-    # Nothing on the request path waits for the broker: librdkafka's connection attempts
-    # and the 1 s delivery timeout would show here as whole seconds.
-    assert slowest < 0.25
+    # Nothing on the request path waits for the broker: a request that waited for a
+    # delivery would take at least the delivery timeout. Half of it leaves room for a busy
+    # 2-core machine (0.35 s seen) without letting a wait on the broker pass.
+    assert slowest < SEND_TIMEOUT_S / 2
     stats = client.stats()
     dropped = stats["dropped"]
     assert dropped["send_failed"] > 0  # librdkafka held some, then gave up on them

@@ -80,9 +80,11 @@ async def test_persist_keeps_the_newest_report_and_writes_history_once(
     )
     second = AlertsRouted(alerts=[routed(a, T0 + 2, summary="two")], origin="proc-2")
     records = [encode(first), encode(second)]
-    await store.persist_routed(records, "owner")
-    await store.persist_routed(records, "owner")  # a replay after a crash changes nothing
-    await store.persist_routed([encode(first)], "owner")  # nor does an older report
+    assert await store.persist_routed(records, "owner") == set()
+    # A replay after a crash changes nothing (and its rows are its own newest reports).
+    assert await store.persist_routed(records, "owner") == set()
+    # Nor does an older report: its alert's row, newer, is named for the read-back.
+    assert await store.persist_routed([encode(first)], "owner") == {a}
 
     by_fp = {x.fingerprint: x for x in await store.load()}
     assert by_fp[a].annotations == {"summary": "two"}

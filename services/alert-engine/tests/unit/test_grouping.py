@@ -120,6 +120,17 @@ def test_first_flush_after_group_wait() -> None:
     assert d.due(T0 + WAIT) == [group]
 
 
+def test_next_due_is_the_earliest_groups_flush_the_flusher_sleeps_until() -> None:
+    d = dispatcher(group_by=("alertname",))
+    assert d.next_due() is None
+    (later,) = d.insert(alert("Later"), T0 + 5)
+    assert d.next_due() == T0 + 5 + WAIT
+    (first,) = d.insert(alert("First"), T0)
+    assert d.next_due() == T0 + WAIT
+    d.flushed(first, list(first.alerts.values()), T0 + WAIT)  # next one at group_interval
+    assert d.next_due() == later.next_flush_at == T0 + 5 + WAIT
+
+
 def test_alerts_joining_during_group_wait_do_not_move_it() -> None:
     d = dispatcher()
     (group,) = d.insert(alert(host="a"), T0)

@@ -134,7 +134,12 @@ class FakeState:
     persisted: list[bytes] = field(default_factory=list)
     applied: list[AlertsRouted] = field(default_factory=list)
 
-    async def routed(self, records: Sequence[bytes], batches: Sequence[AlertsRouted]) -> None:
+    async def routed(
+        self,
+        records: Sequence[bytes],
+        batches: Sequence[AlertsRouted],
+        sent_at: Sequence[float] = (),
+    ) -> None:
         for record in records:
             # As PostgreSQL's jsonb: a NUL escape fails the whole statement.
             if b"\\u0000" in record:

@@ -116,9 +116,9 @@ class Store:
         await self._db.io("version")
         return (0, 0.0)
 
-    async def persist_routed(self, *_: Any) -> dict[str, StoredAlert]:
+    async def persist_routed(self, *_: Any) -> set[str]:
         await self._db.io("persist_routed")
-        return {}
+        return set()
 
     async def suppressed(self, *_: Any) -> None:
         await self._db.io("suppressed")
@@ -185,7 +185,11 @@ class PausedLimiter:
 
 
 def make_state(
-    db: Database, producer: Producer, clock: FakeClock, limiter: Any = None
+    db: Database,
+    producer: Producer,
+    clock: FakeClock,
+    limiter: Any = None,
+    registry: CollectorRegistry | None = None,
 ) -> EngineState:
     store = Store(db)
     return EngineState(
@@ -202,7 +206,7 @@ def make_state(
         producer=producer,  # type: ignore[arg-type]
         limiter=limiter or ReceiverLimiter(MemoryRateLimiter(clock.now), Limits()),
         clock=clock,
-        registry=CollectorRegistry(),
+        registry=registry or CollectorRegistry(),
         external_url="http://engine",
     )
 

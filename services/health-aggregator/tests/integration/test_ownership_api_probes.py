@@ -17,11 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from health_aggregator.core.book import HealthBook
+from health_aggregator.api import routes
+from health_aggregator.bootstrap import SERVICES, Services
+from health_aggregator.core.checks import OwnedChecks
 from health_aggregator.core.policy import Policy
 from health_aggregator.core.probes import ProbeKind, ProbeSpec, Why
 from health_aggregator.pipeline.health_stage import HealthStage
-from health_aggregator.pipeline.http_api import HealthApi
 from health_aggregator.pipeline.probes import (
     ProbeShare,
     load_specs,
@@ -89,7 +90,7 @@ async def test_a_replica_loads_expires_and_signals_only_its_partitions(store, un
     assert theirs, "the instances spread over more than one partition"
 
     writer = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=store,
         producer=FakeProducer(),
         clock=FakeClock(now),
@@ -103,7 +104,7 @@ async def test_a_replica_loads_expires_and_signals_only_its_partitions(store, un
     producer = FakeProducer()
     share = ProbeShare()
     replica = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=store,
         producer=producer,
         clock=clock,
@@ -133,12 +134,19 @@ async def test_a_replica_loads_expires_and_signals_only_its_partitions(store, un
     assert producer.sent == []
 
 
-async def _client(view: HealthView, store: CheckStore) -> TestClient:
-    api = HealthApi(
-        view=view, store=lambda: store, readiness=list, warmed=lambda: True, version="t"
-    )
+async def _client(view: HealthView, store: CheckStore, stage: HealthStage) -> TestClient:
+    await stage.on_assigned(set())  # as the consumer does at start: its partitions, none here
     app = web.Application()
-    api.routes(app)
+    app[SERVICES] = Services(
+        store=store,
+        view=view,
+        stage=stage,
+        probes=None,
+        readiness=list,
+        version="t",
+        history_limit=100,
+    )
+    routes(100)(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -149,7 +157,7 @@ async def test_a_change_signal_continues_its_reports_trace_and_an_expiry_starts_
     producer = FakeProducer()
     clock = FakeClock(now)
     stage = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=store,
         producer=producer,
         clock=clock,
@@ -171,7 +179,7 @@ async def test_endpoints_aggregate_with_policies_in_health_json(store, unique):
     ok, shaky = f"ok-{unique}", f"shaky-{unique}"
     now = time.time()
     stage = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=store,
         producer=FakeProducer(),
         clock=SystemClock(),
@@ -189,7 +197,7 @@ async def test_endpoints_aggregate_with_policies_in_health_json(store, unique):
     ]
     await stage.handle([Rec(r, Msg(partition_of(r.service, r.instance))) for r in reports])
     view = HealthView(
-        lambda: store,
+        store,
         clock=SystemClock(),
         policies={shaky: Policy.ANY},
         default_policy=Policy.ALL,
@@ -197,7 +205,7 @@ async def test_endpoints_aggregate_with_policies_in_health_json(store, unique):
         version="t",
     )
     await view.refresh()
-    client = await _client(view, store)
+    client = await _client(view, store, stage)
     try:
         response = await client.get("/health/")
         assert response.headers["Content-Type"].startswith("application/health+json")

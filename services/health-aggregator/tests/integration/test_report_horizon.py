@@ -2,7 +2,7 @@
 reason, and the check keeps following the genuine reports around them.
 
 Accepted, a year-9999 heartbeat never expires, and because an older report never
-overrides a newer one (in the book and in the stored row), every genuine report of its
+overrides a newer one (in the owned checks and in the stored row), every genuine report of its
 check after it would be ignored for good.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from health_aggregator.core.book import HealthBook
+from health_aggregator.core.checks import OwnedChecks
 from health_aggregator.pipeline.health_stage import HealthStage
 from health_aggregator.storage.checks import CheckStore, partition_of
 from opsmesh.db.pool import open_pool
@@ -65,7 +65,7 @@ async def test_a_far_future_report_is_dead_lettered_and_the_check_still_expires(
     now = time.time()
     clock = FakeClock(now)
     stage = HealthStage(
-        book=HealthBook(),
+        owned=OwnedChecks(),
         store=store,
         producer=FakeProducer(),
         clock=clock,

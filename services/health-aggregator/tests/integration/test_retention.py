@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from health_aggregator.core.book import ChangeCause, CheckState, StatusChange
+from health_aggregator.core.checks import ChangeCause, CheckState, StatusChange
 from health_aggregator.core.policy import Policy
 from health_aggregator.pipeline.view import HealthView
 from health_aggregator.storage.checks import CheckStore
@@ -88,7 +88,7 @@ async def test_a_deregistered_check_leaves_the_view_then_the_table(
     solo = CheckState(alone, "i-1", "db", HealthStatus.FAIL, True, None, T0, T0 + 30, 0)
     await store.save([gone, alive, solo], [])
     view = HealthView(
-        lambda: store,
+        store,
         clock=FakeClock(T0),
         policies={},
         default_policy=Policy.ALL,

@@ -1,6 +1,6 @@
 """HealthStage through the Kafka kit's HandlerRunner, with a store and a producer that fail
 for a while (PostgreSQL or the broker down) then recover: every status change is stored
-and signalled exactly once, and the book moves only once the batch is stored."""
+and signalled exactly once, and the owned checks move only once the batch is stored."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
-from health_aggregator.core.book import ChangeCause, CheckState, HealthBook, StatusChange
+from health_aggregator.core.checks import ChangeCause, CheckState, OwnedChecks, StatusChange
 from health_aggregator.pipeline.health_stage import HealthStage
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.signals import SignalObserved
@@ -116,12 +116,12 @@ def report(
 class World:
     def __init__(self, deregister_after_s: float = math.inf) -> None:
         self.clock = FakeClock(T0)
-        self.book = HealthBook()
+        self.owned = OwnedChecks()
         self.store = Store()
         self.producer = Producer()
         self.wait = Wait(self.clock)
         self.stage = HealthStage(
-            book=self.book,
+            owned=self.owned,
             store=self.store,  # type: ignore[arg-type]
             producer=self.producer,  # type: ignore[arg-type]
             clock=self.clock,
@@ -162,7 +162,7 @@ async def test_a_change_whose_store_failed_once_is_stored_and_signalled_once() -
         (KEY, PASS, ChangeCause.REPORTED),
         (KEY, FAIL, ChangeCause.REPORTED),
     ]
-    state = world.book.get(KEY)
+    state = world.owned.get(KEY)
     assert state is not None
     assert state.status is FAIL
 
@@ -195,18 +195,18 @@ async def test_a_change_whose_signal_failed_is_signalled_once_and_stored_once() 
     assert world.store.history[1:] == [(KEY, FAIL, ChangeCause.REPORTED)]
 
 
-async def test_a_failed_store_leaves_the_book_as_it_was() -> None:
+async def test_a_failed_store_leaves_the_owned_checks_as_it_was() -> None:
     world = World()
     await world.run(report(PASS, T0, 0, ttl=10))
     world.store.down_for = 1
     with pytest.raises(ConnectionRefusedError):
         await world.stage.handle([report(FAIL, T0 + 1, 1)])
 
-    state = world.book.get(KEY)
+    state = world.owned.get(KEY)
     assert state is not None
     assert (state.status, state.reported_at) == (PASS, T0)
     # Its deadline is still held: the check still expires when nothing more comes.
-    assert [c.state.status for c in world.book.expire(T0 + 10)] == [FAIL]
+    assert [c.state.status for c in world.owned.expire(T0 + 10)] == [FAIL]
 
 
 async def test_a_check_silent_past_its_ttl_for_deregister_after_is_deregistered_once() -> None:
@@ -216,7 +216,7 @@ async def test_a_check_silent_past_its_ttl_for_deregister_after_is_deregistered_
     await world.run()  # expires
     world.clock.advance(3_599)
     await world.run()
-    assert world.book.get(KEY) is not None, "not yet: the TTL ran out 3599 s ago"
+    assert world.owned.get(KEY) is not None, "not yet: the TTL ran out 3599 s ago"
     world.clock.advance(2)
     world.store.down_for = 1  # the first store of the deregistration fails
 
@@ -231,8 +231,8 @@ async def test_a_check_silent_past_its_ttl_for_deregister_after_is_deregistered_
     assert world.store.history[-1] == (KEY, FAIL, ChangeCause.DEREGISTERED)
     assert list(world.store.deregistered) == [KEY]
     assert world.store.deregistered[KEY] >= T0 + 3_611  # the retry's own time
-    assert world.book.get(KEY) is None
-    assert len(world.book) == 0
+    assert world.owned.get(KEY) is None
+    assert len(world.owned) == 0
 
 
 async def test_a_deregistered_check_that_reports_again_is_registered_again() -> None:
@@ -240,9 +240,9 @@ async def test_a_deregistered_check_that_reports_again_is_registered_again() -> 
     await world.run(report(PASS, T0, 0, ttl=10))
     world.clock.advance(71)
     await world.run()
-    assert world.book.get(KEY) is None
+    assert world.owned.get(KEY) is None
     await world.run(report(PASS, T0 + 80, 1, ttl=10))
-    state = world.book.get(KEY)
+    state = world.owned.get(KEY)
     assert state is not None
     assert state.status is PASS
     assert world.producer.statuses()[-1] == (SUBJECT, 0.0, "reported")
@@ -253,7 +253,7 @@ async def test_a_check_that_keeps_reporting_fail_is_never_deregistered() -> None
     for i in range(10):
         await world.run(report(FAIL, T0 + 30 * i, i, ttl=40))
         world.clock.advance(30)
-    assert world.book.get(KEY) is not None
+    assert world.owned.get(KEY) is not None
     assert all(cause != "deregistered" for *_, cause in world.producer.statuses())
 
 
@@ -266,7 +266,7 @@ async def test_a_check_that_last_reported_fail_and_went_silent_is_deregistered()
     assert world.wait.waits == 1
     world.clock.set(T0 + 10 + 60)
     await world.run()
-    assert world.book.get(KEY) is not None, "not yet: the TTL ran out 60 s ago"
+    assert world.owned.get(KEY) is not None, "not yet: the TTL ran out 60 s ago"
     world.clock.advance(1)
 
     await world.run()
@@ -276,4 +276,4 @@ async def test_a_check_that_last_reported_fail_and_went_silent_is_deregistered()
         (SUBJECT, 0.0, "deregistered"),
     ]
     assert list(world.store.deregistered) == [KEY]
-    assert world.book.get(KEY) is None
+    assert world.owned.get(KEY) is None

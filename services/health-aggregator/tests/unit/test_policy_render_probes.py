@@ -1,11 +1,11 @@
 """Per-service policies, the overall status, health+json documents, probe outcomes, and
-the book's partition ownership and heap-driven expiry."""
+the owned checks' partition ownership and heap-driven expiry."""
 
 from __future__ import annotations
 
 import pytest
 
-from health_aggregator.core.book import CheckState, HealthBook
+from health_aggregator.core.checks import CheckState, OwnedChecks
 from health_aggregator.core.policy import Policy, Reason, aggregate, overall, service_health
 from health_aggregator.core.probes import (
     ProbeKind,
@@ -197,22 +197,22 @@ def beat(instance: str, at: float, ttl: float = 10.0) -> HealthReported:
 
 
 def test_a_revoked_partition_drops_its_checks_and_they_no_longer_expire_here() -> None:
-    book = HealthBook()
-    book.observe(beat("i-1", T0), partition=0)
-    book.observe(beat("i-2", T0), partition=1)
-    dropped = book.drop_partitions([1])
+    owned = OwnedChecks()
+    owned.observe(beat("i-1", T0), partition=0)
+    owned.observe(beat("i-2", T0), partition=1)
+    dropped = owned.drop_partitions([1])
     assert [s.instance for s in dropped] == ["i-2"]
-    assert [c.state.instance for c in book.expire(T0 + 100)] == ["i-1"]
+    assert [c.state.instance for c in owned.expire(T0 + 100)] == ["i-1"]
 
 
 def test_a_refreshed_heartbeat_moves_its_deadline() -> None:
-    book = HealthBook()
-    book.observe(beat("i-1", T0), partition=0)
-    book.observe(beat("i-1", T0 + 8), partition=0)
-    assert book.expire(T0 + 10) == [], "the first deadline is stale"
-    (change,) = book.expire(T0 + 18)
+    owned = OwnedChecks()
+    owned.observe(beat("i-1", T0), partition=0)
+    owned.observe(beat("i-1", T0 + 8), partition=0)
+    assert owned.expire(T0 + 10) == [], "the first deadline is stale"
+    (change,) = owned.expire(T0 + 18)
     assert change.state.partition == 0
-    assert len(book) == 1
+    assert len(owned) == 1
 
 
 def test_a_probes_file_that_is_not_yaml_is_refused_without_quoting_the_line(tmp_path) -> None:

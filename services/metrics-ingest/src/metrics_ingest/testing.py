@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from aiohttp import web
+
+from metrics_ingest.api import routes
+from metrics_ingest.api.gate import HttpIngest
+from metrics_ingest.bootstrap import SERVICES, Services
 from metrics_ingest.rollup.closed import ClosedWindow
 from opsmesh.kafka.producer import Outgoing
 
@@ -27,3 +33,14 @@ class MemoryPublisher:
 
     async def publish_batched(self, items: Sequence[Outgoing]) -> None:
         self.items.extend(items)
+
+
+def http_app(http: HttpIngest, **app_args: Any) -> web.Application:
+    """An app serving metrics-ingest's HTTP API over ``http`` alone (no consumer), as the
+    service serves it: Content-Encoding left to the ingest gate."""
+    app = web.Application(
+        client_max_size=http.max_body_bytes, handler_args={"auto_decompress": False}, **app_args
+    )
+    app[SERVICES] = Services(http=http, stage=None, maintenance=None)
+    routes(http.limits, http.max_body_bytes)(app)
+    return app

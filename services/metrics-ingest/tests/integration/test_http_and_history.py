@@ -11,17 +11,17 @@ from collections.abc import AsyncIterator, Iterable
 import msgspec
 import psycopg
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.pipeline.history import RollupHistory
-from metrics_ingest.pipeline.http_api import HttpApi
 from metrics_ingest.rollup.closed import ClosedWindow
 from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.retention import RetentionPolicy, day_of
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from metrics_ingest.testing import http_app
 from opsmesh.clock import SystemClock
 from opsmesh.db.pool import open_pool
 from opsmesh.events.metrics import MetricKind, MetricSampled
@@ -55,20 +55,19 @@ async def pool(infra: Endpoints) -> AsyncIterator[AsyncConnectionPool]:
 async def api(pool: AsyncConnectionPool) -> AsyncIterator[tuple[TestClient, FakeProducer, Rollups]]:
     producer = FakeProducer()
     rollups = Rollups(WindowConfig((10.0, 60.0)))
-    http = HttpApi(
+    http = HttpIngest(
         token=TOKEN,
         limits=IngestLimits(max_samples=50),
         window_sizes=(10.0, 60.0),
         rollups=rollups,
         clock=SystemClock(),
         registry=CollectorRegistry(),
-        producer=lambda: producer,
-        pool=lambda: pool,
+        producer=producer,
+        pool=pool,
         max_body_bytes=64 * 1024,
     )
-    # As the service runs it: HttpApi undoes Content-Encoding itself.
-    app = web.Application(client_max_size=64 * 1024, handler_args={"auto_decompress": False})
-    http.routes(app)
+    # As the service runs it: the ingest gate undoes Content-Encoding itself.
+    app = http_app(http)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

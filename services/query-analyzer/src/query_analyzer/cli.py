@@ -39,7 +39,7 @@ async def _analyse(
     dsn: str, target_dsn: str | None, database: str | None, top: int, analyze: bool
 ) -> tuple[Any, Any]:
     from opsmesh.db.pool import open_pool
-    from query_analyzer.analysis import AnalysisConfig, Analyzer
+    from query_analyzer.pipeline.analysis import AnalysisConfig, Analyzer
     from query_analyzer.pipeline.signals import MemorySignalSink
     from query_analyzer.target.explain import TargetDatabase
 

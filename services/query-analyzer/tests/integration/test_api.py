@@ -17,14 +17,16 @@ from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.testing.clock import FakeClock
-from query_analyzer import api
+from query_analyzer.api import add_routes
+from query_analyzer.api.openapi import DOCUMENT
+from query_analyzer.bootstrap import SERVICES, Services
 from query_analyzer.core.aggregate import QueryAggregate
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.core.sketch import Sketch
-from query_analyzer.openapi import DOCUMENT
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore
+from query_analyzer.storage.profiles import ProfileStore
 from query_analyzer.storage.stats import QueryStats
 
 pytestmark = pytest.mark.integration
@@ -77,7 +79,14 @@ async def client(infra: Endpoints, unique: str) -> AsyncIterator[tuple[TestClien
     clock.advance(10)  # the request went quiet: its trace is read for N+1 runs
     await stage.handle([])
     app = web.Application()
-    api.routes(app, lambda: pool)
+    app[SERVICES] = Services(
+        stats=QueryStats(pool),
+        findings=FindingStore(pool),
+        stage=None,
+        analyzer=None,
+        profiles=ProfileStore(pool),
+    )
+    add_routes(app)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client, database
     await pool.close()

@@ -17,8 +17,8 @@ from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.kafka.consumer import Received
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.testing.clock import FakeClock
-from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.fingerprint import fingerprint
+from query_analyzer.pipeline.analysis import AnalysisConfig, Analyzer
 from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore

@@ -35,9 +35,9 @@ from opsmesh.kafka.consumer import Received
 from opsmesh.topics import DLQ, SIGNALS, Topic
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.testing.clock import FakeClock
-from query_analyzer.analysis import AnalysisConfig, Analyzer
 from query_analyzer.core.fingerprint import fingerprint
 from query_analyzer.core.traces import TraceBuffer
+from query_analyzer.pipeline.analysis import AnalysisConfig, Analyzer
 from query_analyzer.pipeline.signals import KafkaSignalSink, MemorySignalSink
 from query_analyzer.pipeline.stats_stage import StatsStage
 from query_analyzer.storage.findings import FindingStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from query_analyzer.analysis import AnalysisConfig
+from query_analyzer.pipeline.analysis import AnalysisConfig
 from query_analyzer.settings import QueryAnalyzerSettings
 from query_analyzer.storage.retention import windows_needed_s
 

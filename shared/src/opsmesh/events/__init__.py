@@ -19,6 +19,7 @@ from opsmesh.events.notifications import (
     NotificationRequested,
     NotifyReason,
 )
+from opsmesh.events.profiles import ProfiledFunction, ProfileRecorded
 from opsmesh.events.queries import SlowQueryObserved
 from opsmesh.events.signals import SignalKind, SignalObserved, SignalSource
 
@@ -26,6 +27,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     MetricSampled,
     SlowQueryObserved,
     HealthReported,
+    ProfileRecorded,
     SignalObserved,
     AlertStateChanged,
     AlertsRouted,
@@ -50,6 +52,8 @@ __all__ = [
     "NotificationDelivered",
     "NotificationRequested",
     "NotifyReason",
+    "ProfileRecorded",
+    "ProfiledFunction",
     "ReportKind",
     "RoutedAlert",
     "SignalKind",

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from opsmesh_client import trace
 from opsmesh_client.client import Client, get_client
+from opsmesh_client.profiling import Session
+from opsmesh_client.requests import UNMATCHED_ROUTE
 
 
 @dataclass(slots=True)
@@ -17,6 +19,8 @@ class RequestScope:
     context: trace.TraceContext
     started: float = field(default_factory=time.perf_counter)
     _token: object = None
+    _profile: Session | None = None
+    _started_at: float = 0.0
 
     @classmethod
     def open(
@@ -28,8 +32,21 @@ class RequestScope:
             return None
         scope = cls(client, method, trace.request_context(traceparent))
         scope._token = trace.enter(scope.context)
+        scope._profile = client.begin_profile()
+        if scope._profile is not None:
+            scope._started_at = client.clock()
         return scope
 
     def close(self, route: str | None, status: int) -> None:
-        self.client.requests.observe(route, self.method, status, time.perf_counter() - self.started)
+        duration_s = time.perf_counter() - self.started
+        self.client.requests.observe(route, self.method, status, duration_s)
+        if self._profile is not None:
+            self.client.end_profile(
+                self._profile,
+                route=route or UNMATCHED_ROUTE,
+                method=self.method,
+                status=status,
+                duration_s=duration_s,
+                started_at=self._started_at,
+            )
         trace.leave(self._token)  # type: ignore[arg-type]

@@ -120,6 +120,12 @@ class Dispatcher:
             del self._groups[k]
         return len(gone)
 
+    def next_due(self) -> float | None:
+        """When the earliest group is due (None without groups): the flusher sleeps until
+        then rather than to its next tick, so a group flushes as its ``group_wait`` or
+        ``group_interval`` elapses, as Alertmanager's per-group timers do."""
+        return min((g.next_flush_at for g in self._groups.values()), default=None)
+
     def due(self, now: float) -> list[AggregationGroup]:
         return sorted(
             (g for g in self._groups.values() if g.next_flush_at <= now),

@@ -27,7 +27,11 @@ class DispatchStage:
     async def handle(self, batch: Sequence[Received[AlertsRouted]]) -> BatchResult:
         good, rejected = screen(batch, check_routed)
         if good:
-            await self._state.routed([r.message.value for r in good], [r.event for r in good])
+            await self._state.routed(
+                [r.message.value for r in good],
+                [r.event for r in good],
+                sent_at=[r.message.timestamp / 1000 for r in good],
+            )
         return BatchResult(rejected=rejected)
 
     async def on_assigned(self, partitions: set[Partition]) -> None:

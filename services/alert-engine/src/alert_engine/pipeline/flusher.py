@@ -1,5 +1,6 @@
-"""The flusher: wakes every tick (or sooner, when alerts arrive) and flushes due groups,
-so timers fire on time whether or not signals are flowing."""
+"""The flusher: wakes when the earliest group is due, when alerts arrive, or at the latest
+every tick (sync, maintenance), and flushes due groups, so timers fire on time whether
+or not signals are flowing."""
 
 from __future__ import annotations
 
@@ -40,9 +41,25 @@ async def run_flusher(
             failures += 1
             log.exception("flush failed; retrying", failures=failures)
         state.wake.clear()
-        wait = tick_s if failures == 0 else min(10.0, tick_s * 2**failures)
+        wait = next_wait(tick_s, failures, state.next_flush_in())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_either(state.wake, stop), timeout=wait)
+
+
+# A floor on the wait for a group due now: were one left due after its flush (a bug), the
+# loop would still yield the event loop rather than spin on it.
+MIN_WAIT_S = 0.001
+
+
+def next_wait(tick_s: float, failures: int, next_due_in: float | None) -> float:
+    """How long the flusher sleeps: until the earliest group is due, at most a tick (a
+    group flushes as its ``group_wait`` elapses, not on the tick after); after failures,
+    an exponential backoff that a due group does not shorten."""
+    if failures:
+        return min(10.0, tick_s * 2.0**failures)
+    if next_due_in is None:
+        return tick_s
+    return max(MIN_WAIT_S, min(tick_s, next_due_in))
 
 
 async def _either(first: asyncio.Event, second: asyncio.Event) -> None:

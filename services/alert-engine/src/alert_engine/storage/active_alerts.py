@@ -63,17 +63,23 @@ WITH incoming AS (
         timeout = EXCLUDED.timeout, source = EXCLUDED.source, origin = EXCLUDED.origin,
         persisted_by = EXCLUDED.persisted_by, traceparent = EXCLUDED.traceparent
     WHERE s.updated_at <= EXCLUDED.updated_at
+    RETURNING s.fingerprint
+), history AS (
+    INSERT INTO alert_engine.alert_history
+        (fingerprint, rule, labels, previous, state, value, at)
+    SELECT i.fingerprint, coalesce(i.labels ->> 'alertname', ''), i.labels, i.previous,
+           i.state, NULL, to_timestamp(i.updated_at)
+    FROM incoming i
+    WHERE i.state IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM alert_engine.alert_history h
+          WHERE h.fingerprint = i.fingerprint AND h.at = to_timestamp(i.updated_at)
+            AND h.state = i.state)
     RETURNING 1
 )
-INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
-SELECT i.fingerprint, coalesce(i.labels ->> 'alertname', ''), i.labels, i.previous, i.state,
-       NULL, to_timestamp(i.updated_at)
-FROM incoming i
-WHERE i.state IS NOT NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM alert_engine.alert_history h
-      WHERE h.fingerprint = i.fingerprint AND h.at = to_timestamp(i.updated_at)
-        AND h.state = i.state)
+-- The alerts whose row is newer than the batch's newest report (a replay): not written.
+SELECT n.fingerprint FROM newest n
+WHERE n.fingerprint NOT IN (SELECT fingerprint FROM upserted)
 """
 _HISTORY = """
 INSERT INTO alert_engine.alert_history (fingerprint, rule, labels, previous, state, value, at)
@@ -140,22 +146,22 @@ class ActiveAlertStore:
         self._pool = pool
         self._skipped: set[str] = set()  # silences left out on load, already logged
 
-    async def persist_routed(
-        self, records: Sequence[bytes], persisted_by: str = "", fingerprints: Sequence[str] = ()
-    ) -> dict[str, StoredAlert]:
+    async def persist_routed(self, records: Sequence[bytes], persisted_by: str = "") -> set[str]:
         """The alerts of ``AlertsRouted`` records (their JSON values, already validated by
         decoding), in one statement; idempotent, so a replayed batch changes nothing.
         ``persisted_by``: the writing process, which holds these alerts already.
 
-        Returns the rows of ``fingerprints`` as they are once the write is committed: the
-        durable version of each alert (a replayed record's row may be newer than it), the
-        only version its group's owner may notify from."""
+        Each alert's row is the batch's newest report of it (greatest ``updated_at``, then
+        the later record, then the later place in it) unless the row is newer already (a
+        replay after a crash or a rebalance): returns the fingerprints of those, whose row
+        the caller must read back (``load(fingerprints=...)``). So the common batch costs
+        one round trip, not a write and a read of every row it wrote."""
         if not records:
-            return {}
+            return set()
         array = b"[" + b",".join(records) + b"]"
         async with self._pool.connection() as conn:
-            await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array), persisted_by))
-        return {a.fingerprint: a for a in await self.load(fingerprints=fingerprints)}
+            cursor = await conn.execute(_PERSIST_ROUTED, (raw_jsonb(array), persisted_by))
+            return {row[0] for row in await cursor.fetchall()}
 
     async def save(
         self,

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from health_aggregator.core.book import CheckState, worst
+from health_aggregator.core.checks import CheckState, worst
 from opsmesh.events.health import HealthStatus
 
 

@@ -1,17 +1,17 @@
 """The health consumer: apply reports, expire silent checks, store, signal every change.
 
-Each batch is planned against the book, signalled, stored, and only then applied
-(``BookPlan``): a store that fails changes nothing, so its retry finds the same changes
+Each batch is planned against the owned checks, signalled, stored, and only then applied
+(``ChecksPlan``): a store that fails changes nothing, so its retry finds the same changes
 (and does not signal them twice).
 
 Ownership follows the partitions: on assignment the stage loads those partitions' checks
-from PostgreSQL into its book, on revocation it drops them, and it expires only what it
+from PostgreSQL into its owned checks, on revocation it drops them, and it expires only what it
 holds, so replicas never expire (or signal) each other's checks.
 
 A change a report made continues that report's trace; an expiry (no report behind it)
 starts one.
 
-Deregistration (``core.book``): a check silent past its TTL for ``deregister_after_s`` is
+Deregistration (``core.checks``): a check silent past its TTL for ``deregister_after_s`` is
 signalled with cause ``deregistered`` and value 0 — it no longer fails anything, so an
 alert on it resolves — and marked in the table, where every replica's view drops it.
 """
@@ -24,7 +24,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from health_aggregator.core.book import ChangeCause, HealthBook, StatusChange, too_far_ahead
+from health_aggregator.core.checks import ChangeCause, OwnedChecks, StatusChange, too_far_ahead
 from health_aggregator.storage.checks import CheckStore
 from opsmesh.catalogue import HEALTH_CHECK_STATUS
 from opsmesh.clock import Clock
@@ -82,7 +82,7 @@ class HealthStage:
     def __init__(
         self,
         *,
-        book: HealthBook,
+        owned: OwnedChecks,
         store: CheckStore,
         producer: EventProducer,
         clock: Clock,
@@ -91,7 +91,7 @@ class HealthStage:
         max_future_s: float = math.inf,
         deregister_after_s: float = math.inf,
     ) -> None:
-        self._book = book
+        self._owned = owned
         self._deregister_after_s = deregister_after_s
         self._max_future_s = max_future_s
         self._ownership = ownership
@@ -115,12 +115,12 @@ class HealthStage:
 
     async def handle(self, batch: Sequence[Received[HealthReported]]) -> BatchResult:
         batch, refused = self._within_horizon(batch)
-        # Plan → signal → store → apply. The book changes only once the batch's states
+        # Plan → signal → store → apply. The owned checks change only once the batch's states
         # and history are stored, so a store that fails (PostgreSQL down) leaves it as it
         # was and the retry of the batch finds the same changes again. Signals go first,
         # like the engine's notification requests before its log: a crash between them
         # re-signals on replay (a repeated status is harmless) instead of losing one.
-        plan = self._book.plan()
+        plan = self._owned.plan()
         # The report that made each change (an expiry has none: it starts a new trace).
         traces: dict[int, TraceContext | None] = {}
         for record in batch:
@@ -141,10 +141,10 @@ class HealthStage:
             [(state, now) for state in plan.removed.values()],
         )
         self._signalled.clear()
-        self._book.apply(plan)
+        self._owned.apply(plan)
         for change in plan.changes:
             self._changes.labels(change.cause.value, change.state.status.value).inc()
-        self._held.set(len(self._book))
+        self._held.set(len(self._owned))
         return BatchResult(rejected=refused)
 
     def _within_horizon(
@@ -168,7 +168,7 @@ class HealthStage:
     async def on_assigned(self, partitions: set[Partition]) -> None:
         numbers = sorted(p for _, p in partitions)
         states = await self._store.load(numbers) if numbers else []
-        self._book.restore(states)
+        self._owned.restore(states)
         if self._ownership is not None:
             self._ownership.assigned(set(numbers))
         self.warmed = True
@@ -177,5 +177,5 @@ class HealthStage:
     async def on_revoked(self, partitions: set[Partition]) -> None:
         if self._ownership is not None:
             self._ownership.revoked({p for _, p in partitions})
-        dropped = self._book.drop_partitions(p for _, p in partitions)
+        dropped = self._owned.drop_partitions(p for _, p in partitions)
         log.info("health partitions revoked", partitions=len(partitions), checks=len(dropped))

@@ -16,7 +16,7 @@ import random
 import shutil
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -231,9 +231,13 @@ async def probe_loop(
     ).run(stop)
 
 
-def probe_worker(settings: HealthAggregatorSettings, runtime: Runtime, share: ProbeShare) -> Worker:
-    assert settings.probes_file is not None
-    specs = load_specs(settings.probes_file)  # a bad file fails the start, loudly
+def probe_worker(
+    specs: Sequence[ProbeSpec],
+    settings: HealthAggregatorSettings,
+    runtime: Runtime,
+    share: ProbeShare,
+) -> Worker:
+    """The probes of ``specs`` this replica's share runs (``load_specs`` read them at build)."""
 
     async def work(stop: asyncio.Event) -> None:
         producer: EventProducer = runtime.producer

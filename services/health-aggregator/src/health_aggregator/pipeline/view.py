@@ -10,11 +10,11 @@ per change, not per request. Per-service detail reads that service's rows fresh.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import msgspec
 
-from health_aggregator.core.book import CheckKey, CheckState
+from health_aggregator.core.checks import CheckKey, CheckState
 from health_aggregator.core.policy import Policy, ServiceHealth, overall, service_health
 from health_aggregator.core.render import fleet_document, http_status
 from health_aggregator.storage.checks import CheckStore
@@ -26,7 +26,7 @@ _OVERLAP = dt.timedelta(seconds=2)
 class HealthView:
     def __init__(
         self,
-        store: Callable[[], CheckStore],
+        store: CheckStore,
         *,
         clock: Clock,
         policies: Mapping[str, Policy],
@@ -54,7 +54,7 @@ class HealthView:
     async def refresh(self) -> int:
         """Pull rows whose status changed; returns how many arrived."""
         since = self._since - _OVERLAP if self._since is not None else None
-        rows, gone, newest = await self._store().changed_since(since)
+        rows, gone, newest = await self._store.changed_since(since)
         changed = 0
         for service, instance, check in gone:
             checks = self._by_service.get(service, {})

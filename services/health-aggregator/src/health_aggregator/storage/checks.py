@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.partitioner import DefaultPartitioner
 from psycopg_pool import AsyncConnectionPool
 
-from health_aggregator.core.book import CheckKey, CheckState, StatusChange
+from health_aggregator.core.checks import CheckKey, CheckState, StatusChange
 from opsmesh.events.health import HealthStatus
 from opsmesh.topics import HEALTH
 

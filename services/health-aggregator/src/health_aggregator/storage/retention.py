@@ -6,7 +6,7 @@
   than the retention simply go.
 - ``health_aggregator.checks``: one row per (service, instance, check), the check's
   current state. A check silent for ``HEALTH_AGGREGATOR_DEREGISTER_AFTER_DAYS`` after its
-  TTL ran out is deregistered by its owner (``core.book``): the row is marked
+  TTL ran out is deregistered by its owner (``core.checks``): the row is marked
   (``deregistered_at``) rather than deleted, because the fleet view of every replica
   learns changes from changed rows. The mark is kept as long again — far longer than any
   view takes to refresh — and then the row goes. A check that reports again before that

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from metrics_ingest.pipeline.admission import SeriesAdmission
 from metrics_ingest.pipeline.history import History
-from metrics_ingest.pipeline.http_api import Publisher
+from metrics_ingest.pipeline.publisher import Publisher
 from metrics_ingest.pipeline.signals import cardinality_signal, to_signal
 from metrics_ingest.rollup.cardinality import SeriesKey, SeriesLimits, SeriesRefusal
 from metrics_ingest.rollup.checkpoint import Checkpoint

@@ -40,6 +40,7 @@ from notifier.core.retry import FailureKind
 from notifier.delivery.log import DeliveryLog, LogWriter, Outcome
 from notifier.pipeline.deliver_metrics import DeliverMetrics
 from notifier.pipeline.lanes import Destination, Job, Lane, LaneStopped, Sender
+from opsmesh.alert_path import AlertPathMetrics, Hop
 from opsmesh.clock import Clock, sleep_until_stopped
 from opsmesh.events.notifications import (
     DeliveryOutcome,
@@ -109,6 +110,7 @@ class DeliverStage(StatelessHandler):
             FirstRun.AFTER_INTERVAL,
         )
         self._metrics = DeliverMetrics(registry)
+        self._path = AlertPathMetrics(registry)
         sender.on_attempt = self._metrics.count_attempt
 
     # -- consume side ---------------------------------------------------------------
@@ -130,6 +132,10 @@ class DeliverStage(StatelessHandler):
             zip(to_claim, await self._log.claim_many(to_claim, self._instance), strict=True)
         )
         self._mine.update(pair for pair, won in claims.items() if won)
+        claimed_at = self._clock.now()
+        for record in batch:
+            # From the record's Kafka timestamp: alert-engine handed it to its producer.
+            self._path.observe(Hop.CLAIM, claimed_at - record.message.timestamp / 1000)
         self._start(plan.decide(delivered, claims, self._active))
         self._metrics.inflight.set(len(self._inflight))
         return BatchResult(hold_from=self._inflight.hold_from())
@@ -278,6 +284,9 @@ class DeliverStage(StatelessHandler):
         request = job.request
         destination = job.destination
         error = None if outcome.ok else f"{outcome.failure}: {outcome.error}"
+        if outcome.ok:
+            # Claimed (the job started) → the integration answered, retries included.
+            self._path.observe(Hop.DELIVERY, self._clock.monotonic() - job.started_at)
         if not outcome.ok:
             log.warning(
                 "delivery failed; dead-lettering",

@@ -14,6 +14,8 @@
   analysis of a fingerprint that is still slow; ones not refreshed for the retention
   describe a query that went away or stopped being slow (an applied index's advice
   included).
+- ``query_analyzer.route_profiles`` and ``profile_functions`` (request profiles summed):
+  a route or function not profiled for the retention was renamed, removed or got fast.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from opsmesh.db.retention import PurgeJob, TablePurge, days
-from query_analyzer.analysis import AnalysisConfig
+from query_analyzer.pipeline.analysis import AnalysisConfig
 
 
 def windows_needed_s(window_s: float, config: AnalysisConfig | None = None) -> float:
@@ -42,4 +44,6 @@ def purge_jobs(
         TablePurge(pool, "query_analyzer.findings", "last_seen", kept),
         TablePurge(pool, "query_analyzer.plans", "captured_at", kept),
         TablePurge(pool, "query_analyzer.recommendations", "updated_at", kept),
+        TablePurge(pool, "query_analyzer.route_profiles", "last_seen", kept),
+        TablePurge(pool, "query_analyzer.profile_functions", "last_seen", kept),
     ]

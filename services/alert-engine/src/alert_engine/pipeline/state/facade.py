@@ -49,6 +49,7 @@ from alert_engine.pipeline.route_out import RouteOut
 from alert_engine.pipeline.routing_outbox import RoutingOutbox
 from alert_engine.pipeline.state import flush
 from alert_engine.pipeline.state.admin import Admin
+from alert_engine.pipeline.state.flush import Flush
 from alert_engine.pipeline.state.held import Held, LogKey
 from alert_engine.pipeline.state.ingest import Ingest, RuleWrite, evaluate
 from alert_engine.pipeline.state.listing import ListingRead, ListingReads
@@ -57,6 +58,7 @@ from alert_engine.pipeline.state.ownership import Ownership
 from alert_engine.pipeline.state.stores import Stores
 from alert_engine.receiver_limits import ReceiverLimiter
 from alert_engine.storage.notification_log import LoggedAt
+from opsmesh.alert_path import AlertPathMetrics, Hop
 from opsmesh.clock import Clock
 from opsmesh.events.alerts import AlertsRouted
 from opsmesh.events.signals import SignalObserved
@@ -86,6 +88,10 @@ class EngineState:
         self.clock = clock
         self.stores = stores
         self.metrics = EngineMetrics(registry)
+        self.path = AlertPathMetrics(registry)
+        # When each owned group last got alerts not yet flushed (the ``flush`` hop's
+        # start); cleared when groups change owner, capped against groups dropped unflushed.
+        self._due_since: dict[str, float] = {}
         self.origin = uuid.uuid4().hex[:16]  # this process, in the rows it writes
         # Taken here only, in the order the module's docstring gives.
         self._lock = asyncio.Lock()
@@ -186,8 +192,10 @@ class EngineState:
         concurrent writers are in merge order; sent after the lock and answered once
         Kafka has them (acks=all). No PostgreSQL on this path (``routed``)."""
         async with self._lock:
-            ticket, accepted = self._ingest.merge_posted(alerts, self.clock.now())
+            merged_at = self.clock.now()
+            ticket, accepted = self._ingest.merge_posted(alerts, merged_at)
         await self._ingest.sent(ticket)
+        self.path.observe(Hop.INGEST, self.clock.now() - merged_at)
         return accepted, len(alerts) - accepted
 
     async def evaluate(self, signals: Sequence[Received[SignalObserved]]) -> RuleWrite:
@@ -215,13 +223,33 @@ class EngineState:
 
     # -- group ownership -----------------------------------------------------------
 
-    async def routed(self, records: Sequence[bytes], batches: Sequence[AlertsRouted]) -> None:
+    async def routed(
+        self,
+        records: Sequence[bytes],
+        batches: Sequence[AlertsRouted],
+        sent_at: Sequence[float] = (),
+    ) -> None:
         """Routed alerts consumed by this replica: made durable, then applied to its
-        groups (the consumer commits after, so a crash replays them)."""
+        groups (the consumer commits after, so a crash replays them). ``sent_at``: the
+        records' Kafka timestamps (epoch seconds), the ``persist`` hop's start."""
         durable = await self._ownership.persist(records, batches)
         async with self._lock:
-            self._ownership.apply_routed(batches, durable, self.clock.now())
+            now = self.clock.now()
+            self._ownership.apply_routed(batches, durable, now)
+            self._note_due(batches, now)
+        for at in sent_at:
+            self.path.observe(Hop.PERSIST, now - at)
         self.wake.set()
+
+    _DUE_SINCE_CAP = 200_000
+
+    def _note_due(self, batches: Sequence[AlertsRouted], now: float) -> None:
+        if len(self._due_since) > self._DUE_SINCE_CAP:
+            self._due_since.clear()  # groups dropped without a flush: lose a few samples
+        for batch in batches:
+            for r in batch.alerts:
+                if self.owns(r.group_key):
+                    self._due_since.setdefault(r.group_key, now)
 
     async def assigned(self, partitions: set[int]) -> None:
         """Take over groups: re-read the shared state, then rebuild the new partitions'
@@ -230,12 +258,14 @@ class EngineState:
             read = await self._ownership.read_take_over()
             async with self._lock:
                 groups = self._ownership.take_over(partitions, read, self.clock.now())
+                self._due_since.clear()
         log.info("groups assigned", partitions=sorted(partitions), groups=groups)
         self.wake.set()
 
     async def revoked(self, partitions: set[int]) -> None:
         async with self._flushing, self._lock:
             dropped = self._ownership.revoke(partitions)
+            self._due_since.clear()
         log.info("groups revoked", partitions=sorted(partitions), dropped=dropped)
 
     async def reconfigure(self, config: EngineConfig) -> ReconfigureOutcome:
@@ -261,9 +291,22 @@ class EngineState:
                 planned = flush.plan(self._held, self.clock.now(), self.metrics)
             if not planned.plans:
                 return 0
-            sent = await self._flush.send(planned)
+            for p in planned.plans:
+                since = self._due_since.pop(p.group.key, None)
+                if since is not None and p.reason is not None:
+                    self.path.observe(Hop.FLUSH, planned.at - since)
+            sent = await self._flush.send(planned, produced=self._produced)
             async with self._lock:
                 return flush.apply(self._held, sent, self.metrics)
+
+    def next_flush_in(self) -> float | None:
+        """Seconds until the earliest owned group is due (0 if one is due now); None
+        without groups. Read without awaiting, so consistent without the lock."""
+        due = self.engine.dispatcher.next_due()
+        return None if due is None else max(0.0, due - self.clock.now())
+
+    def _produced(self, sent: Flush) -> None:
+        self.path.observe(Hop.PRODUCE, self.clock.now() - sent.at, len(sent.sending))
 
     async def maintain(self, retention_days: float) -> None:
         """Forget resolved alerts nobody needs and expired silences (history and the

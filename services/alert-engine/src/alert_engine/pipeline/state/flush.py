@@ -15,7 +15,7 @@ at the next tick (back-pressure, not loss).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -135,8 +135,12 @@ class FlushStages:
         self.produce = ProduceStage(producer, external_url)
         self.log = LogStage(log, suppressed, metrics)
 
-    async def send(self, flush: Flush) -> Flush:
-        return await self.log(await self.produce(await self.rate_limit(flush)))
+    async def send(self, flush: Flush, produced: Callable[[Flush], None] | None = None) -> Flush:
+        """``produced``: told once the requests are acknowledged, before the log."""
+        sent = await self.produce(await self.rate_limit(flush))
+        if produced is not None:
+            produced(sent)
+        return await self.log(sent)
 
 
 def apply(held: Held, flush: Flush, metrics: EngineMetrics) -> int:

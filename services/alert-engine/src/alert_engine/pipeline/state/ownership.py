@@ -48,6 +48,19 @@ def _stored(r: RoutedAlert) -> StoredAlert:
     )
 
 
+def newest_reports(batches: Sequence[AlertsRouted]) -> dict[str, StoredAlert]:
+    """Each alert's newest report in the batches, as the persist statement chooses the
+    one it writes: greatest ``updated_at``, then the later record, then the later place
+    in it (a ``continue`` route's copy is the same report)."""
+    newest: dict[str, RoutedAlert] = {}
+    for batch in batches:
+        for r in batch.alerts:
+            held = newest.get(r.fingerprint)
+            if held is None or r.updated_at >= held.updated_at:
+                newest[r.fingerprint] = r
+    return {fp: _stored(r) for fp, r in newest.items()}
+
+
 class Ownership:
     def __init__(self, held: Held, *, stores: Stores, route_out: RouteOut, origin: str) -> None:
         self._held = held
@@ -63,10 +76,19 @@ class Ownership:
     async def persist(self, records: Sequence[bytes], batches: Sequence[AlertsRouted]) -> Durable:
         """Make routed alerts durable (alert rows and history) before they are applied:
         the consumer commits only after, so a crash replays them. Returns the rows of
-        the batches' alerts as committed, which ``apply_routed`` applies."""
-        return await self._stores.active.persist_routed(
-            records, self._origin, [a.fingerprint for b in batches for a in b.alerts]
-        )
+        the batches' alerts as committed, which ``apply_routed`` applies: the batch's
+        newest report of each alert, as the statement wrote it, or, where the row was
+        newer already (a replay), the row read back."""
+        stale = await self._stores.active.persist_routed(records, self._origin)
+        durable = newest_reports(batches)
+        if stale:
+            durable.update(
+                {
+                    a.fingerprint: a
+                    for a in await self._stores.active.load(fingerprints=sorted(stale))
+                }
+            )
+        return durable
 
     async def read_take_over(self) -> TakeOver:
         # Only a flush writes entries, and a take-over holds ``flushing``.

@@ -6,13 +6,13 @@ of its critical checks; non-critical failures only warn (``core.policy`` aggrega
 per service with a policy).
 
 Ownership: the health topic is keyed by service/instance, so each check belongs to one
-Kafka partition, and the replica that owns that partition owns the check. The book
+Kafka partition, and the replica that owns that partition owns the check. ``OwnedChecks``
 records each check's partition, drops a partition's checks when it is revoked, and
 expires only what it holds. Expiry uses a heap of deadlines, so a poll with nothing due
 costs nothing however many checks there are.
 
 Deregistration, as Consul's ``deregister_critical_service_after``: a check whose TTL ran
-out longer than ``deregister_after_s`` ago (no report since) is removed — from the book,
+out longer than ``deregister_after_s`` ago (no report since) is removed — from the owned checks,
 from the fleet view, and later from the table — so instances that are gone for good
 (scaled down, decommissioned) stop counting against their service and stop taking
 storage. A check that reports again is registered again. A check that keeps reporting
@@ -85,12 +85,12 @@ def worst(statuses: Iterable[HealthStatus]) -> HealthStatus:
     return result
 
 
-class HealthBook:
+class OwnedChecks:
     def __init__(self) -> None:
         self._checks: dict[CheckKey, CheckState] = {}
         self._deadlines: list[tuple[float, CheckKey]] = []  # lazily pruned heap
         # Checks whose TTL ran out (or restored failing), by expiry: the candidates for
-        # deregistration, so it never walks the whole book. Lazily pruned like _deadlines.
+        # deregistration, so it never walks all owned checks. Lazily pruned like _deadlines.
         self._lapsed: list[tuple[float, CheckKey]] = []
 
     def __len__(self) -> int:
@@ -117,14 +117,14 @@ class HealthBook:
     def get(self, key: CheckKey) -> CheckState | None:
         return self._checks.get(key)
 
-    def plan(self) -> BookPlan:
-        """Changes to compute against the book without touching it (``apply`` them)."""
-        return BookPlan(self)
+    def plan(self) -> ChecksPlan:
+        """Changes to compute against the owned checks without touching them (``apply`` them)."""
+        return ChecksPlan(self)
 
-    def apply(self, plan: BookPlan) -> None:
-        """Make a plan's states the book's (once they are durable)."""
-        if plan.book is not self:
-            raise ValueError("a plan applies to the book it was made from")
+    def apply(self, plan: ChecksPlan) -> None:
+        """Make a plan's states the owned checks' (once they are durable)."""
+        if plan.owned is not self:
+            raise ValueError("a plan applies to the owned checks it was made from")
         self._checks.update(plan.states)
         for key in plan.removed:
             self._checks.pop(key, None)
@@ -198,15 +198,15 @@ def _heap_until(
     return found
 
 
-class BookPlan:
-    """One batch's changes, computed against a book without changing it: plan → write →
-    apply. A write that fails (PostgreSQL down) leaves the book as it was, so the retry of
-    the batch finds the same changes again instead of "no change" — and a record whose
-    write fails for good can be set aside without its effects lingering in the book.
-    Reports first, then ``expire`` (once, last)."""
+class ChecksPlan:
+    """One batch's changes, computed against the owned checks without changing them:
+    plan → write → apply. A write that fails (PostgreSQL down) leaves the owned checks as
+    they were, so the retry of the batch finds the same changes again instead of "no
+    change" — and a record whose write fails for good can be set aside without its effects
+    lingering in the owned checks. Reports first, then ``expire`` (once, last)."""
 
-    def __init__(self, book: HealthBook) -> None:
-        self.book = book
+    def __init__(self, owned: OwnedChecks) -> None:
+        self.owned = owned
         self.states: dict[CheckKey, CheckState] = {}  # new or refreshed: to store, then apply
         self.changes: list[StatusChange] = []
         self.deadlines: list[tuple[float, CheckKey]] = []  # to push on apply
@@ -216,21 +216,21 @@ class BookPlan:
         self.deregistered_to = -math.inf
         # Checks whose TTL ran out in this plan's expiry, turned to fail or failing
         # already (a check that last reported fail lapses without a change): to push on
-        # the book's lapsed heap on apply, and read by ``deregister``.
+        # the owned checks' lapsed heap on apply, and read by ``deregister``.
         self.lapsed: list[tuple[float, CheckKey]] = []
 
     def get(self, key: CheckKey) -> CheckState | None:
         if key in self.removed:
             return None
         state = self.states.get(key)
-        return state if state is not None else self.book.get(key)
+        return state if state is not None else self.owned.get(key)
 
     def deregister(self, now: float, after_s: float) -> list[StatusChange]:
         """Remove the checks whose TTL ran out more than ``after_s`` before ``now``. Call
-        after ``expire``; reads only checks that lapsed, never the whole book."""
+        after ``expire``; reads only checks that lapsed, never all owned checks."""
         cutoff = now - after_s
         self.deregistered_to = max(self.deregistered_to, cutoff)
-        lapsed = self.book.lapsed_before(cutoff)
+        lapsed = self.owned.lapsed_before(cutoff)
         lapsed.extend(entry for entry in self.lapsed if entry[0] < cutoff)
         changes = []
         for at, key in sorted(lapsed):
@@ -276,7 +276,7 @@ class BookPlan:
     def expire(self, now: float) -> list[StatusChange]:
         self.deadlines_read = len(self.deadlines)
         self.expired_to = max(self.expired_to, now)
-        due = self.book.due(now)
+        due = self.owned.due(now)
         due.extend(d for d in self.deadlines if d[0] <= now)
         due.sort()
         changes = []

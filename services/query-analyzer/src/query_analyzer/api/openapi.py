@@ -17,6 +17,37 @@ _DATABASE = {
     "in": "query",
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
 }
+_ROUTE_PROFILE = {
+    "type": "object",
+    "properties": {
+        "service": {"type": "string"},
+        "route": {"type": "string"},
+        "profiles": {"type": "integer"},
+        "slow_profiles": {"type": "integer"},
+        "samples": {"type": "integer"},
+        "total_ms": {"type": "number"},
+        "mean_ms": {"type": "number"},
+        "max_ms": {"type": "number"},
+        "slowest_trace_id": {"type": "string", "nullable": True},
+        "last_seen": {"type": "number"},
+        "functions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "function": {"type": "string"},
+                    "file": {"type": "string"},
+                    "line": {"type": "integer"},
+                    "profiles": {"type": "integer"},
+                    "self_samples": {"type": "integer"},
+                    "total_samples": {"type": "integer"},
+                    "self_share": {"type": "number"},
+                    "total_share": {"type": "number"},
+                },
+            },
+        },
+    },
+}
 _QUERY = {
     "type": "object",
     "properties": {
@@ -136,6 +167,26 @@ DOCUMENT: dict[str, Any] = service_document(
                     {"name": "actionable", "in": "query", "schema": {"type": "boolean"}},
                 ],
                 "responses": {"200": _list({"type": "object"}), "400": _ERROR},
+            }
+        },
+        "/api/v1/profiles": {
+            "get": {
+                "summary": "Profiled routes by total profiled time, each with its top functions"
+                " by self samples (request profiles from the producer SDK)",
+                "parameters": [
+                    _LIMIT,
+                    {
+                        "name": "service",
+                        "in": "query",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                    {
+                        "name": "functions",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                    },
+                ],
+                "responses": {"200": _list(_ROUTE_PROFILE), "400": _ERROR},
             }
         },
     },

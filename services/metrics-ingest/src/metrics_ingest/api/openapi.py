@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from metrics_ingest.pipeline.event_ingest import ENDPOINTS
+from metrics_ingest.api.events import ENDPOINTS
+from metrics_ingest.api.openapi_remote_write import AUTH_ERROR, remote_write_paths
 from metrics_ingest.rollup.decompress import ENCODINGS, DecodeProblem
 from metrics_ingest.rollup.ingest import BodyError, IngestLimits, RejectReason
 from metrics_ingest.rollup.query import (
@@ -99,11 +100,6 @@ _BODY_ERROR = {
         "detail": {"type": "string"},
     },
 }
-_AUTH_ERROR = {
-    "description": "missing or wrong bearer token",
-    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-    "content": {"application/json": {"schema": ERROR_SCHEMA}},
-}
 _POINT = {
     "type": "object",
     "properties": {
@@ -162,7 +158,7 @@ def _event_ingest(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
                         "the body is unusable, or every event was rejected",
                         {"oneOf": [_BODY_ERROR, _RESULT]},
                     ),
-                    "401": _AUTH_ERROR,
+                    "401": AUTH_ERROR,
                     "413": error(
                         f"more than {max_body_bytes} bytes, or more than "
                         f"{limits.max_samples} events"
@@ -178,6 +174,7 @@ def _event_ingest(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
 def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
     paths: dict[str, Any] = {
         **_event_ingest(limits, max_body_bytes),
+        **remote_write_paths(limits, max_body_bytes),
         "/api/v1/metrics": {
             "post": {
                 "summary": "Ingest a batch of samples; answered once Kafka has them (acks=all)",
@@ -221,7 +218,7 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                         "the body is unusable, or every sample was rejected",
                         {"oneOf": [_BODY_ERROR, _RESULT]},
                     ),
-                    "401": _AUTH_ERROR,
+                    "401": AUTH_ERROR,
                     "413": error(
                         f"more than {max_body_bytes} bytes, or more than "
                         f"{limits.max_samples} samples"
@@ -341,7 +338,8 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
         title="opsmesh metrics-ingest",
         version="1",
         description="HTTP ingest of metric samples (published to Kafka, rolled up per "
-        "window), of slow-query and health events (published to their topics) for "
+        "window; JSON, or Prometheus remote write), of slow-query and health events "
+        "(published to their topics) for "
         "producers that cannot reach Kafka, and reads of the rollups. POST needs the "
         "bearer token "
         "METRICS_INGEST_API_TOKEN. Errors are JSON: an `error` reason and a `detail`.",

@@ -1,0 +1,193 @@
+"""The sampler and the client's profiling decisions, in simulated time: each ``tick`` is
+one sampling period, and the stacks are real frames captured from the functions below."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import FrameType
+
+from opsmesh_client import trace
+from opsmesh_client.client import Client
+from opsmesh_client.profiling import FunctionStats, Sampler
+from opsmesh_client.settings import load
+from opsmesh_client.testing import MemoryTransports
+from opsmesh_client.wire import Kind
+
+NOW = 1_760_000_000.0
+THREAD = 7
+
+
+def render_page() -> FrameType:
+    return query_orders()
+
+
+def query_orders() -> FrameType:
+    return sys._getframe()
+
+
+def compute_totals() -> FrameType:
+    return sys._getframe()
+
+
+def recurse(n: int) -> FrameType:
+    return sys._getframe() if n == 0 else recurse(n - 1)
+
+
+class FakeFrames:
+    """What ``sys._current_frames`` would return, set by the test between ticks."""
+
+    def __init__(self) -> None:
+        self.now: dict[int, FrameType] = {}
+
+    def __call__(self) -> dict[int, FrameType]:
+        return dict(self.now)
+
+
+def by_name(top: list[FunctionStats]) -> dict[str, tuple[int, int]]:
+    return {f.function: (f.self_samples, f.total_samples) for f in top}
+
+
+def test_a_function_counts_self_when_running_and_total_when_on_the_stack() -> None:
+    frames = FakeFrames()
+    sampler = Sampler(0.01, frames=frames)
+    session = sampler.begin(THREAD, sampled=False)
+    frames.now = {THREAD: render_page()}
+    for _ in range(3):
+        sampler.tick()
+    frames.now = {THREAD: compute_totals()}
+    sampler.tick()
+    sampler.end(session)
+
+    assert session.samples == 4
+    top = by_name(session.top(100))
+    assert top["query_orders"] == (3, 3)
+    assert top["render_page"] == (0, 3)
+    assert top["compute_totals"] == (1, 1)
+    # Everything below (this test, pytest) is on the stack of every sample.
+    assert top["test_a_function_counts_self_when_running_and_total_when_on_the_stack"] == (0, 4)
+    assert session.top(1)[0].total_samples == 4
+
+
+def test_recursion_counts_once_per_sample() -> None:
+    frames = FakeFrames()
+    sampler = Sampler(0.01, frames=frames)
+    session = sampler.begin(THREAD, sampled=True)
+    frames.now = {THREAD: recurse(5)}
+    sampler.tick()
+    sampler.tick()
+    assert by_name(session.top(100))["recurse"] == (2, 2)
+
+
+def test_only_open_sessions_threads_are_sampled() -> None:
+    frames = FakeFrames()
+    sampler = Sampler(0.01, frames=frames)
+    frames.now = {THREAD: render_page(), THREAD + 1: compute_totals()}
+    assert sampler.tick() == 0  # nothing open: nothing read
+    mine = sampler.begin(THREAD, sampled=False)
+    assert sampler.tick() == 1
+    sampler.end(mine)
+    assert sampler.tick() == 0
+    assert mine.samples == 1
+    assert "compute_totals" not in by_name(mine.top(100))
+
+
+def test_a_thread_that_is_gone_is_skipped() -> None:
+    sampler = Sampler(0.01, frames=FakeFrames())
+    session = sampler.begin(THREAD, sampled=False)
+    assert sampler.tick() == 0
+    assert session.samples == 0
+
+
+def profiling_client(made: MemoryTransports, draw: float = 0.99, **settings: object) -> Client:
+    return Client(
+        load({}, service="shop", kafka="unused:1", instance="i-1", **settings),
+        transport=made,
+        clock=lambda: NOW,
+        start=False,
+        draw=lambda: draw,
+    )
+
+
+def run_request(client: Client, duration_s: float, ticks: int = 2) -> None:
+    session = client.begin_profile()
+    assert session is not None
+    assert client.profiler is not None
+    client.profiler._frames = lambda: {threading.get_ident(): render_page()}
+    for _ in range(ticks):
+        client.profiler.tick()
+    client.end_profile(
+        session,
+        route="/orders",
+        method="GET",
+        status=200,
+        duration_s=duration_s,
+        started_at=NOW,
+    )
+
+
+def test_profiling_is_off_unless_configured() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made)
+    assert client.profiler is None
+    assert client.begin_profile() is None
+
+
+def test_a_slow_request_is_sent_and_a_fast_one_is_not() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made, profile_slow_ms=500)
+    run_request(client, 0.2)
+    run_request(client, 0.75)
+    client.flush()
+    profiles = made.transport.of(Kind.PROFILE)
+    assert len(profiles) == 1
+    body = profiles[0].body
+    assert body["reason"] == "slow"
+    assert body["duration_ms"] == 750.0
+    assert body["samples"] == 2
+    assert body["route"] == "/orders"
+    assert profiles[0].key == "shop//orders"
+    assert any(
+        f["function"] == "query_orders" and f["self_samples"] == 2 for f in body["functions"]
+    )
+
+
+def test_a_drawn_request_is_sent_as_sampled_with_its_trace() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made, draw=0.05, profile_sample_rate=0.1)
+    token = trace.enter(trace.request_context("00-" + "a" * 32 + "-" + "b" * 16 + "-01"))
+    try:
+        run_request(client, 0.01)
+    finally:
+        trace.leave(token)
+    client.flush()
+    (record,) = made.transport.of(Kind.PROFILE)
+    assert record.body["reason"] == "sampled"
+    assert record.body["trace_id"] == "a" * 32
+    assert record.traceparent is not None
+
+
+def test_a_request_that_got_no_sample_sends_nothing() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made, profile_slow_ms=1)
+    run_request(client, 2.0, ticks=0)
+    client.flush()
+    assert made.transport.of(Kind.PROFILE) == []
+
+
+def test_the_sampler_thread_samples_a_busy_request_thread() -> None:
+    """The real thread and ``sys._current_frames``: waits on the condition, not a time."""
+    sampler = Sampler(0.001)
+    sampler.start()
+    try:
+        session = sampler.begin(threading.get_ident(), sampled=True)
+        while True:  # busy, as a request computing; the test's timeout bounds it
+            with sampler._lock:
+                if session.samples >= 3:
+                    break
+            sum(range(1000))
+        sampler.end(session)
+    finally:
+        sampler.stop()
+    assert session.samples >= 3
+    assert "test_the_sampler_thread_samples_a_busy_request_thread" in by_name(session.top(100))
