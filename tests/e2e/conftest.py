@@ -123,6 +123,8 @@ def mesh(infra: Endpoints, sink: Sink, tmp_path_factory: pytest.TempPathFactory)
                 "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
                 "NOTIFIER_RETRY_INITIAL_S": "0.1",
                 "NOTIFIER_RETRY_DEADLINE_S": "5",
+                # The console forwards its session's token with a dead letter's replay.
+                "NOTIFIER_API_TOKENS": f"{API_TOKEN}:write;{READ_TOKEN}:read",
             },
             # Started by the console's tests only (tests/e2e/test_console*.py).
             "console": {

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from notifier.samples import sample_request
 from opsmesh.events import HealthReported, HealthStatus, SlowQueryObserved
 from opsmesh.kafka import EventProducer, Outgoing
-from opsmesh.topics import HEALTH, SLOW_QUERIES
+from opsmesh.topics import HEALTH, NOTIFICATIONS, SLOW_QUERIES
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
@@ -266,5 +267,61 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
     await expect(page.get_by_role("heading", name="Findings")).to_be_visible()
     await page.screenshot(path=shots / "query-finding.png", full_page=True)
 
+    assert watched.errors == []
+    assert {urlsplit(u).netloc for u in watched.urls} == {urlsplit(console).netloc}
+
+
+async def publish_unroutable(infra: Endpoints, receiver: str, key: str) -> None:
+    """A notification request for a receiver the notifier does not have: dead-lettered
+    (not configured), as a request from an engine with a newer configuration would be."""
+    producer = EventProducer({"bootstrap_servers": infra.kafka_bootstrap}, source="/tests/e2e")
+    await producer.start()
+    try:
+        await producer.publish(Outgoing(NOTIFICATIONS, key, sample_request(receiver, key=key)))
+    finally:
+        await producer.stop()
+
+
+async def test_the_deliveries_page_shows_a_dead_letter_and_a_writer_replays_it(
+    browser: Browser, console: str, mesh: Mesh, unique: str, shots: Path
+) -> None:
+    receiver, key = f"nobody-{unique}", f"e2e-dead-{unique}"
+    await publish_unroutable(mesh.endpoints, receiver, key)
+
+    async def letters(path: str) -> list[dict]:
+        return await asyncio.to_thread(mesh.get_json, "notifier", path)
+
+    [letter] = await eventually(
+        lambda: letters(f"/api/v1/dead-letters?idempotency_key={key}"),
+        until=bool,
+        what="the request's dead letter at the notifier",
+    )
+    row = f"letter-{letter['id']}"
+    page = await browser.new_page(base_url=console)
+    watched = Watched(page)
+    await page.goto(f"/deliveries?receiver={receiver}")
+    await expect(page.get_by_role("heading", name="Deliveries", exact=True)).to_be_visible()
+    await expect(page.get_by_test_id(row)).to_contain_text("not_configured")
+    await expect(page.get_by_role("button", name=re.compile("^Replay"))).to_have_count(0)
+
+    await page.goto(f"/login?next=/deliveries%3Freceiver%3D{receiver}")
+    await page.get_by_label("Token").fill(API_TOKEN)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_text("writer")).to_be_visible()
+    await page.screenshot(path=shots / "deliveries.png", full_page=True)
+    await page.get_by_role("button", name=f"Replay dead letter {letter['id']}").click()
+    await expect(page.get_by_test_id("replayed")).to_contain_text(letter["id"])
+
+    # Sent back to the notifier, which dead-letters it again (the receiver is still not
+    # there): the new letter names the one it replays.
+    replayed_from = letter["id"].replace("-", ":")
+    await eventually(
+        lambda: letters(f"/api/v1/dead-letters?idempotency_key={key}"),
+        until=lambda found: any(d["replayed_from"] == replayed_from for d in found),
+        what="the replay's own dead letter",
+    )
+    await page.goto(f"/deliveries?receiver={receiver}")
+    await expect(page.get_by_text(f"replay of {letter['id']}")).to_be_visible()
+    await page.screenshot(path=shots / "deliveries-replayed.png", full_page=True)
     assert watched.errors == []
     assert {urlsplit(u).netloc for u in watched.urls} == {urlsplit(console).netloc}

@@ -106,8 +106,10 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                 "notifier": {
                     "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
                     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+                    "NOTIFIER_API_TOKENS": f"{token}:write",
                 },
-                # The same token logs in to the console, which sends it on with silences.
+                # The same token logs in to the console, which sends it on with silences
+                # (to the alert-engine) and dead letters' replays (to the notifier).
                 "console": {"CONSOLE_API_TOKENS": f"{token}:write"},
             },
         )

@@ -203,3 +203,35 @@ async def test_postgresql_refuses_what_screening_dead_letters(pool: AsyncConnect
         await store.persist_routed([encode(poison)], "owner")
     with pytest.raises(Unacceptable, match="NUL"):
         check_routed(poison)
+
+
+async def test_notification_log_entries_are_read_by_alert_group_and_receiver(
+    pool: AsyncConnectionPool,
+) -> None:
+    """What the API's /api/v1/notifications reads: an alert's last notifications with
+    their reasons and idempotency keys (the console joins them to the notifier's log)."""
+    log, route = NotificationLog(pool), Route("team")
+    fp, other = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    key = f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'
+    group = AggregationGroup(key, route, {}, T0)
+    firing = LogEntry(frozenset({fp, other}), frozenset(), T0 + 1, 1)
+    resolved = LogEntry(frozenset({other}), frozenset({fp}), T0 + 2, 2)
+    await log.record(
+        [
+            FlushPlan(group, "team", NotifyReason.FIRST_NOTIFICATION, (), firing, "k-team"),
+            FlushPlan(group, "pager", NotifyReason.SOME_RESOLVED, (), resolved, "k-pager"),
+        ]
+    )
+    found = await log.entries(fingerprint=fp)
+    assert [(e["receiver"], e["reason"], e["idempotency_key"]) for e in found] == [
+        ("pager", "some_resolved", "k-pager"),  # newest first
+        ("team", "first_notification", "k-team"),
+    ]
+    assert found[0]["resolved"] == [fp]
+    assert found[1]["firing"] == sorted([fp, other])
+    assert found[0]["group_key"] == key
+    assert found[0]["notified_at"] == T0 + 2
+    assert [e["receiver"] for e in await log.entries(group_key=key, receiver="team")] == ["team"]
+    assert len(await log.entries(group_key=key)) == 2
+    assert await log.entries(fingerprint=uuid.uuid4().hex) == []
+    assert len(await log.entries(fingerprint=fp, limit=1)) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from console.api import alerts, auth, boards, live, silences
+from console.api import alerts, auth, boards, deliveries, live, silences
 from console.bootstrap import SERVICES, Services, bootstrap, workers
 from console.settings import ConsoleSettings
 from opsmesh.clock import Clock, SystemClock
@@ -45,6 +45,7 @@ def build(
         alerts.register(app)
         silences.register(app)
         boards.register(app)
+        deliveries.register(app)
         live.register(app)
 
     return init_app(

@@ -15,7 +15,7 @@ from console.core.sessions import Sessions
 from console.pipeline.feed import AlertFeed
 from console.rendering import environment
 from console.settings import ConsoleSettings
-from console.upstream import AlertEngine, Upstream
+from console.upstream import AlertEngine, Notifier, Upstream
 from opsmesh.clock import Clock
 from opsmesh.periodic import FirstRun, Periodic, periodic_metrics
 from opsmesh.web import Worker
@@ -28,7 +28,7 @@ class Services:
     clock: Clock
     http: aiohttp.ClientSession
     engine: AlertEngine
-    notifier: Upstream
+    notifier: Notifier
     queries: Upstream
     health: Upstream
     feed: AlertFeed
@@ -64,7 +64,7 @@ async def bootstrap(
         clock=clock,
         http=http,
         engine=engine,
-        notifier=Upstream("notifier", settings.notifier_url, http),
+        notifier=Notifier("notifier", settings.notifier_url, http),
         queries=Upstream("query-analyzer", settings.query_analyzer_url, http),
         health=Upstream("health-aggregator", settings.health_aggregator_url, http),
         feed=AlertFeed(engine, clock),

@@ -8,6 +8,7 @@ page says so and the next poll or reload tries again), or it refused the request
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -59,7 +60,7 @@ class Upstream:
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: dict[str, str] | Sequence[tuple[str, str]] | None = None,
         body: bytes | None = None,
         token: str | None = None,
     ) -> bytes:
@@ -122,3 +123,30 @@ class AlertEngine(Upstream):
 
     async def suppressed(self) -> list[dict[str, Any]]:
         return list(await self.get_json("/api/v1/suppressed", {"limit": "100"}))
+
+    async def notifications(self, fingerprint: str) -> list[dict[str, Any]]:
+        """The notification log's entries that carried the alert (its last notification
+        per group and receiver), with their reasons and idempotency keys."""
+        found = await self.get_json(
+            "/api/v1/notifications", {"fingerprint": fingerprint, "limit": "50"}
+        )
+        return list(found)
+
+
+class Notifier(Upstream):
+    async def summary(self) -> dict[str, Any]:
+        return dict(await self.get_json("/api/v1/deliveries/summary"))
+
+    async def deliveries(
+        self, params: dict[str, str], keys: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The delivery log, newest first: ``params`` filter it (receiver, integration,
+        result, limit), ``keys`` pick idempotency keys."""
+        query: list[tuple[str, str]] = [*params.items(), *(("idempotency_key", k) for k in keys)]
+        return list(json.loads(await self.request("GET", "/api/v1/deliveries", params=query)))
+
+    async def dead_letters(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return list(await self.get_json("/api/v1/dead-letters", params))
+
+    async def replay(self, letter_id: str, token: str) -> None:
+        await self.request("POST", f"/api/v1/dead-letters/{letter_id}/replay", token=token)

@@ -291,6 +291,52 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/notifications": {
+                "get": {
+                    "summary": "The notification log: the last notification of each group to "
+                    "each receiver, its reason and idempotency key (the notifier's "
+                    "/api/v1/deliveries?idempotency_key= has its delivery results)",
+                    "parameters": [
+                        {"name": "fingerprint", "in": "query", "schema": {"type": "string"}},
+                        {"name": "group_key", "in": "query", "schema": {"type": "string"}},
+                        {"name": "receiver", "in": "query", "schema": {"type": "string"}},
+                        _LIMIT,
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": [
+                                        "group_key",
+                                        "receiver",
+                                        "firing",
+                                        "resolved",
+                                        "reason",
+                                        "idempotency_key",
+                                        "notified_at",
+                                    ],
+                                    "properties": {
+                                        "group_key": {"type": "string"},
+                                        "receiver": {"type": "string"},
+                                        "firing": {"type": "array", "items": {"type": "string"}},
+                                        "resolved": {
+                                            "type": "array",
+                                            "items": {"type": "string"},
+                                        },
+                                        "sequence": {"type": "integer"},
+                                        "reason": {"type": "string"},
+                                        "idempotency_key": {"type": "string"},
+                                        "notified_at": {"type": "number"},
+                                    },
+                                },
+                            }
+                        ),
+                        "400": _ERROR,
+                    },
+                }
+            },
             "/-/healthy": {
                 "get": {
                     "summary": "Alertmanager's liveness endpoint",

@@ -16,6 +16,7 @@ from alert_engine.core.matchers import MatcherError, parse_matchers
 from alert_engine.core.rules import Rule, RuleFileError, load_yaml, parse_rules
 
 _MAX_LIMIT = 1000
+_MAX_PARAM = 8192  # a group key is at most 4,096 characters (routing.MAX_GROUP_KEY)
 # Rule groups are a few KiB; the body limit keeps parsing them (pure-Python YAML) short.
 MAX_RULES_BODY = 256 * 1024
 
@@ -39,6 +40,7 @@ class RestApi:
         app.router.add_delete("/api/v1/silences/{silence_id}", self.expire_silence)
         app.router.add_get("/api/v1/explain", self.explain)
         app.router.add_get("/api/v1/suppressed", self.suppressed)
+        app.router.add_get("/api/v1/notifications", self.notifications)
         app.router.add_get("/api/v1/openapi.json", self.openapi)
 
     async def rules(self, request: web.Request) -> web.Response:
@@ -167,6 +169,19 @@ class RestApi:
     async def suppressed(self, request: web.Request) -> web.Response:
         return web.json_response(
             await engine_state(request).stores.active.list_suppressed(_limit(request))
+        )
+
+    async def notifications(self, request: web.Request) -> web.Response:
+        """The notification log: the last notification per (group, receiver), why it was
+        sent, and its idempotency key (the notifier's deliveries are found by it)."""
+        wanted = {
+            name: request.query.get(name) or None
+            for name in ("fingerprint", "group_key", "receiver")
+        }
+        if any(v is not None and len(v) > _MAX_PARAM for v in wanted.values()):
+            raise web.HTTPBadRequest(text=f"a parameter is at most {_MAX_PARAM} characters")
+        return web.json_response(
+            await engine_state(request).stores.log.entries(**wanted, limit=_limit(request))
         )
 
     async def openapi(self, _: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -107,6 +108,43 @@ class NotificationLog:
             )
             found = await cursor.fetchall()
         return {(r[0], r[1]): LogEntry(frozenset(r[2]), frozenset(r[3]), r[4], r[5]) for r in found}
+
+    async def entries(
+        self,
+        *,
+        fingerprint: str | None = None,
+        group_key: str | None = None,
+        receiver: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """For the API: the last notification per (group, receiver), newest first; with
+        ``fingerprint``, those whose firing or resolved alerts name it. The table holds
+        one row per group and receiver, so the scan stays as small as the groups."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT group_key, receiver, firing, resolved, sequence, reason,"
+                " idempotency_key, notified_at FROM alert_engine.notification_log"
+                " WHERE (%(fp)s::text IS NULL OR %(fp)s = ANY(firing) OR %(fp)s = ANY(resolved))"
+                " AND (%(g)s::text IS NULL OR (alert_engine.key_digest(group_key)"
+                "   = alert_engine.key_digest(%(g)s) AND group_key = %(g)s))"
+                " AND (%(r)s::text IS NULL OR receiver = %(r)s)"
+                " ORDER BY notified_at DESC, receiver LIMIT %(limit)s",
+                {"fp": fingerprint, "g": group_key, "r": receiver, "limit": limit},
+            )
+            rows = await cursor.fetchall()
+        return [
+            {
+                "group_key": r[0],
+                "receiver": r[1],
+                "firing": sorted(r[2]),
+                "resolved": sorted(r[3]),
+                "sequence": r[4],
+                "reason": r[5],
+                "idempotency_key": r[6],
+                "notified_at": r[7],
+            }
+            for r in rows
+        ]
 
     async def expired(
         self, cutoff: float, limit: int, after: LoggedAt | None = None

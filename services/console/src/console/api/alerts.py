@@ -19,8 +19,9 @@ from console.core.alerts import (
     parse_filter,
     receivers_of,
 )
+from console.core.deliveries import alert_notifications, keys_of
 from console.rendering import html
-from console.upstream import UpstreamError
+from console.upstream import Notifier, UpstreamError
 
 
 def _page_values(services: Services, request: web.Request) -> dict[str, Any]:
@@ -94,9 +95,10 @@ async def alert_page(request: web.Request) -> web.Response:
             404,
             **context(request, title="No such alert", message=f"no active alert {fingerprint}"),
         )
-    history, explain = await asyncio.gather(
+    history, explain, logged = await asyncio.gather(
         services.engine.history(fingerprint),
         services.engine.explain(alert.labels),
+        services.engine.notifications(fingerprint),
         return_exceptions=True,
     )
     return html(
@@ -109,8 +111,27 @@ async def alert_page(request: web.Request) -> web.Response:
             receivers=receivers_of(groups, fingerprint),
             history=_or_error(history),
             explain=_or_error(explain),
+            **await _notifications(services.notifier, fingerprint, logged),
         ),
     )
+
+
+async def _notifications(notifier: Notifier, fingerprint: str, logged: object) -> dict[str, Any]:
+    """The alert's logged notifications joined to the notifier's delivery results; each
+    service that fails is named, the other's part still shows."""
+    entries = _or_error(logged)
+    if entries["value"] is None:
+        return {"notifications": entries, "delivery_error": None}
+    keys = keys_of(entries["value"])
+    found: list[dict[str, Any]] = []
+    error = None
+    if keys:
+        try:
+            found = await notifier.deliveries({"limit": "1000"}, keys[:100])
+        except UpstreamError as exc:
+            error = str(exc)
+    joined = alert_notifications(fingerprint, entries["value"], found)
+    return {"notifications": {"value": joined, "error": None}, "delivery_error": error}
 
 
 def _or_error(result: object) -> dict[str, Any]:

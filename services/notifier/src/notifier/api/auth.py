@@ -1,4 +1,5 @@
-"""``POST /-/reload`` needs a ``write`` token; the notifier's reads are public."""
+"""Every POST (``/-/reload``, a dead letter's replay) needs a ``write`` token; the
+notifier's reads are public."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def reload_auth(tokens: ApiTokens) -> Middleware:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path == "/-/reload" and not request.match_info.http_exception:
+        if request.method == "POST" and not request.match_info.http_exception:
             require_scope(request, tokens, WRITE, HOW_TO)
         return await handler(request)
 

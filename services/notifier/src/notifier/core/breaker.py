@@ -45,6 +45,15 @@ class CircuitBreaker:
         self._trial_out = True
         return 0.0
 
+    def snapshot(self, now: float) -> dict[str, object]:
+        """Its state for the API: state, consecutive failures, seconds until a send may
+        go (0 when closed or half-open)."""
+        state = self.state(now)
+        retry_in = 0.0
+        if state is BreakerState.OPEN and self._opened_at is not None:
+            retry_in = max(0.0, self._opened_at + self.open_s - now)
+        return {"state": state.value, "failures": self._failures, "retry_in_s": retry_in}
+
     def record_success(self) -> None:
         self._failures = 0
         self._opened_at = None

@@ -196,6 +196,19 @@ class DeliverStage(StatelessHandler):
                 )
             )
 
+    def breakers(self) -> dict[tuple[str, str], dict[str, object]]:
+        """This instance's circuit breaker per (receiver, integration), for the API: the
+        one of the newest configuration (a reload starts a destination's afresh)."""
+        now = self._clock.monotonic()
+        newest: dict[tuple[str, str], tuple[int, dict[str, object]]] = {}
+        for key, breaker in list(self._sender.breakers.items()):
+            destination, _, generation = key.rpartition("#")
+            receiver, _, integration = destination.rpartition("/")
+            found = newest.get((receiver, integration))
+            if found is None or int(generation) >= found[0]:
+                newest[(receiver, integration)] = (int(generation), breaker.snapshot(now))
+        return {pair: snapshot for pair, (_, snapshot) in newest.items()}
+
     # -- lanes ----------------------------------------------------------------------
 
     async def _keep_house(self) -> None:
