@@ -40,7 +40,6 @@ import yaml
 from psycopg import sql
 
 from alert_engine.core.rules import Rule, parse_rules
-from alert_engine.core.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from opsmesh.durations import parse_duration
 from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
 from opsmesh.events.health import ReportKind
@@ -361,8 +360,10 @@ async def test_high_error_rate(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "env": "e2e", "severity": "page"}
     assert alert["annotations"]["summary"] == f"{service} error ratio is 20.0%"
-    # The rule's repository path, made a clickable URL under OPSMESH_RUNBOOK_BASE_URL.
-    assert alert["annotations"]["runbook_url"] == f"{DEFAULT_RUNBOOK_BASE_URL}/high-error-rate.md"
+    # The rule's repository path, made a clickable URL under OPSMESH_RUNBOOK_BASE_URL: the
+    # mesh points it at its console, which serves runbooks/.
+    console = f"http://127.0.0.1:{world.mesh.port('console')}"
+    assert alert["annotations"]["runbook_url"] == f"{console}/runbooks/high-error-rate.md"
 
 
 BOUNDS = (0.25, 0.5, 1.0, 2.0, 5.0)

@@ -12,9 +12,10 @@ from alert_engine.core.rules import Rule
 
 RUNBOOK_ANNOTATION = "runbook_url"
 RUNBOOKS_DIR = "runbooks/"
-# The runbooks as the project publishes them; a deployment that keeps its own copy (a
-# wiki, a fork) sets OPSMESH_RUNBOOK_BASE_URL to it.
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/opsmesh/opsmesh/blob/main/runbooks"
+# The console serves runbooks/ at /runbooks; this is its default address, as the engine's
+# own external URL defaults to its local one. A deployment sets OPSMESH_RUNBOOK_BASE_URL to
+# its console's public URL, or to wherever it keeps its own copy (a wiki, a fork).
+DEFAULT_RUNBOOK_BASE_URL = "http://127.0.0.1:8086/runbooks"
 
 
 def runbook_link(url: str, base: str) -> str:
