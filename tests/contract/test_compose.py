@@ -19,6 +19,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from alert_engine.core.rules import parse_rules
+from alert_engine.core.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from alert_engine.settings import AlertEngineSettings
 from console.settings import ConsoleSettings
 from health_aggregator.settings import HealthAggregatorSettings
@@ -30,6 +31,7 @@ from opsmesh_dev.tools.mesh import SERVICES as MESH_SERVICES
 from query_analyzer.settings import QueryAnalyzerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+RUNBOOKS = ROOT / "runbooks"
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 DOCKERFILE = COMPOSE_DIR / "Dockerfile"
@@ -689,4 +691,7 @@ def test_prometheus_loads_the_rule_files_and_promtool_accepts_them(
             for rule in group["rules"]:
                 runbook = rule.get("annotations", {}).get("runbook_url")
                 if runbook:
-                    assert (ROOT / runbook).is_file(), f"{rule['alert']}: {runbook} is missing"
+                    # Absolute under the stack's console, which serves runbooks/.
+                    page = runbook.removeprefix(f"{DEFAULT_RUNBOOK_BASE_URL}/")
+                    assert page != runbook, f"{rule['alert']}: {runbook} is not the console's"
+                    assert (RUNBOOKS / page).is_file(), f"{rule['alert']}: {runbook} is missing"

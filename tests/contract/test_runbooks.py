@@ -1,5 +1,7 @@
-"""Runbooks are linked from alerts (`runbook_url: runbooks/<name>.md`): a link must never
-point at nothing, and the index must list exactly the runbooks that exist."""
+"""Runbooks are linked from alerts (`runbook_url: runbooks/<name>.md`, made absolute under
+OPSMESH_RUNBOOK_BASE_URL by the alert-engine; Prometheus's rules carry the absolute URL):
+every shipped rule has a link, a link must never point at nothing, and the index must list
+exactly the runbooks that exist."""
 
 from __future__ import annotations
 
@@ -10,27 +12,40 @@ from typing import Any
 import pytest
 import yaml
 
+from alert_engine.core.runbooks import DEFAULT_RUNBOOK_BASE_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"
 INDEX = RUNBOOKS / "README.md"
-# Rule files shipped with the project; each rule's runbook_url is relative to the repo root.
-RULE_FILES = [
+# Rule files shipped with the project: the alert-engine's (runbook_url relative to the repo
+# root) and Prometheus's in the compose stack (absolute, under the default base URL).
+ENGINE_RULE_FILES = [
     ROOT / "dev/src/opsmesh_dev/tools/resources/demo-rules.yml",
     ROOT / "services/alert-engine/src/alert_engine/builtin_rules/default.yml",
 ]
+PROMETHEUS_RULE_FILES = [ROOT / "compose/prometheus/rules/opsmesh.yml"]
+RULE_FILES = ENGINE_RULE_FILES + PROMETHEUS_RULE_FILES
 SECTIONS = ("What it means", "Impact", "Investigate", "Mitigate", "Escalate")
+# The operational procedures (not one alert each) also say what is needed first, how to
+# confirm the fix and what to do after the incident.
+PROCEDURES = (
+    "database-issues.md",
+    "performance-degradation.md",
+    "deployment-procedures.md",
+    "disaster-recovery.md",
+)
+PROCEDURE_SECTIONS = (*SECTIONS, "Prerequisites", "Verification", "Post-incident")
 
 _LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
 
 
-def runbook_urls(rules_file: Path) -> list[tuple[str, str]]:
-    """(alert name, runbook_url) for every rule in the file."""
+def runbook_urls(rules_file: Path) -> list[tuple[str, str | None]]:
+    """(alert name, runbook_url or None) for every rule in the file."""
     document: dict[str, Any] = yaml.safe_load(rules_file.read_text())
     return [
-        (rule["alert"], rule["annotations"]["runbook_url"])
+        (rule["alert"], rule.get("annotations", {}).get("runbook_url"))
         for group in document["groups"]
         for rule in group["rules"]
-        if "runbook_url" in rule.get("annotations", {})
     ]
 
 
@@ -44,12 +59,16 @@ def indexed() -> set[str]:
 
 
 @pytest.mark.parametrize("rules_file", RULE_FILES, ids=lambda p: p.name)
-def test_every_runbook_url_points_at_a_runbook(rules_file: Path) -> None:
+def test_every_rule_links_a_runbook_that_exists(rules_file: Path) -> None:
     links = runbook_urls(rules_file)
-    assert links, f"{rules_file.name} has no rule with a runbook_url"
+    assert links, f"{rules_file.name} has no rule"
+    absolute = rules_file in PROMETHEUS_RULE_FILES
+    prefix = f"{DEFAULT_RUNBOOK_BASE_URL}/" if absolute else "runbooks/"
     for alert, url in links:
-        assert url.startswith("runbooks/"), f"{alert}: runbook_url {url!r} is not under runbooks/"
-        assert (ROOT / url).is_file(), f"{alert}: runbook_url {url!r} does not exist"
+        assert url is not None, f"{alert} has no runbook_url"
+        assert url.startswith(prefix), f"{alert}: runbook_url {url!r} is not under {prefix}"
+        page = RUNBOOKS / url.removeprefix(prefix)
+        assert page.is_file(), f"{alert}: runbook_url {url!r} names no page in runbooks/"
 
 
 def test_index_lists_exactly_the_runbooks_that_exist() -> None:
@@ -65,7 +84,8 @@ def test_every_runbook_has_the_five_sections() -> None:
     for name in names:
         text = (RUNBOOKS / name).read_text()
         headings = re.findall(r"^## (.+?)\s*$", text, flags=re.MULTILINE)
-        missing = [s for s in SECTIONS if s not in headings]
+        wanted = PROCEDURE_SECTIONS if name in PROCEDURES else SECTIONS
+        missing = [s for s in wanted if s not in headings]
         assert not missing, f"{name} lacks sections {missing}"
 
 
@@ -75,3 +95,7 @@ def test_links_between_runbooks_resolve() -> None:
             if "://" in target:
                 continue
             assert (path.parent / target).is_file(), f"{path.name} links to missing {target}"
+
+
+def test_the_operational_procedures_exist() -> None:
+    assert set(PROCEDURES) <= runbook_files()

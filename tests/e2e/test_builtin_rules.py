@@ -360,7 +360,10 @@ async def test_high_error_rate(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "env": "e2e", "severity": "page"}
     assert alert["annotations"]["summary"] == f"{service} error ratio is 20.0%"
-    assert alert["annotations"]["runbook_url"] == "runbooks/high-error-rate.md"
+    # The rule's repository path, made a clickable URL under OPSMESH_RUNBOOK_BASE_URL: the
+    # mesh points it at its console, which serves runbooks/.
+    console = f"http://127.0.0.1:{world.mesh.port('console')}"
+    assert alert["annotations"]["runbook_url"] == f"{console}/runbooks/high-error-rate.md"
 
 
 BOUNDS = (0.25, 0.5, 1.0, 2.0, 5.0)

@@ -38,6 +38,8 @@ SERVICES: tuple[ServiceInfo, ...] = (
 )
 # The on-call web console: not one of the five (it reads them through their REST APIs,
 # so it starts after them); ``start(["console"])`` runs it pointed at this mesh's ports.
+# The repository's runbooks/, which the console serves (this package runs from the checkout).
+RUNBOOKS_DIR = Path(__file__).resolve().parents[4] / "runbooks"
 CONSOLE = ServiceInfo("console", "console", "CONSOLE_HTTP_PORT", 8086)
 BY_NAME = {s.name: s for s in (*SERVICES, CONSOLE)}
 
@@ -98,6 +100,7 @@ class Mesh:
             "OPSMESH_INSTANCE_ID": f"{key}-{os.getpid()}",
             info.port_variable: str(port),
             **(self._console_env() if name == CONSOLE.name else {}),
+            **(self._runbook_links() if name == "alert-engine" else {}),
             **self.common_env,
             **self.env.get(name, {}),
             **(self.env.get(key, {}) if key != name else {}),  # a replica's own overrides
@@ -108,11 +111,19 @@ class Mesh:
         return service
 
     def _console_env(self) -> dict[str, str]:
-        """The console reads the other services at this mesh's ports."""
+        """The console reads the other services at this mesh's ports, and serves the
+        repository's runbooks."""
         return {
-            f"CONSOLE_{name.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{self.port(name)}"
-            for name in ("alert-engine", "notifier", "query-analyzer", "health-aggregator")
+            **{
+                f"CONSOLE_{name.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{self.port(name)}"
+                for name in ("alert-engine", "notifier", "query-analyzer", "health-aggregator")
+            },
+            "CONSOLE_RUNBOOKS_DIR": str(RUNBOOKS_DIR),
         }
+
+    def _runbook_links(self) -> dict[str, str]:
+        """Notifications' runbook links open this mesh's console."""
+        return {"OPSMESH_RUNBOOK_BASE_URL": f"http://127.0.0.1:{self.port(CONSOLE.name)}/runbooks"}
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> None:
         service = self.running[name]

@@ -16,6 +16,7 @@ from alert_engine.api.status import ServerStatus, build_info
 from alert_engine.bootstrap import SERVICE, SERVICES, Loaded, Services, bootstrap, workers
 from alert_engine.core.amconfig import EngineConfig, default_config, parse_config
 from alert_engine.core.rules import Rule, parse_rules
+from alert_engine.core.runbooks import link_runbooks
 from alert_engine.settings import AlertEngineSettings
 from opsmesh.clock import Clock
 from opsmesh.reload import file_hash
@@ -31,11 +32,11 @@ MAX_BODY = 8 * 1024 * 1024
 OpenServices = Callable[[Runtime, AlertEngineSettings, Loaded], Awaitable[Services]]
 
 
-def load_rules(paths: tuple[str, ...]) -> list[Rule]:
+def load_rules(paths: tuple[str, ...], runbook_base_url: str) -> list[Rule]:
     rules: list[Rule] = []
     for path in paths:
         rules.extend(parse_rules(Path(path).read_text(), source=path))
-    return rules
+    return link_runbooks(rules, runbook_base_url)
 
 
 def load_config(settings: AlertEngineSettings) -> EngineConfig:
@@ -64,7 +65,7 @@ def build(
     server_status = ServerStatus(build_info(settings.am_compat_version), runtime.clock.now())
     loaded = Loaded(
         load_config(settings),
-        load_rules(settings.rules_files),
+        load_rules(settings.rules_files, settings.runbook_base_url),
         file_hash(Path(settings.config_file)) if settings.config_file else None,
     )
     tokens = ApiTokens.load(

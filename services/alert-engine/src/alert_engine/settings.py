@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alert_engine.api.status import DEFAULT_COMPAT_VERSION, compat_version
+from alert_engine.core.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.durations import parse_duration
 from opsmesh.settings import CommaList, CommonSettings
@@ -23,6 +24,9 @@ class AlertEngineSettings(CommonSettings):
     repeat_interval_s: float = Field(4 * 3600.0, gt=0, alias="ALERT_ENGINE_REPEAT_INTERVAL")
     resolve_timeout_s: float = Field(300.0, gt=0, alias="ALERT_ENGINE_RESOLVE_TIMEOUT")
     external_url: str = Field("http://127.0.0.1:8082", alias="ALERT_ENGINE_EXTERNAL_URL")
+    # Where runbooks/ is published: a rule's ``runbook_url: runbooks/<name>.md`` reaches
+    # notifications as <base>/<name>.md, a link the receiver can click.
+    runbook_base_url: str = Field(DEFAULT_RUNBOOK_BASE_URL, alias="OPSMESH_RUNBOOK_BASE_URL")
     api_tokens: SecretStr | None = Field(None, alias="ALERT_ENGINE_API_TOKENS")
     api_tokens_file: str | None = Field(None, alias="ALERT_ENGINE_API_TOKENS_FILE")
     read_requires_token: bool = Field(False, alias="ALERT_ENGINE_READ_REQUIRES_TOKEN")
@@ -86,6 +90,13 @@ class AlertEngineSettings(CommonSettings):
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_duration(value)
+        return value
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("OPSMESH_RUNBOOK_BASE_URL must be an http:// or https:// URL")
         return value
 
     @field_validator("am_compat_version")

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from console.api import alerts, auth, boards, deliveries, live, silences
+from console.api import alerts, auth, boards, deliveries, live, runbooks, silences
 from console.bootstrap import SERVICES, Services, bootstrap, workers
 from console.settings import ConsoleSettings
 from opsmesh.clock import Clock, SystemClock
@@ -47,6 +47,7 @@ def build(
         boards.register(app)
         deliveries.register(app)
         live.register(app)
+        runbooks.register(app)
 
     return init_app(
         ServiceSpec(

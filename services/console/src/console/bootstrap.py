@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import jinja2
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from console.core.runbooks import Runbooks
 from console.core.sessions import Sessions
 from console.pipeline.feed import AlertFeed
 from console.rendering import environment
@@ -35,6 +37,7 @@ class Services:
     sessions: Sessions
     tokens: ApiTokens
     templates: jinja2.Environment
+    runbooks: Runbooks
     registry: CollectorRegistry
 
     async def aclose(self) -> None:
@@ -71,6 +74,7 @@ async def bootstrap(
         sessions=Sessions(clock, settings.session_ttl_s),
         tokens=ApiTokens.load(settings.api_tokens.get_secret_value(), settings.api_tokens_file),
         templates=environment(),
+        runbooks=Runbooks(Path(settings.runbooks_dir)),
         registry=registry,
     )
 

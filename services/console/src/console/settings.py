@@ -32,5 +32,8 @@ class ConsoleSettings(CommonSettings):
     poll_s: float = Field(2.0, gt=0, le=300, alias="CONSOLE_POLL_S")
     # Each call to another service gives up after this long (the page says which failed).
     upstream_timeout_s: float = Field(5.0, gt=0, le=60, alias="CONSOLE_UPSTREAM_TIMEOUT_S")
+    # The runbooks served at /runbooks (the repository's runbooks/ when started from it;
+    # the image copies them to /app/runbooks), the targets of notifications' runbook links.
+    runbooks_dir: str = Field("runbooks", alias="CONSOLE_RUNBOOKS_DIR")
     groups_per_page: int = Field(50, ge=1, le=1000, alias="CONSOLE_GROUPS_PER_PAGE")
     alerts_per_group: int = Field(25, ge=1, le=10_000, alias="CONSOLE_ALERTS_PER_GROUP")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from opsmesh.cli.backup import backup
 from opsmesh.cli.dlq import dlq
 from opsmesh.settings import ENV_PG
 
@@ -91,3 +92,4 @@ def signals(markdown: bool) -> None:
 
 
 cli.add_command(dlq)
+cli.add_command(backup)
