@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what opsmesh needs on a fresh Debian machine (this project's dev/CI kind):
-# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Prometheus and
-# Alertmanager, Chromium, Docker (docker.io, docker-compose) and debootstrap; uv; the locked Python
-# workspace; and the Kafka broker jars from Maven Central. Idempotent: it only installs
+# Debian packages for PostgreSQL 15 + hypopg, Redis, Maven and Java, Prometheus with the
+# PostgreSQL, Redis, node and blackbox exporters, Alertmanager, Chromium, Docker (docker.io,
+# docker-compose) and debootstrap; uv; the locked Python workspace; and the Kafka broker
+# jars from Maven Central. Idempotent: it only installs
 # what is missing. A part given by OPSMESH_KAFKA_BOOTSTRAP / OPSMESH_PG_DSN /
 # OPSMESH_REDIS_URL is not installed locally.
 set -euo pipefail
@@ -25,6 +26,11 @@ command -v prometheus >/dev/null || packages+=(prometheus)
 if ! command -v amtool >/dev/null || [ ! -x /usr/bin/prometheus-alertmanager ]; then
   packages+=(prometheus-alertmanager)
 fi
+# `opsmesh up` runs Prometheus and the exporters the compose stack runs (compose/exporters/),
+# from the same Debian packages; the monitoring integration test starts them too.
+for exporter in postgres redis node blackbox; do
+  command -v "prometheus-$exporter-exporter" >/dev/null || packages+=("prometheus-$exporter-exporter")
+done
 # The console's browser tests drive Debian's Chromium with Playwright (no browser download).
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 # `make compose-test` builds the compose stack's images from a Debian root made by

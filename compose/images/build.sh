@@ -24,13 +24,15 @@ for jar in compose/kafka/libs/*.jar; do
 done
 cp -u "$jars"/*.jar compose/kafka/libs/
 
-# One service per image (the others share these tags), so nothing is built twice: the
-# infrastructure images and opsmesh:dev side by side (downloads and dpkg of one overlap the
-# compilation of another), then opsmesh-devtools:dev, whose first stages come from
-# opsmesh:dev's cache. `docker-compose up` builds any image still missing.
+# One service per image (the others share these tags, as the four exporters share
+# postgres-exporter's), so nothing is built twice: the infrastructure images and opsmesh:dev
+# side by side (downloads and dpkg of one overlap the compilation of another), then
+# opsmesh-devtools:dev, whose first stages come from opsmesh:dev's cache. `docker-compose up`
+# builds any image still missing.
 started=$SECONDS
-say "docker-compose build --parallel kafka postgres redis prometheus tokens"
-docker-compose -f compose/docker-compose.yml build --parallel "$@" kafka postgres redis prometheus tokens
+say "docker-compose build --parallel kafka postgres redis prometheus postgres-exporter tokens"
+docker-compose -f compose/docker-compose.yml build --parallel "$@" kafka postgres redis prometheus \
+  postgres-exporter tokens
 say "... $((SECONDS - started)) s; docker-compose build webhook-sink (opsmesh-devtools:dev)"
 started=$SECONDS
 docker-compose -f compose/docker-compose.yml build "$@" webhook-sink

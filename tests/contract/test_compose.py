@@ -38,6 +38,9 @@ DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 # Made by compose/images/base.sh (debootstrap + docker import); no registry image is used.
 BASE_IMAGE = "opsmesh-debian:bookworm"
 WITH_TOKEN = COMPOSE_DIR / "tokens" / "with-token.sh"
+# The one bind mount from outside the repository: the node exporter reads the host's root
+# file system (read-only) to report its disks.
+HOST_MOUNTS = {("node-exporter", Path("/"))}
 
 # compose service name -> (python module, settings class)
 SERVICES: dict[str, tuple[str, type[CommonSettings]]] = {
@@ -466,6 +469,8 @@ def test_every_file_mounted_from_the_repo_exists(compose: dict[str, Any]) -> Non
     ]
     assert mounts, "expected bind mounts (rules, Prometheus and Grafana config)"
     for name, source in mounts:
+        if (name, source) in HOST_MOUNTS:
+            continue
         assert source.exists(), f"{name} mounts {source}, which does not exist"
         assert source.is_relative_to(ROOT), f"{name} mounts {source} from outside the repo"
 
@@ -695,3 +700,60 @@ def test_prometheus_loads_the_rule_files_and_promtool_accepts_them(
                     page = runbook.removeprefix(f"{DEFAULT_RUNBOOK_BASE_URL}/")
                     assert page != runbook, f"{rule['alert']}: {runbook} is not the console's"
                     assert (RUNBOOKS / page).is_file(), f"{rule['alert']}: {runbook} is missing"
+
+
+# -- the exporters ----------------------------------------------------------------------------
+
+EXPORTER_SERVICES = ("postgres-exporter", "redis-exporter", "node-exporter", "blackbox-exporter")
+
+
+def test_prometheus_scrapes_each_exporter_and_probes_every_service(
+    compose: dict[str, Any],
+) -> None:
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in ("postgres-exporter", "redis-exporter", "node-exporter"):
+        spec = service(compose, name)
+        (port,) = container_ports(spec)
+        job = jobs[name.removesuffix("-exporter")]
+        assert [t for s in job["static_configs"] for t in s["targets"]] == [f"{name}:{port}"]
+        assert f"http://127.0.0.1:{port}/" in healthcheck_command(spec)
+    blackbox = jobs["blackbox"]
+    (port,) = container_ports(service(compose, "blackbox-exporter"))
+    assert blackbox["metrics_path"] == "/probe"
+    assert blackbox["relabel_configs"][-1] == {
+        "target_label": "__address__",
+        "replacement": f"blackbox-exporter:{port}",
+    }
+    probed = {t for s in blackbox["static_configs"] for t in s["targets"]}
+    assert probed == {
+        f"http://{name}:{http_port(settings_type)[1]}/health/ready"
+        for name, (_, settings_type) in SERVICES.items()
+    }
+    # What remote write sends to metrics-ingest is the exporters' families.
+    (write,) = config["remote_write"]
+    assert write["write_relabel_configs"][0]["regex"] == "(node|pg|redis|probe)_.+"
+
+
+@pytest.mark.parametrize("name", EXPORTER_SERVICES)
+def test_exporters_share_one_image_built_from_debian_packages(
+    compose: dict[str, Any], name: str
+) -> None:
+    spec = service(compose, name)
+    assert spec["build"] == {"context": "exporters"}
+    assert spec["image"] == "opsmesh-exporters:dev"
+    lines = dockerfile_lines(COMPOSE_DIR / "exporters" / "Dockerfile")
+    binary = command(spec)[0]
+    assert any("apt-get install" in line and binary in line.split() for line in lines), binary
+    assert healthcheck_command(spec).startswith("wget -q -O /dev/null http://127.0.0.1:")
+
+
+def test_the_database_exporter_reads_the_stack_database(compose: dict[str, Any]) -> None:
+    spec = service(compose, "postgres-exporter")
+    dsn = urlsplit(environment(spec)["DATA_SOURCE_NAME"])
+    expected = urlsplit(EXPECTED_COMMON["OPSMESH_PG_DSN"])
+    assert (dsn.hostname, dsn.port, dsn.path) == (expected.hostname, expected.port, expected.path)
+    assert depends_on(spec)["postgres"] == "service_healthy"
+    redis = service(compose, "redis-exporter")
+    assert "-redis.addr=redis://redis:6379" in command(redis)
+    assert depends_on(redis)["redis"] == "service_healthy"

@@ -16,9 +16,11 @@ import click
 
 from opsmesh.db.migrations import apply_all
 from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
-from opsmesh_dev.infra.stack import LocalStack
+from opsmesh_dev.infra.stack import Endpoints, LocalStack
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
+from opsmesh_dev.tools.exporters import EXPORTERS, PROMETHEUS_PORT, missing_binaries
 from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
+from opsmesh_dev.tools.monitoring import Monitoring
 
 SINK_PORT = 8099
 
@@ -32,9 +34,14 @@ def _rules_files() -> str:
     return f"{demo},{builtin}"
 
 
-def ports_in_use() -> list[int]:
-    """Which of the fixed ports `opsmesh up` serves on are taken."""
-    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT)
+def ports_in_use(*, monitoring: bool | None = None) -> list[int]:
+    """Which of the fixed ports `opsmesh up` serves on are taken (Prometheus's and the
+    exporters' too when ``monitoring``, by default when they are installed)."""
+    fixed = [*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT]
+    if monitoring is None:
+        monitoring = not missing_binaries()
+    if monitoring:
+        fixed += [PROMETHEUS_PORT, *(e.default_port for e in EXPORTERS)]
     return [port for port in fixed if port_open(port)]
 
 
@@ -86,6 +93,8 @@ def run_up(workdir: Path, *, demo: bool) -> int:
             fixed_ports=True,
             env={
                 "metrics-ingest": {
+                    # HTTP ingest and Prometheus's remote write take the run's token.
+                    "METRICS_INGEST_API_TOKEN": token,
                     "METRICS_INGEST_WINDOWS_S": "5,60",
                     "METRICS_INGEST_ALLOWED_LATENESS_S": "1",
                     "METRICS_INGEST_IDLE_GRACE_S": "2",
@@ -116,6 +125,9 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo("starting the services ...")
         mesh.start()
         mesh.start([CONSOLE.name])
+        monitoring = _start_monitoring(run_dir, endpoints, mesh, token)
+        # Stopped before the services they watch, Prometheus first.
+        children += [c.process for c in monitoring.running.values()] if monitoring else []
         if demo:
             children.append(
                 spawn(
@@ -129,7 +141,9 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                     log_file=run_dir / "traffic.log",
                 )
             )
-        _print_banner(mesh, endpoints.as_env(), notifications, run_dir, demo=demo, token=token)
+        _print_banner(
+            mesh, monitoring, endpoints.as_env(), notifications, run_dir, demo=demo, token=token
+        )
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
@@ -152,8 +166,33 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo(f"stopped; logs in {run_dir}")
 
 
+def _start_monitoring(
+    run_dir: Path, endpoints: Endpoints, mesh: Mesh, token: str
+) -> Monitoring | None:
+    """Prometheus and the exporters, as the compose stack runs them, when Debian's packages
+    are installed (make deps)."""
+    missing = missing_binaries()
+    if missing:
+        click.echo(
+            f"Prometheus and the exporters are not started: {', '.join(missing)} not installed"
+            " (make deps installs them)"
+        )
+        return None
+    click.echo("starting Prometheus and the exporters ...")
+    monitoring = Monitoring(
+        run_dir / "monitoring",
+        endpoints,
+        services={name: mesh.port(name) for name in mesh.running},
+        token=token,
+        fixed_ports=True,
+    )
+    monitoring.start()
+    return monitoring
+
+
 def _print_banner(
     mesh: Mesh,
+    monitoring: Monitoring | None,
     env: dict[str, str],
     notifications: Path,
     run_dir: Path,
@@ -175,6 +214,7 @@ def _print_banner(
         f"  notifications: webhook sink http://127.0.0.1:{SINK_PORT}/hooks, file {notifications}",
         f"  Alertmanager API: http://127.0.0.1:{mesh.port('alert-engine')}/api/v2"
         f" (write token: {token})",
+        *_monitoring_lines(monitoring),
         "",
         *(f"  {k}={v}" for k, v in env.items()),
         f"  logs:          {run_dir}",
@@ -188,6 +228,21 @@ def _print_banner(
         "",
     ]
     click.echo("\n".join(lines))
+
+
+def _monitoring_lines(monitoring: Monitoring | None) -> list[str]:
+    if monitoring is None:
+        return []
+    prometheus = monitoring.running["prometheus"]
+    exporters = ", ".join(
+        f"{name} {child.url}/metrics"
+        for name, child in monitoring.running.items()
+        if name != "prometheus"
+    )
+    return [
+        f"  Prometheus:    {prometheus.url} (config {monitoring.workdir / 'prometheus.yml'})",
+        f"  exporters:     {exporters}",
+    ]
 
 
 def _echo_new_notifications(path: Path, seen: int) -> int:
