@@ -3,9 +3,12 @@
 for Prometheus' own parser (Debian's promtool), naming only metrics the services define,
 and loaded by the provisioning file from where compose mounts them.
 
-The metric names are read from the services' and the kit's metric definitions (every
-prometheus_client ``Counter``/``Gauge``/``Histogram``/``Summary`` whose name is a literal in
-their source), with the series names the client exposes for each kind.
+The services' metric names are read from the services' and the kit's metric definitions
+(every prometheus_client ``Counter``/``Gauge``/``Histogram``/``Summary`` whose name is a
+literal in their source), with the series names the client exposes for each kind. The
+exporters' are the names each ``Exporter`` declares (opsmesh_dev.tools.exporters), which
+dev/tests/integration/test_monitoring.py scrapes from the running exporters and the compose
+test finds in the stack's Prometheus.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 import yaml
 
 from opsmesh_dev.tools import dashboards
+from opsmesh_dev.tools.exporters import EXPORTERS
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "shared" / "src", *sorted((ROOT / "services").glob("*/src"))]
@@ -106,13 +110,39 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_query_names_only_metrics_the_services_define() -> None:
+def declared_exporter_series() -> set[str]:
+    return {name for exporter in EXPORTERS for name in exporter.metrics}
+
+
+def test_every_query_names_only_metrics_the_services_define_or_the_exporters_declare() -> None:
     defined = defined_series()
     assert "opsmesh_consumer_lag" in defined  # the scan finds the kit's metrics
+    known = defined | declared_exporter_series()
     for expr in dashboards.expressions():
         names = metric_names(expr)
         assert names, f"no metric in {expr!r}"
-        assert names <= defined, f"{expr!r} names {sorted(names - defined)}, defined nowhere"
+        assert names <= known, f"{expr!r} names {sorted(names - known)}, defined nowhere"
+
+
+def test_every_declared_exporter_metric_is_on_a_dashboard() -> None:
+    """The declared lists are what the dashboards read: no name checked for nothing."""
+    used = {name for expr in dashboards.expressions() for name in metric_names(expr)}
+    assert declared_exporter_series() <= used, sorted(declared_exporter_series() - used)
+    assert not declared_exporter_series() & defined_series(), "an exporter name is ours"
+
+
+def test_the_database_cache_and_host_dashboards_read_their_exporters_jobs() -> None:
+    boards = dashboards.dashboards()
+    for stem, job in (("database", "postgres"), ("cache", "redis"), ("host", "node")):
+        exprs = [
+            t["expr"]
+            for panel in boards[f"opsmesh-{stem}.json"]["panels"]
+            for t in panel["targets"]
+        ]
+        (exporter,) = [e for e in EXPORTERS if e.job == job]
+        for expr in exprs:
+            assert f'job="{job}"' in expr, expr
+            assert metric_names(expr) <= exporter.metrics, expr
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import redis as redis_client
 
 from opsmesh_dev.infra.postgres import PostgresServer
 from opsmesh_dev.infra.process import wait_until
 from opsmesh_dev.infra.redis import RedisServer
 from opsmesh_dev.infra.stack import Endpoints
+from opsmesh_dev.tools import exporter_dashboards
 from opsmesh_dev.tools.exporters import EXPORTERS
 from opsmesh_dev.tools.monitoring import Monitoring
 
@@ -150,3 +152,28 @@ def test_alerts_and_exporter_series_are_sent_on_with_the_token(monitoring: Monit
     alerts = wait_until(lambda: sent("/api/v2/alerts"), timeout_s=60, what="an alert posted")
     writes = wait_until(lambda: sent("/api/v1/write"), timeout_s=60, what="a remote write")
     assert set(alerts) == set(writes) == {f"Bearer {TOKEN}"}
+
+
+def test_the_database_cache_and_host_dashboards_show_data(monitoring: Monitoring) -> None:
+    """Each query of the exporter dashboards, evaluated by this Prometheus, returns series
+    once there are two scrapes to take a rate over (and a cache read to take a ratio of)."""
+    client = redis_client.Redis.from_url(monitoring.endpoints.redis_url)
+    client.set("monitoring-test", "1")
+    client.get("monitoring-test")
+    client.get("monitoring-test-missing")
+    client.close()
+    exprs = [
+        expr
+        for _, _, panels in exporter_dashboards.BOARDS
+        for panel in panels()
+        for expr, _ in panel.queries
+    ]
+    exprs += [expr for panel in exporter_dashboards.probes() for expr, _ in panel.queries]
+
+    def empty() -> list[str]:
+        return [expr for expr in exprs if not _query(monitoring, expr)]
+
+    try:
+        wait_until(lambda: not empty(), timeout_s=60, what="data for every dashboard query")
+    except TimeoutError:
+        raise AssertionError(f"no data for {empty()}") from None

@@ -3,9 +3,10 @@
 
 Built with grafanalib. Every query reads the compose Prometheus (datasource uid
 ``opsmesh-prometheus``), where each service is scraped as its own job (``job`` is the
-service's name). ``tests/contract/test_dashboards.py`` checks that every expression
-parses (promtool), names only metrics the services define, and that the files are what
-this module writes.
+service's name) and each exporter too (exporter_dashboards.py: the database, cache and host
+dashboards). ``tests/contract/test_dashboards.py`` checks that every expression parses
+(promtool), names only metrics the services define or the exporters declare, and that the
+files are what this module writes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grafanalib.core import Dashboard, GridPos, Target, TimeSeries
 from grafanalib.core import Time as DashboardTime
+
+from opsmesh_dev.tools import exporter_dashboards
+from opsmesh_dev.tools.panels import Panel, p
 
 ROOT = Path(__file__).resolve().parents[4]
 OUT = ROOT / "compose" / "grafana" / "dashboards"
@@ -26,18 +29,6 @@ PROVISIONING = ROOT / "compose" / "grafana" / "provisioning" / "dashboards" / "o
 MOUNTED_AT = "/etc/grafana/dashboards"  # compose mounts OUT here
 DATASOURCE = {"type": "prometheus", "uid": "opsmesh-prometheus"}
 SERVICES = ("metrics-ingest", "alert-engine", "notifier", "query-analyzer", "health-aggregator")
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    queries: tuple[tuple[str, str], ...]  # (PromQL, legend)
-    unit: str = "short"
-    description: str = ""
-
-
-def p(title: str, expr: str, legend: str, unit: str = "short", description: str = "") -> Panel:
-    return Panel(title, ((expr, legend),), unit, description)
 
 
 def overview() -> list[Panel]:
@@ -81,6 +72,7 @@ def overview() -> list[Panel]:
             "max by (job, group) (opsmesh_consumer_stalled)",
             "{{job}} {{group}}",
         ),
+        *exporter_dashboards.probes(),
     ]
 
 
@@ -294,6 +286,8 @@ def dashboards() -> dict[str, dict[str, Any]]:
         out[f"opsmesh-{job}.json"] = dashboard(
             f"opsmesh-{job}", f"opsmesh: {job}", [*own(job), *common(job)]
         )
+    for stem, title, panels in exporter_dashboards.BOARDS:
+        out[f"opsmesh-{stem}.json"] = dashboard(f"opsmesh-{stem}", title, panels())
     return out
 
 

@@ -111,7 +111,7 @@ BLACKBOX = Exporter(
     "blackbox",
     "prometheus-blackbox-exporter",
     9115,
-    frozenset({"probe_success", "probe_duration_seconds", "probe_http_status_code"}),
+    frozenset({"probe_success", "probe_duration_seconds"}),
 )
 EXPORTERS: tuple[Exporter, ...] = (POSTGRES, REDIS, NODE, BLACKBOX)
 
