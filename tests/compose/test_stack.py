@@ -2,7 +2,8 @@
 image built here) comes up healthy, a Prometheus-format alert sent with amtool and a metric
 sent over HTTP each end as a webhook in the sink and an email in the mail catcher,
 Prometheus evaluates the repository's rules and reaches the alert-engine with the stack's
-token, and ``docker-compose down`` leaves nothing behind.
+token, scrapes the exporters and remote-writes their series into metrics-ingest, and
+``docker-compose down`` leaves nothing behind.
 
 ``make compose-test`` runs this alone; ``make test`` runs it with everything else. The
 tests share one stack (conftest.py) and run in this file's order; the last takes it down."""
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from opsmesh_dev.tools.exporters import EXPORTERS
 from tests.compose.conftest import TIMINGS, Stack
 from tests.compose.stack import (
     COMPOSE_DIR,
@@ -35,6 +37,8 @@ from tests.compose.stack import (
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 ENGINE = "http://127.0.0.1:8082"
+INGEST = "http://127.0.0.1:8081"
+PROMETHEUS = "http://127.0.0.1:9090"
 SINK = "http://127.0.0.1:8099/hooks"
 MAIL = "http://127.0.0.1:8025/api/messages"
 # Notifications arrive after the engine's group_wait (2 s in compose) plus delivery.
@@ -177,6 +181,49 @@ def test_prometheus_loads_the_rules_and_alerts_with_the_token(stack: Stack) -> N
     status, alerts = http("GET", f"{ENGINE}/api/v2/alerts?filter=alertname%3D%22Watchdog%22")
     assert status == 200
     assert [a["labels"]["alertname"] for a in alerts] == ["Watchdog"]
+
+
+def _prometheus(expr: str) -> list[dict[str, Any]]:
+    status, answer = http(
+        "GET", f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    )
+    assert status == 200, answer
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
+
+
+def test_prometheus_scrapes_the_exporters_and_remote_writes_their_series(stack: Stack) -> None:
+    """Each exporter job is up in Prometheus, every metric name the dashboards read from the
+    exporters is there, every service answers the blackbox probe, and an exporter series
+    (``pg_up``) arrives in metrics-ingest's rollups through remote write with the token."""
+    jobs = {exporter.job for exporter in EXPORTERS}
+
+    def every_job_up() -> bool:
+        up = {s["metric"]["job"]: s["value"][1] for s in _prometheus("up")}
+        return all(up.get(job) == "1" for job in jobs)
+
+    def missing_names() -> set[str]:
+        status, answer = http("GET", f"{PROMETHEUS}/api/v1/label/__name__/values")
+        assert status == 200, answer
+        return {name for e in EXPORTERS for name in e.metrics} - set(answer["data"])
+
+    def pg_up_in_ingest() -> list[dict[str, Any]]:
+        status, answer = http("GET", f"{INGEST}/api/v1/series?name=pg_up")
+        assert status == 200, answer
+        return [s for s in answer["series"] if s["points"]]
+
+    with TIMINGS.step("exporters up in Prometheus, pg_up remote-written to metrics-ingest"):
+        eventually("every exporter job up in Prometheus", every_job_up, 60.0)
+        eventually("the dashboards' exporter metrics", lambda: not missing_names(), 60.0)
+        (series, *_) = eventually("pg_up in metrics-ingest", pg_up_in_ingest, 90.0, every_s=1.0)
+    assert series["labels"]["job"] == "postgres"
+    assert series["points"][-1]["last"] == 1.0
+    probes = {s["metric"]["instance"]: s["value"][1] for s in _prometheus("probe_success")}
+    services = {"metrics-ingest", "alert-engine", "notifier", "query-analyzer"}
+    services |= {"health-aggregator", "console"}
+    assert {urllib.parse.urlsplit(i).hostname for i in probes} == services
+    assert set(probes.values()) == {"1"}, probes
+    assert [s["value"][1] for s in _prometheus("redis_up")] == ["1"]
 
 
 def test_down_leaves_nothing_running(stack: Stack) -> None:
