@@ -22,8 +22,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from opsmesh_dev.infra import Endpoints
-from opsmesh_dev.infra.process import terminate
+from opsmesh_dev.infra.process import port_open, terminate
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE
+from opsmesh_dev.tools.exporters import EXPORTERS, PROMETHEUS_PORT
 from opsmesh_dev.tools.mesh import BY_NAME, CONSOLE
 from opsmesh_dev.up import ports_in_use
 from tests.e2e.console_fixtures import CHROMIUM, FLAGS
@@ -67,7 +68,7 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
-    busy = ports_in_use()
+    busy = ports_in_use() + ([PROMETHEUS_PORT] if port_open(PROMETHEUS_PORT) else [])
     if busy:
         pytest.fail(f"`opsmesh up` needs its fixed ports; in use: {busy}")
     # Readable by all: PostgreSQL runs as its own user when the tests run as root.
@@ -159,8 +160,27 @@ def test_the_console_shows_the_demo_alert_and_the_query_plan_behind_it(
             browser.close()
 
 
+def test_prometheus_scrapes_the_mesh_and_the_exporters(demo: Demo) -> None:
+    """Debian's prometheus and exporters are installed (make deps): `opsmesh up` runs them as
+    the compose stack does, every job is up, and Prometheus's always-firing Watchdog reaches
+    the webhook sink through the alert-engine, sent with the run's token."""
+    expected = {*BY_NAME, "apps", "prometheus", *(e.job for e in EXPORTERS)}
+
+    def every_job_up() -> bool:
+        try:
+            result = _get(PROMETHEUS_PORT, "/api/v1/query?query=up")["data"]["result"]
+        except OSError:
+            return False
+        up = {s["metric"]["job"]: s["value"][1] for s in result}
+        return set(up) == expected and set(up.values()) == {"1"}
+
+    demo.wait_for("every Prometheus job up", every_job_up, 60)
+    demo.wait_for("Prometheus's Watchdog notified", lambda: demo.seen("Watchdog", "firing"), 60)
+
+
 def test_ctrl_c_stops_everything(demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=60) == 0, demo.output()
     assert "stopped; logs in" in demo.output()
     assert not ports_in_use(), "a process of the demo outlived it"
+    assert not port_open(PROMETHEUS_PORT), "Prometheus outlived the demo"

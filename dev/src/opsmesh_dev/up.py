@@ -18,7 +18,7 @@ from opsmesh.db.migrations import apply_all
 from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import Endpoints, LocalStack
 from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
-from opsmesh_dev.tools.exporters import EXPORTERS, PROMETHEUS_PORT, missing_binaries
+from opsmesh_dev.tools.exporters import PROMETHEUS_PORT, missing_binaries
 from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
 from opsmesh_dev.tools.monitoring import Monitoring
 
@@ -34,14 +34,9 @@ def _rules_files() -> str:
     return f"{demo},{builtin}"
 
 
-def ports_in_use(*, monitoring: bool | None = None) -> list[int]:
-    """Which of the fixed ports `opsmesh up` serves on are taken (Prometheus's and the
-    exporters' too when ``monitoring``, by default when they are installed)."""
-    fixed = [*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT]
-    if monitoring is None:
-        monitoring = not missing_binaries()
-    if monitoring:
-        fixed += [PROMETHEUS_PORT, *(e.default_port for e in EXPORTERS)]
+def ports_in_use() -> list[int]:
+    """Which of the fixed ports `opsmesh up` serves on are taken."""
+    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT)
     return [port for port in fixed if port_open(port)]
 
 
@@ -170,13 +165,16 @@ def _start_monitoring(
     run_dir: Path, endpoints: Endpoints, mesh: Mesh, token: str
 ) -> Monitoring | None:
     """Prometheus and the exporters, as the compose stack runs them, when Debian's packages
-    are installed (make deps)."""
+    are installed (make deps) and Prometheus's port is free (another Prometheus there is
+    left alone; the exporters take free ports, only this Prometheus scrapes them)."""
     missing = missing_binaries()
-    if missing:
-        click.echo(
-            f"Prometheus and the exporters are not started: {', '.join(missing)} not installed"
-            " (make deps installs them)"
+    if missing or port_open(PROMETHEUS_PORT):
+        why = (
+            f"{', '.join(missing)} not installed (make deps installs them)"
+            if missing
+            else f"port {PROMETHEUS_PORT} is in use"
         )
+        click.echo(f"Prometheus and the exporters are not started: {why}")
         return None
     click.echo("starting Prometheus and the exporters ...")
     monitoring = Monitoring(
@@ -184,7 +182,7 @@ def _start_monitoring(
         endpoints,
         services={name: mesh.port(name) for name in mesh.running},
         token=token,
-        fixed_ports=True,
+        prometheus_port=PROMETHEUS_PORT,
     )
     monitoring.start()
     return monitoring

@@ -149,14 +149,13 @@ def test_every_exporter_listens_on_loopback_only() -> None:
     assert exporter_command(NODE, 1, ENDPOINTS)[1] == {}
 
 
-def test_compose_runs_the_same_binaries_on_the_same_ports() -> None:
+def test_compose_runs_the_same_binaries() -> None:
     compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
     for exporter in EXPORTERS:
         spec = compose["services"][f"{exporter.job}-exporter"]
         command = spec["command"]
         assert command[0] == exporter.binary
         assert any(a.endswith(f"web.listen-address=:{exporter.default_port}") for a in command)
-        assert f"127.0.0.1:{exporter.default_port}:{exporter.default_port}" in spec["ports"]
     blackbox = compose["services"]["blackbox-exporter"]
     mounted = {v.split(":")[1]: (COMPOSE / v.split(":")[0]).resolve() for v in blackbox["volumes"]}
     assert mounted["/etc/opsmesh/blackbox.yml"] == blackbox_config().resolve()

@@ -38,7 +38,7 @@ def blackbox_config() -> Path:
 class Exporter:
     job: str  # the Prometheus job, as in the compose stack
     binary: str  # what Debian's package installs on the PATH
-    default_port: int
+    default_port: int  # the package's default, where it listens in the compose stack
     # The names the dashboards read from this exporter: the compose test checks that the
     # compose Prometheus has each, and the integration test that the exporter exposes each.
     metrics: frozenset[str]

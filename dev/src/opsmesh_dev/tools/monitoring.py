@@ -16,7 +16,6 @@ from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import Endpoints
 from opsmesh_dev.tools.exporters import (
     EXPORTERS,
-    PROMETHEUS_PORT,
     Exporter,
     exporter_command,
     prometheus_command,
@@ -46,26 +45,24 @@ def _answers(url: str) -> bool:
 
 @dataclass
 class Monitoring:
-    """The exporters (each on its default port with ``fixed_ports``, else a free one), then
-    Prometheus scraping them and ``services`` (name -> port), alerting to the alert-engine
-    and remote-writing into metrics-ingest with ``token``."""
+    """The exporters, each on a free loopback port (only this Prometheus scrapes them, and
+    a machine often runs its own node exporter on 9100), then Prometheus on
+    ``prometheus_port`` (a free one if None) scraping them and ``services`` (name -> port),
+    alerting to the alert-engine and remote-writing into metrics-ingest with ``token``."""
 
     workdir: Path
     endpoints: Endpoints
     services: Mapping[str, int]
     token: str
-    fixed_ports: bool = False
+    prometheus_port: int | None = None
     exporters: Iterable[Exporter] = EXPORTERS
     running: dict[str, Child] = field(default_factory=dict)
-
-    def _port(self, default: int) -> int:
-        return default if self.fixed_ports else free_port()
 
     def start(self, *, timeout_s: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             for exporter in self.exporters:
-                port = self._port(exporter.default_port)
+                port = free_port()
                 argv, env = exporter_command(exporter, port, self.endpoints)
                 self._spawn(
                     exporter.job, port, argv, env, ready_path="/metrics", timeout_s=timeout_s
@@ -73,7 +70,7 @@ class Monitoring:
             token_file = self.workdir / "api-token"
             token_file.write_text(self.token + "\n")
             token_file.chmod(0o600)
-            port = self._port(PROMETHEUS_PORT)
+            port = self.prometheus_port or free_port()
             config = prometheus_config(
                 services=self.services,
                 exporters={job: child.port for job, child in self.running.items()},
