@@ -240,6 +240,7 @@ def _monitoring_lines(monitoring: Monitoring | None) -> list[str]:
     return [
         f"  Prometheus:    {prometheus.url} (config {monitoring.workdir / 'prometheus.yml'})",
         f"  exporters:     {exporters}",
+        "  (Prometheus's Watchdog alert always fires: its notification shows the path works)",
     ]
 
 
