@@ -152,6 +152,7 @@ def test_alerts_and_exporter_series_are_sent_on_with_the_token(monitoring: Monit
     alerts = wait_until(lambda: sent("/api/v2/alerts"), timeout_s=60, what="an alert posted")
     writes = wait_until(lambda: sent("/api/v1/write"), timeout_s=60, what="a remote write")
     assert set(alerts) == set(writes) == {f"Bearer {TOKEN}"}
+    assert (monitoring.workdir / "api-token").stat().st_mode & 0o077 == 0, "token file readable"
 
 
 def test_the_database_cache_and_host_dashboards_show_data(monitoring: Monitoring) -> None:

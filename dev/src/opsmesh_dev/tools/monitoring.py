@@ -67,9 +67,10 @@ class Monitoring:
                 self._spawn(
                     exporter.job, port, argv, env, ready_path="/metrics", timeout_s=timeout_s
                 )
+            # Readable by this user only, from its creation (Prometheus reads it per request).
             token_file = self.workdir / "api-token"
+            token_file.touch(mode=0o600)
             token_file.write_text(self.token + "\n")
-            token_file.chmod(0o600)
             port = self.prometheus_port or free_port()
             config = prometheus_config(
                 services=self.services,
