@@ -218,11 +218,22 @@ def test_prometheus_scrapes_the_exporters_and_remote_writes_their_series(stack: 
         (series, *_) = eventually("pg_up in metrics-ingest", pg_up_in_ingest, 90.0, every_s=1.0)
     assert series["labels"]["job"] == "postgres"
     assert series["points"][-1]["last"] == 1.0
-    probes = {s["metric"]["instance"]: s["value"][1] for s in _prometheus("probe_success")}
     services = {"metrics-ingest", "alert-engine", "notifier", "query-analyzer"}
     services |= {"health-aggregator", "console"}
+    probes: dict[str, str] = {}
+
+    def every_probe_succeeds() -> bool:
+        probes.clear()
+        probes.update(
+            {s["metric"]["instance"]: s["value"][1] for s in _prometheus("probe_success")}
+        )
+        return set(probes.values()) == {"1"}
+
+    try:
+        eventually("every service's readiness probe succeeding", every_probe_succeeds, 60.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {probes}") from None
     assert {urllib.parse.urlsplit(i).hostname for i in probes} == services
-    assert set(probes.values()) == {"1"}, probes
     assert [s["value"][1] for s in _prometheus("redis_up")] == ["1"]
 
 

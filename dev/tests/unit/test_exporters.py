@@ -102,6 +102,7 @@ def test_alerts_go_to_the_engine_and_exporter_series_to_metrics_ingest_with_the_
     assert write["url"] == f"http://127.0.0.1:{SERVICE_PORTS['metrics-ingest']}/api/v1/write"
     assert write["authorization"] == auth
     assert write["write_relabel_configs"] == compose_write["write_relabel_configs"]
+    assert write["queue_config"] == compose_write["queue_config"]
     assert config["global"] == compose["global"]
     # The rule files the compose Prometheus mounts at /etc/prometheus/rules.
     assert config["rule_files"] == [str(RULES_DIR / "*.yml")]

@@ -28,6 +28,8 @@ PROMETHEUS_PORT = 9090
 BLACKBOX_MODULE = "http_ready"
 # Only the exporters' families go to metrics-ingest (see compose/prometheus/prometheus.yml).
 REMOTE_WRITE_KEEP = "(node|pg|redis|probe)_.+"
+# A few writes at a time, as compose's: metrics-ingest answers each once Kafka took it.
+REMOTE_WRITE_MAX_SHARDS = 4
 
 
 def blackbox_config() -> Path:
@@ -241,6 +243,7 @@ def prometheus_config(
             {
                 "url": f"http://{ingest}/api/v1/write",
                 "authorization": authorization,
+                "queue_config": {"max_shards": REMOTE_WRITE_MAX_SHARDS},
                 "write_relabel_configs": [
                     {"source_labels": ["__name__"], "regex": REMOTE_WRITE_KEEP, "action": "keep"}
                 ],

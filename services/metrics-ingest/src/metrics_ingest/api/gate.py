@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,6 +26,7 @@ from metrics_ingest.rollup.decompress import ENCODINGS, BodyDecodeError, DecodeP
 from metrics_ingest.rollup.ingest import IngestLimits, Rejected
 from metrics_ingest.rollup.windows import Rollups
 from opsmesh.clock import Clock
+from opsmesh.kafka.producer import Outgoing
 
 
 @dataclass
@@ -104,6 +106,18 @@ class HttpIngest:
         except BodyDecodeError as exc:
             status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
             return self.fail(status, exc.problem.value, exc.detail)
+
+    async def publish(self, items: Sequence[Outgoing]) -> web.Response | None:
+        """Publishes ``items``: None once the broker acknowledged them all, else a 503 with
+        Retry-After. A broker that cannot take them now (its producer buffer full under a
+        burst, a leader moving) is transient: the client backs off and sends again."""
+        try:
+            await self.producer.publish_batched(items)
+        except (KafkaError, TimeoutError) as exc:
+            response = self.fail(503, "unavailable", f"the broker did not take them: {exc!r}")
+            response.headers["Retry-After"] = "5"
+            return response
+        return None
 
     def answer(self, accepted: int, rejected: Sequence[Rejected]) -> web.Response:
         status = 200 if not rejected else (202 if accepted else 400)
