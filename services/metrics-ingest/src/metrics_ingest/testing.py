@@ -26,12 +26,16 @@ class MemoryHistory:
 
 
 class MemoryPublisher:
-    """``Publisher`` that keeps every record it is given."""
+    """``Publisher`` that keeps every record it is given, or raises ``failure`` (a broker
+    that does not take them) while one is set."""
 
     def __init__(self) -> None:
         self.items: list[Outgoing] = []
+        self.failure: Exception | None = None
 
     async def publish_batched(self, items: Sequence[Outgoing]) -> None:
+        if self.failure is not None:
+            raise self.failure
         self.items.extend(items)
 
 
