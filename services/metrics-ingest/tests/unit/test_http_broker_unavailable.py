@@ -12,11 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.api.gate import RETRY_AFTER_S, HttpIngest
-from metrics_ingest.rollup.ingest import IngestLimits
-from metrics_ingest.rollup.windows import Rollups, WindowConfig
-from metrics_ingest.testing import MemoryPublisher, http_app
-from opsmesh.clock import SystemClock
+from metrics_ingest.api.gate import RETRY_AFTER_S
+from metrics_ingest.testing import MemoryPublisher, http_app, http_ingest
 from opsmesh.events import HealthReported
 from opsmesh.events.health import HealthStatus
 from opsmesh.kafka.codec import encode
@@ -29,17 +26,9 @@ HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 async def client() -> AsyncIterator[tuple[TestClient, MemoryPublisher, CollectorRegistry]]:
     publisher = MemoryPublisher()
     registry = CollectorRegistry()
-    http = HttpIngest(
-        token=TOKEN,
-        limits=IngestLimits(max_samples=50),
-        window_sizes=(10.0,),
-        rollups=Rollups(WindowConfig((10.0,))),
-        clock=SystemClock(),
-        registry=registry,
-        producer=publisher,
-        pool=None,
-    )
-    async with TestClient(TestServer(http_app(http))) as test_client:
+    async with TestClient(
+        TestServer(http_app(http_ingest(TOKEN, publisher, registry)))
+    ) as test_client:
         yield test_client, publisher, registry
 
 
