@@ -28,6 +28,10 @@ from metrics_ingest.rollup.windows import Rollups
 from opsmesh.clock import Clock
 from opsmesh.kafka.producer import Outgoing
 
+# How long a client is asked to wait before sending again when the broker did not take a
+# request's records (a broker restart or a leader election takes seconds).
+RETRY_AFTER_S = 5
+
 
 @dataclass
 class HttpIngest:
@@ -107,15 +111,17 @@ class HttpIngest:
             status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
             return self.fail(status, exc.problem.value, exc.detail)
 
-    async def publish(self, items: Sequence[Outgoing]) -> web.Response | None:
-        """Publishes ``items``: None once the broker acknowledged them all, else a 503 with
-        Retry-After. A broker that cannot take them now (its producer buffer full under a
-        burst, a leader moving) is transient: the client backs off and sends again."""
+    async def publish(self, records: Sequence[Outgoing]) -> web.Response | None:
+        """Publish ``records`` and wait for the broker's acknowledgement: None once it has
+        them, else the 503 (with Retry-After) that tells the client to send them again — a
+        broker that is restarting or slow is transient, not the server's bug (a 500)."""
         try:
-            await self.producer.publish_batched(items)
+            await self.producer.publish_batched(records)
         except (KafkaError, TimeoutError) as exc:
-            response = self.fail(503, "unavailable", f"the broker did not take them: {exc!r}")
-            response.headers["Retry-After"] = "5"
+            response = self.fail(
+                503, "unavailable", f"the broker did not take them: {type(exc).__name__}"
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
             return response
         return None
 

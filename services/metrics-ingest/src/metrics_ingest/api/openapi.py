@@ -165,8 +165,8 @@ def _event_ingest(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
                     ),
                     "415": error("not JSON, or an unknown Content-Encoding"),
                     "503": error(
-                        "no API token is configured (HTTP ingest is off), or the broker cannot "
-                        "take them now (Retry-After)"
+                        "no API token is configured (HTTP ingest is off), or the broker did "
+                        "not take the records now: send them again after Retry-After"
                     ),
                 },
             }
@@ -228,8 +228,8 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                     ),
                     "415": error("not JSON, or an unknown Content-Encoding"),
                     "503": error(
-                        "no API token is configured (HTTP ingest is off), or the broker cannot "
-                        "take them now (Retry-After)"
+                        "no API token is configured (HTTP ingest is off), or the broker did "
+                        "not take the records now: send them again after Retry-After"
                     ),
                 },
             }
