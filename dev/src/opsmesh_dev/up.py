@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from importlib import resources
@@ -17,8 +18,9 @@ import click
 from opsmesh.db.migrations import apply_all
 from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import LocalStack
-from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
+from opsmesh_dev.tools.demo_db import DEMO_PG_DATABASE, create_demo_database
 from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
+from opsmesh_dev.tools.shop import SHOP_PORT, start_load, start_shop
 
 SINK_PORT = 8099
 
@@ -26,7 +28,7 @@ SINK_PORT = 8099
 def _rules_files() -> str:
     """The demo rule (fast timings, so the demo incident fires it within a minute) and the
     built-in rules as `opsmesh setup-default-alerts` installs them (the query, health and
-    pipeline rules fire from the demo traffic too)."""
+    pipeline rules fire from the demo shop's traffic too)."""
     demo = resources.files("opsmesh_dev.tools.resources") / "demo-rules.yml"
     builtin = resources.files("alert_engine.builtin_rules") / "default.yml"
     return f"{demo},{builtin}"
@@ -34,7 +36,7 @@ def _rules_files() -> str:
 
 def ports_in_use() -> list[int]:
     """Which of the fixed ports `opsmesh up` serves on are taken."""
-    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT)
+    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT, SHOP_PORT)
     return [port for port in fixed if port_open(port)]
 
 
@@ -63,7 +65,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo("starting Kafka, PostgreSQL and Redis ...")
         endpoints = stack.start()
         asyncio.run(apply_all(endpoints.pg_dsn))
-        click.echo("creating the demo shop database ...")
+        click.echo("creating the demo shop's database ...")
         shop_dsn = create_demo_database(endpoints.pg_dsn)
         notifications = run_dir / "notifications.jsonl"
         sink = spawn(
@@ -99,8 +101,11 @@ def run_up(workdir: Path, *, demo: bool) -> int:
                 },
                 "query-analyzer": {
                     "QUERY_ANALYZER_TARGET_DSN": shop_dsn,
-                    "QUERY_ANALYZER_TARGET_DATABASE": DEMO_DATABASE,
+                    "QUERY_ANALYZER_TARGET_DATABASE": DEMO_PG_DATABASE,
                     "QUERY_ANALYZER_ANALYSIS_INTERVAL_S": "15",
+                    # The shop's tables are small (200k orders): its scan of the orders
+                    # takes tens of milliseconds, under the 100 ms a production floor has.
+                    "QUERY_ANALYZER_SLOW_MEAN_MS": "5",
                     "QUERY_ANALYZER_TRACE_SETTLE_S": "2",
                 },
                 "notifier": {
@@ -116,30 +121,18 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo("starting the services ...")
         mesh.start()
         mesh.start([CONSOLE.name])
+        shop = None
         if demo:
-            children.append(
-                spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "opsmesh_dev.tools.traffic",
-                        "--bootstrap",
-                        endpoints.kafka_bootstrap,
-                    ],
-                    log_file=run_dir / "traffic.log",
-                )
-            )
+            click.echo("starting the demo shop (migrating its tables) and its load ...")
+            shop = start_shop(shop_dsn, endpoints.kafka_bootstrap, run_dir)
+            children.append(shop)
+            children.append(start_load(run_dir))
         _print_banner(mesh, endpoints.as_env(), notifications, run_dir, demo=demo, token=token)
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
-            for name, service in mesh.running.items():
-                if service.process.poll() is not None:
-                    click.echo(
-                        f"{name} exited ({service.process.returncode}); see {service.log_file}",
-                        err=True,
-                    )
-                    stopping = True
+            if _something_exited(mesh, shop, run_dir):
+                stopping = True  # never reset: a Ctrl-C may have set it meanwhile
             time.sleep(0.5)  # the supervisor's polling interval (notifications, exits)
         return 0
     finally:
@@ -150,6 +143,21 @@ def run_up(workdir: Path, *, demo: bool) -> int:
             mesh.stop_all()
         stack.stop()
         click.echo(f"stopped; logs in {run_dir}")
+
+
+def _something_exited(mesh: Mesh, shop: subprocess.Popen[bytes] | None, run_dir: Path) -> bool:
+    """Whether a service or the demo shop exited (said on stderr): the demo is then over."""
+    exited = False
+    for name, service in mesh.running.items():
+        if service.process.poll() is not None:
+            click.echo(
+                f"{name} exited ({service.process.returncode}); see {service.log_file}", err=True
+            )
+            exited = True
+    if shop is not None and shop.poll() is not None:
+        click.echo(f"the demo shop exited ({shop.returncode}); see {run_dir}/shop.log", err=True)
+        exited = True
+    return exited
 
 
 def _print_banner(
@@ -173,17 +181,27 @@ def _print_banner(
         f"  top queries:   http://127.0.0.1:{mesh.port('query-analyzer')}/api/v1/queries",
         f"  services:      http://127.0.0.1:{mesh.port('health-aggregator')}/api/v1/services",
         f"  notifications: webhook sink http://127.0.0.1:{SINK_PORT}/hooks, file {notifications}",
+        *(
+            [
+                f"  demo shop:     http://127.0.0.1:{SHOP_PORT}/customers/ (Django, examples/shop),"
+                f" /health/ready; its load generator requests it",
+                f"  profiles:      http://127.0.0.1:{mesh.port('query-analyzer')}"
+                "/api/v1/profiles?service=shop",
+            ]
+            if demo
+            else []
+        ),
         f"  Alertmanager API: http://127.0.0.1:{mesh.port('alert-engine')}/api/v2"
         f" (write token: {token})",
         "",
         *(f"  {k}={v}" for k, v in env.items()),
         f"  logs:          {run_dir}",
         "",
-        "The demo traffic trips HighErrorRate within a minute and resolves it after ~25 s;"
-        " NPlusOneDetected and MissingIndexAdvised (query-analyzer on the demo database"
-        f" {DEMO_DATABASE!r}) fire within a minute too."
+        "The shop's load trips HighErrorRate within a minute (its boom/ page) and resolves it"
+        " after ~25 s; NPlusOneDetected (its customers/ page) and MissingIndexAdvised (its"
+        f" orders by customer, on {DEMO_PG_DATABASE!r}) fire within a minute or two too."
         if demo
-        else "Demo traffic is off.",
+        else "The demo shop and its load are off.",
         "Ctrl-C stops everything.",
         "",
     ]
