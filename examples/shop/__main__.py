@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from typing import Any
 
 from examples.shop import load, server
@@ -27,10 +26,10 @@ def main() -> None:
     elif args.command == "migrate":
         server.migrate()
     else:
-        stop = threading.Event()
+        stop = load.Stop()
 
         def request_stop(signum: int, _: Any) -> None:
-            stop.set()
+            stop.requested = True
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)

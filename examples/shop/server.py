@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socketserver
-import threading
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -16,6 +15,10 @@ from django.core.management import call_command
 from django.db import connections
 
 import opsmesh_client
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT: stop serving."""
 
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -47,14 +50,18 @@ def serve(host: str, port: int) -> None:
     )
 
     def stop(signum: int, _: Any) -> None:
-        # shutdown() waits for serve_forever to return: not from the thread running it.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        # Out of serve_forever by an exception: shutdown() waits for it to return (never
+        # from its own thread), and a thread started here could wait on a lock that the
+        # interrupted code holds.
+        raise Stopped
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"shop serving on http://{host}:{port}/", flush=True)
     try:
         server.serve_forever()
+    except Stopped:
+        pass
     finally:
         server.server_close()
         opsmesh_client.shutdown()
