@@ -12,22 +12,31 @@ from console.upstream import UpstreamError
 
 
 class FakeGroupsSource:
-    """Answers the groups it was last given, as the alert-engine's API v2 would encode
-    them, or fails as an unreachable engine does."""
+    """Answers the groups and pending alerts it was last given, as the alert-engine's
+    API v2 and v1 would encode them, or fails as an unreachable engine does."""
 
     def __init__(self) -> None:
         self.body = b"[]"
+        self.pending = b'{"alerts": [], "pending": []}'
         self.down = False
         self.reads = 0
 
     def set_groups(self, groups: Sequence[Mapping[str, object]]) -> None:
         self.body = json.dumps(list(groups)).encode()
 
+    def set_pending(self, pending: Sequence[Mapping[str, object]]) -> None:
+        self.pending = json.dumps({"alerts": [], "pending": list(pending)}).encode()
+
     async def groups_body(self) -> bytes:
         self.reads += 1
         if self.down:
             raise UpstreamError("alert-engine", None, "unreachable (fake)")
         return self.body
+
+    async def pending_body(self) -> bytes:
+        if self.down:
+            raise UpstreamError("alert-engine", None, "unreachable (fake)")
+        return self.pending
 
 
 class FakeUpstreams:
@@ -42,6 +51,7 @@ class FakeUpstreams:
         self.deliveries: list[dict[str, Any]] = []
         self.letters: list[dict[str, Any]] = []
         self.groups: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.down: set[str] = set()
         self.replays: list[tuple[str, str]] = []
@@ -55,6 +65,7 @@ class FakeUpstreams:
         app.router.add_get("/api/v1/dead-letters", self._letters)
         app.router.add_post("/api/v1/dead-letters/{id}/replay", self._replay)
         app.router.add_get("/api/v2/alerts/groups", self._groups)
+        app.router.add_get("/api/v1/alerts", self._alerts)
         app.router.add_get("/api/v1/notifications", self._notifications)
         app.router.add_get("/api/v1/alerts/{fp}/history", self._history)
         app.router.add_get("/api/v1/explain", self._explain)
@@ -93,6 +104,10 @@ class FakeUpstreams:
 
     async def _groups(self, request: web.Request) -> web.Response:
         return self._answer("alert-engine", request, self.groups)
+
+    async def _alerts(self, request: web.Request) -> web.Response:
+        # The console asks with pending_only=true: the routed alerts are left out.
+        return self._answer("alert-engine", request, {"alerts": [], "pending": self.pending})
 
     async def _notifications(self, request: web.Request) -> web.Response:
         fp = request.query.get("fingerprint", "")
