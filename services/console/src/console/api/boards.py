@@ -1,10 +1,12 @@
-"""The read-only boards: health, queries (top fingerprints, findings, index advice, one
-query with its plans as trees) and notifications (receivers and held-back notifications).
-Each reads its service's REST API per request; a service that fails is named on the page."""
+"""The read-only boards: health, queries (top fingerprints with their p95 trends, findings,
+index advice, one query with its trend and its plans as trees) and notifications
+(receivers and held-back notifications). Each reads its service's REST API per request; a
+service that fails is named on the page."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -14,8 +16,9 @@ from console.api.auth import context
 from console.bootstrap import SERVICES
 from console.core.alerts import receiver_load
 from console.core.plans import PlanError, plan_tree
+from console.core.trends import SPANS, Span, Trend, series_of, span_of, trend_of
 from console.rendering import html
-from console.upstream import UpstreamError
+from console.upstream import Upstream, UpstreamError
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _SORTS = {"total": "total_ms", "p95": "p95_ms", "calls": "calls"}
@@ -62,10 +65,36 @@ async def health_service(request: web.Request) -> web.Response:
     )
 
 
+async def _trends(
+    queries: Upstream, rows: list[dict[str, Any]], span: Span, **size: int
+) -> dict[str, Any]:
+    """Each row's trend (by fingerprint, database and version) from one call to
+    query-analyzer's windows endpoint; a failure is named, the rows still show."""
+    fingerprints = sorted({str(r["fingerprint"]) for r in rows})
+    if not fingerprints:
+        return {"value": {}, "error": None}
+    params = [
+        *(("fingerprint", f) for f in fingerprints),
+        ("step", str(span.step_s)),
+        ("buckets", str(span.buckets)),
+    ]
+    try:
+        answer = await queries.request("GET", "/api/v1/queries/windows", params=params)
+    except UpstreamError as exc:
+        return {"value": {}, "error": str(exc)}
+    series = series_of(json.loads(answer))
+    trends: dict[tuple[str, str, str], Trend] = {}
+    for row in rows:
+        key = (str(row["fingerprint"]), str(row["database"]), str(row["fingerprint_version"]))
+        trends[key] = trend_of(series.get(key, []), span, **size)
+    return {"value": trends, "error": None}
+
+
 async def queries_board(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     sort = request.query.get("sort", "total")
     key = _SORTS.get(sort, "total_ms")
+    span = span_of(request.query.get("trend"))
     results: list[object] = await asyncio.gather(
         services.queries.get_json("/api/v1/queries", {"limit": "100"}),
         services.queries.get_json("/api/v1/findings", {"limit": "50"}),
@@ -74,14 +103,19 @@ async def queries_board(request: web.Request) -> web.Response:
     )
     top, findings, advice = results
     top_part = _part(top)
+    trends: dict[str, Any] = {"value": {}, "error": None}
     if top_part["value"] is not None:
         top_part["value"] = sorted(top_part["value"][:100], key=lambda q: -(q.get(key) or 0.0))[:50]
+        trends = await _trends(services.queries, top_part["value"], span)
     return html(
         services.templates,
         "queries.html",
         **context(
             request,
             top=top_part,
+            trends=trends,
+            span=span,
+            spans=list(SPANS.values()),
             findings=_part(findings),
             advice=_part(advice),
             sort=sort,
@@ -112,10 +146,19 @@ async def query_page(request: web.Request) -> web.Response:
         except PlanError as exc:
             tree, problem = None, str(exc)
         plans.append({"stored": stored, "tree": tree, "problem": problem})
+    span = span_of(request.query.get("trend"))
+    trends = await _trends(services.queries, found.get("stats", []), span, width=360, height=60)
     return html(
         services.templates,
         "query.html",
-        **context(request, query=found, plans=plans),
+        **context(
+            request,
+            query=found,
+            plans=plans,
+            trends=trends,
+            span=span,
+            spans=list(SPANS.values()),
+        ),
     )
 
 
