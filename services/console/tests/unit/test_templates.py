@@ -10,11 +10,20 @@ from typing import Any
 from console.core.alerts import ReceiverLoad, build_page
 from console.core.plans import plan_tree
 from console.core.shapes import Alert, AlertGroup, AlertStatus, PendingAlert, Receiver
+from console.core.theme import Theme
 from console.core.trends import SPANS, span_of, trend_of
 from console.rendering import environment
 from console.upstream import UpstreamError
 
-BASE: dict[str, Any] = {"session": None, "csrf": "", "can_write": False, "path": "/"}
+BASE: dict[str, Any] = {
+    "session": None,
+    "csrf": "",
+    "can_write": False,
+    "path": "/",
+    "here": "/",
+    "theme": Theme.SYSTEM,
+    "themes": list(Theme),
+}
 
 
 def render(name: str, **values: Any) -> str:
