@@ -65,16 +65,13 @@ async def health_service(request: web.Request) -> web.Response:
     )
 
 
-async def _trends(
-    queries: Upstream, rows: list[dict[str, Any]], span: Span, **size: int
-) -> dict[str, Any]:
-    """Each row's trend (by fingerprint, database and version) from one call to
-    query-analyzer's windows endpoint; a failure is named, the rows still show."""
-    fingerprints = sorted({str(r["fingerprint"]) for r in rows})
+async def _windows(queries: Upstream, fingerprints: list[str], span: Span) -> dict[str, Any]:
+    """The fingerprints' buckets over the span, per series, from one call to
+    query-analyzer's windows endpoint; a failure is named, the rest of the page shows."""
     if not fingerprints:
         return {"value": {}, "error": None}
     params = [
-        *(("fingerprint", f) for f in fingerprints),
+        *(("fingerprint", f) for f in sorted(set(fingerprints))),
         ("step", str(span.step_s)),
         ("buckets", str(span.buckets)),
     ]
@@ -82,12 +79,18 @@ async def _trends(
         answer = await queries.request("GET", "/api/v1/queries/windows", params=params)
     except UpstreamError as exc:
         return {"value": {}, "error": str(exc)}
-    series = series_of(json.loads(answer))
+    return {"value": series_of(json.loads(answer)), "error": None}
+
+
+def _trends(
+    rows: list[dict[str, Any]], windows: dict[str, Any], span: Span, **size: int
+) -> dict[str, Any]:
+    """Each row's trend, by fingerprint, database and version."""
     trends: dict[tuple[str, str, str], Trend] = {}
     for row in rows:
         key = (str(row["fingerprint"]), str(row["database"]), str(row["fingerprint_version"]))
-        trends[key] = trend_of(series.get(key, []), span, **size)
-    return {"value": trends, "error": None}
+        trends[key] = trend_of(windows["value"].get(key, []), span, **size)
+    return {"value": trends, "error": windows["error"]}
 
 
 async def queries_board(request: web.Request) -> web.Response:
@@ -106,7 +109,9 @@ async def queries_board(request: web.Request) -> web.Response:
     trends: dict[str, Any] = {"value": {}, "error": None}
     if top_part["value"] is not None:
         top_part["value"] = sorted(top_part["value"][:100], key=lambda q: -(q.get(key) or 0.0))[:50]
-        trends = await _trends(services.queries, top_part["value"], span)
+        shown = top_part["value"]
+        windows = await _windows(services.queries, [str(q["fingerprint"]) for q in shown], span)
+        trends = _trends(shown, windows, span)
     return html(
         services.templates,
         "queries.html",
@@ -129,8 +134,13 @@ async def query_page(request: web.Request) -> web.Response:
     fingerprint = request.match_info["fingerprint"]
     if not _FINGERPRINT.match(fingerprint):
         raise web.HTTPNotFound(text="a fingerprint is 16 lowercase hex characters")
+    span = span_of(request.query.get("trend"))
     try:
-        found = await services.queries.get_json(f"/api/v1/queries/{fingerprint}")
+        # The trend's buckets are asked beside the statistics, not after them.
+        found, windows = await asyncio.gather(
+            services.queries.get_json(f"/api/v1/queries/{fingerprint}"),
+            _windows(services.queries, [fingerprint], span),
+        )
     except UpstreamError as exc:
         status = 404 if exc.status == 404 else 502
         return html(
@@ -146,8 +156,7 @@ async def query_page(request: web.Request) -> web.Response:
         except PlanError as exc:
             tree, problem = None, str(exc)
         plans.append({"stored": stored, "tree": tree, "problem": problem})
-    span = span_of(request.query.get("trend"))
-    trends = await _trends(services.queries, found.get("stats", []), span, width=360, height=60)
+    trends = _trends(found.get("stats", []), windows, span, width=360, height=60)
     return html(
         services.templates,
         "query.html",
