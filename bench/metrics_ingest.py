@@ -350,13 +350,22 @@ async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: 
     for i in range(requests):
         queue.put_nowait(i)
 
+    refused: list[int] = []  # 503s (the broker did not take a request): sent again
+
     async def client(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             queue.get_nowait()
-            async with session.post(
-                f"http://127.0.0.1:{port}/api/v1/metrics", data=body, headers=headers
-            ) as response:
-                assert response.status == 200, await response.text()
+            for _ in range(5):  # as a client should: again after Retry-After, bounded
+                async with session.post(
+                    f"http://127.0.0.1:{port}/api/v1/metrics", data=body, headers=headers
+                ) as response:
+                    if response.status != 503:
+                        assert response.status == 200, await response.text()
+                        break
+                    refused.append(1)
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            else:
+                raise AssertionError("five 503s in a row: the broker is not taking samples")
 
     try:
         async with aiohttp.ClientSession() as session:
@@ -366,6 +375,8 @@ async def http_ingest(bootstrap: str, requests: int, per_request: int, clients: 
     finally:
         await runner.cleanup()
         await producer.stop()
+    if refused:
+        print(f"  HTTP ingest: {len(refused)} request(s) answered 503 and sent again")
     return requests * per_request / elapsed
 
 

@@ -338,6 +338,12 @@ def fired_and_resolved(sink: Sink, **labels: str) -> dict[str, Any]:
 # -- opsmesh-applications -------------------------------------------------------------------
 
 
+def runbook(world: World, page: str) -> str:
+    """A rule's ``runbooks/<page>`` as notifications carry it: a clickable URL under
+    OPSMESH_RUNBOOK_BASE_URL, which the mesh points at its console (it serves runbooks/)."""
+    return f"http://127.0.0.1:{world.mesh.port('console')}/runbooks/{page}"
+
+
 async def test_high_error_rate(world: World, unique: str) -> None:
     """A service's error-ratio gauge, sampled over Kafka, above 5% and back."""
     service = f"checkout-{unique}"
@@ -360,10 +366,7 @@ async def test_high_error_rate(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "env": "e2e", "severity": "page"}
     assert alert["annotations"]["summary"] == f"{service} error ratio is 20.0%"
-    # The rule's repository path, made a clickable URL under OPSMESH_RUNBOOK_BASE_URL: the
-    # mesh points it at its console, which serves runbooks/.
-    console = f"http://127.0.0.1:{world.mesh.port('console')}"
-    assert alert["annotations"]["runbook_url"] == f"{console}/runbooks/high-error-rate.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "high-error-rate.md")
 
 
 BOUNDS = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -414,7 +417,7 @@ async def test_high_latency_p95(world: World, unique: str) -> None:
     assert alert["labels"] == {**mine, "route": "/search", "severity": "page"}
     # All of a slow window's observations are in (1, 2]: p95 = 1 + (2 - 1) * 0.95.
     assert alert["annotations"]["summary"] == f"{service} p95 latency is 1.95 s"
-    assert alert["annotations"]["runbook_url"] == "runbooks/high-latency-p95.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "high-latency-p95.md")
 
 
 # -- opsmesh-queries ------------------------------------------------------------------------
@@ -463,7 +466,7 @@ async def test_slow_query_regression(world: World, unique: str) -> None:
         rf"query {fingerprint} on {database} is (\d+\.\d)x slower than its baseline", summary
     ), summary
     assert float(summary.split(" is ")[1].split("x")[0]) >= 5  # 100 ms against 10 ms
-    assert alert["annotations"]["runbook_url"] == "runbooks/slow-query-regression.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "slow-query-regression.md")
 
 
 async def test_n_plus_one_detected(world: World, unique: str) -> None:
@@ -509,7 +512,7 @@ async def test_n_plus_one_detected(world: World, unique: str) -> None:
     assert alert["annotations"]["summary"] == (
         f"{application} runs query {fingerprint} 6 times per request (N+1)"
     )
-    assert alert["annotations"]["runbook_url"] == "runbooks/n-plus-one-detected.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "n-plus-one-detected.md")
 
 
 async def test_missing_index_advised(world: World) -> None:
@@ -566,7 +569,7 @@ async def test_missing_index_advised(world: World) -> None:
         rf" planned cost of query {fingerprint} on {database} by \d+%",
         summary,
     ), summary
-    assert alert["annotations"]["runbook_url"] == "runbooks/missing-index-advised.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "missing-index-advised.md")
 
 
 # -- opsmesh-health -------------------------------------------------------------------------
@@ -596,7 +599,7 @@ async def test_service_unhealthy(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "instance": "i-1", "check": "db", "severity": "page"}
     assert alert["annotations"]["summary"] == f"{service} is failing check db on i-1"
-    assert alert["annotations"]["runbook_url"] == "runbooks/service-unhealthy.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "service-unhealthy.md")
 
 
 async def test_heartbeat_missing(world: World, unique: str) -> None:
@@ -618,7 +621,7 @@ async def test_heartbeat_missing(world: World, unique: str) -> None:
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "instance": "i-1", "severity": "page"}
     assert alert["annotations"]["summary"] == f"no heartbeat from i-1 ({service}) within its TTL"
-    assert alert["annotations"]["runbook_url"] == "runbooks/heartbeat-missing.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "heartbeat-missing.md")
 
 
 # -- opsmesh-pipeline -----------------------------------------------------------------------
@@ -665,7 +668,9 @@ async def test_notification_dead_letters_growing(world: World, unique: str) -> N
         r"notifications are being dead-lettered \(\d+\.\d\d/min over 10 min\)",
         alert["annotations"]["summary"],
     ), alert["annotations"]
-    assert alert["annotations"]["runbook_url"] == "runbooks/notification-dead-letters-growing.md"
+    assert alert["annotations"]["runbook_url"] == runbook(
+        world, "notification-dead-letters-growing.md"
+    )
     with psycopg.connect(world.dsn) as conn:
         rows = conn.execute(
             "SELECT outcome, attempts FROM notifier.delivery_log WHERE receiver = 'broken'"
@@ -735,7 +740,7 @@ async def test_consumer_lag_growing(world: World, unique: str) -> None:
         rf"consumer lag on {SLOW_QUERIES.name}\[{partition}\] grows by \d+\.\d records/s",
         alert["annotations"]["summary"],
     ), alert["annotations"]
-    assert alert["annotations"]["runbook_url"] == "runbooks/consumer-lag-growing.md"
+    assert alert["annotations"]["runbook_url"] == runbook(world, "consumer-lag-growing.md")
 
 
 # -- every built-in rule has its test here, and runs as installed but for its timings --------

@@ -29,6 +29,8 @@ PURGED = {
         "query_analyzer.findings",
         "query_analyzer.plans",
         "query_analyzer.recommendations",
+        "query_analyzer.route_profiles",
+        "query_analyzer.profile_functions",
     },
     "metrics-ingest": {"metrics_ingest.series_admitted"},
 }

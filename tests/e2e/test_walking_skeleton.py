@@ -79,7 +79,9 @@ async def test_an_alert_fires_once_and_resolves_once(
         "severity": "page",
     }
     assert alert["annotations"]["summary"].startswith(f"{service} error ratio 0.9")
-    assert alert["annotations"]["runbook_url"] == "runbooks/high-error-rate.md"
+    # Made clickable under the console that serves runbooks/ (OPSMESH_RUNBOOK_BASE_URL).
+    console = f"http://127.0.0.1:{mesh.port('console')}"
+    assert alert["annotations"]["runbook_url"] == f"{console}/runbooks/high-error-rate.md"
     assert resolved["alerts"][0]["fingerprint"] == alert["fingerprint"]
     assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
 

@@ -49,7 +49,7 @@ def raw_zstd(data: bytes) -> bytes:
 @contextlib.contextmanager
 def zstd_producing() -> Iterator[None]:
     """aiokafka's builder makes zstd batches (raw frames) for the time of a send; the
-    consumer afterwards has no zstd, as in the services."""
+    consumer refuses zstd (``opsmesh.kafka.batches``) whether or not cramjam is installed."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(codecs, "has_zstd", lambda: True)
         patch.setitem(AIOKafkaProducer._COMPRESSORS, "zstd", (lambda: True, 4))
@@ -91,7 +91,7 @@ async def _consume_past(
     return dead
 
 
-async def test_a_batch_in_a_codec_without_its_library_is_one_dead_letter(kit, infra, unique):
+async def test_a_batch_in_a_refused_codec_is_one_dead_letter(kit, infra, unique):
     producer, topic, connection = kit
     values = [encode(sample(v)) for v in (1.0, 2.0, 3.0)]
     with zstd_producing():
@@ -109,6 +109,7 @@ async def test_a_batch_in_a_codec_without_its_library_is_one_dead_letter(kit, in
     error = (header(letter, "dlq_error") or b"").decode()
     assert "batch from offset 0" in error
     assert "UnsupportedCodecError" in error
+    assert "zstd batches are not accepted" in error
     assert store.stored == [7.0], "the record after the batch is handled"
 
 

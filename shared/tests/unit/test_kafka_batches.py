@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import aiokafka.record.default_records as records
+import pytest
+from aiokafka.errors import UnsupportedCodecError
+
 from opsmesh.kafka.batches import (
     HEADER_UNDECODABLE,
     MAX_DECOMPRESSED_FETCH_BYTES,
+    REFUSED_CODECS,
     _GuardedRecords,
+    install,
     undecodable,
 )
 
@@ -90,3 +96,10 @@ def test_an_uncompressed_batch_passes_untouched() -> None:
     assert guarded.next_batch() is plain
     assert not plain.validated, "aiokafka checks its CRC itself"
     assert guarded.has_next(), "uncompressed bytes do not count against the budget"
+
+
+def test_snappy_lz4_and_zstd_are_refused_even_with_cramjam_installed() -> None:
+    install()
+    for codec in REFUSED_CODECS:
+        with pytest.raises(UnsupportedCodecError, match=f"{codec} batches are not accepted"):
+            getattr(records, f"{codec}_decode")(b"anything")

@@ -6,11 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from metrics_ingest.api import routes
 from metrics_ingest.api.gate import HttpIngest
 from metrics_ingest.bootstrap import SERVICES, Services
+from metrics_ingest.pipeline.publisher import Publisher
 from metrics_ingest.rollup.closed import ClosedWindow
+from metrics_ingest.rollup.ingest import IngestLimits
+from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from opsmesh.clock import SystemClock
 from opsmesh.kafka.producer import Outgoing
 
 
@@ -26,13 +31,39 @@ class MemoryHistory:
 
 
 class MemoryPublisher:
-    """``Publisher`` that keeps every record it is given."""
+    """``Publisher`` that keeps every record it is given, or raises ``failure`` (a broker
+    that does not take them) while one is set."""
 
     def __init__(self) -> None:
         self.items: list[Outgoing] = []
+        self.failure: Exception | None = None
 
     async def publish_batched(self, items: Sequence[Outgoing]) -> None:
+        if self.failure is not None:
+            raise self.failure
         self.items.extend(items)
+
+
+def http_ingest(
+    token: str,
+    producer: Publisher,
+    registry: CollectorRegistry,
+    *,
+    max_samples: int = 50,
+    max_body_bytes: int = 8 * 1024 * 1024,
+) -> HttpIngest:
+    """The ingest gate for handler tests: no history (no pool), one 10 s window."""
+    return HttpIngest(
+        token=token,
+        limits=IngestLimits(max_samples=max_samples),
+        window_sizes=(10.0,),
+        rollups=Rollups(WindowConfig((10.0,))),
+        clock=SystemClock(),
+        registry=registry,
+        producer=producer,
+        pool=None,
+        max_body_bytes=max_body_bytes,
+    )
 
 
 def http_app(http: HttpIngest, **app_args: Any) -> web.Application:

@@ -5,7 +5,7 @@ Remote-Write sender acts on, and what is published."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import cramjam
 import pytest
@@ -13,14 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
-from metrics_ingest.api.gate import HttpIngest
-from metrics_ingest.rollup.ingest import IngestLimits
 from metrics_ingest.rollup.remote_write_proto import Label, Sample, TimeSeries, WriteRequest
-from metrics_ingest.rollup.windows import Rollups, WindowConfig
-from metrics_ingest.testing import http_app
-from opsmesh.clock import SystemClock
+from metrics_ingest.testing import MemoryPublisher, http_app, http_ingest
 from opsmesh.events.metrics import MetricSampled
-from opsmesh.kafka.producer import Outgoing
 from opsmesh.topics import METRICS
 
 TOKEN = "remote-write-token"
@@ -33,32 +28,12 @@ HEADERS = {
 MAX_BODY = 64 * 1024
 
 
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-        self.failure: Exception | None = None
-
-    async def publish_batched(self, items: Sequence[Outgoing]) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.sent.extend(items)
-
-
 @pytest.fixture
-async def client() -> AsyncIterator[tuple[TestClient, FakeProducer, CollectorRegistry]]:
-    producer = FakeProducer()
+async def client() -> AsyncIterator[tuple[TestClient, MemoryPublisher, CollectorRegistry]]:
+    producer = MemoryPublisher()
     registry = CollectorRegistry()
-    http = HttpIngest(
-        token=TOKEN,
-        limits=IngestLimits(max_samples=50),
-        window_sizes=(10.0,),
-        rollups=Rollups(WindowConfig((10.0,))),
-        clock=SystemClock(),
-        registry=registry,
-        producer=producer,
-        pool=None,  # remote write reads no database
-        max_body_bytes=MAX_BODY,
-    )
+    # Remote write reads no database.
+    http = http_ingest(TOKEN, producer, registry, max_body_bytes=MAX_BODY)
     test_client = TestClient(TestServer(http_app(http)))
     await test_client.start_server()
     try:
@@ -89,12 +64,12 @@ async def test_a_valid_write_is_published_and_answered_204(client) -> None:
         headers=HEADERS,
     )
     assert response.status == 204, await response.text()
-    assert [(o.topic, o.key) for o in producer.sent] == [
+    assert [(o.topic, o.key) for o in producer.items] == [
         (METRICS, 'up{job="node"}'),
         (METRICS, "x"),
     ]
-    assert isinstance(producer.sent[0].event, MetricSampled)
-    assert producer.sent[0].event.labels == {"job": "node"}
+    assert isinstance(producer.items[0].event, MetricSampled)
+    assert producer.items[0].event.labels == {"job": "node"}
     accepted = registry.get_sample_value(
         "metrics_ingest_remote_write_samples_total", {"outcome": "accepted"}
     )
@@ -114,7 +89,7 @@ async def test_refused_samples_answer_400_after_the_valid_ones_are_published(cli
     assert answer["accepted"] == 1
     assert answer["refused"] == {"missing_name": 1}
     assert "missing_name" in answer["detail"]
-    assert [o.key for o in producer.sent] == ["ok"]
+    assert [o.key for o in producer.items] == ["ok"]
 
 
 @pytest.mark.parametrize(
@@ -152,7 +127,7 @@ async def test_requests_that_will_never_be_accepted_are_4xx(
     response = await http.post("/api/v1/write", data=data, headers=headers)
     assert response.status == status
     assert (await response.json())["error"] == error
-    assert producer.sent == []
+    assert producer.items == []
 
 
 async def test_the_v1_proto_parameter_is_accepted(client) -> None:
@@ -163,7 +138,7 @@ async def test_the_v1_proto_parameter_is_accepted(client) -> None:
         headers={**HEADERS, "Content-Type": "application/x-protobuf;proto=prometheus.WriteRequest"},
     )
     assert response.status == 204
-    assert len(producer.sent) == 1
+    assert len(producer.items) == 1
 
 
 async def test_a_broker_that_cannot_take_the_samples_is_a_retryable_503(client) -> None:

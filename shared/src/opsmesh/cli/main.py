@@ -9,6 +9,7 @@ import click
 
 from opsmesh.cli.backup import backup
 from opsmesh.cli.dlq import dlq
+from opsmesh.cli.health_check import health_check
 from opsmesh.settings import ENV_PG
 
 # Commands the development package (``opsmesh-dev``, not part of a production install)
@@ -93,3 +94,4 @@ def signals(markdown: bool) -> None:
 
 cli.add_command(dlq)
 cli.add_command(backup)
+cli.add_command(health_check)

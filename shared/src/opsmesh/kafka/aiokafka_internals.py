@@ -109,9 +109,16 @@ def _record_modules() -> Iterable[Any]:
 
 def replace_gzip_decode(decode: Callable[[Any], bytes]) -> None:
     """Make both record implementations inflate gzip batches with ``decode``."""
+    replace_decoder("gzip", decode)
+
+
+def replace_decoder(codec: str, decode: Callable[[Any], bytes]) -> None:
+    """Make both record implementations decode ``codec`` (gzip, snappy, lz4, zstd) batches
+    with ``decode``."""
     for module in _record_modules():
-        _reach(module, "gzip_decode", f"{module.__name__}.gzip_decode")
-        module.gzip_decode = decode
+        name = f"{codec}_decode"
+        _reach(module, name, f"{module.__name__}.{name}")
+        setattr(module, name, decode)
 
 
 def estimate_record_size(key: bytes | None, value: bytes | None, headers: list[Any]) -> int:

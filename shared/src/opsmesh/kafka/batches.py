@@ -6,9 +6,11 @@ it, before the kit sees any record, and an error there is raised out of ``getman
 same offset on every poll and after every restart. Two such batches need no bug to
 arrive, only a producer with write access to a topic:
 
-- a batch in a codec this process has no library for (snappy, lz4 and zstd need
-  ``cramjam``, which the workspace does not install; Java and librdkafka producers often
-  default to one of them): ``UnsupportedCodecError``;
+- a batch in a codec the consumer does not take: snappy, lz4 and zstd are refused whether
+  or not ``cramjam`` (their library, which the workspace installs for Prometheus remote
+  write) is present, because their decoders take no bound on the output and zstd inflates
+  far more than gzip; the mesh's producers do not compress, and a producer of other
+  languages is told to use gzip or none (``docs/producing.md``): ``UnsupportedCodecError``;
 - a compression bomb: the broker bounds a batch by its compressed size
   (``message.max.bytes``, 1 MiB), and gzip inflates ~1000:1, so one batch is ~1 GB in
   memory. gzip batches are inflated here up to ``MAX_DECOMPRESSED_BATCH_BYTES`` (16 MiB);
@@ -28,12 +30,15 @@ which raises and refetches it, as before.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import UnsupportedCodecError
+
 from opsmesh.kafka.aiokafka_internals import (
     PartitionRecords,
+    replace_decoder,
     replace_gzip_decode,
     replace_partition_records,
 )
@@ -47,6 +52,20 @@ MAX_DECOMPRESSED_BATCH_BYTES = 16 * 1024 * 1024
 MAX_DECOMPRESSED_FETCH_BYTES = 16 * 1024 * 1024
 HEADER_UNDECODABLE = "opsmesh_undecodable_batch"
 HEADER_FIRST_OFFSET = "opsmesh_batch_first_offset"
+
+
+# Decoded by aiokafka through cramjam without a bound on the output: refused (see above).
+REFUSED_CODECS = ("snappy", "lz4", "zstd")
+
+
+def _refuse(codec: str) -> Callable[[Any], bytes]:
+    def refuse(payload: Any) -> bytes:
+        raise UnsupportedCodecError(
+            f"{codec} batches are not accepted (no bound on their decompressed size); "
+            "produce uncompressed or gzip"
+        )
+
+    return refuse
 
 
 class BatchTooLarge(ValueError):
@@ -165,6 +184,8 @@ def install() -> None:
         return
     replace_partition_records(GuardedPartitionRecords)
     replace_gzip_decode(bounded_gzip_decode)
+    for codec in REFUSED_CODECS:
+        replace_decoder(codec, _refuse(codec))
     _installed = True
 
 

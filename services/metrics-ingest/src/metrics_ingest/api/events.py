@@ -62,7 +62,9 @@ def ingest_of(event_type: type[Event], topic: Topic, key: Callable[[Any], str]) 
             status = 413 if exc.reason.value == "too_many_samples" else 400
             return http.fail(status, exc.reason.value, exc.detail)
         if parsed.events:
-            await http.producer.publish_batched([Outgoing(topic, key(e), e) for e in parsed.events])
+            refused = await http.publish([Outgoing(topic, key(e), e) for e in parsed.events])
+            if refused is not None:
+                return refused
         return http.answer(len(parsed.events), parsed.rejected)
 
     return ingest

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,6 +26,11 @@ from metrics_ingest.rollup.decompress import ENCODINGS, BodyDecodeError, DecodeP
 from metrics_ingest.rollup.ingest import IngestLimits, Rejected
 from metrics_ingest.rollup.windows import Rollups
 from opsmesh.clock import Clock
+from opsmesh.kafka.producer import Outgoing
+
+# How long a client is asked to wait before sending again when the broker did not take a
+# request's records (a broker restart or a leader election takes seconds).
+RETRY_AFTER_S = 5
 
 
 @dataclass
@@ -104,6 +110,20 @@ class HttpIngest:
         except BodyDecodeError as exc:
             status = 413 if exc.problem is DecodeProblem.TOO_LARGE else 400
             return self.fail(status, exc.problem.value, exc.detail)
+
+    async def publish(self, records: Sequence[Outgoing]) -> web.Response | None:
+        """Publish ``records`` and wait for the broker's acknowledgement: None once it has
+        them, else the 503 (with Retry-After) that tells the client to send them again — a
+        broker that is restarting or slow is transient, not the server's bug (a 500)."""
+        try:
+            await self.producer.publish_batched(records)
+        except (KafkaError, TimeoutError) as exc:
+            response = self.fail(
+                503, "unavailable", f"the broker did not take them: {type(exc).__name__}"
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        return None
 
     def answer(self, accepted: int, rejected: Sequence[Rejected]) -> web.Response:
         status = 200 if not rejected else (202 if accepted else 400)

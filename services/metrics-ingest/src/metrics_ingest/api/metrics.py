@@ -24,9 +24,11 @@ async def ingest(request: web.Request) -> web.Response:
         status = 413 if exc.reason.value == "too_many_samples" else 400
         return http.fail(status, exc.reason.value, exc.detail)
     if parsed.samples:
-        await http.producer.publish_batched(
+        refused = await http.publish(
             [Outgoing(METRICS, series_id(s.name, s.labels), s) for s in parsed.samples]
         )
+        if refused is not None:
+            return refused
         http.samples.labels("accepted").inc(len(parsed.samples))
     for rejected in parsed.rejected:
         http.samples.labels(rejected.reason.value).inc()

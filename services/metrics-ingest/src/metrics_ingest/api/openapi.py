@@ -164,7 +164,10 @@ def _event_ingest(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any]:
                         f"{limits.max_samples} events"
                     ),
                     "415": error("not JSON, or an unknown Content-Encoding"),
-                    "503": error("no API token is configured: HTTP ingest is off"),
+                    "503": error(
+                        "no API token is configured (HTTP ingest is off), or the broker did "
+                        "not take the records now: send them again after Retry-After"
+                    ),
                 },
             }
         }
@@ -224,7 +227,10 @@ def openapi_document(limits: IngestLimits, max_body_bytes: int) -> dict[str, Any
                         f"{limits.max_samples} samples"
                     ),
                     "415": error("not JSON, or an unknown Content-Encoding"),
-                    "503": error("no API token is configured: HTTP ingest is off"),
+                    "503": error(
+                        "no API token is configured (HTTP ingest is off), or the broker did "
+                        "not take the records now: send them again after Retry-After"
+                    ),
                 },
             }
         },
