@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV := uv
 PYTEST_ARGS ?=
-SOURCES := shared/src services/metrics-ingest/src services/alert-engine/src services/notifier/src services/query-analyzer/src services/health-aggregator/src services/console/src dev/src sdk/python/src bench
+SOURCES := shared/src services/metrics-ingest/src services/alert-engine/src services/notifier/src services/query-analyzer/src services/health-aggregator/src services/console/src dev/src sdk/python/src bench examples
 
 .PHONY: help deps up test lint format typecheck unit integration e2e faults compose-images compose-test schemas bench clean
 

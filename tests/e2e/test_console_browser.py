@@ -1,9 +1,10 @@
 """The console in Debian's Chromium, driven by Playwright, over the real mesh: a viewer
 sees no write controls; log in; filter the alerts live; open a firing alert, silence it
 from its page with the preview, watch it move to silenced, expire the silence; open the
-health board and a query finding. Every page's requests stay on the console's origin, and
-no page logs an error (a Content-Security-Policy violation would). Screenshots go to
-``<pytest's base temp>/console-screenshots``."""
+health board and a query finding with its trend; see a rule's pending alert; switch the
+theme with the keyboard and find it remembered. Every page's requests stay on the
+console's origin, and no page logs an error (a Content-Security-Policy violation would).
+Screenshots go to ``<pytest's base temp>/console-screenshots``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from opsmesh.topics import HEALTH, NOTIFICATIONS, SLOW_QUERIES
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
-from tests.e2e.console_fixtures import CHROMIUM, FLAGS, console
+from tests.e2e.console_fixtures import CHROMIUM, FLAGS, console, delete_rules, make_pending
 from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.e2e
@@ -265,6 +266,11 @@ async def test_silence_a_firing_alert_from_its_page_and_expire_it(
     await page.goto("/queries")
     await page.get_by_role("link", name=finding["title"]).first.click()
     await expect(page.get_by_role("heading", name="Findings")).to_be_visible()
+    # The query's p95 trend, drawn from query-analyzer's windows of this very run.
+    trend = page.get_by_test_id(f"trend-{database}")
+    await expect(
+        trend.get_by_role("img", name=re.compile(r"^p95 per hour, last day"))
+    ).to_be_visible()
     await page.screenshot(path=shots / "query-finding.png", full_page=True)
 
     assert watched.errors == []
@@ -325,3 +331,68 @@ async def test_the_deliveries_page_shows_a_dead_letter_and_a_writer_replays_it(
     await page.screenshot(path=shots / "deliveries-replayed.png", full_page=True)
     assert watched.errors == []
     assert {urlsplit(u).netloc for u in watched.urls} == {urlsplit(console).netloc}
+
+
+async def painted(page: Page, colour: str) -> None:
+    """The page's background, once its stylesheet applies (waited on, not slept on)."""
+    await expect(page.locator("body")).to_have_css("background-color", colour)
+
+
+LIGHT_BG, DARK_BG = "rgb(255, 255, 255)", "rgb(18, 20, 23)"  # console.css: --bg
+
+
+async def test_a_pending_rule_alert_shows_and_the_theme_switch_is_remembered(
+    browser: Browser, console: str, mesh: Mesh, unique: str, shots: Path
+) -> None:
+    name = f"Pending{unique}"
+    group = await make_pending(mesh, unique, name)
+    try:
+        page = await browser.new_page(base_url=console)
+        watched = Watched(page)
+        await page.emulate_media(color_scheme="light")
+        await page.goto(f"/alerts?filter=alertname%3D%22{name}%22&state=pending")
+        # The feed polls the engine's pending alerts; the live update brings this one in.
+        await expect(page.get_by_test_id("pending-summary")).to_have_text(
+            re.compile(r"^1 of \d+ rule alerts? waiting"), timeout=WAIT_MS
+        )
+        row = page.locator("tr.state-pending", has_text=name)
+        await expect(row).to_contain_text("pending")
+        await expect(row).to_contain_text(name)  # the rule
+        await expect(row).to_contain_text("since ")
+        await page.screenshot(path=shots / "alerts-pending.png", full_page=True)
+
+        # The theme switch, by keyboard alone: Tab to "Dark", Enter.
+        await painted(page, LIGHT_BG)
+        dark = page.get_by_role("button", name="Dark")
+        for _ in range(30):
+            if await dark.evaluate("b => b === document.activeElement"):
+                break
+            await page.keyboard.press("Tab")
+        await expect(dark).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        await expect(page).to_have_url(re.compile(r"state=pending"))  # back on the same view
+        await expect(page.get_by_role("button", name="Dark")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        await painted(page, DARK_BG)
+        await page.screenshot(path=shots / "alerts-pending-dark.png", full_page=True)
+        # Remembered: a new visit paints dark at once, though the system is light.
+        await page.goto("/queries")
+        await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        await painted(page, DARK_BG)
+        await page.screenshot(path=shots / "queries-dark.png", full_page=True)
+        # Light holds against a dark system; System follows it.
+        await page.emulate_media(color_scheme="dark")
+        await page.get_by_role("button", name="Light").click()
+        await expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        await painted(page, LIGHT_BG)
+        await page.get_by_role("button", name="System").click()
+        await expect(page.locator("html")).to_have_attribute("data-theme", "system")
+        await painted(page, DARK_BG)
+        await page.emulate_media(color_scheme="light")
+        await painted(page, LIGHT_BG)
+        assert watched.errors == []
+        assert {urlsplit(u).netloc for u in watched.urls} == {urlsplit(console).netloc}
+    finally:
+        await asyncio.to_thread(delete_rules, mesh, group)

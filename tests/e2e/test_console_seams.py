@@ -1,8 +1,8 @@
 """Each seam of the console against the real service behind it: what the console sends
 is what the service takes, and what the service answers decodes into what the console's
-pages read (the alert-engine's v2 alerts, groups and silences; history, explain and held
-notifications; the notifier's receivers; health-aggregator's services; query-analyzer's
-queries and findings)."""
+pages read (the alert-engine's v2 alerts, groups and silences; its pending rule alerts;
+history, explain and held notifications; the notifier's receivers; health-aggregator's
+services; query-analyzer's queries and findings)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 
+from alert_engine.api.openapi import openapi_document
+from console.core.shapes import pending_decoder
 from console.core.silences import SilenceForm
 from console.upstream import AlertEngine, Upstream, UpstreamError
 from opsmesh_dev.tools.mesh import Mesh
 from tests.e2e.conftest import API_TOKEN, READ_TOKEN
+from tests.e2e.console_fixtures import delete_rules, make_pending
 from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.e2e
@@ -123,3 +127,37 @@ async def test_the_other_services_seams(mesh: Mesh, http: aiohttp.ClientSession)
     with pytest.raises(UpstreamError) as unknown:
         await queries.get_json("/api/v1/queries/0123456789abcdef")
     assert unknown.value.status == 404
+
+
+async def test_the_alert_engine_seam_pending_rule_alerts(
+    mesh: Mesh, http: aiohttp.ClientSession, unique: str
+) -> None:
+    engine = AlertEngine("alert-engine", mesh.running["alert-engine"].url, http)
+    name = f"SeamPending{unique}"
+    group = await make_pending(mesh, unique, name)
+    try:
+
+        async def answered() -> Any:
+            return json.loads(await engine.pending_body())
+
+        body = await eventually(
+            answered,
+            until=lambda found: any(p["labels"].get("alertname") == name for p in found["pending"]),
+            what="the rule's pending alert at the engine",
+        )
+        # The engine's real answer is what its document declares, and what the feed decodes.
+        document = openapi_document()["paths"]["/api/v1/alerts"]["get"]["responses"]["200"]
+        jsonschema.validate(body, document["content"]["application/json"]["schema"])
+        assert body["alerts"] == []  # pending_only: the routed alerts are left out
+        [mine] = [
+            p
+            for p in pending_decoder.decode(json.dumps(body).encode()).pending
+            if p.labels.get("alertname") == name
+        ]
+        assert mine.rule == name
+        assert mine.labels["severity"] == "warning"
+        assert mine.value == 5.0
+        assert mine.active_at is not None
+        assert abs(mine.active_at - time.time()) < 120
+    finally:
+        await asyncio.to_thread(delete_rules, mesh, group)

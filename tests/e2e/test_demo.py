@@ -1,7 +1,9 @@
 """`opsmesh up` as a new user runs it: its own Kafka, PostgreSQL and Redis, the five
-services, the demo shop database and the demo traffic. Every service is seen at work:
-the error-rate incident fires and resolves, query-analyzer explains the demo queries and
-validates an index with HypoPG, and the N+1 page and the missing index page too."""
+services, and the demo shop (``examples/shop``, a Django application with the producer
+SDK) under its load generator. Every service is seen at work on what the shop sends: the
+error-rate incident fires and resolves, query-analyzer explains the shop's queries and
+validates an index with HypoPG, the N+1 page and the missing index page, the shop's
+checkout is profiled and its database check is on the health board."""
 
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from playwright.sync_api import expect, sync_playwright
 
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.process import port_open, terminate
-from opsmesh_dev.tools.demo_db import DEMO_DATABASE
+from opsmesh_dev.tools.demo_db import DEMO_PG_DATABASE
 from opsmesh_dev.tools.exporters import EXPORTERS, PROMETHEUS_PORT
 from opsmesh_dev.tools.mesh import BY_NAME, CONSOLE
+from opsmesh_dev.tools.shop import SHOP_PORT
 from opsmesh_dev.up import ports_in_use
 from tests.e2e.console_fixtures import CHROMIUM, FLAGS
 
@@ -115,16 +118,30 @@ def test_query_analyzer_shows_plans_and_validated_advice(demo: Demo) -> None:
     port = BY_NAME["query-analyzer"].default_port
 
     def validated() -> list[dict[str, Any]]:
-        found = _get(port, f"/api/v1/recommendations?database={DEMO_DATABASE}&actionable=true")
-        return [r for r in found if r["validated"] and r["table_name"] == "orders"]
+        found = _get(port, f"/api/v1/recommendations?database={DEMO_PG_DATABASE}&actionable=true")
+        return [r for r in found if r["validated"] and r["table_name"] == "shop_order"]
 
-    demo.wait_for("a validated recommendation on orders", lambda: bool(validated()), 90)
+    demo.wait_for("a validated recommendation on shop_order", lambda: bool(validated()), 90)
     (advice, *_) = validated()
     assert advice["columns"] == ["customer_id"]
     assert advice["ddl"].startswith("CREATE INDEX CONCURRENTLY")
     assert advice["cost_after"] < advice["cost_before"]
     query = _get(port, f"/api/v1/queries/{advice['fingerprint']}")
     assert query["plans"], "the EXPLAIN plan behind the advice is shown with the query"
+
+
+def test_the_shop_is_profiled_and_on_the_health_board(demo: Demo) -> None:
+    assert _get(SHOP_PORT, "/health/ready")["status"] == "pass"
+    analyzer = BY_NAME["query-analyzer"].default_port
+
+    def checkout() -> list[dict[str, Any]]:
+        routes = _get(analyzer, "/api/v1/profiles?service=shop")
+        return [r for r in routes if r["route"] == "checkout/<int:cart>/"]
+
+    demo.wait_for("the checkout's profile", lambda: bool(checkout()), 60)
+    assert checkout()[0]["functions"][0]["function"] == "checkout_totals"
+    board = _get(BY_NAME["health-aggregator"].default_port, "/api/v1/services/shop")
+    assert {c["check"] for c in board["checks"]} >= {"heartbeat", "database"}
 
 
 def test_the_console_shows_the_demo_alert_and_the_query_plan_behind_it(
@@ -139,7 +156,7 @@ def test_the_console_shows_the_demo_alert_and_the_query_plan_behind_it(
     port = BY_NAME["query-analyzer"].default_port
     [advice, *_] = [
         r
-        for r in _get(port, f"/api/v1/recommendations?database={DEMO_DATABASE}&actionable=true")
+        for r in _get(port, f"/api/v1/recommendations?database={DEMO_PG_DATABASE}&actionable=true")
         if r["validated"]
     ]
     with sync_playwright() as playwright:

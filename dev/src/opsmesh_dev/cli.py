@@ -19,9 +19,9 @@ import click
     show_default=True,
     help="Where logs, data and received notifications go.",
 )
-@click.option("--no-demo", is_flag=True, help="Do not start the demo traffic generator.")
+@click.option("--no-demo", is_flag=True, help="Do not start the demo shop and its load generator.")
 def up(workdir: Path, no_demo: bool) -> None:
-    """Start Kafka, PostgreSQL, Redis, the five services, a webhook sink and demo traffic."""
+    """Start Kafka, PostgreSQL, Redis, the five services, a webhook sink and the demo shop."""
     from opsmesh_dev.up import run_up
 
     raise SystemExit(run_up(workdir, demo=not no_demo))

@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from importlib import resources
@@ -17,10 +18,11 @@ import click
 from opsmesh.db.migrations import apply_all
 from opsmesh_dev.infra.process import port_open, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import Endpoints, LocalStack
-from opsmesh_dev.tools.demo_db import DEMO_DATABASE, create_demo_database
+from opsmesh_dev.tools.demo_db import DEMO_PG_DATABASE, create_demo_database
 from opsmesh_dev.tools.exporters import PROMETHEUS_PORT, missing_binaries
 from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
 from opsmesh_dev.tools.monitoring import Monitoring
+from opsmesh_dev.tools.shop import SHOP_PORT, start_load, start_shop
 
 SINK_PORT = 8099
 
@@ -28,7 +30,7 @@ SINK_PORT = 8099
 def _rules_files() -> str:
     """The demo rule (fast timings, so the demo incident fires it within a minute) and the
     built-in rules as `opsmesh setup-default-alerts` installs them (the query, health and
-    pipeline rules fire from the demo traffic too)."""
+    pipeline rules fire from the demo shop's traffic too)."""
     demo = resources.files("opsmesh_dev.tools.resources") / "demo-rules.yml"
     builtin = resources.files("alert_engine.builtin_rules") / "default.yml"
     return f"{demo},{builtin}"
@@ -36,7 +38,7 @@ def _rules_files() -> str:
 
 def ports_in_use() -> list[int]:
     """Which of the fixed ports `opsmesh up` serves on are taken."""
-    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT)
+    fixed = (*(s.default_port for s in (*SERVICES, CONSOLE)), SINK_PORT, SHOP_PORT)
     return [port for port in fixed if port_open(port)]
 
 
@@ -65,57 +67,15 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         click.echo("starting Kafka, PostgreSQL and Redis ...")
         endpoints = stack.start()
         asyncio.run(apply_all(endpoints.pg_dsn))
-        click.echo("creating the demo shop database ...")
+        click.echo("creating the demo shop's database ...")
         shop_dsn = create_demo_database(endpoints.pg_dsn)
         notifications = run_dir / "notifications.jsonl"
-        sink = spawn(
-            [
-                sys.executable,
-                "-m",
-                "opsmesh_dev.tools.sink",
-                "--port",
-                str(SINK_PORT),
-                "--out",
-                str(notifications),
-            ],
-            log_file=run_dir / "sink.log",
-        )
-        children.append(sink)
-        wait_until(lambda: port_open(SINK_PORT), timeout_s=20, what="webhook sink", process=sink)
+        children.append(_start_sink(run_dir, notifications))
         mesh = Mesh(
             endpoints,
             run_dir / "logs",
             fixed_ports=True,
-            env={
-                "metrics-ingest": {
-                    # HTTP ingest and Prometheus's remote write take the run's token.
-                    "METRICS_INGEST_API_TOKEN": token,
-                    "METRICS_INGEST_WINDOWS_S": "5,60",
-                    "METRICS_INGEST_ALLOWED_LATENESS_S": "1",
-                    "METRICS_INGEST_IDLE_GRACE_S": "2",
-                },
-                "alert-engine": {
-                    "ALERT_ENGINE_API_TOKENS": f"{token}:write",
-                    "ALERT_ENGINE_RULES_FILES": _rules_files(),
-                    "ALERT_ENGINE_GROUP_WAIT": "2s",
-                    "ALERT_ENGINE_GROUP_INTERVAL": "10s",
-                    "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
-                },
-                "query-analyzer": {
-                    "QUERY_ANALYZER_TARGET_DSN": shop_dsn,
-                    "QUERY_ANALYZER_TARGET_DATABASE": DEMO_DATABASE,
-                    "QUERY_ANALYZER_ANALYSIS_INTERVAL_S": "15",
-                    "QUERY_ANALYZER_TRACE_SETTLE_S": "2",
-                },
-                "notifier": {
-                    "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
-                    "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
-                    "NOTIFIER_API_TOKENS": f"{token}:write",
-                },
-                # The same token logs in to the console, which sends it on with silences
-                # (to the alert-engine) and dead letters' replays (to the notifier).
-                "console": {"CONSOLE_API_TOKENS": f"{token}:write"},
-            },
+            env=_mesh_env(token, shop_dsn),
         )
         click.echo("starting the services ...")
         mesh.start()
@@ -123,32 +83,20 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         monitoring = _start_monitoring(run_dir, endpoints, mesh, token)
         # Stopped before the services they watch, Prometheus first.
         children += [c.process for c in monitoring.running.values()] if monitoring else []
+        shop = None
         if demo:
-            children.append(
-                spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "opsmesh_dev.tools.traffic",
-                        "--bootstrap",
-                        endpoints.kafka_bootstrap,
-                    ],
-                    log_file=run_dir / "traffic.log",
-                )
-            )
+            click.echo("starting the demo shop (migrating its tables) and its load ...")
+            shop = start_shop(shop_dsn, endpoints.kafka_bootstrap, run_dir)
+            children.append(shop)
+            children.append(start_load(run_dir))
         _print_banner(
             mesh, monitoring, endpoints.as_env(), notifications, run_dir, demo=demo, token=token
         )
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
-            for name, service in mesh.running.items():
-                if service.process.poll() is not None:
-                    click.echo(
-                        f"{name} exited ({service.process.returncode}); see {service.log_file}",
-                        err=True,
-                    )
-                    stopping = True
+            if _something_exited(mesh, shop, run_dir):
+                stopping = True  # never reset: a Ctrl-C may have set it meanwhile
             time.sleep(0.5)  # the supervisor's polling interval (notifications, exits)
         return 0
     finally:
@@ -159,6 +107,66 @@ def run_up(workdir: Path, *, demo: bool) -> int:
             mesh.stop_all()
         stack.stop()
         click.echo(f"stopped; logs in {run_dir}")
+
+
+def _start_sink(run_dir: Path, notifications: Path) -> subprocess.Popen[bytes]:
+    """The webhook sink the notifier delivers to, once it listens."""
+    sink = spawn(
+        [
+            sys.executable,
+            "-m",
+            "opsmesh_dev.tools.sink",
+            "--port",
+            str(SINK_PORT),
+            "--out",
+            str(notifications),
+        ],
+        log_file=run_dir / "sink.log",
+    )
+    try:
+        wait_until(lambda: port_open(SINK_PORT), timeout_s=20, what="webhook sink", process=sink)
+    except BaseException:
+        terminate(sink, grace_s=5)
+        raise
+    return sink
+
+
+def _mesh_env(token: str, shop_dsn: str) -> dict[str, dict[str, str]]:
+    """Each service's settings under ``opsmesh up``: the run's token, demo timings, the
+    shop's database for query-analyzer, the webhook sink for the notifier."""
+    return {
+        "metrics-ingest": {
+            # HTTP ingest and Prometheus's remote write take the run's token.
+            "METRICS_INGEST_API_TOKEN": token,
+            "METRICS_INGEST_WINDOWS_S": "5,60",
+            "METRICS_INGEST_ALLOWED_LATENESS_S": "1",
+            "METRICS_INGEST_IDLE_GRACE_S": "2",
+        },
+        "alert-engine": {
+            "ALERT_ENGINE_API_TOKENS": f"{token}:write",
+            "ALERT_ENGINE_RULES_FILES": _rules_files(),
+            "ALERT_ENGINE_GROUP_WAIT": "2s",
+            "ALERT_ENGINE_GROUP_INTERVAL": "10s",
+            "ALERT_ENGINE_REPEAT_INTERVAL": "1h",
+        },
+        "query-analyzer": {
+            "QUERY_ANALYZER_TARGET_DSN": shop_dsn,
+            "QUERY_ANALYZER_TARGET_DATABASE": DEMO_PG_DATABASE,
+            "QUERY_ANALYZER_ANALYSIS_INTERVAL_S": "15",
+            # The shop's tables are small (200k orders): its scan of the orders
+            # takes tens of milliseconds, under the 100 ms a production floor has.
+            "QUERY_ANALYZER_SLOW_MEAN_MS": "5",
+            "QUERY_ANALYZER_TRACE_SETTLE_S": "2",
+        },
+        "notifier": {
+            "NOTIFIER_DEFAULT_WEBHOOK_URL": f"http://127.0.0.1:{SINK_PORT}/hooks/default",
+            "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "NOTIFIER_API_TOKENS": f"{token}:write",
+        },
+        # The same token logs in to the console, which sends it on with silences
+        # (to the alert-engine) and dead letters' replays (to the notifier).
+        "console": {"CONSOLE_API_TOKENS": f"{token}:write"},
+    }
 
 
 def _start_monitoring(
@@ -188,6 +196,21 @@ def _start_monitoring(
     return monitoring
 
 
+def _something_exited(mesh: Mesh, shop: subprocess.Popen[bytes] | None, run_dir: Path) -> bool:
+    """Whether a service or the demo shop exited (said on stderr): the demo is then over."""
+    exited = False
+    for name, service in mesh.running.items():
+        if service.process.poll() is not None:
+            click.echo(
+                f"{name} exited ({service.process.returncode}); see {service.log_file}", err=True
+            )
+            exited = True
+    if shop is not None and shop.poll() is not None:
+        click.echo(f"the demo shop exited ({shop.returncode}); see {run_dir}/shop.log", err=True)
+        exited = True
+    return exited
+
+
 def _print_banner(
     mesh: Mesh,
     monitoring: Monitoring | None,
@@ -210,6 +233,16 @@ def _print_banner(
         f"  top queries:   http://127.0.0.1:{mesh.port('query-analyzer')}/api/v1/queries",
         f"  services:      http://127.0.0.1:{mesh.port('health-aggregator')}/api/v1/services",
         f"  notifications: webhook sink http://127.0.0.1:{SINK_PORT}/hooks, file {notifications}",
+        *(
+            [
+                f"  demo shop:     http://127.0.0.1:{SHOP_PORT}/customers/ (Django, examples/shop),"
+                f" /health/ready; its load generator requests it",
+                f"  profiles:      http://127.0.0.1:{mesh.port('query-analyzer')}"
+                "/api/v1/profiles?service=shop",
+            ]
+            if demo
+            else []
+        ),
         f"  Alertmanager API: http://127.0.0.1:{mesh.port('alert-engine')}/api/v2"
         f" (write token: {token})",
         *_monitoring_lines(monitoring),
@@ -217,11 +250,11 @@ def _print_banner(
         *(f"  {k}={v}" for k, v in env.items()),
         f"  logs:          {run_dir}",
         "",
-        "The demo traffic trips HighErrorRate within a minute and resolves it after ~25 s;"
-        " NPlusOneDetected and MissingIndexAdvised (query-analyzer on the demo database"
-        f" {DEMO_DATABASE!r}) fire within a minute too."
+        "The shop's load trips HighErrorRate within a minute (its boom/ page) and resolves it"
+        " after ~25 s; NPlusOneDetected (its customers/ page) and MissingIndexAdvised (its"
+        f" orders by customer, on {DEMO_PG_DATABASE!r}) fire within a minute or two too."
         if demo
-        else "Demo traffic is off.",
+        else "The demo shop and its load are off.",
         "Ctrl-C stops everything.",
         "",
     ]

@@ -1,9 +1,12 @@
-"""The demo application's database: a small shop for query-analyzer to analyse.
+"""The demo application's database: PostgreSQL with HypoPG for query-analyzer to explain
+and advise on. ``opsmesh up`` creates it empty; the demo shop (``examples/shop``, a Django
+application) creates and fills its tables there with its migrations and queries them.
 
-Big enough (300k orders, 200k customers) that the planner prefers an index when a
-useful one exists, and ``ANALYZE``d so its estimates are real. ``orders.customer_id``
-has no index on purpose: the demo traffic's "orders of a customer" query is the one
-query-analyzer explains and for which it validates an index with HypoPG.
+``SHOP_TABLES`` is the schema of the synthetic demo traffic (``opsmesh_dev.tools.traffic``,
+the compose stack's ``demo-traffic``), kept for query-analyzer's integration tests: big
+enough (300k orders, 200k customers) that the planner prefers an index when a useful one
+exists, and ``ANALYZE``d so its estimates are real. ``orders.customer_id`` has no index on
+purpose.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-# The demo application's name for its database (the ``database`` of its query events)...
+# The synthetic traffic's name for its database (the ``database`` of its query events)...
 DEMO_DATABASE = "shop"
 # ...and the database in PostgreSQL: a name of our own, as `opsmesh up` may be pointed at
 # an existing server (OPSMESH_PG_DSN), where it re-creates this one and touches no other.
+# The demo shop's query events carry this name (Django's database NAME).
 DEMO_PG_DATABASE = "opsmesh_demo_shop"
 
 # Building blocks, also used by query-analyzer's integration tests (one schema to keep).
@@ -55,7 +59,8 @@ def dsn_for(base_dsn: str, database: str) -> str:
 
 
 def create_demo_database(admin_dsn: str, name: str = DEMO_PG_DATABASE) -> str:
-    """Create (or re-create) the demo database with HypoPG; returns its DSN."""
+    """Create (or re-create) the demo database with HypoPG, without tables (the shop's
+    migrations make its own); returns its DSN."""
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -63,6 +68,5 @@ def create_demo_database(admin_dsn: str, name: str = DEMO_PG_DATABASE) -> str:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = dsn_for(admin_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in (HYPOPG, SHOP_TABLES, ANALYZE):
-            conn.execute(statement)
+        conn.execute(HYPOPG)
     return dsn

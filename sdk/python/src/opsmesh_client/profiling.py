@@ -22,14 +22,39 @@ was open; for a threaded server (Django under WSGI) a profile is the request's o
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat, takewhile
+from operator import attrgetter
 from types import CodeType, FrameType
 
 MAX_DEPTH = 256  # deeper stacks are counted from their innermost frames
 Frames = Callable[[], Mapping[int, FrameType]]
+
+
+_CODE = attrgetter("f_code")
+
+
+def stack_codes(frame: FrameType) -> list[CodeType]:
+    """The code objects of ``frame`` and its callers, innermost first, read with no
+    Python bytecode running: ``frame`` belongs to another thread, and on CPython 3.11 a
+    walk of ``f_back`` in a Python loop, which lets that thread run between two steps
+    (the GIL is handed over at a loop's jump, or by a finaliser of a collection the walk
+    allocates into), crashed the process with SIGSEGV under a threaded server's load
+    (``PyFrame_GetBack`` reading a frame its thread had meanwhile popped). Here the walk
+    is one C call (accumulate of ``getattr(f, "f_back")`` while ``bool``, then ``f_code``:
+    builtins only, no function of ours), with the collector paused around it."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        chain = accumulate(repeat("f_back", MAX_DEPTH - 1), getattr, initial=frame)
+        return list(map(_CODE, takewhile(bool, chain)))  # a frame is true, None false
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +77,14 @@ class Session:
     total: dict[CodeType, int] = field(default_factory=dict)
 
     def add(self, frame: FrameType) -> None:
+        codes = stack_codes(frame)
+        if not codes:
+            return
         self.samples += 1
-        leaf = frame.f_code
+        leaf = codes[0]
         self.own[leaf] = self.own.get(leaf, 0) + 1
-        seen: set[CodeType] = set()
-        current: FrameType | None = frame
-        depth = 0
-        while current is not None and depth < MAX_DEPTH:
-            code = current.f_code
-            if code not in seen:  # recursion counts once per sample
-                seen.add(code)
-                self.total[code] = self.total.get(code, 0) + 1
-            current = current.f_back
-            depth += 1
+        for code in set(codes):  # recursion counts once per sample
+            self.total[code] = self.total.get(code, 0) + 1
 
     def top(self, limit: int) -> list[FunctionStats]:
         """The ``limit`` functions with the most samples on the stack, ties by own time."""

@@ -3,13 +3,14 @@ one sampling period, and the stacks are real frames captured from the functions 
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from types import FrameType
 
 from opsmesh_client import trace
 from opsmesh_client.client import Client
-from opsmesh_client.profiling import FunctionStats, Sampler
+from opsmesh_client.profiling import MAX_DEPTH, FunctionStats, Sampler, stack_codes
 from opsmesh_client.settings import load
 from opsmesh_client.testing import MemoryTransports
 from opsmesh_client.wire import Kind
@@ -90,6 +91,37 @@ def test_only_open_sessions_threads_are_sampled() -> None:
     assert sampler.tick() == 0
     assert mine.samples == 1
     assert "compute_totals" not in by_name(mine.top(100))
+
+
+def test_a_stack_is_read_innermost_first_and_cut_at_its_depth_limit() -> None:
+    frame = recurse(3)
+    expected, current = [], frame
+    while current is not None:
+        expected.append(current.f_code)
+        current = current.f_back
+    assert stack_codes(frame) == expected[:MAX_DEPTH]
+    assert [c.co_name for c in stack_codes(frame)[:5]] == [
+        "recurse",
+        "recurse",
+        "recurse",
+        "recurse",
+        "test_a_stack_is_read_innermost_first_and_cut_at_its_depth_limit",
+    ]
+    deep = recurse(MAX_DEPTH + 10)
+    assert len(stack_codes(deep)) == MAX_DEPTH
+    assert {c.co_name for c in stack_codes(deep)} == {"recurse"}
+
+
+def test_reading_a_stack_leaves_the_collector_as_it_was() -> None:
+    assert gc.isenabled()
+    stack_codes(render_page())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        stack_codes(render_page())
+        assert not gc.isenabled()  # the application's choice, kept
+    finally:
+        gc.enable()
 
 
 def test_a_thread_that_is_gone_is_skipped() -> None:

@@ -95,6 +95,11 @@ class AlertEngine(Upstream):
             params={"active": "true", "silenced": "true", "inhibited": "true", "muted": "true"},
         )
 
+    async def pending_body(self) -> bytes:
+        """The rule alerts whose ``for`` has not elapsed (``{"alerts": [], "pending": [...]}``),
+        without the routed alerts, which the groups already hold."""
+        return await self.request("GET", "/api/v1/alerts", params={"pending_only": "true"})
+
     async def groups(self) -> list[AlertGroup]:
         return groups_decoder.decode(await self.groups_body())
 

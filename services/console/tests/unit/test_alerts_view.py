@@ -1,5 +1,5 @@
 """The alerts page's view model: groups in the engine's order, matcher filters with the
-engine's grammar, state filter, paging, ages and severities."""
+engine's grammar, state filter, paging, ages and severities, and the pending rule alerts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from console.core.alerts import (
     receiver_load,
     receivers_of,
 )
-from console.core.shapes import Alert, AlertGroup, AlertStatus, Receiver
+from console.core.shapes import Alert, AlertGroup, AlertStatus, PendingAlert, Receiver
 
 NOW = 1_800_000_000.0
 
@@ -114,3 +114,46 @@ def test_each_receivers_load_counts_its_groups_and_their_alerts() -> None:
         ("db-pager", 1, 1, 1),
         ("web", 2, 2, 0),
     ]
+
+
+def pending(fp: str, *, for_s: float = 30, **labels: str) -> PendingAlert:
+    return PendingAlert(
+        fingerprint=fp, rule=labels.get("alertname", "R"), labels=labels, active_at=NOW - for_s
+    )
+
+
+PENDING = [
+    pending("p1", for_s=30, alertname="DiskFilling", team="db", severity="warning"),
+    pending("p2", for_s=600, alertname="Slow", team="web"),
+]
+
+
+def test_pending_alerts_show_longest_pending_first_with_since_when_and_rule() -> None:
+    page = build_page(GROUPS, (), now=NOW, pending=PENDING)
+    assert [(r.alert.fingerprint, r.since, r.name) for r in page.pending] == [
+        ("p2", "10m", "Slow"),
+        ("p1", "30s", "DiskFilling"),
+    ]
+    assert (page.matched_pending, page.total_pending, page.hidden_pending) == (2, 2, 0)
+    assert page.matched_alerts == 3  # the routed alerts are counted apart
+
+
+def test_the_state_filter_and_matchers_apply_to_pending_alerts_too() -> None:
+    only = build_page(GROUPS, (), now=NOW, state=StateFilter.PENDING, pending=PENDING)
+    assert (only.groups, only.matched_alerts) == ((), 0)
+    assert [r.alert.fingerprint for r in only.pending] == ["p2", "p1"]
+    db = build_page(GROUPS, parse_filter('team="db"'), now=NOW, pending=PENDING)
+    assert [r.alert.fingerprint for r in db.pending] == ["p1"]
+    assert (db.matched_pending, db.total_pending) == (1, 2)
+    for state in (StateFilter.ACTIVE, StateFilter.SUPPRESSED):
+        assert build_page(GROUPS, (), now=NOW, state=state, pending=PENDING).pending == ()
+
+
+def test_pending_alerts_are_bounded_like_a_groups_alerts_and_say_how_many_are_hidden() -> None:
+    many = [pending(f"p{i}", for_s=i, alertname="Many") for i in range(30)]
+    page = build_page([], (), now=NOW, pending=many, alerts_per_group=25)
+    assert len(page.pending) == 25
+    assert page.hidden_pending == 5
+    assert page.pending[0].alert.fingerprint == "p29"  # the longest pending
+    unknown = PendingAlert(fingerprint="x", rule="R", labels={})
+    assert build_page([], (), now=NOW, pending=[unknown]).pending[0].since == ""

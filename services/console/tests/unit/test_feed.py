@@ -76,3 +76,31 @@ async def test_waiters_wake_on_a_change_and_time_out_without_one() -> None:
     source.set_groups([group("B")])
     await feed.refresh()
     assert await asyncio.wait_for(waiting, timeout=5) == 2
+
+
+async def test_an_alert_turning_pending_is_a_change_and_its_read_is_kept() -> None:
+    source = FakeGroupsSource()
+    feed = AlertFeed(source, FakeClock())
+    source.set_groups([group("A")])
+    await feed.refresh()
+    assert (feed.version, feed.pending) == (1, [])
+    source.set_pending(
+        [
+            {
+                "fingerprint": "fp-p",
+                "rule": "DiskFilling",
+                "state": "pending",
+                "labels": {"alertname": "DiskFilling"},
+                "value": 0.93,
+                "active_at": 1_800_000_000.0,
+            }
+        ]
+    )
+    await feed.refresh()
+    assert feed.version == 2
+    assert [(p.fingerprint, p.rule, p.active_at) for p in feed.pending] == [
+        ("fp-p", "DiskFilling", 1_800_000_000.0)
+    ]
+    assert [g.labels for g in feed.groups] == [{"alertname": "A"}]  # the groups kept
+    await feed.refresh()
+    assert feed.version == 2

@@ -9,11 +9,21 @@ from typing import Any
 
 from console.core.alerts import ReceiverLoad, build_page
 from console.core.plans import plan_tree
-from console.core.shapes import Alert, AlertGroup, AlertStatus, Receiver
+from console.core.shapes import Alert, AlertGroup, AlertStatus, PendingAlert, Receiver
+from console.core.theme import Theme
+from console.core.trends import SPANS, span_of, trend_of
 from console.rendering import environment
 from console.upstream import UpstreamError
 
-BASE: dict[str, Any] = {"session": None, "csrf": "", "can_write": False, "path": "/"}
+BASE: dict[str, Any] = {
+    "session": None,
+    "csrf": "",
+    "can_write": False,
+    "path": "/",
+    "here": "/",
+    "theme": Theme.SYSTEM,
+    "themes": list(Theme),
+}
 
 
 def render(name: str, **values: Any) -> str:
@@ -45,6 +55,8 @@ def test_a_query_page_shows_its_plan_as_a_tree_with_the_costly_node_marked() -> 
         }
     ]
     stats = {
+        "fingerprint": "0123456789abcdef",
+        "fingerprint_version": "1",
         "database": "shop",
         "display_sql": "SELECT * FROM orders WHERE customer_id = $1",
         "calls": 10,
@@ -62,8 +74,19 @@ def test_a_query_page_shows_its_plan_as_a_tree_with_the_costly_node_marked() -> 
         "reason": "seq scan with a selective filter",
         "evidence": {"rows": 300000},
     }
+    span = span_of("1d")
+    windows = [
+        {"start": 7200.0 * 3600, "calls": 4, "p95_ms": 100.0},
+        {"start": 7201.0 * 3600, "calls": 6, "p95_ms": 150.0},
+    ]
     html = render(
         "query.html",
+        trends={
+            "value": {("0123456789abcdef", "shop", "1"): trend_of(windows, span)},
+            "error": None,
+        },
+        span=span,
+        spans=list(SPANS.values()),
         query={
             "fingerprint": "0123456789abcdef",
             "stats": [stats],
@@ -89,6 +112,55 @@ def test_a_query_page_shows_its_plan_as_a_tree_with_the_costly_node_marked() -> 
     assert "CREATE INDEX CONCURRENTLY ON orders (customer_id)" in html
     assert "seq_scan_with_filter" in html
     assert "950 → 8" in html
+    assert "+50% slower" in html  # the latest hour's p95 against the hour before
+    assert html.count("<polyline") == 1
+    assert 'aria-label="p95 per hour, last day: 2 buckets with calls' in html
+
+
+def test_the_queries_board_shows_each_fingerprints_trend_or_says_why_not() -> None:
+    span = span_of("2h")
+    row = {
+        "fingerprint": "0123456789abcdef",
+        "fingerprint_version": "1",
+        "database": "shop",
+        "display_sql": "SELECT 1",
+        "calls": 3,
+        "total_ms": 30.0,
+        "mean_ms": 10.0,
+        "p95_ms": 12.0,
+    }
+    steady = [
+        {"start": 600.0, "calls": 1, "p95_ms": 10.0},
+        {"start": 900.0, "calls": 2, "p95_ms": 10.2},
+    ]
+    values: dict[str, Any] = {
+        "span": span,
+        "spans": list(SPANS.values()),
+        "findings": {"value": [], "error": None},
+        "advice": {"value": [], "error": None},
+        "sort": "total",
+        "sorts": ["total", "p95", "calls"],
+    }
+    html = render(
+        "queries.html",
+        top={"value": [row], "error": None},
+        trends={
+            "value": {("0123456789abcdef", "shop", "1"): trend_of(steady, span)},
+            "error": None,
+        },
+        **values,
+    )
+    assert "p95 per 5 minutes, last 2 hours" in html
+    assert "+2%" in html
+    assert "trend-steady" in html
+    failed = render(
+        "queries.html",
+        top={"value": [row], "error": None},
+        trends={"value": {}, "error": "query-analyzer: unreachable"},
+        **values,
+    )
+    assert "Trends: query-analyzer: unreachable" in failed
+    assert "<polyline" not in failed
 
 
 def test_a_service_page_shows_checks_ttls_and_transitions() -> None:
@@ -156,7 +228,10 @@ def test_label_values_are_escaped_not_run() -> None:
         datetime.fromtimestamp(1000, UTC),
         AlertStatus("active"),
     )
-    view = build_page([AlertGroup({"alertname": evil}, Receiver(evil), [alert])], (), now=1060)
+    pending = PendingAlert(fingerprint="p", rule=evil, labels={"alertname": evil, "x": evil})
+    view = build_page(
+        [AlertGroup({"alertname": evil}, Receiver(evil), [alert])], (), now=1060, pending=[pending]
+    )
     html = render(
         "_groups.html",
         view=view,

@@ -1,5 +1,6 @@
-"""The REST API over real PostgreSQL: top queries, one fingerprint, findings,
-recommendations, the OpenAPI document, and clear 4xx answers to bad input."""
+"""The REST API over real PostgreSQL: top queries, fingerprints over time, one
+fingerprint, findings, recommendations, the OpenAPI document, and clear 4xx answers to
+bad input."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -123,6 +125,71 @@ async def test_queries_findings_and_one_fingerprint(
     assert await response.json() == []
 
 
+# A multiple of 120 s: windows of 60 s pair up into buckets of 120 s.
+T0 = 1_700_000_400.0
+TREND_SQL = "SELECT * FROM trend_t WHERE id = {}"
+
+
+async def test_a_fingerprints_windows_come_back_as_buckets_with_their_percentiles(
+    client: tuple[TestClient[Any, Any], str], infra: Endpoints
+) -> None:
+    http, database = client
+    fp = fingerprint(TREND_SQL.format(1))
+    # Window k (60 s each) holds k + 1 calls of 10 * (k + 1) ms.
+    aggregates = []
+    for k in range(6):
+        aggregate = QueryAggregate(fp, database, window_start=T0 + 60 * k)
+        for call in range(k + 1):
+            aggregate.add(10.0 * (k + 1), 1, T0 + 60 * k + call, TREND_SQL.format(call))
+        aggregates.append(aggregate)
+    pool = await open_pool(infra.pg_dsn, name="qa-windows", max_size=1)
+    try:
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await QueryStats(pool).merge(cur, aggregates)
+    finally:
+        await pool.close()
+    asked = {"fingerprint": fp.value, "database": database}
+
+    response = await http.get(
+        "/api/v1/queries/windows", params={**asked, "step": "120", "buckets": "2"}
+    )
+    assert response.status == 200
+    rows = await response.json()
+    schema = DOCUMENT["paths"]["/api/v1/queries/windows"]["get"]["responses"]["200"]
+    jsonschema.validate(rows, schema["content"]["application/json"]["schema"])
+    # The last two buckets up to the newest window, oldest first.
+    assert [(r["start"], r["calls"], r["step_s"]) for r in rows] == [
+        (T0 + 120, 3 + 4, 120.0),
+        (T0 + 240, 5 + 6, 120.0),
+    ]
+    assert rows[1]["p95_ms"] == pytest.approx(60, rel=0.02)
+    assert rows[0]["p50_ms"] == pytest.approx(40, rel=0.02)
+    assert rows[1]["total_ms"] == pytest.approx(5 * 50 + 6 * 60)
+    assert rows[1]["mean_ms"] == pytest.approx((5 * 50 + 6 * 60) / 11)
+    assert (rows[1]["max_ms"], rows[0]["fingerprint"]) == (60, fp.value)
+
+    # By default: the last day by the hour, here one bucket holding every window.
+    response = await http.get("/api/v1/queries/windows", params=asked)
+    [hour] = await response.json()
+    assert (hour["calls"], hour["start"] % 3600, hour["step_s"]) == (21, 0, 3600.0)
+
+    response = await http.get(
+        "/api/v1/queries/windows", params={**asked, "step": "60", "since": str(T0 + 200)}
+    )
+    assert [r["start"] for r in await response.json()] == [T0 + 240, T0 + 300]
+
+    other = fingerprint("SELECT 1 FROM users").value  # the fixture's, in the same database
+    response = await http.get(
+        "/api/v1/queries/windows",
+        params=[("fingerprint", fp.value), ("fingerprint", other), ("database", database)],
+    )
+    assert {r["fingerprint"] for r in await response.json()} == {fp.value, other}
+    response = await http.get(
+        "/api/v1/queries/windows", params={"fingerprint": "0" * 16, "database": database}
+    )
+    assert await response.json() == []
+
+
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [
@@ -130,6 +197,12 @@ async def test_queries_findings_and_one_fingerprint(
         ("/api/v1/queries?limit=0", 400, "limit must be between 1 and 500"),
         ("/api/v1/queries?since=yesterday", 400, "since must be epoch seconds"),
         ("/api/v1/queries/not-a-fingerprint", 400, "16 lowercase hex"),
+        ("/api/v1/queries/windows", 400, "give 1 to 100 fingerprint parameters"),
+        ("/api/v1/queries/windows?" + "&".join(["fingerprint=" + "a" * 16] * 101), 400, "1 to 100"),
+        ("/api/v1/queries/windows?fingerprint=ABC", 400, "16 lowercase hex"),
+        ("/api/v1/queries/windows?fingerprint=" + "a" * 16 + "&step=5", 400, "step must be"),
+        ("/api/v1/queries/windows?fingerprint=" + "a" * 16 + "&buckets=x", 400, "integer"),
+        ("/api/v1/queries/windows?fingerprint=" + "a" * 16 + "&since=-1", 400, "since must"),
         ("/api/v1/queries/0000000000000000", 404, "no statistics"),
         ("/api/v1/findings?kind=bogus", 400, "kind must be one of"),
         ("/api/v1/recommendations?actionable=maybe", 400, "actionable must be true or false"),

@@ -96,6 +96,23 @@ _ALERT = {
         },
     },
 }
+# A rule alert whose condition holds but whose ``for`` has not elapsed yet (never routed).
+_PENDING = {
+    "type": "object",
+    "required": ["fingerprint", "rule", "state", "labels", "value", "active_at"],
+    "properties": {
+        "fingerprint": {"type": "string"},
+        "rule": {"type": "string", "description": "the rule's name"},
+        "state": {"type": "string", "enum": ["pending"]},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "value": {"type": "number", "nullable": True},
+        "active_at": {
+            "type": "number",
+            "nullable": True,
+            "description": "epoch seconds: when the condition first held",
+        },
+    },
+}
 _LIMIT = {
     "name": "limit",
     "in": "query",
@@ -191,7 +208,14 @@ def _document() -> dict[str, Any]:
                 "get": {
                     "summary": "Active alerts, and pending rule alerts",
                     "parameters": [
-                        {"name": "resolved", "in": "query", "schema": {"type": "boolean"}}
+                        {"name": "resolved", "in": "query", "schema": {"type": "boolean"}},
+                        {
+                            "name": "pending_only",
+                            "in": "query",
+                            "description": "true: the pending rule alerts alone, `alerts`"
+                            " left empty (what a poller of pending alerts asks)",
+                            "schema": {"type": "boolean", "default": False},
+                        },
                     ],
                     "responses": {
                         "200": _json(
@@ -199,7 +223,7 @@ def _document() -> dict[str, Any]:
                                 "type": "object",
                                 "properties": {
                                     "alerts": {"type": "array", "items": _ALERT},
-                                    "pending": {"type": "array", "items": {"type": "object"}},
+                                    "pending": {"type": "array", "items": _PENDING},
                                 },
                             }
                         ),

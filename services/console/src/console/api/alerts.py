@@ -48,6 +48,7 @@ def _page_values(services: Services, request: web.Request) -> dict[str, Any]:
         page=page,
         groups_per_page=services.settings.groups_per_page,
         alerts_per_group=services.settings.alerts_per_group,
+        pending=services.feed.pending,
     )
     return {
         "view": view,

@@ -7,6 +7,8 @@
   cookie, since there is no session yet. A post whose ``Origin`` is another site is
   refused before anything else.
 - Writes need a session whose token has the ``write`` scope; others see no write controls.
+- The theme switch (``POST /theme``) needs no session: it only sets the viewer's own
+  theme cookie, and a post from another site is still refused by its ``Origin``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from aiohttp import web
 
 from console.bootstrap import SERVICES
 from console.core.sessions import Session, new_secret
+from console.core.theme import Theme, theme_of
 from console.rendering import html
 
 SESSION_COOKIE = "opsmesh_console"
 LOGIN_CSRF_COOKIE = "opsmesh_console_login"
+THEME_COOKIE = "opsmesh_console_theme"
+THEME_MAX_AGE_S = 365 * 86_400
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION = web.RequestKey("console_session", Session)
@@ -35,6 +40,9 @@ CSP = (
 
 # The service kit's probes and metrics: no session to look up.
 _PROBES = frozenset({"/health/live", "/health/ready", "/metrics"})
+# Posts without a session's CSRF token: the login (a double-submit cookie instead) and the
+# theme switch (it changes nothing but the viewer's own theme cookie).
+_SESSIONLESS_POSTS = frozenset({"/login", "/theme"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,6 +60,9 @@ def context(request: web.Request, **values: Any) -> dict[str, Any]:
         "csrf": session.csrf if session else "",
         "can_write": bool(session and session.can_write),
         "path": request.path,
+        "here": request.path_qs,  # where the theme switch comes back to
+        "theme": theme_of(request.cookies.get(THEME_COOKIE)),
+        "themes": list(Theme),
         **values,
     }
 
@@ -106,7 +117,7 @@ async def sessions_and_csrf(request: web.Request, handler: Handler) -> web.Strea
     if request.method == "POST":
         if not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin form post refused")
-        if request.path != "/login":
+        if request.path not in _SESSIONLESS_POSTS:
             form = await request.post()
             sent = request.headers.get(CSRF_HEADER) or _text(form.get(CSRF_FIELD))
             if session is None:
@@ -188,6 +199,30 @@ async def logout(request: web.Request) -> web.Response:
     raise response
 
 
+async def set_theme(request: web.Request) -> web.Response:
+    """Remember the chosen theme (a year) and go back to the page it was chosen on."""
+    services = request.app[SERVICES]
+    form = await request.post()
+    try:
+        theme = Theme(_text(form.get("theme")) or "")
+    except ValueError:
+        raise web.HTTPBadRequest(text="theme must be system, light or dark") from None
+    response = web.HTTPSeeOther(_local(_text(form.get("next"))))
+    if theme is Theme.SYSTEM:
+        response.del_cookie(THEME_COOKIE, path="/")
+    else:
+        response.set_cookie(
+            THEME_COOKIE,
+            theme.value,
+            httponly=True,
+            samesite="Lax",
+            secure=services.settings.cookie_secure,
+            path="/",
+            max_age=THEME_MAX_AGE_S,
+        )
+    raise response
+
+
 def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
@@ -196,3 +231,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
+    app.router.add_post("/theme", set_theme)

@@ -1,4 +1,5 @@
-"""The alerts page: the routing tree's groups, filtered by matchers, one page of them.
+"""The alerts page: the routing tree's groups, filtered by matchers, one page of them,
+and the rule alerts still pending (their ``for`` not elapsed, so in no group yet).
 
 Filters are Alertmanager's matchers (``team="db", severity=~"crit.*"``), parsed by the
 alert-engine's own parser so a filter means here what it means in the API and amtool. A
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alert_engine.core.matchers import Matcher, MatcherError, matches_all, parse_matchers
-from console.core.shapes import Alert, AlertGroup
+from console.core.shapes import Alert, AlertGroup, PendingAlert
 from console.core.timefmt import age
 
 # Worst first; anything else sorts after these.
@@ -23,6 +24,7 @@ class StateFilter(enum.StrEnum):
     ALL = "all"
     ACTIVE = "active"
     SUPPRESSED = "suppressed"
+    PENDING = "pending"  # rule alerts whose ``for`` has not elapsed: not routed yet
 
 
 class FilterError(ValueError):
@@ -66,6 +68,16 @@ class GroupView:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingRow:
+    alert: PendingAlert
+    since: str  # how long the condition has held, or "" when the engine did not say
+
+    @property
+    def name(self) -> str:
+        return self.alert.labels.get("alertname", self.alert.rule)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertsPage:
     groups: tuple[GroupView, ...]
     matched_groups: int
@@ -73,6 +85,13 @@ class AlertsPage:
     total_alerts: int
     page: int
     pages: int
+    pending: tuple[PendingRow, ...] = ()  # at most a page of them, longest pending first
+    matched_pending: int = 0
+    total_pending: int = 0
+
+    @property
+    def hidden_pending(self) -> int:
+        return self.matched_pending - len(self.pending)
 
 
 def _worst(severities: set[str]) -> str:
@@ -83,11 +102,32 @@ def _worst(severities: set[str]) -> str:
 
 
 def _wanted(alert: Alert, matchers: Sequence[Matcher], state: StateFilter) -> bool:
+    if state is StateFilter.PENDING:
+        return False
     if state is StateFilter.ACTIVE and alert.status.state != "active":
         return False
     if state is StateFilter.SUPPRESSED and alert.status.state != "suppressed":
         return False
     return not matchers or matches_all(matchers, alert.labels)
+
+
+def _pending_rows(
+    pending: Sequence[PendingAlert],
+    matchers: Sequence[Matcher],
+    state: StateFilter,
+    now: float,
+    limit: int,
+) -> tuple[tuple[PendingRow, ...], int]:
+    """The pending alerts the filter keeps, longest pending first, at most ``limit``."""
+    if state not in (StateFilter.ALL, StateFilter.PENDING):
+        return (), 0
+    kept = [p for p in pending if not matchers or matches_all(matchers, p.labels)]
+    kept.sort(key=lambda p: (p.active_at is None, p.active_at or 0.0, p.fingerprint))
+    rows = tuple(
+        PendingRow(p, age(now - p.active_at) if p.active_at is not None else "")
+        for p in kept[:limit]
+    )
+    return rows, len(kept)
 
 
 def build_page(
@@ -99,8 +139,10 @@ def build_page(
     page: int = 1,
     groups_per_page: int = 50,
     alerts_per_group: int = 25,
+    pending: Sequence[PendingAlert] = (),
 ) -> AlertsPage:
-    """One page of groups, in the engine's order (the routing tree's), filtered."""
+    """One page of groups, in the engine's order (the routing tree's), filtered, with the
+    pending alerts the same filter keeps (as many as a group shows alerts)."""
     kept: list[tuple[AlertGroup, list[Alert]]] = []
     total = matched = 0
     for group in groups:
@@ -129,6 +171,7 @@ def build_page(
                 worst_severity=_worst({a.severity for a in alerts if a.severity}),
             )
         )
+    pending_rows, matched_pending = _pending_rows(pending, matchers, state, now, alerts_per_group)
     return AlertsPage(
         groups=tuple(views),
         matched_groups=len(kept),
@@ -136,6 +179,9 @@ def build_page(
         total_alerts=total,
         page=page,
         pages=pages,
+        pending=pending_rows,
+        matched_pending=matched_pending,
+        total_pending=len(pending),
     )
 
 

@@ -2,7 +2,8 @@
 
 Only the fields the pages show. The silence matcher is the engine's own request type
 (``ApiMatcher``), imported, not retyped; the alert and group shapes are Alertmanager's
-API v2 responses, which the engine builds as plain dicts. The integration tests decode
+API v2 responses, which the engine builds as plain dicts; pending rule alerts are the
+engine's ``/api/v1/alerts`` ``pending`` items. The integration tests decode
 the real service's answers with these types and check them against its OpenAPI document.
 """
 
@@ -14,7 +15,15 @@ import msgspec
 
 from alert_engine.api.shapes import ApiMatcher
 
-__all__ = ["Alert", "AlertGroup", "AlertStatus", "ApiMatcher", "Receiver", "Silence"]
+__all__ = [
+    "Alert",
+    "AlertGroup",
+    "AlertStatus",
+    "ApiMatcher",
+    "PendingAlert",
+    "Receiver",
+    "Silence",
+]
 
 
 class Receiver(msgspec.Struct, frozen=True):
@@ -50,6 +59,25 @@ class AlertGroup(msgspec.Struct, frozen=True):
     alerts: list[Alert]
 
 
+class PendingAlert(msgspec.Struct, frozen=True):
+    """A rule alert whose condition holds but whose ``for`` has not elapsed: not routed
+    yet, so in no group."""
+
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    active_at: float | None = None  # when the condition first held
+    value: float | None = None
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+
+class PendingAnswer(msgspec.Struct, frozen=True):
+    pending: list[PendingAlert]
+
+
 class SilenceStatus(msgspec.Struct, frozen=True):
     state: str
 
@@ -66,5 +94,6 @@ class Silence(msgspec.Struct, frozen=True, rename="camel"):
 
 
 groups_decoder = msgspec.json.Decoder(list[AlertGroup])
+pending_decoder = msgspec.json.Decoder(PendingAnswer)
 silences_decoder = msgspec.json.Decoder(list[Silence])
 silence_decoder = msgspec.json.Decoder(Silence)

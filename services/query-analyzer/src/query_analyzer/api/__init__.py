@@ -12,6 +12,8 @@ from query_analyzer.api.params import as_json
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/queries", queries.top_queries)
+    # Before the fingerprint's route: "windows" is no fingerprint, but order decides.
+    app.router.add_get("/api/v1/queries/windows", queries.query_windows)
     app.router.add_get("/api/v1/queries/{fingerprint}", queries.one_query)
     app.router.add_get("/api/v1/findings", findings.list_findings)
     app.router.add_get("/api/v1/recommendations", findings.list_recommendations)

@@ -71,6 +71,45 @@ _QUERY = {
 }
 
 
+_WINDOW = {
+    "type": "object",
+    "required": [
+        "fingerprint",
+        "database",
+        "fingerprint_version",
+        "start",
+        "step_s",
+        "calls",
+        "total_ms",
+        "mean_ms",
+        "max_ms",
+        "p95_ms",
+    ],
+    "properties": {
+        "fingerprint": {"type": "string"},
+        "database": {"type": "string"},
+        "fingerprint_version": {"type": "string"},
+        "start": {"type": "number", "description": "epoch seconds, a multiple of step_s"},
+        "step_s": {"type": "number"},
+        "calls": {"type": "integer"},
+        "total_ms": {"type": "number"},
+        "mean_ms": {"type": "number"},
+        "min_ms": {"type": "number"},
+        "max_ms": {"type": "number"},
+        "rows": {"type": "integer"},
+        "p50_ms": {"type": "number", "nullable": True},
+        "p95_ms": {"type": "number", "nullable": True},
+        "p99_ms": {"type": "number", "nullable": True},
+    },
+}
+_SINCE = {
+    "name": "since",
+    "in": "query",
+    "description": "epoch seconds; statistics from windows since then",
+    "schema": {"type": "number", "minimum": 0, "maximum": 253402300799},
+}
+
+
 def _list(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": "OK",
@@ -87,17 +126,54 @@ DOCUMENT: dict[str, Any] = service_document(
         "/api/v1/queries": {
             "get": {
                 "summary": "Top query fingerprints by total time",
-                "parameters": [
-                    _LIMIT,
-                    _DATABASE,
-                    {
-                        "name": "since",
-                        "in": "query",
-                        "description": "epoch seconds; statistics from windows since then",
-                        "schema": {"type": "number", "minimum": 0, "maximum": 253402300799},
-                    },
-                ],
+                "parameters": [_LIMIT, _DATABASE, _SINCE],
                 "responses": {"200": _list(_QUERY), "400": _ERROR},
+            }
+        },
+        "/api/v1/queries/windows": {
+            "get": {
+                "summary": "Fingerprints' statistics over time (what a trend is drawn from)",
+                "description": "Per fingerprint, database and version: its windows summed"
+                " into buckets of `step` seconds (aligned to multiples of `step` since the"
+                " epoch; a window counts in the bucket its start falls in), the last"
+                " `buckets` buckets up to its newest window, oldest first. p50/p95/p99 come"
+                " from the bucket's merged sketches. A bucket without calls is absent.",
+                "parameters": [
+                    {
+                        "name": "fingerprint",
+                        "in": "query",
+                        "required": True,
+                        "description": "repeat it for several (at most 100)",
+                        "style": "form",
+                        "explode": True,
+                        "schema": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 100,
+                            "items": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                        },
+                    },
+                    {
+                        "name": "step",
+                        "in": "query",
+                        "description": "bucket length in seconds",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 10,
+                            "maximum": 604800,
+                            "default": 3600,
+                        },
+                    },
+                    {
+                        "name": "buckets",
+                        "in": "query",
+                        "description": "how many buckets back from each series' newest",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 24},
+                    },
+                    _DATABASE,
+                    _SINCE,
+                ],
+                "responses": {"200": _list(_WINDOW), "400": _ERROR},
             }
         },
         "/api/v1/queries/{fingerprint}": {

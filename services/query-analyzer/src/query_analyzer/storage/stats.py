@@ -56,6 +56,29 @@ ON CONFLICT (fingerprint, database, fingerprint_version, window_start) DO UPDATE
     sketch = EXCLUDED.sketch
 """
 
+# Buckets are cut from each series' newest one back, so a fingerprint seen last week
+# still shows its last buckets; the primary key (fingerprint first) finds the windows.
+_WINDOWS = """
+WITH newest AS (
+    SELECT fingerprint, database, fingerprint_version,
+           floor(extract(epoch FROM max(window_start))::float8 / %(step)s) * %(step)s AS last
+    FROM query_analyzer.query_windows
+    WHERE fingerprint = ANY(%(fingerprints)s::text[])
+      AND (%(database)s::text IS NULL OR database = %(database)s)
+      AND window_start >= to_timestamp(%(since)s)
+    GROUP BY fingerprint, database, fingerprint_version)
+SELECT w.fingerprint, w.database, w.fingerprint_version,
+       floor(extract(epoch FROM w.window_start)::float8 / %(step)s) * %(step)s AS start,
+       sum(w.calls)::bigint AS calls, sum(w.total_ms) AS total_ms, min(w.min_ms) AS min_ms,
+       max(w.max_ms) AS max_ms, sum(w.rows)::bigint AS rows, jsonb_agg(w.sketch) AS sketches
+FROM query_analyzer.query_windows w
+JOIN newest n USING (fingerprint, database, fingerprint_version)
+WHERE w.window_start >= to_timestamp(
+    greatest(%(since)s, n.last - (%(buckets)s - 1) * %(step)s))
+GROUP BY w.fingerprint, w.database, w.fingerprint_version, start
+ORDER BY w.fingerprint, w.database, w.fingerprint_version, start
+"""
+
 WindowKey = tuple[str, str, str, float]
 _SKETCH = Sketch.to_json_bytes  # Jsonb's dumps: msgspec, not json.dumps of to_json()
 
@@ -196,6 +219,38 @@ class QueryStats:
                 (since or 0.0, fingerprint),
             )
             return [_with_percentiles(row) for row in await cur.fetchall()]
+
+    async def windows(
+        self,
+        fingerprints: Sequence[str],
+        *,
+        step_s: float,
+        buckets: int,
+        database: str | None = None,
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Each named fingerprint's statistics over time, per database and version: its
+        windows summed into buckets of ``step_s`` (aligned to multiples of it since the
+        epoch; a window counts where it starts), the last ``buckets`` buckets up to its
+        newest window, oldest first, with percentiles from the buckets' merged sketches.
+        A bucket without calls is absent."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                _WINDOWS,
+                {
+                    "fingerprints": list(fingerprints),
+                    "database": database,
+                    "since": since or 0.0,
+                    "step": float(step_s),
+                    "buckets": buckets,
+                },
+            )
+            rows = []
+            for row in await cur.fetchall():
+                row["step_s"] = float(step_s)
+                row["mean_ms"] = row["total_ms"] / row["calls"]
+                rows.append(_with_percentiles(row))
+            return rows
 
     async def window_sketches(self, start: float, end: float) -> dict[tuple[str, str, str], Sketch]:
         """Per fingerprint key: the merged sketch of windows in [start, end)."""
