@@ -195,9 +195,33 @@ def test_prometheus_scrapes_the_mesh_and_the_exporters(demo: Demo) -> None:
     demo.wait_for("Prometheus's Watchdog notified", lambda: demo.seen("Watchdog", "firing"), 60)
 
 
+def test_a_second_terminal_sources_the_run_and_its_health_check_passes(demo: Demo) -> None:
+    """The env file `opsmesh up` prints: sourced by a shell, `opsmesh health-check` finds
+    the run's services, broker, database and Redis by it alone, with the run's token."""
+    env_file = demo.workdir / "current" / "env"
+    demo.wait_for("the env file", env_file.exists, 60)
+    token = (demo.workdir / "api-token").read_text().strip()
+    assert f"export OPSMESH_API_TOKEN={token}" in env_file.read_text()
+    opsmesh = Path(sys.executable).parent / "opsmesh"
+    answer = subprocess.run(
+        ["bash", "-c", f"source {env_file} && {opsmesh} health-check --json"],
+        env={"PATH": "/usr/bin:/bin"},  # nothing of the tests' own environment
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(answer.stdout)
+    failed = [c for c in report["checks"] if c["status"] != "ok"]
+    assert answer.returncode == 0, failed
+    checked = {c["target"] for c in report["checks"] if c["check"] == "service"}
+    assert checked == {*BY_NAME, CONSOLE.name}
+
+
 def test_ctrl_c_stops_everything(demo: Demo) -> None:
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=60) == 0, demo.output()
     assert "stopped; logs in" in demo.output()
     assert not ports_in_use(), "a process of the demo outlived it"
     assert not port_open(PROMETHEUS_PORT), "Prometheus outlived the demo"
+    assert not (demo.workdir / "current" / "env").exists(), "a stopped run's env file is left"

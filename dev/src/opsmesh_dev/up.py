@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from opsmesh_dev.tools.demo_db import DEMO_PG_DATABASE, create_demo_database
 from opsmesh_dev.tools.exporters import PROMETHEUS_PORT, missing_binaries
 from opsmesh_dev.tools.mesh import CONSOLE, SERVICES, Mesh
 from opsmesh_dev.tools.monitoring import Monitoring
+from opsmesh_dev.tools.run_env import remove_env, stable_token, write_env
 from opsmesh_dev.tools.shop import SHOP_PORT, start_load, start_shop
 
 SINK_PORT = 8099
@@ -59,8 +59,9 @@ def run_up(workdir: Path, *, demo: bool) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     stack = LocalStack(run_dir / "infra", keep_workdir=True)
-    # A fresh write token per run for the alert-engine APIs (amtool, curl); printed below.
-    token = secrets.token_urlsafe(24)
+    # The write token of the APIs (amtool, curl, the console's login), the same for every
+    # run in this work directory; printed below and in the env file.
+    token = stable_token(workdir)
     mesh: Mesh | None = None
     children = []
     try:
@@ -83,15 +84,14 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         monitoring = _start_monitoring(run_dir, endpoints, mesh, token)
         # Stopped before the services they watch, Prometheus first.
         children += [c.process for c in monitoring.running.values()] if monitoring else []
-        shop = None
-        if demo:
-            click.echo("starting the demo shop (migrating its tables) and its load ...")
-            shop = start_shop(shop_dsn, endpoints.kafka_bootstrap, run_dir)
-            children.append(shop)
-            children.append(start_load(run_dir))
+        demo_processes = _start_demo(shop_dsn, endpoints.kafka_bootstrap, run_dir) if demo else []
+        children += demo_processes
+        shop = demo_processes[0] if demo_processes else None
         _print_banner(
             mesh, monitoring, endpoints.as_env(), notifications, run_dir, demo=demo, token=token
         )
+        env_file = write_env(workdir, _second_terminal_env(mesh, endpoints, token))
+        click.echo(f"In another terminal: source {env_file}")
         seen = 0
         while not stopping:
             seen = _echo_new_notifications(notifications, seen)
@@ -101,6 +101,7 @@ def run_up(workdir: Path, *, demo: bool) -> int:
         return 0
     finally:
         click.echo("stopping ...")
+        remove_env(workdir)
         for child in reversed(children):
             terminate(child, grace_s=10)
         if mesh is not None:
@@ -129,6 +130,25 @@ def _start_sink(run_dir: Path, notifications: Path) -> subprocess.Popen[bytes]:
         terminate(sink, grace_s=5)
         raise
     return sink
+
+
+def _start_demo(shop_dsn: str, bootstrap: str, run_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """The demo shop, then its load generator."""
+    click.echo("starting the demo shop (migrating its tables) and its load ...")
+    shop = start_shop(shop_dsn, bootstrap, run_dir)
+    return [shop, start_load(run_dir)]
+
+
+def _second_terminal_env(mesh: Mesh, endpoints: Endpoints, token: str) -> dict[str, str]:
+    """The run's addresses and write token, as the CLI (``opsmesh health-check``, ``dlq``,
+    ``backup``, ``migrate``) and curl read them."""
+    urls = {name: service.url for name, service in mesh.running.items()}
+    return {
+        **endpoints.as_env(),
+        "OPSMESH_API_TOKEN": token,
+        **{f"OPSMESH_{name.upper().replace('-', '_')}_URL": url for name, url in urls.items()},
+        "OPSMESH_HEALTH_CHECK_SERVICES": " ".join(f"{name}={url}" for name, url in urls.items()),
+    }
 
 
 def _mesh_env(token: str, shop_dsn: str) -> dict[str, dict[str, str]]:
