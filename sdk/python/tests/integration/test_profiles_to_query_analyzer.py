@@ -39,6 +39,7 @@ from opsmesh_dev.infra import Endpoints
 from query_analyzer.api import add_routes
 from query_analyzer.bootstrap import SERVICES, Services
 from query_analyzer.pipeline.profile_stage import ProfileStage
+from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.storage.findings import FindingStore
 from query_analyzer.storage.profiles import ProfileStore
 from query_analyzer.storage.stats import QueryStats
@@ -125,6 +126,8 @@ async def test_a_slow_requests_profile_names_its_hot_function_in_query_analyzer(
         profiles=ProfileStore(pool),
         consumer=f"test.sdk.profiles.{unique}",
         registry=registry,
+        signals=MemorySignalSink(),
+        clock=SystemClock(),
     )
     consumer = BatchConsumer(
         connection=connection,
