@@ -147,11 +147,19 @@ class Sampler:
                 return 0
             frames = self._frames()
             taken = 0
-            for session in self._open.values():
-                frame = frames.get(session.thread_id)
-                if frame is not None:
-                    session.add(frame)
-                    taken += 1
+            frame: FrameType | None = None
+            try:
+                for session in self._open.values():
+                    frame = frames.get(session.thread_id)
+                    if frame is not None:
+                        session.add(frame)
+                        taken += 1
+            finally:
+                # The mapping holds this thread's own frame, which (once this function
+                # returns) would hold the mapping: a cycle that kept every sampled
+                # request's frames, and their locals, alive until the collector ran
+                # (profile_memory saw a request's freed buffer as still held).
+                del frames, frame
             return taken
 
     def start(self) -> None:

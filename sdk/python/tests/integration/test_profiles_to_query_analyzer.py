@@ -179,7 +179,7 @@ async def test_a_slow_requests_profile_names_its_hot_function_in_query_analyzer(
     assert route["memory_profiles"] == 1
     assert PAGE_BYTES <= route["memory_peak_max_bytes"] < 2 * PAGE_BYTES
     assert route["memory_peak_mean_bytes"] == route["memory_peak_max_bytes"]
-    assert isinstance(route["memory_net_mean_bytes"], float)
+    assert route["memory_net_mean_bytes"] < PAGE_BYTES / 10  # the buffer was freed
     hottest = route["functions"][0]
     assert hottest["function"] == "compute_totals"
     assert hottest["self_share"] > 0.5

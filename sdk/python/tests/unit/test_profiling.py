@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import weakref
 from types import FrameType
 
 from opsmesh_client import trace
@@ -338,3 +339,30 @@ def test_real_tracemalloc_sees_a_requests_allocation() -> None:
     # The block, less what the interpreter freed of its own between the two readings.
     assert 3_900_000 <= use.peak_bytes < 5_000_000
     assert use.net_bytes < 4_000_000  # freed before the end
+
+
+class Page(bytearray):
+    """A request's buffer that a weak reference can watch."""
+
+
+def request_with_a_buffer(sampler: Sampler) -> weakref.ref[Page]:
+    page = Page(1000)
+    sampler.tick()  # the real sys._current_frames: this thread's frames, this one among them
+    return weakref.ref(page)
+
+
+def test_a_sample_keeps_no_frame_alive_once_its_request_returns() -> None:
+    """The frames mapping holds the sampling thread's own frame: kept past the tick, it
+    formed a cycle that held the sampled request's locals until the collector ran."""
+    sampler = Sampler(0.01)
+    session = sampler.begin(threading.get_ident(), sampled=True)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        page = request_with_a_buffer(sampler)
+        assert page() is None
+    finally:
+        if collecting:
+            gc.enable()
+        sampler.end(session)
+    assert session.samples == 1
