@@ -66,6 +66,7 @@ def emitted() -> list[Record]:
             environment="demo",
             instance="web-1",
             profile_slow_ms=100,
+            profile_memory=True,  # not started (start=False): tracemalloc reads 0 bytes
         ),
         transport=made,
         clock=lambda: NOW,

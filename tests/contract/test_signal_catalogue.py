@@ -28,6 +28,7 @@ from metrics_ingest.rollup.windows import Rollups, WindowConfig
 from opsmesh import catalogue
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
+from opsmesh.events.profiles import ProfileRecorded
 from opsmesh.events.signals import SignalObserved, SignalSource
 from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import Outgoing
@@ -44,6 +45,7 @@ from query_analyzer.core.findings import (
 from query_analyzer.core.nplusone import QuerySpan, detect
 from query_analyzer.core.regression import RegressionVerdict, assess
 from query_analyzer.core.sketch import Sketch
+from query_analyzer.core.slow_routes import RouteWindows, slow_route_signal
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every rule file and rule test file shipped with the project.
@@ -231,7 +233,8 @@ def metrics_ingest_signals() -> list[SignalObserved]:
 
 
 def query_analyzer_signals() -> list[SignalObserved]:
-    """Findings from the pure cores: an N+1 in a trace, a p95 regression, index advice."""
+    """Findings from the pure cores: an N+1 in a trace, a p95 regression, index advice;
+    a closed window of a route's profiles."""
     spans = [
         QuerySpan("t1", f"s{i}", "p1", "posts" if i == 0 else "authors", "SELECT 1", 20, i)
         for i in range(7)
@@ -266,7 +269,28 @@ def query_analyzer_signals() -> list[SignalObserved]:
         ddl="CREATE INDEX ...",
         observed_at=T0,
     )
-    return [n_plus_one, regression, advice]
+    windows = RouteWindows()
+    for ms in (120.0, 900.0, 1500.0):
+        windows.add(_profile("/checkout", ms), now=T0)
+    (window,) = windows.closed(now=T0 + 3600)
+    slow_route = slow_route_signal(window, observed_at=T0 + 3600)
+    return [n_plus_one, regression, advice, slow_route]
+
+
+def _profile(route: str, duration_ms: float) -> ProfileRecorded:
+    return ProfileRecorded(
+        service="shop",
+        instance="web-1",
+        route=route,
+        method="GET",
+        status=200,
+        reason="slow" if duration_ms >= 500 else "sampled",
+        duration_ms=duration_ms,
+        interval_ms=10.0,
+        samples=0,
+        functions=[],
+        started_at=T0,
+    )
 
 
 def health_aggregator_signals() -> list[SignalObserved]:

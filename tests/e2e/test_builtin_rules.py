@@ -1,7 +1,8 @@
 """Every built-in rule, proven end to end: the raw events an application sends (metric
-samples over Kafka and HTTP, slow-query events, health checks and heartbeats) or a fault
-in the mesh itself (a destination that fails until its notification is dead-lettered, a
-consumer that stalls) go into the five real services, and each of the nine rules that
+samples over Kafka and HTTP, slow-query events, health checks and heartbeats, request
+profiles through the producer SDK) or a fault in the mesh itself (a destination that fails
+until its notification is dead-lettered, a consumer that stalls) go into the five real
+services, and each of the ten rules that
 ``opsmesh setup-default-alerts`` installs fires, its notification reaches a webhook
 through the real notifier, and it resolves with a second, resolved notification.
 
@@ -48,6 +49,8 @@ from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
+from opsmesh_client.client import Client
+from opsmesh_client.settings import load
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.kafka import KafkaServer
 from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
@@ -246,6 +249,7 @@ def started_world(
                     "QUERY_ANALYZER_TRACE_SETTLE_S": "0.5",
                     "QUERY_ANALYZER_TARGET_DSN": app_dsn,
                     "QUERY_ANALYZER_TARGET_DATABASE": app_db,
+                    "QUERY_ANALYZER_SLOW_ROUTE_GRACE_S": "1",
                 },
                 "alert-engine": {
                     "ALERT_ENGINE_RULES_FILES": str(rule_files.as_run),
@@ -572,6 +576,59 @@ async def test_missing_index_advised(world: World) -> None:
     assert alert["annotations"]["runbook_url"] == runbook(world, "missing-index-advised.md")
 
 
+# -- opsmesh-profiles -----------------------------------------------------------------------
+
+
+def _profile_slow_requests(
+    bootstrap: str, service: str, route: str, durations_s: list[float]
+) -> None:
+    """What an application's SDK sends for requests of these durations: each request is
+    opened to the SDK's sampler, sampled once (the sampler's own ``tick``, on this thread),
+    and closed with its duration; the SDK publishes the slow ones to real Kafka."""
+    client = Client(
+        load({}, service=service, kafka=bootstrap, instance="web-1", profile_slow_ms=500),
+    )
+    try:
+        for duration_s in durations_s:
+            session = client.begin_profile()
+            assert session is not None
+            assert client.profiler is not None
+            client.profiler.tick()
+            client.end_profile(
+                session,
+                route=route,
+                method="GET",
+                status=200,
+                duration_s=duration_s,
+                started_at=time.time() - duration_s,
+            )
+        assert client.flush(10.0)
+        assert client.stats()["dropped"] == {}
+    finally:
+        client.close()
+
+
+async def test_slow_route(world: World, unique: str) -> None:
+    """An application's SDK profiles a route's requests of 1.2 to 2 s: query-analyzer
+    closes the route's window into a p95 above 1 s, the alert fires; nothing slow follows
+    and it resolves."""
+    service, route = f"shop-{unique}", "/checkout/{cart}"
+    durations_s = [1.2, 1.4, 1.6, 1.8, 2.0]
+    await asyncio.to_thread(_profile_slow_requests, world.bootstrap, service, route, durations_s)
+    mine = {"alertname": "SlowRoute", "service": service}
+    await drive(notified(world.sink, "firing", **mine), what="SlowRoute firing")
+    await drive(notified(world.sink, "resolved", **mine), what="SlowRoute resolved")
+
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {**mine, "route": route, "severity": "ticket"}
+    # The window's nearest-rank p95 of five durations is the slowest, 2000 ms (to the
+    # SDK's float arithmetic, which the summary rounds away).
+    assert alert["annotations"]["summary"] == (
+        f"{service} {route}: p95 of its profiled requests is 2000 ms"
+    )
+    assert alert["annotations"]["runbook_url"] == runbook(world, "slow-route.md")
+
+
 # -- opsmesh-health -------------------------------------------------------------------------
 
 
@@ -751,6 +808,7 @@ PROVEN = {
     "SlowQueryRegression": test_slow_query_regression,
     "NPlusOneDetected": test_n_plus_one_detected,
     "MissingIndexAdvised": test_missing_index_advised,
+    "SlowRoute": test_slow_route,
     "ServiceUnhealthy": test_service_unhealthy,
     "HeartbeatMissing": test_heartbeat_missing,
     "NotificationDeadLettersGrowing": test_notification_dead_letters_growing,

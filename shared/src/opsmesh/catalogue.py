@@ -300,6 +300,26 @@ QUERY_INDEX_ADVISED = SignalSpec(
         "cost_after": StatSpec("planner cost with the hypothetical index"),
     },
 )
+ROUTE_PROFILED_DURATION = SignalSpec(
+    name="route_profiled_duration",
+    source=SignalSource.QUERIES,
+    kind=SignalKind.ROLLUP,
+    emitted_by=Service.QUERY_ANALYZER,
+    summary="a closed window (QUERY_ANALYZER_WINDOW_S) of a route's request profiles, as"
+    " the SDK publishes them: every request at least its slow threshold plus a sample of"
+    " the others, so it reads how slow the route's slow requests are",
+    value="p95 (nearest rank) of the profiled requests' durations in the window, ms",
+    labels={
+        "service": "the application",
+        "route": "the request's route",
+    },
+    stats={
+        "count": StatSpec("profiled requests in the window"),
+        "slow": StatSpec("of them, profiled for being at least the slow threshold"),
+        "mean_ms": StatSpec("their mean duration, ms"),
+        "max_ms": StatSpec("the slowest one's duration, ms"),
+    },
+)
 HEALTH_CHECK_STATUS = SignalSpec(
     name="health_check_status",
     source=SignalSource.HEALTH,
@@ -370,6 +390,7 @@ SERVICE_SIGNALS: tuple[SignalSpec, ...] = (
     QUERY_P95_REGRESSION,
     QUERY_N_PLUS_ONE,
     QUERY_INDEX_ADVISED,
+    ROUTE_PROFILED_DURATION,
     HEALTH_CHECK_STATUS,
     METRICS_SERIES_LIMITED,
     MESH_DEAD_LETTERS,

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsmesh_dev.infra.process import free_port, spawn, terminate, wait_until
+from opsmesh_dev.infra.process import free_port, listens_on, spawn, terminate, wait_until
 from opsmesh_dev.infra.stack import Endpoints
 
 
@@ -38,6 +38,8 @@ SERVICES: tuple[ServiceInfo, ...] = (
 )
 # The on-call web console: not one of the five (it reads them through their REST APIs,
 # so it starts after them); ``start(["console"])`` runs it pointed at this mesh's ports.
+# A child started on a free port that another process took first is started again.
+PORT_ATTEMPTS = 3
 # The repository's runbooks/, which the console serves (this package runs from the checkout).
 RUNBOOKS_DIR = Path(__file__).resolve().parents[4] / "runbooks"
 CONSOLE = ServiceInfo("console", "console", "CONSOLE_HTTP_PORT", 8086)
@@ -77,7 +79,7 @@ class Mesh:
         for name in wanted:
             self._spawn(name)
         for name in wanted:
-            self.wait_ready(name, ready_timeout_s)
+            self._ready_or_respawned(name, name, ready_timeout_s)
 
     def start_replica(self, name: str, replica: str, *, ready_timeout_s: float = 90.0) -> str:
         """Another process of the same service (same settings, own port and instance id),
@@ -85,8 +87,23 @@ class Mesh:
         key = f"{name}#{replica}"
         self._ports[key] = free_port()
         self._spawn(name, key)
-        self.wait_ready(key, ready_timeout_s)
+        self._ready_or_respawned(name, key, ready_timeout_s)
         return key
+
+    def _ready_or_respawned(self, name: str, key: str, ready_timeout_s: float) -> None:
+        """Wait until ``key`` is ready; a child that lost its free port to another process
+        before binding it (it exits: address already in use) is started again on a new
+        one, up to ``PORT_ATTEMPTS`` times. Fixed ports are not changed."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self.wait_ready(key, ready_timeout_s)
+                return
+            except RuntimeError as exc:
+                lost_port = "address already in use" in str(exc)
+                if self.fixed_ports or not lost_port or attempt == PORT_ATTEMPTS:
+                    raise
+                self._ports[key] = free_port()
+                self._spawn(name, key)
 
     def _spawn(self, name: str, key: str | None = None) -> RunningService:
         key = key or name
@@ -132,11 +149,18 @@ class Mesh:
         def ready() -> bool:
             try:
                 with urllib.request.urlopen(f"{service.url}/health/ready", timeout=2) as response:  # noqa: S310 - http to our own child
-                    return bool(response.status == 200)
+                    if response.status != 200:
+                        return False
             except urllib.error.HTTPError as exc:
                 last[0] = exc.read().decode(errors="replace")
+                return False
             except OSError as exc:
                 last[0] = str(exc)
+                return False
+            # The answer must come from our child, not from whoever holds the port now.
+            if listens_on(service.process.pid, service.port):
+                return True
+            last[0] = f"port {service.port} is answered by another process"
             return False
 
         try:

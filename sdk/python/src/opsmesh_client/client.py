@@ -20,7 +20,7 @@ from opsmesh_client import trace
 from opsmesh_client.health import HealthChecks, Result
 from opsmesh_client.metrics import Registry
 from opsmesh_client.outbox import DropReason, Outbox
-from opsmesh_client.profiling import Sampler, Session
+from opsmesh_client.profiling import MemoryTracer, Sampler, Session
 from opsmesh_client.requests import RequestMetrics
 from opsmesh_client.settings import Settings
 from opsmesh_client.transport import Disabled, HttpTransport, KafkaTransport, Transport
@@ -86,11 +86,16 @@ class Client:
         self.profiler = (
             Sampler(settings.profile_interval_ms / 1000.0) if settings.profiling else None
         )
+        self.memory = (
+            MemoryTracer() if self.profiler is not None and settings.profile_memory else None
+        )
         if start:
             self._thread.start()
             self._checker.start()
             if self.profiler is not None:
                 self.profiler.start()
+            if self.memory is not None:
+                self.memory.start()
 
     # -- what the application and the integrations call (never blocks) -------------------
 
@@ -133,7 +138,10 @@ class Client:
             return None
         rate = self.settings.profile_sample_rate
         sampled = rate > 0 and self._draw() < rate
-        return self.profiler.begin(threading.get_ident(), sampled=sampled)
+        session = self.profiler.begin(threading.get_ident(), sampled=sampled)
+        if self.memory is not None:
+            session.memory_start = self.memory.begin()
+        return session
 
     def end_profile(
         self,
@@ -149,6 +157,9 @@ class Client:
         drawn into the sample, and at least one sample was taken."""
         assert self.profiler is not None  # a session comes only from begin_profile
         self.profiler.end(session)
+        memory = None
+        if self.memory is not None and session.memory_start is not None:
+            memory = self.memory.end(session.memory_start)  # sent or not: it was open
         duration_ms = duration_s * 1000.0
         slow_ms = self.settings.profile_slow_ms
         if slow_ms > 0 and duration_ms >= slow_ms:
@@ -185,6 +196,8 @@ class Client:
                 trace_id=context.trace_id if context else None,
                 span_id=context.span_id if context else None,
                 traceparent=context.traceparent if context else None,
+                memory_peak_bytes=memory.peak_bytes if memory else None,
+                memory_net_bytes=memory.net_bytes if memory else None,
             )
         )
 
@@ -271,6 +284,8 @@ class Client:
         self._wake.set()
         if self.profiler is not None:
             self.profiler.stop()
+        if self.memory is not None:
+            self.memory.stop()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
         else:

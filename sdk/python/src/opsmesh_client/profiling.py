@@ -15,6 +15,13 @@ the request thread pays a dictionary insert at its start and one removal at its 
 sampling work is done on the sampler's thread, once per interval, only while requests are
 open. And it needs no dependency.
 
+Memory (``profile_memory``, opt-in): ``MemoryTracer`` runs ``tracemalloc`` and gives each
+profiled request the peak of traced memory above its starting level and its net change.
+tracemalloc traces the whole process and slows every allocation while it runs (hence
+off by default), and its peak is process-wide: the peak is reset when a request opens with
+no other open, so a request alone gets its own figures, while requests that overlap share
+the peak, and each one's figures also hold what the others allocated meanwhile.
+
 A limit: samples are taken per thread. Under asyncio every request of a loop shares its
 thread, so a request's profile also holds what other requests ran on the loop while it
 was open; for a threaded server (Django under WSGI) a profile is the request's own.
@@ -25,6 +32,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import tracemalloc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat, takewhile
@@ -73,6 +81,7 @@ class Session:
     thread_id: int
     sampled: bool
     samples: int = 0
+    memory_start: int | None = None  # traced bytes when it opened (MemoryTracer.begin)
     own: dict[CodeType, int] = field(default_factory=dict)
     total: dict[CodeType, int] = field(default_factory=dict)
 
@@ -138,11 +147,19 @@ class Sampler:
                 return 0
             frames = self._frames()
             taken = 0
-            for session in self._open.values():
-                frame = frames.get(session.thread_id)
-                if frame is not None:
-                    session.add(frame)
-                    taken += 1
+            frame: FrameType | None = None
+            try:
+                for session in self._open.values():
+                    frame = frames.get(session.thread_id)
+                    if frame is not None:
+                        session.add(frame)
+                        taken += 1
+            finally:
+                # The mapping holds this thread's own frame, which (once this function
+                # returns) would hold the mapping: a cycle that kept every sampled
+                # request's frames, and their locals, alive until the collector ran
+                # (profile_memory saw a request's freed buffer as still held).
+                del frames, frame
             return taken
 
     def start(self) -> None:
@@ -162,3 +179,62 @@ class Sampler:
             if self._stop.wait(self.interval_s):
                 return
             self.tick()
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryUse:
+    peak_bytes: int  # the peak of traced memory while it was open, above its start
+    net_bytes: int  # traced memory at its end minus at its start
+
+
+class TracedMemory:
+    """What ``MemoryTracer`` reads of ``tracemalloc`` (a fake in tests)."""
+
+    def is_tracing(self) -> bool:
+        return tracemalloc.is_tracing()
+
+    def start(self) -> None:
+        tracemalloc.start()
+
+    def stop(self) -> None:
+        tracemalloc.stop()
+
+    def reset_peak(self) -> None:
+        tracemalloc.reset_peak()
+
+    def traced(self) -> tuple[int, int]:
+        """Current and peak traced bytes."""
+        return tracemalloc.get_traced_memory()
+
+
+class MemoryTracer:
+    def __init__(self, traced: TracedMemory | None = None) -> None:
+        self._traced = traced or TracedMemory()
+        self._lock = threading.Lock()
+        self._open = 0
+        self._started = False  # stop only what this tracer started
+
+    def start(self) -> None:
+        if not self._traced.is_tracing():
+            self._traced.start()
+            self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self._traced.stop()
+            self._started = False
+
+    def begin(self) -> int:
+        """A request opens: its starting level (the peak reset if it is the only one)."""
+        with self._lock:
+            self._open += 1
+            if self._open == 1:
+                self._traced.reset_peak()
+            current, _ = self._traced.traced()
+            return current
+
+    def end(self, start: int) -> MemoryUse:
+        with self._lock:
+            self._open = max(0, self._open - 1)
+            current, peak = self._traced.traced()
+        return MemoryUse(peak_bytes=max(0, peak - start), net_bytes=current - start)

@@ -35,6 +35,7 @@ ENVIRONMENT = {
     "profile_slow_ms": "OPSMESH_PROFILE_SLOW_MS",
     "profile_sample_rate": "OPSMESH_PROFILE_SAMPLE_RATE",
     "profile_interval_ms": "OPSMESH_PROFILE_INTERVAL_MS",
+    "profile_memory": "OPSMESH_PROFILE_MEMORY",
 }
 
 
@@ -62,6 +63,9 @@ class Settings:
     profile_slow_ms: float = 0.0
     profile_sample_rate: float = 0.0
     profile_interval_ms: float = 10.0  # the sampler's period while requests are open
+    # tracemalloc for profiled requests' memory (peak and net); it slows every allocation
+    # of the process while on, so it is off unless asked for (and needs profiling on).
+    profile_memory: bool = False
     topics: Mapping[Kind, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     kafka_config: Mapping[str, Any] = field(default_factory=dict)  # extra librdkafka keys
 

@@ -22,6 +22,7 @@ CONTENT_TYPE = "application/json"
 SQL_MAX_CHARS = 100_000
 LABEL_VALUE_MAX_CHARS = 1024
 PROFILE_MAX_FUNCTIONS = 100
+_MAX_BYTES = 2**53  # the bound ProfileRecorded puts on its memory figures
 
 
 class Kind(StrEnum):
@@ -197,6 +198,8 @@ def profile(
     trace_id: str | None,
     span_id: str | None,
     traceparent: str | None,
+    memory_peak_bytes: int | None = None,
+    memory_net_bytes: int | None = None,
 ) -> Record:
     """A ``ProfileRecorded``: one request's stack samples aggregated per function (the
     top ``PROFILE_MAX_FUNCTIONS``), keyed by service and route so one partition owns a
@@ -225,5 +228,13 @@ def profile(
         "trace_id": trace_id,
         "span_id": span_id,
         "started_at": started_at,
+        # null unless profile_memory measured them; consumers of the event before these
+        # fields ignore them (unknown fields are skipped).
+        "memory_peak_bytes": None
+        if memory_peak_bytes is None
+        else min(max(0, memory_peak_bytes), _MAX_BYTES),
+        "memory_net_bytes": None
+        if memory_net_bytes is None
+        else min(max(-_MAX_BYTES, memory_net_bytes), _MAX_BYTES),
     }
     return Record(Kind.PROFILE, f"{service}/{body['route']}", body, started_at, traceparent)

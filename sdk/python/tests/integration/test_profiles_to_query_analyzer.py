@@ -2,7 +2,8 @@
 Starlette app instrumented with the SDK's ASGI middleware spends a checkout in one
 busy function; the SDK's sampler profiles it (it is past ``profile_slow_ms``) and
 publishes it through librdkafka to real Kafka; query-analyzer's profile stage consumes
-it into real PostgreSQL, and ``GET /api/v1/profiles`` names that function first.
+it into real PostgreSQL, and ``GET /api/v1/profiles`` names that function first. With
+``profile_memory`` on, the checkout's 2 MB page buffer is the route's memory peak there.
 
 Topics are the test's own (the SDK's ``topics`` setting), as in test_kafka_to_services.
 """
@@ -39,6 +40,7 @@ from opsmesh_dev.infra import Endpoints
 from query_analyzer.api import add_routes
 from query_analyzer.bootstrap import SERVICES, Services
 from query_analyzer.pipeline.profile_stage import ProfileStage
+from query_analyzer.pipeline.signals import MemorySignalSink
 from query_analyzer.storage.findings import FindingStore
 from query_analyzer.storage.profiles import ProfileStore
 from query_analyzer.storage.stats import QueryStats
@@ -46,6 +48,7 @@ from tests.fixtures.kafka import eventually, header, read_all
 
 pytestmark = pytest.mark.integration
 SLOW_MS = 50.0
+PAGE_BYTES = 2_000_000
 
 
 def compute_totals(busy_s: float) -> int:
@@ -58,7 +61,8 @@ def compute_totals(busy_s: float) -> int:
 
 def shop_app(client: Client) -> Starlette:
     async def checkout(request: Request) -> JSONResponse:
-        return JSONResponse({"n": compute_totals(3 * SLOW_MS / 1000)})
+        page = bytearray(PAGE_BYTES)  # held while it computes, freed when it answers
+        return JSONResponse({"n": compute_totals(3 * SLOW_MS / 1000) + len(page) - PAGE_BYTES})
 
     async def ping(request: Request) -> JSONResponse:
         return JSONResponse({})
@@ -92,6 +96,7 @@ async def test_a_slow_requests_profile_names_its_hot_function_in_query_analyzer(
             flush_interval_s=0.05,
             profile_slow_ms=SLOW_MS,
             profile_interval_ms=2,
+            profile_memory=True,
             topics={
                 Kind.PROFILE: profiles.name,
                 Kind.METRIC: metrics.name,
@@ -125,6 +130,8 @@ async def test_a_slow_requests_profile_names_its_hot_function_in_query_analyzer(
         profiles=ProfileStore(pool),
         consumer=f"test.sdk.profiles.{unique}",
         registry=registry,
+        signals=MemorySignalSink(),
+        clock=SystemClock(),
     )
     consumer = BatchConsumer(
         connection=connection,
@@ -169,6 +176,10 @@ async def test_a_slow_requests_profile_names_its_hot_function_in_query_analyzer(
     assert route["profiles"] == 1
     assert route["slow_profiles"] == 1
     assert route["max_ms"] >= 3 * SLOW_MS
+    assert route["memory_profiles"] == 1
+    assert PAGE_BYTES <= route["memory_peak_max_bytes"] < 2 * PAGE_BYTES
+    assert route["memory_peak_mean_bytes"] == route["memory_peak_max_bytes"]
+    assert route["memory_net_mean_bytes"] < PAGE_BYTES / 10  # the buffer was freed
     hottest = route["functions"][0]
     assert hottest["function"] == "compute_totals"
     assert hottest["self_share"] > 0.5

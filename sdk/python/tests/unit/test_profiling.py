@@ -6,11 +6,20 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import weakref
 from types import FrameType
 
 from opsmesh_client import trace
 from opsmesh_client.client import Client
-from opsmesh_client.profiling import MAX_DEPTH, FunctionStats, Sampler, stack_codes
+from opsmesh_client.profiling import (
+    MAX_DEPTH,
+    FunctionStats,
+    MemoryTracer,
+    MemoryUse,
+    Sampler,
+    TracedMemory,
+    stack_codes,
+)
 from opsmesh_client.settings import load
 from opsmesh_client.testing import MemoryTransports
 from opsmesh_client.wire import Kind
@@ -223,3 +232,137 @@ def test_the_sampler_thread_samples_a_busy_request_thread() -> None:
         sampler.stop()
     assert session.samples >= 3
     assert "test_the_sampler_thread_samples_a_busy_request_thread" in by_name(session.top(100))
+
+
+class FakeTracedMemory(TracedMemory):
+    """tracemalloc's readings, set by the test; the peak follows ``current`` as it moves."""
+
+    def __init__(self) -> None:
+        self.tracing = False
+        self.current = 0
+        self.peak = 0
+        self.resets = 0
+
+    def is_tracing(self) -> bool:
+        return self.tracing
+
+    def start(self) -> None:
+        self.tracing = True
+
+    def stop(self) -> None:
+        self.tracing = False
+
+    def reset_peak(self) -> None:
+        self.resets += 1
+        self.peak = self.current
+
+    def traced(self) -> tuple[int, int]:
+        return self.current, self.peak
+
+    def move(self, to: int) -> None:
+        self.current = to
+        self.peak = max(self.peak, to)
+
+
+def test_memory_is_measured_only_when_asked_for() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made, profile_slow_ms=500)
+    assert client.memory is None
+    run_request(client, 0.75)
+    client.flush()
+    (record,) = made.transport.of(Kind.PROFILE)
+    assert record.body["memory_peak_bytes"] is None
+    assert record.body["memory_net_bytes"] is None
+    assert profiling_client(made, profile_memory=True).memory is None  # profiling off
+
+
+def test_a_profiled_request_carries_its_peak_above_its_start_and_its_net() -> None:
+    made = MemoryTransports()
+    client = profiling_client(made, profile_slow_ms=500, profile_memory=True)
+    fake = FakeTracedMemory()
+    client.memory = MemoryTracer(fake)
+    fake.move(1_000)  # the process before the request
+    session = client.begin_profile()
+    assert session is not None
+    assert session.memory_start == 1_000
+    fake.move(9_000)  # the request builds a page
+    fake.move(1_500)  # and frees most of it
+    assert client.profiler is not None
+    client.profiler._frames = lambda: {threading.get_ident(): render_page()}
+    client.profiler.tick()
+    client.end_profile(
+        session, route="/orders", method="GET", status=200, duration_s=0.75, started_at=NOW
+    )
+    client.flush()
+    (record,) = made.transport.of(Kind.PROFILE)
+    assert record.body["memory_peak_bytes"] == 8_000
+    assert record.body["memory_net_bytes"] == 500
+
+
+def test_the_peak_is_reset_only_when_no_other_request_is_open() -> None:
+    fake = FakeTracedMemory()
+    tracer = MemoryTracer(fake)
+    tracer.start()
+    assert fake.tracing
+    first = tracer.begin()
+    second = tracer.begin()  # overlaps: the shared peak is not reset under the first
+    assert fake.resets == 1
+    fake.move(4_000)
+    assert tracer.end(second) == MemoryUse(peak_bytes=4_000, net_bytes=4_000)
+    fake.move(0)
+    assert tracer.end(first) == MemoryUse(peak_bytes=4_000, net_bytes=0)
+    tracer.begin()
+    assert fake.resets == 2
+    tracer.stop()
+    assert not fake.tracing
+
+
+def test_a_tracer_leaves_tracemalloc_to_whoever_started_it() -> None:
+    fake = FakeTracedMemory()
+    fake.tracing = True  # the application traces memory itself
+    tracer = MemoryTracer(fake)
+    tracer.start()
+    tracer.stop()
+    assert fake.tracing
+
+
+def test_real_tracemalloc_sees_a_requests_allocation() -> None:
+    tracer = MemoryTracer()
+    tracer.start()
+    try:
+        start = tracer.begin()
+        block = bytearray(4_000_000)
+        del block
+        use = tracer.end(start)
+    finally:
+        tracer.stop()
+    # The block, less what the interpreter freed of its own between the two readings.
+    assert 3_900_000 <= use.peak_bytes < 5_000_000
+    assert use.net_bytes < 4_000_000  # freed before the end
+
+
+class Page(bytearray):
+    """A request's buffer that a weak reference can watch."""
+
+
+def request_with_a_buffer(sampler: Sampler) -> weakref.ref[Page]:
+    page = Page(1000)
+    sampler.tick()  # the real sys._current_frames: this thread's frames, this one among them
+    return weakref.ref(page)
+
+
+def test_a_sample_keeps_no_frame_alive_once_its_request_returns() -> None:
+    """The frames mapping holds the sampling thread's own frame: kept past the tick, it
+    formed a cycle that held the sampled request's locals until the collector ran."""
+    sampler = Sampler(0.01)
+    session = sampler.begin(threading.get_ident(), sampled=True)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        page = request_with_a_buffer(sampler)
+        assert page() is None
+    finally:
+        if collecting:
+            gc.enable()
+        sampler.end(session)
+    assert session.samples == 1

@@ -2,7 +2,8 @@
 
 ``bootstrap`` runs once Kafka and PostgreSQL are open (``opsmesh.web.Bootstrap``): it
 makes the statistics and findings stores once (the handlers and the stages share them),
-the stats stage the slow-query consumer feeds, and the periodic analysis (regressions,
+the stats stage the slow-query consumer feeds, the profile stage (profiles per route and
+the slow-route signal), and the periodic analysis (regressions,
 EXPLAIN on the target database, index advice). ``workers`` are the consumer, the
 analysis and the retention purge.
 """
@@ -29,6 +30,7 @@ from opsmesh.web import Worker
 from query_analyzer.core.advice import AdviceRules
 from query_analyzer.core.nplusone import NPlusOneRules
 from query_analyzer.core.regression import RegressionRules
+from query_analyzer.core.slow_routes import RouteWindows, SlowRouteRules
 from query_analyzer.core.traces import TraceBuffer
 from query_analyzer.pipeline.analysis import AnalysisConfig, Analyzer
 from query_analyzer.pipeline.profile_stage import ProfileStage
@@ -88,6 +90,11 @@ async def bootstrap(runtime: Runtime, settings: QueryAnalyzerSettings) -> Servic
             profiles=profiles,
             consumer=GROUP_QUERY_ANALYZER_PROFILES,
             registry=runtime.registry,
+            signals=signals,
+            clock=runtime.clock,
+            windows=RouteWindows(
+                SlowRouteRules(window_s=settings.window_s, grace_s=settings.slow_route_grace_s)
+            ),
         ),
         stage=StatsStage(
             pool=runtime.pool,

@@ -28,6 +28,11 @@ class QueryAnalyzerSettings(CommonSettings):
     )
     # A trace is read for N+1 runs once none of its queries arrived for this long.
     trace_settle_s: float = Field(5.0, alias="QUERY_ANALYZER_TRACE_SETTLE_S", ge=0)
+    # How long after a slow-route window's end its late profiles still count (the window's
+    # signal waits that long).
+    slow_route_grace_s: float = Field(
+        10.0, alias="QUERY_ANALYZER_SLOW_ROUTE_GRACE_S", ge=0, le=3600
+    )
     trace_buffer_spans: int = Field(200_000, alias="QUERY_ANALYZER_TRACE_BUFFER_SPANS", gt=0)
     regression_factor: float = Field(2.0, alias="QUERY_ANALYZER_REGRESSION_FACTOR", gt=1)
     min_cost_savings: float = Field(0.5, alias="QUERY_ANALYZER_MIN_COST_SAVINGS", gt=0, lt=1)

@@ -3,6 +3,8 @@ names PostgreSQL can store."""
 
 from __future__ import annotations
 
+import msgspec
+
 from opsmesh.events.profiles import ProfiledFunction, ProfileRecorded
 from query_analyzer.core.profiles import fold
 
@@ -72,3 +74,25 @@ def test_names_postgresql_cannot_store_are_mended() -> None:
     )
     assert routes[0].route == "/ab"
     assert functions[0].function == "bad?name"
+
+
+def test_memory_is_summed_over_the_profiles_that_carry_it() -> None:
+    """The SDK's profile_memory is per application: profiles without figures (older SDKs,
+    the setting off) are not counted as zero bytes."""
+    measured = [
+        msgspec.structs.replace(
+            profile("/orders", 800, trace=f"t{i}", functions=[fn("view", 1, 1)]),
+            memory_peak_bytes=peak,
+            memory_net_bytes=net,
+        )
+        for i, (peak, net) in enumerate([(4_000_000, 1_000), (2_000_000, -500)])
+    ]
+    unmeasured = profile("/orders", 700, trace="t9", functions=[fn("view", 1, 1)])
+    (orders,), _ = fold([*measured, unmeasured])
+    assert orders.profiles == 3
+    assert orders.memory_profiles == 2
+    assert orders.memory_peak_total == 6_000_000
+    assert orders.memory_peak_max == 4_000_000
+    assert orders.memory_net_total == 500
+    (cart,), _ = fold([profile("/cart", 40, trace="t", functions=[fn("view", 1, 1)])])
+    assert (cart.memory_profiles, cart.memory_peak_max) == (0, 0.0)

@@ -30,6 +30,10 @@ _ROUTE_PROFILE = {
         "max_ms": {"type": "number"},
         "slowest_trace_id": {"type": "string", "nullable": True},
         "last_seen": {"type": "number"},
+        "memory_profiles": {"type": "integer"},
+        "memory_peak_mean_bytes": {"type": "number", "nullable": True},
+        "memory_peak_max_bytes": {"type": "number", "nullable": True},
+        "memory_net_mean_bytes": {"type": "number", "nullable": True},
         "functions": {
             "type": "array",
             "items": {

@@ -31,6 +31,10 @@ class RouteTotals:
     max_ms: float = 0.0
     slowest_trace_id: str | None = None  # the trace of the batch's slowest profile
     last_seen: float = 0.0
+    memory_profiles: int = 0  # those that carried memory figures (SDK's profile_memory)
+    memory_peak_total: float = 0.0
+    memory_peak_max: float = 0.0
+    memory_net_total: float = 0.0
 
 
 @dataclass(slots=True)
@@ -62,6 +66,11 @@ def fold(events: Iterable[ProfileRecorded]) -> tuple[list[RouteTotals], list[Fun
             totals.max_ms = event.duration_ms
             totals.slowest_trace_id = event.trace_id and storable(event.trace_id)
         totals.last_seen = max(totals.last_seen, event.started_at)
+        if event.memory_peak_bytes is not None and event.memory_net_bytes is not None:
+            totals.memory_profiles += 1
+            totals.memory_peak_total += event.memory_peak_bytes
+            totals.memory_peak_max = max(totals.memory_peak_max, event.memory_peak_bytes)
+            totals.memory_net_total += event.memory_net_bytes
         for f in event.functions:
             key = (service, route, storable(f.function), storable(f.file), f.line)
             row = functions.get(key)

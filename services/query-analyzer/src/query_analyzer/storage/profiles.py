@@ -15,8 +15,9 @@ from query_analyzer.core.profiles import FunctionTotals, RouteTotals
 _MERGE_ROUTES = """
 INSERT INTO query_analyzer.route_profiles AS r
     (service, route, profiles, slow_profiles, samples, total_ms, max_ms, slowest_trace_id,
-     last_seen)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s))
+     last_seen, memory_profiles, memory_peak_total_bytes, memory_peak_max_bytes,
+     memory_net_total_bytes)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, %s, %s, %s)
 ON CONFLICT (service, route) DO UPDATE SET
     profiles = r.profiles + EXCLUDED.profiles,
     slow_profiles = r.slow_profiles + EXCLUDED.slow_profiles,
@@ -25,7 +26,11 @@ ON CONFLICT (service, route) DO UPDATE SET
     slowest_trace_id = CASE WHEN EXCLUDED.max_ms >= r.max_ms
                             THEN EXCLUDED.slowest_trace_id ELSE r.slowest_trace_id END,
     max_ms = GREATEST(r.max_ms, EXCLUDED.max_ms),
-    last_seen = GREATEST(r.last_seen, EXCLUDED.last_seen)
+    last_seen = GREATEST(r.last_seen, EXCLUDED.last_seen),
+    memory_profiles = r.memory_profiles + EXCLUDED.memory_profiles,
+    memory_peak_total_bytes = r.memory_peak_total_bytes + EXCLUDED.memory_peak_total_bytes,
+    memory_peak_max_bytes = GREATEST(r.memory_peak_max_bytes, EXCLUDED.memory_peak_max_bytes),
+    memory_net_total_bytes = r.memory_net_total_bytes + EXCLUDED.memory_net_total_bytes
 """
 
 _MERGE_FUNCTIONS = """
@@ -42,7 +47,12 @@ ON CONFLICT (service, route, function, file, line) DO UPDATE SET
 _ROUTES = """
 SELECT service, route, profiles, slow_profiles, samples, total_ms,
        total_ms / profiles AS mean_ms, max_ms, slowest_trace_id,
-       extract(epoch FROM last_seen)::float8 AS last_seen
+       extract(epoch FROM last_seen)::float8 AS last_seen, memory_profiles,
+       CASE WHEN memory_profiles > 0
+            THEN memory_peak_total_bytes / memory_profiles END AS memory_peak_mean_bytes,
+       CASE WHEN memory_profiles > 0 THEN memory_peak_max_bytes END AS memory_peak_max_bytes,
+       CASE WHEN memory_profiles > 0
+            THEN memory_net_total_bytes / memory_profiles END AS memory_net_mean_bytes
 FROM query_analyzer.route_profiles
 WHERE (%s::text IS NULL OR service = %s)
 ORDER BY total_ms DESC, service, route
@@ -91,6 +101,10 @@ class ProfileStore:
                         r.max_ms,
                         r.slowest_trace_id,
                         r.last_seen,
+                        r.memory_profiles,
+                        r.memory_peak_total,
+                        r.memory_peak_max,
+                        r.memory_net_total,
                     )
                     for r in routes
                 ],
@@ -118,7 +132,8 @@ class ProfileStore:
         self, *, service: str | None, limit: int, functions: int
     ) -> list[dict[str, Any]]:
         """Routes by total profiled time, each with its top ``functions``; a function's
-        ``self_share`` is its share of the route's samples spent running in it."""
+        ``self_share`` is its share of the route's samples spent running in it. The memory
+        figures are over the ``memory_profiles`` that carried them (null when none did)."""
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_ROUTES, (service, service, limit))
             routes = await cur.fetchall()
