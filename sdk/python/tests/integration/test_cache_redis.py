@@ -26,33 +26,37 @@ def test_an_instance_reads_what_another_wrote_and_delete_reaches_l2(cache_redis_
     run = run_id()
     one = Cache(RedisStore(cache_redis_url), [API], prefix=run)
     two = Cache(RedisStore(cache_redis_url), [API], prefix=run)
-    one.set("user:1", {"name": "Ada", "tags": ["a", "b"]}, namespace="api")
-    assert two.get("user:1", namespace="api") == {"name": "Ada", "tags": ["a", "b"]}
-    assert two.tiers.counts["api"].l2_hits == 1
-    one.delete("user:1", namespace="api")
-    assert (
-        Cache(RedisStore(cache_redis_url), [API], prefix=run).get("user:1", namespace="api") is None
-    )
-    ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:user:1")
-    assert ttl_ms == -2  # gone
-    one.set("k", 1, namespace="api")
-    ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:k")
-    # Redis keeps the value for ttl_s + stale_s, so it can still answer a failing loader.
-    assert (API.ttl_s + API.stale_s - 5) * 1000 < ttl_ms <= (API.ttl_s + API.stale_s) * 1000
+    three = Cache(RedisStore(cache_redis_url), [API], prefix=run)
+    try:
+        one.set("user:1", {"name": "Ada", "tags": ["a", "b"]}, namespace="api")
+        assert two.get("user:1", namespace="api") == {"name": "Ada", "tags": ["a", "b"]}
+        assert two.tiers.counts["api"].l2_hits == 1
+        one.delete("user:1", namespace="api")
+        assert three.get("user:1", namespace="api") is None
+        ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:user:1")
+        assert ttl_ms == -2  # gone
+        one.set("k", 1, namespace="api")
+        ttl_ms = redis.Redis.from_url(cache_redis_url).pttl(f"{run}:v:api:k")
+        # Redis keeps the value for ttl_s + stale_s, so it can still answer a failing loader.
+        assert (API.ttl_s + API.stale_s - 5) * 1000 < ttl_ms <= (API.ttl_s + API.stale_s) * 1000
+    finally:
+        # Their invalidation listeners would otherwise outlive the test (and the session's
+        # Redis), retrying to subscribe until the process exits.
+        for cache in (one, two, three):
+            cache.close()
 
 
 async def test_the_async_cache_shares_values_with_the_sync_one(cache_redis_url: str) -> None:
     run = run_id()
     store = AsyncRedisStore(cache_redis_url)
+    cache = AsyncCache(store, [API], prefix=run)
+    sync_cache = Cache(RedisStore(cache_redis_url), [API], prefix=run)
     try:
-        cache = AsyncCache(store, [API], prefix=run)
         assert await cache.get_or_set("k", _origin, namespace="api") == [1, 2, 3]
-        assert Cache(RedisStore(cache_redis_url), [API], prefix=run).get("k", namespace="api") == [
-            1,
-            2,
-            3,
-        ]
+        assert sync_cache.get("k", namespace="api") == [1, 2, 3]
     finally:
+        sync_cache.close()
+        await cache.aclose()
         await store.aclose()
 
 
@@ -97,9 +101,12 @@ def test_a_lease_left_by_a_dead_holder_expires_and_the_next_caller_loads(
     client = redis.Redis.from_url(cache_redis_url)
     client.set(f"{run}:lease:api:k", "crashed-process", px=500)
     cache = Cache(RedisStore(client), [short], prefix=run)
-    assert cache.get_or_set("k", lambda: "mine", namespace="api") == "mine"
-    assert cache.tiers.counts["api"].lease_waits == 1
-    assert client.get(f"{run}:lease:api:k") is None  # released after the load
+    try:
+        assert cache.get_or_set("k", lambda: "mine", namespace="api") == "mine"
+        assert cache.tiers.counts["api"].lease_waits == 1
+        assert client.get(f"{run}:lease:api:k") is None  # released after the load
+    finally:
+        cache.close()
 
 
 def test_an_unreachable_redis_degrades_to_the_loader() -> None:
