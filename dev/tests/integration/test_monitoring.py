@@ -137,10 +137,15 @@ def test_prometheus_scrapes_every_exporter_and_probes_readiness(monitoring: Moni
     wait_until(all_up, timeout_s=60, what="every exporter job up")
     assert [s["value"][1] for s in _query(monitoring, "pg_up")] == ["1"]
     assert [s["value"][1] for s in _query(monitoring, "redis_up")] == ["1"]
-    probes = _query(monitoring, 'probe_success{job="blackbox"}')
-    assert {s["metric"]["instance"] for s in probes} == {
-        f"http://127.0.0.1:{port}/health/ready" for port in monitoring.services.values()
-    }
+    targets = {f"http://127.0.0.1:{port}/health/ready" for port in monitoring.services.values()}
+
+    def every_target_probed() -> list[dict[str, Any]]:
+        # The blackbox job's targets are scraped one by one: the job can be `up` for one
+        # target before another has been probed at all.
+        probes = _query(monitoring, 'probe_success{job="blackbox"}')
+        return probes if {s["metric"]["instance"] for s in probes} == targets else []
+
+    probes = wait_until(every_target_probed, timeout_s=60, what="every readiness target probed")
     assert {s["value"][1] for s in probes} == {"1"}
 
 
