@@ -18,8 +18,9 @@ from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import AsyncListener
 from opsmesh_client.cache.l2 import AsyncStore
-from opsmesh_client.cache.settings import Namespace
+from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.cache.sync import default_key
+from opsmesh_client.cache.write_behind import AsyncWriteBehind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,6 +48,11 @@ class AsyncCache:
             self.tiers.l1_trusted = False
         self._listener: AsyncListener | None = None
         self._flights: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        self.write_behind = (
+            AsyncWriteBehind(self.tiers, store, self._invalidation, sleep)
+            if store is not None
+            else None
+        )
 
     async def start(self) -> None:
         """Subscribe to invalidations (L1 is bypassed until this is done)."""
@@ -56,7 +62,10 @@ class AsyncCache:
             )
 
     async def aclose(self) -> None:
-        """Stop listening for invalidations (the store's connections are the caller's)."""
+        """Send the writes still queued (write-behind), stop listening for invalidations
+        (the store's connections are the caller's)."""
+        if self.write_behind is not None:
+            await self.write_behind.aclose()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -68,10 +77,18 @@ class AsyncCache:
     def _l2(self, ns: Namespace) -> AsyncStore | None:
         return self.store if ns.l2 else None
 
+    def _behind(self, ns: Namespace) -> AsyncWriteBehind | None:
+        return self.write_behind if ns.strategy is Strategy.WRITE_BEHIND else None
+
     async def _lookup(self, ns: Namespace, key: str) -> tuple[Entry | None, Entry | None]:
         fresh, stale = self.tiers.l1_fresh(ns, key)
         if fresh is not None:
             return fresh, None
+        behind = self._behind(ns)
+        pending = behind.pending(ns, key) if behind is not None else None
+        if pending is not None and pending.fresh(self.tiers.clock()):
+            self.tiers.counts[ns.name].l1_hits += 1  # this process's write, not yet in L2
+            return pending, None
         store = self._l2(ns)
         if store is not None:
             ok, entry = self.tiers.accept_l2(
@@ -93,9 +110,19 @@ class AsyncCache:
     async def set(
         self, key: str, value: Any, *, namespace: str = "default", ttl_s: float | None = None
     ) -> None:
-        ns = self.tiers.resolve(namespace, key)
+        """As ``Cache.set`` (write-through or write-behind by the namespace's strategy)."""
+        await self._set(self.tiers.resolve(namespace, key), key, value, ttl_s, through=False)
+
+    async def _set(
+        self, ns: Namespace, key: str, value: Any, ttl_s: float | None, through: bool
+    ) -> None:
         entry, data = self.tiers.make(ns, value, ttl_s)
         self.tiers.keep_l1(ns, key, entry)
+        behind = self._behind(ns)
+        if behind is not None:
+            if not through and behind.write(ns, key, entry, data):
+                return
+            await behind.discard(ns, key)  # an older queued value must not land after this
         store = self._l2(ns)
         if store is not None:
             await store.set(self.tiers.l2_key(ns, key), data, self.tiers.l2_ttl(entry))
@@ -103,6 +130,9 @@ class AsyncCache:
 
     async def delete(self, key: str, *, namespace: str = "default") -> None:
         ns = self.tiers.resolve(namespace, key)
+        behind = self._behind(ns)
+        if behind is not None:
+            await behind.discard(ns, key)
         self.tiers.l1[ns.name].delete(key)
         store = self._l2(ns)
         if store is not None:
@@ -170,7 +200,8 @@ class AsyncCache:
                 value = await loader()
             except Exception as exc:
                 return self.tiers.stale_fallback(ns, stale, exc)
-            await self.set(key, value, namespace=ns.name, ttl_s=ttl_s)
+            # Through, whatever the strategy: other processes wait for it in L2.
+            await self._set(ns, key, value, ttl_s, through=True)
             return value
         finally:
             if held and store is not None:

@@ -10,6 +10,7 @@ its errors into misses (``get``), skipped writes (``set``, ``delete``) and "no l
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from opsmesh_client.cache.invalidation import (
@@ -34,6 +35,10 @@ _RELEASE = (
 )
 
 
+# (key, bytes, ttl_s) for ``write_batch``.
+Write = tuple[str, bytes, float]
+
+
 class SyncStore(Protocol):
     @property
     def errors(self) -> int: ...
@@ -45,6 +50,7 @@ class SyncStore(Protocol):
     def release(self, key: str, token: str) -> None: ...
     def publish(self, channel: str, message: str) -> None: ...
     def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> Listener: ...
+    def write_batch(self, sets: Sequence[Write], channel: str, messages: Sequence[str]) -> bool: ...
 
 
 class AsyncStore(Protocol):
@@ -60,6 +66,9 @@ class AsyncStore(Protocol):
     async def listen(
         self, channel: str, on_message: OnMessage, on_state: OnState
     ) -> AsyncListener: ...
+    async def write_batch(
+        self, sets: Sequence[Write], channel: str, messages: Sequence[str]
+    ) -> bool: ...
 
 
 def _ms(seconds: float) -> int:
@@ -129,6 +138,21 @@ class RedisStore:
     def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> Listener:
         return ThreadListener(self._redis, channel, on_message, on_state, self._errors)
 
+    def write_batch(self, sets: Sequence[Write], channel: str, messages: Sequence[str]) -> bool:
+        """The writes, then the invalidations, in one MULTI/EXEC round trip; False (and
+        nothing written) when Redis failed, so the caller keeps them to send again."""
+        pipe = self._redis.pipeline(transaction=True)
+        for key, data, ttl_s in sets:
+            pipe.set(key, data, px=_ms(ttl_s))
+        for message in messages:
+            pipe.publish(channel, message)
+        try:
+            pipe.execute()
+        except self._errors as exc:
+            self._failed("write batch", exc)
+            return False
+        return True
+
 
 class AsyncRedisStore:
     """Async adapter over ``redis.asyncio.Redis`` (give it a client, or a URL)."""
@@ -186,6 +210,22 @@ class AsyncRedisStore:
 
     async def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> AsyncListener:
         return await TaskListener.start(self._redis, channel, on_message, on_state, self._errors)
+
+    async def write_batch(
+        self, sets: Sequence[Write], channel: str, messages: Sequence[str]
+    ) -> bool:
+        """As ``RedisStore.write_batch``."""
+        pipe = self._redis.pipeline(transaction=True)
+        for key, data, ttl_s in sets:
+            pipe.set(key, data, px=_ms(ttl_s))
+        for message in messages:
+            pipe.publish(channel, message)
+        try:
+            await pipe.execute()
+        except self._errors as exc:
+            self._failed("write batch", exc)
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self._redis.aclose()

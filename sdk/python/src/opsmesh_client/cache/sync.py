@@ -19,7 +19,8 @@ from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import Listener
 from opsmesh_client.cache.l2 import SyncStore
-from opsmesh_client.cache.settings import Namespace
+from opsmesh_client.cache.settings import Namespace, Strategy
+from opsmesh_client.cache.write_behind import WriteBehind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +49,9 @@ class Cache:
         self._listener: Listener | None = None
         self._flights: dict[tuple[str, str], Future[Any]] = {}
         self._flights_lock = threading.Lock()
+        self.write_behind = (
+            WriteBehind(self.tiers, store, self._invalidation, sleep) if store is not None else None
+        )
 
         if self._invalidation and store is not None:
             self._listener = store.listen(
@@ -55,7 +59,10 @@ class Cache:
             )
 
     def close(self) -> None:
-        """Stop listening for invalidations (the store's connections are the caller's)."""
+        """Send the writes still queued (write-behind), stop listening for invalidations
+        (the store's connections are the caller's)."""
+        if self.write_behind is not None:
+            self.write_behind.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -67,10 +74,18 @@ class Cache:
     def _l2(self, ns: Namespace) -> SyncStore | None:
         return self.store if ns.l2 else None
 
+    def _behind(self, ns: Namespace) -> WriteBehind | None:
+        return self.write_behind if ns.strategy is Strategy.WRITE_BEHIND else None
+
     def _lookup(self, ns: Namespace, key: str) -> tuple[Entry | None, Entry | None]:
         fresh, stale = self.tiers.l1_fresh(ns, key)
         if fresh is not None:
             return fresh, None
+        behind = self._behind(ns)
+        pending = behind.pending(ns, key) if behind is not None else None
+        if pending is not None and pending.fresh(self.tiers.clock()):
+            self.tiers.counts[ns.name].l1_hits += 1  # this process's write, not yet in L2
+            return pending, None
         store = self._l2(ns)
         if store is not None:
             ok, entry = self.tiers.accept_l2(
@@ -92,9 +107,18 @@ class Cache:
     def set(
         self, key: str, value: Any, *, namespace: str = "default", ttl_s: float | None = None
     ) -> None:
-        ns = self.tiers.resolve(namespace, key)
+        """Write-through: in L1 and L2 when this returns. Write-behind: in L1 and the queue
+        (or, the queue being full, in L2 as write-through)."""
+        self._set(self.tiers.resolve(namespace, key), key, value, ttl_s, through=False)
+
+    def _set(self, ns: Namespace, key: str, value: Any, ttl_s: float | None, through: bool) -> None:
         entry, data = self.tiers.make(ns, value, ttl_s)
         self.tiers.keep_l1(ns, key, entry)
+        behind = self._behind(ns)
+        if behind is not None:
+            if not through and behind.write(ns, key, entry, data):
+                return
+            behind.discard(ns, key)  # an older queued value must not land after this one
         store = self._l2(ns)
         if store is not None:
             store.set(self.tiers.l2_key(ns, key), data, self.tiers.l2_ttl(entry))
@@ -102,6 +126,9 @@ class Cache:
 
     def delete(self, key: str, *, namespace: str = "default") -> None:
         ns = self.tiers.resolve(namespace, key)
+        behind = self._behind(ns)
+        if behind is not None:
+            behind.discard(ns, key)
         self.tiers.l1[ns.name].delete(key)
         store = self._l2(ns)
         if store is not None:
@@ -168,7 +195,8 @@ class Cache:
                 value = loader()
             except Exception as exc:
                 return self.tiers.stale_fallback(ns, stale, exc)
-            self.set(key, value, namespace=ns.name, ttl_s=ttl_s)
+            # Through, whatever the strategy: other processes wait for it in L2.
+            self._set(ns, key, value, ttl_s, through=True)
             return value
         finally:
             if held and store is not None:

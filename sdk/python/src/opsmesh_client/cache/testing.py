@@ -4,7 +4,7 @@ expires by that clock and can be made to fail as an unreachable Redis does."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 OnMessage = Callable[[bytes], None]
 OnState = Callable[[bool], None]
@@ -37,6 +37,7 @@ class MemoryStore:
         self.failing = False
         self.errors = 0
         self.gets = 0
+        self.batches = 0
         self.published: list[str] = []
         self.subscribers: list[tuple[OnMessage, OnState]] = []
 
@@ -99,6 +100,18 @@ class MemoryStore:
         on_state(True)
         return MemoryListener(self, subscriber)
 
+    def write_batch(
+        self, sets: Sequence[tuple[str, bytes, float]], channel: str, messages: Sequence[str]
+    ) -> bool:
+        self.batches += 1
+        if self._fail():
+            return False
+        for key, data, ttl_s in sets:
+            self.set(key, data, ttl_s)
+        for message in messages:
+            self.publish(channel, message)
+        return True
+
     def drop_subscriptions(self) -> None:
         """As a lost connection: every subscriber is told, and later messages missed."""
         subscribers, self.subscribers = self.subscribers, []
@@ -160,3 +173,8 @@ class AsyncMemoryStore:
         self, channel: str, on_message: OnMessage, on_state: OnState
     ) -> AsyncMemoryListener:
         return AsyncMemoryListener(self.sync.listen(channel, on_message, on_state))
+
+    async def write_batch(
+        self, sets: Sequence[tuple[str, bytes, float]], channel: str, messages: Sequence[str]
+    ) -> bool:
+        return self.sync.write_batch(sets, channel, messages)
