@@ -3,6 +3,11 @@
 python cache_worker.py stampede REDIS_URL RUN THREADS
     waits for the go signal (BLPOP), then THREADS threads call get_or_set on one key
     whose loader counts its calls in Redis and takes a while; prints the values got.
+
+python cache_worker.py refresh REDIS_URL RUN THREADS
+    THREADS threads read a key in its refresh-ahead window with get_or_set until they see
+    the reloaded value; the reload (once across the processes) waits until the test
+    releases it, after every thread's first read; prints each thread's values.
 """
 
 from __future__ import annotations
@@ -59,8 +64,39 @@ def watch(url: str, run: str) -> None:
     cache.close()
 
 
+def refresh(url: str, run: str, threads: int) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=90)
+    hot = Namespace("api", ttl_s=60, lease_s=30, refresh_ahead=0.5)
+    cache = Cache(RedisStore(client), [hot], prefix=run)
+
+    def loader() -> str:
+        client.incr(f"{run}:reloads")
+        # Held until every reader has been answered once: they must not wait for it.
+        assert client.blpop([f"{run}:release"], timeout=60) is not None
+        return "v1"
+
+    def reader(_: int) -> list[str]:
+        values = [cache.get_or_set("hot", loader, namespace="api")]
+        client.rpush(f"{run}:first-read", 1)
+        deadline = time.monotonic() + 60
+        while values[-1] != "v1" and time.monotonic() < deadline:
+            time.sleep(0.001)  # the application's next request; not a synchronisation
+            values.append(cache.get_or_set("hot", loader, namespace="api"))
+        return values
+
+    assert cache.tiers.subscribed.wait(30)
+    client.rpush(f"{run}:ready", 1)
+    assert client.blpop([f"{run}:go"], timeout=60) is not None
+    with ThreadPoolExecutor(threads) as pool:
+        got = list(pool.map(reader, range(threads)))
+    cache.close()
+    print(json.dumps({"values": got, "refreshes": cache.refresher.refreshes}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "stampede":
         stampede(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1] == "refresh":
+        refresh(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         watch(sys.argv[2], sys.argv[3])

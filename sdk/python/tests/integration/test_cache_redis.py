@@ -164,3 +164,41 @@ def test_a_write_reaches_the_l1_of_every_other_process(cache_redis_url: str) -> 
     # Each watcher read "v1" from its L1 (ttl one hour) until the invalidation arrived.
     assert [o["value"] for o in outputs] == ["v2"] * 3
     assert all(o["l1_hits"] > 0 for o in outputs)
+
+
+def test_refresh_ahead_reloads_a_hot_key_once_across_four_processes(cache_redis_url: str) -> None:
+    run = run_id()
+    client = redis.Redis.from_url(cache_redis_url, socket_timeout=90)
+    # 20 s left of a 60 s TTL: every read is in the last half, the refresh-ahead window.
+    seed = Cache(RedisStore(client), [API], prefix=run, invalidation=False)
+    seed.set("hot", "v0", namespace="api", ttl_s=20)
+    seed.close()
+    processes, threads = 4, 4
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "refresh", cache_redis_url, run, str(threads)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for _ in range(processes):
+            assert client.blpop([f"{run}:ready"], timeout=60) is not None
+        client.rpush(f"{run}:go", *([1] * processes))
+        for _ in range(processes * threads):  # every reader was answered once...
+            assert client.blpop([f"{run}:first-read"], timeout=60) is not None
+        client.rpush(f"{run}:release", 1)  # ...before the one reload may finish
+        outputs = [json.loads(w.communicate(timeout=90)[0]) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert all(w.returncode == 0 for w in workers)
+    assert client.get(f"{run}:reloads") == b"1"
+    assert sum(o["refreshes"] for o in outputs) == 1
+    per_thread = [values for o in outputs for values in o["values"]]
+    # Every reader got the current value while the reload ran, then the reloaded one.
+    assert all(values[0] == "v0" and values[-1] == "v1" for values in per_thread)
+    assert all(set(values) == {"v0", "v1"} for values in per_thread)

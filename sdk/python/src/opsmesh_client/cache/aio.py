@@ -18,6 +18,7 @@ from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import AsyncListener
 from opsmesh_client.cache.l2 import AsyncStore
+from opsmesh_client.cache.refresh import AsyncRefresher
 from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.cache.sync import default_key
 from opsmesh_client.cache.write_behind import AsyncWriteBehind
@@ -53,6 +54,9 @@ class AsyncCache:
             if store is not None
             else None
         )
+        self.refresher = AsyncRefresher(
+            self.tiers, store, lambda ns, key, value, ttl: self._set(ns, key, value, ttl, True)
+        )
 
     async def start(self) -> None:
         """Subscribe to invalidations (L1 is bypassed until this is done)."""
@@ -64,6 +68,7 @@ class AsyncCache:
     async def aclose(self) -> None:
         """Send the writes still queued (write-behind), stop listening for invalidations
         (the store's connections are the caller's)."""
+        await self.refresher.aclose()
         if self.write_behind is not None:
             await self.write_behind.aclose()
         if self._listener is not None:
@@ -154,6 +159,8 @@ class AsyncCache:
         ns = self.tiers.resolve(namespace, key)
         fresh, stale = await self._lookup(ns, key)
         if fresh is not None:
+            if ns.refresh_ahead:
+                self.refresher.maybe(ns, key, fresh, loader, ttl_s)
             return fresh.value
         self.tiers.counts[ns.name].misses += 1
         flight_key = (ns.name, key)

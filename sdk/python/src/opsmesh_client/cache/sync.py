@@ -19,6 +19,7 @@ from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import Listener
 from opsmesh_client.cache.l2 import SyncStore
+from opsmesh_client.cache.refresh import Refresher
 from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.cache.write_behind import WriteBehind
 
@@ -52,6 +53,9 @@ class Cache:
         self.write_behind = (
             WriteBehind(self.tiers, store, self._invalidation, sleep) if store is not None else None
         )
+        self.refresher = Refresher(
+            self.tiers, store, lambda ns, key, value, ttl: self._set(ns, key, value, ttl, True)
+        )
 
         if self._invalidation and store is not None:
             self._listener = store.listen(
@@ -61,6 +65,7 @@ class Cache:
     def close(self) -> None:
         """Send the writes still queued (write-behind), stop listening for invalidations
         (the store's connections are the caller's)."""
+        self.refresher.close()
         if self.write_behind is not None:
             self.write_behind.close()
         if self._listener is not None:
@@ -150,6 +155,8 @@ class Cache:
         ns = self.tiers.resolve(namespace, key)
         fresh, stale = self._lookup(ns, key)
         if fresh is not None:
+            if ns.refresh_ahead:
+                self.refresher.maybe(ns, key, fresh, loader, ttl_s)
             return fresh.value
         self.tiers.counts[ns.name].misses += 1
         flight_key = (ns.name, key)
