@@ -13,8 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from opsmesh.settings import ENV_REDIS
+from opsmesh.settings import ENV_PG, ENV_REDIS
 from opsmesh_dev.infra import Endpoints
+from opsmesh_dev.infra.postgres import PostgresServer
 from opsmesh_dev.infra.redis import RedisServer
 from opsmesh_dev.tools.demo_db import dsn_for
 
@@ -59,3 +60,41 @@ def cache_redis_url() -> Iterator[str]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cache_pg_server() -> Iterator[str]:
+    """A PostgreSQL of the L3 cache's tests' own (``OPSMESH_PG_DSN`` uses an existing one),
+    for the same reason as ``cache_redis_url``."""
+    given = os.environ.get(ENV_PG)
+    if given:
+        yield given
+        return
+    # Not under tmp_path: the server runs as its own user when we are root.
+    workdir = Path(tempfile.mkdtemp(prefix="opsmesh-cache-pg-"))
+    workdir.chmod(0o755)
+    server = PostgresServer(workdir / "postgres")
+    server.start()
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def cache_pg_dsn(cache_pg_server: str) -> Iterator[str]:
+    """A fresh database with the shop schema, per test (its triggers are the test's)."""
+    name = f"sdk_l3_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cache_pg_server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = dsn_for(cache_pg_server, name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(cache_pg_server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
