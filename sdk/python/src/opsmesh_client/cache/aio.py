@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
+from opsmesh_client.cache.adaptive import Adaptive
 from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import AsyncListener
@@ -40,6 +41,7 @@ class AsyncCache:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
+        self.adaptive = Adaptive(clock)
         self.store = store
         self._sleep = sleep
         # With a store, another instance's writes reach this L1 over pub/sub; until the
@@ -106,6 +108,7 @@ class AsyncCache:
 
     async def get(self, key: str, default: Any = None, *, namespace: str = "default") -> Any:
         ns = self.tiers.resolve(namespace, key)
+        self.adaptive.on_read(ns, key)
         fresh, _ = await self._lookup(ns, key)
         if fresh is None:
             self.tiers.counts[ns.name].misses += 1
@@ -121,6 +124,8 @@ class AsyncCache:
     async def _set(
         self, ns: Namespace, key: str, value: Any, ttl_s: float | None, through: bool
     ) -> None:
+        if ns.adaptive_max_ttl_s is not None and ttl_s is None:
+            ttl_s = self.adaptive.of(ns).on_write(key, self.tiers.codec.dumps(value))
         entry, data = self.tiers.make(ns, value, ttl_s)
         self.tiers.keep_l1(ns, key, entry)
         behind = self._behind(ns)
@@ -157,6 +162,7 @@ class AsyncCache:
         ttl_s: float | None = None,
     ) -> Any:
         ns = self.tiers.resolve(namespace, key)
+        self.adaptive.on_read(ns, key)
         fresh, stale = await self._lookup(ns, key)
         if fresh is not None:
             if ns.refresh_ahead:

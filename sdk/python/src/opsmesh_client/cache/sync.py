@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, ParamSpec, TypeVar
 
+from opsmesh_client.cache.adaptive import Adaptive
 from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import Listener
@@ -40,6 +41,7 @@ class Cache:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
+        self.adaptive = Adaptive(clock)
         self.store = store
         self._sleep = sleep
         # With a store, another instance's writes reach this L1 over pub/sub; until the
@@ -103,6 +105,7 @@ class Cache:
 
     def get(self, key: str, default: Any = None, *, namespace: str = "default") -> Any:
         ns = self.tiers.resolve(namespace, key)
+        self.adaptive.on_read(ns, key)
         fresh, _ = self._lookup(ns, key)
         if fresh is None:
             self.tiers.counts[ns.name].misses += 1
@@ -117,6 +120,8 @@ class Cache:
         self._set(self.tiers.resolve(namespace, key), key, value, ttl_s, through=False)
 
     def _set(self, ns: Namespace, key: str, value: Any, ttl_s: float | None, through: bool) -> None:
+        if ns.adaptive_max_ttl_s is not None and ttl_s is None:
+            ttl_s = self.adaptive.of(ns).on_write(key, self.tiers.codec.dumps(value))
         entry, data = self.tiers.make(ns, value, ttl_s)
         self.tiers.keep_l1(ns, key, entry)
         behind = self._behind(ns)
@@ -153,6 +158,7 @@ class Cache:
         ttl_s: float | None = None,
     ) -> Any:
         ns = self.tiers.resolve(namespace, key)
+        self.adaptive.on_read(ns, key)
         fresh, stale = self._lookup(ns, key)
         if fresh is not None:
             if ns.refresh_ahead:
