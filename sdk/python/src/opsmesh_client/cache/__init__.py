@@ -8,8 +8,11 @@ the loader fails. Usable without the rest of the SDK; Redis comes with
     cache = Cache(RedisStore("redis://localhost:6379/0"), [Namespace("api", ttl_s=30)])
     user = cache.get_or_set(f"user:{uid}", lambda: load_user(uid), namespace="api")
 
-``AsyncCache`` with ``AsyncRedisStore`` is the same for asyncio. docs/caching.md in the
-mesh's repository says what is built and what is not.
+``AsyncCache`` with ``AsyncRedisStore`` is the same for asyncio. Per namespace:
+write-through or write-behind, refresh-ahead, adaptive TTL and warming of the most-read
+keys (``write_behind``, ``refresh``, ``adaptive``, ``warming``); ``query`` is the L3
+query-result cache. docs/caching.md in the mesh's repository says what is built and what
+is not.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from opsmesh_client.cache.aio import AsyncCache
 from opsmesh_client.cache.base import Counts
 from opsmesh_client.cache.entry import Codec, JsonCodec
 from opsmesh_client.cache.l2 import AsyncRedisStore, AsyncStore, RedisStore, SyncStore
-from opsmesh_client.cache.settings import CacheError, Namespace
+from opsmesh_client.cache.settings import CacheError, Namespace, Strategy
 from opsmesh_client.cache.sync import Cache
 
 __all__ = [
@@ -32,5 +35,6 @@ __all__ = [
     "JsonCodec",
     "Namespace",
     "RedisStore",
+    "Strategy",
     "SyncStore",
 ]

@@ -22,6 +22,7 @@ from opsmesh_client.cache.l2 import AsyncStore
 from opsmesh_client.cache.refresh import AsyncRefresher
 from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.cache.sync import default_key
+from opsmesh_client.cache.warming import TopKeys, asave_top_keys
 from opsmesh_client.cache.write_behind import AsyncWriteBehind
 
 P = ParamSpec("P")
@@ -42,6 +43,7 @@ class AsyncCache:
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
         self.adaptive = Adaptive(clock)
+        self.top_keys = TopKeys()
         self.store = store
         self._sleep = sleep
         # With a store, another instance's writes reach this L1 over pub/sub; until the
@@ -68,11 +70,12 @@ class AsyncCache:
             )
 
     async def aclose(self) -> None:
-        """Send the writes still queued (write-behind), stop listening for invalidations
-        (the store's connections are the caller's)."""
+        """As ``Cache.close``."""
         await self.refresher.aclose()
         if self.write_behind is not None:
             await self.write_behind.aclose()
+        if self.store is not None:
+            await asave_top_keys(self.tiers, self.store, self.top_keys)
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -109,6 +112,7 @@ class AsyncCache:
     async def get(self, key: str, default: Any = None, *, namespace: str = "default") -> Any:
         ns = self.tiers.resolve(namespace, key)
         self.adaptive.on_read(ns, key)
+        self.top_keys.on_read(ns, key)
         fresh, _ = await self._lookup(ns, key)
         if fresh is None:
             self.tiers.counts[ns.name].misses += 1
@@ -163,6 +167,7 @@ class AsyncCache:
     ) -> Any:
         ns = self.tiers.resolve(namespace, key)
         self.adaptive.on_read(ns, key)
+        self.top_keys.on_read(ns, key)
         fresh, stale = await self._lookup(ns, key)
         if fresh is not None:
             if ns.refresh_ahead:

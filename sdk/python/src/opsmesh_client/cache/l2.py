@@ -51,6 +51,8 @@ class SyncStore(Protocol):
     def publish(self, channel: str, message: str) -> None: ...
     def listen(self, channel: str, on_message: OnMessage, on_state: OnState) -> Listener: ...
     def write_batch(self, sets: Sequence[Write], channel: str, messages: Sequence[str]) -> bool: ...
+    def save_ranking(self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float) -> bool: ...
+    def ranking(self, key: str, n: int) -> list[str]: ...
 
 
 class AsyncStore(Protocol):
@@ -69,6 +71,10 @@ class AsyncStore(Protocol):
     async def write_batch(
         self, sets: Sequence[Write], channel: str, messages: Sequence[str]
     ) -> bool: ...
+    async def save_ranking(
+        self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float
+    ) -> bool: ...
+    async def ranking(self, key: str, n: int) -> list[str]: ...
 
 
 def _ms(seconds: float) -> int:
@@ -153,6 +159,29 @@ class RedisStore:
             return False
         return True
 
+    def save_ranking(self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float) -> bool:
+        """Replace the sorted set ``key`` with ``scores`` (warming's most-read keys)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        if scores:
+            pipe.zadd(key, dict(scores))
+            pipe.pexpire(key, _ms(ttl_s))
+        try:
+            pipe.execute()
+        except self._errors as exc:
+            self._failed("save ranking", exc)
+            return False
+        return True
+
+    def ranking(self, key: str, n: int) -> list[str]:
+        """The ``n`` highest-scored members of ``key``, highest first."""
+        try:
+            members = self._redis.zrange(key, 0, n - 1, desc=True)
+        except self._errors as exc:
+            self._failed("ranking", exc)
+            return []
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
 
 class AsyncRedisStore:
     """Async adapter over ``redis.asyncio.Redis`` (give it a client, or a URL)."""
@@ -226,6 +255,28 @@ class AsyncRedisStore:
             self._failed("write batch", exc)
             return False
         return True
+
+    async def save_ranking(self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float) -> bool:
+        """As ``RedisStore.save_ranking``."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        if scores:
+            pipe.zadd(key, dict(scores))
+            pipe.pexpire(key, _ms(ttl_s))
+        try:
+            await pipe.execute()
+        except self._errors as exc:
+            self._failed("save ranking", exc)
+            return False
+        return True
+
+    async def ranking(self, key: str, n: int) -> list[str]:
+        try:
+            members = await self._redis.zrange(key, 0, n - 1, desc=True)
+        except self._errors as exc:
+            self._failed("ranking", exc)
+            return []
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -22,6 +22,7 @@ from opsmesh_client.cache.invalidation import Listener
 from opsmesh_client.cache.l2 import SyncStore
 from opsmesh_client.cache.refresh import Refresher
 from opsmesh_client.cache.settings import Namespace, Strategy
+from opsmesh_client.cache.warming import TopKeys, save_top_keys
 from opsmesh_client.cache.write_behind import WriteBehind
 
 P = ParamSpec("P")
@@ -42,6 +43,7 @@ class Cache:
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
         self.adaptive = Adaptive(clock)
+        self.top_keys = TopKeys()
         self.store = store
         self._sleep = sleep
         # With a store, another instance's writes reach this L1 over pub/sub; until the
@@ -65,11 +67,14 @@ class Cache:
             )
 
     def close(self) -> None:
-        """Send the writes still queued (write-behind), stop listening for invalidations
-        (the store's connections are the caller's)."""
+        """Wait for refreshes under way, send the writes still queued (write-behind), keep
+        the most-read keys for warming, stop listening for invalidations (the store's
+        connections are the caller's)."""
         self.refresher.close()
         if self.write_behind is not None:
             self.write_behind.close()
+        if self.store is not None:
+            save_top_keys(self.tiers, self.store, self.top_keys)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -106,6 +111,7 @@ class Cache:
     def get(self, key: str, default: Any = None, *, namespace: str = "default") -> Any:
         ns = self.tiers.resolve(namespace, key)
         self.adaptive.on_read(ns, key)
+        self.top_keys.on_read(ns, key)
         fresh, _ = self._lookup(ns, key)
         if fresh is None:
             self.tiers.counts[ns.name].misses += 1
@@ -159,6 +165,7 @@ class Cache:
     ) -> Any:
         ns = self.tiers.resolve(namespace, key)
         self.adaptive.on_read(ns, key)
+        self.top_keys.on_read(ns, key)
         fresh, stale = self._lookup(ns, key)
         if fresh is not None:
             if ns.refresh_ahead:

@@ -38,6 +38,7 @@ class MemoryStore:
         self.errors = 0
         self.gets = 0
         self.batches = 0
+        self.rankings: dict[str, list[tuple[str, int]]] = {}
         self.published: list[str] = []
         self.subscribers: list[tuple[OnMessage, OnState]] = []
 
@@ -112,6 +113,19 @@ class MemoryStore:
             self.publish(channel, message)
         return True
 
+    def save_ranking(self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float) -> bool:
+        if self._fail():
+            return False
+        with self._lock:
+            self.rankings[key] = sorted(scores, key=lambda item: -item[1])
+        return True
+
+    def ranking(self, key: str, n: int) -> list[str]:
+        if self._fail():
+            return []
+        with self._lock:
+            return [member for member, _ in self.rankings.get(key, [])[:n]]
+
     def drop_subscriptions(self) -> None:
         """As a lost connection: every subscriber is told, and later messages missed."""
         subscribers, self.subscribers = self.subscribers, []
@@ -178,3 +192,9 @@ class AsyncMemoryStore:
         self, sets: Sequence[tuple[str, bytes, float]], channel: str, messages: Sequence[str]
     ) -> bool:
         return self.sync.write_batch(sets, channel, messages)
+
+    async def save_ranking(self, key: str, scores: Sequence[tuple[str, int]], ttl_s: float) -> bool:
+        return self.sync.save_ranking(key, scores, ttl_s)
+
+    async def ranking(self, key: str, n: int) -> list[str]:
+        return self.sync.ranking(key, n)
