@@ -12,6 +12,7 @@ from contextlib import ExitStack
 
 import psycopg
 import pytest
+import redis
 
 from opsmesh_client.cache import Cache, Namespace, RedisStore
 from opsmesh_client.cache.query import QueryCache, install_triggers
@@ -35,9 +36,11 @@ class Instance:
     """One application instance: its cache, its L3 and its own database connection."""
 
     def __init__(self, stack: ExitStack, redis_url: str, dsn: str, prefix: str) -> None:
-        self.cache = Cache(RedisStore(redis_url), [QUERY], prefix=prefix)
+        client = redis.Redis.from_url(redis_url)
+        stack.callback(client.close)
+        self.cache = Cache(RedisStore(client), [QUERY], prefix=prefix)
         stack.callback(self.cache.close)
-        self.l3 = QueryCache(self.cache, redis_url, dsn)
+        self.l3 = QueryCache(self.cache, client, dsn)
         stack.callback(self.l3.close)
         self.conn = stack.enter_context(psycopg.connect(dsn, autocommit=True))
 
@@ -116,7 +119,8 @@ def test_a_rolled_back_write_invalidates_nothing(
 def test_an_instance_that_cannot_listen_runs_its_queries_uncached(
     cache_redis_url: str, cache_pg_dsn: str
 ) -> None:
-    cache = Cache(RedisStore(cache_redis_url), [QUERY], prefix=f"cache-l3-{uuid.uuid4().hex[:8]}")
+    client = redis.Redis.from_url(cache_redis_url)
+    cache = Cache(RedisStore(client), [QUERY], prefix=f"cache-l3-{uuid.uuid4().hex[:8]}")
     deaf = QueryCache(cache, cache_redis_url, f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     try:
         with psycopg.connect(cache_pg_dsn, autocommit=True) as conn:
@@ -127,3 +131,17 @@ def test_an_instance_that_cannot_listen_runs_its_queries_uncached(
     finally:
         deaf.close()
         cache.close()
+        client.close()
+
+
+def test_generations_that_start_again_do_not_meet_the_results_cached_before(
+    two: tuple[Instance, Instance], cache_redis_url: str
+) -> None:
+    one, other = two
+    assert one.fetch(BY_ID, [6]) == [("author 6",)]
+    prefix = one.cache.tiers.prefix
+    # As a Redis that lost its counters but not the values (a restore, a failover).
+    with redis.Redis.from_url(cache_redis_url) as client:
+        client.delete(f"{prefix}:q:epoch", f"{prefix}:q:gen:authors")
+    assert other.fetch(BY_ID, [6]) == [("author 6",)]
+    assert (one.loads, other.loads) == (1, 1)  # read again, not the old entry

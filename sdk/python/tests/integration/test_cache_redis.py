@@ -1,5 +1,6 @@
 """The cache over a real Redis: values shared between instances, one origin load per key
-across four processes (the Redis lease), a dead lease holder, and Redis unreachable."""
+across four processes (the Redis lease), a dead lease holder, Redis unreachable, and one
+refresh-ahead reload of a hot key across four processes."""
 
 from __future__ import annotations
 

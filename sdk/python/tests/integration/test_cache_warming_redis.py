@@ -18,8 +18,12 @@ API = Namespace("api", ttl_s=60, warm_top_keys=3)
 
 def test_the_most_read_keys_of_a_run_are_warmed_by_the_next(cache_redis_url: str) -> None:
     run = f"cache-warm-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(cache_redis_url)
-    first = Cache(RedisStore(cache_redis_url), [API], prefix=run)
+    with redis.Redis.from_url(cache_redis_url) as client:
+        warm_next_run(client, run)
+
+
+def warm_next_run(client: redis.Redis, run: str) -> None:
+    first = Cache(RedisStore(client), [API], prefix=run)
     try:
         for i in range(20):  # key i is read i + 1 times: 19, 18 and 17 are the top three
             for _ in range(i + 1):
@@ -31,7 +35,7 @@ def test_the_most_read_keys_of_a_run_are_warmed_by_the_next(cache_redis_url: str
     assert 0 < client.pttl(ranking) <= RANKING_TTL_S * 1000
     client.delete(*[f"{run}:v:api:item:{i}" for i in range(20)])  # a cold L2
 
-    second = Cache(RedisStore(cache_redis_url), [API], prefix=run)
+    second = Cache(RedisStore(client), [API], prefix=run)
     loaded: list[str] = []
 
     def loader(key: str) -> dict[str, int]:

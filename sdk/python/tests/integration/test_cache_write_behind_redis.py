@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -26,6 +26,12 @@ BEHIND = Namespace(
 )
 
 
+@pytest.fixture
+def client(cache_redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(cache_redis_url) as client:
+        yield client
+
+
 def run_id() -> str:
     return f"cache-wb-{uuid.uuid4().hex[:8]}"
 
@@ -37,10 +43,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         time.sleep(0.005)  # polling a condition, with a deadline
 
 
-def test_every_acknowledged_write_is_in_redis_after_close(cache_redis_url: str) -> None:
+def test_every_acknowledged_write_is_in_redis_after_close(client: redis.Redis) -> None:
     run = run_id()
-    client = redis.Redis.from_url(cache_redis_url)
-    cache = Cache(RedisStore(cache_redis_url), [BEHIND], prefix=run)
+    cache = Cache(RedisStore(client), [BEHIND], prefix=run)
     writes = 5_000
     try:
         for i in range(writes):
@@ -48,7 +53,7 @@ def test_every_acknowledged_write_is_in_redis_after_close(cache_redis_url: str) 
         assert cache.get("k4999", namespace="w") == {"i": 4999}  # read back at once
     finally:
         cache.close()
-    reader = Cache(RedisStore(cache_redis_url), [BEHIND], prefix=run)
+    reader = Cache(RedisStore(client), [BEHIND], prefix=run)
     try:
         keys = [f"{run}:v:w:k{i}" for i in range(writes)]
         assert all(data is not None for data in client.mget(keys))
@@ -64,10 +69,9 @@ def test_every_acknowledged_write_is_in_redis_after_close(cache_redis_url: str) 
         reader.close()
 
 
-def test_batches_are_sent_while_the_application_runs(cache_redis_url: str) -> None:
+def test_batches_are_sent_while_the_application_runs(client: redis.Redis) -> None:
     run = run_id()
-    client = redis.Redis.from_url(cache_redis_url)
-    cache = Cache(RedisStore(cache_redis_url), [BEHIND], prefix=run)
+    cache = Cache(RedisStore(client), [BEHIND], prefix=run)
     try:
         cache.set("k", "v", namespace="w")
         # No close: the sender's interval sends it.
@@ -76,10 +80,10 @@ def test_batches_are_sent_while_the_application_runs(cache_redis_url: str) -> No
         cache.close()
 
 
-def test_another_instances_l1_sees_the_write_once_its_batch_lands(cache_redis_url: str) -> None:
+def test_another_instances_l1_sees_the_write_once_its_batch_lands(client: redis.Redis) -> None:
     run = run_id()
-    writer = Cache(RedisStore(cache_redis_url), [BEHIND], prefix=run)
-    reader = Cache(RedisStore(cache_redis_url), [BEHIND], prefix=run)
+    writer = Cache(RedisStore(client), [BEHIND], prefix=run)
+    reader = Cache(RedisStore(client), [BEHIND], prefix=run)
     try:
         assert writer.tiers.subscribed.wait(30)
         assert reader.tiers.subscribed.wait(30)
@@ -106,5 +110,6 @@ async def test_the_async_cache_sends_every_write_on_aclose(cache_redis_url: str)
     finally:
         await cache.aclose()
         await store.aclose()
-    client = redis.Redis.from_url(cache_redis_url)
-    assert all(d is not None for d in client.mget([f"{run}:v:w:k{i}" for i in range(1_000)]))
+    with redis.Redis.from_url(cache_redis_url) as client:
+        keys = [f"{run}:v:w:k{i}" for i in range(1_000)]
+        assert all(d is not None for d in client.mget(keys))

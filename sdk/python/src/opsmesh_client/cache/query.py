@@ -34,7 +34,9 @@ import functools
 import hashlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsmesh_client.cache import query_text
@@ -71,6 +73,19 @@ def install_triggers(conn: Any, tables: Iterable[str], channel: str = NOTIFY_CHA
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """What a cached result is valid for: the generations of its tables, and the epoch
+    (made anew when Redis lost its data, so counters restarting at 0 cannot meet the
+    stamps of results cached before)."""
+
+    epoch: str
+    generations: tuple[tuple[str, int], ...]
+
+    def digest(self) -> str:
+        return hashlib.sha256(repr((self.epoch, self.generations)).encode()).hexdigest()[:16]
+
+
 class Generations:
     """Per-table generation counters in Redis, and the set of tables ever cached."""
 
@@ -86,22 +101,32 @@ class Generations:
         return f"{self._prefix}:q:gen:{table}"
 
     @property
+    def _epoch_key(self) -> str:
+        return f"{self._prefix}:q:epoch"
+
+    @property
     def _tables_key(self) -> str:
         return f"{self._prefix}:q:tables"
 
-    def read(self, tables: frozenset[str]) -> dict[str, int] | None:
-        """The generations of ``tables``; None when Redis failed."""
+    def read(self, tables: frozenset[str]) -> Stamp | None:
+        """The generations of ``tables`` and the epoch; None when Redis failed."""
         ordered = sorted(tables)
         try:
             new = [t for t in ordered if t not in self._known]
             if new:
                 self._redis.sadd(self._tables_key, *new)
                 self._known.update(new)
-            values = self._redis.mget([self._key(t) for t in ordered])
+            epoch, *values = self._redis.mget([self._epoch_key, *map(self._key, ordered)])
+            if epoch is None:  # a Redis that lost its data: generations start again
+                self._redis.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+                epoch = self._redis.get(self._epoch_key)
         except self._errors as exc:
             log.warning("query cache: reading generations failed: %s", type(exc).__name__)
             return None
-        return {t: int(v) if v is not None else 0 for t, v in zip(ordered, values, strict=True)}
+        generations = tuple(
+            (t, int(v) if v is not None else 0) for t, v in zip(ordered, values, strict=True)
+        )
+        return Stamp(str(epoch), generations)
 
     def bump(self, tables: Iterable[str]) -> bool:
         pipe = self._redis.pipeline(transaction=False)
@@ -198,6 +223,8 @@ class QueryCache:
             if isinstance(redis_client, str)
             else redis_client
         )
+        self._owns_client = isinstance(redis_client, str)
+        self._client = client
         self.cache = cache
         self.namespace = cache.tiers.namespace(namespace).name
         self.generations = Generations(client, cache.tiers.prefix)
@@ -239,13 +266,14 @@ class QueryCache:
         if not self.watcher.listening.is_set():
             self.bypassed += 1
             return run()
-        generations = self.generations.read(read)
-        if generations is None:
+        stamp = self.generations.read(read)
+        if stamp is None:
             self.bypassed += 1
             return run()
-        stamp = hashlib.sha256(repr(sorted(generations.items())).encode()).hexdigest()[:16]
-        key = f"{query_text.fingerprint(normalized, params)}:{stamp}"
+        key = f"{query_text.fingerprint(normalized, params)}:{stamp.digest()}"
         return self.cache.get_or_set(key, run, namespace=self.namespace, ttl_s=ttl_s)
 
     def close(self) -> None:
         self.watcher.close()
+        if self._owns_client:
+            self._client.close()
