@@ -56,6 +56,7 @@ def test_a_read_in_the_window_gets_the_current_value_and_the_key_is_reloaded() -
         cache.refresher.close()  # waits for the reload under way
         assert origin.calls == 1
         assert cache.refresher.refreshes == 1
+        assert cache.tiers.counts["hot"].loads == 1  # counted as an origin load
         clock.advance(5.0)  # past the old value's expiry: the reloaded one answers
         assert cache.get("k", namespace="hot") == "v1"
         assert store.get(cache.tiers.lease_key(HOT, "k")) is None  # lease released

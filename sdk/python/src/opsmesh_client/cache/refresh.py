@@ -129,6 +129,7 @@ class Refresher(_Gate):
                 found = self.tiers.from_l2(store.get(self.tiers.l2_key(ns, key)))
                 if self.reloaded_elsewhere(ns, key, found, ttl_s):
                     return
+            self.tiers.counts[ns.name].loads += 1  # an origin load like any other
             try:
                 value = loader()
             except Exception as exc:
@@ -191,6 +192,7 @@ class AsyncRefresher(_Gate):
                 found = self.tiers.from_l2(await store.get(self.tiers.l2_key(ns, key)))
                 if self.reloaded_elsewhere(ns, key, found, ttl_s):
                     return
+            self.tiers.counts[ns.name].loads += 1
             try:
                 value = await loader()
             except Exception as exc:
