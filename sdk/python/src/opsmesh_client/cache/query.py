@@ -86,16 +86,12 @@ class Stamp:
         return hashlib.sha256(repr((self.epoch, self.generations)).encode()).hexdigest()[:16]
 
 
-class Generations:
-    """Per-table generation counters in Redis, and the set of tables ever cached."""
+class GenerationKeys:
+    """Where the generations live in Redis (shared by the sync and async L3)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
-        import redis as redis_module  # noqa: PLC0415 - optional extra
-
-        self._redis = client
+    def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self._errors = (redis_module.RedisError, OSError)
-        self._known: set[str] = set()
+        self._known: set[str] = set()  # tables this process has added to the set
 
     def _key(self, table: str) -> str:
         return f"{self._prefix}:q:gen:{table}"
@@ -108,11 +104,43 @@ class Generations:
     def _tables_key(self) -> str:
         return f"{self._prefix}:q:tables"
 
+    def _new_tables(self, ordered: list[str]) -> list[str]:
+        return [t for t in ordered if t not in self._known]
+
+    @staticmethod
+    def _stamp(ordered: list[str], epoch: Any, values: list[Any]) -> Stamp:
+        generations = tuple(
+            (t, int(v) if v is not None else 0) for t, v in zip(ordered, values, strict=True)
+        )
+        return Stamp(str(epoch), generations)
+
+
+def tables_of(sql: str, tables: Iterable[str] | None) -> tuple[str, frozenset[str]]:
+    """(normalized statement, tables it reads); ``CacheError`` for a write or no table."""
+    normalized = query_text.normalize(sql)
+    read = query_text.tables_read(normalized)
+    if tables is not None:
+        read = frozenset(tables)
+    if not read:
+        raise CacheError("no table found in the query: give its tables (tables=...)")
+    return normalized, read
+
+
+class Generations(GenerationKeys):
+    """Per-table generation counters in Redis, and the set of tables ever cached."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        import redis as redis_module  # noqa: PLC0415 - optional extra
+
+        super().__init__(prefix)
+        self._redis = client
+        self._errors = (redis_module.RedisError, OSError)
+
     def read(self, tables: frozenset[str]) -> Stamp | None:
         """The generations of ``tables`` and the epoch; None when Redis failed."""
         ordered = sorted(tables)
         try:
-            new = [t for t in ordered if t not in self._known]
+            new = self._new_tables(ordered)
             if new:
                 self._redis.sadd(self._tables_key, *new)
                 self._known.update(new)
@@ -123,10 +151,7 @@ class Generations:
         except self._errors as exc:
             log.warning("query cache: reading generations failed: %s", type(exc).__name__)
             return None
-        generations = tuple(
-            (t, int(v) if v is not None else 0) for t, v in zip(ordered, values, strict=True)
-        )
-        return Stamp(str(epoch), generations)
+        return self._stamp(ordered, epoch, values)
 
     def bump(self, tables: Iterable[str]) -> bool:
         pipe = self._redis.pipeline(transaction=False)
@@ -257,12 +282,7 @@ class QueryCache:
         tables: Iterable[str] | None = None,
         ttl_s: float | None = None,
     ) -> Any:
-        normalized = query_text.normalize(sql)
-        read = query_text.tables_read(normalized)
-        if tables is not None:
-            read = frozenset(tables)
-        if not read:
-            raise CacheError("no table found in the query: give its tables (tables=...)")
+        normalized, read = tables_of(sql, tables)
         if not self.watcher.listening.is_set():
             self.bypassed += 1
             return run()
