@@ -194,6 +194,8 @@ class WriteBehind(_Queues):
         queue = self.queue(ns)
         if not queue.offer(key, self.tiers.l2_key(ns, key), data, entry):
             return False
+        if self._stop.is_set():  # closed by another thread meanwhile: its flush may be over
+            return self.flush()
         self._ensure_thread()
         if len(queue) >= ns.behind_batch:
             self._wake.set()
