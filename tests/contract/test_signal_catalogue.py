@@ -25,6 +25,7 @@ from health_aggregator.pipeline.health_stage import to_signal as health_signal
 from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from notifier.core.purge_plan import DeadLetterCounts, PurgeFailure
 from opsmesh import catalogue
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
@@ -326,10 +327,20 @@ def self_report_signals() -> list[SignalObserved]:
     return signals + lag_signals({("g", NOTIFICATIONS.name, 0): 12}, service="notifier", now=T0)
 
 
+def notifier_signals() -> list[SignalObserved]:
+    """The CDN purge worker's dead letters, one of each failure class."""
+    counts = DeadLetterCounts()
+    return [
+        counts.signal("fastly", failure, attempts, T0, f"cdn:fastly: {failure}")
+        for attempts, failure in enumerate(PurgeFailure)
+    ]
+
+
 EMITTERS = {
     "metrics-ingest": metrics_ingest_signals,
     "query-analyzer": query_analyzer_signals,
     "health-aggregator": health_aggregator_signals,
+    "notifier": notifier_signals,
     "every service (self-report)": self_report_signals,
 }
 

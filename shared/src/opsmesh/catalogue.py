@@ -34,6 +34,7 @@ class Service(enum.StrEnum):
     METRICS_INGEST = "metrics-ingest"
     QUERY_ANALYZER = "query-analyzer"
     HEALTH_AGGREGATOR = "health-aggregator"
+    NOTIFIER = "notifier"
     EVERY_SERVICE = "every service"  # the mesh observing itself
 
 
@@ -352,6 +353,23 @@ METRICS_SERIES_LIMITED = SignalSpec(
         "rejected": StatSpec("samples rejected (= value)"),
     },
 )
+CDN_PURGE_DEAD_LETTERED = SignalSpec(
+    name="cdn_purge_dead_lettered",
+    source=SignalSource.MESH,
+    kind=SignalKind.FINDING,
+    emitted_by=Service.NOTIFIER,
+    summary="the notifier dead-lettered a CDN purge for a provider: the provider refused it"
+    " (a deterministic error), its retries ran out, or the provider is not configured",
+    value="purges of this provider this notifier instance dead-lettered since it started"
+    " (a running count; each dead letter emits the signal once)",
+    labels={
+        "provider": "the CDN provider's configured name",
+        "failure": "deterministic | retries_exhausted | not_configured",
+    },
+    stats={
+        "attempts": StatSpec("calls made to the provider for this purge"),
+    },
+)
 
 # The mesh observing itself: every service reports its own readings periodically
 # (``opsmesh.selfreport``), so the pipeline is alertable without a Prometheus server.
@@ -393,6 +411,7 @@ SERVICE_SIGNALS: tuple[SignalSpec, ...] = (
     ROUTE_PROFILED_DURATION,
     HEALTH_CHECK_STATUS,
     METRICS_SERIES_LIMITED,
+    CDN_PURGE_DEAD_LETTERED,
     MESH_DEAD_LETTERS,
     MESH_CONSUMER_LAG,
 )
