@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from notifier.core.breaker import CircuitBreaker
-from notifier.core.purge_attempts import PurgeStopped, purge_with_retries
+from notifier.core.purge_attempts import Attempted, PurgeStopped, purge_with_retries
 from notifier.core.purge_plan import (
     DeadLetterCounts,
     PurgeFailure,
@@ -20,8 +20,11 @@ from notifier.core.purge_plan import (
     purge_key,
 )
 from notifier.core.retry import RetryPolicy
+from notifier.delivery.dead_letters import Letter
 from opsmesh import catalogue
 from opsmesh.events.cdn import CdnPurgeRequested, CdnPurgeScope
+from opsmesh.kafka import dlq
+from opsmesh.kafka.codec import encode
 from opsmesh_client.cdn.provider import (
     CdnProvider,
     ImageTransform,
@@ -52,7 +55,7 @@ class FakeProvider:
     """A provider that fails with the errors it is given, in order, then succeeds."""
 
     name: str = "edge"
-    errors: list[Exception] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
     calls: list[PurgeRequest] = field(default_factory=list)
 
     @property
@@ -150,13 +153,17 @@ def test_repeated_values_are_purged_once() -> None:
 POLICY = RetryPolicy(initial_s=1.0, max_s=8.0, deadline_s=60.0)
 
 
-async def attempt(provider: FakeProvider, clock: FakeClock, sleep: SimulatedSleep, **kw: object):  # type: ignore[no-untyped-def]
-    breaker = kw.pop("breaker", None) or CircuitBreaker(5, 10.0)
+async def attempt(
+    provider: FakeProvider,
+    clock: FakeClock,
+    sleep: SimulatedSleep,
+    breaker: CircuitBreaker | None = None,
+) -> Attempted:
     return await purge_with_retries(
         provider,
         PurgeRequest(PurgeScope.ALL),
-        policy=kw.pop("policy", POLICY),  # type: ignore[arg-type]
-        breaker=breaker,  # type: ignore[arg-type]
+        policy=POLICY,
+        breaker=breaker or CircuitBreaker(5, 10.0),
         monotonic=clock.monotonic,
         sleep=sleep,
         rng=random.Random(1),
@@ -215,8 +222,7 @@ async def test_an_open_breaker_holds_the_next_attempt() -> None:
     clock = FakeClock()
     sleep = SimulatedSleep(clock)
     breaker = CircuitBreaker(failure_threshold=2, open_s=30.0)
-    errors = [PurgeError("edge", "timeout", transient=True)] * 2
-    provider = FakeProvider(errors=errors)
+    provider = FakeProvider(errors=[PurgeError("edge", "timeout", transient=True)] * 2)
     result = await attempt(provider, clock, sleep, breaker=breaker)
     assert result.ok
     # The second failure opened the breaker: the third call came the breaker's 30 s after
@@ -245,3 +251,26 @@ def test_the_dead_letter_signal_is_the_catalogues_and_counts_per_provider() -> N
     assert (first.value, second.value) == (1.0, 2.0)
     assert second.labels == {"provider": "fastly", "failure": "retries_exhausted"}
     assert second.stats == {"attempts": 9.0}
+
+
+# -- a purge's dead letter, as the dead-letters API reads it --------------------------
+
+
+def test_a_purge_letter_reads_in_the_delivery_logs_terms() -> None:
+    purge = event(providers=["fastly"])
+    letter = Letter(
+        partition=1,
+        offset=7,
+        key=b"deploy-1",
+        value=encode(purge),
+        headers=(
+            (dlq.HEADER_REASON, b"delivery_failed"),
+            (dlq.HEADER_ERROR, b"cdn:fastly: deterministic: HTTP 403"),
+            (dlq.HEADER_TOPIC, b"opsmesh.cdn-purges"),
+        ),
+    )
+    row = letter.json()
+    assert row["integration"] == integration("fastly")
+    assert row["idempotency_key"] == purge_key("deploy-1")
+    assert row["receiver"] == "cdn"
+    assert (row["purge_id"], row["scope"], row["providers"]) == ("deploy-1", "url", ["fastly"])
