@@ -1,5 +1,6 @@
-"""The built-in rules: the nine alerts the issue names and the slow-route alert of the
-producer SDK's issue (13), each with a runbook, each tested."""
+"""The built-in rules: the nine alerts the issue names, the slow-route alert of the
+producer SDK's issue (13) and the two CDN alerts of issue 15, each with a runbook, each
+tested."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ EXPECTED = {
     "HeartbeatMissing": RuleKind.FINDING,
     "NotificationDeadLettersGrowing": RuleKind.RATE,
     "ConsumerLagGrowing": RuleKind.RATE,
+    "CdnProviderFailing": RuleKind.FINDING,
+    "CdnPurgeDeadLettered": RuleKind.FINDING,
 }
 
 

@@ -16,7 +16,7 @@ from notifier.core.purge_plan import (
     integration,
     plan_purge,
     provider_of,
-    purge_id,
+    purge_id_of,
     purge_key,
 )
 from notifier.core.retry import RetryPolicy
@@ -96,9 +96,9 @@ def test_the_fake_is_a_provider() -> None:
 
 
 def test_keys_and_integrations_round_trip() -> None:
-    assert purge_id(purge_key("deploy-1")) == "deploy-1"
+    assert purge_id_of(purge_key("deploy-1")) == "deploy-1"
     assert provider_of(integration("fastly")) == "fastly"
-    assert purge_id("a-notification-key") is None
+    assert purge_id_of("a-notification-key") is None
     assert provider_of("webhook-0") is None
 
 

@@ -54,3 +54,36 @@ class CdnPurgeRequested(Event, kw_only=True, frozen=True):
     source: Name  # who asked: "deploy", "cli", an application's name
     reason: Text = ""  # why, for humans: "release 1.4.2"
     requested_at: EpochSeconds
+
+
+# -- how the mesh names purges and providers elsewhere, declared once ----------------------
+
+# health-aggregator's service for the providers' canary probes: one check per provider,
+# named as the provider (the SDK's cdn_url and the CdnProviderFailing rule read them).
+CDN_HEALTH_SERVICE = "cdn"
+# The notifier records purges in its delivery log (and so in GET /api/v1/deliveries) under
+# this receiver, with key ``purge_key(id)`` and one integration per provider.
+PURGE_RECEIVER = "cdn"
+PURGE_CHANNEL = "cdn-purge"
+_KEY_PREFIX = "cdn-purge:"
+_INTEGRATION_PREFIX = "cdn:"
+
+
+def purge_key(purge_id: str) -> str:
+    return f"{_KEY_PREFIX}{purge_id}"
+
+
+def purge_id_of(key: str) -> str | None:
+    """The purge id of a delivery log key; None for a notification's key."""
+    return key[len(_KEY_PREFIX) :] if key.startswith(_KEY_PREFIX) else None
+
+
+def purge_integration(provider: str) -> str:
+    return f"{_INTEGRATION_PREFIX}{provider}"
+
+
+def provider_of(integration: str) -> str | None:
+    """The provider of a delivery log integration; None for a notification's."""
+    if not integration.startswith(_INTEGRATION_PREFIX):
+        return None
+    return integration[len(_INTEGRATION_PREFIX) :]

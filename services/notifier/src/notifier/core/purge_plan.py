@@ -15,18 +15,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opsmesh.catalogue import CDN_PURGE_DEAD_LETTERED
-from opsmesh.events.cdn import CdnPurgeRequested
+from opsmesh.events.cdn import (
+    PURGE_CHANNEL,
+    PURGE_RECEIVER,
+    CdnPurgeRequested,
+    provider_of,
+    purge_id_of,
+    purge_key,
+)
+from opsmesh.events.cdn import purge_integration as integration
 from opsmesh.events.signals import SignalObserved
 from opsmesh_client.cdn.provider import PurgeRequest, PurgeScope
 
-# The delivery log's receiver and channel for purges (its rows are shared with the
-# notifications'; these keep them apart in the API).
-PURGE_RECEIVER = "cdn"
-PURGE_CHANNEL = "cdn-purge"
-_KEY_PREFIX = "cdn-purge:"
-_INTEGRATION_PREFIX = "cdn:"
-
 Pair = tuple[str, str]  # (idempotency key, integration), the delivery log's key
+
+
+__all__ = [
+    "PURGE_CHANNEL",
+    "PURGE_RECEIVER",
+    "DeadLetterCounts",
+    "Pair",
+    "PurgeFailure",
+    "PurgePlan",
+    "dead_letter_signal",
+    "integration",
+    "plan_purge",
+    "provider_of",
+    "purge_id_of",
+    "purge_key",
+    "to_request",
+]
 
 
 class PurgeFailure(enum.StrEnum):
@@ -35,24 +53,6 @@ class PurgeFailure(enum.StrEnum):
     DETERMINISTIC = "deterministic"  # the provider refused it; the same call fails again
     RETRIES_EXHAUSTED = "retries_exhausted"  # transient failures past the retry deadline
     NOT_CONFIGURED = "not_configured"  # the event names a provider this notifier lacks
-
-
-def purge_key(purge_id: str) -> str:
-    return f"{_KEY_PREFIX}{purge_id}"
-
-
-def purge_id(key: str) -> str | None:
-    """The purge id of a delivery log key; None for a notification's key."""
-    return key[len(_KEY_PREFIX) :] if key.startswith(_KEY_PREFIX) else None
-
-
-def integration(provider: str) -> str:
-    return f"{_INTEGRATION_PREFIX}{provider}"
-
-
-def provider_of(name: str) -> str | None:
-    """The provider of an integration name; None for a notification's integration."""
-    return name[len(_INTEGRATION_PREFIX) :] if name.startswith(_INTEGRATION_PREFIX) else None
 
 
 def to_request(event: CdnPurgeRequested) -> PurgeRequest:
