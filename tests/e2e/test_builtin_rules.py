@@ -1,10 +1,10 @@
 """Every built-in rule, proven end to end: the raw events an application sends (metric
 samples over Kafka and HTTP, slow-query events, health checks and heartbeats, request
-profiles through the producer SDK) or a fault in the mesh itself (a destination that fails
-until its notification is dead-lettered, a consumer that stalls) go into the five real
-services, and each of the ten rules that
-``opsmesh setup-default-alerts`` installs fires, its notification reaches a webhook
-through the real notifier, and it resolves with a second, resolved notification.
+profiles through the producer SDK, a CDN purge), a CDN provider's canary that starts
+failing, or a fault in the mesh itself (a destination that fails until its notification
+is dead-lettered, a consumer that stalls) go into the five real services, and each of the
+rules that ``opsmesh setup-default-alerts`` installs fires, its notification reaches a
+webhook through the real notifier, and it resolves with a second, resolved notification.
 
 The rules are the installed file, with one change: every duration in it (``for``,
 ``keep_firing_for``, ``window``, ``quiet_for``) is divided by 60 and capped at 5 s, so an
@@ -42,19 +42,35 @@ from psycopg import sql
 
 from alert_engine.core.rules import Rule, parse_rules
 from opsmesh.durations import parse_duration
-from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
+from opsmesh.events import (
+    CdnPurgeRequested,
+    CdnPurgeScope,
+    HealthReported,
+    HealthStatus,
+    MetricSampled,
+    SlowQueryObserved,
+)
+from opsmesh.events.cdn import CDN_HEALTH_SERVICE
 from opsmesh.events.health import ReportKind
 from opsmesh.events.metrics import MetricKind
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
-from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
+from opsmesh.topics import (
+    CDN_PURGES,
+    GROUP_QUERY_ANALYZER,
+    HEALTH,
+    METRICS,
+    SLOW_QUERIES,
+    partition_for,
+)
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.kafka import KafkaServer
 from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
 from opsmesh_dev.tools.mesh import Mesh
+from tests.e2e.cdn_edge import Edges, running_edges
 from tests.e2e.conftest import Sink
 
 # The first test also waits for the world to start (a broker and five services).
@@ -74,6 +90,9 @@ TIMINGS = {
 WRITE_TOKEN = "builtin-rules-writer-0123456789"
 METRICS_TOKEN = "builtin-rules-metrics-0123456789"
 REDIS_DB = 10
+# The CDN providers: one whose canary health-aggregator probes, one that refuses purges.
+CDN_PROBED = "cdn-edge"
+CDN_REFUSING = "cdn-refuses"
 QA_WINDOW_S = 10  # query-analyzer's statistics windows (its smallest)
 
 # A table that lacks the index its hot query needs, ANALYZEd so the planner's costs are real.
@@ -146,6 +165,7 @@ class World:
     dsn: str  # the mesh's own database
     app_database: str  # the application database query-analyzer plans on, by its event name
     app_dsn: str
+    edges: Edges
     producer: EventProducer | None = None  # one per test, on its event loop
 
     async def publish(self, *items: Outgoing) -> None:
@@ -202,10 +222,46 @@ receivers:
 
 
 @pytest.fixture(scope="module")
+def edges() -> Iterator[Edges]:
+    with running_edges() as running:
+        running.refusing.add(CDN_REFUSING)
+        yield running
+
+
+def _cdn_files(edges: Edges, workdir: Path) -> tuple[Path, Path]:
+    """health-aggregator's canary probe of CDN_PROBED, and the notifier's providers (the
+    SDK's generic provider) for both."""
+    probes = workdir / "probes.yml"
+    probe = {
+        "service": CDN_HEALTH_SERVICE,
+        "check": CDN_PROBED,
+        "kind": "http",
+        "target": edges.canary_url(CDN_PROBED),
+        "interval_s": 0.5,
+        "timeout_s": 2,
+        "body_contains": "canary",
+    }
+    probes.write_text(yaml.safe_dump([probe]))
+    providers = workdir / "cdn.yml"
+    configured = {
+        name: {
+            "type": "generic",
+            "base_url": f"{edges.base}/{name}",
+            "purge_url": edges.purge_url(name),
+            "timeout_s": 5,
+        }
+        for name in (CDN_PROBED, CDN_REFUSING)
+    }
+    providers.write_text(yaml.safe_dump(configured))
+    return probes, providers
+
+
+@pytest.fixture(scope="module")
 def started_world(
     infra: Endpoints,
     rule_files: RuleFiles,
     sink: Sink,
+    edges: Edges,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("builtin-mesh")
@@ -228,6 +284,7 @@ def started_world(
             _with_database(infra.pg_dsn, mesh_db),
             _redis_db(infra.redis_url, REDIS_DB),
         )
+        probes, cdn_providers = _cdn_files(edges, workdir)
         am_config = workdir / "alertmanager.yml"
         am_config.write_text(
             _alertmanager_config(sink, f"http://127.0.0.1:{free_port()}/hooks/broken")
@@ -251,6 +308,7 @@ def started_world(
                     "QUERY_ANALYZER_TARGET_DATABASE": app_db,
                     "QUERY_ANALYZER_SLOW_ROUTE_GRACE_S": "1",
                 },
+                "health-aggregator": {"HEALTH_AGGREGATOR_PROBES_FILE": str(probes)},
                 "alert-engine": {
                     "ALERT_ENGINE_RULES_FILES": str(rule_files.as_run),
                     "ALERT_ENGINE_CONFIG_FILE": str(am_config),
@@ -262,11 +320,12 @@ def started_world(
                     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
                     "NOTIFIER_RETRY_INITIAL_S": "0.1",
                     "NOTIFIER_RETRY_DEADLINE_S": "2",
+                    "NOTIFIER_CDN_PROVIDERS_FILE": str(cdn_providers),
                 },
             },
         )
         mesh.start()
-        yield World(mesh, sink, kafka.bootstrap, endpoints.pg_dsn, app_db, app_dsn)
+        yield World(mesh, sink, kafka.bootstrap, endpoints.pg_dsn, app_db, app_dsn, edges)
     finally:
         if mesh is not None:
             mesh.stop_all()
@@ -800,6 +859,57 @@ async def test_consumer_lag_growing(world: World, unique: str) -> None:
     assert alert["annotations"]["runbook_url"] == runbook(world, "consumer-lag-growing.md")
 
 
+# -- opsmesh-cdn ----------------------------------------------------------------------------
+
+
+async def test_cdn_provider_failing(world: World) -> None:
+    """health-aggregator probes a provider's canary asset; the edge starts answering 503,
+    the probe fails and the alert names the provider; the edge recovers and it resolves."""
+    mine = {"alertname": "CdnProviderFailing", "check": CDN_PROBED}
+    world.edges.fail(CDN_PROBED)
+    try:
+        await drive(notified(world.sink, "firing", **mine), what="CdnProviderFailing firing")
+    finally:
+        world.edges.fail(CDN_PROBED, failing=False)
+    await drive(notified(world.sink, "resolved", **mine), what="CdnProviderFailing resolved")
+
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {**mine, "severity": "ticket"}
+    assert alert["annotations"]["summary"] == (
+        f"CDN provider {CDN_PROBED} is failing its canary probe;"
+        " assets are served from the other providers"
+    )
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
+
+
+async def test_cdn_purge_dead_lettered(world: World, unique: str) -> None:
+    """A deploy's purge for a provider that refuses it (403): the notifier purges it once,
+    dead-letters it and emits its signal; the alert fires, and resolves once no other
+    purge of that provider fails for its quiet time."""
+    event = CdnPurgeRequested(
+        id=f"deploy-{unique}",
+        scope=CdnPurgeScope.PREFIX,
+        values=["https://shop.example.com/static/"],
+        providers=[CDN_REFUSING],
+        source="deploy",
+        reason="release",
+        requested_at=time.time(),
+    )
+    await world.publish(Outgoing(CDN_PURGES, event.id, event))
+    mine = {"alertname": "CdnPurgeDeadLettered", "provider": CDN_REFUSING}
+    await drive(notified(world.sink, "firing", **mine), what="CdnPurgeDeadLettered firing")
+    await drive(notified(world.sink, "resolved", **mine), what="CdnPurgeDeadLettered resolved")
+
+    assert world.edges.answered(CDN_REFUSING) == [403]  # refused once, never retried
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {**mine, "severity": "ticket"}
+    assert alert["annotations"]["summary"] == (
+        f"a CDN purge for {CDN_REFUSING} was dead-lettered (1 since the notifier started):"
+        " it may serve stale content"
+    )
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
+
+
 # -- every built-in rule has its test here, and runs as installed but for its timings --------
 
 PROVEN = {
@@ -813,6 +923,8 @@ PROVEN = {
     "HeartbeatMissing": test_heartbeat_missing,
     "NotificationDeadLettersGrowing": test_notification_dead_letters_growing,
     "ConsumerLagGrowing": test_consumer_lag_growing,
+    "CdnProviderFailing": test_cdn_provider_failing,
+    "CdnPurgeDeadLettered": test_cdn_purge_dead_lettered,
 }
 
 
