@@ -15,9 +15,9 @@ Without ``health`` every provider counts as healthy (routing by region only).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opsmesh_client.cdn.config import MAX_CONFIG_BYTES, CdnConfigError, provider_from_config
 from opsmesh_client.cdn.health import DEFAULT_SERVICE, AggregatorHealth, HealthSource
@@ -25,6 +25,27 @@ from opsmesh_client.cdn.provider import ImageTransform
 from opsmesh_client.cdn.routing import CdnRouter, RoutingPolicy
 
 _router: CdnRouter | None = None
+# The country of the client as the CDN in front of the application tells it.
+DEFAULT_REGION_HEADERS = ("CloudFront-Viewer-Country", "CF-IPCountry", "Fastly-Geo-Country")
+MAX_REGION_CHARS = 64
+
+
+class _Headers(Protocol):
+    def get(self, key: str, /) -> Any: ...
+
+
+def region_from_headers(
+    headers: _Headers | None, names: Sequence[str] = DEFAULT_REGION_HEADERS
+) -> str | None:
+    """The first of ``names`` present in ``headers`` (case-insensitive mappings, as Django's
+    ``request.headers`` and Starlette's are), or None."""
+    if headers is None:
+        return None
+    for name in names:
+        value = headers.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_REGION_CHARS]
+    return None
 
 
 def configure(router: CdnRouter | None) -> None:
