@@ -173,6 +173,7 @@ def test_the_poller_reads_checks_keeps_state_when_unreachable_and_logs_once(capl
     assert health.age_s() == 4.0
     unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(unreachable) == 1
+    assert not health.reachable
 
     fake.set_checks(fastly="pass")
     assert health.poll_once()

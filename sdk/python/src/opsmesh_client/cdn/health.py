@@ -115,6 +115,11 @@ class AggregatorHealth:
     def states(self) -> dict[str, bool]:
         return dict(self._states)
 
+    @property
+    def reachable(self) -> bool:
+        """False from a failed poll until the next one that succeeds."""
+        return not self._unreachable
+
     def age_s(self) -> float | None:
         """Seconds since the aggregator last answered (None: never)."""
         return None if self._answered_at is None else self._clock() - self._answered_at
