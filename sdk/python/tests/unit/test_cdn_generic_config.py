@@ -3,6 +3,7 @@ configuration (validation, secrets from the environment only)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -169,3 +170,23 @@ def test_importing_the_package_and_building_providers_loads_no_client_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_timeout_is_transient():
+    release = asyncio.Event()
+
+    async def stalls(_: web.Request, __: FakeServer) -> web.Response:
+        await release.wait()  # answers only after the client has given up
+        return web.json_response({"ok": True})
+
+    async with serve([("POST", "/purge", stalls)]) as fake:
+        provider = provider_from_config(
+            "edge", generic(fake.url, timeout_s=0.2), env={"GENERIC_TOKEN": TOKEN}
+        )
+        try:
+            with pytest.raises(PurgeError) as caught:
+                await provider.purge(PurgeRequest(PurgeScope.ALL))
+        finally:
+            release.set()
+    assert caught.value.transient
+    assert "Timeout" in caught.value.reason
