@@ -120,3 +120,21 @@ def test_asset_urls_use_cdn_cgi_image_with_the_zones_path():
         "https://www.example.com/cdn-cgi/image/width=200,quality=80,format=webp,fit=cover"
         "/static/img/logo.png"
     )
+
+
+async def test_an_envelope_without_success_is_not_a_purge():
+    async def refuses(_: web.Request, __: FakeServer) -> web.Response:
+        errors = [{"code": 1134, "message": "purge not allowed on this zone"}]
+        return web.json_response(_envelope(False, None, errors))  # HTTP 200 all the same
+
+    async def garbled(_: web.Request, __: FakeServer) -> web.Response:
+        return web.Response(text="<html>bad gateway</html>", content_type="text/html")
+
+    async with serve([("POST", "/client/v4/zones/{zone}/purge_cache", refuses)]) as fake:
+        with pytest.raises(PurgeError, match="1134 purge not allowed") as refused:
+            await _provider(fake).purge(PurgeRequest(PurgeScope.ALL))
+    assert not refused.value.transient
+    async with serve([("POST", "/client/v4/zones/{zone}/purge_cache", garbled)]) as fake:
+        with pytest.raises(PurgeError, match="not the v4 envelope") as broken:
+            await _provider(fake).purge(PurgeRequest(PurgeScope.TAG, ("t",)))
+    assert broken.value.transient

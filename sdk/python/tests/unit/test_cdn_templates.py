@@ -6,6 +6,10 @@ framework tests configure Django for the whole process, and the tag must not nee
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -107,3 +111,61 @@ def test_the_jinja_filter_with_its_own_headers_and_router():
     template = environment.from_string('{{ "x.js" | cdn_url }}')
     assert template.render(request=_request(X_COUNTRY="NL")) == "https://b.example/x.js"
     assert template.render(request=_request(CF_IPCOUNTRY="NL")) == "https://a.example/x.js"
+
+
+DJANGO_SITE = """
+import sys
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["opsmesh_client.cdn.djangoapp"],
+    TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
+    OPSMESH_CDN_CONFIG=sys.argv[1],
+    OPSMESH_CDN_REGION_HEADERS=["X-Viewer-Country"],
+    ALLOWED_HOSTS=["testserver"],
+)
+django.setup()
+from django.template import engines
+from django.test import RequestFactory
+
+template = engines["django"].from_string(
+    '{% load opsmesh_cdn %}{% cdn_url "img/logo.png" width=200 %}'
+)
+for headers in ({"X-Viewer-Country": "DE"}, {"CF-IPCountry": "DE"}):
+    print(template.render({"request": RequestFactory().get("/", headers=headers)}))
+"""
+
+
+def test_the_django_app_reads_its_settings_and_its_tag_library_is_found(tmp_path):
+    # A process of its own: Django's settings are configured once per process.
+    cdn_file = tmp_path / "cdn.json"
+    cdn_file.write_text(
+        json.dumps(
+            {
+                "providers": {
+                    name: {
+                        "type": "fastly",
+                        "base_url": f"https://{name}.example",
+                        "service_id": "svc",
+                        "api_key_env": "FASTLY_TEST_KEY",
+                    }
+                    for name in ("world", "europe")
+                },
+                "routing": {"regions": {"eu": ["europe"]}, "countries": {"DE": "eu"}},
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", DJANGO_SITE, str(cdn_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FASTLY_TEST_KEY": "k"},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "https://europe.example/img/logo.png?width=200",
+        "https://world.example/img/logo.png?width=200",
+    ]

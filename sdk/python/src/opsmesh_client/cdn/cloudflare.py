@@ -84,19 +84,23 @@ class CloudflareProvider:
         zone = self._settings.zone_id
         base = self._settings.base_url
         async with self._client() as client:
+            # The raw response: Cloudflare's envelope says `success`, which the SDK's
+            # parsed result drops (a 200 with `success: false` would pass for a purge).
+            purge = client.cache.with_raw_response.purge
             try:
                 if request.scope is PurgeScope.ALL:
-                    await client.cache.purge(zone_id=zone, purge_everything=True)
+                    self._check(await (await purge(zone_id=zone, purge_everything=True)).json())
                     return
                 for chunk in batches(request.values, self._settings.max_per_call):
                     if request.scope is PurgeScope.URL:
                         files = [absolute_url(base, v) for v in chunk]
-                        await client.cache.purge(zone_id=zone, files=files)
+                        raw = await purge(zone_id=zone, files=files)
                     elif request.scope is PurgeScope.PREFIX:
                         prefixes = [_prefix(absolute_url(base, v)) for v in chunk]
-                        await client.cache.purge(zone_id=zone, prefixes=prefixes)
+                        raw = await purge(zone_id=zone, prefixes=prefixes)
                     else:
-                        await client.cache.purge(zone_id=zone, tags=list(chunk))
+                        raw = await purge(zone_id=zone, tags=list(chunk))
+                    self._check(await raw.json())
             except cloudflare.APIStatusError as exc:
                 raise PurgeError(
                     self._name,
@@ -105,8 +109,15 @@ class CloudflareProvider:
                 ) from exc
             except cloudflare.APIConnectionError as exc:  # timeouts too
                 raise transport_error(self._name, exc) from exc
-            except cloudflare.APIResponseValidationError as exc:
-                raise PurgeError(self._name, f"unexpected answer: {exc}", transient=True) from exc
+            except (cloudflare.APIResponseValidationError, ValueError) as exc:  # not JSON
+                # e.g. a proxy's error page in front of the API: worth another try
+                raise PurgeError(
+                    self._name, "unexpected answer, not the v4 envelope", transient=True
+                ) from exc
+
+    def _check(self, envelope: object) -> None:
+        if not isinstance(envelope, dict) or envelope.get("success") is not True:
+            raise PurgeError(self._name, f"not accepted: {_errors(envelope)}", transient=False)
 
     def asset_url(self, path: str, *, transform: ImageTransform | None = None) -> str:
         url = join_url(self._settings.base_url, path)
