@@ -3,7 +3,10 @@ configuration (validation, secrets from the environment only)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 
 import pytest
 from aiohttp import web
@@ -151,3 +154,39 @@ def test_providers_from_yaml_and_json_files(tmp_path):
     json_file.write_text(json.dumps([{"name": "c", **entry}, {"name": "c", **entry}]))
     with pytest.raises(CdnConfigError, match="unique: c"):
         providers_from_file(json_file, env={})
+
+
+def test_importing_the_package_and_building_providers_loads_no_client_library():
+    code = (
+        "import sys\n"
+        "from opsmesh_client.cdn import provider_from_config, cdn_url\n"
+        "p = provider_from_config('f', {'type': 'fastly', 'base_url': 'https://a.example',"
+        " 'service_id': 's', 'api_key_env': 'K'}, env={'K': 'k'})\n"
+        "p.asset_url('x.png')\n"
+        "print(sorted(m for m in ('httpx', 'cloudflare', 'boto3', 'yaml', 'jinja2', 'django')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+async def test_a_timeout_is_transient():
+    release = asyncio.Event()
+
+    async def stalls(_: web.Request, __: FakeServer) -> web.Response:
+        await release.wait()  # answers only after the client has given up
+        return web.json_response({"ok": True})
+
+    async with serve([("POST", "/purge", stalls)]) as fake:
+        provider = provider_from_config(
+            "edge", generic(fake.url, timeout_s=0.2), env={"GENERIC_TOKEN": TOKEN}
+        )
+        try:
+            with pytest.raises(PurgeError) as caught:
+                await provider.purge(PurgeRequest(PurgeScope.ALL))
+        finally:
+            release.set()
+    assert caught.value.transient
+    assert "Timeout" in caught.value.reason

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from opsmesh_client.cdn.provider import ImageTransform, PurgeError, PurgeRequest, PurgeScope
 
@@ -99,3 +99,17 @@ def with_query(url: str, params: Sequence[tuple[str, str]]) -> str:
     if not params:
         return url
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+def absolute_url(base_url: str, value: str) -> str:
+    """A purge value as a full URL: an absolute URL stays as it is; anything else is an
+    asset path, as given to ``asset_url``, under ``base_url``."""
+    if value.startswith(("http://", "https://")):
+        return value
+    return join_url(base_url, value)
+
+
+def url_path(base_url: str, value: str) -> str:
+    """A purge value as the path (and query) the CDN caches it under."""
+    parts = urlsplit(absolute_url(base_url, value))
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -174,8 +174,89 @@ def _generic(fields: Fields) -> CdnProvider:
     return GenericProvider(fields.name, settings, token=token)
 
 
+def _cloudflare(fields: Fields) -> CdnProvider:
+    from opsmesh_client.cdn.cloudflare import (  # noqa: PLC0415
+        DEFAULT_API_BASE_URL,
+        CloudflareProvider,
+        CloudflareSettings,
+    )
+
+    settings = CloudflareSettings(
+        base_url=fields.url("base_url", required=True),
+        zone_id=fields.string("zone_id", required=True),
+        api_base_url=fields.url("api_base_url", DEFAULT_API_BASE_URL),
+        max_per_call=fields.integer("max_per_call", 100, low=1, high=500),
+        timeout_s=fields.number("timeout_s", 10.0, low=0.1, high=300.0),
+    )
+    token = fields.secret("api_token_env", required=True)
+    fields.done()
+    assert token is not None  # required=True
+    return CloudflareProvider(fields.name, settings, api_token=token)
+
+
+def _cloudfront(fields: Fields) -> CdnProvider:
+    from opsmesh_client.cdn.cloudfront import (  # noqa: PLC0415
+        DEFAULT_IMAGE_PARAMS,
+        MAX_PATHS_PER_INVALIDATION,
+        CloudFrontProvider,
+        CloudFrontSettings,
+    )
+
+    settings = CloudFrontSettings(
+        base_url=fields.url("base_url", required=True),
+        distribution_id=fields.string("distribution_id", required=True),
+        region=fields.string("region", "us-east-1"),
+        endpoint_url=fields.optional_url("endpoint_url"),
+        max_per_call=fields.integer(
+            "max_per_call", MAX_PATHS_PER_INVALIDATION, low=1, high=MAX_PATHS_PER_INVALIDATION
+        ),
+        image_params=fields.mapping("image_params", DEFAULT_IMAGE_PARAMS),
+        timeout_s=fields.number("timeout_s", 10.0, low=0.1, high=300.0),
+    )
+    access_key = fields.secret("access_key_id_env", required=False)
+    secret_key = fields.secret("secret_access_key_env", required=False)
+    fields.done()
+    if (access_key is None) != (secret_key is None):
+        raise CdnConfigError(
+            f"cdn provider {fields.name!r}: access_key_id_env and secret_access_key_env go "
+            "together (or neither, for boto3's default credential chain)"
+        )
+    return CloudFrontProvider(
+        fields.name, settings, access_key_id=access_key, secret_access_key=secret_key
+    )
+
+
+def _fastly(fields: Fields) -> CdnProvider:
+    from opsmesh_client.cdn.fastly import (  # noqa: PLC0415
+        DEFAULT_API_BASE_URL,
+        MAX_KEYS_PER_CALL,
+        FastlyProvider,
+        FastlySettings,
+    )
+
+    settings = FastlySettings(
+        base_url=fields.url("base_url", required=True),
+        service_id=fields.string("service_id", required=True),
+        api_base_url=fields.url("api_base_url", DEFAULT_API_BASE_URL),
+        soft_purge=fields.boolean("soft_purge", False),
+        max_per_call=fields.integer(
+            "max_per_call", MAX_KEYS_PER_CALL, low=1, high=MAX_KEYS_PER_CALL
+        ),
+        timeout_s=fields.number("timeout_s", 10.0, low=0.1, high=300.0),
+    )
+    key = fields.secret("api_key_env", required=True)
+    fields.done()
+    assert key is not None  # required=True
+    return FastlyProvider(fields.name, settings, api_key=key)
+
+
 Builder = Callable[[Fields], CdnProvider]
-_BUILDERS: dict[str, Builder] = {"generic": _generic}
+_BUILDERS: dict[str, Builder] = {
+    "cloudflare": _cloudflare,
+    "cloudfront": _cloudfront,
+    "fastly": _fastly,
+    "generic": _generic,
+}
 
 
 def register(type_name: str, builder: Builder) -> None:
