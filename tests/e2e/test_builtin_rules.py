@@ -64,6 +64,9 @@ from opsmesh.topics import (
     SLOW_QUERIES,
     partition_for,
 )
+from opsmesh_client.cdn.health import AggregatorHealth
+from opsmesh_client.cdn.routing import CdnRouter
+from opsmesh_client.cdn.urls import cdn_url, router_from_config
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
 from opsmesh_dev.infra import Endpoints
@@ -862,16 +865,54 @@ async def test_consumer_lag_growing(world: World, unique: str) -> None:
 # -- opsmesh-cdn ----------------------------------------------------------------------------
 
 
+def _asset_router(world: World) -> tuple[CdnRouter, AggregatorHealth]:
+    """What an application's SDK builds from its CDN file: CDN_PROBED preferred, then
+    CDN_REFUSING (whose canary nobody probes: never reported unhealthy), health read from
+    this mesh's health-aggregator."""
+    providers = {
+        name: {"type": "generic", "base_url": f"{world.edges.base}/{name}", "purge_url": url}
+        for name, url in ((n, world.edges.purge_url(n)) for n in (CDN_PROBED, CDN_REFUSING))
+    }
+    router = router_from_config(
+        {
+            "providers": providers,
+            "routing": {"default": [CDN_PROBED, CDN_REFUSING]},
+            "health": {
+                "url": world.mesh.running["health-aggregator"].url,
+                "service": CDN_HEALTH_SERVICE,
+                "interval_s": 0.2,
+            },
+        },
+        start=False,
+    )
+    assert isinstance(router.health, AggregatorHealth)
+    return router, router.health.start()
+
+
+def _served_by(router: CdnRouter, provider: str) -> Callable[[], bool]:
+    prefix = f"{router.providers[provider].asset_url('')}"
+    return lambda: cdn_url("img/logo.png", router=router).startswith(prefix)
+
+
 async def test_cdn_provider_failing(world: World) -> None:
-    """health-aggregator probes a provider's canary asset; the edge starts answering 503,
-    the probe fails and the alert names the provider; the edge recovers and it resolves."""
-    mine = {"alertname": "CdnProviderFailing", "check": CDN_PROBED}
-    world.edges.fail(CDN_PROBED)
+    """health-aggregator probes a provider's canary asset; the edge starts answering 503:
+    the SDK's cdn_url moves to the next provider, the probe's failure fires the alert naming
+    the provider; the edge recovers, cdn_url comes back and the alert resolves."""
+    router, health = _asset_router(world)
     try:
-        await drive(notified(world.sink, "firing", **mine), what="CdnProviderFailing firing")
+        await drive(lambda: health.healthy(CDN_PROBED) is True, what="the canary probed")
+        assert _served_by(router, CDN_PROBED)()
+        mine = {"alertname": "CdnProviderFailing", "check": CDN_PROBED}
+        world.edges.fail(CDN_PROBED)
+        try:
+            await drive(_served_by(router, CDN_REFUSING), what="cdn_url switched", timeout_s=10)
+            await drive(notified(world.sink, "firing", **mine), what="CdnProviderFailing firing")
+        finally:
+            world.edges.fail(CDN_PROBED, failing=False)
+        await drive(_served_by(router, CDN_PROBED), what="cdn_url back", timeout_s=10)
+        await drive(notified(world.sink, "resolved", **mine), what="CdnProviderFailing resolved")
     finally:
-        world.edges.fail(CDN_PROBED, failing=False)
-    await drive(notified(world.sink, "resolved", **mine), what="CdnProviderFailing resolved")
+        health.stop()
 
     alert = fired_and_resolved(world.sink, **mine)
     assert alert["labels"] == {**mine, "severity": "ticket"}

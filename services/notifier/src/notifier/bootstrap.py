@@ -91,7 +91,7 @@ class Services:
     table: ReceiverTable  # the receivers in use and their destinations
     reloader: ConfigReloader[Loaded] | None  # None: no receivers file to reload
     stage: DeliverStage
-    purges: PurgeStage | None  # None: no CDN providers configured
+    purges: PurgeStage | None = None  # None: no CDN providers configured
     closing: AsyncExitStack = field(repr=False)  # what bootstrap opened
 
     async def aclose(self) -> None:
