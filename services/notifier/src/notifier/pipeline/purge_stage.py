@@ -26,6 +26,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from notifier.channels.safe_http import Redactor
 from notifier.core.breaker import CircuitBreaker
 from notifier.core.inflight import InFlight
 from notifier.core.purge_attempts import Attempted, PurgeStopped, purge_with_retries
@@ -48,7 +49,7 @@ from opsmesh.kafka.dlq import DeadLetterPublisher, DeadLetterReason
 from opsmesh.kafka.producer import EventProducer, Outgoing
 from opsmesh.logging import get_logger
 from opsmesh.topics import SIGNALS
-from opsmesh_client.cdn.provider import CdnProvider
+from opsmesh_client.cdn.provider import CdnProvider, PurgeRequest
 
 log = get_logger(__name__)
 
@@ -100,6 +101,8 @@ class PurgeStage(StatelessHandler):
         self._mine: set[Pair] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._counts = DeadLetterCounts()
+        # A provider's error may quote its answer: cut as the channels' errors are.
+        self._redact = Redactor()
         self._outcomes = Counter(
             "notifier_cdn_purges_total",
             "CDN purges by provider and outcome (delivered, duplicate, failed)",
@@ -159,11 +162,13 @@ class PurgeStage(StatelessHandler):
                 self._done(entry)
                 continue
             self._active.add(pair)
-            self._spawn(self._purge(entry, provider, pair, claims.get(pair, False)))
+            self._spawn(self._purge(entry, provider, plan.request, pair, claims.get(pair, False)))
 
     # -- a provider's purge ---------------------------------------------------------
 
-    async def _purge(self, entry: _Entry, provider: str, pair: Pair, claimed: bool) -> None:
+    async def _purge(
+        self, entry: _Entry, provider: str, request: PurgeRequest, pair: Pair, claimed: bool
+    ) -> None:
         try:
             while not claimed:
                 # Another replica holds the claim: wait for its outcome or its lapse.
@@ -177,8 +182,6 @@ class PurgeStage(StatelessHandler):
                     self._mine.add(pair)
                 elif await sleep_until_stopped(self._stopping, 1.0):
                     return  # unfinished: replayed after the restart
-            request = plan_purge(entry.received.event, self._configured).request
-            assert request is not None  # planned before
             async with self._slots[provider]:
                 attempted = await purge_with_retries(
                     self._providers[provider],
@@ -200,7 +203,7 @@ class PurgeStage(StatelessHandler):
         error = None
         if not attempted.ok:
             failure = attempted.failure or PurgeFailure.DETERMINISTIC
-            error = f"{failure}: {attempted.error}"
+            error = self._redact(f"{failure}: {attempted.error}")
             await self._send_dead_letter(entry, provider, failure, attempted.error or "", attempted)
         row, _ = self._writer.record(
             Outcome(
@@ -237,7 +240,7 @@ class PurgeStage(StatelessHandler):
         attempted: Attempted,
     ) -> None:
         where = integration(provider) if provider is not None else "cdn"
-        error = f"{where}: {failure}: {why}"
+        error = self._redact(f"{where}: {failure}: {why}")
         log.warning("cdn purge failed; dead-lettering", purge=entry.received.event.id, error=error)
         ack = await self._dead_letters.send(
             entry.received.raw, DeadLetterReason.DELIVERY_FAILED, error
