@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -42,28 +43,14 @@ from psycopg import sql
 
 from alert_engine.core.rules import Rule, parse_rules
 from opsmesh.durations import parse_duration
-from opsmesh.events import (
-    CdnPurgeRequested,
-    CdnPurgeScope,
-    HealthReported,
-    HealthStatus,
-    MetricSampled,
-    SlowQueryObserved,
-)
-from opsmesh.events.cdn import CDN_HEALTH_SERVICE
+from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
+from opsmesh.events.cdn import CDN_HEALTH_SERVICE, purge_integration, purge_key
 from opsmesh.events.health import ReportKind
 from opsmesh.events.metrics import MetricKind
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
-from opsmesh.topics import (
-    CDN_PURGES,
-    GROUP_QUERY_ANALYZER,
-    HEALTH,
-    METRICS,
-    SLOW_QUERIES,
-    partition_for,
-)
+from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
 from opsmesh_client.cdn.health import AggregatorHealth
 from opsmesh_client.cdn.routing import CdnRouter
 from opsmesh_client.cdn.urls import cdn_url, router_from_config
@@ -923,20 +910,26 @@ async def test_cdn_provider_failing(world: World) -> None:
     assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
 
 
-async def test_cdn_purge_dead_lettered(world: World, unique: str) -> None:
-    """A deploy's purge for a provider that refuses it (403): the notifier purges it once,
-    dead-letters it and emits its signal; the alert fires, and resolves once no other
-    purge of that provider fails for its quiet time."""
-    event = CdnPurgeRequested(
-        id=f"deploy-{unique}",
-        scope=CdnPurgeScope.PREFIX,
-        values=["https://shop.example.com/static/"],
-        providers=[CDN_REFUSING],
-        source="deploy",
-        reason="release",
-        requested_at=time.time(),
+def _opsmesh(*args: str) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("opsmesh")
+    return subprocess.run(
+        [str(cli), *args], capture_output=True, text=True, timeout=60, check=False
     )
-    await world.publish(Outgoing(CDN_PURGES, event.id, event))
+
+
+async def test_cdn_purge_dead_lettered(world: World, unique: str) -> None:
+    """A deploy's purge (``opsmesh cdn purge``) for a provider that refuses it (403): the
+    notifier purges it once, dead-letters it and emits its signal; the alert fires, and
+    resolves once no other purge of that provider fails for its quiet time; ``opsmesh cdn
+    status`` shows the providers' canaries and the failed purge."""
+    purge_id = f"deploy-{unique}"
+    published = await asyncio.to_thread(
+        _opsmesh,
+        *("cdn", "purge", "--prefix", "https://shop.example.com/static/"),
+        *("--provider", CDN_REFUSING, "--id", purge_id, "--reason", "release"),
+        *("--bootstrap", world.bootstrap),
+    )
+    assert published.returncode == 0, published.stderr
     mine = {"alertname": "CdnPurgeDeadLettered", "provider": CDN_REFUSING}
     await drive(notified(world.sink, "firing", **mine), what="CdnPurgeDeadLettered firing")
     await drive(notified(world.sink, "resolved", **mine), what="CdnPurgeDeadLettered resolved")
@@ -949,6 +942,20 @@ async def test_cdn_purge_dead_lettered(world: World, unique: str) -> None:
         " it may serve stale content"
     )
     assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
+
+    status = await asyncio.to_thread(
+        _opsmesh,
+        *("cdn", "status", "--json"),
+        *("--health-aggregator", world.mesh.running["health-aggregator"].url),
+        *("--notifier", world.mesh.running["notifier"].url),
+    )
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert CDN_PROBED in {check["check"] for check in shown["providers"]}
+    [purged] = [row for row in shown["purges"] if row["idempotency_key"] == purge_key(purge_id)]
+    assert purged["integration"] == purge_integration(CDN_REFUSING)
+    assert purged["result"] == "failed"
+    assert purged["error"].startswith("deterministic: ")
 
 
 # -- every built-in rule has its test here, and runs as installed but for its timings --------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -334,3 +336,31 @@ async def test_bad_events_are_dead_lettered_and_the_consumer_goes_on(
         b"cdn: deterministic: invalid purge: a purge of everything takes no values"
     )
     assert header(by_key[b"not-json"], HEADER_REASON) == b"invalid_json"
+
+
+async def test_the_cli_publishes_a_purge_the_notifier_carries_out(
+    infra: Endpoints, world: World
+) -> None:
+    """``opsmesh cdn purge`` as an operator runs it, to the topic this notifier consumes."""
+    purge_id = f"cli-{uuid.uuid4().hex[:8]}"
+    tag = f"product-{purge_id}"
+    cli = Path(sys.executable).with_name("opsmesh")
+    args = ["cdn", "purge", "--tag", tag, "--provider", world.ok, "--id", purge_id]
+    args += ["--reason", "price change", "--topic", world.topic.name]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(cli), *args, "--bootstrap", infra.kafka_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"purge {purge_id} published to {world.topic.name} (tag)"
+    rows = await eventually(
+        lambda: asyncio.to_thread(world.deliveries, purge_id),
+        until=lambda found: [r["result"] for r in found] == ["delivered"],
+        what="the CLI's purge delivered",
+    )
+    assert rows[0]["integration"] == purge_integration(world.ok)
+    assert world.api.answered(world.ok, tag) == [200]

@@ -10,6 +10,7 @@ newest purges' outcomes from the notifier's delivery log (receiver ``cdn``).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from opsmesh.events.cdn import (
 )
 from opsmesh.kafka.codec import decode, encode
 from opsmesh.kafka.producer import EventProducer, Outgoing
-from opsmesh.topics import CDN_PURGES
+from opsmesh.topics import CDN_PURGES, Topic
 
 HTTP_TIMEOUT_S = 10.0
 
@@ -92,6 +93,12 @@ def purge_event(
 @click.option("--id", "purge_id", default=None, help="The purge's id (default: a new one).")
 @click.option("--reason", default="", help="Why, for the people reading the outcome.")
 @click.option(
+    "--topic",
+    default=CDN_PURGES.name,
+    show_default=True,
+    help="The purge topic the notifier consumes (its NOTIFIER_CDN_PURGES_TOPIC).",
+)
+@click.option(
     "--bootstrap",
     envvar="OPSMESH_KAFKA_BOOTSTRAP",
     required=True,
@@ -106,6 +113,7 @@ def purge(
     providers: tuple[str, ...],
     purge_id: str | None,
     reason: str,
+    topic: str,
     bootstrap: str,
 ) -> None:
     """Publish a purge; the notifier purges each provider once per purge id."""
@@ -119,15 +127,20 @@ def purge(
         reason=reason,
         now=time.time(),
     )
-    asyncio.run(_publish(bootstrap, event))
-    click.echo(f"purge {event.id} published to {CDN_PURGES.name} ({event.scope})")
+    target = (
+        CDN_PURGES
+        if topic == CDN_PURGES.name
+        else Topic(topic, CDN_PURGES.partitions, CDN_PURGES.key)
+    )
+    asyncio.run(_publish(bootstrap, target, event))
+    click.echo(f"purge {event.id} published to {target.name} ({event.scope})")
 
 
-async def _publish(bootstrap: str, event: CdnPurgeRequested) -> None:
+async def _publish(bootstrap: str, topic: Topic, event: CdnPurgeRequested) -> None:
     producer = EventProducer({"bootstrap_servers": bootstrap}, source="/opsmesh/cli")
     await producer.start()
     try:
-        await producer.publish(Outgoing(CDN_PURGES, event.id, event))
+        await producer.publish(Outgoing(topic, event.id, event))
     finally:
         await producer.stop()
 
@@ -152,17 +165,21 @@ async def _publish(bootstrap: str, event: CdnPurgeRequested) -> None:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print both answers as JSON.")
 def status(health_url: str, notifier_url: str, limit: int, as_json: bool) -> None:
-    """Each provider's canary health and the newest purges' outcomes."""
-    health, purges = asyncio.run(_status(health_url, notifier_url, limit))
+    """Each provider's canary health and the newest purges' outcomes; exit 1 when either
+    service could not be read."""
+    health, purges, unread = asyncio.run(_status(health_url, notifier_url, limit))
     if as_json:
         click.echo(msgspec.json.encode({"providers": health, "purges": purges}).decode())
-        return
-    click.echo(render_status(health, purges))
+    else:
+        click.echo(render_status(health, purges))
+    if unread:
+        sys.exit(1)
 
 
 async def _status(
     health_url: str, notifier_url: str, limit: int
-) -> tuple[list[dict[str, Any]] | str, list[dict[str, Any]] | str]:
+) -> tuple[list[dict[str, Any]] | str, list[dict[str, Any]] | str, bool]:
+    """The providers' checks and the purges (or why not), and whether a read failed."""
     timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         health = await _get(
@@ -181,7 +198,7 @@ async def _status(
     else:
         checks = health
     rows: list[dict[str, Any]] | str = purges if isinstance(purges, list | str) else []
-    return checks, rows
+    return checks, rows, isinstance(health, str) or isinstance(purges, str)
 
 
 async def _get(
