@@ -3,9 +3,10 @@
 The providers are the SDK's generic provider (``opsmesh_client.cdn.generic``, loaded from
 ``NOTIFIER_CDN_PROVIDERS_FILE`` by ``providers_from_file``) pointed at a local server that
 speaks its purge protocol: one that accepts, one that answers 503 twice per purge before
-accepting, one that refuses with 403. Each purge event must reach each provider exactly
-once (also when the event is delivered twice), a transient failure is retried, a
-deterministic one is dead-lettered with its reason and raises the catalogue's signal.
+accepting, one that refuses with 403, one that answers 503 to everything. Each purge event
+must reach each provider exactly once (also when the event is delivered twice), a
+transient failure is retried, a deterministic one (and one whose retries ran out) is
+dead-lettered with its reason and raises the catalogue's signal.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def _serve(api: PurgeApi, started: threading.Event, stop: threading.Event) -> No
             earlier = [s for p, v, s in api.calls if p == provider and v == values]
             if provider.startswith("refuses"):
                 status = 403
-            elif provider.startswith("flaky") and len(earlier) < FLAKY_FAILURES:
+            elif provider.startswith("down") or (
+                provider.startswith("flaky") and len(earlier) < FLAKY_FAILURES
+            ):
                 status = 503
             else:
                 status = 200
@@ -100,6 +103,7 @@ class World:
     ok: str
     flaky: str
     refuses: str
+    down: str
 
     def deliveries(self, purge_id: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"idempotency_key": purge_key(purge_id)})
@@ -120,13 +124,14 @@ def world(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert started.wait(10)
     unique = uuid.uuid4().hex[:10]
     ok, flaky, refuses = f"ok-{unique}", f"flaky-{unique}", f"refuses-{unique}"
+    down = f"down-{unique}"
     workdir = Path(tmp_path_factory.mktemp("cdn-purges"))
     providers = workdir / "cdn.yml"
     providers.write_text(
         "".join(
             f"{name}:\n  type: generic\n  base_url: https://{name}.example.com\n"
             f"  purge_url: {api.base}/{name}\n  timeout_s: 5\n"
-            for name in (ok, flaky, refuses)
+            for name in (ok, flaky, refuses, down)
         )
     )
     receivers = workdir / "receivers.yml"
@@ -157,7 +162,7 @@ def world(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     mesh.start(["notifier"])
     try:
-        yield World(mesh, api, topic, group, ok, flaky, refuses)
+        yield World(mesh, api, topic, group, ok, flaky, refuses, down)
     finally:
         mesh.stop_all()
         stop.set()
@@ -303,6 +308,34 @@ async def test_a_refused_purge_is_dead_lettered_with_its_reason_and_raises_the_s
         purge_integration(ghost),
     }
     assert all(row["receiver"] == "cdn" and row["purge_id"] == purge_id for row in listed)
+
+
+async def test_a_provider_that_stays_down_is_dead_lettered_at_the_retry_deadline(
+    infra: Endpoints, world: World
+) -> None:
+    purge_id = f"deploy-{uuid.uuid4().hex[:8]}"
+    values = [f"https://shop.example.com/{purge_id}"]
+    await publish(infra, world.topic, purge(purge_id, values, [world.down]))
+    rows = await eventually(
+        lambda: asyncio.to_thread(world.deliveries, purge_id),
+        until=lambda found: [r["result"] for r in found] == ["failed"],
+        what="the purge given up",
+    )
+    (row,) = rows
+    assert row["error"].startswith("retries_exhausted: retry deadline passed; last error: ")
+    assert "503" in row["error"]
+    calls = world.api.answered(world.down, ",".join(values))
+    assert calls == [503] * row["attempts"]
+    assert row["attempts"] > 1  # retried before it gave up
+    found = await eventually(
+        lambda: letters(infra, world),
+        until=lambda rs: purge_id.encode() in {r.key for r in rs},
+        what="its dead letter",
+    )
+    (letter,) = [r for r in found if r.key == purge_id.encode()]
+    assert (header(letter, HEADER_ERROR) or b"").startswith(
+        f"cdn:{world.down}: retries_exhausted: ".encode()
+    )
 
 
 async def test_bad_events_are_dead_lettered_and_the_consumer_goes_on(
