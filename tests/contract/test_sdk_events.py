@@ -36,6 +36,8 @@ from opsmesh.events.schema import json_schema, schema_file_name
 from opsmesh.kafka.headers import cloudevent_headers
 from opsmesh.labels import series_id
 from opsmesh_client import trace
+from opsmesh_client.cache import Cache, Namespace
+from opsmesh_client.cache import observed as cache_metrics
 from opsmesh_client.client import Client
 from opsmesh_client.prometheus import bridge
 from opsmesh_client.settings import load
@@ -95,10 +97,22 @@ def emitted() -> list[Record]:
     _profiled_request(client)
     client.report_check("database", "fail", output="connection refused", observed_value=1.5)
     client._heartbeat()
+    cache = _cache_in_use(client)
     client.flush()
+    cache.close()
     records = made.transport.records
     assert {r.kind for r in records} == set(Kind)
     return records
+
+
+def _cache_in_use(client: Client) -> Cache:
+    """A static namespace at the seed's 95 % target, answering 90 % of its lookups."""
+    target = cache_metrics.STATIC_HIT_RATIO_TARGET
+    cache = Cache(None, [Namespace("static", hit_ratio_target=target)], client=client)
+    cache.set("logo.png", "<svg/>", namespace="static")
+    for i in range(cache_metrics.MIN_LOOKUPS):
+        cache.get("logo.png" if i % 10 else f"banner-{i}.png", namespace="static")
+    return cache
 
 
 def _profiled_request(client: Client) -> None:
@@ -170,6 +184,10 @@ def test_request_metrics_are_the_catalogues_application_metrics(emitted: list[Re
     ratio = next(s for s in samples if s["name"] == catalogue.HTTP_ERROR_RATIO.name)
     assert ratio["value"] == pytest.approx(1 / 3)
     assert ratio["labels"]["env"] == "demo"
+    assert catalogue.CACHE_HIT_RATIO_MARGIN.name == cache_metrics.HIT_RATIO_MARGIN
+    margin = next(s for s in samples if s["name"] == catalogue.CACHE_HIT_RATIO_MARGIN.name)
+    assert margin["value"] == pytest.approx(0.9 - cache_metrics.STATIC_HIT_RATIO_TARGET)
+    assert margin["labels"]["target"] == "0.95"
 
 
 def test_a_query_in_a_request_hangs_under_the_requests_span(emitted: list[Record]) -> None:

@@ -94,7 +94,9 @@ class RatioWindow:
     def __init__(self, window_s: float, min_lookups: int) -> None:
         self.window_s = window_s
         self.min_lookups = min_lookups
-        self._snapshots: deque[Snapshot] = deque()
+        # The cache began with no lookups: until the window is older than the cache, the
+        # ratio is over every lookup so far.
+        self._snapshots: deque[Snapshot] = deque([Snapshot(float("-inf"), 0, 0)])
 
     def add(self, at: float, hits: int, lookups: int) -> float | None:
         """Record the cumulative counts at ``at``; the window's ratio, or None when it
