@@ -1,8 +1,8 @@
 """Every built-in rule, proven end to end: the raw events an application sends (metric
 samples over Kafka and HTTP, slow-query events, health checks and heartbeats, request
-profiles and a cache's hit ratio through the producer SDK) or a fault in the mesh itself (a destination that fails
-until its notification is dead-lettered, a consumer that stalls) go into the five real
-services, and each of the eleven rules that
+profiles and a cache's hit ratio through the producer SDK) or a fault in the mesh itself
+(a destination that fails until its notification is dead-lettered, a consumer that stalls)
+go into the five real services, and each of the eleven rules that
 ``opsmesh setup-default-alerts`` installs fires, its notification reaches a webhook
 through the real notifier, and it resolves with a second, resolved notification.
 
