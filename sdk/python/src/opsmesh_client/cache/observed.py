@@ -133,20 +133,13 @@ class CacheMetrics:
         self._constant = {"service": service, "instance": instance}
         self._ratio_window_s = ratio_window_s
         self._min_lookups = min_lookups
-        self._l1_every = l1_sample_every
-        self._l1_tick = 0
+        self.l1_sample_every = l1_sample_every
         self._latency = Histogram(LATENCY, ["namespace", "tier", "operation"], LATENCY_BUCKETS)
         self._series: dict[tuple[str, str, str], HistogramSeries] = {}
         self._windows: dict[str, RatioWindow] = {}
         self._lock = threading.Lock()
 
     # -- called by the cache on its request path ----------------------------------------
-
-    def sample_l1(self) -> bool:
-        """Whether to time this L1 lookup (one in ``l1_sample_every``). Unlocked: a lost
-        increment between threads only shifts which lookup is timed."""
-        self._l1_tick += 1
-        return self._l1_tick % self._l1_every == 0
 
     def observe(self, namespace: str, tier: str, operation: str, seconds: float) -> None:
         key = (namespace, tier, operation)
