@@ -20,7 +20,8 @@ the same work in one run against one real Redis that the benchmark starts itself
   cashews' ``protected=True`` (in-process) with ``lock=True`` (a Redis lock); aiocache's
   ``RedLock`` around the Redis lookup (its ``cached_stampede`` pattern). Origin loads are
   counted across the four processes. ``--refresh-ahead`` runs the SDK's side with
-  refresh-ahead, where the SDK has it (``zipf_namespace``); without it, stampede
+  refresh-ahead where the SDK has it (``zipf_namespace``; it only acts on values that
+  expire within the run, so give it a short ``--zipf-ttl``); without it, stampede
   protection only.
 
     uv run --frozen python -m bench.cache [--refresh-ahead] [--ops N] [--zipf-ops N]
@@ -43,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.cache_contenders import CONTENDERS, Contender, open_contender
+from bench.cache_contenders import CONTENDERS, Contender, open_contender, zipf_namespace
 from opsmesh_dev.infra.redis import RedisServer
 
 PROCESSES = 4
@@ -205,6 +206,7 @@ def _ratios(rows: dict[str, dict[str, float]], ours: str, column: str, better: s
 
 
 def main(args: argparse.Namespace) -> None:
+    zipf_namespace(args.zipf_ttl, refresh_ahead=args.refresh_ahead)  # refuses before the run
     workdir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     redis_server = RedisServer(workdir / "redis")
     run = f"b{int(time.time())}"
