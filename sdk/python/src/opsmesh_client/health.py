@@ -10,17 +10,23 @@ first round has run).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import resource
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LIVE, READY, STARTUP = "/health/live", "/health/ready", "/health/startup"
 PROBES = (LIVE, READY, STARTUP)
@@ -145,3 +151,272 @@ def memory(*, warn_above_bytes: int, fail_above_bytes: int) -> Check:
         return Result(status, f"peak RSS {rss} bytes", float(rss))
 
     return check
+
+
+# -- dependencies: the database, the cache (Redis), S3 ---------------------------------
+# Each runs its probe on a thread of its own and waits at most ``timeout_s`` for it, so a
+# dependency that never answers fails its check in time whatever its driver's timeouts;
+# each passes with the probe's latency (``observed_value``, ms), warns above
+# ``warn_above_ms``, fails with a reason stripped of credentials, and never raises. The
+# drivers are the application's (imported only by the check that uses one).
+
+
+class CheckFailed(Exception):
+    """A probe's classified failure; its message is the check's reason as it stands."""
+
+
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_SECRET_PAIRS = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret[\w-]*|token|access[_-]?key[\w-]*)(\s*[=:]\s*)"
+    r"('[^']*'|\"[^\"]*\"|[^\s,;&]+)"
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the password of a URL, ``password=...``-like pairs, and each of
+    ``secrets``; on one line, at most 500 characters."""
+    text = _SECRET_PAIRS.sub(r"\1\2***", _URL_CREDENTIALS.sub(r"\1***@", text))
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return " ".join(text.split())[:500]
+
+
+class _Bounded:
+    """A probe run on a thread of its own, waited for ``timeout_s``. A probe still waiting
+    when the next round comes is not doubled (that round fails at once): a dead dependency
+    holds one thread, not one per round."""
+
+    def __init__(
+        self,
+        what: str,
+        probe: Callable[[], object],
+        *,
+        timeout_s: float,
+        warn_above_ms: float | None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self._what, self._probe, self._timeout_s = what, probe, timeout_s
+        self._warn_above_ms, self._secrets = warn_above_ms, [s for s in secrets if s]
+        self._lock = threading.Lock()
+        self._waiting: threading.Thread | None = None
+
+    def __call__(self) -> Result:
+        outcome: list[Result] = []
+        with self._lock:
+            if self._waiting is not None and self._waiting.is_alive():
+                return Result("fail", f"{self._what}: still no answer to an earlier probe")
+            thread = threading.Thread(
+                target=self._run, args=(outcome,), name=f"opsmesh-health-{self._what}"
+            )
+            thread.daemon = True
+            self._waiting = thread
+        thread.start()
+        thread.join(self._timeout_s)
+        if thread.is_alive() or not outcome:
+            return Result("fail", f"{self._what}: no answer within {self._timeout_s:g} s")
+        return outcome[0]
+
+    def _run(self, outcome: list[Result]) -> None:
+        started = time.perf_counter()
+        try:
+            self._probe()
+        except CheckFailed as exc:
+            outcome.append(Result("fail", redact(str(exc), self._secrets)))
+            return
+        except Exception as exc:  # the dependency's failure is the check's result
+            reason = f"{self._what}: {type(exc).__name__}: {exc}"
+            outcome.append(Result("fail", redact(reason, self._secrets)))
+            return
+        ms = round((time.perf_counter() - started) * 1000.0, 3)
+        slow = self._warn_above_ms is not None and ms > self._warn_above_ms
+        note = f" (above {self._warn_above_ms:g} ms)" if slow else ""
+        outcome.append(Result("warn" if slow else "pass", f"{self._what}: {ms:g} ms{note}", ms))
+
+
+def _select_one(connection: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def database(
+    connect: Callable[[], Any],
+    *,
+    timeout_s: float = 2.0,
+    warn_above_ms: float | None = 500.0,
+    close: bool = True,
+    secrets: Sequence[str] = (),
+) -> Check:
+    """``SELECT 1`` through the application's driver. ``connect()`` returns a DB-API
+    connection (closed after the probe unless ``close=False``), e.g.
+    ``lambda: psycopg.connect(dsn, connect_timeout=2)``, or a context manager that lends
+    one, as a pool's ``connection()`` does (``database(pool.connection)`` for psycopg_pool).
+    ``secrets`` (a password) are kept out of the reason."""
+
+    def probe() -> None:
+        made = connect()
+        if not hasattr(made, "cursor"):
+            with made as connection:
+                _select_one(connection)
+            return
+        try:
+            _select_one(made)
+        finally:
+            if close:
+                made.close()
+
+    return _Bounded(
+        "database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms, secrets=secrets
+    )
+
+
+def django_database(
+    alias: str = "default", *, timeout_s: float = 2.0, warn_above_ms: float | None = 500.0
+) -> Check:
+    """``SELECT 1`` on a Django database alias, on a connection the probe's thread opens and
+    closes (Django's connections are per thread)."""
+
+    def probe() -> None:
+        from django.db import connections  # noqa: PLC0415 - the application's, if Django
+
+        connection = connections[alias]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        finally:
+            connection.close()
+
+    return _Bounded(f"database {alias}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def sqlalchemy_engine(
+    engine: Any, *, timeout_s: float = 2.0, warn_above_ms: float | None = 500.0
+) -> Check:
+    """``SELECT 1`` on a connection from a SQLAlchemy engine's pool."""
+
+    def probe() -> None:
+        from sqlalchemy import text  # noqa: PLC0415 - the application's, if SQLAlchemy
+
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar()
+
+    password = getattr(getattr(engine, "url", None), "password", None)
+    return _Bounded(
+        "database",
+        probe,
+        timeout_s=timeout_s,
+        warn_above_ms=warn_above_ms,
+        secrets=[str(password)] if password else (),
+    )
+
+
+def asyncpg_pool(
+    pool: Any,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    timeout_s: float = 2.0,
+    warn_above_ms: float | None = 500.0,
+) -> Check:
+    """``SELECT 1`` through an asyncpg pool, run on the pool's event loop (``loop``, by
+    default the loop running where the check is made: make it at the application's
+    startup, on its loop)."""
+    target = loop or asyncio.get_running_loop()
+
+    def probe() -> None:
+        query = pool.fetchval("SELECT 1", timeout=timeout_s)
+        future = asyncio.run_coroutine_threadsafe(query, target)
+        try:
+            future.result(timeout_s)
+        finally:
+            future.cancel()  # a no-op once it is done
+
+    return _Bounded("database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def redis_ping(redis: Any, *, timeout_s: float = 1.0, warn_above_ms: float | None = 100.0) -> Check:
+    """``PING`` through a redis-py client, or a URL (a client of the check's own is made on
+    first use, with ``timeout_s`` on its sockets; the redis extra)."""
+    clients: list[Any] = [] if isinstance(redis, str) else [redis]
+    password = urllib.parse.urlsplit(redis).password if isinstance(redis, str) else None
+
+    def probe() -> None:
+        if not clients:
+            from redis import Redis  # noqa: PLC0415 - the redis extra
+
+            clients.append(
+                Redis.from_url(redis, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            )
+        if clients[0].ping() is not True:
+            raise CheckFailed("cache: PING was not answered PONG")
+
+    return _Bounded(
+        "cache",
+        probe,
+        timeout_s=timeout_s,
+        warn_above_ms=warn_above_ms,
+        secrets=[password] if password else (),
+    )
+
+
+def s3_bucket(
+    bucket: str,
+    *,
+    client: Any = None,
+    write_probe: bool = False,
+    probe_prefix: str = ".opsmesh-health/",
+    timeout_s: float = 3.0,
+    warn_above_ms: float | None = 1000.0,
+) -> Check:
+    """``HeadBucket`` on an S3 bucket through boto3 (``client``, or one of the check's own
+    made on first use from boto3's usual configuration, with ``timeout_s`` and no retries;
+    the s3 extra); ``write_probe`` also puts and deletes a small object under
+    ``probe_prefix`` to prove the bucket writable."""
+    clients: list[Any] = [] if client is None else [client]
+
+    def s3() -> Any:
+        if not clients:
+            import boto3  # noqa: PLC0415 - the s3 extra
+            from botocore.config import Config  # noqa: PLC0415
+
+            config = Config(
+                connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}
+            )
+            clients.append(boto3.client("s3", config=config))
+        return clients[0]
+
+    def probe() -> None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415 - the s3 extra
+
+        storage = s3()
+        try:
+            storage.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = _s3_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise CheckFailed(f"storage: bucket {bucket} does not exist") from None
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise CheckFailed(f"storage: access to bucket {bucket} is denied") from None
+            raise CheckFailed(f"storage: bucket {bucket}: {code}") from None
+        if not write_probe:
+            return
+        key = f"{probe_prefix}{uuid.uuid4().hex}"
+        try:
+            storage.put_object(Bucket=bucket, Key=key, Body=b"opsmesh health probe")
+        except ClientError as exc:
+            raise CheckFailed(
+                f"storage: bucket {bucket} is not writable ({_s3_code(exc)})"
+            ) from None
+        storage.delete_object(Bucket=bucket, Key=key)
+
+    return _Bounded(f"bucket {bucket}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def _s3_code(error: Any) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", "unknown"))
