@@ -13,33 +13,44 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import resource
 import shutil
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from opsmesh_client.probe import Bounded, Check, CheckFailed, Result, redact
+
+__all__ = [
+    "Check",
+    "CheckFailed",
+    "HealthChecks",
+    "Result",
+    "asyncpg_pool",
+    "callable_check",
+    "database",
+    "disk_space",
+    "django_database",
+    "http_dependency",
+    "memory",
+    "redact",
+    "redis_ping",
+    "s3_bucket",
+    "sqlalchemy_engine",
+    "writable_path",
+]
 
 LIVE, READY, STARTUP = "/health/live", "/health/ready", "/health/startup"
 PROBES = (LIVE, READY, STARTUP)
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    status: str  # pass, warn or fail
-    output: str | None = None
-    observed_value: float | str | None = None
-
-
-Check = Callable[[], Result]
 Report = Callable[[str, Result, bool], None]
 
 
@@ -161,81 +172,6 @@ def memory(*, warn_above_bytes: int, fail_above_bytes: int) -> Check:
 # drivers are the application's (imported only by the check that uses one).
 
 
-class CheckFailed(Exception):
-    """A probe's classified failure; its message is the check's reason as it stands."""
-
-
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_SECRET_PAIRS = re.compile(
-    r"(?i)\b(password|passwd|pwd|secret[\w-]*|token|access[_-]?key[\w-]*)(\s*[=:]\s*)"
-    r"('[^']*'|\"[^\"]*\"|[^\s,;&]+)"
-)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` without the password of a URL, ``password=...``-like pairs, and each of
-    ``secrets``; on one line, at most 500 characters."""
-    text = _SECRET_PAIRS.sub(r"\1\2***", _URL_CREDENTIALS.sub(r"\1***@", text))
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return " ".join(text.split())[:500]
-
-
-class _Bounded:
-    """A probe run on a thread of its own, waited for ``timeout_s``. A probe still waiting
-    when the next round comes is not doubled (that round fails at once): a dead dependency
-    holds one thread, not one per round."""
-
-    def __init__(
-        self,
-        what: str,
-        probe: Callable[[], object],
-        *,
-        timeout_s: float,
-        warn_above_ms: float | None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
-        self._what, self._probe, self._timeout_s = what, probe, timeout_s
-        self._warn_above_ms, self._secrets = warn_above_ms, [s for s in secrets if s]
-        self._lock = threading.Lock()
-        self._waiting: threading.Thread | None = None
-
-    def __call__(self) -> Result:
-        outcome: list[Result] = []
-        with self._lock:
-            if self._waiting is not None and self._waiting.is_alive():
-                return Result("fail", f"{self._what}: still no answer to an earlier probe")
-            thread = threading.Thread(
-                target=self._run, args=(outcome,), name=f"opsmesh-health-{self._what}"
-            )
-            thread.daemon = True
-            self._waiting = thread
-        thread.start()
-        thread.join(self._timeout_s)
-        if thread.is_alive() or not outcome:
-            return Result("fail", f"{self._what}: no answer within {self._timeout_s:g} s")
-        return outcome[0]
-
-    def _run(self, outcome: list[Result]) -> None:
-        started = time.perf_counter()
-        try:
-            self._probe()
-        except CheckFailed as exc:
-            outcome.append(Result("fail", redact(str(exc), self._secrets)))
-            return
-        except Exception as exc:  # the dependency's failure is the check's result
-            reason = f"{self._what}: {type(exc).__name__}: {exc}"
-            outcome.append(Result("fail", redact(reason, self._secrets)))
-            return
-        ms = round((time.perf_counter() - started) * 1000.0, 3)
-        slow = self._warn_above_ms is not None and ms > self._warn_above_ms
-        note = f" (above {self._warn_above_ms:g} ms)" if slow else ""
-        outcome.append(Result("warn" if slow else "pass", f"{self._what}: {ms:g} ms{note}", ms))
-
-
 def _select_one(connection: Any) -> None:
     cursor = connection.cursor()
     try:
@@ -271,7 +207,7 @@ def database(
             if close:
                 made.close()
 
-    return _Bounded(
+    return Bounded(
         "database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms, secrets=secrets
     )
 
@@ -293,7 +229,7 @@ def django_database(
         finally:
             connection.close()
 
-    return _Bounded(f"database {alias}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+    return Bounded(f"database {alias}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
 
 
 def sqlalchemy_engine(
@@ -308,7 +244,7 @@ def sqlalchemy_engine(
             connection.execute(text("SELECT 1")).scalar()
 
     password = getattr(getattr(engine, "url", None), "password", None)
-    return _Bounded(
+    return Bounded(
         "database",
         probe,
         timeout_s=timeout_s,
@@ -337,7 +273,7 @@ def asyncpg_pool(
         finally:
             future.cancel()  # a no-op once it is done
 
-    return _Bounded("database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+    return Bounded("database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
 
 
 def redis_ping(redis: Any, *, timeout_s: float = 1.0, warn_above_ms: float | None = 100.0) -> Check:
@@ -356,7 +292,7 @@ def redis_ping(redis: Any, *, timeout_s: float = 1.0, warn_above_ms: float | Non
         if clients[0].ping() is not True:
             raise CheckFailed("cache: PING was not answered PONG")
 
-    return _Bounded(
+    return Bounded(
         "cache",
         probe,
         timeout_s=timeout_s,
@@ -415,7 +351,7 @@ def s3_bucket(
             ) from None
         storage.delete_object(Bucket=bucket, Key=key)
 
-    return _Bounded(f"bucket {bucket}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+    return Bounded(f"bucket {bucket}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
 
 
 def _s3_code(error: Any) -> str:
