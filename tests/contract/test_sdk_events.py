@@ -41,7 +41,7 @@ from opsmesh_client.cache import observed as cache_metrics
 from opsmesh_client.client import Client
 from opsmesh_client.prometheus import bridge
 from opsmesh_client.settings import load
-from opsmesh_client.testing import MemoryTransports
+from opsmesh_client.testing import MemoryTransports, compute_for
 from opsmesh_client.transport import http_body
 from opsmesh_client.wire import DEFAULT_TOPICS, Kind, Record
 
@@ -68,6 +68,7 @@ def emitted() -> list[Record]:
             environment="demo",
             instance="web-1",
             profile_slow_ms=100,
+            profile_interval_ms=2,
             profile_memory=True,  # not started (start=False): tracemalloc reads 0 bytes
         ),
         transport=made,
@@ -116,14 +117,12 @@ def _cache_in_use(client: Client) -> Cache:
 
 
 def _profiled_request(client: Client) -> None:
-    """A slow request whose thread the sampler caught twice, as a real tick does."""
-    assert client.profiler is not None
-    session = client.begin_profile()
-    assert session is not None
-    client.profiler.tick()
-    client.profiler.tick()
+    """A slow request profiled by pyinstrument while it worked for a few intervals."""
+    opened = client.begin_profile()
+    assert opened is not None
+    compute_for(0.02)
     client.end_profile(
-        session, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
+        opened, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
     )
 
 

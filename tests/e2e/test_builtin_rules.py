@@ -53,6 +53,7 @@ from opsmesh_client.cache import Cache, Namespace
 from opsmesh_client.cache.observed import STATIC_HIT_RATIO_TARGET, attach, detach
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
+from opsmesh_client.testing import compute_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.kafka import KafkaServer
 from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
@@ -585,19 +586,18 @@ def _profile_slow_requests(
     bootstrap: str, service: str, route: str, durations_s: list[float]
 ) -> None:
     """What an application's SDK sends for requests of these durations: each request is
-    opened to the SDK's sampler, sampled once (the sampler's own ``tick``, on this thread),
-    and closed with its duration; the SDK publishes the slow ones to real Kafka."""
+    profiled by pyinstrument through the SDK while it works for a few of its intervals, and
+    closed with its duration; the SDK publishes the slow ones to real Kafka."""
     client = Client(
         load({}, service=service, kafka=bootstrap, instance="web-1", profile_slow_ms=500),
     )
     try:
         for duration_s in durations_s:
-            session = client.begin_profile()
-            assert session is not None
-            assert client.profiler is not None
-            client.profiler.tick()
+            opened = client.begin_profile()
+            assert opened is not None
+            compute_for(0.05)
             client.end_profile(
-                session,
+                opened,
                 route=route,
                 method="GET",
                 status=200,
