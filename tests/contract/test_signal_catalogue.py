@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from tests.contract.sdk_cache import Shop
 
 from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, parse_rules
@@ -209,8 +210,19 @@ def _histogram(name: str, labels: dict[str, str], at: float, n: int) -> MetricSa
     )
 
 
+def sdk_cache_samples() -> list[MetricSampled]:
+    """Everything an SDK cache with a client publishes: counters, gauges, latency
+    histograms, its hit ratio and the margin to its target (the application metric)."""
+    shop = Shop()
+    try:
+        return shop.minute(0.5) + shop.minute(0.9)
+    finally:
+        shop.close()
+
+
 def metrics_ingest_signals() -> list[SignalObserved]:
-    """A window of each metric kind, and of the application metrics the rules expect."""
+    """A window of each metric kind, and of the application metrics the rules expect
+    (the cache's as the SDK publishes them)."""
     error_ratio = catalogue.HTTP_ERROR_RATIO
     latency = catalogue.HTTP_REQUEST_DURATION_SECONDS
     samples = []
@@ -228,7 +240,7 @@ def metrics_ingest_signals() -> list[SignalObserved]:
             ),
             _histogram(latency.name, dict.fromkeys(latency.labels, "x"), at, 100 * (i + 1)),
         ]
-    signals = _rollups(samples)
+    signals = _rollups(samples + sdk_cache_samples())
     signals.append(_signal(cardinality_signal("jobs_done", rejected=3, limit=10, now=T0)))
     return signals
 

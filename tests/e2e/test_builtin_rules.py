@@ -1,10 +1,11 @@
 """Every built-in rule, proven end to end: the raw events an application sends (metric
 samples over Kafka and HTTP, slow-query events, health checks and heartbeats, request
-profiles through the producer SDK, a CDN purge), a CDN provider's canary that starts
-failing, or a fault in the mesh itself (a destination that fails until its notification
-is dead-lettered, a consumer that stalls) go into the five real services, and each of the
-rules that ``opsmesh setup-default-alerts`` installs fires, its notification reaches a
-webhook through the real notifier, and it resolves with a second, resolved notification.
+profiles and a cache's hit ratio through the producer SDK, a CDN purge), a CDN provider's
+canary that starts failing, or a fault in the mesh itself (a destination that fails until
+its notification is dead-lettered, a consumer that stalls) go into the five real services,
+and each of the thirteen rules that ``opsmesh setup-default-alerts`` installs fires, its
+notification reaches a webhook through the real notifier, and it resolves with a second,
+resolved notification.
 
 The rules are the installed file, with one change: every duration in it (``for``,
 ``keep_firing_for``, ``window``, ``quiet_for``) is divided by 60 and capped at 5 s, so an
@@ -51,11 +52,14 @@ from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
+from opsmesh_client.cache import Cache, Namespace
+from opsmesh_client.cache.observed import STATIC_HIT_RATIO_TARGET, attach, detach
 from opsmesh_client.cdn.health import AggregatorHealth
 from opsmesh_client.cdn.routing import CdnRouter
 from opsmesh_client.cdn.urls import cdn_url, router_from_config
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
+from opsmesh_client.testing import compute_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.kafka import KafkaServer
 from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
@@ -632,19 +636,18 @@ def _profile_slow_requests(
     bootstrap: str, service: str, route: str, durations_s: list[float]
 ) -> None:
     """What an application's SDK sends for requests of these durations: each request is
-    opened to the SDK's sampler, sampled once (the sampler's own ``tick``, on this thread),
-    and closed with its duration; the SDK publishes the slow ones to real Kafka."""
+    profiled by pyinstrument through the SDK while it works for a few of its intervals, and
+    closed with its duration; the SDK publishes the slow ones to real Kafka."""
     client = Client(
         load({}, service=service, kafka=bootstrap, instance="web-1", profile_slow_ms=500),
     )
     try:
         for duration_s in durations_s:
-            session = client.begin_profile()
-            assert session is not None
-            assert client.profiler is not None
-            client.profiler.tick()
+            opened = client.begin_profile()
+            assert opened is not None
+            compute_for(0.05)
             client.end_profile(
-                session,
+                opened,
                 route=route,
                 method="GET",
                 status=200,
@@ -676,6 +679,57 @@ async def test_slow_route(world: World, unique: str) -> None:
         f"{service} {route}: p95 of its profiled requests is 2000 ms"
     )
     assert alert["annotations"]["runbook_url"] == runbook(world, "slow-route.md")
+
+
+# -- opsmesh-caches -------------------------------------------------------------------------
+
+
+async def test_cache_hit_ratio_below_target(world: World, unique: str) -> None:
+    """An application's SDK cache answers half the lookups of a namespace whose target is
+    the seed's 95 %: its client publishes the margin to real Kafka, metrics-ingest rolls it
+    up, the alert fires; then every lookup hits and it resolves. The cache's ratio window
+    is shortened as the rules' timings are (a second, from 20 lookups)."""
+    service = f"assets-{unique}"
+    client = Client(
+        load({}, service=service, kafka=world.bootstrap, instance="web-1", metrics_interval_s=0.2)
+    )
+    cache = Cache(None, [Namespace("static", hit_ratio_target=STATIC_HIT_RATIO_TARGET)])
+    attach(cache.tiers, client, l2=False, ratio_window_s=1.0, min_lookups=20)
+    cache.set("logo.png", "<svg/>", namespace="static")
+    hit_share = [0.5]
+
+    async def lookups() -> None:
+        for i in range(20):
+            hit = i < 20 * hit_share[0]
+            cache.get("logo.png" if hit else f"banner-{uuid.uuid4().hex}", namespace="static")
+
+    mine = {"alertname": "CacheHitRatioBelowTarget", "service": service}
+    try:
+        await drive(
+            notified(world.sink, "firing", **mine), step=lookups, what="CacheHitRatio firing"
+        )
+        hit_share[0] = 1.0
+        await drive(
+            notified(world.sink, "resolved", **mine), step=lookups, what="CacheHitRatio resolved"
+        )
+    finally:
+        detach(cache.tiers, client)
+        client.close()
+
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {
+        **mine,
+        "instance": "web-1",
+        "namespace": "static",
+        "target": "0.95",
+        "severity": "ticket",
+    }
+    summary = alert["annotations"]["summary"]
+    assert re.fullmatch(
+        rf"{service} cache namespace static on web-1: hit ratio \d+\.\d%, below its 95% target",
+        summary,
+    ), summary
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cache-hit-ratio.md")
 
 
 # -- opsmesh-health -------------------------------------------------------------------------
@@ -967,6 +1021,7 @@ PROVEN = {
     "NPlusOneDetected": test_n_plus_one_detected,
     "MissingIndexAdvised": test_missing_index_advised,
     "SlowRoute": test_slow_route,
+    "CacheHitRatioBelowTarget": test_cache_hit_ratio_below_target,
     "ServiceUnhealthy": test_service_unhealthy,
     "HeartbeatMissing": test_heartbeat_missing,
     "NotificationDeadLettersGrowing": test_notification_dead_letters_growing,

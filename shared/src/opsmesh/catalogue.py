@@ -236,9 +236,23 @@ HTTP_REQUEST_DURATION_SECONDS = ApplicationMetric(
     meaning="request latency in seconds, as a cumulative histogram",
     labels={"service": "the application", "route": "the request's route"},
 )
+CACHE_HIT_RATIO_MARGIN = ApplicationMetric(
+    name="cache_hit_ratio_margin",
+    metric_kind=MetricKind.GAUGE,
+    meaning="a cache namespace's hit ratio (lookups answered by L1 or L2 / all lookups, over"
+    " the SDK cache's ratio window, 5 min by default) minus the target the namespace"
+    " declares; below 0: under target. The SDK's cache publishes it when given a client",
+    labels={
+        "service": "the application",
+        "instance": "its instance: each has its own L1",
+        "namespace": "the cache namespace",
+        "target": "the hit-ratio target the namespace declares, 0..1: 0.95, 0.8 ...",
+    },
+)
 APPLICATION_METRICS: tuple[ApplicationMetric, ...] = (
     HTTP_ERROR_RATIO,
     HTTP_REQUEST_DURATION_SECONDS,
+    CACHE_HIT_RATIO_MARGIN,
 )
 _APPLICATION_BY_NAME = {m.name: m for m in APPLICATION_METRICS}
 

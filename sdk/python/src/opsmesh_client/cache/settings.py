@@ -32,6 +32,9 @@ class Namespace:
     lease_s: float = 10.0
     l1: bool = True
     l2: bool = True
+    # The share of lookups the namespace should answer from cache, 0..1 (the seed's: 0.95
+    # static, 0.80 API); with a client, a hit ratio below it alerts in the mesh.
+    hit_ratio_target: float | None = None
 
     def __post_init__(self) -> None:
         if NAMESPACE_NAME.match(self.name) is None:
@@ -45,6 +48,8 @@ class Namespace:
             raise CacheError("max_entries and max_bytes must be at least 1")
         if not (self.l1 or self.l2):
             raise CacheError(f"namespace {self.name!r} uses neither tier")
+        if self.hit_ratio_target is not None and not 0 < self.hit_ratio_target <= 1:
+            raise CacheError("hit_ratio_target must be in (0, 1]")
 
 
 def check_key(key: str) -> str:
