@@ -25,6 +25,7 @@ BENCHMARKS = (
     "amtemplates",
     "console",
     "sdk_overhead",
+    "cache",
 )
 
 

@@ -24,8 +24,12 @@ worse, p50 under 150 ms. For the engine, where the time went: p50/p99 of each ho
 claim, delivery), from the services' own /metrics scraped before and after the measured
 alerts (the warm-up excluded), interpolated in the histogram's buckets.
 
+``--pin`` puts the broker, PostgreSQL and Redis on core 1 and everything else (the
+services, Alertmanager, this process's senders and sink) on core 0: what the same design
+does when the infrastructure has its own core (``bench/pinning.py``).
+
     uv run python -m bench.alert_engine_vs_alertmanager [--alerts N] [--group-size G]
-        [--senders N --batch B]
+        [--senders N --batch B] [--split] [--pin]
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.pinning import (
+    INFRASTRUCTURE_CPUS,
+    SERVICES_CPUS,
+    check_cores,
+    pin_process,
+    pin_this_thread,
+)
 from bench.profiling import start_profilers, stop_profilers
 from opsmesh.alert_path import Hop, buckets_by_hop, difference, quantile
 from opsmesh_dev.infra import Endpoints, LocalStack
@@ -499,6 +510,23 @@ async def run_mode(  # noqa: PLR0917
         await runner.cleanup()
 
 
+def _pin(stack: LocalStack) -> None:
+    pids = stack.started_pids()
+    if len(pids) != 3:
+        raise SystemExit(
+            "--pin needs the bench's own broker, PostgreSQL and Redis (unset the "
+            "OPSMESH_* endpoints)"
+        )
+    threads = sum(pin_process(pid, INFRASTRUCTURE_CPUS) for pid in pids)
+    # The services, Alertmanager and the asyncio threads start after this, from this thread.
+    pin_this_thread(SERVICES_CPUS)
+    print(
+        f"pinned: infrastructure ({threads} threads) on {sorted(INFRASTRUCTURE_CPUS)}, "
+        f"the rest on {sorted(SERVICES_CPUS)}",
+        file=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=20_000)
@@ -512,6 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="two engine processes: one ingests (the POSTs), the other owns the groups",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="broker, PostgreSQL and Redis on core 1; services, Alertmanager and bench on 0",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy the engine's services into this dir"
@@ -522,6 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if (args.senders is None) != (args.batch is None):
         parser.error("--senders and --batch go together")
+    if args.pin:
+        check_cores()
     modes = (
         [Mode(args.senders, args.batch)]
         if args.senders is not None and args.batch is not None
@@ -533,7 +568,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # by the engine and re-flushed beside this one's.
         workdir = Path(tempfile.mkdtemp(prefix="opsmesh-bench-am-"))
         try:
-            with LocalStack() as endpoints:
+            stack = LocalStack()
+            with stack as endpoints:
+                if args.pin:
+                    _pin(stack)
                 comparisons.append(
                     asyncio.run(
                         run_mode(

@@ -1,5 +1,5 @@
 """The shop served over HTTP: its WSGI application under the standard library's WSGI
-server, one thread per request (the SDK's sampler profiles each request's thread).
+server, one thread per request (the SDK profiles a request on its thread with pyinstrument).
 SIGTERM or SIGINT stops it; the SDK flushes what it holds at exit."""
 
 from __future__ import annotations

@@ -3,24 +3,11 @@ health reports) and one metric of its own, ``shop_checkouts_total``."""
 
 from __future__ import annotations
 
-from django.db import connection
-
 import opsmesh_client
-from opsmesh_client.health import callable_check
+from opsmesh_client.health import django_database
 from opsmesh_client.metrics import Counter
 
 CHECKOUTS = "shop_checkouts_total"
-
-
-def ping_database() -> None:
-    """A fresh connection each round: the checks run on a thread of their own, outside
-    Django's request cycle, where a connection broken by a restart would never be
-    replaced."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    finally:
-        connection.close()
 
 
 class _Metrics:
@@ -28,7 +15,10 @@ class _Metrics:
 
 
 def setup(client: opsmesh_client.Client) -> None:
-    client.health.add("database", callable_check(ping_database))
+    # SELECT 1 on a connection the probe opens and closes each round (the checks run on a
+    # thread of their own, outside Django's request cycle). Its latency is reported, not
+    # judged: the demo shares a laptop with the whole mesh.
+    client.health.add("database", django_database(warn_above_ms=None))
     _Metrics.checkouts = client.metrics.counter(CHECKOUTS)
 
 

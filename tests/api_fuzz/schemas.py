@@ -15,6 +15,7 @@ from typing import Any
 import schemathesis
 import yaml
 
+from alert_engine.api import MAX_BODY as ALERT_ENGINE_MAX_BODY
 from alert_engine.api.openapi import openapi_document as alert_engine_document
 from health_aggregator.api.openapi import openapi_document as health_document
 from metrics_ingest.api.openapi import openapi_document as metrics_document
@@ -48,10 +49,10 @@ _GUARDED = (*_WRITES, ("/status", "get"))
 
 
 def alertmanager_document() -> dict[str, Any]:
-    """Alertmanager's v2 specification plus the one thing the engine adds on purpose:
-    writes and the status need a bearer token (Alertmanager itself has no
-    authentication), so they declare it and its 401/403 answers, and schemathesis checks
-    that they enforce it."""
+    """Alertmanager's v2 specification plus what the engine adds on purpose: writes and
+    the status need a bearer token (Alertmanager itself has no authentication), so they
+    declare it and its 401/403 answers, and schemathesis checks that they enforce it; and
+    a body beyond the engine's limit is refused with 413."""
     spec: dict[str, Any] = yaml.safe_load(ALERTMANAGER_SPEC.read_text())
     spec = copy.deepcopy(spec)
     spec["securityDefinitions"] = {
@@ -68,7 +69,55 @@ def alertmanager_document() -> dict[str, Any]:
             "description": "the token lacks the scope",
             "schema": {"type": "string"},
         }
+    for path, method in _WRITES:
+        operation = spec["paths"][path][method]
+        if any(parameter.get("in") == "body" for parameter in operation.get("parameters", ())):
+            operation["responses"]["413"] = {
+                "description": f"the body is larger than {ALERT_ENGINE_MAX_BODY} bytes",
+                "schema": {"type": "string"},
+            }
     return spec
+
+
+Operation = tuple[str, str]  # (METHOD, path)
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Alertmanager's compatibility endpoints, documented by its own specification.
+ALERTMANAGER_BASE = "/api/v2"
+
+
+def operations(service: str) -> dict[Operation, dict[str, Any]]:
+    """Every documented operation of ``service`` by (METHOD, full path); the alert-engine's
+    include Alertmanager's under its base path."""
+    found = _operations(DOCUMENTS[service])
+    if service == "alert-engine":
+        found |= _operations(alertmanager_document(), ALERTMANAGER_BASE)
+    return found
+
+
+def _operations(document: dict[str, Any], base: str = "") -> dict[Operation, dict[str, Any]]:
+    return {
+        (method.upper(), base + path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method.upper() in (*WRITE_METHODS, "GET")
+    }
+
+
+def write_operations() -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(service, METHOD, path, operation) of every documented write of every service."""
+    return [
+        (service, method, path, operation)
+        for service in DOCUMENTS
+        for (method, path), operation in operations(service).items()
+        if method in WRITE_METHODS
+    ]
+
+
+def takes_a_body(operation: dict[str, Any]) -> bool:
+    # OpenAPI 3 declares a requestBody; Swagger 2 (Alertmanager's) a parameter "in: body".
+    return "requestBody" in operation or any(
+        parameter.get("in") == "body" for parameter in operation.get("parameters", ())
+    )
 
 
 # (operation selector, checks turned off, why)

@@ -36,10 +36,12 @@ from opsmesh.events.schema import json_schema, schema_file_name
 from opsmesh.kafka.headers import cloudevent_headers
 from opsmesh.labels import series_id
 from opsmesh_client import trace
+from opsmesh_client.cache import Cache, Namespace
+from opsmesh_client.cache import observed as cache_metrics
 from opsmesh_client.client import Client
 from opsmesh_client.prometheus import bridge
 from opsmesh_client.settings import load
-from opsmesh_client.testing import MemoryTransports
+from opsmesh_client.testing import MemoryTransports, compute_for
 from opsmesh_client.transport import http_body
 from opsmesh_client.wire import DEFAULT_TOPICS, Kind, Record
 
@@ -66,6 +68,7 @@ def emitted() -> list[Record]:
             environment="demo",
             instance="web-1",
             profile_slow_ms=100,
+            profile_interval_ms=2,
             profile_memory=True,  # not started (start=False): tracemalloc reads 0 bytes
         ),
         transport=made,
@@ -95,21 +98,31 @@ def emitted() -> list[Record]:
     _profiled_request(client)
     client.report_check("database", "fail", output="connection refused", observed_value=1.5)
     client._heartbeat()
+    cache = _cache_in_use(client)
     client.flush()
+    cache.close()
     records = made.transport.records
     assert {r.kind for r in records} == set(Kind)
     return records
 
 
+def _cache_in_use(client: Client) -> Cache:
+    """A static namespace at the seed's 95 % target, answering 90 % of its lookups."""
+    target = cache_metrics.STATIC_HIT_RATIO_TARGET
+    cache = Cache(None, [Namespace("static", hit_ratio_target=target)], client=client)
+    cache.set("logo.png", "<svg/>", namespace="static")
+    for i in range(cache_metrics.MIN_LOOKUPS):
+        cache.get("logo.png" if i % 10 else f"banner-{i}.png", namespace="static")
+    return cache
+
+
 def _profiled_request(client: Client) -> None:
-    """A slow request whose thread the sampler caught twice, as a real tick does."""
-    assert client.profiler is not None
-    session = client.begin_profile()
-    assert session is not None
-    client.profiler.tick()
-    client.profiler.tick()
+    """A slow request profiled by pyinstrument while it worked for a few intervals."""
+    opened = client.begin_profile()
+    assert opened is not None
+    compute_for(0.02)
     client.end_profile(
-        session, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
+        opened, route="/orders/{id}", method="GET", status=200, duration_s=0.4, started_at=NOW
     )
 
 
@@ -170,6 +183,10 @@ def test_request_metrics_are_the_catalogues_application_metrics(emitted: list[Re
     ratio = next(s for s in samples if s["name"] == catalogue.HTTP_ERROR_RATIO.name)
     assert ratio["value"] == pytest.approx(1 / 3)
     assert ratio["labels"]["env"] == "demo"
+    assert catalogue.CACHE_HIT_RATIO_MARGIN.name == cache_metrics.HIT_RATIO_MARGIN
+    margin = next(s for s in samples if s["name"] == catalogue.CACHE_HIT_RATIO_MARGIN.name)
+    assert margin["value"] == pytest.approx(0.9 - cache_metrics.STATIC_HIT_RATIO_TARGET)
+    assert margin["labels"]["target"] == "0.95"
 
 
 def test_a_query_in_a_request_hangs_under_the_requests_span(emitted: list[Record]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from tests.contract.sdk_cache import Shop
 
 from alert_engine.core.contract import rule_problems
 from alert_engine.core.rules import Rule, parse_rules
@@ -25,6 +26,7 @@ from health_aggregator.pipeline.health_stage import to_signal as health_signal
 from metrics_ingest.pipeline.signals import cardinality_signal
 from metrics_ingest.pipeline.signals import to_signal as rollup_signal
 from metrics_ingest.rollup.windows import Rollups, WindowConfig
+from notifier.core.purge_plan import DeadLetterCounts, PurgeFailure
 from opsmesh import catalogue
 from opsmesh.events.health import HealthReported, HealthStatus
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
@@ -208,8 +210,19 @@ def _histogram(name: str, labels: dict[str, str], at: float, n: int) -> MetricSa
     )
 
 
+def sdk_cache_samples() -> list[MetricSampled]:
+    """Everything an SDK cache with a client publishes: counters, gauges, latency
+    histograms, its hit ratio and the margin to its target (the application metric)."""
+    shop = Shop()
+    try:
+        return shop.minute(0.5) + shop.minute(0.9)
+    finally:
+        shop.close()
+
+
 def metrics_ingest_signals() -> list[SignalObserved]:
-    """A window of each metric kind, and of the application metrics the rules expect."""
+    """A window of each metric kind, and of the application metrics the rules expect
+    (the cache's as the SDK publishes them)."""
     error_ratio = catalogue.HTTP_ERROR_RATIO
     latency = catalogue.HTTP_REQUEST_DURATION_SECONDS
     samples = []
@@ -227,7 +240,7 @@ def metrics_ingest_signals() -> list[SignalObserved]:
             ),
             _histogram(latency.name, dict.fromkeys(latency.labels, "x"), at, 100 * (i + 1)),
         ]
-    signals = _rollups(samples)
+    signals = _rollups(samples + sdk_cache_samples())
     signals.append(_signal(cardinality_signal("jobs_done", rejected=3, limit=10, now=T0)))
     return signals
 
@@ -326,10 +339,20 @@ def self_report_signals() -> list[SignalObserved]:
     return signals + lag_signals({("g", NOTIFICATIONS.name, 0): 12}, service="notifier", now=T0)
 
 
+def notifier_signals() -> list[SignalObserved]:
+    """The CDN purge worker's dead letters, one of each failure class."""
+    counts = DeadLetterCounts()
+    return [
+        counts.signal("fastly", failure, attempts, T0, f"cdn:fastly: {failure}")
+        for attempts, failure in enumerate(PurgeFailure)
+    ]
+
+
 EMITTERS = {
     "metrics-ingest": metrics_ingest_signals,
     "query-analyzer": query_analyzer_signals,
     "health-aggregator": health_aggregator_signals,
+    "notifier": notifier_signals,
     "every service (self-report)": self_report_signals,
 }
 

@@ -1,10 +1,11 @@
 """Every built-in rule, proven end to end: the raw events an application sends (metric
 samples over Kafka and HTTP, slow-query events, health checks and heartbeats, request
-profiles through the producer SDK) or a fault in the mesh itself (a destination that fails
-until its notification is dead-lettered, a consumer that stalls) go into the five real
-services, and each of the ten rules that
-``opsmesh setup-default-alerts`` installs fires, its notification reaches a webhook
-through the real notifier, and it resolves with a second, resolved notification.
+profiles and a cache's hit ratio through the producer SDK, a CDN purge), a CDN provider's
+canary that starts failing, or a fault in the mesh itself (a destination that fails until
+its notification is dead-lettered, a consumer that stalls) go into the five real services,
+and each of the thirteen rules that ``opsmesh setup-default-alerts`` installs fires, its
+notification reaches a webhook through the real notifier, and it resolves with a second,
+resolved notification.
 
 The rules are the installed file, with one change: every duration in it (``for``,
 ``keep_firing_for``, ``window``, ``quiet_for``) is divided by 60 and capped at 5 s, so an
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -43,18 +45,26 @@ from psycopg import sql
 from alert_engine.core.rules import Rule, parse_rules
 from opsmesh.durations import parse_duration
 from opsmesh.events import HealthReported, HealthStatus, MetricSampled, SlowQueryObserved
+from opsmesh.events.cdn import CDN_HEALTH_SERVICE, purge_integration, purge_key
 from opsmesh.events.health import ReportKind
 from opsmesh.events.metrics import MetricKind
 from opsmesh.kafka import EventProducer, Outgoing
 from opsmesh.kafka.admin import ensure_topics
 from opsmesh.labels import series_id
 from opsmesh.topics import GROUP_QUERY_ANALYZER, HEALTH, METRICS, SLOW_QUERIES, partition_for
+from opsmesh_client.cache import Cache, Namespace
+from opsmesh_client.cache.observed import STATIC_HIT_RATIO_TARGET, attach, detach
+from opsmesh_client.cdn.health import AggregatorHealth
+from opsmesh_client.cdn.routing import CdnRouter
+from opsmesh_client.cdn.urls import cdn_url, router_from_config
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
+from opsmesh_client.testing import compute_for
 from opsmesh_dev.infra import Endpoints
 from opsmesh_dev.infra.kafka import KafkaServer
 from opsmesh_dev.infra.process import free_port, port_open, spawn, terminate, wait_until
 from opsmesh_dev.tools.mesh import Mesh
+from tests.e2e.cdn_edge import Edges, running_edges
 from tests.e2e.conftest import Sink
 
 # The first test also waits for the world to start (a broker and five services).
@@ -74,6 +84,9 @@ TIMINGS = {
 WRITE_TOKEN = "builtin-rules-writer-0123456789"
 METRICS_TOKEN = "builtin-rules-metrics-0123456789"
 REDIS_DB = 10
+# The CDN providers: one whose canary health-aggregator probes, one that refuses purges.
+CDN_PROBED = "cdn-edge"
+CDN_REFUSING = "cdn-refuses"
 QA_WINDOW_S = 10  # query-analyzer's statistics windows (its smallest)
 
 # A table that lacks the index its hot query needs, ANALYZEd so the planner's costs are real.
@@ -146,6 +159,7 @@ class World:
     dsn: str  # the mesh's own database
     app_database: str  # the application database query-analyzer plans on, by its event name
     app_dsn: str
+    edges: Edges
     producer: EventProducer | None = None  # one per test, on its event loop
 
     async def publish(self, *items: Outgoing) -> None:
@@ -202,10 +216,46 @@ receivers:
 
 
 @pytest.fixture(scope="module")
+def edges() -> Iterator[Edges]:
+    with running_edges() as running:
+        running.refusing.add(CDN_REFUSING)
+        yield running
+
+
+def _cdn_files(edges: Edges, workdir: Path) -> tuple[Path, Path]:
+    """health-aggregator's canary probe of CDN_PROBED, and the notifier's providers (the
+    SDK's generic provider) for both."""
+    probes = workdir / "probes.yml"
+    probe = {
+        "service": CDN_HEALTH_SERVICE,
+        "check": CDN_PROBED,
+        "kind": "http",
+        "target": edges.canary_url(CDN_PROBED),
+        "interval_s": 0.5,
+        "timeout_s": 2,
+        "body_contains": "canary",
+    }
+    probes.write_text(yaml.safe_dump([probe]))
+    providers = workdir / "cdn.yml"
+    configured = {
+        name: {
+            "type": "generic",
+            "base_url": f"{edges.base}/{name}",
+            "purge_url": edges.purge_url(name),
+            "timeout_s": 5,
+        }
+        for name in (CDN_PROBED, CDN_REFUSING)
+    }
+    providers.write_text(yaml.safe_dump(configured))
+    return probes, providers
+
+
+@pytest.fixture(scope="module")
 def started_world(
     infra: Endpoints,
     rule_files: RuleFiles,
     sink: Sink,
+    edges: Edges,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("builtin-mesh")
@@ -228,6 +278,7 @@ def started_world(
             _with_database(infra.pg_dsn, mesh_db),
             _redis_db(infra.redis_url, REDIS_DB),
         )
+        probes, cdn_providers = _cdn_files(edges, workdir)
         am_config = workdir / "alertmanager.yml"
         am_config.write_text(
             _alertmanager_config(sink, f"http://127.0.0.1:{free_port()}/hooks/broken")
@@ -251,6 +302,7 @@ def started_world(
                     "QUERY_ANALYZER_TARGET_DATABASE": app_db,
                     "QUERY_ANALYZER_SLOW_ROUTE_GRACE_S": "1",
                 },
+                "health-aggregator": {"HEALTH_AGGREGATOR_PROBES_FILE": str(probes)},
                 "alert-engine": {
                     "ALERT_ENGINE_RULES_FILES": str(rule_files.as_run),
                     "ALERT_ENGINE_CONFIG_FILE": str(am_config),
@@ -262,11 +314,12 @@ def started_world(
                     "NOTIFIER_ALLOWED_NETWORKS": "127.0.0.0/8",
                     "NOTIFIER_RETRY_INITIAL_S": "0.1",
                     "NOTIFIER_RETRY_DEADLINE_S": "2",
+                    "NOTIFIER_CDN_PROVIDERS_FILE": str(cdn_providers),
                 },
             },
         )
         mesh.start()
-        yield World(mesh, sink, kafka.bootstrap, endpoints.pg_dsn, app_db, app_dsn)
+        yield World(mesh, sink, kafka.bootstrap, endpoints.pg_dsn, app_db, app_dsn, edges)
     finally:
         if mesh is not None:
             mesh.stop_all()
@@ -583,19 +636,18 @@ def _profile_slow_requests(
     bootstrap: str, service: str, route: str, durations_s: list[float]
 ) -> None:
     """What an application's SDK sends for requests of these durations: each request is
-    opened to the SDK's sampler, sampled once (the sampler's own ``tick``, on this thread),
-    and closed with its duration; the SDK publishes the slow ones to real Kafka."""
+    profiled by pyinstrument through the SDK while it works for a few of its intervals, and
+    closed with its duration; the SDK publishes the slow ones to real Kafka."""
     client = Client(
         load({}, service=service, kafka=bootstrap, instance="web-1", profile_slow_ms=500),
     )
     try:
         for duration_s in durations_s:
-            session = client.begin_profile()
-            assert session is not None
-            assert client.profiler is not None
-            client.profiler.tick()
+            opened = client.begin_profile()
+            assert opened is not None
+            compute_for(0.05)
             client.end_profile(
-                session,
+                opened,
                 route=route,
                 method="GET",
                 status=200,
@@ -627,6 +679,57 @@ async def test_slow_route(world: World, unique: str) -> None:
         f"{service} {route}: p95 of its profiled requests is 2000 ms"
     )
     assert alert["annotations"]["runbook_url"] == runbook(world, "slow-route.md")
+
+
+# -- opsmesh-caches -------------------------------------------------------------------------
+
+
+async def test_cache_hit_ratio_below_target(world: World, unique: str) -> None:
+    """An application's SDK cache answers half the lookups of a namespace whose target is
+    the seed's 95 %: its client publishes the margin to real Kafka, metrics-ingest rolls it
+    up, the alert fires; then every lookup hits and it resolves. The cache's ratio window
+    is shortened as the rules' timings are (a second, from 20 lookups)."""
+    service = f"assets-{unique}"
+    client = Client(
+        load({}, service=service, kafka=world.bootstrap, instance="web-1", metrics_interval_s=0.2)
+    )
+    cache = Cache(None, [Namespace("static", hit_ratio_target=STATIC_HIT_RATIO_TARGET)])
+    attach(cache.tiers, client, l2=False, ratio_window_s=1.0, min_lookups=20)
+    cache.set("logo.png", "<svg/>", namespace="static")
+    hit_share = [0.5]
+
+    async def lookups() -> None:
+        for i in range(20):
+            hit = i < 20 * hit_share[0]
+            cache.get("logo.png" if hit else f"banner-{uuid.uuid4().hex}", namespace="static")
+
+    mine = {"alertname": "CacheHitRatioBelowTarget", "service": service}
+    try:
+        await drive(
+            notified(world.sink, "firing", **mine), step=lookups, what="CacheHitRatio firing"
+        )
+        hit_share[0] = 1.0
+        await drive(
+            notified(world.sink, "resolved", **mine), step=lookups, what="CacheHitRatio resolved"
+        )
+    finally:
+        detach(cache.tiers, client)
+        client.close()
+
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {
+        **mine,
+        "instance": "web-1",
+        "namespace": "static",
+        "target": "0.95",
+        "severity": "ticket",
+    }
+    summary = alert["annotations"]["summary"]
+    assert re.fullmatch(
+        rf"{service} cache namespace static on web-1: hit ratio \d+\.\d%, below its 95% target",
+        summary,
+    ), summary
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cache-hit-ratio.md")
 
 
 # -- opsmesh-health -------------------------------------------------------------------------
@@ -800,6 +903,115 @@ async def test_consumer_lag_growing(world: World, unique: str) -> None:
     assert alert["annotations"]["runbook_url"] == runbook(world, "consumer-lag-growing.md")
 
 
+# -- opsmesh-cdn ----------------------------------------------------------------------------
+
+
+def _asset_router(world: World) -> tuple[CdnRouter, AggregatorHealth]:
+    """What an application's SDK builds from its CDN file: CDN_PROBED preferred, then
+    CDN_REFUSING (whose canary nobody probes: never reported unhealthy), health read from
+    this mesh's health-aggregator."""
+    providers = {
+        name: {"type": "generic", "base_url": f"{world.edges.base}/{name}", "purge_url": url}
+        for name, url in ((n, world.edges.purge_url(n)) for n in (CDN_PROBED, CDN_REFUSING))
+    }
+    router = router_from_config(
+        {
+            "providers": providers,
+            "routing": {"default": [CDN_PROBED, CDN_REFUSING]},
+            "health": {
+                "url": world.mesh.running["health-aggregator"].url,
+                "service": CDN_HEALTH_SERVICE,
+                "interval_s": 0.2,
+            },
+        },
+        start=False,
+    )
+    assert isinstance(router.health, AggregatorHealth)
+    return router, router.health.start()
+
+
+def _served_by(router: CdnRouter, provider: str) -> Callable[[], bool]:
+    prefix = f"{router.providers[provider].asset_url('')}"
+    return lambda: cdn_url("img/logo.png", router=router).startswith(prefix)
+
+
+async def test_cdn_provider_failing(world: World) -> None:
+    """health-aggregator probes a provider's canary asset; the edge starts answering 503:
+    the SDK's cdn_url moves to the next provider, the probe's failure fires the alert naming
+    the provider; the edge recovers, cdn_url comes back and the alert resolves."""
+    router, health = _asset_router(world)
+    try:
+        await drive(lambda: health.healthy(CDN_PROBED) is True, what="the canary probed")
+        assert _served_by(router, CDN_PROBED)()
+        mine = {"alertname": "CdnProviderFailing", "check": CDN_PROBED}
+        world.edges.fail(CDN_PROBED)
+        try:
+            await drive(_served_by(router, CDN_REFUSING), what="cdn_url switched", timeout_s=10)
+            await drive(notified(world.sink, "firing", **mine), what="CdnProviderFailing firing")
+        finally:
+            world.edges.fail(CDN_PROBED, failing=False)
+        await drive(_served_by(router, CDN_PROBED), what="cdn_url back", timeout_s=10)
+        await drive(notified(world.sink, "resolved", **mine), what="CdnProviderFailing resolved")
+    finally:
+        health.stop()
+
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {**mine, "severity": "ticket"}
+    assert alert["annotations"]["summary"] == (
+        f"CDN provider {CDN_PROBED} is failing its canary probe;"
+        " assets are served from the other providers"
+    )
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
+
+
+def _opsmesh(*args: str) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("opsmesh")
+    return subprocess.run(
+        [str(cli), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def test_cdn_purge_dead_lettered(world: World, unique: str) -> None:
+    """A deploy's purge (``opsmesh cdn purge``) for a provider that refuses it (403): the
+    notifier purges it once, dead-letters it and emits its signal; the alert fires, and
+    resolves once no other purge of that provider fails for its quiet time; ``opsmesh cdn
+    status`` shows the providers' canaries and the failed purge."""
+    purge_id = f"deploy-{unique}"
+    published = await asyncio.to_thread(
+        _opsmesh,
+        *("cdn", "purge", "--prefix", "https://shop.example.com/static/"),
+        *("--provider", CDN_REFUSING, "--id", purge_id, "--reason", "release"),
+        *("--bootstrap", world.bootstrap),
+    )
+    assert published.returncode == 0, published.stderr
+    mine = {"alertname": "CdnPurgeDeadLettered", "provider": CDN_REFUSING}
+    await drive(notified(world.sink, "firing", **mine), what="CdnPurgeDeadLettered firing")
+    await drive(notified(world.sink, "resolved", **mine), what="CdnPurgeDeadLettered resolved")
+
+    assert world.edges.answered(CDN_REFUSING) == [403]  # refused once, never retried
+    alert = fired_and_resolved(world.sink, **mine)
+    assert alert["labels"] == {**mine, "severity": "ticket"}
+    assert alert["annotations"]["summary"] == (
+        f"a CDN purge for {CDN_REFUSING} was dead-lettered (1 since the notifier started):"
+        " it may serve stale content"
+    )
+    assert alert["annotations"]["runbook_url"] == runbook(world, "cdn.md")
+
+    status = await asyncio.to_thread(
+        _opsmesh,
+        *("cdn", "status", "--json"),
+        *("--health-aggregator", world.mesh.running["health-aggregator"].url),
+        *("--notifier", world.mesh.running["notifier"].url),
+    )
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert CDN_PROBED in {check["check"] for check in shown["providers"]}
+    [purged] = [row for row in shown["purges"] if row["idempotency_key"] == purge_key(purge_id)]
+    assert purged["integration"] == purge_integration(CDN_REFUSING)
+    assert purged["result"] == "failed"
+    assert purged["error"].startswith("deterministic: ")
+
+
 # -- every built-in rule has its test here, and runs as installed but for its timings --------
 
 PROVEN = {
@@ -809,10 +1021,13 @@ PROVEN = {
     "NPlusOneDetected": test_n_plus_one_detected,
     "MissingIndexAdvised": test_missing_index_advised,
     "SlowRoute": test_slow_route,
+    "CacheHitRatioBelowTarget": test_cache_hit_ratio_below_target,
     "ServiceUnhealthy": test_service_unhealthy,
     "HeartbeatMissing": test_heartbeat_missing,
     "NotificationDeadLettersGrowing": test_notification_dead_letters_growing,
     "ConsumerLagGrowing": test_consumer_lag_growing,
+    "CdnProviderFailing": test_cdn_provider_failing,
+    "CdnPurgeDeadLettered": test_cdn_purge_dead_lettered,
 }
 
 

@@ -34,6 +34,7 @@ class Service(enum.StrEnum):
     METRICS_INGEST = "metrics-ingest"
     QUERY_ANALYZER = "query-analyzer"
     HEALTH_AGGREGATOR = "health-aggregator"
+    NOTIFIER = "notifier"
     EVERY_SERVICE = "every service"  # the mesh observing itself
 
 
@@ -235,9 +236,23 @@ HTTP_REQUEST_DURATION_SECONDS = ApplicationMetric(
     meaning="request latency in seconds, as a cumulative histogram",
     labels={"service": "the application", "route": "the request's route"},
 )
+CACHE_HIT_RATIO_MARGIN = ApplicationMetric(
+    name="cache_hit_ratio_margin",
+    metric_kind=MetricKind.GAUGE,
+    meaning="a cache namespace's hit ratio (lookups answered by L1 or L2 / all lookups, over"
+    " the SDK cache's ratio window, 5 min by default) minus the target the namespace"
+    " declares; below 0: under target. The SDK's cache publishes it when given a client",
+    labels={
+        "service": "the application",
+        "instance": "its instance: each has its own L1",
+        "namespace": "the cache namespace",
+        "target": "the hit-ratio target the namespace declares, 0..1: 0.95, 0.8 ...",
+    },
+)
 APPLICATION_METRICS: tuple[ApplicationMetric, ...] = (
     HTTP_ERROR_RATIO,
     HTTP_REQUEST_DURATION_SECONDS,
+    CACHE_HIT_RATIO_MARGIN,
 )
 _APPLICATION_BY_NAME = {m.name: m for m in APPLICATION_METRICS}
 
@@ -352,6 +367,23 @@ METRICS_SERIES_LIMITED = SignalSpec(
         "rejected": StatSpec("samples rejected (= value)"),
     },
 )
+CDN_PURGE_DEAD_LETTERED = SignalSpec(
+    name="cdn_purge_dead_lettered",
+    source=SignalSource.MESH,
+    kind=SignalKind.FINDING,
+    emitted_by=Service.NOTIFIER,
+    summary="the notifier dead-lettered a CDN purge for a provider: the provider refused it"
+    " (a deterministic error), its retries ran out, or the provider is not configured",
+    value="purges of this provider this notifier instance dead-lettered since it started"
+    " (a running count; each dead letter emits the signal once)",
+    labels={
+        "provider": "the CDN provider's configured name",
+        "failure": "deterministic | retries_exhausted | not_configured",
+    },
+    stats={
+        "attempts": StatSpec("calls made to the provider for this purge"),
+    },
+)
 
 # The mesh observing itself: every service reports its own readings periodically
 # (``opsmesh.selfreport``), so the pipeline is alertable without a Prometheus server.
@@ -393,6 +425,7 @@ SERVICE_SIGNALS: tuple[SignalSpec, ...] = (
     ROUTE_PROFILED_DURATION,
     HEALTH_CHECK_STATUS,
     METRICS_SERIES_LIMITED,
+    CDN_PURGE_DEAD_LETTERED,
     MESH_DEAD_LETTERS,
     MESH_CONSUMER_LAG,
 )

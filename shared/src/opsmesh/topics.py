@@ -31,6 +31,8 @@ ALERT_GROUPS = Topic(
 )
 NOTIFICATIONS = Topic("opsmesh.notifications", 8, "group key + receiver")
 DELIVERIES = Topic("opsmesh.deliveries", 8, "idempotency key")
+# CDN purges (opsmesh.events.cdn), purged by the notifier once per (purge id, provider).
+CDN_PURGES = Topic("opsmesh.cdn-purges", 4, "purge id")
 DLQ = Topic("opsmesh.dlq", 4, "the original record's key", retention_ms=30 * 24 * 3600 * 1000)
 
 ALL_TOPICS: tuple[Topic, ...] = (
@@ -43,6 +45,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     ALERT_GROUPS,
     NOTIFICATIONS,
     DELIVERIES,
+    CDN_PURGES,
     DLQ,
 )
 
@@ -54,6 +57,7 @@ GROUP_HEALTH_AGGREGATOR = "opsmesh.health-aggregator"
 GROUP_ALERT_ENGINE = "opsmesh.alert-engine"
 GROUP_ALERT_DISPATCH = "opsmesh.alert-engine.dispatch"
 GROUP_NOTIFIER = "opsmesh.notifier"
+GROUP_NOTIFIER_CDN_PURGES = "opsmesh.notifier.cdn-purges"
 
 
 def by_name(name: str) -> Topic:

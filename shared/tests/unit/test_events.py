@@ -19,6 +19,8 @@ from opsmesh.events import (
     AlertStateChanged,
     AlertStatus,
     Bucket,
+    CdnPurgeRequested,
+    CdnPurgeScope,
     DeliveryOutcome,
     Event,
     HealthReported,
@@ -163,6 +165,15 @@ SAMPLES: dict[type[Event], Event] = {
         status_code=503,
         finished_at=T0 + 95,
         latency_ms=5000.0,
+    ),
+    CdnPurgeRequested: CdnPurgeRequested(
+        id="deploy-shop-1.4.2",
+        scope=CdnPurgeScope.PREFIX,
+        values=["https://cdn.example.com/static/"],
+        providers=["cloudflare", "fastly"],
+        source="deploy",
+        reason="release 1.4.2",
+        requested_at=T0,
     ),
 }
 
@@ -333,3 +344,20 @@ def test_export_writes_one_valid_file_per_event(tmp_path: Path) -> None:
     for event_type in ALL_EVENTS:
         on_disk = json.loads((tmp_path / "schemas" / schema_file_name(event_type)).read_text())
         assert on_disk == json_schema(event_type)
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"scope": "everything"}, "scope"),
+        ({"providers": ["Has Space"]}, "providers"),
+        ({"id": ""}, "id"),
+        ({"id": "with space"}, "id"),
+        ({"values": [""]}, "values"),
+        ({"values": ["u"] * 1001}, "values"),
+    ],
+)
+def test_bad_purge_requests_are_rejected(change: dict[str, Any], path: str) -> None:
+    doc = {**as_json(SAMPLES[CdnPurgeRequested]), **change}
+    reject(CdnPurgeRequested, doc, rf"\$\.{path}")
+    assert not validator(CdnPurgeRequested).is_valid(doc)

@@ -135,6 +135,11 @@ class KafkaServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks pin it to a core)."""
+        return self._process.pid if self.running and self._process is not None else None
+
     def cluster_id(self) -> str | None:
         """The cluster id the storage was formatted with (None before the first start)."""
         meta = self.data_dir / "meta.properties"

@@ -74,6 +74,11 @@ class PostgresServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks pin it to a core)."""
+        return self._process.pid if self.running and self._process is not None else None
+
     def start(self, timeout_s: float = 60.0) -> str:
         """Start the server; the first start in this work directory runs initdb and
         creates the database."""

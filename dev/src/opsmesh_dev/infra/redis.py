@@ -44,6 +44,11 @@ class RedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks pin it to a core)."""
+        return self._process.pid if self.running and self._process is not None else None
+
     def start(self, timeout_s: float = 20.0) -> str:
         binary = shutil.which("redis-server")
         if binary is None:

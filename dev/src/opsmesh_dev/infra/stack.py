@@ -64,6 +64,11 @@ class LocalStack:
         self._started.append(part)
         return part
 
+    def started_pids(self) -> list[int]:
+        """The process ids of the servers this stack started (not those given by the
+        environment)."""
+        return [pid for part in self._started if (pid := part.pid) is not None]
+
     def stop(self) -> None:
         while self._started:
             self._started.pop().stop()

@@ -20,7 +20,7 @@ from opsmesh_client import trace
 from opsmesh_client.health import HealthChecks, Result
 from opsmesh_client.metrics import Registry
 from opsmesh_client.outbox import DropReason, Outbox
-from opsmesh_client.profiling import MemoryTracer, Sampler, Session
+from opsmesh_client.profiling import MemoryTracer, OpenProfile, RequestProfiler
 from opsmesh_client.requests import RequestMetrics
 from opsmesh_client.settings import Settings
 from opsmesh_client.transport import Disabled, HttpTransport, KafkaTransport, Transport
@@ -83,8 +83,11 @@ class Client:
         self.health = HealthChecks(self._report_result)
         self._checker = threading.Thread(target=self._check, name="opsmesh-health", daemon=True)
         self._draw = draw
+        # None when profiling is off, or pyinstrument (the profiling extra) is missing.
         self.profiler = (
-            Sampler(settings.profile_interval_ms / 1000.0) if settings.profiling else None
+            RequestProfiler.load(settings.profile_interval_ms / 1000.0)
+            if settings.profiling
+            else None
         )
         self.memory = (
             MemoryTracer() if self.profiler is not None and settings.profile_memory else None
@@ -92,8 +95,6 @@ class Client:
         if start:
             self._thread.start()
             self._checker.start()
-            if self.profiler is not None:
-                self.profiler.start()
             if self.memory is not None:
                 self.memory.start()
 
@@ -132,20 +133,28 @@ class Client:
             )
         )
 
-    def begin_profile(self) -> Session | None:
-        """Open the calling thread's request to the sampler (None: profiling is off)."""
+    def begin_profile(self, *, asynchronous: bool = False) -> OpenProfile | None:
+        """Start profiling the calling thread's request, or its task's (``asynchronous``,
+        for a request on an asyncio loop); None when it will not be profiled. With
+        ``profile_slow_ms`` set every request is profiled from its start (only its end
+        tells whether it was slow); without, only the ones drawn into the sample."""
         if self.profiler is None:
             return None
         rate = self.settings.profile_sample_rate
         sampled = rate > 0 and self._draw() < rate
-        session = self.profiler.begin(threading.get_ident(), sampled=sampled)
+        if not sampled and self.settings.profile_slow_ms <= 0:
+            return None
+        started = self.profiler.start(asynchronous=asynchronous)
+        if started is None:
+            return None
+        opened = OpenProfile(started, sampled)
         if self.memory is not None:
-            session.memory_start = self.memory.begin()
-        return session
+            opened.memory_start = self.memory.begin()
+        return opened
 
     def end_profile(
         self,
-        session: Session,
+        opened: OpenProfile,
         *,
         route: str,
         method: str,
@@ -153,22 +162,33 @@ class Client:
         duration_s: float,
         started_at: float,
     ) -> None:
-        """Close the request's session; its profile is sent when the request was slow or
-        drawn into the sample, and at least one sample was taken."""
-        assert self.profiler is not None  # a session comes only from begin_profile
-        self.profiler.end(session)
-        memory = None
-        if self.memory is not None and session.memory_start is not None:
-            memory = self.memory.end(session.memory_start)  # sent or not: it was open
+        """Stop the request's profiler; its profile is sent when the request was slow or
+        drawn into the sample, and it holds at least one sampling interval."""
+        assert self.profiler is not None  # an open profile comes only from begin_profile
+        profiler, opened.profiler = opened.profiler, None
+        session = self.profiler.stop(profiler) if profiler is not None else None
         duration_ms = duration_s * 1000.0
         slow_ms = self.settings.profile_slow_ms
-        if slow_ms > 0 and duration_ms >= slow_ms:
-            reason = "slow"
-        elif session.sampled:
-            reason = "sampled"
-        else:
-            return
-        if not session.samples:
+        reason = (
+            "slow"
+            if slow_ms > 0 and duration_ms >= slow_ms
+            else "sampled"
+            if opened.sampled
+            else None
+        )
+        folded = None
+        if reason is not None and session is not None:
+            try:
+                folded = self.profiler.fold(session, PROFILE_MAX_FUNCTIONS)
+            except Exception:  # a profile the SDK cannot read must not fail the request
+                log.exception("opsmesh client: a request's profile could not be read")
+        # pyinstrument's records (held by the session and its profiler) are freed here,
+        # before the request's memory is read: they are the profiler's, not the request's.
+        del session, profiler
+        memory = None
+        if self.memory is not None and opened.memory_start is not None:
+            memory = self.memory.end(opened.memory_start)  # sent or not: it was open
+        if reason is None or folded is None or not folded.samples:
             return
         context = trace.current()
         self.outbox.offer(
@@ -181,7 +201,7 @@ class Client:
                 reason=reason,
                 duration_ms=duration_ms,
                 interval_ms=self.settings.profile_interval_ms,
-                samples=session.samples,
+                samples=folded.samples,
                 functions=[
                     {
                         "function": f.function,
@@ -190,7 +210,7 @@ class Client:
                         "self_samples": f.self_samples,
                         "total_samples": f.total_samples,
                     }
-                    for f in session.top(PROFILE_MAX_FUNCTIONS)
+                    for f in folded.functions
                 ],
                 started_at=started_at,
                 trace_id=context.trace_id if context else None,
@@ -282,8 +302,6 @@ class Client:
             return
         self._stop.set()
         self._wake.set()
-        if self.profiler is not None:
-            self.profiler.stop()
         if self.memory is not None:
             self.memory.stop()
         if self._thread.is_alive():

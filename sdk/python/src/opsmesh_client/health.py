@@ -10,6 +10,7 @@ first round has run).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -17,23 +18,39 @@ import shutil
 import tempfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from opsmesh_client.probe import Bounded, Check, CheckFailed, Result, redact
+
+__all__ = [
+    "Check",
+    "CheckFailed",
+    "HealthChecks",
+    "Result",
+    "asyncpg_pool",
+    "callable_check",
+    "database",
+    "disk_space",
+    "django_database",
+    "http_dependency",
+    "memory",
+    "redact",
+    "redis_ping",
+    "s3_bucket",
+    "sqlalchemy_engine",
+    "writable_path",
+]
 
 LIVE, READY, STARTUP = "/health/live", "/health/ready", "/health/startup"
 PROBES = (LIVE, READY, STARTUP)
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    status: str  # pass, warn or fail
-    output: str | None = None
-    observed_value: float | str | None = None
-
-
-Check = Callable[[], Result]
 Report = Callable[[str, Result, bool], None]
 
 
@@ -145,3 +162,197 @@ def memory(*, warn_above_bytes: int, fail_above_bytes: int) -> Check:
         return Result(status, f"peak RSS {rss} bytes", float(rss))
 
     return check
+
+
+# -- dependencies: the database, the cache (Redis), S3 ---------------------------------
+# Each runs its probe on a thread of its own and waits at most ``timeout_s`` for it, so a
+# dependency that never answers fails its check in time whatever its driver's timeouts;
+# each passes with the probe's latency (``observed_value``, ms), warns above
+# ``warn_above_ms``, fails with a reason stripped of credentials, and never raises. The
+# drivers are the application's (imported only by the check that uses one).
+
+
+def _select_one(connection: Any) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def database(
+    connect: Callable[[], Any],
+    *,
+    timeout_s: float = 2.0,
+    warn_above_ms: float | None = 500.0,
+    close: bool = True,
+    secrets: Sequence[str] = (),
+) -> Check:
+    """``SELECT 1`` through the application's driver. ``connect()`` returns a DB-API
+    connection (closed after the probe unless ``close=False``), e.g.
+    ``lambda: psycopg.connect(dsn, connect_timeout=2)``, or a context manager that lends
+    one, as a pool's ``connection()`` does (``database(pool.connection)`` for psycopg_pool).
+    ``secrets`` (a password) are kept out of the reason."""
+
+    def probe() -> None:
+        made = connect()
+        if not hasattr(made, "cursor"):
+            with made as connection:
+                _select_one(connection)
+            return
+        try:
+            _select_one(made)
+        finally:
+            if close:
+                made.close()
+
+    return Bounded(
+        "database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms, secrets=secrets
+    )
+
+
+def django_database(
+    alias: str = "default", *, timeout_s: float = 2.0, warn_above_ms: float | None = 500.0
+) -> Check:
+    """``SELECT 1`` on a Django database alias, on a connection the probe's thread opens and
+    closes (Django's connections are per thread)."""
+
+    def probe() -> None:
+        from django.db import connections  # noqa: PLC0415 - the application's, if Django
+
+        connection = connections[alias]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        finally:
+            connection.close()
+
+    return Bounded(f"database {alias}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def sqlalchemy_engine(
+    engine: Any, *, timeout_s: float = 2.0, warn_above_ms: float | None = 500.0
+) -> Check:
+    """``SELECT 1`` on a connection from a SQLAlchemy engine's pool."""
+
+    def probe() -> None:
+        from sqlalchemy import text  # noqa: PLC0415 - the application's, if SQLAlchemy
+
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar()
+
+    password = getattr(getattr(engine, "url", None), "password", None)
+    return Bounded(
+        "database",
+        probe,
+        timeout_s=timeout_s,
+        warn_above_ms=warn_above_ms,
+        secrets=[str(password)] if password else (),
+    )
+
+
+def asyncpg_pool(
+    pool: Any,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    timeout_s: float = 2.0,
+    warn_above_ms: float | None = 500.0,
+) -> Check:
+    """``SELECT 1`` through an asyncpg pool, run on the pool's event loop (``loop``, by
+    default the loop running where the check is made: make it at the application's
+    startup, on its loop)."""
+    target = loop or asyncio.get_running_loop()
+
+    def probe() -> None:
+        query = pool.fetchval("SELECT 1", timeout=timeout_s)
+        future = asyncio.run_coroutine_threadsafe(query, target)
+        try:
+            future.result(timeout_s)
+        finally:
+            future.cancel()  # a no-op once it is done
+
+    return Bounded("database", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def redis_ping(redis: Any, *, timeout_s: float = 1.0, warn_above_ms: float | None = 100.0) -> Check:
+    """``PING`` through a redis-py client, or a URL (a client of the check's own is made on
+    first use, with ``timeout_s`` on its sockets; the redis extra)."""
+    clients: list[Any] = [] if isinstance(redis, str) else [redis]
+    password = urllib.parse.urlsplit(redis).password if isinstance(redis, str) else None
+
+    def probe() -> None:
+        if not clients:
+            from redis import Redis  # noqa: PLC0415 - the redis extra
+
+            clients.append(
+                Redis.from_url(redis, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+            )
+        if clients[0].ping() is not True:
+            raise CheckFailed("cache: PING was not answered PONG")
+
+    return Bounded(
+        "cache",
+        probe,
+        timeout_s=timeout_s,
+        warn_above_ms=warn_above_ms,
+        secrets=[password] if password else (),
+    )
+
+
+def s3_bucket(
+    bucket: str,
+    *,
+    client: Any = None,
+    write_probe: bool = False,
+    probe_prefix: str = ".opsmesh-health/",
+    timeout_s: float = 3.0,
+    warn_above_ms: float | None = 1000.0,
+) -> Check:
+    """``HeadBucket`` on an S3 bucket through boto3 (``client``, or one of the check's own
+    made on first use from boto3's usual configuration, with ``timeout_s`` and no retries;
+    the s3 extra); ``write_probe`` also puts and deletes a small object under
+    ``probe_prefix`` to prove the bucket writable."""
+    clients: list[Any] = [] if client is None else [client]
+
+    def s3() -> Any:
+        if not clients:
+            import boto3  # noqa: PLC0415 - the s3 extra
+            from botocore.config import Config  # noqa: PLC0415
+
+            config = Config(
+                connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}
+            )
+            clients.append(boto3.client("s3", config=config))
+        return clients[0]
+
+    def probe() -> None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415 - the s3 extra
+
+        storage = s3()
+        try:
+            storage.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = _s3_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise CheckFailed(f"storage: bucket {bucket} does not exist") from None
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise CheckFailed(f"storage: access to bucket {bucket} is denied") from None
+            raise CheckFailed(f"storage: bucket {bucket}: {code}") from None
+        if not write_probe:
+            return
+        key = f"{probe_prefix}{uuid.uuid4().hex}"
+        try:
+            storage.put_object(Bucket=bucket, Key=key, Body=b"opsmesh health probe")
+        except ClientError as exc:
+            raise CheckFailed(
+                f"storage: bucket {bucket} is not writable ({_s3_code(exc)})"
+            ) from None
+        storage.delete_object(Bucket=bucket, Key=key)
+
+    return Bounded(f"bucket {bucket}", probe, timeout_s=timeout_s, warn_above_ms=warn_above_ms)
+
+
+def _s3_code(error: Any) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", "unknown"))

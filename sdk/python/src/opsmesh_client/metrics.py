@@ -261,6 +261,11 @@ class Registry:
         with self._lock:
             self._collectors.append(collector)
 
+    def remove_collector(self, collector: Collector) -> None:
+        with self._lock:
+            if collector in self._collectors:
+                self._collectors.remove(collector)
+
     def collect(self, at: float, constant: Mapping[str, str]) -> list[Record]:
         with self._lock:
             metrics = list(self._metrics.values())

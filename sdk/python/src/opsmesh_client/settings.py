@@ -62,7 +62,7 @@ class Settings:
     # least profile_slow_ms slow are profiled (0: none), and this share of all requests.
     profile_slow_ms: float = 0.0
     profile_sample_rate: float = 0.0
-    profile_interval_ms: float = 10.0  # the sampler's period while requests are open
+    profile_interval_ms: float = 10.0  # pyinstrument's interval between two stack records
     # tracemalloc for profiled requests' memory (peak and net); it slows every allocation
     # of the process while on, so it is off unless asked for (and needs profiling on).
     profile_memory: bool = False

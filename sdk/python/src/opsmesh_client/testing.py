@@ -4,6 +4,7 @@ imports this)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from opsmesh_client.outbox import DropReason
@@ -52,3 +53,15 @@ class MemoryTransports:
     @property
     def transport(self) -> MemoryTransport:
         return self.made[-1]
+
+
+def compute_for(seconds: float) -> int:
+    """Busy on the CPU until ``seconds`` have passed: a profiled request's hot function in
+    tests. pyinstrument records a stack at a call or a return once its interval has passed,
+    so the clock is read between runs of plain arithmetic: the call that reads it finds
+    this function running, and the time is this function's own."""
+    end, turns = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        for _ in range(1000):
+            turns += 1
+    return turns

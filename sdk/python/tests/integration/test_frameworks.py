@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import opsmesh_client
 from opsmesh_client.client import Client
-from opsmesh_client.health import Result
+from opsmesh_client.health import Result, django_database
 from opsmesh_client.integrations import aiohttp as aiohttp_hooks
 from opsmesh_client.integrations import asyncpg as asyncpg_hooks
 from opsmesh_client.integrations import sqlalchemy as sqlalchemy_hooks
@@ -189,8 +189,12 @@ def test_django_middleware_and_execute_wrapper(django_shop: MemoryTransport, sho
     assert http.get("/fail/").status_code == 500
     client = opsmesh_client.get_client()
     assert client is not None
+    client.health.add("database", django_database())  # SELECT 1 on the "default" alias
     client.health.run()
-    assert http.get("/health/ready").status_code == 200
+    ready = http.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"]["status"] == "pass"
+    assert django_database("missing")().status == "fail"  # an alias Django does not have
     assert http.get("/health/live").json() == {"status": "pass"}
     client.flush()
     traced = [q for q in django_shop.of(Kind.SLOW_QUERY) if q.body["trace_id"] == TRACE]

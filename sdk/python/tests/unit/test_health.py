@@ -24,6 +24,7 @@ from opsmesh_client.health import (
     writable_path,
 )
 from opsmesh_client.integrations.asgi import OpsmeshMiddleware
+from opsmesh_client.probe import Bounded, CheckFailed, redact
 from opsmesh_client.settings import load
 from opsmesh_client.testing import MemoryTransports
 from opsmesh_client.wire import Kind
@@ -110,3 +111,58 @@ async def test_the_middleware_answers_the_probes() -> None:
         not_ready = await http.get("/health/ready")
         assert not_ready.status_code == 503
         assert not_ready.json()["failing"] == ["database"]
+
+
+def test_reasons_leave_credentials_out() -> None:
+    assert redact("cannot reach postgresql://app:pw-1@db:5432/shop") == (
+        "cannot reach postgresql://app:***@db:5432/shop"
+    )
+    assert redact("host=db password=pw-2 user=app") == "host=db password=*** user=app"
+    assert redact("AccessKey: 'sk-3', token=abc") == "AccessKey: ***, token=***"
+    assert redact("the key sk-4 leaked", ["sk-4"]) == "the key *** leaked"
+    assert redact("line\n\tnext") == "line next"
+    assert len(redact("x" * 2000)) == 500
+
+
+def test_a_bounded_probe_reports_its_latency_failure_or_silence() -> None:
+    assert Bounded("db", lambda: None, timeout_s=5, warn_above_ms=None)().status == "pass"
+    assert Bounded("db", lambda: None, timeout_s=5, warn_above_ms=-1)().status == "warn"
+
+    def refused() -> None:
+        raise ConnectionRefusedError("postgresql://app:pw-5@db/shop refused")
+
+    failed = Bounded("db", refused, timeout_s=5, warn_above_ms=None)()
+    assert (failed.status, failed.output) == (
+        "fail",
+        "db: ConnectionRefusedError: postgresql://app:***@db/shop refused",
+    )
+
+    def classified() -> None:
+        raise CheckFailed("storage: bucket media does not exist")
+
+    missing = Bounded("bucket media", classified, timeout_s=5, warn_above_ms=None)()
+    assert missing.output == "storage: bucket media does not exist"
+
+
+def test_a_probe_that_hangs_fails_in_time_and_is_not_doubled() -> None:
+    released = threading.Event()
+    calls: list[int] = []
+
+    def hangs() -> None:
+        calls.append(1)
+        released.wait()
+
+    check = Bounded("cache", hangs, timeout_s=0.05, warn_above_ms=None)
+    try:
+        assert check() == Result("fail", "cache: no answer within 0.05 s")
+        assert check() == Result("fail", "cache: still no answer to an earlier probe")
+        assert len(calls) == 1
+    finally:
+        released.set()
+
+    # Once the hung probe returns (its thread ends), the next round probes again.
+    waiting = check._waiting
+    assert waiting is not None
+    waiting.join(10)
+    assert check().status == "pass"
+    assert len(calls) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from alert_engine.api import v1, v2
+from alert_engine.api import MAX_BODY, v1, v2
 from alert_engine.api.auth import ApiTokens, auth_middleware
 from alert_engine.api.errors import error_bodies
 from alert_engine.api.guard import parameter_guard
@@ -25,9 +25,6 @@ from opsmesh.web import Bootstrap
 from opsmesh.web.app import ServiceSpec, init_app
 
 __all__ = ["SERVICE", "build"]
-
-# Alertmanager accepts large alert batches; bound them all the same.
-MAX_BODY = 8 * 1024 * 1024
 
 OpenServices = Callable[[Runtime, AlertEngineSettings, Loaded], Awaitable[Services]]
 

@@ -1,5 +1,6 @@
-"""The built-in rules: the nine alerts the issue names and the slow-route alert of the
-producer SDK's issue (13), each with a runbook, each tested."""
+"""The built-in rules: the nine alerts the issue names, the slow-route alert of the
+producer SDK's issue (13), the cache hit-ratio alert and the two CDN alerts of issue 15,
+each with a runbook, each tested."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ EXPECTED = {
     "NPlusOneDetected": RuleKind.FINDING,
     "MissingIndexAdvised": RuleKind.FINDING,
     "SlowRoute": RuleKind.FINDING,
+    "CacheHitRatioBelowTarget": RuleKind.THRESHOLD,
     "ServiceUnhealthy": RuleKind.FINDING,
     "HeartbeatMissing": RuleKind.FINDING,
     "NotificationDeadLettersGrowing": RuleKind.RATE,
     "ConsumerLagGrowing": RuleKind.RATE,
+    "CdnProviderFailing": RuleKind.FINDING,
+    "CdnPurgeDeadLettered": RuleKind.FINDING,
 }
 
 

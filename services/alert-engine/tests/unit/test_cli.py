@@ -182,7 +182,7 @@ def test_setup_default_alerts_writes_the_builtin_rules_and_their_tests(tmp_path:
     assert target.read_text() == builtin_text()
     tests = tmp_path / "rules" / "default_test.yml"
     assert tests.read_text() == builtin_text("default_test.yml")
-    assert result.output == f"wrote 10 rules to {target} and their tests to {tests}\n"
+    assert result.output == f"wrote 13 rules to {target} and their tests to {tests}\n"
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ def test_the_installed_rule_tests_pass_against_the_installed_rules(
     assert f"`opsmesh rules test {tests.name}`" in target.read_text()
     result = CliRunner().invoke(cli, ["rules", "test", str(tests)])
     assert result.exit_code == 0, result.output
-    assert "10/10 passed" in result.output
+    assert "13/13 passed" in result.output
     if extra:
         assert "https://wiki.example.com/runbooks/high-error-rate.md" in tests.read_text()
 
@@ -252,7 +252,7 @@ def test_setup_default_alerts_can_link_runbooks_under_a_base_url(tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     urls = [r.annotations["runbook_url"] for r in parse_rules(target.read_text())]
-    assert len(urls) == 10
+    assert len(urls) == 13
     assert all(url.startswith(base) and url.endswith(".md") for url in urls)
     assert "runbooks/runbooks" not in target.read_text()
     assert yaml.safe_load(target.read_text())["groups"]  # still the same document

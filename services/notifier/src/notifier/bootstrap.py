@@ -23,6 +23,7 @@ from aiohttp import web
 
 from notifier.amtemplate import AlertmanagerTemplates
 from notifier.amtemplate.configured import Renderer, alertmanager_templates
+from notifier.cdn import load_providers
 from notifier.channels.factory import destinations, tls_context
 from notifier.channels.safe_http import safe_session
 from notifier.core.retry import RetryPolicy
@@ -32,19 +33,22 @@ from notifier.delivery.refs import PgMessageRefs
 from notifier.delivery.retention import purge_jobs
 from notifier.pipeline.deliver_stage import DeliverStage
 from notifier.pipeline.lanes import Destination, Sender
+from notifier.pipeline.purge_stage import PurgeStage
 from notifier.receivers.config import ReceiverConfig, Receivers
 from notifier.receivers.loading import load_receivers
 from notifier.receivers.reload import Loaded, ReceiversReload
 from notifier.receivers.table import BuildDestinations, ReceiverTable
 from notifier.settings import NotifierSettings
+from opsmesh.events.cdn import CdnPurgeRequested
 from opsmesh.events.notifications import NotificationRequested
 from opsmesh.kafka.consumer import ConsumerConfig
 from opsmesh.periodic import periodic_metrics
 from opsmesh.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RedisRateLimiter
 from opsmesh.reload import ConfigReloader, SighupReload
 from opsmesh.runtime import Runtime
-from opsmesh.topics import NOTIFICATIONS, Topic
+from opsmesh.topics import CDN_PURGES, NOTIFICATIONS, Topic
 from opsmesh.web import Worker
+from opsmesh_client.cdn.provider import CdnProvider
 
 # The destinations' buckets in Redis (GCRA in seconds; the buckets before them kept
 # milliseconds under "notifier:rate:", which a rolling upgrade must not misread).
@@ -60,6 +64,7 @@ class Configuration:
     templates: AlertmanagerTemplates | None  # None: the receivers' templates are Jinja2
     policy: TargetPolicy
     tls: ssl.SSLContext
+    cdn_providers: tuple[CdnProvider, ...] = ()  # what CDN purges go to (none: no purges)
 
     @classmethod
     def load(cls, settings: NotifierSettings) -> Configuration:
@@ -75,6 +80,7 @@ class Configuration:
             templates=alertmanager_templates(settings, receivers, renderer),
             policy=TargetPolicy.from_strings(settings.allowed_networks),
             tls=tls_context(settings.ca_file),
+            cdn_providers=load_providers(settings.cdn_providers_file),
         )
 
 
@@ -85,6 +91,7 @@ class Services:
     table: ReceiverTable  # the receivers in use and their destinations
     reloader: ConfigReloader[Loaded] | None  # None: no receivers file to reload
     stage: DeliverStage
+    purges: PurgeStage | None = None  # None: no CDN providers configured
     closing: AsyncExitStack = field(repr=False)  # what bootstrap opened
 
     async def aclose(self) -> None:
@@ -123,6 +130,7 @@ async def bootstrap(
             table=table,
             reloader=reloader,
             stage=_deliver_stage(settings, runtime, table),
+            purges=_purge_stage(settings, runtime, configuration.cdn_providers),
             closing=stack,
         )
     except BaseException:
@@ -212,9 +220,40 @@ def _deliver_stage(
     )
 
 
+def _purge_stage(
+    settings: NotifierSettings, runtime: Runtime, providers: tuple[CdnProvider, ...]
+) -> PurgeStage | None:
+    if not providers:
+        return None
+    return PurgeStage(
+        providers={p.name: p for p in providers},
+        delivery_log=DeliveryLog(
+            runtime.pool, runtime.redis, claim_ttl_s=settings.retry_deadline_s + 60
+        ),
+        producer=runtime.producer,
+        dead_letters=runtime.dead_letters,
+        clock=runtime.clock,
+        registry=runtime.registry,
+        instance=runtime.instance,
+        retry=RetryPolicy(
+            settings.retry_initial_s, settings.retry_max_s, settings.retry_deadline_s
+        ),
+        breaker_failures=settings.breaker_failures,
+        breaker_open_s=settings.breaker_open_s,
+        concurrency=settings.cdn_concurrency,
+        drain_wait_s=settings.shutdown_timeout_s * 0.6,
+    )
+
+
+def purge_topic(settings: NotifierSettings) -> Topic:
+    if settings.cdn_purges_topic == CDN_PURGES.name:
+        return CDN_PURGES
+    return Topic(settings.cdn_purges_topic, CDN_PURGES.partitions, CDN_PURGES.key)
+
+
 def workers(services: Services) -> list[tuple[str, Worker]]:
     """The consumer of notification requests, the lanes, the retention purge, and the
-    receivers file watch and daily summary when configured."""
+    receivers file watch, the CDN purge consumer and the daily summary when configured."""
     settings, runtime = services.settings, services.runtime
     topic = (
         NOTIFICATIONS
@@ -230,6 +269,12 @@ def workers(services: Services) -> list[tuple[str, Worker]]:
         ("lanes", services.stage.run),
         ("retention", purger.run),
     ]
+    if services.purges is not None:
+        purges = ConsumerConfig(
+            group_id=settings.cdn_consumer_group, topics=(purge_topic(settings),)
+        )
+        out.append(("cdn-purges", runtime.consumer(purges, CdnPurgeRequested, services.purges)))
+        out.append(("cdn-purge-log", services.purges.run))
     if services.reloader is not None and settings.config_check_s > 0:
         out.append(
             (

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from notifier.receivers.config import TemplateLanguage
 from opsmesh.db.retention import NOTIFICATION_REDELIVERY_DAYS
 from opsmesh.settings import CommaList, CommonSettings
-from opsmesh.topics import GROUP_NOTIFIER, NOTIFICATIONS
+from opsmesh.topics import CDN_PURGES, GROUP_NOTIFIER, GROUP_NOTIFIER_CDN_PURGES, NOTIFICATIONS
 
 
 class NotifierSettings(CommonSettings):
@@ -68,6 +68,15 @@ class NotifierSettings(CommonSettings):
     delivery_retention_days: float = Field(
         35.0, gt=0, le=3650, alias="NOTIFIER_DELIVERY_RETENTION_DAYS"
     )
+
+    # CDN purges (``opsmesh.cdn-purges``): the providers, a YAML or JSON file in the SDK's
+    # format (opsmesh_client.cdn.config). None: the purge consumer does not run.
+    cdn_providers_file: str | None = Field(None, alias="NOTIFIER_CDN_PROVIDERS_FILE")
+    cdn_purges_topic: str = Field(CDN_PURGES.name, alias="NOTIFIER_CDN_PURGES_TOPIC")
+    cdn_consumer_group: str = Field(GROUP_NOTIFIER_CDN_PURGES, alias="NOTIFIER_CDN_CONSUMER_GROUP")
+    # Purge calls in flight per provider (each purge retries within
+    # NOTIFIER_RETRY_DEADLINE_S, with NOTIFIER_RETRY_INITIAL_S/MAX_S backoff).
+    cdn_concurrency: int = Field(4, ge=1, le=64, alias="NOTIFIER_CDN_CONCURRENCY")
 
     # The daily summary email (empty: off). SMTP settings are the summary's own.
     summary_recipients: CommaList[str] = Field((), alias="ALERT_SUMMARY_RECIPIENTS")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from opsmesh.cli.backup import backup
+from opsmesh.cli.cdn import cdn
 from opsmesh.cli.dlq import dlq
 from opsmesh.cli.health_check import health_check
 from opsmesh.settings import ENV_PG
@@ -94,4 +95,5 @@ def signals(markdown: bool) -> None:
 
 cli.add_command(dlq)
 cli.add_command(backup)
+cli.add_command(cdn)
 cli.add_command(health_check)

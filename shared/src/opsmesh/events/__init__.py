@@ -11,6 +11,7 @@ from opsmesh.events.alerts import (
     RoutedAlert,
 )
 from opsmesh.events.base import Event
+from opsmesh.events.cdn import CdnPurgeRequested, CdnPurgeScope
 from opsmesh.events.health import HealthReported, HealthStatus, ReportKind
 from opsmesh.events.metrics import Bucket, MetricKind, MetricSampled
 from opsmesh.events.notifications import (
@@ -33,6 +34,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     AlertsRouted,
     NotificationRequested,
     NotificationDelivered,
+    CdnPurgeRequested,
 )
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "AlertStatus",
     "AlertsRouted",
     "Bucket",
+    "CdnPurgeRequested",
+    "CdnPurgeScope",
     "DeliveryOutcome",
     "Event",
     "HealthReported",

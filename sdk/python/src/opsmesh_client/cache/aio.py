@@ -12,18 +12,22 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opsmesh_client.cache.adaptive import Adaptive
 from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import AsyncListener
 from opsmesh_client.cache.l2 import AsyncStore
+from opsmesh_client.cache.observed import AsyncTimedStore, attach, detach
 from opsmesh_client.cache.refresh import AsyncRefresher
 from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.cache.sync import default_key
 from opsmesh_client.cache.warming import TopKeys, asave_top_keys
 from opsmesh_client.cache.write_behind import AsyncWriteBehind
+
+if TYPE_CHECKING:
+    from opsmesh_client.client import Client
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,10 +44,16 @@ class AsyncCache:
         clock: Clock = time.time,
         invalidation: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        client: Client | None = None,
     ) -> None:
         self.tiers = Tiers(namespaces, prefix=prefix, codec=codec, clock=clock)
         self.adaptive = Adaptive(clock)
         self.top_keys = TopKeys()
+        # With an opsmesh client the cache's figures are published (cache.observed).
+        self._client = client
+        if client is not None:
+            attach(self.tiers, client, l2=store is not None)
+            store = AsyncTimedStore(store, self.tiers) if store is not None else None
         self.store = store
         self._sleep = sleep
         # With a store, another instance's writes reach this L1 over pub/sub; until the
@@ -80,6 +90,7 @@ class AsyncCache:
             await self._listener.close()
             self._listener = None
         self.tiers.l1_trusted = not self._invalidation
+        detach(self.tiers, self._client)
 
     def declare(self, namespace: Namespace) -> Namespace:
         return self.tiers.declare(namespace)
@@ -214,10 +225,13 @@ class AsyncCache:
             held = await store.acquire(lease_key, token, ns.lease_s)
         try:
             self.tiers.counts[ns.name].loads += 1
+            started = time.perf_counter()
             try:
                 value = await loader()
             except Exception as exc:
                 return self.tiers.stale_fallback(ns, stale, exc)
+            finally:
+                self.tiers.loaded(ns, started)
             # Through, whatever the strategy: other processes wait for it in L2.
             await self._set(ns, key, value, ttl_s, through=True)
             return value

@@ -6,17 +6,21 @@ here and in ``Entry``; the two front ends only differ in how they wait.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsmesh_client.cache.entry import Codec, CorruptEntry, Entry, JsonCodec, decode, encode
 from opsmesh_client.cache.lru import Lru
 from opsmesh_client.cache.settings import CacheError, Namespace, check_key
+
+if TYPE_CHECKING:
+    from opsmesh_client.cache.observed import CacheMetrics
 
 Clock = Callable[[], float]
 MISSING: Any = object()
@@ -58,6 +62,9 @@ class Tiers:
         self.l1_trusted = True
         self.subscribed = threading.Event()
         self.invalidations_received = 0
+        # Set when the cache publishes to an opsmesh client (cache.observed); None: no cost.
+        self.observer: CacheMetrics | None = None
+        self._l1_ticks = itertools.count(1)
         self.declare(Namespace())
         for namespace in namespaces:
             self.declare(namespace)
@@ -146,7 +153,15 @@ class Tiers:
         """(fresh entry, or else an entry still usable stale) from L1."""
         if not (ns.l1 and self.l1_trusted):
             return None, None
-        entry = self.l1[ns.name].get(key)
+        observer = self.observer
+        # One lookup in l1_sample_every is timed (a C-level counter: the check is what
+        # every other lookup pays).
+        if observer is not None and next(self._l1_ticks) % observer.l1_sample_every == 0:
+            started = time.perf_counter()
+            entry = self.l1[ns.name].get(key)
+            observer.observe(ns.name, "l1", "get", time.perf_counter() - started)
+        else:
+            entry = self.l1[ns.name].get(key)
         if entry is None:
             return None, None
         now = self.clock()
@@ -180,6 +195,11 @@ class Tiers:
             self.counts[ns.name].stale_served += 1
             return stale.value
         raise exc
+
+    def loaded(self, ns: Namespace, started: float) -> None:
+        """A loader call that began at ``started`` (``time.perf_counter``) is over."""
+        if self.observer is not None:
+            self.observer.observe(ns.name, "origin", "load", time.perf_counter() - started)
 
     def evictions(self, name: str) -> int:
         return self.l1[name].evictions

@@ -55,6 +55,9 @@ class Namespace:
     adaptive_max_ttl_s: float | None = None
     # Warming: how many most-read keys are kept in Redis on close for the next run (0: off).
     warm_top_keys: int = 0
+    # The share of lookups the namespace should answer from cache, 0..1 (the seed's: 0.95
+    # static, 0.80 API); with a client, a hit ratio below it alerts in the mesh.
+    hit_ratio_target: float | None = None
 
     def __post_init__(self) -> None:
         if NAMESPACE_NAME.match(self.name) is None:
@@ -68,6 +71,8 @@ class Namespace:
             raise CacheError("max_entries and max_bytes must be at least 1")
         if not (self.l1 or self.l2):
             raise CacheError(f"namespace {self.name!r} uses neither tier")
+        if self.hit_ratio_target is not None and not 0 < self.hit_ratio_target <= 1:
+            raise CacheError("hit_ratio_target must be in (0, 1]")
         self._check_strategies()
 
     def _check_strategies(self) -> None:

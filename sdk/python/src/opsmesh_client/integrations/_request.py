@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from opsmesh_client import trace
 from opsmesh_client.client import Client, get_client
-from opsmesh_client.profiling import Session
+from opsmesh_client.profiling import OpenProfile
 from opsmesh_client.requests import UNMATCHED_ROUTE
 
 
@@ -19,20 +19,27 @@ class RequestScope:
     context: trace.TraceContext
     started: float = field(default_factory=time.perf_counter)
     _token: object = None
-    _profile: Session | None = None
+    _profile: OpenProfile | None = None
     _started_at: float = 0.0
 
     @classmethod
     def open(
-        cls, client: Client | None, method: str, traceparent: str | None
+        cls,
+        client: Client | None,
+        method: str,
+        traceparent: str | None,
+        *,
+        asynchronous: bool = False,
     ) -> RequestScope | None:
-        """None when no client was initialised: the application runs uninstrumented."""
+        """None when no client was initialised: the application runs uninstrumented.
+        ``asynchronous``: the request runs in a task of an asyncio loop (ASGI, aiohttp)
+        rather than on a thread of its own."""
         client = client or get_client()
         if client is None:
             return None
         scope = cls(client, method, trace.request_context(traceparent))
         scope._token = trace.enter(scope.context)
-        scope._profile = client.begin_profile()
+        scope._profile = client.begin_profile(asynchronous=asynchronous)
         if scope._profile is not None:
             scope._started_at = client.clock()
         return scope

@@ -33,7 +33,9 @@ def middleware(
         if active is not None and request.path in PROBES:
             status, body = active.health.probe(request.path)
             return web.Response(status=status, body=body, content_type="application/json")
-        scope = RequestScope.open(client, request.method, request.headers.get("traceparent"))
+        scope = RequestScope.open(
+            client, request.method, request.headers.get("traceparent"), asynchronous=True
+        )
         if scope is None:
             return await handler(request)
         status = 500

@@ -55,7 +55,12 @@ class OpsmeshMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         request = (
-            RequestScope.open(self._client, scope.get("method", "GET"), _traceparent(scope))
+            RequestScope.open(
+                self._client,
+                scope.get("method", "GET"),
+                _traceparent(scope),
+                asynchronous=True,
+            )
             if scope["type"] == "http"
             else None
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alert_engine.api import MAX_BODY
 from alert_engine.api.status import OPSMESH_VERSION
 from opsmesh.web.openapi import service_document
 
@@ -21,6 +22,10 @@ _ERROR = {
     "content": {"text/plain": {"schema": {"type": "string"}}},
 }
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_TOO_LARGE = {
+    "description": f"the body is larger than {MAX_BODY // (1024 * 1024)} MiB",
+    "content": _TEXT,
+}
 
 
 def _text(description: str) -> dict[str, Any]:
@@ -179,6 +184,7 @@ def _document() -> dict[str, Any]:
                     "responses": {
                         "201": _json({"type": "object"}, "stored"),
                         "400": _ERROR,
+                        "413": _TOO_LARGE,
                         "409": _text("the group comes from a rule file"),
                         **_AUTH,
                     },
@@ -265,6 +271,7 @@ def _document() -> dict[str, Any]:
                     "responses": {
                         "201": _json(_SILENCE, "created"),
                         "400": _ERROR,
+                        "413": _TOO_LARGE,
                         "404": _text("no silence with that id"),
                         **_AUTH,
                     },
@@ -358,6 +365,21 @@ def _document() -> dict[str, Any]:
                             }
                         ),
                         "400": _ERROR,
+                    },
+                }
+            },
+            "/-/reload": {
+                "post": {
+                    "summary": "Re-read the rules and configuration files, as Alertmanager's "
+                    "endpoint does; a file that does not load is refused and the one in use "
+                    "stays",
+                    "tags": ["configuration"],
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _text("configuration reloaded"),
+                        "400": _text("refused: `failed to reload config: <where>: <why>`"),
+                        **_AUTH,
+                        "503": _text("a valid file cannot be applied now: try again"),
                     },
                 }
             },

@@ -1,5 +1,6 @@
 """``GET /api/v1/dead-letters``: the notification requests the notifier dead-lettered
-(failed deliveries, unconfigured receivers, unstorable requests), newest first, each with
+(failed deliveries, unconfigured receivers, unstorable requests) and its failed CDN
+purges (``receiver`` ``cdn``, ``integration`` ``cdn:<provider>``), newest first, each with
 its delivery's outcome in the log now (``delivered`` once a replay succeeded); and
 ``POST /api/v1/dead-letters/{id}/replay`` (a ``write`` token, ``notifier.api.auth``)."""
 
@@ -19,9 +20,11 @@ MAX_SCAN = 5000
 
 def _letters(services: Services) -> DeadLetters:
     runtime = services.runtime
-    return DeadLetters(
-        runtime.connection, runtime.producer, source_topic=services.settings.requests_topic
-    )
+    settings = services.settings
+    sources: tuple[str, ...] = (settings.requests_topic,)
+    if services.purges is not None:
+        sources += (settings.cdn_purges_topic,)
+    return DeadLetters(runtime.connection, runtime.producer, source_topics=sources)
 
 
 def _int(request: web.Request, name: str, default: int, high: int) -> int:
@@ -69,11 +72,9 @@ async def replay(request: web.Request) -> web.Response:
     letters = _letters(services)
     try:
         letter = await letters.get(request.match_info["id"])
-        await letters.replay(letter)
+        topic = await letters.replay(letter)
     except LetterNotFound as exc:
         raise refuse(web.HTTPNotFound, "no_such_dead_letter", str(exc)) from None
     except NotReplayable as exc:
         raise refuse(web.HTTPConflict, "not_replayable", str(exc)) from None
-    return web.json_response(
-        {"replayed": letter.id, "topic": services.settings.requests_topic}, status=202
-    )
+    return web.json_response({"replayed": letter.id, "topic": topic}, status=202)

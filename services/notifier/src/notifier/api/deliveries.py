@@ -1,6 +1,7 @@
 """``GET /api/v1/deliveries``: the delivery log, newest first, filtered; and
 ``GET /api/v1/deliveries/summary``: per receiver and integration, delivered, failed and
-retried counts over a window, the last failure, and this instance's circuit breakers."""
+retried counts over a window, the last failure, and this instance's circuit breakers
+(CDN purges under receiver ``cdn``, integration ``cdn:<provider>``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from aiohttp import web
 
 from notifier.api.errors import bad_parameter
 from notifier.bootstrap import SERVICES
+from notifier.core.purge_plan import PURGE_RECEIVER
+from notifier.core.purge_plan import integration as purge_integration
 from notifier.delivery.reads import MAX_KEYS, MAX_LIMIT, DeliveryFilter, DeliveryReads
 
 RESULTS = ("delivered", "failed")
@@ -66,6 +69,12 @@ async def summary(request: web.Request) -> web.Response:
         for name, receiver in services.table.receivers.by_name.items()
         for integration, _, _ in receiver.integrations()
     }
+    if services.purges is not None:
+        # CDN purges share the delivery log: receiver "cdn", one integration per provider.
+        for provider, breaker in services.purges.breakers().items():
+            pair = (PURGE_RECEIVER, purge_integration(provider))
+            configured.add(pair)
+            breakers[pair] = breaker
     seen = {(r["receiver"], r["integration"]) for r in rows}
     empty = {
         "delivered": 0,

@@ -72,6 +72,10 @@ _LETTER: dict[str, Any] = {
         "status": {"type": "string"},
         "notify_reason": {"type": "string"},
         "fingerprints": {"type": "array", "items": {"type": "string"}},
+        "purge_id": {"type": "string", "description": "a CDN purge's id"},
+        "scope": {"type": "string", "description": "a CDN purge's scope"},
+        "values": {"type": "array", "items": {"type": "string"}},
+        "providers": {"type": "array", "items": {"type": "string"}},
         "delivery_now": {"type": ["string", "null"], "description": "the log's outcome now"},
     },
 }
@@ -170,8 +174,9 @@ DOCUMENT: dict[str, Any] = service_document(
         },
         "/api/v1/dead-letters": {
             "get": {
-                "summary": "The notification requests this notifier dead-lettered (among the "
-                "newest `scan` records of each DLQ partition), newest first",
+                "summary": "The notification requests and CDN purges this notifier "
+                "dead-lettered (among the newest `scan` records of each DLQ partition), newest "
+                "first; a purge's letter has receiver `cdn` and integration `cdn:<provider>`",
                 "tags": ["deliveries"],
                 "parameters": [
                     _query("receiver", {"type": "string"}),
@@ -189,8 +194,9 @@ DOCUMENT: dict[str, Any] = service_document(
         },
         "/api/v1/dead-letters/{id}/replay": {
             "post": {
-                "summary": "Send a dead-lettered request back to the requests topic; the "
-                "integrations it had already been delivered to are skipped",
+                "summary": "Send a dead-lettered request (or CDN purge) back to the topic it "
+                "came from; the integrations (providers) it had already been delivered to "
+                "are skipped",
                 "tags": ["deliveries"],
                 "security": [{"bearer": []}],
                 "parameters": [

@@ -1,12 +1,13 @@
 """The notifier's dead letters, read from the shared DLQ topic, and their replay.
 
 The DLQ (``opsmesh.dlq``) is shared by every service, so only letters whose source topic
-is this notifier's requests topic are its own. Reads look at the newest ``scan`` records
-of each DLQ partition (a bound: the topic keeps 30 days), from a short-lived consumer
-without a group (it commits nothing). A replay sends the original request back to the
-requests topic as ``opsmesh dlq replay`` does (original key, value and headers, plus
-``dlq_replayed_from``); the delivery log then skips the integrations that had succeeded,
-so only the failed ones are tried again, and replaying twice sends nothing twice.
+is this notifier's requests topic (or its CDN purges topic) are its own. Reads look at
+the newest ``scan`` records of each DLQ partition (a bound: the topic keeps 30 days),
+from a short-lived consumer without a group (it commits nothing). A replay sends the
+original record back to the topic it came from as ``opsmesh dlq replay`` does (original
+key, value and headers, plus ``dlq_replayed_from``); the delivery log then skips the
+integrations (or CDN providers) that had succeeded, so only the failed ones are tried
+again, and replaying twice sends nothing twice.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from notifier.core.purge_plan import PURGE_RECEIVER, purge_key
 from opsmesh.kafka import dlq as dead
 from opsmesh.kafka.aiokafka_internals import cluster_metadata
 from opsmesh.kafka.producer import EventProducer
 from opsmesh.topics import DLQ
 
 # "<integration>: <failure>: <detail>", as the deliver stage writes a failed delivery's
-# reason (integrations are named "<kind>-<index>").
-_INTEGRATION = re.compile(r"^([a-z]+-[0-9]+): ")
+# reason (integrations are named "<kind>-<index>"), and the purge stage a failed purge's
+# ("cdn:<provider>", notifier.core.purge_plan.integration).
+_INTEGRATION = re.compile(r"^([a-z]+-[0-9]+|cdn:[a-z0-9][a-z0-9_.-]*): ")
 _ID = re.compile(r"^([0-9]{1,6})-([0-9]{1,19})$")
 FETCH_TIMEOUT_MS = 2000
 
@@ -74,6 +77,8 @@ class Letter:
             return {}
         if not isinstance(body, dict):
             return {}
+        if isinstance(body.get("id"), str) and isinstance(body.get("scope"), str):
+            return _purge(body)
         alerts = body.get("alerts")
         fingerprints = (
             [a.get("fingerprint") for a in alerts if isinstance(a, dict)]
@@ -108,6 +113,20 @@ class Letter:
         }
 
 
+def _purge(body: dict[str, Any]) -> dict[str, Any]:
+    """A CDN purge's letter, in the delivery log's terms (its key and receiver)."""
+    out: dict[str, Any] = {
+        "idempotency_key": purge_key(body["id"]),
+        "receiver": PURGE_RECEIVER,
+        "purge_id": body["id"],
+        "scope": body["scope"],
+    }
+    for name in ("values", "providers"):
+        if isinstance(body.get(name), list):
+            out[name] = [v for v in body[name] if isinstance(v, str)][:100]
+    return out
+
+
 async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
     cluster = await cluster_metadata(consumer)
     return set(cluster.partitions_for_topic(DLQ.name) or ())
@@ -122,14 +141,18 @@ def parse_id(text: str) -> tuple[int, int]:
 
 class DeadLetters:
     def __init__(
-        self, connection: dict[str, Any], producer: EventProducer, *, source_topic: str
+        self,
+        connection: dict[str, Any],
+        producer: EventProducer,
+        *,
+        source_topics: tuple[str, ...],
     ) -> None:
         self._connection = connection
         self._producer = producer
-        self._source = source_topic
+        self._sources = source_topics
 
     def _ours(self, letter: Letter) -> bool:
-        return letter.header(dead.HEADER_TOPIC) == self._source
+        return letter.header(dead.HEADER_TOPIC) in self._sources
 
     async def recent(self, scan: int) -> list[Letter]:
         """This notifier's letters among the newest ``scan`` of each partition, newest
@@ -188,11 +211,14 @@ class DeadLetters:
         finally:
             await consumer.stop()
         if not self._ours(letter):
-            raise LetterNotFound(f"dead letter {letter_id} is not a notification request")
+            raise LetterNotFound(
+                f"dead letter {letter_id} is not a notification request or a CDN purge"
+            )
         return letter
 
-    async def replay(self, letter: Letter) -> None:
-        """Send the request back to the requests topic, acknowledged by Kafka."""
+    async def replay(self, letter: Letter) -> str:
+        """Send the record back to the topic it came from, acknowledged by Kafka; that
+        topic."""
         if not letter.replayable:
             raise NotReplayable(
                 f"dead letter {letter.id} kept only a prefix of the request"
@@ -200,10 +226,12 @@ class DeadLetters:
             )
         headers = [(k, v) for k, v in letter.headers if not k.startswith("dlq_")]
         headers.append(("dlq_replayed_from", letter.id.replace("-", ":").encode()))
+        topic = letter.header(dead.HEADER_TOPIC)
         future = await self._producer.send_raw(
-            self._source,
+            topic,
             letter.key,
             None if letter.header(dead.HEADER_VALUE_NULL) else letter.value,
             headers,
         )
         await future
+        return topic
