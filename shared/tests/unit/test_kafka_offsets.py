@@ -125,6 +125,23 @@ def test_revocation_forgets_the_partition() -> None:
     assert tracker.plan({A, B}) == CommitPlan({A: 7})
 
 
+def test_a_hold_left_from_an_earlier_ownership_never_moves_the_commit_back() -> None:
+    tracker = OffsetTracker()
+    tracker.handing({A: 5}, {A: 0})
+    tracker.handled({A: 5}, {}, {})
+    tracker.committed(tracker.plan({A}))
+    tracker.revoke({A})
+    # Assigned again: the fetch resumes at the broker's commit (5); a handler that kept
+    # its state through the revocation still holds from 2.
+    tracker.handing({A: 7}, {A: 5})
+    tracker.handled({A: 7}, {A: 2}, {})
+    assert not tracker.plan({A})
+    # Once its hold is past the ownership's first record, the commit moves on.
+    tracker.handing({A: 9}, {A: 7})
+    tracker.handled({A: 9}, {A: 6}, {})
+    assert tracker.plan({A}) == CommitPlan({A: 6})
+
+
 def test_lag_is_the_highwater_past_the_last_record_handled() -> None:
     tracker = OffsetTracker()
     assert tracker.lag(A, 10) is None
@@ -187,7 +204,7 @@ def _poll(
         records[partition] = offsets
         model.handed[partition].update(offsets)
     positions = {p: offsets[-1] + 1 for p, offsets in records.items()}
-    model.tracker.handing(positions)
+    model.tracker.handing(positions, {p: offsets[0] for p, offsets in records.items()})
     if returns or model.stopped:
         model.tracker.handled(positions, hold, {})
         for partition, offsets in records.items():

@@ -306,12 +306,14 @@ class BatchConsumer(Generic[E]):
         good: list[Received[E]] = []
         rejected: list[Rejection] = []
         consumed: dict[Partition, int] = {}
+        firsts: dict[Partition, int] = {}
         for tp, messages in batch.items():
             for message in messages:
                 self._decode_into(message, good, rejected)
             if messages:
                 consumed[(tp.topic, tp.partition)] = messages[-1].offset + 1
-        self._offsets.handing(consumed)
+                firsts[(tp.topic, tp.partition)] = messages[0].offset
+        self._offsets.handing(consumed, firsts)
         handled = await self._runner.run(good, stop)
         if handled is None:  # stopped while the handler kept failing: commit nothing of it
             return

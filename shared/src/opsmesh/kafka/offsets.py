@@ -21,6 +21,10 @@ unit-tested on its own (``shared/tests/unit/test_kafka_offsets.py``).
   the latest metadata the handler reported for it, if any.
 - **Revocation** forgets everything about the partitions: the next owner (perhaps this
   process again) starts from the broker's committed offset.
+- **Floor**: the first record handed in an ownership is at or past the broker's commit
+  (the fetch resumed there), so nothing at or below it is ever committed by that
+  ownership: a hold left over from an earlier ownership of the partition (a handler that
+  kept its state through a revocation) cannot move the group's commit backwards.
 """
 
 from __future__ import annotations
@@ -56,9 +60,17 @@ class OffsetTracker:
         self._hold: dict[Partition, int] = {}
         self._metadata: dict[Partition, str] = {}
         self._committed: dict[Partition, int] = {}
+        self._floor: dict[Partition, int] = {}
 
-    def handing(self, positions: Mapping[Partition, int]) -> None:
-        """A call is about to get records up to (not including) ``positions``."""
+    def handing(
+        self, positions: Mapping[Partition, int], firsts: Mapping[Partition, int] | None = None
+    ) -> None:
+        """A call is about to get records up to (not including) ``positions``; ``firsts``
+        is the offset of each partition's first record in the call (the floor of an
+        ownership that hands its first records now)."""
+        for partition, first in (firsts or {}).items():
+            if partition not in self._handed:
+                self._floor[partition] = first
         self._handed.update(positions)
 
     def handled(
@@ -98,7 +110,7 @@ class OffsetTracker:
             if partition not in assigned:
                 continue
             safe = min(consumed, self._hold.get(partition, consumed))
-            if safe > self._committed.get(partition, -1):
+            if safe > max(self._committed.get(partition, -1), self._floor.get(partition, -1)):
                 offsets[partition] = safe
                 if partition in self._metadata:
                     metadata[partition] = self._metadata[partition]
@@ -123,3 +135,4 @@ class OffsetTracker:
             self._committed.pop(partition, None)
             self._hold.pop(partition, None)
             self._metadata.pop(partition, None)
+            self._floor.pop(partition, None)
