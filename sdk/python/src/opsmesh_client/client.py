@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from opsmesh_client import trace
 from opsmesh_client.health import HealthChecks, Result
@@ -51,6 +51,33 @@ def default_transport(settings: Settings, failed: Callable[[DropReason, int], No
     )
 
 
+class _Query(NamedTuple):
+    """A statement as the application's thread saw it; the sending thread makes its record
+    (the span id, the body, its JSON), so a query costs the request only this."""
+
+    sql: str
+    duration_ms: float
+    database: str
+    started_at: float
+    rows: int | None
+    context: trace.TraceContext | None
+
+    def record(self, application: str) -> Record:
+        context = self.context
+        return slow_query(
+            sql=self.sql,
+            duration_ms=self.duration_ms,
+            database=self.database,
+            application=application,
+            started_at=self.started_at,
+            rows=self.rows,
+            trace_id=context.trace_id if context else None,
+            span_id=trace.new_span_id() if context else None,
+            parent_span_id=context.span_id if context else None,
+            traceparent=context.traceparent if context else None,
+        )
+
+
 class Client:
     def __init__(
         self,
@@ -65,7 +92,7 @@ class Client:
         self.clock = clock
         # Disabled (OPSMESH_ENABLED=0): the calls return at once and nothing is buffered.
         self._enabled = settings.enabled
-        self.outbox = Outbox(settings.buffer_size)
+        self.outbox: Outbox[Record | _Query] = Outbox(settings.buffer_size)
         self.metrics = Registry()
         self.requests = RequestMetrics(
             self.metrics,
@@ -117,19 +144,14 @@ class Client:
         duration_ms = duration_s * 1000.0
         if not self._enabled or duration_ms < self.settings.query_min_ms or not sql:
             return
-        context = trace.current()
         self.outbox.offer(
-            slow_query(
-                sql=sql,
-                duration_ms=duration_ms,
-                database=database or self.settings.database,
-                application=self.settings.service,
-                started_at=started_at,
-                rows=rows,
-                trace_id=context.trace_id if context else None,
-                span_id=trace.new_span_id() if context else None,
-                parent_span_id=context.span_id if context else None,
-                traceparent=context.traceparent if context else None,
+            _Query(
+                sql,
+                duration_ms,
+                database or self.settings.database,
+                started_at,
+                rows,
+                trace.current(),
             )
         )
 
@@ -355,8 +377,11 @@ class Client:
         if collect and self._enabled:
             for record in self.metrics.collect(self.clock(), self._constant):
                 self.outbox.offer(record)
+        application = self.settings.service
         while batch := self.outbox.drain(MAX_BATCH):
-            self._transport.send(batch)
+            self._transport.send(
+                [r.record(application) if isinstance(r, _Query) else r for r in batch]
+            )
 
 
 _client: Client | None = None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from enum import StrEnum
+from typing import Generic, TypeVar
 
-from opsmesh_client.wire import Record
+T = TypeVar("T")
 
 
 class DropReason(StrEnum):
@@ -23,18 +24,20 @@ class DropReason(StrEnum):
     CLOSED = "closed"  # offered after shutdown
 
 
-class Outbox:
+class Outbox(Generic[T]):
+    """Holds records, or what the sending thread turns into records (``T``)."""
+
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
-        self._records: deque[Record] = deque()
+        self._records: deque[T] = deque()
         self._lock = threading.Lock()
         self._dropped: Counter[DropReason] = Counter()
         self._accepted = 0
         self._closed = False
 
-    def offer(self, record: Record) -> bool:
+    def offer(self, record: T) -> bool:
         with self._lock:
             if self._closed:
                 self._dropped[DropReason.CLOSED] += 1
@@ -46,7 +49,7 @@ class Outbox:
             self._accepted += 1
             return True
 
-    def drain(self, limit: int) -> list[Record]:
+    def drain(self, limit: int) -> list[T]:
         with self._lock:
             count = min(limit, len(self._records))
             return [self._records.popleft() for _ in range(count)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from opsmesh_client.metrics import Registry
+from opsmesh_client.metrics import CounterSeries, HistogramSeries, Registry
 from opsmesh_client.wire import Record, metric_sample
 
 REQUEST_DURATION = "http_request_duration_seconds"
@@ -33,13 +33,23 @@ class RequestMetrics:
         self._failed = 0
         self._service = service
         self._instance = instance
+        # The series of each (route, method, status class) seen, found by one lookup per
+        # request instead of two label resolutions: as many entries as series.
+        self._series: dict[tuple[str, str, int], tuple[HistogramSeries, CounterSeries]] = {}
         registry.add_collector(self._error_ratio)
 
     def observe(self, route: str | None, method: str, status: int, duration_s: float) -> None:
         """One finished request; ``status`` 500 for one that raised."""
         route = route or UNMATCHED_ROUTE
-        self._duration.labels(route=route).observe(max(0.0, duration_s))
-        self._total.labels(route=route, method=method, status_class=f"{status // 100}xx").inc()
+        key = (route, method, status // 100)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self._duration.labels(route=route),
+                self._total.labels(route=route, method=method, status_class=f"{key[2]}xx"),
+            )
+        series[0].observe(max(0.0, duration_s))
+        series[1].inc()
         with self._lock:
             self._requests += 1
             if status >= 500:

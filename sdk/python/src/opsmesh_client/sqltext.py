@@ -10,14 +10,31 @@ into: a ``%s`` in a literal is a placeholder to psycopg too.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # A placeholder, or an escaped percent.
 _TOKEN = re.compile(r"%\((?P<name>[^)]+)\)[sbt]|%[sbt]|%%")
 
 
+# An application runs the same few hundred statements over and over: each is converted
+# once. Long texts (a generated IN list, a bulk insert) are rarely repeated and not kept.
+_CACHED_SQL_MAX_CHARS = 4096
+
+
 def postgres_placeholders(sql: str) -> str:
     if "%" not in sql:
         return sql
+    if len(sql) > _CACHED_SQL_MAX_CHARS:
+        return _convert(sql)
+    return _cached(sql)
+
+
+@lru_cache(maxsize=1024)
+def _cached(sql: str) -> str:
+    return _convert(sql)
+
+
+def _convert(sql: str) -> str:
     names: dict[str, int] = {}
     position = 0
 

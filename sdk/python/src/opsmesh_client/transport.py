@@ -69,6 +69,10 @@ class KafkaTransport:
             "queue.buffering.max.messages": max(queue_size, 100_000),
             "message.timeout.ms": int(send_timeout_s * 1000),
             "logger": logging.getLogger("opsmesh_client.kafka"),
+            # Only failures are counted: a report per delivered record would cost the
+            # sending thread a Python call per record for nothing.
+            "delivery.report.only.error": True,
+            "on_delivery": self._delivered,
         }
         config.update(extra or {})
         self._producer = Producer(config)
@@ -85,7 +89,6 @@ class KafkaTransport:
                     value=record.value(),
                     key=record.key.encode(),
                     headers=record.headers(self._source),
-                    on_delivery=self._delivered,
                 )
             except BufferError:
                 # librdkafka's own queue is full: the broker is gone for a while.

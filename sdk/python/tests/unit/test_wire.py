@@ -1,0 +1,75 @@
+"""The sending thread's shortcuts write exactly what the standard library would: the
+CloudEvents time and id, the JSON value, the statements in PostgreSQL's placeholders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opsmesh_client.sqltext import postgres_placeholders
+from opsmesh_client.wire import event_id, iso_time, slow_query
+
+# Up to year 9999, as datetime goes; the edges of rounding to microseconds included.
+TIMES = st.one_of(
+    st.floats(min_value=0, max_value=253_402_300_799, allow_nan=False),
+    st.integers(0, 4_000_000_000).map(float),
+    st.tuples(st.integers(1_000_000_000, 2_000_000_000), st.integers(0, 999_999)).map(
+        lambda t: t[0] + t[1] / 1e6 + 5e-7
+    ),
+)
+
+
+@given(TIMES)
+def test_the_event_time_is_what_datetime_writes(at: float) -> None:
+    assert iso_time(at) == datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_the_event_time_of_the_edges() -> None:
+    for at in (0.0, 1.0, 1_760_000_000.0, 1_760_000_000.9999995, 1_760_000_000.9999996, -1.5):
+        assert iso_time(at) == datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_event_ids_are_distinct_version_4_uuids() -> None:
+    ids = [event_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:100]:
+        parsed = uuid.UUID(value)
+        assert (str(parsed), parsed.version, parsed.variant) == (value, 4, uuid.RFC_4122)
+
+
+@given(
+    sql=st.text(max_size=200),
+    duration_ms=st.floats(min_value=0, max_value=1e9),
+    rows=st.none() | st.integers(-1, 10**12),
+    database=st.text(max_size=20),
+)
+def test_a_query_value_is_the_json_of_its_body(
+    sql: str, duration_ms: float, rows: int | None, database: str
+) -> None:
+    record = slow_query(
+        sql=sql,
+        duration_ms=duration_ms,
+        database=database,
+        application="shop",
+        started_at=1_760_000_000.25,
+        rows=rows,
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        parent_span_id="c" * 16,
+        traceparent=None,
+    )
+    assert record.value() == json.dumps(record.body, separators=(",", ":")).encode()
+
+
+def test_placeholders_of_a_repeated_or_long_statement_are_the_same() -> None:
+    short = "SELECT * FROM t WHERE a = %(a)s AND b = %s AND a2 = %(a)s AND p LIKE '5%%'"
+    assert postgres_placeholders(short) == postgres_placeholders(short)
+    assert postgres_placeholders(short) == (
+        "SELECT * FROM t WHERE a = $1 AND b = $2 AND a2 = $1 AND p LIKE '5%'"
+    )
+    long = "SELECT 1 WHERE x IN (" + ", ".join(["%s"] * 2000) + ")"
+    assert postgres_placeholders(long).endswith("$1999, $2000)")
