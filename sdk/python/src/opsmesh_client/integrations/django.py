@@ -77,7 +77,9 @@ class OpsmeshMiddleware:
         if client is not None and request.path in PROBES:
             status, body = client.health.probe(request.path)
             return HttpResponse(body, status=status, content_type="application/json")
-        scope = RequestScope.open(None, request.method or "GET", request.headers.get("traceparent"))
+        # META, not ``request.headers``: that builds a dict of every header on first use.
+        traceparent = request.META.get("HTTP_TRACEPARENT")
+        scope = RequestScope.open(None, request.method or "GET", traceparent)
         if scope is None:
             return self.get_response(request)
         status = 500
