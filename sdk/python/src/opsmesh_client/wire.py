@@ -105,8 +105,12 @@ class Record:
     body: dict[str, Any]
     at: float
     traceparent: str | None = None
+    # The body's JSON when its builder wrote it already (the one sent per query).
+    encoded: bytes | None = None
 
     def value(self) -> bytes:
+        if self.encoded is not None:
+            return self.encoded
         return _encode(self.body).encode()
 
     def headers(self, source: str) -> list[tuple[str, str | bytes | None]]:
@@ -203,7 +207,41 @@ def slow_query(
         "plan": None,
     }
     # Keyed by database: the fingerprint is query-analyzer's to compute (pglast).
-    return Record(Kind.SLOW_QUERY, database, body, started_at, traceparent)
+    try:
+        encoded: bytes | None = _slow_query_json(body)
+    except ValueError:  # an infinite duration: refused when sent, by the transport, as ever
+        encoded = None
+    return Record(Kind.SLOW_QUERY, database, body, started_at, traceparent, encoded)
+
+
+def _slow_query_json(body: Mapping[str, Any]) -> bytes:
+    """What ``Record.value`` would write for a query's body (the most frequent event), in
+    one format instead of the general encoder's walk: the same text, a few times faster."""
+    return (
+        f'{{"schema_version":{_json(body["schema_version"])},"sql":{_json(body["sql"])},'
+        f'"duration_ms":{_json(body["duration_ms"])},"rows":{_json(body["rows"])},'
+        f'"database":{_json(body["database"])},"application":{_json(body["application"])},'
+        f'"request_id":{_json(body["request_id"])},"trace_id":{_json(body["trace_id"])},'
+        f'"span_id":{_json(body["span_id"])},"parent_span_id":{_json(body["parent_span_id"])},'
+        f'"started_at":{_json(body["started_at"])},"plan":{_json(body["plan"])}}}'
+    ).encode()
+
+
+_string = json.encoder.encode_basestring_ascii  # the C escaping json.dumps uses
+
+
+def _json(value: object) -> str:
+    """One value as ``json.dumps`` writes it: the common types directly, others by it."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)  # type: ignore[arg-type]
+    if value is None:
+        return "null"
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return _encode(value)  # bools, subclasses, and non-finite floats (refused, as ever)
 
 
 def health_report(

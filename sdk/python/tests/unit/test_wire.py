@@ -4,9 +4,11 @@ CloudEvents time and id, the JSON value, the statements in PostgreSQL's placehol
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,26 +45,51 @@ def test_event_ids_are_distinct_version_4_uuids() -> None:
 
 @given(
     sql=st.text(max_size=200),
-    duration_ms=st.floats(min_value=0, max_value=1e9),
+    duration_ms=st.floats(min_value=-1, max_value=1e9) | st.integers(0, 10**6),
     rows=st.none() | st.integers(-1, 10**12),
     database=st.text(max_size=20),
+    started_at=TIMES,
+    traced=st.booleans(),
 )
 def test_a_query_value_is_the_json_of_its_body(
-    sql: str, duration_ms: float, rows: int | None, database: str
+    *,
+    sql: str,
+    duration_ms: float,
+    rows: int | None,
+    database: str,
+    started_at: float,
+    traced: bool,
 ) -> None:
     record = slow_query(
         sql=sql,
         duration_ms=duration_ms,
         database=database,
-        application="shop",
-        started_at=1_760_000_000.25,
+        application='shop "é"',
+        started_at=started_at,
         rows=rows,
-        trace_id="a" * 32,
-        span_id="b" * 16,
-        parent_span_id="c" * 16,
+        trace_id="a" * 32 if traced else None,
+        span_id="b" * 16 if traced else None,
+        parent_span_id="c" * 16 if traced else None,
         traceparent=None,
     )
     assert record.value() == json.dumps(record.body, separators=(",", ":")).encode()
+
+
+def test_an_infinite_query_duration_is_refused_when_sent_as_before() -> None:
+    record = slow_query(
+        sql="SELECT 1",
+        duration_ms=math.inf,
+        database="shop",
+        application="shop",
+        started_at=1.0,
+        rows=None,
+        trace_id=None,
+        span_id=None,
+        parent_span_id=None,
+        traceparent=None,
+    )
+    with pytest.raises(ValueError, match="JSON"):
+        record.value()
 
 
 def test_placeholders_of_a_repeated_or_long_statement_are_the_same() -> None:
