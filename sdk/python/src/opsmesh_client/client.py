@@ -377,11 +377,24 @@ class Client:
         if collect and self._enabled:
             for record in self.metrics.collect(self.clock(), self._constant):
                 self.outbox.offer(record)
-        application = self.settings.service
         while batch := self.outbox.drain(MAX_BATCH):
-            self._transport.send(
-                [r.record(application) if isinstance(r, _Query) else r for r in batch]
-            )
+            self._transport.send(self._records(batch))
+
+    def _records(self, batch: list[Record | _Query]) -> list[Record]:
+        """The batch's queries made into their records; one that cannot be (a statement
+        that is not text) is counted as rejected, and the rest still go."""
+        application = self.settings.service
+        records: list[Record] = []
+        for item in batch:
+            if isinstance(item, _Query):
+                try:
+                    records.append(item.record(application))
+                except Exception:
+                    log.exception("opsmesh client: a query's event could not be made")
+                    self.outbox.drop(DropReason.REJECTED)
+            else:
+                records.append(item)
+        return records
 
 
 _client: Client | None = None

@@ -11,12 +11,16 @@ application's own traces rather than starting parallel ones.
 from __future__ import annotations
 
 import contextvars
+import os
 import random
 import re
 from dataclasses import dataclass
 
 # Uniqueness, not secrecy: a seeded PRNG is much cheaper per id than the OS's source.
+# Reseeded in a forked child (a pre-forking server that imported the SDK first), whose
+# copy of the state would otherwise repeat its parent's and its siblings' ids.
 _random = random.Random()  # noqa: S311
+os.register_at_fork(after_in_child=_random.seed)
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\Z")
 _ZERO_TRACE = "0" * 32

@@ -15,7 +15,7 @@ from opsmesh_client.metrics import MetricError, Registry
 from opsmesh_client.outbox import DropReason, Outbox
 from opsmesh_client.settings import Settings, SettingsError, load
 from opsmesh_client.testing import MemoryTransports
-from opsmesh_client.wire import Kind, metric_sample
+from opsmesh_client.wire import Kind, Record, metric_sample
 
 NOW = 1_760_000_000.0
 
@@ -64,7 +64,7 @@ def test_settings_that_cannot_work_are_refused_at_init(
 
 
 def test_a_full_outbox_drops_and_counts_without_blocking() -> None:
-    outbox = Outbox(capacity=3)
+    outbox: Outbox[Record] = Outbox(capacity=3)
     record = metric_sample("m", "gauge", 1, {}, NOW)
     accepted = [outbox.offer(record) for _ in range(5)]
     assert accepted == [True, True, True, False, False]
@@ -230,3 +230,13 @@ def test_the_prometheus_bridge_sends_each_family_as_its_kind() -> None:
     assert work["buckets"] == [{"le": 1.0, "count": 0.0}, {"le": 2.0, "count": 1.0}]
     assert (work["count"], work["value"]) == (1.0, 1.5)
     assert "jobs_created" not in sent
+
+
+def test_a_query_whose_event_cannot_be_made_is_counted_and_the_rest_still_go() -> None:
+    made = MemoryTransports()
+    shop = client(made)
+    shop.query(b"SELECT 1", 0.001, started_at=NOW)  # type: ignore[arg-type]  # not text
+    shop.query("SELECT 2", 0.001, started_at=NOW)
+    shop.flush()
+    assert [r.body["sql"] for r in made.transport.of(Kind.SLOW_QUERY)] == ["SELECT 2"]
+    assert shop.stats()["dropped"] == {"rejected": 1}

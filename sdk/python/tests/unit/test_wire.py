@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from opsmesh_client import trace
 from opsmesh_client.sqltext import postgres_placeholders
 from opsmesh_client.wire import event_id, iso_time, slow_query
 
@@ -100,3 +102,18 @@ def test_placeholders_of_a_repeated_or_long_statement_are_the_same() -> None:
     )
     long = "SELECT 1 WHERE x IN (" + ", ".join(["%s"] * 2000) + ")"
     assert postgres_placeholders(long).endswith("$1999, $2000)")
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """A pre-forking server imports the SDK before it forks its workers."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then out without the parent's cleanup
+        os.write(write, f"{event_id()} {trace.new_span_id()}".encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child = os.read(read, 200).decode().split()
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child != [event_id(), trace.new_span_id()]
