@@ -41,6 +41,22 @@ class Counts:
     lease_waits: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a loader may return instead of a bare value when it decides the value's TTL
+    only once it has loaded it (an HTTP response's ``max-age``): ``ttl_s`` replaces the
+    call's. The cache stores and returns ``value``."""
+
+    value: Any
+    ttl_s: float
+
+
+def unwrap(value: Any, ttl_s: float | None) -> tuple[Any, float | None]:
+    if isinstance(value, Loaded):
+        return value.value, value.ttl_s
+    return value, ttl_s
+
+
 class Tiers:
     def __init__(
         self,

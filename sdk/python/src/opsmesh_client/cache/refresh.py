@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opsmesh_client.cache.base import Tiers
+from opsmesh_client.cache.base import Tiers, unwrap
 from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.l2 import AsyncStore, SyncStore
 from opsmesh_client.cache.settings import Namespace
@@ -131,12 +131,12 @@ class Refresher(_Gate):
                     return
             self.tiers.counts[ns.name].loads += 1  # an origin load like any other
             try:
-                value = loader()
+                value, ttl = unwrap(loader(), ttl_s)
             except Exception as exc:
                 self.failures += 1
                 log.warning("cache refresh-ahead of a key failed: %s", type(exc).__name__)
                 return
-            self._write(ns, key, value, ttl_s)
+            self._write(ns, key, value, ttl)
             self.refreshes += 1
         finally:
             if held and store is not None:
@@ -194,12 +194,12 @@ class AsyncRefresher(_Gate):
                     return
             self.tiers.counts[ns.name].loads += 1
             try:
-                value = await loader()
+                value, ttl = unwrap(await loader(), ttl_s)
             except Exception as exc:
                 self.failures += 1
                 log.warning("cache refresh-ahead of a key failed: %s", type(exc).__name__)
                 return
-            await self._write(ns, key, value, ttl_s)
+            await self._write(ns, key, value, ttl)
             self.refreshes += 1
         finally:
             if held and store is not None:
