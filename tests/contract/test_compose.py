@@ -361,9 +361,6 @@ def test_dockerfile_installs_the_locked_workspace() -> None:
     assert (ROOT / "uv.lock").is_file()
 
 
-SDK = "sdk/python"
-
-
 def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> None:
     """A new service under services/ must reach the image; a renamed path must fail here."""
     workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
@@ -386,8 +383,13 @@ def test_dockerfile_copies_every_workspace_member_and_only_existing_paths() -> N
     }
     for member in members:
         assert f"{member}/pyproject.toml" in sources, f"{member}/pyproject.toml is not copied"
-        if member != SDK:  # the SDK is for applications: no image of the mesh installs it
-            assert f"{member}/src" in sources, f"{member}/src is not copied"
+        # Every member is built into an image (the SDK too: the notifier's CDN adapters),
+        # and its build backend needs the readme its pyproject names.
+        assert f"{member}/src" in sources, f"{member}/src is not copied"
+        project = tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]
+        if isinstance(project.get("readme"), str):
+            readme = f"{member}/{project['readme']}"
+            assert readme in sources, f"{readme} is not copied (the wheel build needs it)"
     for src in sources:
         assert (ROOT / src).exists(), f"COPY {src}: no such path in the build context"
 

@@ -38,6 +38,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # The world's fixtures, as this module's own (module-scoped: a world for this module).
 rule_files = builtin.rule_files
 sink = builtin.sink
+edges = builtin.edges
 started_world = builtin.started_world
 world = builtin.world
 
