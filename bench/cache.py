@@ -24,7 +24,12 @@ the same work in one run against one real Redis that the benchmark starts itself
   expire within the run, so give it a short ``--zipf-ttl``); without it, stampede
   protection only.
 
+- Invalidation delivery (``bench.cache_invalidation``, the SDK only): how long after a
+  write every other instance's L1 stops serving the old value, and after an ``UPDATE``
+  the other instance's L3 query misses; needs PostgreSQL, which it starts.
+
     uv run --frozen python -m bench.cache [--refresh-ahead] [--ops N] [--zipf-ops N]
+        [--invalidation-writes N]
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench import cache_invalidation
 from bench.cache_contenders import CONTENDERS, Contender, open_contender, zipf_namespace
 from opsmesh_dev.infra.redis import RedisServer
 
@@ -233,6 +239,8 @@ def main(args: argparse.Namespace) -> None:
         print(f"  distinct keys drawn (the fewest loads possible without expiry): {len(drawn)}")
         _ratios(stampede, "opsmesh", "loads", "lower")
         _ratios(stampede, "opsmesh", "ops_s", "higher")
+        if args.invalidation_writes:
+            cache_invalidation.with_postgres(url, run, args.invalidation_writes)
     finally:
         redis_server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -244,6 +252,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--zipf-ops", type=int, default=3000, help="per process")
     parser.add_argument("--zipf-ttl", type=float, default=ZIPF_TTL_S)
     parser.add_argument("--refresh-ahead", action="store_true")
+    parser.add_argument(
+        "--invalidation-writes", type=int, default=300, help="0: no invalidation measurement"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)

@@ -88,26 +88,42 @@ async def warm_up(url: str, body: bytes, headers: dict[str, str], timeout_s: flo
             await asyncio.sleep(1)  # a retry interval, not a synchronisation
 
 
+# A sender that gets a 503 sends the same batch again after the server's Retry-After, as
+# Prometheus's remote write does with 5xx (it backs off); a batch is given up after these.
+MAX_ATTEMPTS = 10
+
+
 async def post_all(
     port: int, path: str, body: bytes, headers: dict[str, str], *, requests: int, clients: int
-) -> float:
-    """Seconds for ``requests`` posts of ``body`` from ``clients`` concurrent clients."""
+) -> tuple[float, int]:
+    """Seconds for ``requests`` posts of ``body`` from ``clients`` concurrent clients, and
+    how many 503s (each retried after its Retry-After) they met on the way."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
+    retried = 0
 
     async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal retried
         while not queue.empty():
             queue.get_nowait()
-            async with session.post(
-                f"http://127.0.0.1:{port}{path}", data=body, headers=headers
-            ) as response:
-                assert response.status in (200, 204), await response.text()
+            for _ in range(MAX_ATTEMPTS):
+                async with session.post(
+                    f"http://127.0.0.1:{port}{path}", data=body, headers=headers
+                ) as response:
+                    if response.status in (200, 204):
+                        break
+                    assert response.status == 503, await response.text()
+                    retried += 1
+                    # The server's own answer says when: a retry interval, not a sync.
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            else:
+                raise RuntimeError(f"{path}: a batch refused {MAX_ATTEMPTS} times")
 
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(clients)))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, retried
 
 
 def per_sample_us(decode: Callable[[], int], rounds: int = 20) -> float:
@@ -164,11 +180,13 @@ async def run(bootstrap: str, requests: int, per_request: int, clients: int) -> 
             ),
         ):
             await warm_up(f"http://127.0.0.1:{port}{path}", body, headers)
-            elapsed = await post_all(port, path, body, headers, requests=requests, clients=clients)
+            elapsed, retried = await post_all(
+                port, path, body, headers, requests=requests, clients=clients
+            )
             print(
                 f"  {path}: {requests * per_request / elapsed:,.0f} samples/s "
                 f"({requests} x {per_request:,}-sample batches, {clients} clients, acks=all;"
-                f" body {len(body):,} bytes)"
+                f" body {len(body):,} bytes; {retried} batches retried after a 503)"
             )
     finally:
         await runner.cleanup()

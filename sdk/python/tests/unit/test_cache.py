@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from opsmesh_client.cache import AsyncCache, Cache, CacheError, Namespace
+from opsmesh_client.cache import AsyncCache, Cache, CacheError, Loaded, Namespace
 from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.lru import Lru
 from opsmesh_client.cache.testing import AsyncMemoryStore, FakeClock, MemoryListener, MemoryStore
@@ -64,6 +64,30 @@ def test_a_value_is_served_from_l1_then_expires_with_its_ttl() -> None:
     assert cache.get("k", "gone", namespace="api") == "gone"
     counts = cache.tiers.counts["api"]
     assert (counts.l1_hits, counts.misses) == (1, 1)
+
+
+def test_a_loader_may_decide_the_ttl_of_what_it_loaded() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    cache = make(clock, store)
+    other = make(clock, store)
+    assert cache.get_or_set("k", lambda: Loaded("v", 2.0), namespace="api") == "v"
+    assert other.get("k", namespace="api") == "v"  # the bare value, in L2 too
+    clock.advance(2)
+    assert cache.get("k", namespace="api") is None  # 2 s, not the namespace's 10
+
+    async def load() -> Loaded:
+        return Loaded("w", 3.0)
+
+    async def use() -> list[str | None]:
+        acache = AsyncCache(AsyncMemoryStore(clock), [API], clock=clock, invalidation=False)
+        got = [await acache.get_or_set("k", load, namespace="api")]
+        clock.advance(3)
+        got.append(await acache.get("k", namespace="api"))
+        await acache.aclose()
+        return got
+
+    assert asyncio.run(use()) == ["w", None]
 
 
 def test_a_second_instance_reads_l2_then_keeps_the_value_in_its_own_l1() -> None:

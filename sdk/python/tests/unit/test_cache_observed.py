@@ -9,22 +9,27 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis
 
-from opsmesh_client.cache import AsyncCache, Cache, CacheError, Namespace
+from opsmesh_client.cache import AsyncCache, Cache, CacheError, Namespace, Strategy
 from opsmesh_client.cache.observed import (
     API_HIT_RATIO_TARGET,
+    BEHIND_FALLBACKS,
     ENTRIES,
     EVICTIONS,
     HIT_RATIO,
     HIT_RATIO_MARGIN,
     L1_SAMPLE_EVERY,
+    L3_BYPASSED,
     LATENCY,
     LEASE_WAITS,
     LOADS,
     LOOKUPS,
+    REFRESHES,
     STALE_SERVED,
     RatioWindow,
 )
+from opsmesh_client.cache.query import QueryCache
 from opsmesh_client.cache.testing import AsyncMemoryStore, FakeClock, MemoryStore
 from opsmesh_client.client import Client
 from opsmesh_client.settings import load
@@ -238,6 +243,57 @@ def test_the_async_cache_publishes_the_same_figures(
     assert value(samples, LATENCY, namespace="api", tier="l2", operation="set") == 1
     assert value(samples, LATENCY, namespace="api", tier="origin", operation="load") == 1
     client.close()
+
+
+def test_the_strategies_counts_are_published_for_the_namespaces_that_use_them(
+    clock: FakeClock, made: MemoryTransports
+) -> None:
+    client = make_client(clock, made)
+    behind = Namespace(
+        "behind", strategy=Strategy.WRITE_BEHIND, behind_max_pending=1, behind_batch=1
+    )
+    hot = Namespace("hot", ttl_s=10, refresh_ahead=0.2, lease_s=5)
+    store = MemoryStore(clock)
+    cache = Cache(
+        store, [API, behind, hot, Namespace("query")], clock=clock, sleep=clock.sleep, client=client
+    )
+    other = Cache(store, [hot], clock=clock, sleep=clock.sleep)
+    # No PostgreSQL listens on port 1: the query cache never listens, so it bypasses.
+    l3 = QueryCache(cache, redis.Redis(port=1), "postgresql://127.0.0.1:1/none")
+    try:
+        cache.set("a", 1, namespace="behind")
+        cache.set("b", 2, namespace="behind")  # the queue holds one: sent through
+        for key in ("reloaded", "failed", "skipped"):
+            cache.set(key, "v0", namespace="hot")
+        clock.advance(9.0)
+        cache.refresher.refresh(hot, "reloaded", lambda: "v1", None)
+        cache.refresher.refresh(hot, "failed", _fail, None)
+        other.refresher.refresh(hot, "skipped", lambda: "v1", None)  # the other instance
+        cache.refresher.refresh(hot, "skipped", lambda: "v2", None)  # reloaded by it
+        for _ in range(2):
+            assert l3.get_or_run("SELECT 1 FROM t", None, lambda: [[1]]) == [[1]]
+
+        samples = published(client, made)
+        assert value(samples, BEHIND_FALLBACKS, namespace="behind") == 1
+        assert value(samples, REFRESHES, namespace="hot", result="reloaded") == 1
+        assert value(samples, REFRESHES, namespace="hot", result="failed") == 1
+        assert value(samples, REFRESHES, namespace="hot", result="skipped") == 1
+        assert value(samples, L3_BYPASSED, namespace="query") == 2
+        assert (cache.write_behind and cache.write_behind.fallbacks, l3.bypassed) == (1, 2)
+        # A namespace using none of them has none of their series.
+        strategies = {BEHIND_FALLBACKS, REFRESHES, L3_BYPASSED}
+        assert not any(
+            s["labels"]["namespace"] == "api" for s in samples if s["name"] in strategies
+        )
+    finally:
+        l3.close()
+        other.close()
+        cache.close()
+        client.close()
+
+
+def _fail() -> str:
+    raise ConnectionError("origin down")
 
 
 @pytest.mark.parametrize("target", [0.0, -0.1, 1.5])

@@ -18,7 +18,7 @@ is not.
 from __future__ import annotations
 
 from opsmesh_client.cache.aio import AsyncCache
-from opsmesh_client.cache.base import Counts
+from opsmesh_client.cache.base import Counts, Loaded
 from opsmesh_client.cache.entry import Codec, JsonCodec
 from opsmesh_client.cache.l2 import AsyncRedisStore, AsyncStore, RedisStore, SyncStore
 from opsmesh_client.cache.settings import CacheError, Namespace, Strategy
@@ -33,6 +33,7 @@ __all__ = [
     "Codec",
     "Counts",
     "JsonCodec",
+    "Loaded",
     "Namespace",
     "RedisStore",
     "Strategy",

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opsmesh_client.cache.adaptive import Adaptive
-from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
+from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer, unwrap
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import AsyncListener
 from opsmesh_client.cache.l2 import AsyncStore
@@ -227,7 +227,7 @@ class AsyncCache:
             self.tiers.counts[ns.name].loads += 1
             started = time.perf_counter()
             try:
-                value = await loader()
+                value, ttl_s = unwrap(await loader(), ttl_s)
             except Exception as exc:
                 return self.tiers.stale_fallback(ns, stale, exc)
             finally:

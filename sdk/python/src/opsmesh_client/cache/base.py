@@ -39,6 +39,28 @@ class Counts:
     load_failures: int = 0
     stale_served: int = 0
     lease_waits: int = 0
+    # The strategies' own (published as metrics like the others: cache.observed).
+    behind_fallbacks: int = 0  # write-behind writes sent through: the queue was full
+    refreshes: int = 0  # refresh-ahead reloads this process did
+    refresh_skips: int = 0  # left to another instance (it held the lease or had reloaded)
+    refresh_failures: int = 0  # reloads whose loader failed (the current value stays)
+    l3_bypassed: int = 0  # L3 queries run uncached: the instance could not listen
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a loader may return instead of a bare value when it decides the value's TTL
+    only once it has loaded it (an HTTP response's ``max-age``): ``ttl_s`` replaces the
+    call's. The cache stores and returns ``value``."""
+
+    value: Any
+    ttl_s: float
+
+
+def unwrap(value: Any, ttl_s: float | None) -> tuple[Any, float | None]:
+    if isinstance(value, Loaded):
+        return value.value, value.ttl_s
+    return value, ttl_s
 
 
 class Tiers:
@@ -56,6 +78,7 @@ class Tiers:
         self.namespaces: dict[str, Namespace] = {}
         self.l1: dict[str, Lru] = {}
         self.counts: dict[str, Counts] = {}
+        self.l3_namespaces: set[str] = set()  # the namespaces query caches use (metrics)
         self.instance = uuid.uuid4().hex
         # False while another instance's invalidation could be missed (not subscribed):
         # L1 is then neither read nor filled.

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from opsmesh_client.cache.settings import Namespace, Strategy
 from opsmesh_client.metrics import Histogram, HistogramSeries
 from opsmesh_client.wire import Record, metric_sample
 
@@ -48,6 +49,10 @@ BYTES = "cache_bytes"  # gauge: namespace, tier (l1)
 LATENCY = "cache_operation_duration_seconds"  # histogram: namespace, tier, operation
 HIT_RATIO = "cache_hit_ratio"  # gauge: namespace (over the ratio window)
 HIT_RATIO_MARGIN = "cache_hit_ratio_margin"  # gauge: namespace, target
+# The strategies' own, for the namespaces that use them.
+BEHIND_FALLBACKS = "cache_write_behind_fallbacks_total"  # counter: namespace
+REFRESHES = "cache_refresh_ahead_total"  # counter: namespace, result (reloaded|skipped|failed)
+L3_BYPASSED = "cache_l3_bypassed_total"  # counter: namespace
 METRIC_NAMES = (
     LOOKUPS,
     LOADS,
@@ -59,6 +64,9 @@ METRIC_NAMES = (
     LATENCY,
     HIT_RATIO,
     HIT_RATIO_MARGIN,
+    BEHIND_FALLBACKS,
+    REFRESHES,
+    L3_BYPASSED,
 )
 
 # The tiers and operations ``LATENCY`` is labelled with.
@@ -158,7 +166,30 @@ class CacheMetrics:
             records.extend(
                 self._namespace(at, name, ns.l1, ns.l2 and self._l2, ns.hit_ratio_target)
             )
+            records.extend(self._strategies(at, ns))
         return records
+
+    def _strategies(self, at: float, ns: Namespace) -> list[Record]:
+        """Series only for the strategies a namespace uses (no zeros for the others)."""
+        counts = self._tiers.counts[ns.name]
+        labels = {**self._constant, "namespace": ns.name}
+        out = []
+        if ns.strategy is Strategy.WRITE_BEHIND:
+            out.append(
+                metric_sample(BEHIND_FALLBACKS, "counter", counts.behind_fallbacks, labels, at)
+            )
+        if ns.refresh_ahead:
+            for result, value in (
+                ("reloaded", counts.refreshes),
+                ("skipped", counts.refresh_skips),
+                ("failed", counts.refresh_failures),
+            ):
+                out.append(
+                    metric_sample(REFRESHES, "counter", value, {**labels, "result": result}, at)
+                )
+        if ns.name in self._tiers.l3_namespaces:
+            out.append(metric_sample(L3_BYPASSED, "counter", counts.l3_bypassed, labels, at))
+        return out
 
     def _namespace(
         self, at: float, name: str, l1: bool, l2: bool, target: float | None

@@ -252,9 +252,15 @@ class QueryCache:
         self._client = client
         self.cache = cache
         self.namespace = cache.tiers.namespace(namespace).name
+        cache.tiers.l3_namespaces.add(self.namespace)
         self.generations = Generations(client, cache.tiers.prefix)
         self.watcher = TableWatcher(dsn, self.generations, channel)
-        self.bypassed = 0
+
+    @property
+    def bypassed(self) -> int:
+        """Queries run uncached because this instance could not listen (per namespace:
+        query caches sharing one count it together)."""
+        return self.cache.tiers.counts[self.namespace].l3_bypassed
 
     def fetch_all(
         self,
@@ -284,11 +290,11 @@ class QueryCache:
     ) -> Any:
         normalized, read = tables_of(sql, tables)
         if not self.watcher.listening.is_set():
-            self.bypassed += 1
+            self.cache.tiers.counts[self.namespace].l3_bypassed += 1
             return run()
         stamp = self.generations.read(read)
         if stamp is None:
-            self.bypassed += 1
+            self.cache.tiers.counts[self.namespace].l3_bypassed += 1
             return run()
         key = f"{query_text.fingerprint(normalized, params)}:{stamp.digest()}"
         return self.cache.get_or_set(key, run, namespace=self.namespace, ttl_s=ttl_s)

@@ -161,9 +161,15 @@ class AsyncQueryCache:
         )
         self.cache = cache
         self.namespace = cache.tiers.namespace(namespace).name
+        cache.tiers.l3_namespaces.add(self.namespace)
         self.generations = AsyncGenerations(self._client, cache.tiers.prefix)
         self.watcher = AsyncTableWatcher(dsn, self.generations, channel)
-        self.bypassed = 0
+
+    @property
+    def bypassed(self) -> int:
+        """Queries run uncached because this instance could not listen (per namespace:
+        query caches sharing one count it together)."""
+        return self.cache.tiers.counts[self.namespace].l3_bypassed
 
     async def start(self) -> None:
         self.watcher.start()
@@ -195,11 +201,11 @@ class AsyncQueryCache:
     ) -> Any:
         normalized, read = tables_of(sql, tables)
         if not self.watcher.listening.is_set():
-            self.bypassed += 1
+            self.cache.tiers.counts[self.namespace].l3_bypassed += 1
             return await run()
         stamp = await self.generations.read(read)
         if stamp is None:
-            self.bypassed += 1
+            self.cache.tiers.counts[self.namespace].l3_bypassed += 1
             return await run()
         key = f"{fingerprint(normalized, params)}:{stamp.digest()}"
         return await self.cache.get_or_set(key, run, namespace=self.namespace, ttl_s=ttl_s)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from opsmesh_client.cache.base import Tiers
+from opsmesh_client.cache.base import Tiers, unwrap
 from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.l2 import AsyncStore, SyncStore
 from opsmesh_client.cache.settings import Namespace
@@ -49,9 +49,19 @@ class _Gate:
         self._lock = threading.Lock()
         self._running: set[tuple[str, str]] = set()
         self._quiet: dict[tuple[str, str], float] = {}
-        self.refreshes = 0  # reloads this process did
-        self.skipped = 0  # another instance held the lease or had just reloaded
-        self.failures = 0
+
+    # This process's counts over every namespace (per namespace: ``tiers.counts``).
+    @property
+    def refreshes(self) -> int:
+        return sum(c.refreshes for c in list(self.tiers.counts.values()))
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.refresh_skips for c in list(self.tiers.counts.values()))
+
+    @property
+    def failures(self) -> int:
+        return sum(c.refresh_failures for c in list(self.tiers.counts.values()))
 
     def enter(self, ns: Namespace, key: str, entry: Entry, ttl_s: float | None) -> bool:
         now = self.tiers.clock()
@@ -82,7 +92,7 @@ class _Gate:
         now = self.tiers.clock()
         if found is None or not found.fresh(now) or in_window(ns, found, ttl_s, now):
             return False
-        self.skipped += 1
+        self.tiers.counts[ns.name].refresh_skips += 1
         self.tiers.keep_l1(ns, key, found)
         return True
 
@@ -121,7 +131,7 @@ class Refresher(_Gate):
         lease = self.tiers.lease_key(ns, key)
         held = store.acquire(lease, token, ns.lease_s) if store is not None else None
         if held is False:
-            self.skipped += 1
+            self.tiers.counts[ns.name].refresh_skips += 1
             self.leave(ns, key, lease_lost=True)
             return
         try:
@@ -131,13 +141,13 @@ class Refresher(_Gate):
                     return
             self.tiers.counts[ns.name].loads += 1  # an origin load like any other
             try:
-                value = loader()
+                value, ttl = unwrap(loader(), ttl_s)
             except Exception as exc:
-                self.failures += 1
+                self.tiers.counts[ns.name].refresh_failures += 1
                 log.warning("cache refresh-ahead of a key failed: %s", type(exc).__name__)
                 return
-            self._write(ns, key, value, ttl_s)
-            self.refreshes += 1
+            self._write(ns, key, value, ttl)
+            self.tiers.counts[ns.name].refreshes += 1
         finally:
             if held and store is not None:
                 store.release(lease, token)
@@ -184,7 +194,7 @@ class AsyncRefresher(_Gate):
         lease = self.tiers.lease_key(ns, key)
         held = await store.acquire(lease, token, ns.lease_s) if store is not None else None
         if held is False:
-            self.skipped += 1
+            self.tiers.counts[ns.name].refresh_skips += 1
             self.leave(ns, key, lease_lost=True)
             return
         try:
@@ -194,13 +204,13 @@ class AsyncRefresher(_Gate):
                     return
             self.tiers.counts[ns.name].loads += 1
             try:
-                value = await loader()
+                value, ttl = unwrap(await loader(), ttl_s)
             except Exception as exc:
-                self.failures += 1
+                self.tiers.counts[ns.name].refresh_failures += 1
                 log.warning("cache refresh-ahead of a key failed: %s", type(exc).__name__)
                 return
-            await self._write(ns, key, value, ttl_s)
-            self.refreshes += 1
+            await self._write(ns, key, value, ttl)
+            self.tiers.counts[ns.name].refreshes += 1
         finally:
             if held and store is not None:
                 await store.release(lease, token)

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opsmesh_client.cache.adaptive import Adaptive
-from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer
+from opsmesh_client.cache.base import LEASE_POLL_S, Clock, Tiers, newer, unwrap
 from opsmesh_client.cache.entry import Codec, Entry
 from opsmesh_client.cache.invalidation import Listener
 from opsmesh_client.cache.l2 import SyncStore
@@ -224,7 +224,7 @@ class Cache:
             self.tiers.counts[ns.name].loads += 1
             started = time.perf_counter()
             try:
-                value = loader()
+                value, ttl_s = unwrap(loader(), ttl_s)
             except Exception as exc:
                 return self.tiers.stale_fallback(ns, stale, exc)
             finally:

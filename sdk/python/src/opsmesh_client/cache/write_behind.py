@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from opsmesh_client.cache.base import Clock, Tiers
+from opsmesh_client.cache.base import Clock, Counts, Tiers
 from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.l2 import AsyncStore, SyncStore, Write
 from opsmesh_client.cache.settings import Namespace
@@ -58,8 +58,9 @@ class PendingWrite:
 class PendingWrites:
     """One namespace's queue: bounded, keyed, in first-write order."""
 
-    def __init__(self, ns: Namespace, clock: Clock) -> None:
+    def __init__(self, ns: Namespace, clock: Clock, counts: Counts | None = None) -> None:
         self.ns = ns
+        self.counts = counts if counts is not None else Counts()
         self._clock = clock
         self._items: OrderedDict[str, PendingWrite] = OrderedDict()
         self._lock = threading.Lock()
@@ -67,11 +68,15 @@ class PendingWrites:
         self.last_sent = clock()
         self.retry_at = 0.0
         self.failures = 0  # consecutive failed sends
-        self.fallbacks = 0  # writes sent through because the queue was full
         self.sent = 0  # writes that reached Redis from the queue
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def fallbacks(self) -> int:
+        """Writes sent through because the queue was full."""
+        return self.counts.behind_fallbacks
 
     def offer(self, key: str, l2_key: str, data: bytes, entry: Entry) -> bool:
         """Queue the write; False when the queue is full and the key is not in it."""
@@ -82,7 +87,7 @@ class PendingWrites:
                 item.data, item.entry, item.seq = data, entry, self._seq
                 return True
             if len(self._items) >= self.ns.behind_max_pending:
-                self.fallbacks += 1
+                self.counts.behind_fallbacks += 1
                 return False
             self._items[key] = PendingWrite(key, l2_key, data, entry, self._seq)
             return True
@@ -143,7 +148,9 @@ class _Queues:
     def queue(self, ns: Namespace) -> PendingWrites:
         queue = self.queues.get(ns.name)
         if queue is None:
-            queue = self.queues[ns.name] = PendingWrites(ns, self.tiers.clock)
+            queue = self.queues[ns.name] = PendingWrites(
+                ns, self.tiers.clock, self.tiers.counts[ns.name]
+            )
         return queue
 
     def pending(self, ns: Namespace, key: str) -> Entry | None:
