@@ -68,7 +68,7 @@ class Opsmesh:
         for _ in range(1000):
             if self.cache.tiers.subscribed.is_set():
                 return
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # polling the subscription, bounded by the loop
         raise RuntimeError("the cache did not subscribe to invalidations")
 
     async def get(self, key: str) -> Any:

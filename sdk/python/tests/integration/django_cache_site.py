@@ -71,7 +71,7 @@ def slow(request: HttpRequest) -> HttpResponse:
     # Every request of the stampede has missed before the one load answers.
     deadline = time.monotonic() + 30
     while ONE.tiers.counts["pages"].misses < STAMPEDE_MISSES and time.monotonic() < deadline:
-        time.sleep(0.005)
+        time.sleep(0.005)  # polling a condition, with a deadline
     return HttpResponse("slow")
 
 

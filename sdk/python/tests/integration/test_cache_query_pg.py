@@ -5,9 +5,8 @@ and an instance that cannot listen runs its queries uncached."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 
 import psycopg
@@ -16,20 +15,13 @@ import redis
 
 from opsmesh_client.cache import Cache, Namespace, RedisStore
 from opsmesh_client.cache.query import QueryCache, install_triggers
-from opsmesh_dev.infra.process import free_port
+from opsmesh_dev.infra.process import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
 QUERY = Namespace("query", ttl_s=300)
 BY_ID = "SELECT name FROM authors WHERE id = %s"
 JOINED = "SELECT p.title, a.name FROM posts p JOIN authors a ON a.id = p.author_id WHERE p.id = %s"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)  # polling a condition, with a deadline
 
 
 class Instance:
@@ -89,7 +81,11 @@ def test_a_write_from_outside_the_sdk_invalidates_every_instances_results(
     before = one.l3.generations.read(frozenset({"authors"}))
     with psycopg.connect(cache_pg_dsn, autocommit=True) as writer:
         writer.execute("UPDATE authors SET name = 'renamed' WHERE id = 3")
-    wait_for(lambda: one.l3.generations.read(frozenset({"authors"})) != before)
+    wait_until(
+        lambda: one.l3.generations.read(frozenset({"authors"})) != before,
+        timeout_s=30,
+        what="the authors table's generation bumped",
+    )
     # Both the single-table and the joined result are read again, by either instance.
     assert other.fetch(JOINED, [3]) == [("post 3", "renamed")]
     assert one.fetch(BY_ID, [3]) == [("renamed",)]
@@ -110,7 +106,11 @@ def test_a_rolled_back_write_invalidates_nothing(
         # one is seen, one for the rolled-back write would have been seen first.
         writer.execute("UPDATE posts SET title = 'edited' WHERE id = 4")
         writer.commit()
-    wait_for(lambda: one.l3.generations.read(frozenset({"posts"})) != posts)
+    wait_until(
+        lambda: one.l3.generations.read(frozenset({"posts"})) != posts,
+        timeout_s=30,
+        what="the posts table's generation bumped",
+    )
     assert one.l3.generations.read(frozenset({"authors"})) == authors
     assert other.fetch(BY_ID, [4]) == [("author 4",)]
     assert (one.loads, other.loads) == (1, 0)

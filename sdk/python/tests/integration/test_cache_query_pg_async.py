@@ -4,9 +4,7 @@ the other, and a committed write from a plain connection reaches both."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import psycopg
 import pytest
@@ -14,18 +12,12 @@ import pytest
 from opsmesh_client.cache import AsyncCache, AsyncRedisStore, Namespace
 from opsmesh_client.cache.query import install_triggers
 from opsmesh_client.cache.query_aio import AsyncQueryCache
+from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.integration
 
 QUERY = Namespace("query", ttl_s=300)
 BY_ID = "SELECT name FROM authors WHERE id = %s"
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)  # polling a condition, with a deadline
 
 
 async def test_two_async_instances_share_results_and_see_a_committed_write(
@@ -54,7 +46,7 @@ async def test_two_async_instances_share_results_and_see_a_committed_write(
         async def bumped() -> bool:
             return await one.generations.read(frozenset({"authors"})) != before
 
-        await wait_for(bumped)
+        await eventually(bumped, until=bool, what="the table's generation bumped")
         assert await other.fetch_all(conns[1], BY_ID, [7]) == [("renamed",)]
         assert one.bypassed == other.bypassed == 0
     finally:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from opsmesh_client.cache import AsyncCache, AsyncRedisStore, Namespace
 from opsmesh_client.cache.asgi_views import cache_endpoint
+from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.integration
 SITE = Path(__file__).with_name("django_cache_site.py")
@@ -158,9 +159,8 @@ def _misses(caches: tuple[AsyncCache, AsyncCache]) -> int:
     return sum(cache.tiers.counts["pages"].misses for cache in caches)
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the requests to miss")
-        await asyncio.sleep(0.005)  # polling interval of a condition wait
+async def _until(condition: Callable[[], bool]) -> None:
+    async def probe() -> bool:
+        return condition()
+
+    await eventually(probe, until=bool, what="the requests to miss")

@@ -4,15 +4,15 @@ L1 drops its old value when the batch carrying the new one lands."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from opsmesh_client.cache import AsyncCache, AsyncRedisStore, Cache, Namespace, RedisStore
 from opsmesh_client.cache.settings import Strategy
+from opsmesh_dev.infra.process import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,6 @@ def client(cache_redis_url: str) -> Iterator[redis.Redis]:
 
 def run_id() -> str:
     return f"cache-wb-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)  # polling a condition, with a deadline
 
 
 def test_every_acknowledged_write_is_in_redis_after_close(client: redis.Redis) -> None:
@@ -75,7 +68,9 @@ def test_batches_are_sent_while_the_application_runs(client: redis.Redis) -> Non
     try:
         cache.set("k", "v", namespace="w")
         # No close: the sender's interval sends it.
-        wait_for(lambda: client.get(f"{run}:v:w:k") is not None)
+        wait_until(
+            lambda: client.get(f"{run}:v:w:k") is not None, timeout_s=30, what="the batch in Redis"
+        )
     finally:
         cache.close()
 
@@ -88,12 +83,16 @@ def test_another_instances_l1_sees_the_write_once_its_batch_lands(client: redis.
         assert writer.tiers.subscribed.wait(30)
         assert reader.tiers.subscribed.wait(30)
         writer.set("k", "old", namespace="w")
-        wait_for(lambda: reader.get("k", namespace="w") == "old")
+        wait_until(
+            lambda: reader.get("k", namespace="w") == "old", timeout_s=30, what="the old value"
+        )
         hits = reader.tiers.counts["w"].l1_hits
         assert reader.get("k", namespace="w") == "old"
         assert reader.tiers.counts["w"].l1_hits == hits + 1  # held in the reader's L1
         writer.set("k", "new", namespace="w")
-        wait_for(lambda: reader.get("k", namespace="w") == "new")
+        wait_until(
+            lambda: reader.get("k", namespace="w") == "new", timeout_s=30, what="the new value"
+        )
     finally:
         writer.close()
         reader.close()

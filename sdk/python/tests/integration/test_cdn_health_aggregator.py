@@ -9,9 +9,8 @@ over when a canary breaks and back when it recovers.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -34,6 +33,7 @@ from opsmesh.kafka.producer import Outgoing
 from opsmesh_client.cdn import AggregatorHealth, ImageTransform, cdn_url
 from opsmesh_client.cdn.urls import router_from_config
 from opsmesh_dev.infra import Endpoints
+from tests.fixtures.kafka import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -75,12 +75,11 @@ async def _serve(app: web.Application) -> TestServer:
     return server
 
 
-async def _until(what: str, condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval of a condition wait
+async def _until(what: str, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    async def probe() -> bool:
+        return condition()
+
+    await eventually(probe, until=bool, timeout_s=timeout_s, what=what)
 
 
 async def test_cdn_url_fails_over_on_health_aggregators_canary_probes(store, unique):

@@ -4,8 +4,6 @@ Redis refuses them, replaced in place, and written through when the queue is ful
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from opsmesh_client.cache import AsyncCache, Cache, Namespace
@@ -13,6 +11,7 @@ from opsmesh_client.cache.entry import Entry
 from opsmesh_client.cache.settings import CacheError, Strategy
 from opsmesh_client.cache.testing import AsyncMemoryStore, FakeClock, MemoryStore
 from opsmesh_client.cache.write_behind import PendingWrites
+from opsmesh_dev.infra.process import wait_until
 
 BEHIND = Namespace(
     "w", ttl_s=60, strategy=Strategy.WRITE_BEHIND, behind_batch=100, behind_interval_s=1.0
@@ -87,10 +86,7 @@ def test_a_full_queue_writes_through_and_close_sends_what_redis_refused_before()
         queue = writer.write_behind.queues["w"]
         # The full queue woke the sender, whose batch was refused; it backs off by the
         # fake clock, which stands still: it will not send again by itself.
-        deadline = time.monotonic() + 10
-        while queue.failures == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.001)  # polling a condition, with a deadline
+        wait_until(lambda: queue.failures > 0, timeout_s=10, what="the refused batch")
         store.failing = False
         writer.set("c", 3, namespace="w")  # the queue is full: sent before set returns
         assert reader.get("c", namespace="w") == 3
